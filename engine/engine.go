@@ -1,0 +1,185 @@
+// Package engine is the runtime of sluice. It defines the batch that flows
+// through a pipeline and the small interfaces every part implements (Source,
+// Step, Sink, checkpoint Store), and it runs a compiled pipeline: it reads
+// sources into a queue bounded in bytes, applies the steps, stages output in
+// sinks, and drives the checkpoint protocol that makes delivery effectively
+// once.
+//
+// The protocol, in one paragraph (docs/checkpoints.md has the long form): a
+// single goroutine per pipeline applies steps and writes to sinks, so the
+// state after each batch is a consistent cut. A checkpoint records, at such
+// a cut, the source position of every shard, each stateful step's state, and
+// what each sink has staged but not committed (Sink.Prepare). Only after the
+// checkpoint is durable does the runtime ask sinks to publish what they had
+// sealed (Sink.Commit). After a crash the runtime loads the last checkpoint,
+// hands each sink its state (Sink.Recover: keep what it lists, drop
+// anything staged later, publish what was sealed), and replays sources from
+// the recorded positions. Nothing after the checkpoint was published, so the
+// replay cannot duplicate, and nothing before it is skipped, so nothing is
+// lost.
+//
+// The engine imports none of pipelines, operators or sinks; they import it.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Meta is what a source knows about a record besides its bytes. Expressions
+// read it as meta.partition_key, meta.sequence_number, meta.shard_id and
+// meta.arrival_time.
+type Meta struct {
+	PartitionKey   string
+	SequenceNumber string
+	ShardID        string
+	ArrivalTime    time.Time
+}
+
+// Record is one event. Data holds the bytes as the source delivered them
+// (nil for records a step creates, such as window results); Fields holds the
+// decoded values: string, int64, float64, bool, nil, time.Time, []any and
+// map[string]any.
+type Record struct {
+	Data   []byte
+	Fields map[string]any
+	Meta   Meta
+}
+
+// Failure is a record that a decoder, step or encoder rejected. It travels
+// with the batch to the error output of every sink downstream of where it
+// failed, so that bad input is kept, counted and explained instead of lost.
+type Failure struct {
+	Record Record
+	// Type is the error output type, as Firehose names it in
+	// !{firehose:error-output-type}: "decode-failed", "processing-failed",
+	// "format-conversion-failed", "late-record".
+	Type string
+	// Stage names where it failed: "decode", "filter", "map", a step name.
+	Stage string
+	Err   string
+	Time  time.Time
+}
+
+// Batch is the unit of work: records from one shard (or file, or stream
+// partition) in source order, with the source position just after the last
+// of them. Work moves in batches so that per-record costs are not paid per
+// channel send.
+type Batch struct {
+	// Shard identifies where the records came from; positions and watermarks
+	// are kept per shard.
+	Shard string
+	// Position is the source position after this batch within Shard, as an
+	// opaque string that the source understands when it resumes. Empty means
+	// the batch does not move the position (records made by a step).
+	Position string
+	Records  []Record
+	Failed   []Failure
+	// Bytes is the size of the input this batch stands for; the queue
+	// between source and steps is bounded by the sum of these.
+	Bytes int
+	// End marks that the shard has no more records (a closed Kinesis shard, a
+	// file rotated away and read to its end): it no longer holds watermarks
+	// back. Its position is still kept.
+	End bool
+	// Forget drops the shard's position from the next checkpoint: the shard
+	// is gone for good (a deleted file, a shard past retention).
+	Forget bool
+}
+
+// Emit hands a batch from a source to the pipeline. It blocks while the
+// pipeline's queue is full (backpressure) and returns an error when the
+// pipeline is stopping; the source must then return. The pipeline owns the
+// batch after Emit returns.
+type Emit func(ctx context.Context, b *Batch) error
+
+// Source reads records from outside the process.
+type Source interface {
+	// Read emits batches until the input is exhausted or ctx is done.
+	// start holds the positions from the last checkpoint, keyed by
+	// Batch.Shard; a shard that is absent starts where the source's
+	// configuration says. A bounded source (stdin, a generator with a count,
+	// files read once) returns nil at the end of its input, which ends the
+	// pipeline cleanly; an unbounded one returns when ctx is done. Any other
+	// error stops the pipeline.
+	Read(ctx context.Context, start map[string]string, emit Emit) error
+}
+
+// Step transforms batches. A pipeline calls its steps from one goroutine,
+// so a step needs no locking. Process may change b in place and return it,
+// or return another batch; records it rejects go to the returned batch's
+// Failed. An error is fatal to the pipeline: bad records are not errors.
+type Step interface {
+	Process(ctx context.Context, b *Batch) (*Batch, error)
+}
+
+// Ticker is implemented by steps whose output depends on time or on the end
+// of input, such as windows. Tick is called periodically with the wall
+// clock; final is true once, when a bounded source has ended (fire every
+// open window, as a final watermark does). Tick returns the records it
+// emits, or nil.
+type Ticker interface {
+	Tick(ctx context.Context, now time.Time, final bool) (*Batch, error)
+}
+
+// Stateful is implemented by steps whose state must survive a restart.
+// Snapshot is called at a checkpoint cut; Restore before the first batch
+// when the pipeline resumes from a checkpoint.
+type Stateful interface {
+	Snapshot() (json.RawMessage, error)
+	Restore(state json.RawMessage) error
+}
+
+// Sink delivers records. Delivery is a two-phase commit driven by the
+// runtime, always from the pipeline's goroutine:
+//
+//   - Write stages the records of a batch (and its Failed records, to the
+//     sink's error output). The sink must not keep b or its records after
+//     Write returns; it encodes or copies what it needs.
+//   - Flush seals the buffers whose trigger has fired by now (size,
+//     records, interval), or every buffer when all is true, and returns how
+//     many sealed outputs await commit. A sealed output's content and name
+//     are fixed.
+//   - Prepare makes everything staged durable and returns the sink's part
+//     of the checkpoint: what is staged (so recovery can keep exactly that)
+//     and which sealed outputs await commit.
+//   - Commit publishes the sealed outputs listed in state. It is called
+//     only after the checkpoint holding state is durable, and again at
+//     recovery, so it must be idempotent: an output that already exists is
+//     done.
+//   - Recover is called once before the first Write with the state from the
+//     last checkpoint (nil when there is none). It drops anything staged
+//     after that checkpoint, keeps what it lists, and commits what it lists
+//     as sealed.
+//
+// A sink that holds resources also implements io.Closer.
+type Sink interface {
+	Recover(ctx context.Context, state json.RawMessage) error
+	Write(ctx context.Context, b *Batch) error
+	Flush(ctx context.Context, now time.Time, all bool) (sealed int, err error)
+	Prepare(ctx context.Context) (json.RawMessage, error)
+	Commit(ctx context.Context, state json.RawMessage) error
+}
+
+// Checkpoint is a consistent cut of a pipeline.
+type Checkpoint struct {
+	Pipeline string `json:"pipeline"`
+	// Seq increases by one with every checkpoint of the pipeline.
+	Seq  uint64    `json:"seq"`
+	Time time.Time `json:"time"`
+	// Positions maps each shard to the source position after the last
+	// record covered by this checkpoint.
+	Positions map[string]string          `json:"positions"`
+	Steps     map[string]json.RawMessage `json:"steps,omitempty"`
+	Sinks     map[string]json.RawMessage `json:"sinks,omitempty"`
+}
+
+// Store keeps checkpoints. Save must be atomic: after a crash, Load returns
+// either the previous checkpoint or the new one, never a mix.
+type Store interface {
+	// Load returns the last saved checkpoint of the pipeline, or nil when
+	// there is none.
+	Load(ctx context.Context, pipeline string) (*Checkpoint, error)
+	Save(ctx context.Context, c *Checkpoint) error
+}

@@ -1,0 +1,414 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"time"
+)
+
+// Pipeline is a compiled pipeline, ready to run. The pipelines package
+// builds it from a YAML file; tests build it directly.
+type Pipeline struct {
+	Name   string
+	Source Source
+	Steps  []NamedStep
+	Sinks  []NamedSink
+	Store  Store
+
+	// CheckpointInterval is the longest time between checkpoints while
+	// records flow. A sink that seals an output also triggers one, so that
+	// sealed outputs are published without waiting for the interval.
+	CheckpointInterval time.Duration
+	// QueueBytes bounds the input the source may read ahead of the steps.
+	QueueBytes int64
+	// TickInterval is how often time-driven work runs: buffer intervals,
+	// window timers. Default 200ms.
+	TickInterval time.Duration
+
+	Logger *slog.Logger
+	Stats  *Stats
+	// Now is the clock; nil means time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// NamedStep is a step with the name that checkpoints and metrics use.
+type NamedStep struct {
+	Name string
+	Step Step
+}
+
+// NamedSink is a sink with its name and the point of the pipeline it reads:
+// After is the index of the step whose output it receives, or -1 for the
+// source's records before any step.
+type NamedSink struct {
+	Name  string
+	After int
+	Sink  Sink
+}
+
+// Defaults applied by Run when a field is zero.
+const (
+	DefaultCheckpointInterval = 10 * time.Second
+	DefaultQueueBytes         = 64 << 20
+	DefaultTickInterval       = 200 * time.Millisecond
+)
+
+// Run runs the pipeline until its bounded source ends or ctx is cancelled.
+// In both cases it seals every sink buffer, writes a last checkpoint and
+// publishes what it sealed, and returns nil. At the end of a bounded input,
+// Ticker steps are also told that input has ended (open windows fire); on
+// cancellation they are not, and their state stays in the checkpoint. Any
+// other failure returns an error, and the last durable checkpoint is where
+// the next run resumes.
+func (p *Pipeline) Run(ctx context.Context) error {
+	r, err := newRunner(p)
+	if err != nil {
+		return err
+	}
+	return r.run(ctx)
+}
+
+type runner struct {
+	p         *Pipeline
+	log       *slog.Logger
+	stats     *Stats
+	now       func() time.Time
+	positions map[string]string
+	seq       uint64
+	dirty     bool // state moved since the last checkpoint
+	sealed    int  // sealed outputs awaiting a checkpoint
+	lastCkpt  time.Time
+}
+
+func newRunner(p *Pipeline) (*runner, error) {
+	if p.Name == "" {
+		return nil, errors.New("pipeline: no name")
+	}
+	if p.Source == nil {
+		return nil, fmt.Errorf("pipeline %s: no source", p.Name)
+	}
+	if p.Store == nil {
+		return nil, fmt.Errorf("pipeline %s: no checkpoint store", p.Name)
+	}
+	for _, s := range p.Sinks {
+		if s.After < -1 || s.After >= len(p.Steps) {
+			return nil, fmt.Errorf("pipeline %s: sink %s reads step %d of %d", p.Name, s.Name, s.After, len(p.Steps))
+		}
+	}
+	r := &runner{
+		p:         p,
+		log:       p.Logger,
+		stats:     p.Stats,
+		now:       p.Now,
+		positions: map[string]string{},
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	r.log = r.log.With("pipeline", p.Name)
+	if r.stats == nil {
+		r.stats = NewStats(p)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	return r, nil
+}
+
+func (r *runner) run(ctx context.Context) error {
+	p := r.p
+	if err := r.restore(ctx); err != nil {
+		return err
+	}
+	queueBytes := p.QueueBytes
+	if queueBytes <= 0 {
+		queueBytes = DefaultQueueBytes
+	}
+	q := newQueue(queueBytes)
+	srcCtx, stopSource := context.WithCancel(ctx)
+	defer stopSource()
+	srcDone := make(chan error, 1)
+	go func() {
+		srcDone <- p.Source.Read(srcCtx, maps.Clone(r.positions), q.push)
+	}()
+
+	tickEvery := p.TickInterval
+	if tickEvery <= 0 {
+		tickEvery = DefaultTickInterval
+	}
+	ticker := time.NewTicker(tickEvery)
+	defer ticker.Stop()
+
+	// Work after a stop request must still finish: it seals and commits
+	// what was read, so it runs on a context that is not cancelled.
+	work := context.WithoutCancel(ctx)
+	for {
+		select {
+		case b := <-q.ch:
+			if err := r.handle(work, q, b); err != nil {
+				return err
+			}
+		case <-ticker.C:
+			if err := r.tick(work, false); err != nil {
+				return err
+			}
+		case err := <-srcDone:
+			// Every batch the source emitted is already in the queue.
+			if err := r.drain(work, q); err != nil {
+				return err
+			}
+			stopped := ctx.Err() != nil
+			if err != nil && !(stopped && errors.Is(err, context.Canceled)) {
+				// Keep what was processed before failing.
+				if ferr := r.finish(work, false); ferr != nil {
+					r.log.Error("final checkpoint", "err", ferr)
+				}
+				return fmt.Errorf("pipeline %s: source: %w", p.Name, err)
+			}
+			if stopped {
+				r.log.Info("stopping: sealing buffers and writing the last checkpoint")
+			} else {
+				r.log.Info("input ended: sealing buffers and writing the last checkpoint")
+			}
+			return r.finish(work, !stopped)
+		case <-ctx.Done():
+			// Stop reading; the srcDone case finishes the run.
+			stopSource()
+		}
+	}
+}
+
+// restore loads the last checkpoint and hands its parts to steps and sinks.
+func (r *runner) restore(ctx context.Context) error {
+	p := r.p
+	cp, err := p.Store.Load(ctx, p.Name)
+	if err != nil {
+		return fmt.Errorf("pipeline %s: load checkpoint: %w", p.Name, err)
+	}
+	var stepState, sinkState map[string]json.RawMessage
+	if cp != nil {
+		r.seq = cp.Seq
+		maps.Copy(r.positions, cp.Positions)
+		stepState, sinkState = cp.Steps, cp.Sinks
+		r.log.Info("resuming from checkpoint", "seq", cp.Seq, "time", cp.Time, "shards", len(cp.Positions))
+	}
+	for _, s := range p.Steps {
+		st, ok := s.Step.(Stateful)
+		if !ok || stepState[s.Name] == nil {
+			continue
+		}
+		if err := st.Restore(stepState[s.Name]); err != nil {
+			return fmt.Errorf("pipeline %s: restore step %s: %w", p.Name, s.Name, err)
+		}
+	}
+	for _, s := range p.Sinks {
+		if err := s.Sink.Recover(ctx, sinkState[s.Name]); err != nil {
+			return fmt.Errorf("pipeline %s: recover sink %s: %w", p.Name, s.Name, err)
+		}
+	}
+	r.lastCkpt = r.now()
+	return nil
+}
+
+// handle processes one batch from the source.
+func (r *runner) handle(ctx context.Context, q *queue, b *Batch) error {
+	q.release(b)
+	r.stats.In.Add(int64(len(b.Records)))
+	r.stats.InBytes.Add(int64(b.Bytes))
+	if b.Position != "" {
+		r.positions[b.Shard] = b.Position
+		r.dirty = true
+	}
+	if b.Forget {
+		delete(r.positions, b.Shard)
+		r.dirty = true
+	}
+	if err := r.push(ctx, 0, b); err != nil {
+		return err
+	}
+	return r.flush(ctx, false)
+}
+
+// push runs b through the steps from index `from` on, and writes it to the
+// sinks that read each point.
+func (r *runner) push(ctx context.Context, from int, b *Batch) error {
+	if from == 0 {
+		if err := r.write(ctx, -1, b); err != nil {
+			return err
+		}
+	}
+	for i := from; i < len(r.p.Steps) && b != nil; i++ {
+		s := r.p.Steps[i]
+		st := &r.stats.Steps[i]
+		st.In.Add(int64(len(b.Records)))
+		failedBefore := len(b.Failed)
+		out, err := s.Step.Process(ctx, b)
+		if err != nil {
+			return fmt.Errorf("pipeline %s: step %s: %w", r.p.Name, s.Name, err)
+		}
+		b = out
+		if b == nil {
+			break
+		}
+		st.Out.Add(int64(len(b.Records)))
+		if n := len(b.Failed) - failedBefore; n > 0 {
+			st.Failed.Add(int64(n))
+		}
+		if err := r.write(ctx, i, b); err != nil {
+			return err
+		}
+	}
+	if b != nil {
+		r.stats.Errors.Add(int64(len(b.Failed)))
+	}
+	return nil
+}
+
+// write hands b to the sinks that read the output of step `after`.
+func (r *runner) write(ctx context.Context, after int, b *Batch) error {
+	if len(b.Records) == 0 && len(b.Failed) == 0 {
+		return nil
+	}
+	for i, s := range r.p.Sinks {
+		if s.After != after {
+			continue
+		}
+		if err := s.Sink.Write(ctx, b); err != nil {
+			return fmt.Errorf("pipeline %s: sink %s: %w", r.p.Name, s.Name, err)
+		}
+		st := &r.stats.Sinks[i]
+		st.Records.Add(int64(len(b.Records)))
+		st.Failed.Add(int64(len(b.Failed)))
+		r.stats.Out.Add(int64(len(b.Records)))
+		r.dirty = true
+	}
+	return nil
+}
+
+// tick runs time-driven work: Ticker steps, buffer intervals, checkpoints.
+func (r *runner) tick(ctx context.Context, final bool) error {
+	now := r.now()
+	for i, s := range r.p.Steps {
+		t, ok := s.Step.(Ticker)
+		if !ok {
+			continue
+		}
+		out, err := t.Tick(ctx, now, final)
+		if err != nil {
+			return fmt.Errorf("pipeline %s: step %s: %w", r.p.Name, s.Name, err)
+		}
+		if out == nil || (len(out.Records) == 0 && len(out.Failed) == 0) {
+			continue
+		}
+		r.dirty = true
+		r.stats.Steps[i].Out.Add(int64(len(out.Records)))
+		if err := r.write(ctx, i, out); err != nil {
+			return err
+		}
+		if err := r.push(ctx, i+1, out); err != nil {
+			return err
+		}
+	}
+	return r.flush(ctx, false)
+}
+
+// flush seals sink buffers whose triggers fired (all of them when all is
+// true) and takes a checkpoint when one is due.
+func (r *runner) flush(ctx context.Context, all bool) error {
+	now := r.now()
+	for _, s := range r.p.Sinks {
+		n, err := s.Sink.Flush(ctx, now, all)
+		if err != nil {
+			return fmt.Errorf("pipeline %s: sink %s: flush: %w", r.p.Name, s.Name, err)
+		}
+		r.sealed += n
+	}
+	interval := r.p.CheckpointInterval
+	if interval <= 0 {
+		interval = DefaultCheckpointInterval
+	}
+	if r.sealed > 0 || (r.dirty && now.Sub(r.lastCkpt) >= interval) {
+		return r.checkpoint(ctx)
+	}
+	return nil
+}
+
+// drain processes the batches left in the queue after the source returned.
+func (r *runner) drain(ctx context.Context, q *queue) error {
+	for {
+		select {
+		case b := <-q.ch:
+			if err := r.handle(ctx, q, b); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// finish ends a run: at the end of input (final) Ticker steps emit what
+// they hold; then every buffer is sealed, checkpointed and published.
+func (r *runner) finish(ctx context.Context, final bool) error {
+	if final {
+		if err := r.tick(ctx, true); err != nil {
+			return err
+		}
+	}
+	if err := r.flush(ctx, true); err != nil {
+		return err
+	}
+	r.dirty = true
+	return r.checkpoint(ctx)
+}
+
+// checkpoint takes a consistent cut, saves it, and then lets sinks publish
+// what the cut lists as sealed.
+func (r *runner) checkpoint(ctx context.Context) error {
+	p := r.p
+	cp := &Checkpoint{
+		Pipeline:  p.Name,
+		Seq:       r.seq + 1,
+		Time:      r.now().UTC(),
+		Positions: maps.Clone(r.positions),
+		Steps:     map[string]json.RawMessage{},
+		Sinks:     map[string]json.RawMessage{},
+	}
+	for _, s := range p.Steps {
+		st, ok := s.Step.(Stateful)
+		if !ok {
+			continue
+		}
+		state, err := st.Snapshot()
+		if err != nil {
+			return fmt.Errorf("pipeline %s: snapshot step %s: %w", p.Name, s.Name, err)
+		}
+		cp.Steps[s.Name] = state
+	}
+	for _, s := range p.Sinks {
+		state, err := s.Sink.Prepare(ctx)
+		if err != nil {
+			return fmt.Errorf("pipeline %s: sink %s: prepare: %w", p.Name, s.Name, err)
+		}
+		cp.Sinks[s.Name] = state
+	}
+	if err := p.Store.Save(ctx, cp); err != nil {
+		return fmt.Errorf("pipeline %s: save checkpoint %d: %w", p.Name, cp.Seq, err)
+	}
+	r.seq = cp.Seq
+	r.lastCkpt = r.now()
+	r.dirty = false
+	r.stats.Checkpoints.Add(1)
+	r.stats.LastCheckpoint.Store(r.lastCkpt.UnixNano())
+	for _, s := range p.Sinks {
+		if err := s.Sink.Commit(ctx, cp.Sinks[s.Name]); err != nil {
+			return fmt.Errorf("pipeline %s: sink %s: commit after checkpoint %d: %w", p.Name, s.Name, cp.Seq, err)
+		}
+	}
+	r.sealed = 0
+	return nil
+}

@@ -1,0 +1,45 @@
+package engine
+
+import "sync/atomic"
+
+// Stats are a pipeline's live counters. The runtime updates them from the
+// pipeline's goroutine; the status line, /metrics and the dashboard read
+// them from others.
+type Stats struct {
+	Name string
+	// In counts records read from the source, InBytes their input bytes.
+	In, InBytes atomic.Int64
+	// Out counts records written to sinks (a record written to two sinks
+	// counts twice); Errors counts records rejected on the way.
+	Out, Errors atomic.Int64
+	// Checkpoints counts checkpoints saved; LastCheckpoint is the time of
+	// the last one, in Unix nanoseconds.
+	Checkpoints    atomic.Int64
+	LastCheckpoint atomic.Int64
+	Steps          []StepStats
+	Sinks          []SinkStats
+}
+
+// StepStats counts one step's records.
+type StepStats struct {
+	Name            string
+	In, Out, Failed atomic.Int64
+}
+
+// SinkStats counts one sink's records.
+type SinkStats struct {
+	Name            string
+	Records, Failed atomic.Int64
+}
+
+// NewStats makes zeroed counters shaped like p.
+func NewStats(p *Pipeline) *Stats {
+	s := &Stats{Name: p.Name, Steps: make([]StepStats, len(p.Steps)), Sinks: make([]SinkStats, len(p.Sinks))}
+	for i, st := range p.Steps {
+		s.Steps[i].Name = st.Name
+	}
+	for i, sk := range p.Sinks {
+		s.Sinks[i].Name = sk.Name
+	}
+	return s
+}
