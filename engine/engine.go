@@ -153,7 +153,9 @@ type Stateful interface {
 //     after that checkpoint, keeps what it lists, and commits what it lists
 //     as sealed.
 //
-// A sink that holds resources also implements io.Closer.
+// A sink that holds resources also implements io.Closer; one that knows how
+// many bytes it holds staged implements BufferedBytes() int64, which the
+// status line and metrics show.
 type Sink interface {
 	Recover(ctx context.Context, state json.RawMessage) error
 	Write(ctx context.Context, b *Batch) error

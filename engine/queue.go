@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync/atomic"
 
 	"golang.org/x/sync/semaphore"
 )
@@ -11,17 +12,18 @@ import (
 // so that memory stays within the configured size whatever the batch size;
 // a full queue blocks the source (backpressure).
 type queue struct {
-	max   int64
-	bytes *semaphore.Weighted
-	ch    chan *Batch
+	max    int64
+	queued *atomic.Int64 // a gauge of the bytes waiting
+	bytes  *semaphore.Weighted
+	ch     chan *Batch
 }
 
 // queueSlots bounds the number of batches as well; at realistic batch sizes
 // the byte bound is reached first.
 const queueSlots = 4096
 
-func newQueue(maxBytes int64) *queue {
-	return &queue{max: maxBytes, bytes: semaphore.NewWeighted(maxBytes), ch: make(chan *Batch, queueSlots)}
+func newQueue(maxBytes int64, queued *atomic.Int64) *queue {
+	return &queue{max: maxBytes, queued: queued, bytes: semaphore.NewWeighted(maxBytes), ch: make(chan *Batch, queueSlots)}
 }
 
 // weight is what b holds of the byte budget; a batch larger than the whole
@@ -37,6 +39,7 @@ func (q *queue) push(ctx context.Context, b *Batch) error {
 	}
 	select {
 	case q.ch <- b:
+		q.queued.Add(int64(b.Bytes))
 		return nil
 	case <-ctx.Done():
 		q.bytes.Release(q.weight(b))
@@ -46,5 +49,6 @@ func (q *queue) push(ctx context.Context, b *Batch) error {
 
 // release returns b's bytes to the budget once the pipeline has taken it.
 func (q *queue) release(b *Batch) {
+	q.queued.Add(-int64(b.Bytes))
 	q.bytes.Release(q.weight(b))
 }

@@ -113,6 +113,9 @@ func newRunner(p *Pipeline) (*runner, error) {
 	if r.stats == nil {
 		r.stats = NewStats(p)
 	}
+	if len(r.stats.Steps) != len(p.Steps) || len(r.stats.Sinks) != len(p.Sinks) {
+		return nil, fmt.Errorf("pipeline %s: stats not made by NewStats for this pipeline", p.Name)
+	}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -128,7 +131,7 @@ func (r *runner) run(ctx context.Context) error {
 	if queueBytes <= 0 {
 		queueBytes = DefaultQueueBytes
 	}
-	q := newQueue(queueBytes)
+	q := newQueue(queueBytes, &r.stats.Queued)
 	srcCtx, stopSource := context.WithCancel(ctx)
 	defer stopSource()
 	srcDone := make(chan error, 1)
@@ -316,17 +319,25 @@ func (r *runner) tick(ctx context.Context, final bool) error {
 	return r.flush(ctx, false)
 }
 
+// bufferer is implemented by sinks that report the bytes they hold staged.
+type bufferer interface{ BufferedBytes() int64 }
+
 // flush seals sink buffers whose triggers fired (all of them when all is
 // true) and takes a checkpoint when one is due.
 func (r *runner) flush(ctx context.Context, all bool) error {
 	now := r.now()
+	var buffered int64
 	for _, s := range r.p.Sinks {
 		n, err := s.Sink.Flush(ctx, now, all)
 		if err != nil {
 			return fmt.Errorf("pipeline %s: sink %s: flush: %w", r.p.Name, s.Name, err)
 		}
 		r.sealed += n
+		if b, ok := s.Sink.(bufferer); ok {
+			buffered += b.BufferedBytes()
+		}
 	}
+	r.stats.Buffered.Store(buffered)
 	interval := r.p.CheckpointInterval
 	if interval <= 0 {
 		interval = DefaultCheckpointInterval

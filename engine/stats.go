@@ -16,8 +16,11 @@ type Stats struct {
 	// the last one, in Unix nanoseconds.
 	Checkpoints    atomic.Int64
 	LastCheckpoint atomic.Int64
-	Steps          []StepStats
-	Sinks          []SinkStats
+	// Queued is the input bytes read ahead of the steps; Buffered is what
+	// sinks hold staged, for sinks that report it (BufferedBytes).
+	Queued, Buffered atomic.Int64
+	Steps            []StepStats
+	Sinks            []SinkStats
 }
 
 // StepStats counts one step's records.

@@ -1,0 +1,50 @@
+# sluice — build, demo, tests and benchmarks.
+#
+#   make run    the demo: examples/quickstart.yaml on embedded defaults
+#   make test   everything CI runs (installs the npm test servers first)
+#   make bench  Go benchmarks (records/s, MB/s, allocations)
+
+GO       ?= go
+BIN      := bin/sluice
+PIPELINE ?= examples/quickstart.yaml
+# BENCH selects benchmarks; BENCHTIME=1x is the smoke mode CI uses.
+BENCH     ?= .
+BENCHTIME ?= 1s
+
+.PHONY: build run test test-short bench bench-smoke lint deps clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/sluice
+
+run: build
+	./$(BIN) run $(PIPELINE)
+
+# deps installs the AWS-protocol test servers (kinesalite, s3rver, dynalite)
+# pinned in testservers/package-lock.json.
+deps:
+	@if [ -f testservers/package-lock.json ]; then \
+		npm ci --prefix testservers --no-audit --no-fund --loglevel=error; \
+	fi
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: deps lint
+	$(GO) test -race -count=1 -timeout 12m ./...
+	$(MAKE) bench-smoke
+
+test-short: lint
+	$(GO) test -short -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) ./...
+
+# bench-smoke runs every benchmark once so the harness cannot rot; it
+# asserts no timing.
+bench-smoke:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./... > /dev/null
+
+clean:
+	rm -rf bin out data
