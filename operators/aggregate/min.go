@@ -1,0 +1,13 @@
+package aggregate
+
+func minFunc() Func {
+	return Func{
+		Name:   "min",
+		Doc:    "The smallest value: numbers by value, strings bytewise, timestamps by time.",
+		Params: []Param{{Name: "x", Kind: Ordered}},
+		Result: ResultArg,
+		bind: noConsts(func() State {
+			return &pickState{better: func(_ int64, v any, _ int64, best any) bool { return Compare(v, best) < 0 }}
+		}),
+	}
+}
