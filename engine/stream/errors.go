@@ -9,13 +9,13 @@ type Kind int
 
 // The kinds of store errors. Their String is the Kinesis exception name.
 const (
-	KindInternal             Kind = iota // InternalFailure: an I/O error; retry later
-	KindNotFound                         // ResourceNotFoundException
-	KindInUse                            // ResourceInUseException
-	KindInvalidArgument                  // InvalidArgumentException
-	KindLimitExceeded                    // LimitExceededException
-	KindThroughputExceeded               // ProvisionedThroughputExceededException
-	KindReadOnly                         // the store was opened read-only
+	KindInternal           Kind = iota // InternalFailure: an I/O error; retry later
+	KindNotFound                       // ResourceNotFoundException
+	KindInUse                          // ResourceInUseException
+	KindInvalidArgument                // InvalidArgumentException
+	KindLimitExceeded                  // LimitExceededException
+	KindThroughputExceeded             // ProvisionedThroughputExceededException
+	KindReadOnly                       // the store was opened read-only
 )
 
 func (k Kind) String() string {

@@ -35,10 +35,10 @@ type shardMeta struct {
 	FloorMs int64 `json:"floor_ms"`
 	// Closed shards: when, and the counter and time just past their last
 	// record.
-	Closed   bool  `json:"closed,omitempty"`
-	ClosedMs int64 `json:"closed_ms,omitempty"`
+	Closed   bool   `json:"closed,omitempty"`
+	ClosedMs int64  `json:"closed_ms,omitempty"`
 	EndNext  uint64 `json:"end_next,omitempty"`
-	EndMs    int64 `json:"end_ms,omitempty"`
+	EndMs    int64  `json:"end_ms,omitempty"`
 
 	start, end HashKey // parsed StartHash, EndHash
 }

@@ -24,8 +24,8 @@ func newClock() *clock {
 	c.ms.Store(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC).UnixMilli())
 	return c
 }
-func (c *clock) Now() time.Time          { return time.UnixMilli(c.ms.Load()) }
-func (c *clock) Add(d time.Duration)     { c.ms.Add(d.Milliseconds()) }
+func (c *clock) Now() time.Time      { return time.UnixMilli(c.ms.Load()) }
+func (c *clock) Add(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 func openTest(t *testing.T, dir string, o Options) *Store {
 	t.Helper()
 	s, err := Open(dir, o)
