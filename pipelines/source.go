@@ -1,0 +1,208 @@
+package pipelines
+
+import (
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/files"
+	"github.com/sluice-dev/sluice/engine/generate"
+	"github.com/sluice-dev/sluice/engine/stdin"
+	"github.com/sluice-dev/sluice/operators"
+	"github.com/sluice-dev/sluice/operators/decode"
+)
+
+// runtime is what building parts needs from outside the file.
+type runtime struct {
+	stdin io.Reader
+	now   func() time.Time
+	dir   string // relative paths are relative to this
+}
+
+// abs resolves a path from the file against the base directory.
+func (rt runtime) abs(p string) string {
+	if filepath.IsAbs(p) || rt.dir == "" {
+		return p
+	}
+	return filepath.Join(rt.dir, p)
+}
+
+// constructorMessage trims the "files source: " a constructor puts in
+// front, since the error's key path says where it is.
+func constructorMessage(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"files source: ", "generate source: ", "stdin source: ", "decode: "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	return msg
+}
+
+// source checks the source, makes it and its decode step, and returns the
+// schema of the decoded records.
+func (c *checker) source(rt runtime) (engine.Source, engine.Step, operators.Schema) {
+	src := &c.s.Source
+	kinds := src.kinds()
+	if !c.fromFile {
+		switch {
+		case len(kinds) == 0:
+			c.errorf(Pos{}, "source", "source needs one of %s", oneOf(sourceKinds))
+		case len(kinds) > 1:
+			c.errorf(Pos{}, "source", "source has exactly one kind, but has %s", oneOf(kinds))
+		}
+	}
+	if len(kinds) != 1 {
+		return nil, nil, operators.Schema{}
+	}
+	kind := kinds[0]
+	path := "source." + kind
+	var (
+		source engine.Source
+		err    error
+	)
+	if c.has(path) {
+		kind = "" // its problems are reported already
+	}
+	switch kind {
+	case "kinesis", "local":
+		c.atKey(path, "source", "the %s source is not available in this version", kind)
+	case "stdin":
+		r := rt.stdin
+		if r == nil {
+			r = strings.NewReader("")
+		}
+		source, err = stdin.New(r, stdin.Config{MaxRecordBytes: int(src.Stdin.MaxLine), Now: rt.now})
+	case "files":
+		f := src.Files
+		if len(f.Paths) == 0 && (f.Paths != nil || !c.fromFile) {
+			c.atVal(path+".paths", "needs at least one file or glob pattern")
+			break
+		}
+		paths := make([]string, len(f.Paths))
+		for i, p := range f.Paths {
+			paths[i] = rt.abs(p)
+			if _, perr := filepath.Match(p, ""); perr != nil {
+				c.atVal(index(path+".paths", i), "bad glob pattern %s: %v", c.show(index(path+".paths", i), p), perr)
+			}
+		}
+		source, err = files.New(files.Config{
+			Paths: paths, Follow: f.Follow, StartAt: f.Start,
+			PollInterval: f.PollInterval, MaxLineBytes: int(f.MaxLine), Now: rt.now,
+		})
+	case "generate":
+		g := src.Generate
+		source, err = generate.New(generate.Config{Profile: g.Profile, Rate: g.Rate, Count: g.Count, Seed: g.Seed, Now: rt.now})
+	}
+	if err != nil {
+		c.atKey(path, path, "%s", constructorMessage(err))
+	}
+
+	dec, schema := c.decode(kinds[0], rt)
+	return source, dec, schema
+}
+
+// has reports whether a problem was reported at path or inside it.
+func (c *checker) has(path string) bool {
+	for _, l := range []ErrorList{c.prior, c.errs} {
+		for _, e := range l {
+			if e.Path == path || strings.HasPrefix(e.Path, path+".") || strings.HasPrefix(e.Path, path+"[") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// decode makes the decode step and returns the schema of the records it
+// makes.
+func (c *checker) decode(kind string, rt runtime) (engine.Step, operators.Schema) {
+	src := &c.s.Source
+	dc := Decode{Format: "json"}
+	if kind == "generate" {
+		// Generated records are JSON; their fields are known.
+		if src.Decode != nil {
+			c.atKey("source.decode", "source", "the generate source makes JSON records with known fields; remove decode")
+		}
+		if src.Schema != nil {
+			c.atKey("source.schema", "source", "the generate source has a fixed schema; remove schema")
+		}
+	} else if src.Decode != nil {
+		dc = *src.Decode
+	}
+	cfg := decode.Config{Format: dc.Format, Columns: dc.Columns, MaxRecordBytes: int(dc.MaxRecord), Now: rt.now}
+	ok := !c.has("source.decode")
+	if dc.Delimiter != "" {
+		r, n := utf8.DecodeRuneInString(dc.Delimiter)
+		if n != len(dc.Delimiter) {
+			c.atVal("source.decode.delimiter", "the delimiter is one character, not %s", c.show("source.decode.delimiter", dc.Delimiter))
+			ok = false
+		}
+		cfg.Delimiter = r
+	}
+	for i, col := range dc.Columns {
+		if j := slices.Index(dc.Columns[:i], col); j >= 0 {
+			p := index("source.decode.columns", i)
+			c.atVal(p, "column %q is listed twice (first as columns[%d])", col, j)
+			ok = false
+		}
+	}
+	var step engine.Step
+	if ok {
+		var err error
+		if step, err = decode.New(cfg); err != nil {
+			c.atKey("source.decode", "source.decode", "%s", constructorMessage(err))
+			step = nil
+		}
+	}
+
+	var fields map[string]string
+	switch {
+	case kind == "generate":
+		fields = generate.Fields()
+	case src.Schema != nil:
+		fields = src.Schema
+	case dc.Format == "csv" && len(dc.Columns) > 0:
+		fields = map[string]string{}
+		for _, col := range dc.Columns {
+			fields[col] = "string"
+		}
+	case dc.Format == "lines":
+		fields = map[string]string{"line": "string"}
+	case dc.Format == "raw":
+		fields = map[string]string{"data": "string"}
+	default:
+		// Unknown fields: any name is accepted, as any type.
+		return step, operators.Schema{}
+	}
+	if c.has("source.schema") {
+		return step, operators.Schema{}
+	}
+	schema := operators.Schema{Fields: map[string]operators.Type{}, Closed: true}
+	for name, t := range fields {
+		path := "source.schema." + name
+		typ, err := operators.ParseType(t)
+		if err != nil {
+			c.atVal(path, "%v", err)
+			continue
+		}
+		switch {
+		case name == "meta":
+			c.atKey(path, "source.schema", "meta cannot be declared: it is the record's metadata")
+			continue
+		case strings.Contains(name, "."):
+			c.atKey(path, "source.schema", "%q: declare top-level fields only (an object holds the rest)", name)
+			continue
+		}
+		if typ == operators.Time && (dc.Format == "json" || dc.Format == "csv") {
+			// JSON and CSV carry times as strings, and the decoder does
+			// not convert them yet: typing such a field as a timestamp
+			// would pass expressions that fail on every record.
+			typ = operators.Any
+		}
+		schema.Fields[name] = typ
+	}
+	return step, schema
+}

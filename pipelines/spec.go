@@ -1,0 +1,443 @@
+package pipelines
+
+import (
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Spec is a pipeline file, decoded. It holds every key of the file format,
+// including parts that this version cannot run yet (Validate reports
+// those). Durations and sizes are already parsed and ${VAR} references
+// already expanded; expressions are kept as text, with where each byte was
+// written so that compile errors point into the file.
+type Spec struct {
+	// File is the name errors use for the file; Dir is the directory that
+	// relative paths in the file are relative to.
+	File string
+	Dir  string
+
+	Name       string
+	Source     Source
+	EventTime  *Expr // nil: the record's arrival time
+	Watermark  Watermark
+	Checkpoint Checkpoint
+	Steps      []Step
+	Alerts     []Alert
+	Sinks      []Sink
+	Server     *Server
+
+	loc locations
+}
+
+// Source is where records come from: exactly one kind is set.
+type Source struct {
+	Kinesis  *KinesisSource
+	Local    *LocalSource
+	Files    *FilesSource
+	Generate *GenerateSource
+	Stdin    *StdinSource
+
+	// Decode turns the source's bytes into fields; nil means the default
+	// for the kind (see Validate).
+	Decode *Decode
+	// Schema declares field types (string, int, float, bool, timestamp,
+	// list, object, any) so that expressions are type-checked against
+	// them. Nil means unknown fields: any name is accepted, as any type.
+	Schema map[string]string
+}
+
+// Kind names the source kind that is set, or "" when none is.
+func (s *Source) Kind() string {
+	kinds := s.kinds()
+	if len(kinds) == 0 {
+		return ""
+	}
+	return kinds[0]
+}
+
+func (s *Source) kinds() []string {
+	var k []string
+	for _, c := range []struct {
+		name string
+		set  bool
+	}{
+		{"kinesis", s.Kinesis != nil}, {"local", s.Local != nil}, {"files", s.Files != nil},
+		{"generate", s.Generate != nil}, {"stdin", s.Stdin != nil},
+	} {
+		if c.set {
+			k = append(k, c.name)
+		}
+	}
+	return k
+}
+
+// KinesisSource reads a Kinesis stream, or any Kinesis-compatible API.
+type KinesisSource struct {
+	Stream   string
+	Region   string // empty: the AWS configuration chain
+	Endpoint string // empty: the real service
+	// Start is trim_horizon, latest or at_timestamp; it applies to shards
+	// without a checkpoint.
+	Start          string
+	StartTimestamp time.Time
+}
+
+// LocalSource reads a stream of the embedded stream store, in process.
+type LocalSource struct {
+	Stream string
+	Dir    string
+}
+
+// FilesSource tails files, as the Kinesis Agent does.
+type FilesSource struct {
+	// Paths are glob patterns; relative ones are relative to Spec.Dir.
+	Paths []string
+	// Start is where a file found at start without a checkpoint is read
+	// from: beginning or end; empty: beginning.
+	Start string
+	// Follow keeps reading as files grow and appear (the default); false
+	// reads the files that exist once and ends.
+	Follow bool
+	// PollInterval is how often files are checked for growth; 0: the
+	// source's default.
+	PollInterval time.Duration
+	// MaxLine is the longest line kept whole, in bytes; 0: the source's
+	// default.
+	MaxLine int64
+}
+
+// GenerateSource makes synthetic records.
+type GenerateSource struct {
+	Profile string
+	Rate    float64 // records per second; 0: as fast as possible
+	Count   int64   // records in all; 0: no end
+	Seed    int64
+}
+
+// StdinSource reads the process's standard input, one record per line.
+type StdinSource struct {
+	// MaxLine is the longest line kept whole, in bytes; 0: the source's
+	// default.
+	MaxLine int64
+}
+
+// Decode says how bytes become fields.
+type Decode struct {
+	Format string // json, csv, lines or raw
+	// Columns names CSV fields in order; empty: the first row of each
+	// file or shard is its header.
+	Columns []string
+	// Delimiter separates CSV fields; empty: a comma.
+	Delimiter string
+	// MaxRecord is the largest record decoded, in bytes; 0: the
+	// decoder's default.
+	MaxRecord int64
+}
+
+// Watermark bounds how late an event may arrive and still count in its
+// window.
+type Watermark struct {
+	OutOfOrderness time.Duration
+	// Idle is how long a shard may go quiet before it stops holding the
+	// watermark back; 0 means never.
+	Idle time.Duration
+}
+
+// Checkpoint says where and how often a pipeline records its progress.
+type Checkpoint struct {
+	// Store is a directory (relative to Spec.Dir) or dynamodb://TABLE;
+	// empty: DefaultCheckpointStore.
+	Store    string
+	Interval time.Duration // 0: the engine's default
+}
+
+// DefaultCheckpointStore is the checkpoint directory of a pipeline file
+// that names none, relative to the file's directory.
+const DefaultCheckpointStore = "data/checkpoints"
+
+// Step is one step of the pipeline: exactly one kind is set.
+type Step struct {
+	// Name keys the step's state in checkpoints and its metrics; when the
+	// file gives none it is the kind and the index, as "filter-0".
+	Name   string
+	Filter *Expr
+	// Map sets (or, with a nil Expr, deletes) fields, in the file's order.
+	Map    []Assignment
+	Window *Window
+}
+
+// Kind names the step's kind, or "" when none is set.
+func (s *Step) Kind() string {
+	switch {
+	case s.Filter != nil:
+		return "filter"
+	case s.Map != nil:
+		return "map"
+	case s.Window != nil:
+		return "window"
+	}
+	return ""
+}
+
+// Assignment is one field of a map step.
+type Assignment struct {
+	Field string
+	Expr  *Expr // nil deletes the field
+}
+
+// Window aggregates records into time windows.
+type Window struct {
+	Tumbling  time.Duration
+	Sliding   *Sliding
+	GroupBy   []string
+	Aggregate []Aggregate
+	// Late is what happens to a record for a window already emitted: drop
+	// or dead_letter.
+	Late string
+}
+
+// Sliding windows are Size long and start every Every.
+type Sliding struct {
+	Size, Every time.Duration
+}
+
+// Aggregate is one output column of a window: count(), sum(x), ...
+type Aggregate struct {
+	Name string
+	Expr *Expr
+}
+
+// Alert watches a window's output.
+type Alert struct {
+	Name   string
+	On     string // a window name
+	When   *Expr
+	For    time.Duration
+	Notify []Notify
+}
+
+// Notify is one place an alert is sent: exactly one kind is set.
+type Notify struct {
+	HTTP *HTTPNotify
+}
+
+// HTTPNotify posts an alert to a URL.
+type HTTPNotify struct {
+	URL     string
+	Headers map[string]string
+}
+
+// Sink delivers records: exactly one kind is set.
+type Sink struct {
+	Name string
+	// From is "source", a step name or a window name; empty: the last
+	// step.
+	From string
+
+	S3       *S3Sink
+	Files    *FilesSink
+	Stdout   *StdoutSink
+	Redshift *RedshiftSink
+	Postgres *PostgresSink
+	HTTP     *HTTPSink
+	Kinesis  *KinesisSink
+
+	Format      string // empty: the kind's default
+	Compression string // empty: none
+	Buffer      Buffer
+	// PartitionKeys are named expressions that prefixes use as
+	// !{partitionKeyFromQuery:name}.
+	PartitionKeys []PartitionKey
+}
+
+// Kind names the sink kind that is set, or "" when none is.
+func (s *Sink) Kind() string {
+	kinds := s.kinds()
+	if len(kinds) == 0 {
+		return ""
+	}
+	return kinds[0]
+}
+
+func (s *Sink) kinds() []string {
+	var k []string
+	for _, c := range []struct {
+		name string
+		set  bool
+	}{
+		{"s3", s.S3 != nil}, {"files", s.Files != nil}, {"stdout", s.Stdout != nil},
+		{"redshift", s.Redshift != nil}, {"postgres", s.Postgres != nil},
+		{"http", s.HTTP != nil}, {"kinesis", s.Kinesis != nil},
+	} {
+		if c.set {
+			k = append(k, c.name)
+		}
+	}
+	return k
+}
+
+// Buffer says when a sink seals an output: whichever comes first. Zero
+// fields take the sink's defaults.
+type Buffer struct {
+	Size     int64
+	Interval time.Duration
+	Records  int64
+}
+
+// PartitionKey is a named expression over a record.
+type PartitionKey struct {
+	Name string
+	Expr *Expr
+}
+
+// S3Sink writes objects to a bucket.
+type S3Sink struct {
+	Bucket, Prefix, ErrorPrefix string
+	Region, Endpoint            string
+}
+
+// FilesSink writes files under a directory.
+type FilesSink struct {
+	Dir         string // relative to Spec.Dir
+	Prefix      string
+	ErrorPrefix string
+}
+
+// StdoutSink writes records to standard output.
+type StdoutSink struct{}
+
+// RedshiftSink loads into Redshift through S3 and COPY.
+type RedshiftSink struct {
+	DSN     string
+	Table   string
+	Staging S3Staging
+	IAMRole string
+}
+
+// S3Staging is where a Redshift sink stages its files.
+type S3Staging struct {
+	Bucket, Prefix   string
+	Region, Endpoint string
+}
+
+// PostgresSink inserts into a PostgreSQL table.
+type PostgresSink struct {
+	DSN, Table string
+}
+
+// HTTPSink posts batches in the Firehose HTTP endpoint format.
+type HTTPSink struct {
+	URL       string
+	AccessKey string
+}
+
+// KinesisSink puts records into a Kinesis stream.
+type KinesisSink struct {
+	Stream           string
+	PartitionKey     *Expr
+	Region, Endpoint string
+}
+
+// Server is the HTTP server for metrics, health and the dashboard.
+type Server struct {
+	Listen string
+}
+
+// Expr is an expression as written in the file.
+type Expr struct {
+	Src string
+	// pos holds the file position of each byte of Src (nil for an Expr
+	// made in code); at is where the scalar starts.
+	pos     []Pos
+	at      Pos
+	path    string
+	secrets []secret
+	// src and node give pos when it is first needed.
+	src  *source
+	node *yaml.Node
+}
+
+// NewExpr makes an expression that was not read from a file.
+func NewExpr(src string) *Expr { return &Expr{Src: src} }
+
+// position returns the file position of the character at line, col
+// (1-based, col counted in characters) of the expression, and its byte
+// offset in Src.
+func (e *Expr) position(line, col int) (Pos, int) {
+	if e.pos == nil && e.node != nil {
+		e.pos = e.src.scalarPositions(e.node)
+	}
+	off := 0
+	for l := 1; l < line && off < len(e.Src); off++ {
+		if e.Src[off] == '\n' {
+			l++
+		}
+	}
+	for c := 1; c < col && off < len(e.Src) && e.Src[off] != '\n'; c++ {
+		off++
+		for off < len(e.Src) && e.Src[off]&0xC0 == 0x80 {
+			off++ // continuation bytes of a multi-byte character
+		}
+	}
+	switch {
+	case len(e.pos) == 0:
+		return e.at, off
+	case off < len(e.pos):
+		return e.pos[off], off
+	}
+	// Just past the end: one column after the last character.
+	last := e.pos[len(e.pos)-1]
+	return Pos{last.Line, last.Col + 1}, off
+}
+
+// locations records where each key and value of a decoded file was, by
+// path, so that checks made after decoding still point into the file.
+type locations struct {
+	file  string
+	key   map[string]Pos
+	val   map[string]Pos
+	shown map[string]string // values that came from the environment, as written
+	// secrets are every value taken from the environment.
+	secrets []secret
+}
+
+func (l *locations) keyAt(path string) Pos {
+	if p, ok := l.key[path]; ok {
+		return p
+	}
+	return l.val[path]
+}
+
+func (l *locations) valAt(path string) Pos {
+	if p, ok := l.val[path]; ok {
+		return p
+	}
+	return l.key[path]
+}
+
+// Redact replaces every value that the file took from the environment with
+// the ${NAME} it came from, for printing text that may contain them.
+func (s *Spec) Redact(text string) string {
+	return redact(text, s.loc.secrets)
+}
+
+// minSecretLen is the shortest environment value that redactErrors looks
+// for in any message. Messages that quote a value already show how it was
+// written; this catches a value echoed elsewhere (a step name taken from
+// the environment, listed in a suggestion). Shorter values would mangle
+// ordinary words and are unlikely to be secrets.
+const minSecretLen = 6
+
+// redactErrors removes environment values from messages.
+func (s *Spec) redactErrors(errs ErrorList) {
+	var long []secret
+	for _, sc := range s.loc.secrets {
+		if len(sc.value) >= minSecretLen {
+			long = append(long, sc)
+		}
+	}
+	for i := range errs {
+		errs[i].Msg = redact(errs[i].Msg, long)
+	}
+}

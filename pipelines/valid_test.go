@@ -1,0 +1,109 @@
+package pipelines
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+// TestValidFiles loads the files of testdata/valid and checks what a user
+// wrote arrives in the Spec: defaults, durations, sizes, ${VAR} values.
+func TestValidFiles(t *testing.T) {
+	env := map[string]string{
+		"LOG_DIR": "/srv/logs",
+		"EMPTY":   "",
+		"POLL":    "750ms",
+		"STATUS":  "200",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cases := []struct {
+		file  string
+		check func(t *testing.T, s *Spec)
+	}{
+		{"stdin_minimal", func(t *testing.T, s *Spec) {
+			if s.Name != "minimal" || s.Source.Kind() != "stdin" || s.Source.Decode != nil {
+				t.Errorf("source %+v", s.Source)
+			}
+			if len(s.Sinks) != 1 || s.Sinks[0].Kind() != "stdout" || s.Sinks[0].From != "" {
+				t.Errorf("sinks %+v", s.Sinks)
+			}
+		}},
+		{"generate_files", func(t *testing.T, s *Spec) {
+			g := s.Source.Generate
+			if g == nil || g.Count != 1000 || g.Seed != 42 || g.Profile != "" || g.Rate != 0 {
+				t.Errorf("generate %+v", g)
+			}
+			if s.Checkpoint != (Checkpoint{Store: "state", Interval: 2 * time.Second}) {
+				t.Errorf("checkpoint %+v", s.Checkpoint)
+			}
+			if len(s.Steps) != 2 || s.Steps[0].Name != "filter-0" || s.Steps[1].Name != "enrich" {
+				t.Fatalf("steps %+v", s.Steps)
+			}
+			if got := s.Steps[0].Filter.Src; got != "latency_ms > 100" {
+				t.Errorf("filter %q", got)
+			}
+			m := s.Steps[1].Map
+			if len(m) != 3 || m[0].Field != "route" || m[0].Expr.Src != `split(path, "?")[0]` ||
+				m[1].Field != "slow" || m[2].Field != "user_agent" || m[2].Expr != nil {
+				t.Errorf("map %+v", m)
+			}
+			sk := s.Sinks[0]
+			if sk.Name != "slow" || *sk.Files != (FilesSink{Dir: "out", Prefix: "slow/", ErrorPrefix: "errors/"}) || sk.Format != "json" {
+				t.Errorf("sink %+v", sk)
+			}
+			if sk.Buffer != (Buffer{Size: 1 << 20, Interval: 90 * time.Second, Records: 500}) {
+				t.Errorf("buffer %+v", sk.Buffer)
+			}
+			if s.Sinks[1].From != "source" {
+				t.Errorf("from %q", s.Sinks[1].From)
+			}
+		}},
+		{"interpolation", func(t *testing.T, s *Spec) {
+			if s.Name != "interp" {
+				t.Errorf("name %q: the default applies to an unset variable", s.Name)
+			}
+			f := s.Source.Files
+			want := []string{"/srv/logs/*.log", "/var/log/app-*.log", "fallback/x", "${LITERAL}/y"}
+			if !reflect.DeepEqual(f.Paths, want) {
+				t.Errorf("paths %q, want %q", f.Paths, want)
+			}
+			if f.Follow || f.Start != "end" || f.PollInterval != 750*time.Millisecond || f.MaxLine != 64<<10 {
+				t.Errorf("files %+v", f)
+			}
+			d := s.Source.Decode
+			if d.Format != "csv" || !reflect.DeepEqual(d.Columns, []string{"ts", "user", "status"}) || d.Delimiter != ";" {
+				t.Errorf("decode %+v", d)
+			}
+			if got := s.Steps[0].Filter.Src; got != `status != "200"` {
+				t.Errorf("filter %q", got)
+			}
+			if s.Sinks[0].Files.Dir != "out" || s.Sinks[0].Buffer.Size != 2_000_000 {
+				t.Errorf("sink %+v %+v", s.Sinks[0].Files, s.Sinks[0].Buffer)
+			}
+			if got := s.Redact("the filter is status != 200, from /srv/logs"); got != "the filter is status != ${STATUS}, from ${LOG_DIR}" {
+				t.Errorf("Redact: %q", got)
+			}
+		}},
+		{"anchors", func(t *testing.T, s *Spec) {
+			if len(s.Steps) != 2 || s.Steps[1].Name != "again" || s.Steps[1].Filter.Src != `line != ""` {
+				t.Errorf("steps %+v", s.Steps)
+			}
+			if len(s.Sinks) != 2 || s.Sinks[1].Name != "two" || s.Sinks[1].Files.Dir != "one" ||
+				s.Sinks[1].Buffer != (Buffer{Size: 1024, Interval: 24 * time.Hour}) {
+				t.Errorf("sinks %+v", s.Sinks)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.file, func(t *testing.T) {
+			s, err := Load("testdata/valid/"+tc.file+".yaml", lookup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Dir != "testdata/valid" {
+				t.Errorf("Dir %q", s.Dir)
+			}
+			tc.check(t, s)
+		})
+	}
+}

@@ -1,0 +1,329 @@
+package pipelines
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/operators"
+)
+
+var (
+	pipelineName = regexp.MustCompile(`^[a-z0-9-]+$`)
+	// Step names may also hold _ (per_route reads well as a window name).
+	stepName = regexp.MustCompile(`^[a-z0-9_-]+$`)
+)
+
+// maxNameLen keeps names usable as file names, metric labels and
+// DynamoDB keys.
+const maxNameLen = 64
+
+// Validate checks a Spec as a whole — names, references between its parts,
+// what this version can run — and compiles its expressions against the
+// schema of the records at their point of the pipeline. Load and Parse call
+// it; call it again after changing a Spec in code. The error is an
+// ErrorList.
+func Validate(s *Spec) error {
+	_, errs := compile(s, runtime{dir: s.Dir}, nil)
+	s.redactErrors(errs)
+	return errs.err()
+}
+
+// compiled is a Spec checked and turned into parts that have no side
+// effects to make: the schema at every point and the step objects. Build
+// adds the source, the sinks and the checkpoint store.
+type compiled struct {
+	source engine.Source
+	decode engine.Step
+	// schemas[0] is the records' schema after decoding; schemas[i+1] is
+	// the schema after Spec.Steps[i].
+	schemas   []operators.Schema
+	steps     []engine.NamedStep // Spec.Steps, compiled
+	eventTime *operators.Expr
+	sinks     []compiledSink
+}
+
+type compiledSink struct {
+	// after is the index in Spec.Steps whose output the sink reads, or -1
+	// for the decoded source records.
+	after int
+	keys  map[string]*operators.Expr
+}
+
+// checker collects the problems of a Spec.
+type checker struct {
+	s    *Spec
+	errs ErrorList
+	// fromFile is true for a Spec read from a file: presence of required
+	// keys was checked while decoding and is not reported twice.
+	fromFile bool
+	// prior are the problems found while decoding; checks of parts that
+	// had one are skipped, as they would only repeat it.
+	prior ErrorList
+}
+
+func (c *checker) errorf(at Pos, path, format string, args ...any) {
+	c.errs = append(c.errs, Error{File: c.s.File, Line: at.Line, Col: at.Col, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// atKey reports a problem at the key of path; atVal at its value. The
+// path shown is the one of the key's mapping, as "sinks[0]" for
+// sinks[0].s3.
+func (c *checker) atKey(path, shown, format string, args ...any) {
+	c.errorf(c.s.loc.keyAt(path), shown, format, args...)
+}
+
+func (c *checker) atVal(path, format string, args ...any) {
+	c.errorf(c.s.loc.valAt(path), path, format, args...)
+}
+
+// show quotes a value for a message, as written in the file when it came
+// from the environment.
+func (c *checker) show(path, value string) string {
+	if raw, ok := c.s.loc.shown[path]; ok {
+		return fmt.Sprintf("%q", raw)
+	}
+	return fmt.Sprintf("%q", value)
+}
+
+// exprError reports a compile error inside e at its place in the file.
+func (c *checker) exprError(e *Expr, err error) {
+	at, msg := e.at, err.Error()
+	var xe *operators.ExprError
+	if errors.As(err, &xe) {
+		var off int
+		at, off = e.position(xe.Line, xe.Column)
+		msg = xe.Msg
+		for _, sc := range e.secrets {
+			if off >= sc.start && off < sc.end {
+				// The compiler may quote any part of the value it
+				// stumbled on; say where, not what.
+				msg = fmt.Sprintf("the expression does not compile inside the value of ${%s} (not shown, as it comes from the environment)", sc.name)
+			}
+		}
+	}
+	c.errorf(at, e.path, "%s", redact(msg, e.secrets))
+}
+
+// compileExpr compiles e against schema, reporting a failure.
+func (c *checker) compileExpr(e *Expr, schema operators.Schema, want operators.Type) *operators.Expr {
+	if e == nil || len(c.errs)+len(c.prior) > maxErrors {
+		// Past the report's limit, compiling more only costs time.
+		return nil
+	}
+	x, err := operators.Compile(e.Src, schema, want)
+	if err != nil {
+		c.exprError(e, err)
+		return nil
+	}
+	return x
+}
+
+func compile(s *Spec, rt runtime, prior ErrorList) (*compiled, ErrorList) {
+	if s.loc.key == nil {
+		s.loc = locations{key: map[string]Pos{}, val: map[string]Pos{}, shown: map[string]string{}}
+	}
+	c := &checker{s: s, fromFile: s.loc.file != "", prior: prior}
+	out := &compiled{}
+
+	c.name()
+	var schema operators.Schema
+	out.source, out.decode, schema = c.source(rt)
+	out.schemas = append(out.schemas, schema)
+	if s.EventTime != nil {
+		out.eventTime = c.compileExpr(s.EventTime, schema, operators.Any)
+	}
+	c.checkpoint()
+	out.steps = c.steps(out)
+	if len(s.Alerts) > 0 {
+		c.atKey("alerts", "", "alerts are not available in this version")
+	}
+	if s.Server != nil {
+		c.atKey("server", "", "server is not available in this version")
+	}
+	out.sinks = c.sinks(out.schemas)
+	return out, c.errs
+}
+
+func (c *checker) name() {
+	s := c.s
+	switch {
+	case s.Name == "":
+		if !c.fromFile {
+			c.errorf(Pos{}, "name", "a pipeline needs a name")
+		}
+	case len(s.Name) > maxNameLen || !pipelineName.MatchString(s.Name):
+		c.atVal("name", "bad name %s: use up to %d lowercase letters, digits and -", c.show("name", s.Name), maxNameLen)
+	}
+}
+
+func (c *checker) checkpoint() {
+	cp := c.s.Checkpoint
+	if strings.HasPrefix(cp.Store, "dynamodb://") {
+		c.atVal("checkpoint.store", "dynamodb:// checkpoint stores are not available in this version; use a directory")
+	} else if strings.Contains(cp.Store, "://") {
+		c.atVal("checkpoint.store", "the checkpoint store is a directory or dynamodb://TABLE, not %s", c.show("checkpoint.store", cp.Store))
+	}
+}
+
+// steps checks and compiles the steps, filling in the schema after each.
+func (c *checker) steps(out *compiled) []engine.NamedStep {
+	seen := map[string]string{} // name -> path of its step
+	var steps []engine.NamedStep
+	for i := range c.s.Steps {
+		st := &c.s.Steps[i]
+		path := index("steps", i)
+		c.stepName(st, path, seen)
+		in := out.schemas[len(out.schemas)-1]
+		after := operators.Schema{Fields: in.Fields, Closed: in.Closed}
+		var step engine.Step
+		switch st.Kind() {
+		case "filter":
+			if x := c.compileExpr(st.Filter, in, operators.Bool); x != nil {
+				f, err := operators.NewFilter(x)
+				if err != nil {
+					c.exprError(st.Filter, err)
+				} else {
+					step = f
+				}
+			}
+		case "map":
+			step, after = c.mapStep(st, path, in)
+		case "window":
+			c.atKey(path+".window", path, "window steps are not available in this version")
+			after = operators.Schema{}
+		default:
+			if !c.fromFile {
+				c.errorf(Pos{}, path, "a step needs one of %s", oneOf(stepKinds))
+			}
+			after = operators.Schema{}
+		}
+		out.schemas = append(out.schemas, after)
+		steps = append(steps, engine.NamedStep{Name: st.Name, Step: step})
+	}
+	return steps
+}
+
+func (c *checker) stepName(st *Step, path string, seen map[string]string) {
+	namePath := path + ".name"
+	switch {
+	case len(st.Name) > maxNameLen || !stepName.MatchString(st.Name):
+		c.atVal(namePath, "bad step name %s: use up to %d lowercase letters, digits, - and _", c.show(namePath, st.Name), maxNameLen)
+	case st.Name == "source" || st.Name == "decode":
+		c.atVal(namePath, "%q is reserved: sinks read `from: source`, and decode is the step that decodes; choose another name", st.Name)
+	case seen[st.Name] != "":
+		first := c.s.loc.valAt(seen[st.Name] + ".name")
+		if first.Line == 0 {
+			first = c.s.loc.valAt(seen[st.Name])
+		}
+		c.atVal(namePath, "duplicate step name %q (first at line %d): step names key checkpoint state and must be unique", st.Name, first.Line)
+	default:
+		seen[st.Name] = path
+	}
+}
+
+func (c *checker) mapStep(st *Step, path string, in operators.Schema) (engine.Step, operators.Schema) {
+	ok := true
+	assign := make([]operators.Assignment, 0, len(st.Map))
+	for _, a := range st.Map {
+		fieldPath := path + ".map." + a.Field
+		if strings.Split(a.Field, ".")[0] == "meta" {
+			c.atKey(fieldPath, path+".map", "cannot set %q: meta is the record's metadata, which is read-only", a.Field)
+			ok = false
+			continue
+		}
+		var x *operators.Expr
+		if a.Expr != nil {
+			if x = c.compileExpr(a.Expr, in, operators.Any); x == nil {
+				ok = false
+				continue
+			}
+		}
+		assign = append(assign, operators.Assignment{Field: a.Field, Expr: x})
+	}
+	if !ok {
+		return nil, operators.Schema{}
+	}
+	m, err := operators.NewMap(assign)
+	if err != nil {
+		c.atKey(path+".map", path, "%s", strings.TrimPrefix(err.Error(), "map: "))
+		return nil, operators.Schema{}
+	}
+	return m, m.Schema(in)
+}
+
+// sinks checks the sinks and compiles their partition keys against the
+// schema at the point each reads.
+func (c *checker) sinks(schemas []operators.Schema) []compiledSink {
+	s := c.s
+	if len(s.Sinks) == 0 && (!c.fromFile || c.s.loc.key["sinks"] != (Pos{})) {
+		c.atVal("sinks", "a pipeline needs at least one sink")
+	}
+	points := []string{"source"}
+	for _, st := range s.Steps {
+		points = append(points, st.Name)
+	}
+	seen := map[string]string{}
+	out := make([]compiledSink, len(s.Sinks))
+	for i := range s.Sinks {
+		sk := &s.Sinks[i]
+		path := index("sinks", i)
+		namePath := path + ".name"
+		switch {
+		case sk.Name == "":
+			if !c.fromFile {
+				c.errorf(Pos{}, path, "a sink needs a name")
+			}
+		case len(sk.Name) > maxNameLen || !pipelineName.MatchString(sk.Name):
+			c.atVal(namePath, "bad sink name %s: use up to %d lowercase letters, digits and -", c.show(namePath, sk.Name), maxNameLen)
+		case seen[sk.Name] != "":
+			c.atVal(namePath, "duplicate sink name %q (first at line %d): sink names key checkpoint state and must be unique", sk.Name, c.s.loc.valAt(seen[sk.Name]).Line)
+		default:
+			seen[sk.Name] = namePath
+		}
+
+		// The default is the end of the pipeline: the last step's output.
+		after := len(s.Steps) - 1
+		if sk.From != "" {
+			j := slices.Index(points, sk.From)
+			if j < 0 {
+				fromPath := path + ".from"
+				hint := didYouMean(sk.From, points)
+				if hint == "" {
+					hint = " (it reads source or a step: " + strings.Join(points, ", ") + ")"
+				}
+				c.atVal(fromPath, "no step named %s%s", c.show(fromPath, sk.From), hint)
+			} else {
+				after = j - 1
+			}
+		}
+		out[i].after = after
+
+		kind := sk.Kind()
+		if kind == "" {
+			if !c.fromFile {
+				c.errorf(Pos{}, path, "a sink needs one of %s", oneOf(sinkKinds))
+			}
+			continue
+		}
+		switch kind {
+		case "files", "stdout":
+		default:
+			c.atKey(path+"."+kind, path, "the %s sink is not available in this version", kind)
+			continue
+		}
+		schema := schemas[after+1]
+		if len(sk.PartitionKeys) > 0 {
+			out[i].keys = map[string]*operators.Expr{}
+		}
+		for _, pk := range sk.PartitionKeys {
+			if x := c.compileExpr(pk.Expr, schema, operators.Any); x != nil {
+				out[i].keys[pk.Name] = x
+			}
+		}
+	}
+	return out
+}
