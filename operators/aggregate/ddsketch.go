@@ -27,8 +27,8 @@ const (
 
 var sketchGamma = (1 + SketchRelativeError) / (1 - SketchRelativeError)
 
-// sketch is a DDSketch with exact minimum and maximum, which clamp the
-// estimates (so the 0th and 100th percentiles are exact).
+// sketch is a DDSketch with the exact minimum and maximum: they answer for
+// the lowest and highest ranks, and bound the other estimates.
 type sketch struct {
 	pos, neg bucketStore // neg holds the magnitudes of negative values
 	zero     uint64
@@ -89,6 +89,10 @@ func (s *sketch) quantile(q float64) (float64, bool) {
 	rank := uint64(q * float64(n-1))
 	var v float64
 	switch {
+	case rank == 0:
+		return s.min, true
+	case rank >= n-1:
+		return s.max, true
 	case rank < s.neg.total:
 		// Negative values, most negative (largest magnitude) first.
 		v = -sketchValue(s.neg.indexAtRank(s.neg.total - 1 - rank))

@@ -1,0 +1,275 @@
+package window
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/sluice-dev/sluice/operators/aggregate"
+)
+
+// snapshot is the window's part of a checkpoint. The open windows are a
+// compact binary encoding (base64 in the JSON): per pane or session, the
+// group keys and each aggregate's state.
+type snapshot struct {
+	Version int `json:"version"`
+	// Definition is what the state's layout depends on (kind, lengths,
+	// group_by, aggregates); a checkpoint of another definition is refused.
+	Definition  string               `json:"definition"`
+	Watermark   int64                `json:"watermark"`
+	Fired       int64                `json:"fired"`
+	Shards      map[string]shardSnap `json:"shards,omitempty"`
+	LateDropped int64                `json:"late_dropped,omitempty"`
+	Open        int                  `json:"open"`
+	State       []byte               `json:"state"`
+}
+
+type shardSnap struct {
+	Max   int64 `json:"max"`
+	Ended bool  `json:"ended,omitempty"`
+}
+
+const snapshotVersion = 1
+
+// Snapshot saves every open window, its groups and aggregate states, and
+// the watermarks. It is called between batches, when no update is pending.
+func (w *Window) Snapshot() (json.RawMessage, error) {
+	s := snapshot{
+		Version:     snapshotVersion,
+		Definition:  w.fingerprint,
+		Watermark:   w.wm.value,
+		Fired:       w.fired,
+		Shards:      make(map[string]shardSnap, len(w.wm.shards)),
+		LateDropped: w.late.Load(),
+		Open:        w.open,
+	}
+	for id, sh := range w.wm.shards {
+		s.Shards[id] = shardSnap{Max: sh.max, Ended: sh.ended}
+	}
+	var b []byte
+	if w.kind == sessions {
+		keys := slices.Sorted(maps.Keys(w.keyed))
+		b = binary.AppendUvarint(b, uint64(len(keys)))
+		for _, k := range keys {
+			b = appendBytes(b, k)
+			list := w.keyed[k]
+			b = binary.AppendUvarint(b, uint64(len(list)))
+			for _, ss := range list {
+				b = binary.AppendVarint(b, ss.start)
+				b = binary.AppendVarint(b, ss.end)
+				if ss.dirty {
+					b = append(b, 1)
+				} else {
+					b = append(b, 0)
+				}
+				b = appendStates(b, ss.states)
+			}
+		}
+	} else {
+		starts := slices.Sorted(maps.Keys(w.panes))
+		b = binary.AppendUvarint(b, uint64(len(starts)))
+		for _, ps := range starts {
+			p := w.panes[ps]
+			b = binary.AppendVarint(b, ps)
+			keys := slices.Sorted(maps.Keys(p.groups))
+			b = binary.AppendUvarint(b, uint64(len(keys)))
+			for _, k := range keys {
+				b = appendBytes(b, k)
+				b = appendStates(b, p.groups[k])
+			}
+		}
+	}
+	s.State = b
+	out, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("window %s: snapshot: %w", w.name, err)
+	}
+	return out, nil
+}
+
+func appendBytes(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func appendStates(b []byte, states []aggregate.State) []byte {
+	for _, s := range states {
+		b = s.AppendBinary(b)
+	}
+	return b
+}
+
+// Restore replaces the window's state with a snapshot. Shards count as
+// just seen, so none is idle before the idle duration has passed again.
+func (w *Window) Restore(state json.RawMessage) error {
+	var s snapshot
+	if err := json.Unmarshal(state, &s); err != nil {
+		return fmt.Errorf("window %s: restore: %w", w.name, err)
+	}
+	if s.Version != snapshotVersion {
+		return fmt.Errorf("window %s: restore: state version %d, this sluice reads %d", w.name, s.Version, snapshotVersion)
+	}
+	if s.Definition != w.fingerprint {
+		return fmt.Errorf("window %s: the checkpoint holds open windows of another definition (%s; now %s): "+
+			"restore the window's previous kind, length, group_by and aggregates to resume, "+
+			"or delete the checkpoint to start over (the open windows are lost)", w.name, s.Definition, w.fingerprint)
+	}
+	r := &stateReader{b: s.State}
+	panes := map[int64]*pane{}
+	keyed := map[string][]*session{}
+	open := 0
+	if w.kind == sessions {
+		n := r.count()
+		for range n {
+			k := r.key(w)
+			m := r.count()
+			list := make([]*session, 0, m)
+			for range m {
+				ss := &session{start: r.varint(), end: r.varint()}
+				ss.dirty = r.byte() == 1
+				ss.states = r.states(w)
+				if r.err == nil && (ss.end <= ss.start || (len(list) > 0 && list[len(list)-1].end > ss.start)) {
+					r.err = errors.New("sessions out of order")
+				}
+				list = append(list, ss)
+			}
+			if r.err != nil {
+				break
+			}
+			keyed[k] = list
+			open += len(list)
+		}
+	} else {
+		n := r.count()
+		for range n {
+			ps := r.varint()
+			if r.err == nil && floorDiv(ps, w.slide)*w.slide != ps {
+				r.err = errors.New("pane not aligned")
+			}
+			p := &pane{start: ps, groups: map[string][]aggregate.State{}}
+			g := r.count()
+			for range g {
+				k := r.key(w)
+				p.groups[k] = r.states(w)
+			}
+			if r.err != nil {
+				break
+			}
+			panes[ps] = p
+			open += len(p.groups)
+		}
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d bytes left over", len(r.b))
+	}
+	if r.err != nil {
+		return fmt.Errorf("window %s: restore: open windows are corrupt: %w", w.name, r.err)
+	}
+	w.panes, w.keyed, w.open = panes, keyed, open
+	w.fired = s.Fired
+	w.nextScan = minTime // scan on the next advance
+	w.reemit = nil
+	w.late.Store(s.LateDropped)
+	w.wm = newWatermark(w.ooo, w.idle)
+	w.wm.value = s.Watermark
+	now := w.now()
+	for id, sh := range s.Shards {
+		w.wm.shards[id] = &shardMark{max: sh.Max, ended: sh.Ended, lastSeen: now}
+	}
+	return nil
+}
+
+// stateReader decodes the binary part of a snapshot; the first error
+// sticks.
+type stateReader struct {
+	b   []byte
+	err error
+}
+
+func (r *stateReader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("bad %s", what)
+	}
+	r.b = nil
+}
+
+func (r *stateReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("length")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *stateReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("time")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *stateReader) byte() byte {
+	if len(r.b) == 0 {
+		r.fail("flag")
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+// count reads a number of items, each at least one byte long.
+func (r *stateReader) count() int {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail("count")
+		return 0
+	}
+	return int(n)
+}
+
+// key reads a group key and checks that it holds one value per group_by.
+func (r *stateReader) key(w *Window) string {
+	n := r.count()
+	if r.err != nil {
+		return ""
+	}
+	k := string(r.b[:n])
+	r.b = r.b[n:]
+	rest := []byte(k)
+	for range w.groups {
+		var err error
+		if _, rest, err = aggregate.DecodeValue(rest); err != nil {
+			r.fail("group key")
+			return ""
+		}
+	}
+	if len(rest) != 0 {
+		r.fail("group key")
+	}
+	return k
+}
+
+func (r *stateReader) states(w *Window) []aggregate.State {
+	states := w.newStates()
+	for _, s := range states {
+		if r.err != nil {
+			return states
+		}
+		rest, err := s.Decode(r.b)
+		if err != nil {
+			r.err = err
+			r.b = nil
+			return states
+		}
+		r.b = rest
+	}
+	return states
+}

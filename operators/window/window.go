@@ -1,0 +1,803 @@
+// Package window is the window step: it groups records into event-time
+// windows (tumbling, sliding or session), computes aggregates per window
+// and group, and emits one record per window and group when the watermark
+// passes the window's end.
+//
+// Event time comes from an expression (event_time) or, without one, from
+// the record's arrival time; the wall clock never decides which window a
+// record is in. The watermark is the largest event time seen on a shard
+// minus the allowed out-of-orderness, held at the minimum over the shards
+// that are still active: a shard that has ended (Batch.End) or has been
+// quiet for the idle duration stops holding it back. When every shard is
+// quiet, the watermark follows the wall clock from the moment the last one
+// went quiet, so that the last windows of a stream that stopped still
+// close.
+//
+// A record whose windows have all closed is late: it is dropped (and
+// counted) or sent to the error output as a "late-record". With an
+// allowed lateness, closed windows are kept that much longer, and a late
+// record updates its window and makes it emit again.
+//
+// Windows are pre-aggregated per slide: a sliding window of size 5m every
+// 1m keeps one partial state per minute and key and merges five of them
+// when a window closes, so each record costs one update whatever the
+// ratio. Sessions merge when a record bridges them. Open windows, keys,
+// aggregate states and watermarks are saved with each checkpoint
+// (engine.Stateful), so that a restart neither loses nor double-counts a
+// window. At the end of a bounded input (Tick with final) every open
+// window is emitted; a stop by signal does not emit them, they stay in the
+// checkpoint.
+package window
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/operators"
+	"github.com/sluice-dev/sluice/operators/aggregate"
+)
+
+// Config describes a window step. Expressions are given as source text;
+// New compiles them against Schema.
+type Config struct {
+	// Name names the window: the stream that sinks and alerts read, and the
+	// stage of the records it rejects.
+	Name string
+
+	// Exactly one of Tumbling, Sliding (Size and Every) or Session is set.
+	Tumbling time.Duration
+	Size     time.Duration // sliding window length
+	Every    time.Duration // sliding window step; Size must be a multiple of it
+	Session  time.Duration // the gap that ends a session
+
+	// EventTime is an expression giving each record's event time: a
+	// timestamp, an RFC 3339 string, or epoch seconds, milliseconds,
+	// microseconds or nanoseconds (told apart by magnitude). Empty: the
+	// record's arrival time.
+	EventTime string
+	// OutOfOrderness is how far behind the largest event time seen a record
+	// may be and still count (the watermark's lag).
+	OutOfOrderness time.Duration
+	// Idle is how long a shard may be quiet before it stops holding the
+	// watermark back; 0 means never.
+	Idle time.Duration
+
+	GroupBy   []Group
+	Aggregate []Output
+	// Having filters the emitted rows: an expression over window_start,
+	// window_end, the group keys and the aggregates. Empty keeps all rows.
+	Having string
+
+	// Late is LateDrop (default) or LateDeadLetter.
+	Late string
+	// AllowedLateness keeps closed windows this much longer; a record that
+	// arrives for one of them updates it and the window emits again.
+	AllowedLateness time.Duration
+	// MaxKeys bounds the open (window, group) pairs; a record that would
+	// open one more goes to the error output. 0 means DefaultMaxKeys.
+	MaxKeys int
+
+	// Schema is what is known of the input records' fields.
+	Schema operators.Schema
+	// Now is the wall clock, used only to tell that a shard is idle and to
+	// stamp rejected records; nil means time.Now.
+	Now func() time.Time
+}
+
+// Group is one group_by key: an output field name and the expression that
+// computes it. An empty Name is derived from Expr (see GroupName).
+type Group struct {
+	Name string
+	Expr string
+}
+
+// Output is one aggregate column: a name and a call such as
+// "percentile(latency_ms, 95)".
+type Output struct {
+	Name string
+	Call string
+}
+
+// Late policies.
+const (
+	LateDrop       = "drop"
+	LateDeadLetter = "dead_letter"
+)
+
+// DefaultMaxKeys is the default bound on open (window, group) pairs.
+const DefaultMaxKeys = 100_000
+
+// Output fields every window row has.
+const (
+	FieldStart = "window_start"
+	FieldEnd   = "window_end"
+)
+
+// ConfigError is one problem in a Config. Key names the setting as in a
+// pipeline file ("aggregate.p95_ms", "group_by[0]", "having"); Line and
+// Column, when not 0, are a position inside that setting's text.
+type ConfigError struct {
+	Key          string
+	Line, Column int
+	Msg          string
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, "line %d, column %d: ", e.Line, e.Column)
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// ConfigErrors is every problem New found; errors.As gets it back.
+type ConfigErrors []*ConfigError
+
+func (l ConfigErrors) Error() string {
+	msgs := make([]string, len(l))
+	for i, e := range l {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Window is the window step. It implements engine.Step, engine.Ticker and
+// engine.Stateful. Like every step it is used from one goroutine; only
+// LateDropped may be read from others.
+type Window struct {
+	name      string
+	kind      kind
+	size      int64 // window length (session: the gap)
+	slide     int64 // pane length (tumbling: size)
+	ooo       int64
+	idle      time.Duration
+	lateness  int64
+	dead      bool
+	maxKeys   int
+	eventTime *operators.Expr
+	groups    []compiledGroup
+	aggs      []compiledAgg
+	having    *operators.Expr
+	schema    operators.Schema
+	now       func() time.Time
+	// fingerprint identifies the state's layout in snapshots.
+	fingerprint string
+
+	wm watermark
+	// fired is the watermark up to which windows have been emitted.
+	fired  int64
+	panes  map[int64]*pane     // tumbling and sliding: pane start -> pane
+	keyed  map[string][]*session // session: group key -> its sessions, by start
+	// nextScan is the earliest watermark at which a session is due to be
+	// emitted or dropped.
+	nextScan int64
+	open   int                 // open (window, group) pairs
+	late   atomic.Int64
+	scr    scratch
+	reemit reemits
+}
+
+type kind uint8
+
+const (
+	tumbling kind = iota
+	sliding
+	sessions
+)
+
+func (k kind) String() string {
+	return [...]string{"tumbling", "sliding", "session"}[k]
+}
+
+type compiledGroup struct {
+	name string
+	expr *operators.Expr
+}
+
+type compiledAgg struct {
+	name string
+	agg  *aggregate.Aggregate
+	args []*operators.Expr // the non-constant arguments
+}
+
+// scratch is reused from record to record.
+type scratch struct {
+	key    []byte
+	args   [][]any
+	skip   []bool
+	rows   []engine.Record
+	failed []engine.Failure
+}
+
+// New compiles cfg into a window step.
+func New(cfg Config) (*Window, error) {
+	var errs ConfigErrors
+	add := func(key string, line, col int, format string, a ...any) {
+		errs = append(errs, &ConfigError{Key: key, Line: line, Column: col, Msg: fmt.Sprintf(format, a...)})
+	}
+	w := &Window{
+		name:     cfg.Name,
+		ooo:      int64(cfg.OutOfOrderness),
+		idle:     cfg.Idle,
+		lateness: int64(cfg.AllowedLateness),
+		maxKeys:  cfg.MaxKeys,
+		schema:   cfg.Schema,
+		now:      cfg.Now,
+		fired:    minTime,
+		panes:    map[int64]*pane{},
+		keyed:    map[string][]*session{},
+		nextScan: maxTime,
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	if w.maxKeys == 0 {
+		w.maxKeys = DefaultMaxKeys
+	}
+	if w.name == "" {
+		add("name", 0, 0, "a window needs a name")
+	}
+
+	kinds := 0
+	if cfg.Tumbling != 0 {
+		kinds++
+		w.kind, w.size, w.slide = tumbling, int64(cfg.Tumbling), int64(cfg.Tumbling)
+		if cfg.Tumbling < 0 {
+			add("tumbling", 0, 0, "the window length must be positive, such as 1m")
+		}
+	}
+	if cfg.Size != 0 || cfg.Every != 0 {
+		kinds++
+		w.kind, w.size, w.slide = sliding, int64(cfg.Size), int64(cfg.Every)
+		switch {
+		case cfg.Size <= 0 || cfg.Every <= 0:
+			add("sliding", 0, 0, "a sliding window needs a positive size and every, such as {size: 5m, every: 1m}")
+		case cfg.Size%cfg.Every != 0:
+			add("sliding", 0, 0, "size %s is not a multiple of every %s: windows are built from slides of length every", cfg.Size, cfg.Every)
+		case cfg.Size/cfg.Every > 10_000:
+			add("sliding", 0, 0, "size %s is more than 10,000 times every %s; use a larger every", cfg.Size, cfg.Every)
+		}
+	}
+	if cfg.Session != 0 {
+		kinds++
+		w.kind, w.size = sessions, int64(cfg.Session)
+		if cfg.Session < 0 {
+			add("session", 0, 0, "the session gap must be positive, such as 30m")
+		}
+	}
+	if kinds != 1 {
+		add("", 0, 0, "a window needs exactly one of tumbling, sliding or session (it has %d)", kinds)
+	}
+	if cfg.OutOfOrderness < 0 || cfg.Idle < 0 || cfg.AllowedLateness < 0 {
+		add("", 0, 0, "out_of_orderness, idle and allowed_lateness cannot be negative")
+	}
+	if cfg.MaxKeys < 0 {
+		add("max_keys", 0, 0, "max_keys cannot be negative")
+	}
+	switch cfg.Late {
+	case "", LateDrop:
+	case LateDeadLetter:
+		w.dead = true
+	default:
+		add("late", 0, 0, "late is %q or %q, not %q", LateDrop, LateDeadLetter, cfg.Late)
+	}
+
+	if cfg.EventTime != "" {
+		e, err := operators.Compile(cfg.EventTime, cfg.Schema, operators.Any)
+		if err != nil {
+			line, col, msg := exprPos(err)
+			add("event_time", line, col, "%s", msg)
+		} else if t := e.Type(); t != operators.Any && t != operators.Time && t != operators.String && t != operators.Int && t != operators.Float {
+			add("event_time", 0, 0, "event_time gives %s; it must give a timestamp, an RFC 3339 string or epoch seconds or milliseconds", t)
+		}
+		w.eventTime = e
+	}
+
+	out := operators.Schema{Fields: map[string]operators.Type{FieldStart: operators.Time, FieldEnd: operators.Time}, Closed: true}
+	taken := func(key, name string) bool {
+		if _, dup := out.Fields[name]; dup {
+			add(key, 0, 0, "the output field %q is already taken (by window_start, window_end, a group key or another aggregate); choose another name", name)
+			return true
+		}
+		return false
+	}
+	for i, g := range cfg.GroupBy {
+		key := fmt.Sprintf("group_by[%d]", i)
+		name := g.Name
+		if name == "" {
+			name = GroupName(g.Expr)
+		}
+		e, err := operators.Compile(g.Expr, cfg.Schema, operators.Any)
+		if err != nil {
+			line, col, msg := exprPos(err)
+			add(key, line, col, "%s", msg)
+			continue
+		}
+		if !taken(key, name) {
+			out.Fields[name] = e.Type()
+		}
+		w.groups = append(w.groups, compiledGroup{name: name, expr: e})
+	}
+	if len(cfg.Aggregate) == 0 {
+		add("aggregate", 0, 0, "a window needs at least one aggregate, such as {requests: count()}")
+	}
+	for _, o := range cfg.Aggregate {
+		key := "aggregate." + o.Name
+		if o.Name == "" {
+			add("aggregate", 0, 0, "an aggregate needs a name")
+			continue
+		}
+		a, typ, err := compileCall(o.Call, cfg.Schema)
+		if err != nil {
+			var ce *ConfigError
+			if errors.As(err, &ce) {
+				ce.Key = key
+				errs = append(errs, ce)
+			} else {
+				add(key, 0, 0, "%s", err)
+			}
+			continue
+		}
+		a.name = o.Name
+		if !taken(key, o.Name) {
+			out.Fields[o.Name] = typ
+		}
+		w.aggs = append(w.aggs, a)
+	}
+	w.schema = out
+	if cfg.Having != "" && len(errs) == 0 {
+		e, err := operators.Compile(cfg.Having, out, operators.Bool)
+		if err != nil {
+			line, col, msg := exprPos(err)
+			add("having", line, col, "%s", msg)
+		}
+		w.having = e
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	w.scr.args = make([][]any, len(w.aggs))
+	w.scr.skip = make([]bool, len(w.aggs))
+	for i, a := range w.aggs {
+		w.scr.args[i] = make([]any, len(a.args))
+	}
+	w.wm = newWatermark(w.ooo, w.idle)
+	w.fingerprint = fingerprint(cfg, w)
+	return w, nil
+}
+
+// GroupName is the output field of a group_by expression without an
+// explicit name: the last name of a field path (route, geo.city → city,
+// meta.shard_id → shard_id), else the expression's text.
+func GroupName(expr string) string {
+	s := strings.TrimSpace(expr)
+	parts := strings.Split(s, ".")
+	for _, p := range parts {
+		if p == "" || !isIdent(p) {
+			return s
+		}
+	}
+	return parts[len(parts)-1]
+}
+
+func isIdent(s string) bool {
+	for i, c := range s {
+		if !(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// exprPos splits a compile error into its position and message.
+func exprPos(err error) (line, col int, msg string) {
+	var ee *operators.ExprError
+	if errors.As(err, &ee) {
+		return ee.Line, ee.Column, ee.Msg
+	}
+	return 0, 0, err.Error()
+}
+
+// compileCall parses and compiles one aggregate call and returns it with
+// the static type of its result.
+func compileCall(src string, s operators.Schema) (compiledAgg, operators.Type, error) {
+	call, err := aggregate.ParseCall(src)
+	if err != nil {
+		var ce *aggregate.CallError
+		if errors.As(err, &ce) {
+			line, col := offsetPos(src, ce.Offset)
+			return compiledAgg{}, 0, &ConfigError{Line: line, Column: col, Msg: ce.Msg}
+		}
+		return compiledAgg{}, 0, err
+	}
+	f, err := aggregate.Lookup(call.Name)
+	if err != nil {
+		return compiledAgg{}, 0, &ConfigError{Line: 1, Column: 1, Msg: err.Error()}
+	}
+	var consts []float64
+	var args []*operators.Expr
+	argType := operators.Any
+	n := len(call.Args)
+	if n < f.MinArgs() || (f.MaxArgs() >= 0 && n > f.MaxArgs()) {
+		// Let Bind word the arity error.
+		_, err := f.Bind(n, nil)
+		return compiledAgg{}, 0, &ConfigError{Line: 1, Column: 1, Msg: err.Error()}
+	}
+	for i, a := range call.Args {
+		p := f.ParamAt(i)
+		argErr := func(line, col int, msg string) error {
+			l, c := offsetPos(src, a.Offset)
+			if line > 1 {
+				l += line - 1
+				c = col
+			} else if col > 0 {
+				c += col - 1
+			}
+			return &ConfigError{Line: l, Column: c, Msg: fmt.Sprintf("%s, argument %s: %s", f.Name, p.Name, msg)}
+		}
+		if p.Kind == aggregate.Const {
+			v, err := parseConst(a.Src)
+			if err != nil {
+				return compiledAgg{}, 0, argErr(0, 0, err.Error())
+			}
+			consts = append(consts, v)
+			continue
+		}
+		want := operators.Any
+		switch p.Kind {
+		case aggregate.Bool:
+			want = operators.Bool
+		case aggregate.Number:
+			want = operators.Float
+		}
+		e, err := operators.Compile(a.Src, s, operators.Any)
+		if err == nil && want != operators.Any {
+			if t := e.Type(); t != operators.Any && !(t == want || (want == operators.Float && t == operators.Int)) {
+				err = &operators.ExprError{Line: 1, Column: 1, Msg: fmt.Sprintf("%s needs %s, but this gives %s", f.Name, p.Kind, t)}
+			}
+		}
+		if err != nil {
+			line, col, msg := exprPos(err)
+			return compiledAgg{}, 0, argErr(line, col, msg)
+		}
+		if len(args) == 0 {
+			argType = e.Type()
+		}
+		args = append(args, e)
+	}
+	agg, err := f.Bind(n, consts)
+	if err != nil {
+		return compiledAgg{}, 0, &ConfigError{Line: 1, Column: 1, Msg: err.Error()}
+	}
+	return compiledAgg{agg: agg, args: args}, resultType(f.Result, argType), nil
+}
+
+func parseConst(src string) (float64, error) {
+	v, err := strconv.ParseFloat(src, 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, fmt.Errorf("must be a number written in the call, such as 95, not %q", src)
+	}
+	return v, nil
+}
+
+func offsetPos(src string, off int) (line, col int) {
+	line, col = 1, 1
+	for i, c := range src {
+		if i >= off {
+			break
+		}
+		if c == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+func resultType(r aggregate.Result, arg operators.Type) operators.Type {
+	switch r {
+	case aggregate.ResultInt:
+		return operators.Int
+	case aggregate.ResultFloat:
+		return operators.Float
+	case aggregate.ResultNumber:
+		if arg == operators.Int || arg == operators.Float {
+			return arg
+		}
+	case aggregate.ResultArg:
+		return arg
+	case aggregate.ResultList:
+		return operators.List
+	case aggregate.ResultObject:
+		return operators.Object
+	}
+	return operators.Any
+}
+
+// fingerprint names what the saved state depends on, so that a checkpoint
+// taken by a different window definition is refused rather than misread.
+func fingerprint(cfg Config, w *Window) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %d %d;", w.kind, w.size, w.slide)
+	for _, g := range cfg.GroupBy {
+		fmt.Fprintf(&b, "g %q;", strings.TrimSpace(g.Expr))
+	}
+	for _, o := range cfg.Aggregate {
+		fmt.Fprintf(&b, "a %q=%q;", o.Name, strings.Join(strings.Fields(o.Call), " "))
+	}
+	return b.String()
+}
+
+// Name returns the window's name.
+func (w *Window) Name() string { return w.name }
+
+// Schema describes the rows the window emits: window_start, window_end,
+// the group keys and the aggregates, and nothing else.
+func (w *Window) Schema() operators.Schema {
+	s := operators.Schema{Fields: make(map[string]operators.Type, len(w.schema.Fields)), Closed: true}
+	for k, v := range w.schema.Fields {
+		s.Fields[k] = v
+	}
+	return s
+}
+
+// Fields returns the input fields the window's expressions read, for
+// projection.
+func (w *Window) Fields() []string {
+	var out []string
+	add := func(e *operators.Expr) {
+		if e != nil {
+			out = append(out, e.Fields()...)
+		}
+	}
+	add(w.eventTime)
+	for _, g := range w.groups {
+		add(g.expr)
+	}
+	for _, a := range w.aggs {
+		for _, e := range a.args {
+			add(e)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Sessions reports whether the window is a session window, whose groups
+// emit at different times (alerts treat a missing row differently).
+func (w *Window) Sessions() bool { return w.kind == sessions }
+
+// LateDropped returns how many late records were dropped.
+func (w *Window) LateDropped() int64 { return w.late.Load() }
+
+// Watermark returns the current watermark, zero before any record.
+func (w *Window) Watermark() time.Time {
+	if w.wm.value == minTime {
+		return time.Time{}
+	}
+	return time.Unix(0, w.wm.value).UTC()
+}
+
+// Process adds the batch's records to their windows and returns the rows
+// of the windows that the watermark closed, with the batch's failures and
+// the records it rejected.
+func (w *Window) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error) {
+	w.scr.failed = b.Failed
+	if b.Forget {
+		w.wm.forget(b.Shard)
+	} else {
+		w.wm.seen(b.Shard, w.now())
+	}
+	for i := range b.Records {
+		w.add(b.Shard, &b.Records[i])
+	}
+	if b.End && !b.Forget {
+		w.wm.end(b.Shard)
+	}
+	rows := append(w.scr.rows, w.advance(w.wm.compute(w.now()))...)
+	out := &engine.Batch{Shard: b.Shard, Records: rows, Failed: w.scr.failed}
+	w.scr.rows, w.scr.failed = nil, nil
+	return out, nil
+}
+
+// Tick closes the windows that the watermark passed, moving it on for idle
+// shards; with final (the input has ended) it closes every window.
+func (w *Window) Tick(_ context.Context, now time.Time, final bool) (*engine.Batch, error) {
+	var rows []engine.Record
+	if final {
+		rows = w.advance(maxTime)
+	} else {
+		rows = w.advance(w.wm.compute(now))
+	}
+	if len(rows) == 0 && len(w.scr.failed) == 0 {
+		return nil, nil
+	}
+	out := &engine.Batch{Records: rows, Failed: w.scr.failed}
+	w.scr.failed = nil
+	return out, nil
+}
+
+// add puts one record in its window, or rejects it.
+func (w *Window) add(shard string, r *engine.Record) {
+	t, err := w.timeOf(r)
+	if err != nil {
+		w.fail(r, "processing-failed", err.Error())
+		return
+	}
+	// The record's own shard moves first: the record is judged against the
+	// watermark including itself, as if records were read one at a time.
+	w.wm.observe(shard, t)
+	key, err := w.keyOf(r)
+	if err != nil {
+		w.fail(r, "processing-failed", err.Error())
+		return
+	}
+	if err := w.argsOf(r); err != nil {
+		w.fail(r, "processing-failed", err.Error())
+		return
+	}
+	cur := w.wm.current()
+	err = w.place(t, cur, key)
+	if errors.Is(err, errFull) {
+		// Windows that the watermark has passed are still open until the
+		// end of the batch: close them now to make room.
+		w.scr.rows = append(w.scr.rows, w.advance(cur)...)
+		err = w.place(t, cur, key)
+	}
+	if errors.Is(err, errFull) {
+		err = w.tooManyKeys()
+	}
+	if err != nil {
+		if errors.Is(err, errLate) {
+			w.rejectLate(r, t, cur)
+			return
+		}
+		w.fail(r, "processing-failed", err.Error())
+	}
+}
+
+func (w *Window) place(t, cur int64, key []byte) error {
+	if w.kind == sessions {
+		return w.addSession(t, cur, key)
+	}
+	return w.addPane(t, cur, key)
+}
+
+var (
+	errLate = errors.New("late")
+	errFull = errors.New("max_keys reached")
+)
+
+func (w *Window) rejectLate(r *engine.Record, t, wm int64) {
+	if !w.dead {
+		w.late.Add(1)
+		return
+	}
+	w.fail(r, "late-record", fmt.Sprintf("window %s: event time %s is %s behind the watermark %s, and its window has closed (allowed_lateness %s)",
+		w.name, fmtTime(t), time.Duration(wm-t), fmtTime(wm), time.Duration(w.lateness)))
+}
+
+func (w *Window) fail(r *engine.Record, typ, msg string) {
+	w.scr.failed = append(w.scr.failed, engine.Failure{Record: *r, Type: typ, Stage: w.name, Err: msg, Time: w.now()})
+}
+
+// keyOf evaluates the group keys into w.scr.key.
+func (w *Window) keyOf(r *engine.Record) ([]byte, error) {
+	key := w.scr.key[:0]
+	for _, g := range w.groups {
+		v, err := g.expr.Eval(r)
+		if err != nil {
+			return nil, fmt.Errorf("window %s: group_by %s: %w", w.name, g.name, err)
+		}
+		if tm, ok := v.(time.Time); ok {
+			v = tm.UTC()
+		}
+		key = aggregate.AppendKey(key, v)
+	}
+	w.scr.key = key
+	return key, nil
+}
+
+// argsOf evaluates and checks every aggregate's arguments into w.scr.args,
+// and marks in w.scr.skip the aggregates that leave this record out (a nil
+// argument). Nothing is added unless every aggregate accepts the record.
+func (w *Window) argsOf(r *engine.Record) error {
+	for i, a := range w.aggs {
+		vals := w.scr.args[i]
+		for j, e := range a.args {
+			v, err := e.Eval(r)
+			if err != nil {
+				return fmt.Errorf("window %s: aggregate %s: %w", w.name, a.name, err)
+			}
+			vals[j] = v
+		}
+		skip, err := a.agg.Check(vals)
+		if err != nil {
+			return fmt.Errorf("window %s: aggregate %s: %w", w.name, a.name, err)
+		}
+		w.scr.skip[i] = skip
+	}
+	return nil
+}
+
+// fold adds the current record's arguments to a group's states.
+func (w *Window) fold(states []aggregate.State, t int64) {
+	for i, s := range states {
+		if !w.scr.skip[i] {
+			s.Add(t, w.scr.args[i])
+		}
+	}
+}
+
+func (w *Window) newStates() []aggregate.State {
+	states := make([]aggregate.State, len(w.aggs))
+	for i, a := range w.aggs {
+		states[i] = a.agg.New()
+	}
+	return states
+}
+
+func (w *Window) tooManyKeys() error {
+	return fmt.Errorf("window %s: %d windows and groups are open, the limit (max_keys); raise max_keys or group by fewer distinct values", w.name, w.open)
+}
+
+// row makes the output record of one window and group, or returns false
+// when having rejects it.
+func (w *Window) row(start, end int64, key string, states []aggregate.State) (engine.Record, bool) {
+	fields := make(map[string]any, 2+len(w.groups)+len(w.aggs))
+	st, en := time.Unix(0, start).UTC(), time.Unix(0, end).UTC()
+	fields[FieldStart], fields[FieldEnd] = st, en
+	rest := []byte(key)
+	for _, g := range w.groups {
+		v, next, err := aggregate.DecodeValue(rest)
+		if err != nil {
+			// Keys are written by keyOf; this cannot happen short of
+			// corrupt state, which Restore rejects.
+			v = nil
+		}
+		rest = next
+		fields[g.name] = v
+	}
+	for i, a := range w.aggs {
+		fields[a.name] = states[i].Result()
+	}
+	// The row's arrival time is its window's end: a window read by a later
+	// window, or a sink partitioning by time, sees event time, not the
+	// moment it happened to close.
+	rec := engine.Record{Fields: fields, Meta: engine.Meta{ArrivalTime: en, ShardID: w.name}}
+	if w.having != nil {
+		v, err := w.having.Eval(&rec)
+		if err != nil {
+			w.fail(&rec, "processing-failed", fmt.Sprintf("window %s: having: %v", w.name, err))
+			return rec, false
+		}
+		if v != true {
+			return rec, false
+		}
+	}
+	return rec, true
+}
+
+func fmtTime(t int64) string {
+	switch t {
+	case minTime:
+		return "(none)"
+	case maxTime:
+		return "(end of input)"
+	}
+	return time.Unix(0, t).UTC().Format(time.RFC3339Nano)
+}
