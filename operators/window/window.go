@@ -178,16 +178,16 @@ type Window struct {
 
 	wm watermark
 	// fired is the watermark up to which windows have been emitted.
-	fired  int64
-	panes  map[int64]*pane     // tumbling and sliding: pane start -> pane
-	keyed  map[string][]*session // session: group key -> its sessions, by start
+	fired int64
+	panes map[int64]*pane       // tumbling and sliding: pane start -> pane
+	keyed map[string][]*session // session: group key -> its sessions, by start
 	// nextScan is the earliest watermark at which a session is due to be
 	// emitted or dropped.
 	nextScan int64
-	open   int                 // open (window, group) pairs
-	late   atomic.Int64
-	scr    scratch
-	reemit reemits
+	open     int // open (window, group) pairs
+	late     atomic.Int64
+	scr      scratch
+	reemit   reemits
 }
 
 type kind uint8
