@@ -11,7 +11,7 @@ import (
 
 // arenaBytes is the size of the blocks that records' bytes are copied
 // into: one allocation for many lines.
-const arenaBytes = 256 << 10
+const arenaBytes = 64 << 10
 
 // batch collects the lines of one file into a batch.
 type batch struct {
@@ -69,7 +69,9 @@ func (b *batch) add(l lines.Line) {
 // append to one record cannot overwrite the next.
 func (b *batch) copy(p []byte) []byte {
 	if len(p) > cap(b.arena)-len(b.arena) {
-		b.arena = make([]byte, 0, max(arenaBytes, len(p)))
+		// Blocks grow from small (a file that gets a line now and then)
+		// to arenaBytes.
+		b.arena = make([]byte, 0, max(min(2*cap(b.arena), arenaBytes), 4<<10, len(p)))
 	}
 	n := len(b.arena)
 	b.arena = append(b.arena, p...)

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/sluice-dev/sluice/engine"
 )
 
 const poll = 10 * time.Millisecond
@@ -659,4 +661,32 @@ func FuzzParsePosition(f *testing.F) {
 			t.Fatalf("accepted %+v", p)
 		}
 	})
+}
+
+// BenchmarkReadOnce reads a file of 100,000 lines of 100 bytes.
+func BenchmarkReadOnce(b *testing.B) {
+	dir := b.TempDir()
+	const lines = 100_000
+	line := strings.Repeat("x", 99) + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "a.log"), []byte(strings.Repeat(line, lines)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	src, err := New(Config{Paths: glob(dir, "a.log")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(lines * len(line)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		n := 0
+		err := src.Read(context.Background(), nil, func(_ context.Context, bt *engine.Batch) error {
+			n += len(bt.Records)
+			return nil
+		})
+		if err != nil || n != lines {
+			b.Fatalf("read %d lines: %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(b.N*lines)/b.Elapsed().Seconds(), "records/s")
 }
