@@ -285,9 +285,10 @@ func (d *decoder) scalar(n *yaml.Node, path, what string, depth int) *scalar {
 		return s
 	}
 	if !strings.Contains(n.Value, "${") {
-		// Positions inside the value are only needed for an error in an
-		// expression: Expr works them out then.
+		// Positions inside the value are only needed for an error found
+		// inside it: they are worked out then.
 		s.text = n.Value
+		d.loc.scalars[path] = &scalarRef{src: d.src, node: n}
 		return s
 	}
 	ip, errs := interpolate(n.Value, d.src.scalarPositions(n), d.lookup)
@@ -298,6 +299,7 @@ func (d *decoder) scalar(n *yaml.Node, path, what string, depth int) *scalar {
 		return nil
 	}
 	s.text, s.pos, s.secrets = string(ip.text.text), ip.text.pos, ip.secrets
+	d.loc.scalars[path] = &scalarRef{src: d.src, node: n, pos: s.pos}
 	if len(s.secrets) > 0 {
 		d.loc.shown[path] = n.Value
 		d.loc.secrets = append(d.loc.secrets, s.secrets...)

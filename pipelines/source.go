@@ -123,8 +123,8 @@ func (c *checker) decode(kind string, rt runtime) (engine.Step, operators.Schema
 	dc := Decode{Format: "json"}
 	if kind == "generate" {
 		// Generated records are JSON; their fields are known.
-		if src.Decode != nil {
-			c.atKey("source.decode", "source", "the generate source makes JSON records with known fields; remove decode")
+		if src.Decode != nil && src.Decode.Format != "json" && !c.has("source.decode") {
+			c.atVal("source.decode", "the generate source makes JSON records: decode is json (or leave it out)")
 		}
 		if src.Schema != nil {
 			c.atKey("source.schema", "source", "the generate source has a fixed schema; remove schema")

@@ -400,6 +400,31 @@ type locations struct {
 	shown map[string]string // values that came from the environment, as written
 	// secrets are every value taken from the environment.
 	secrets []secret
+	// scalars are the scalar values by path, to place a problem found
+	// inside one (a bad key template) at its character.
+	scalars map[string]*scalarRef
+}
+
+// scalarRef is where a scalar value was written.
+type scalarRef struct {
+	src  *source
+	node *yaml.Node
+	pos  []Pos // of each byte of the value after ${VAR} expansion; nil: not yet worked out
+}
+
+// at returns the file position of byte off of the value.
+func (r *scalarRef) at(off int) Pos {
+	if r.pos == nil {
+		r.pos = r.src.scalarPositions(r.node)
+	}
+	switch {
+	case off >= 0 && off < len(r.pos):
+		return r.pos[off]
+	case len(r.pos) > 0 && off == len(r.pos):
+		last := r.pos[len(r.pos)-1]
+		return Pos{last.Line, last.Col + 1}
+	}
+	return Pos{r.node.Line, r.node.Column}
 }
 
 func (l *locations) keyAt(path string) Pos {

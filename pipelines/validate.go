@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/sluice-dev/sluice/engine"
@@ -80,6 +79,15 @@ func (c *checker) atVal(path, format string, args ...any) {
 	c.errorf(c.s.loc.valAt(path), path, format, args...)
 }
 
+// atByte reports a problem at byte off of the value of path.
+func (c *checker) atByte(path string, off int, format string, args ...any) {
+	if r := c.s.loc.scalars[path]; r != nil {
+		c.errorf(r.at(off), path, format, args...)
+		return
+	}
+	c.atVal(path, format, args...)
+}
+
 // show quotes a value for a message, as written in the file when it came
 // from the environment.
 func (c *checker) show(path, value string) string {
@@ -124,7 +132,7 @@ func (c *checker) compileExpr(e *Expr, schema operators.Schema, want operators.T
 
 func compile(s *Spec, rt runtime, prior ErrorList) (*compiled, ErrorList) {
 	if s.loc.key == nil {
-		s.loc = locations{key: map[string]Pos{}, val: map[string]Pos{}, shown: map[string]string{}}
+		s.loc = locations{key: map[string]Pos{}, val: map[string]Pos{}, shown: map[string]string{}, scalars: map[string]*scalarRef{}}
 	}
 	c := &checker{s: s, fromFile: s.loc.file != "", prior: prior}
 	out := &compiled{}
@@ -255,75 +263,3 @@ func (c *checker) mapStep(st *Step, path string, in operators.Schema) (engine.St
 	return m, m.Schema(in)
 }
 
-// sinks checks the sinks and compiles their partition keys against the
-// schema at the point each reads.
-func (c *checker) sinks(schemas []operators.Schema) []compiledSink {
-	s := c.s
-	if len(s.Sinks) == 0 && (!c.fromFile || c.s.loc.key["sinks"] != (Pos{})) {
-		c.atVal("sinks", "a pipeline needs at least one sink")
-	}
-	points := []string{"source"}
-	for _, st := range s.Steps {
-		points = append(points, st.Name)
-	}
-	seen := map[string]string{}
-	out := make([]compiledSink, len(s.Sinks))
-	for i := range s.Sinks {
-		sk := &s.Sinks[i]
-		path := index("sinks", i)
-		namePath := path + ".name"
-		switch {
-		case sk.Name == "":
-			if !c.fromFile {
-				c.errorf(Pos{}, path, "a sink needs a name")
-			}
-		case len(sk.Name) > maxNameLen || !pipelineName.MatchString(sk.Name):
-			c.atVal(namePath, "bad sink name %s: use up to %d lowercase letters, digits and -", c.show(namePath, sk.Name), maxNameLen)
-		case seen[sk.Name] != "":
-			c.atVal(namePath, "duplicate sink name %q (first at line %d): sink names key checkpoint state and must be unique", sk.Name, c.s.loc.valAt(seen[sk.Name]).Line)
-		default:
-			seen[sk.Name] = namePath
-		}
-
-		// The default is the end of the pipeline: the last step's output.
-		after := len(s.Steps) - 1
-		if sk.From != "" {
-			j := slices.Index(points, sk.From)
-			if j < 0 {
-				fromPath := path + ".from"
-				hint := didYouMean(sk.From, points)
-				if hint == "" {
-					hint = " (it reads source or a step: " + strings.Join(points, ", ") + ")"
-				}
-				c.atVal(fromPath, "no step named %s%s", c.show(fromPath, sk.From), hint)
-			} else {
-				after = j - 1
-			}
-		}
-		out[i].after = after
-
-		kind := sk.Kind()
-		if kind == "" {
-			if !c.fromFile {
-				c.errorf(Pos{}, path, "a sink needs one of %s", oneOf(sinkKinds))
-			}
-			continue
-		}
-		switch kind {
-		case "files", "stdout":
-		default:
-			c.atKey(path+"."+kind, path, "the %s sink is not available in this version", kind)
-			continue
-		}
-		schema := schemas[after+1]
-		if len(sk.PartitionKeys) > 0 {
-			out[i].keys = map[string]*operators.Expr{}
-		}
-		for _, pk := range sk.PartitionKeys {
-			if x := c.compileExpr(pk.Expr, schema, operators.Any); x != nil {
-				out[i].keys[pk.Name] = x
-			}
-		}
-	}
-	return out
-}

@@ -1,0 +1,97 @@
+package pipelines
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/checkpoint"
+)
+
+// BuildOptions is what a pipeline needs from the process that runs it.
+type BuildOptions struct {
+	// Stdin is what the stdin source reads; nil: os.Stdin.
+	Stdin io.Reader
+	// Stdout is where the stdout sink writes; nil: os.Stdout.
+	Stdout io.Writer
+	// Logger receives the pipeline's log; nil: no log.
+	Logger *slog.Logger
+	// Dir is the directory that relative paths in the file (checkpoint
+	// store, files source paths, files sink directories) are relative to;
+	// empty: Spec.Dir, the pipeline file's own directory.
+	Dir string
+	// Now is the clock; nil: time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// Build makes a runnable pipeline from a Spec. It validates the Spec
+// first (an invalid one gives an ErrorList), then makes the source, the
+// steps, the sinks and the checkpoint store; making them may create
+// directories.
+//
+// The engine's steps are the decode step, named "decode", then the file's
+// steps by name. Checkpoints key step and sink state by these names, so a
+// file may gain steps and sinks without losing the state of the others.
+func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
+	if opts.Stdin == nil {
+		opts.Stdin = os.Stdin
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Dir == "" {
+		opts.Dir = s.Dir
+	}
+	rt := runtime{stdin: opts.Stdin, now: opts.Now, dir: opts.Dir}
+	comp, errs := compile(s, rt, nil)
+	s.redactErrors(errs)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+
+	p := &engine.Pipeline{
+		Name:               s.Name,
+		Source:             comp.source,
+		CheckpointInterval: s.Checkpoint.Interval,
+		Logger:             opts.Logger,
+		Now:                opts.Now,
+	}
+	p.Steps = append(p.Steps, engine.NamedStep{Name: "decode", Step: comp.decode})
+	p.Steps = append(p.Steps, comp.steps...)
+
+	store := s.Checkpoint.Store
+	if store == "" {
+		store = DefaultCheckpointStore
+	}
+	st, err := checkpoint.NewLocal(rt.abs(store), nil)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: checkpoint store: %s", s.Name, s.Redact(err.Error()))
+	}
+	p.Store = st
+
+	for i := range s.Sinks {
+		sk := &s.Sinks[i]
+		sink, err := buildSink(s, sk, comp.sinks[i], rt, opts)
+		if err != nil {
+			closeAll(p)
+			return nil, fmt.Errorf("pipeline %s: sink %s: %s", s.Name, sk.Name, s.Redact(strings.TrimSpace(err.Error())))
+		}
+		// Engine step 0 is decode, so the file's step i is engine step
+		// i+1, and "source" (-1 here) is decode's output.
+		p.Sinks = append(p.Sinks, engine.NamedSink{Name: sk.Name, After: comp.sinks[i].after + 1, Sink: sink})
+	}
+	return p, nil
+}
+
+// closeAll releases the sinks made so far when a later one fails.
+func closeAll(p *engine.Pipeline) {
+	for _, s := range p.Sinks {
+		if c, ok := s.Sink.(io.Closer); ok {
+			c.Close()
+		}
+	}
+}
