@@ -262,4 +262,3 @@ func (c *checker) mapStep(st *Step, path string, in operators.Schema) (engine.St
 	}
 	return m, m.Schema(in)
 }
-
