@@ -1,0 +1,254 @@
+// Package kinesisapi serves a stream store (package stream) over the
+// Kinesis Data Streams protocol: JSON 1.1 over HTTP, the operation named
+// by the X-Amz-Target header (Kinesis_20131202.PutRecords, …). The AWS
+// SDKs, boto3, the AWS CLI and the Kinesis Agent talk to it as to Kinesis,
+// given its URL as their endpoint.
+//
+// Errors have Kinesis's shape — HTTP 400 with a JSON body holding
+// "__type" and "message" (500 for internal failures) — so that clients
+// retry exactly what Kinesis would have them retry. Request bodies are
+// bounded. Any signature is accepted unless Config.Keys is set.
+// docs/kinesis-compatibility.md lists where answers differ from Kinesis.
+package kinesisapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sluice-dev/sluice/engine/stream"
+)
+
+// Config configures a Handler.
+type Config struct {
+	Store *stream.Store
+	// Keys, when not nil, is the list of accepted access keys, mapped to
+	// their secret keys. A request must be signed with one of them; when
+	// a key's secret is not empty the SigV4 signature is checked too.
+	Keys map[string]string
+	// Limits turns on Kinesis's per-shard throughput limits: 1 MiB/s or
+	// 1,000 records/s written, 2 MiB/s and 5 calls/s read.
+	Limits bool
+	// MaxBodyBytes bounds a request body. Default 8 MiB, which holds any
+	// valid PutRecords call (5 MiB of data, base64-encoded).
+	MaxBodyBytes int64
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// DefaultMaxBodyBytes is the default bound of a request body.
+const DefaultMaxBodyBytes = 8 << 20
+
+// Handler answers Kinesis API calls. It is an http.Handler.
+type Handler struct {
+	store  *stream.Store
+	keys   map[string]string
+	limits *limiter
+	max    int64
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+// New returns a handler for cfg.Store.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("kinesisapi: no store")
+	}
+	if cfg.Store.ReadOnly() {
+		return nil, errors.New("kinesisapi: the store is open read-only")
+	}
+	h := &Handler{store: cfg.Store, keys: cfg.Keys, max: cfg.MaxBodyBytes, now: cfg.Now, log: cfg.Logger}
+	if h.max <= 0 {
+		h.max = DefaultMaxBodyBytes
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Limits {
+		h.limits = newLimiter(h.now)
+	}
+	return h, nil
+}
+
+// apiError is an error answered to the client.
+type apiError struct {
+	status  int
+	typ     string
+	message string
+}
+
+func (e *apiError) Error() string { return e.typ + ": " + e.message }
+
+func newErr(typ, format string, args ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, typ: typ, message: fmt.Sprintf(format, args...)}
+}
+
+// fromStore maps a store error to the Kinesis error type.
+func fromStore(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	k := stream.KindOf(err)
+	if k == stream.KindInternal {
+		return &apiError{status: http.StatusInternalServerError, typ: "InternalFailure", message: "Internal service failure."}
+	}
+	var se *stream.Error
+	msg := err.Error()
+	if errors.As(err, &se) {
+		msg = se.Message
+	}
+	return &apiError{status: http.StatusBadRequest, typ: k.String(), message: msg}
+}
+
+// contentTypes the protocol accepts. CBOR is not spoken.
+const (
+	jsonType = "application/x-amz-json-1.1"
+	cborType = "application/x-amz-cbor-1.1"
+)
+
+const targetPrefix = "Kinesis_20131202."
+
+// op is one operation: it decodes its request from body and returns what
+// to write back (a value to JSON-encode, or raw bytes).
+type op func(h *Handler, ctx context.Context, body []byte) (any, error)
+
+// rawJSON is a response already encoded.
+type rawJSON []byte
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("x-amzn-RequestId", requestID())
+	if r.Method != http.MethodPost {
+		h.fail(w, r, newErr("MissingAuthenticationTokenException", "Missing Authentication Token. Kinesis API calls are POST requests with an X-Amz-Target header."))
+		return
+	}
+	target := r.Header.Get("X-Amz-Target")
+	name, ok := strings.CutPrefix(target, targetPrefix)
+	fn := ops()[name]
+	if !ok || fn == nil {
+		h.fail(w, r, &apiError{status: http.StatusBadRequest, typ: "UnknownOperationException"})
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, cborType) {
+		h.fail(w, r, newErr("SerializationException", "CBOR is not supported; make the client send JSON (for the AWS SDK for Java and the Kinesis Agent: AWS_CBOR_DISABLE=true)"))
+		return
+	}
+	if err := h.authenticate(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			h.fail(w, r, newErr("ValidationException", "The request body is larger than %d bytes.", h.max))
+			return
+		}
+		h.fail(w, r, newErr("SerializationException", "reading the request body: %v", err))
+		return
+	}
+	if h.keys != nil {
+		if err := h.verifySignature(r, body); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	res, err := fn(h, r.Context(), body)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", jsonType)
+	switch v := res.(type) {
+	case nil:
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
+	case rawJSON:
+		w.Header().Set("Content-Length", fmt.Sprint(len(v)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(v)
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			h.fail(w, r, fmt.Errorf("encode response: %w", err))
+			return
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(b)
+	}
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	ae := fromStore(err)
+	if ae.status >= 500 {
+		h.log.Error("internal failure", "target", r.Header.Get("X-Amz-Target"), "err", err)
+	}
+	body := map[string]string{"__type": ae.typ}
+	if ae.message != "" {
+		body["message"] = ae.message
+	}
+	b, _ := json.Marshal(body)
+	w.Header().Set("Content-Type", jsonType)
+	w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+	w.WriteHeader(ae.status)
+	w.Write(b)
+}
+
+func requestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Serve answers requests on ln until ctx is done, then shuts down
+// gracefully. Every minute it applies retention to the store.
+func (h *Handler) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	trim := time.NewTicker(time.Minute)
+	defer trim.Stop()
+	if err := h.store.Trim(); err != nil {
+		h.log.Error("retention", "err", err)
+	}
+	for {
+		select {
+		case err := <-done:
+			return fmt.Errorf("kinesis api: %w", err)
+		case <-trim.C:
+			if err := h.store.Trim(); err != nil {
+				h.log.Error("retention", "err", err)
+			}
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := srv.Shutdown(sctx)
+			<-done
+			return err
+		}
+	}
+}

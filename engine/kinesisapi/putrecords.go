@@ -1,0 +1,460 @@
+package kinesisapi
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// parsePutRecords decodes a PutRecords request without reflection, about
+// five times faster than encoding/json: ingest spends most of its CPU
+// here. It accepts what encoding/json accepts (FuzzPutRecordsParser
+// checks them against each other): member names match case-insensitively,
+// unknown members are skipped, the last of duplicate members wins, Data
+// is standard base64.
+func parsePutRecords(body []byte) (putRecordsRequest, error) {
+	p := jsonScanner{b: body}
+	var req putRecordsRequest
+	arena := byteArena{}
+	err := p.object(func(key []byte) error {
+		switch {
+		case foldEq(key, "StreamName"):
+			v, err := p.optString()
+			req.StreamName = v
+			return err
+		case foldEq(key, "StreamARN"):
+			v, err := p.optString()
+			req.StreamARN = v
+			return err
+		case foldEq(key, "Records"):
+			if p.null() {
+				req.Records, req.hasRecords = nil, false
+				return nil
+			}
+			if p.peek() != '[' {
+				return p.typeErr("array", "Records")
+			}
+			req.Records, req.hasRecords = req.Records[:0], true
+			if req.Records == nil {
+				req.Records = make([]putRecordsEntry, 0, 500)
+			}
+			return p.array(func() error {
+				var e putRecordsEntry
+				if p.null() {
+					req.Records = append(req.Records, e)
+					return nil
+				}
+				if p.peek() != '{' {
+					return p.typeErr("object", "Records")
+				}
+				err := p.object(func(key []byte) error {
+					switch {
+					case foldEq(key, "Data"):
+						if p.null() {
+							e.Data, e.hasData = nil, false
+							return nil
+						}
+						s, err := p.stringBytes("Data")
+						if err != nil {
+							return err
+						}
+						dst := arena.alloc(base64.StdEncoding.DecodedLen(len(s)))
+						n, err := base64.StdEncoding.Decode(dst, s)
+						if err != nil {
+							return newErr("SerializationException", "Data of record %d is not valid base64: %v", len(req.Records)+1, err)
+						}
+						e.Data, e.hasData = dst[:n:n], true
+						return nil
+					case foldEq(key, "PartitionKey"):
+						v, err := p.optString()
+						e.hasKey = v != nil
+						e.PartitionKey = ""
+						if v != nil {
+							e.PartitionKey = *v
+						}
+						return err
+					case foldEq(key, "ExplicitHashKey"):
+						v, err := p.optString()
+						e.hasHash = v != nil
+						e.ExplicitHashKey = ""
+						if v != nil {
+							e.ExplicitHashKey = *v
+						}
+						return err
+					}
+					return p.skip(0)
+				})
+				req.Records = append(req.Records, e)
+				return err
+			})
+		}
+		return p.skip(0)
+	})
+	if err != nil {
+		return req, err
+	}
+	p.ws()
+	if p.i != len(p.b) {
+		return req, p.syntax("data after the JSON object")
+	}
+	return req, nil
+}
+
+// byteArena hands out slices of larger blocks, so that decoding 500
+// records' data costs a few allocations instead of 500.
+type byteArena struct{ block []byte }
+
+func (a *byteArena) alloc(n int) []byte {
+	if n > len(a.block) {
+		if n > 64<<10 {
+			return make([]byte, n)
+		}
+		a.block = make([]byte, 256<<10)
+	}
+	s := a.block[:n:n]
+	a.block = a.block[n:]
+	return s
+}
+
+// foldEq reports whether key equals name ignoring case, as encoding/json
+// matches member names.
+func foldEq(key []byte, name string) bool {
+	return strings.EqualFold(string(key), name)
+}
+
+// jsonScanner reads JSON from b, validating everything it skips.
+type jsonScanner struct {
+	b []byte
+	i int
+}
+
+const maxDepth = 10000
+
+func (p *jsonScanner) syntax(msg string) error {
+	return newErr("SerializationException", "Malformed request body at offset %d: %s", p.i, msg)
+}
+
+func (p *jsonScanner) typeErr(want, field string) error {
+	return newErr("SerializationException", "Unexpected value type in payload: %s must be %s", field, want)
+}
+
+func (p *jsonScanner) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *jsonScanner) peek() byte {
+	p.ws()
+	if p.i < len(p.b) {
+		return p.b[p.i]
+	}
+	return 0
+}
+
+// null consumes a null literal if one comes next.
+func (p *jsonScanner) null() bool {
+	if p.peek() == 'n' && len(p.b)-p.i >= 4 && string(p.b[p.i:p.i+4]) == "null" {
+		p.i += 4
+		return true
+	}
+	return false
+}
+
+// object reads an object, calling member for each member name with the
+// scanner before its value; member must consume the value.
+func (p *jsonScanner) object(member func(key []byte) error) error {
+	if p.peek() != '{' {
+		return p.syntax("expected an object")
+	}
+	p.i++
+	if p.peek() == '}' {
+		p.i++
+		return nil
+	}
+	for {
+		if p.peek() != '"' {
+			return p.syntax("expected a member name")
+		}
+		key, err := p.str()
+		if err != nil {
+			return err
+		}
+		if p.peek() != ':' {
+			return p.syntax("expected ':'")
+		}
+		p.i++
+		if err := member(key); err != nil {
+			return err
+		}
+		switch p.peek() {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return nil
+		default:
+			return p.syntax("expected ',' or '}'")
+		}
+	}
+}
+
+func (p *jsonScanner) array(elem func() error) error {
+	if p.peek() != '[' {
+		return p.syntax("expected an array")
+	}
+	p.i++
+	if p.peek() == ']' {
+		p.i++
+		return nil
+	}
+	for {
+		if err := elem(); err != nil {
+			return err
+		}
+		switch p.peek() {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			return nil
+		default:
+			return p.syntax("expected ',' or ']'")
+		}
+	}
+}
+
+// optString reads a string or null (nil).
+func (p *jsonScanner) optString() (*string, error) {
+	if p.null() {
+		return nil, nil
+	}
+	if p.peek() != '"' {
+		if err := p.skip(0); err != nil {
+			return nil, err
+		}
+		return nil, p.typeErr("a string", "member")
+	}
+	b, err := p.str()
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	return &s, nil
+}
+
+func (p *jsonScanner) stringBytes(field string) ([]byte, error) {
+	if p.peek() != '"' {
+		if err := p.skip(0); err != nil {
+			return nil, err
+		}
+		return nil, p.typeErr("a string", field)
+	}
+	return p.str()
+}
+
+// str reads a string at p.i (a '"') and returns its value. Without
+// escapes or invalid UTF-8 the value aliases the body.
+func (p *jsonScanner) str() ([]byte, error) {
+	p.i++
+	start := p.i
+	ascii := true
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			s := p.b[start:p.i]
+			p.i++
+			if !ascii && !utf8.Valid(s) {
+				return unquoteSlow(s), nil
+			}
+			return s, nil
+		case c == '\\':
+			return p.strSlow(start)
+		case c < 0x20:
+			return nil, p.syntax("control character in string")
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+		p.i++
+	}
+	return nil, p.syntax("unterminated string")
+}
+
+// strSlow finishes a string that holds escapes.
+func (p *jsonScanner) strSlow(start int) ([]byte, error) {
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			s := p.b[start:p.i]
+			p.i++
+			return unquoteSlow(s), nil
+		case c == '\\':
+			if p.i+1 >= len(p.b) {
+				return nil, p.syntax("unterminated string")
+			}
+			switch p.b[p.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p.i += 2
+			case 'u':
+				if p.i+6 > len(p.b) {
+					return nil, p.syntax("short \\u escape")
+				}
+				for _, h := range p.b[p.i+2 : p.i+6] {
+					if !isHex(h) {
+						return nil, p.syntax("bad \\u escape")
+					}
+				}
+				p.i += 6
+			default:
+				return nil, p.syntax("bad escape")
+			}
+		case c < 0x20:
+			return nil, p.syntax("control character in string")
+		default:
+			p.i++
+		}
+	}
+	return nil, p.syntax("unterminated string")
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// unquoteSlow decodes the escapes of a validated string body and replaces
+// invalid UTF-8 and lone surrogates with U+FFFD, as encoding/json does.
+func unquoteSlow(s []byte) []byte {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c == '\\' {
+			switch s[i+1] {
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				r := hex4(s[i+2 : i+6])
+				i += 6
+				if utf16.IsSurrogate(r) {
+					if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
+						if r2 := hex4(s[i+2 : i+6]); utf16.DecodeRune(r, r2) != utf8.RuneError {
+							out = utf8.AppendRune(out, utf16.DecodeRune(r, r2))
+							i += 6
+							continue
+						}
+					}
+					r = utf8.RuneError
+				}
+				out = utf8.AppendRune(out, r)
+				continue
+			default: // '"', '\\', '/'
+				out = append(out, s[i+1])
+			}
+			i += 2
+			continue
+		}
+		if c < utf8.RuneSelf {
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, s[i:i+size]...)
+		}
+		i += size
+	}
+	return out
+}
+
+func hex4(b []byte) rune {
+	v, _ := strconv.ParseUint(string(b), 16, 32)
+	return rune(v)
+}
+
+// skip reads and validates any value.
+func (p *jsonScanner) skip(depth int) error {
+	if depth > maxDepth {
+		return p.syntax("nested too deeply")
+	}
+	switch c := p.peek(); {
+	case c == '{':
+		return p.object(func([]byte) error { return p.skip(depth + 1) })
+	case c == '[':
+		return p.array(func() error { return p.skip(depth + 1) })
+	case c == '"':
+		_, err := p.str()
+		return err
+	case c == 't':
+		return p.literal("true")
+	case c == 'f':
+		return p.literal("false")
+	case c == 'n':
+		return p.literal("null")
+	case c == '-' || c >= '0' && c <= '9':
+		return p.number()
+	default:
+		return p.syntax("expected a value")
+	}
+}
+
+func (p *jsonScanner) literal(lit string) error {
+	if len(p.b)-p.i < len(lit) || string(p.b[p.i:p.i+len(lit)]) != lit {
+		return p.syntax("bad literal")
+	}
+	p.i += len(lit)
+	return nil
+}
+
+func (p *jsonScanner) number() error {
+	digits := func() int {
+		n := 0
+		for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+			p.i++
+			n++
+		}
+		return n
+	}
+	if p.b[p.i] == '-' {
+		p.i++
+	}
+	if p.i < len(p.b) && p.b[p.i] == '0' {
+		p.i++
+	} else if digits() == 0 {
+		return p.syntax("bad number")
+	}
+	if p.i < len(p.b) && p.b[p.i] == '.' {
+		p.i++
+		if digits() == 0 {
+			return p.syntax("bad number")
+		}
+	}
+	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
+			p.i++
+		}
+		if digits() == 0 {
+			return p.syntax("bad number")
+		}
+	}
+	return nil
+}
