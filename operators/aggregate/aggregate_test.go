@@ -337,6 +337,31 @@ func TestPercentileWithinError(t *testing.T) {
 	}
 }
 
+// TestSketchCollapse spreads values over more magnitudes than the sketch
+// spans: the smallest collapse, the merge stays exact, and the upper
+// quantiles keep their error bound.
+func TestSketchCollapse(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	a := bind(t, "percentile", 2, 99)
+	var in []input
+	var vals []float64
+	for range 20_000 {
+		v := math.Pow(10, -8+rng.Float64()*30) // 1e-8 to 1e22
+		vals = append(vals, v)
+		in = append(in, input{args: []any{v}})
+	}
+	slices.Sort(vals)
+	whole := run(t, a, in)
+	merged := mergedRun(t, rng, a, in)
+	if !bytes.Equal(whole.AppendBinary(nil), merged.AppendBinary(nil)) {
+		t.Fatal("a collapsed sketch merged from partials differs from the whole's")
+	}
+	want := vals[int(0.99*float64(len(vals)-1))]
+	if got := whole.Result().(float64); math.Abs(got-want) > SketchRelativeError*want {
+		t.Fatalf("p99 = %g, want %g within 1%%", got, want)
+	}
+}
+
 func TestQuantilesObject(t *testing.T) {
 	a := bind(t, "quantiles", 4, 50, 90, 99.9)
 	var in []input

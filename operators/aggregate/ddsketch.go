@@ -1,8 +1,10 @@
 package aggregate
 
 import (
+	"cmp"
 	"encoding/binary"
 	"math"
+	"slices"
 )
 
 // Quantiles are estimated with a DDSketch (Masson, Rim and Lee, "DDSketch:
@@ -122,134 +124,202 @@ func (s *sketch) decode(r *reader) {
 
 func (s *sketch) size() int { return 48 + s.pos.size() + s.neg.size() }
 
-// bucketStore holds the counts of consecutive bucket indexes from offset
-// on, collapsing the lowest ones when there would be more than
-// sketchMaxBuckets.
+// bucketStore holds the counts of bucket indexes. It starts sparse (a
+// sorted list of the buckets in use: a key with a handful of values costs
+// a few dozen bytes) and turns dense (one counter per index from the
+// lowest to the highest in use) once that is smaller. Either way, when
+// more than sketchMaxBuckets indexes would be spanned, the lowest ones are
+// collapsed into the lowest kept, so the content depends only on the
+// values added, not on their order or on the form.
 type bucketStore struct {
-	offset int32
+	sparse []sparseBucket // sorted by index; used while counts is nil
+	offset int32          // index of counts[0]
 	counts []uint64
 	total  uint64
+}
+
+type sparseBucket struct {
+	index int32
+	count uint64
+}
+
+func (st *bucketStore) dense() bool { return st.counts != nil }
+
+// bounds returns the lowest and highest index in use; ok is false when
+// the store is empty.
+func (st *bucketStore) bounds() (lo, hi int32, ok bool) {
+	if st.total == 0 {
+		return 0, 0, false
+	}
+	if st.dense() {
+		return st.offset, st.offset + int32(len(st.counts)) - 1, true
+	}
+	return st.sparse[0].index, st.sparse[len(st.sparse)-1].index, true
 }
 
 func (st *bucketStore) add(i int32, c uint64) {
 	if c == 0 {
 		return
 	}
-	if len(st.counts) == 0 {
-		st.offset = i
-		st.counts = append(st.counts[:0], c)
-		st.total += c
-		return
+	lo, hi, ok := st.bounds()
+	if ok && i < lo && hi-i+1 > sketchMaxBuckets {
+		// Below the collapsing limit: count it in the lowest kept bucket.
+		i = hi - sketchMaxBuckets + 1
 	}
-	lo, hi := st.offset, st.offset+int32(len(st.counts))-1
-	if i >= lo && i <= hi {
-		st.counts[i-lo] += c
-		st.total += c
-		return
+	if st.dense() {
+		st.addDense(i, c)
+	} else {
+		st.addSparse(i, c)
 	}
-	newLo, newHi := min(lo, i), max(hi, i)
-	if newHi-newLo+1 > sketchMaxBuckets {
-		newLo = newHi - sketchMaxBuckets + 1
-	}
-	st.reshape(newLo, newHi)
-	st.counts[max(i, newLo)-newLo] += c
 	st.total += c
+	if lo, hi, _ := st.bounds(); hi-lo+1 > sketchMaxBuckets {
+		st.collapse(hi - sketchMaxBuckets + 1)
+	}
 }
 
-// reshape moves the counts to cover [lo, hi], adding the counts below lo
-// to bucket lo.
-func (st *bucketStore) reshape(lo, hi int32) {
-	n := int(hi - lo + 1)
-	var collapsed uint64
-	if lo == st.offset && n >= len(st.counts) {
-		// Growing to the right only: append in place.
-		st.counts = append(st.counts, make([]uint64, n-len(st.counts))...)
+func (st *bucketStore) addSparse(i int32, c uint64) {
+	j, found := slices.BinarySearchFunc(st.sparse, i, func(b sparseBucket, i int32) int { return cmp.Compare(b.index, i) })
+	if found {
+		st.sparse[j].count += c
 		return
 	}
-	counts := make([]uint64, n)
-	for j, c := range st.counts {
-		idx := st.offset + int32(j)
-		if idx < lo {
-			collapsed += c
-			continue
-		}
-		counts[idx-lo] += c
+	st.sparse = slices.Insert(st.sparse, j, sparseBucket{i, c})
+	// Dense costs 8 bytes per index spanned, sparse 16 per bucket used.
+	if n := len(st.sparse); n > 8 && int(st.sparse[n-1].index-st.sparse[0].index+1) < 2*n {
+		st.toDense()
 	}
-	counts[0] += collapsed
-	st.offset, st.counts = lo, counts
+}
+
+func (st *bucketStore) toDense() {
+	lo, hi := st.sparse[0].index, st.sparse[len(st.sparse)-1].index
+	st.offset = lo
+	st.counts = make([]uint64, hi-lo+1)
+	for _, b := range st.sparse {
+		st.counts[b.index-lo] = b.count
+	}
+	st.sparse = nil
+}
+
+func (st *bucketStore) addDense(i int32, c uint64) {
+	lo, hi := st.offset, st.offset+int32(len(st.counts))-1
+	switch {
+	case i > hi:
+		st.counts = append(st.counts, make([]uint64, i-hi)...)
+	case i < lo:
+		counts := make([]uint64, hi-i+1, hi-i+1+(lo-i)/2)
+		copy(counts[lo-i:], st.counts)
+		st.offset, st.counts = i, counts
+	}
+	st.counts[i-st.offset] += c
+}
+
+// collapse moves the counts of indexes below lo into lo.
+func (st *bucketStore) collapse(lo int32) {
+	if st.dense() {
+		if lo <= st.offset {
+			return
+		}
+		var moved uint64
+		n := min(int(lo-st.offset), len(st.counts))
+		for _, c := range st.counts[:n] {
+			moved += c
+		}
+		st.counts = append(st.counts[:0:0], st.counts[n:]...)
+		st.offset = lo
+		if len(st.counts) == 0 {
+			st.counts = []uint64{0}
+		}
+		st.counts[0] += moved
+		return
+	}
+	var moved uint64
+	n := 0
+	for n < len(st.sparse) && st.sparse[n].index < lo {
+		moved += st.sparse[n].count
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	st.sparse = st.sparse[n:]
+	st.addSparse(lo, moved)
+}
+
+// each calls f for every bucket in use, by increasing index.
+func (st *bucketStore) each(f func(i int32, c uint64)) {
+	if st.dense() {
+		for j, c := range st.counts {
+			if c != 0 {
+				f(st.offset+int32(j), c)
+			}
+		}
+		return
+	}
+	for _, b := range st.sparse {
+		f(b.index, b.count)
+	}
 }
 
 func (st *bucketStore) merge(o *bucketStore) {
-	if o.total == 0 {
-		return
-	}
-	if st.total == 0 {
-		st.offset = o.offset
-		st.counts = append(st.counts[:0], o.counts...)
-		st.total = o.total
-		return
-	}
-	oHi := o.offset + int32(len(o.counts)) - 1
-	hi := max(st.offset+int32(len(st.counts))-1, oHi)
-	lo := min(st.offset, o.offset)
-	if hi-lo+1 > sketchMaxBuckets {
-		lo = hi - sketchMaxBuckets + 1
-	}
-	if lo != st.offset || hi != st.offset+int32(len(st.counts))-1 {
-		st.reshape(lo, hi)
-	}
-	for j, c := range o.counts {
-		idx := max(o.offset+int32(j), st.offset)
-		st.counts[idx-st.offset] += c
-	}
-	st.total += o.total
+	o.each(st.add)
 }
 
 // indexAtRank returns the bucket that holds the element of rank r
 // (0-based) in ascending order of magnitude.
 func (st *bucketStore) indexAtRank(r uint64) int32 {
 	var seen uint64
-	for j, c := range st.counts {
-		seen += c
-		if seen > r {
-			return st.offset + int32(j)
+	at := int32(0)
+	done := false
+	st.each(func(i int32, c uint64) {
+		if done {
+			return
 		}
-	}
-	return st.offset + int32(len(st.counts)) - 1
+		at = i
+		seen += c
+		done = seen > r
+	})
+	return at
 }
 
+// appendBinary writes the buckets in use as (index delta, count) pairs,
+// the same for either form.
 func (st *bucketStore) appendBinary(b []byte) []byte {
-	// Leading and trailing empty buckets are not written.
-	first, last := 0, len(st.counts)
-	for first < last && st.counts[first] == 0 {
-		first++
-	}
-	for last > first && st.counts[last-1] == 0 {
-		last--
-	}
-	b = binary.AppendVarint(b, int64(st.offset)+int64(first))
-	b = binary.AppendUvarint(b, uint64(last-first))
-	for _, c := range st.counts[first:last] {
+	n := 0
+	st.each(func(int32, uint64) { n++ })
+	b = binary.AppendUvarint(b, uint64(n))
+	prev := int64(0)
+	st.each(func(i int32, c uint64) {
+		b = binary.AppendVarint(b, int64(i)-prev)
 		b = binary.AppendUvarint(b, c)
-	}
+		prev = int64(i)
+	})
 	return b
 }
 
 func (st *bucketStore) decode(r *reader) {
-	off := r.varint("sketch offset")
-	n := r.count("sketch buckets", 1)
-	if r.err == nil && (n > sketchMaxBuckets || off < math.MinInt32 || off+int64(n) > math.MaxInt32) {
+	*st = bucketStore{}
+	n := r.count("sketch buckets", 2)
+	if r.err == nil && n > sketchMaxBuckets {
 		r.fail("sketch buckets")
 	}
-	st.offset, st.counts, st.total = int32(off), make([]uint64, 0, n), 0
-	for range n {
+	prev := int64(0)
+	for k := range n {
+		i := prev + r.varint("sketch index")
 		c := r.uvarint("sketch count")
-		st.counts = append(st.counts, c)
-		st.total += c
-	}
-	if n == 0 {
-		st.counts = nil
+		if r.err != nil {
+			return
+		}
+		if (k > 0 && i <= prev) || i < math.MinInt32 || i > math.MaxInt32 || c == 0 {
+			r.fail("sketch bucket")
+			return
+		}
+		if lo, _, ok := st.bounds(); ok && i-int64(lo)+1 > sketchMaxBuckets {
+			r.fail("sketch span")
+			return
+		}
+		st.add(int32(i), c)
+		prev = i
 	}
 }
 
-func (st *bucketStore) size() int { return 40 + 8*cap(st.counts) }
+func (st *bucketStore) size() int { return 64 + 8*cap(st.counts) + 16*cap(st.sparse) }

@@ -1,0 +1,462 @@
+package window
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/operators"
+)
+
+var clickSchema = operators.Schema{Fields: map[string]operators.Type{
+	"ts": operators.String, "route": operators.String, "status": operators.Int,
+	"latency_ms": operators.Int, "user": operators.String,
+}, Closed: true}
+
+func TestNewReportsEveryProblemWithItsKey(t *testing.T) {
+	base := func() Config {
+		return Config{Name: "w", Tumbling: time.Minute, EventTime: "ts", Schema: clickSchema,
+			Aggregate: []Output{{Name: "n", Call: "count()"}}}
+	}
+	for _, c := range []struct {
+		name   string
+		change func(*Config)
+		want   []ConfigError // Key, Line, Column and a part of Msg
+	}{
+		{"no kind", func(c *Config) { c.Tumbling = 0 }, []ConfigError{{Msg: "exactly one of tumbling, sliding or session"}}},
+		{"two kinds", func(c *Config) { c.Session = time.Second }, []ConfigError{{Msg: "(it has 2)"}}},
+		{"sliding not a multiple", func(c *Config) { c.Tumbling, c.Size, c.Every = 0, 5*time.Minute, 2*time.Minute },
+			[]ConfigError{{Key: "sliding", Msg: "size 5m0s is not a multiple of every 2m0s"}}},
+		{"bad late", func(c *Config) { c.Late = "ignore" }, []ConfigError{{Key: "late", Msg: `not "ignore"`}}},
+		{"unknown field in event_time", func(c *Config) { c.EventTime = "tss" },
+			[]ConfigError{{Key: "event_time", Line: 1, Column: 1, Msg: "tss"}}},
+		{"event_time of the wrong type", func(c *Config) { c.EventTime = "status > 1" },
+			[]ConfigError{{Key: "event_time", Msg: "event_time gives bool"}}},
+		{"unknown aggregate", func(c *Config) { c.Aggregate[0].Call = "median(latency_ms)" },
+			[]ConfigError{{Key: "aggregate.n", Line: 1, Column: 1, Msg: `unknown aggregate "median": use one of avg, count,`}}},
+		{"syntax", func(c *Config) { c.Aggregate[0].Call = "sum(latency_ms" },
+			[]ConfigError{{Key: "aggregate.n", Line: 1, Column: 4, Msg: "sum( is not closed: add )"}}},
+		{"arity", func(c *Config) { c.Aggregate[0].Call = "percentile(latency_ms)" },
+			[]ConfigError{{Key: "aggregate.n", Msg: "percentile takes 2 arguments, not 1: write percentile(x, p)"}}},
+		{"argument type", func(c *Config) { c.Aggregate[0].Call = "sum(route)" },
+			[]ConfigError{{Key: "aggregate.n", Line: 1, Column: 5, Msg: "sum, argument x: sum needs a number, but this gives string"}}},
+		{"error inside an argument", func(c *Config) { c.Aggregate[0].Call = "count(status >= 500 && latncy_ms > 3)" },
+			[]ConfigError{{Key: "aggregate.n", Line: 1, Column: 24, Msg: "latncy_ms"}}},
+		{"constant not a number", func(c *Config) { c.Aggregate[0].Call = "percentile(latency_ms, status)" },
+			[]ConfigError{{Key: "aggregate.n", Line: 1, Column: 24, Msg: `must be a number written in the call, such as 95, not "status"`}}},
+		{"percentile range", func(c *Config) { c.Aggregate[0].Call = "percentile(latency_ms, 150)" },
+			[]ConfigError{{Key: "aggregate.n", Msg: "a percentile is a number from 0 to 100"}}},
+		{"name clash", func(c *Config) {
+			c.GroupBy = []Group{{Expr: "route"}}
+			c.Aggregate = append(c.Aggregate, Output{Name: "route", Call: "count()"}, Output{Name: "window_end", Call: "count()"})
+		}, []ConfigError{
+			{Key: "aggregate.route", Msg: `"route" is already taken`},
+			{Key: "aggregate.window_end", Msg: `"window_end" is already taken`},
+		}},
+		{"bad group_by", func(c *Config) { c.GroupBy = []Group{{Expr: "route"}, {Expr: "rout"}} },
+			[]ConfigError{{Key: "group_by[1]", Line: 1, Column: 1, Msg: "rout"}}},
+		{"having over unknown fields", func(c *Config) { c.Having = "status > 500" },
+			[]ConfigError{{Key: "having", Line: 1, Column: 1, Msg: "status"}}},
+		{"having not a boolean", func(c *Config) { c.Having = "n + 1" },
+			[]ConfigError{{Key: "having", Msg: "must give a bool"}}},
+		{"no aggregates", func(c *Config) { c.Aggregate = nil }, []ConfigError{{Key: "aggregate", Msg: "at least one aggregate"}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := base()
+			c.change(&cfg)
+			_, err := New(cfg)
+			var errs ConfigErrors
+			if !errors.As(err, &errs) {
+				t.Fatalf("New: %v, want ConfigErrors", err)
+			}
+			if len(errs) != len(c.want) {
+				t.Fatalf("New gave %d errors, want %d:\n%v", len(errs), len(c.want), err)
+			}
+			for i, w := range c.want {
+				g := errs[i]
+				if g.Key != w.Key || !strings.Contains(g.Msg, w.Msg) || (w.Line != 0 && (g.Line != w.Line || g.Column != w.Column)) {
+					t.Errorf("error %d = %+v, want %+v", i, *g, w)
+				}
+			}
+		})
+	}
+}
+
+func TestSchemaOfRows(t *testing.T) {
+	w, err := New(Config{Name: "w", Tumbling: time.Minute, Schema: clickSchema,
+		GroupBy: []Group{{Expr: "route"}, {Name: "family", Expr: "status / 100"}},
+		Aggregate: []Output{
+			{Name: "n", Call: "count()"}, {Name: "total", Call: "sum(latency_ms)"},
+			{Name: "p95", Call: "percentile(latency_ms, 95)"}, {Name: "slowest", Call: "max(latency_ms)"},
+			{Name: "top", Call: "top_k(user, 3)"}, {Name: "q", Call: "quantiles(latency_ms, 50, 99)"},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]operators.Type{
+		"window_start": operators.Time, "window_end": operators.Time, "route": operators.String,
+		"family": operators.Float, "n": operators.Int, "total": operators.Int, "p95": operators.Float,
+		"slowest": operators.Int, "top": operators.List, "q": operators.Object,
+	}
+	got := w.Schema()
+	if !got.Closed || len(got.Fields) != len(want) {
+		t.Fatalf("schema %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got.Fields[k] != v && !(k == "family" && got.Fields[k] == operators.Int) {
+			t.Errorf("field %s: %v, want %v", k, got.Fields[k], v)
+		}
+	}
+	if f := w.Fields(); !slices.Equal(f, []string{"latency_ms", "route", "status", "user"}) {
+		t.Errorf("Fields() = %v", f)
+	}
+}
+
+func TestGroupName(t *testing.T) {
+	for in, want := range map[string]string{
+		"route": "route", " geo.city ": "city", "meta.shard_id": "shard_id",
+		`split(path, "?")[0]`: `split(path, "?")[0]`, "a.1": "a.1",
+	} {
+		if got := GroupName(in); got != want {
+			t.Errorf("GroupName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestEventTime(t *testing.T) {
+	want := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		in   any
+		want time.Time
+		err  string
+	}{
+		{want, want, ""},
+		{"2024-05-01T12:00:00Z", want, ""},
+		{"2024-05-01T14:00:00+02:00", want, ""},
+		{"2024-05-01T12:00:00.250Z", want.Add(250 * time.Millisecond), ""},
+		{want.Unix(), want, ""},
+		{float64(want.Unix()) + 0.5, want.Add(500 * time.Millisecond), ""},
+		{want.UnixMilli() + 7, want.Add(7 * time.Millisecond), ""},
+		{want.UnixMicro() + 3, want.Add(3 * time.Microsecond), ""},
+		{want.UnixNano() + 1, want.Add(1), ""},
+		{fmt.Sprint(want.UnixMilli()), want, ""},
+		{" 1714564800 ", want, ""},
+		{int64(0), time.Unix(0, 0), ""},
+		{"yesterday", time.Time{}, `cannot read "yesterday" as a time`},
+		{"", time.Time{}, "cannot read"},
+		{true, time.Time{}, "gave a bool"},
+		{nil, time.Time{}, "no event time"},
+		{time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), time.Time{}, "outside the years"},
+	} {
+		got, err := EventTime(c.in)
+		switch {
+		case c.err != "":
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("EventTime(%#v) = %v, %v; want error %q", c.in, got, err, c.err)
+			}
+		case err != nil || got != c.want.UnixNano():
+			t.Errorf("EventTime(%#v) = %v, %v; want %v", c.in, time.Unix(0, got).UTC(), err, c.want)
+		}
+	}
+}
+
+func FuzzEventTime(f *testing.F) {
+	for _, s := range []string{"2024-05-01T12:00:00Z", "1714564800", "1714564800123", "-5", "1e300", "NaN", "2024-13-45T99:99:99Z", "9999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ns, err := EventTime(s)
+		if err != nil {
+			return
+		}
+		// Whatever is accepted is a time that round-trips through RFC 3339.
+		tm := time.Unix(0, ns).UTC()
+		back, err := EventTime(tm.Format(time.RFC3339Nano))
+		if err != nil || back != ns {
+			t.Fatalf("EventTime(%q) = %v, which reads back as %v, %v", s, tm, back, err)
+		}
+	})
+}
+
+// rec makes a clickstream record at event time t.
+func rec(t time.Time, route string, latency int64, user string) engine.Record {
+	return engine.Record{Fields: map[string]any{
+		"ts": t.Format(time.RFC3339Nano), "route": route, "latency_ms": latency, "user": user, "status": int64(200),
+	}}
+}
+
+type rowKey struct {
+	start, end time.Time
+	route      string
+}
+
+type rowVal struct {
+	n, total int64
+	users    int64
+}
+
+// TestAgainstDirectComputation feeds random out-of-order records in random
+// batches across shards, with snapshots and restores at random points, and
+// compares the rows with a direct computation over all the records. The
+// out-of-orderness covers the disorder, so nothing is late.
+func TestAgainstDirectComputation(t *testing.T) {
+	for _, kind := range []string{"tumbling", "sliding", "session"} {
+		t.Run(kind, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(42, uint64(len(kind))))
+			base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+			cfg := Config{Name: "w", EventTime: "ts", Schema: clickSchema, OutOfOrderness: 2 * time.Minute,
+				GroupBy: []Group{{Expr: "route"}},
+				Aggregate: []Output{{Name: "n", Call: "count()"}, {Name: "total", Call: "sum(latency_ms)"},
+					{Name: "users", Call: "count_distinct(user)"}}}
+			switch kind {
+			case "tumbling":
+				cfg.Tumbling = time.Minute
+			case "sliding":
+				cfg.Size, cfg.Every = 5*time.Minute, time.Minute
+			case "session":
+				cfg.Session = 20 * time.Second
+			}
+			w, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Three shards, each in roughly increasing time with up to 90s
+			// of disorder.
+			type ev struct {
+				t       time.Time
+				route   string
+				latency int64
+				user    string
+			}
+			var all []ev
+			shards := map[string][]engine.Record{}
+			for s := range 3 {
+				shard := fmt.Sprintf("shard-%d", s)
+				clock := base
+				for range 3000 {
+					clock = clock.Add(time.Duration(rng.IntN(400)) * time.Millisecond * time.Duration(1+rng.IntN(20)))
+					at := clock.Add(-time.Duration(rng.IntN(90_000)) * time.Millisecond)
+					e := ev{at, fmt.Sprintf("/r%d", rng.IntN(7)), int64(rng.IntN(1000)), fmt.Sprintf("u%d", rng.IntN(50))}
+					all = append(all, e)
+					shards[shard] = append(shards[shard], rec(e.t, e.route, e.latency, e.user))
+				}
+			}
+			got := map[rowKey]rowVal{}
+			collect := func(b *engine.Batch) {
+				if b == nil {
+					return
+				}
+				if len(b.Failed) > 0 {
+					t.Fatalf("rejected %d records, first: %+v", len(b.Failed), b.Failed[0])
+				}
+				for _, r := range b.Records {
+					k := rowKey{r.Fields[FieldStart].(time.Time), r.Fields[FieldEnd].(time.Time), r.Fields["route"].(string)}
+					if _, dup := got[k]; dup {
+						t.Fatalf("row %v emitted twice", k)
+					}
+					got[k] = rowVal{r.Fields["n"].(int64), r.Fields["total"].(int64), r.Fields["users"].(int64)}
+				}
+			}
+			// Interleave the shards in random batches. Every shard is
+			// announced first: a shard the window has not heard of cannot
+			// hold the watermark back.
+			names := []string{"shard-0", "shard-1", "shard-2"}
+			for _, name := range names {
+				if _, err := w.Process(context.Background(), &engine.Batch{Shard: name}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for len(shards) > 0 {
+				name := names[rng.IntN(len(names))]
+				recs := shards[name]
+				if recs == nil {
+					continue
+				}
+				n := min(len(recs), 1+rng.IntN(200))
+				b := &engine.Batch{Shard: name, Records: slices.Clone(recs[:n]), End: n == len(recs)}
+				shards[name] = recs[n:]
+				if n == len(recs) {
+					delete(shards, name)
+				}
+				out, err := w.Process(context.Background(), b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				collect(out)
+				if rng.IntN(10) == 0 {
+					state, err := w.Snapshot()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if w, err = New(cfg); err != nil {
+						t.Fatal(err)
+					}
+					if err := w.Restore(state); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			out, err := w.Tick(context.Background(), time.Now(), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			collect(out)
+			if n := w.LateDropped(); n != 0 {
+				t.Fatalf("%d records dropped as late", n)
+			}
+
+			// The direct computation.
+			want := map[rowKey]rowVal{}
+			users := map[rowKey]map[string]bool{}
+			put := func(k rowKey, e ev) {
+				v := want[k]
+				v.n++
+				v.total += e.latency
+				want[k] = v
+				if users[k] == nil {
+					users[k] = map[string]bool{}
+				}
+				users[k][e.user] = true
+			}
+			switch kind {
+			case "tumbling", "sliding":
+				size, every := time.Minute, time.Minute
+				if kind == "sliding" {
+					size = 5 * time.Minute
+				}
+				for _, e := range all {
+					first := e.t.Truncate(every)
+					for s := first; s.After(e.t.Add(-size)); s = s.Add(-every) {
+						put(rowKey{s, s.Add(size), e.route}, e)
+					}
+				}
+			case "session":
+				byRoute := map[string][]ev{}
+				for _, e := range all {
+					byRoute[e.route] = append(byRoute[e.route], e)
+				}
+				for _, evs := range byRoute {
+					sort.Slice(evs, func(i, j int) bool { return evs[i].t.Before(evs[j].t) })
+					start := 0
+					for i := range evs {
+						if i == len(evs)-1 || evs[i+1].t.Sub(evs[i].t) >= 20*time.Second {
+							k := rowKey{evs[start].t, evs[i].t.Add(20 * time.Second), evs[i].route}
+							for _, e := range evs[start : i+1] {
+								put(k, e)
+							}
+							start = i + 1
+						}
+					}
+				}
+			}
+			for k, u := range users {
+				v := want[k]
+				v.users = int64(len(u))
+				want[k] = v
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d rows, want %d", len(got), len(want))
+			}
+			for k, v := range want {
+				if got[k] != v {
+					t.Fatalf("row %v = %+v, want %+v", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+// TestStopKeepsOpenWindows: without final, open windows are not emitted;
+// they are in the snapshot, and a restored window emits them at the end
+// of input.
+func TestStopKeepsOpenWindows(t *testing.T) {
+	cfg := Config{Name: "w", Tumbling: time.Minute, EventTime: "ts", Schema: clickSchema,
+		Aggregate: []Output{{Name: "n", Call: "count()"}}}
+	w, _ := New(cfg)
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	out, _ := w.Process(context.Background(), &engine.Batch{Shard: "s", Records: []engine.Record{
+		rec(base, "/", 1, "u"), rec(base.Add(time.Second), "/", 1, "u"),
+	}})
+	tick, _ := w.Tick(context.Background(), time.Now().Add(time.Hour), false)
+	if len(out.Records) != 0 || tick != nil {
+		t.Fatalf("an open window was emitted before the end of input: %v %v", out.Records, tick)
+	}
+	state, _ := w.Snapshot()
+	w2, _ := New(cfg)
+	if err := w2.Restore(state); err != nil {
+		t.Fatal(err)
+	}
+	final, _ := w2.Tick(context.Background(), time.Now(), true)
+	if final == nil || len(final.Records) != 1 || final.Records[0].Fields["n"] != int64(2) {
+		t.Fatalf("restored window emitted %v, want one row with n=2", final)
+	}
+}
+
+func TestRestoreRefusesBadState(t *testing.T) {
+	cfg := Config{Name: "w", Tumbling: time.Minute, EventTime: "ts", Schema: clickSchema,
+		GroupBy:   []Group{{Expr: "route"}},
+		Aggregate: []Output{{Name: "n", Call: "count()"}, {Name: "p", Call: "percentile(latency_ms, 50)"}}}
+	w, _ := New(cfg)
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	w.Process(context.Background(), &engine.Batch{Shard: "s", Records: []engine.Record{rec(base, "/a", 5, "u"), rec(base, "/b", 7, "u")}})
+	good, _ := w.Snapshot()
+
+	other := cfg
+	other.Aggregate = []Output{{Name: "n", Call: "count()"}}
+	wOther, _ := New(other)
+	if err := wOther.Restore(good); err == nil || !strings.Contains(err.Error(), "another definition") {
+		t.Errorf("restore into a different window: %v", err)
+	}
+
+	var s snapshot
+	json.Unmarshal(good, &s)
+	for cut := range len(s.State) {
+		bad := s
+		bad.State = s.State[:cut]
+		data, _ := json.Marshal(bad)
+		w2, _ := New(cfg)
+		if err := w2.Restore(data); err == nil {
+			t.Fatalf("state cut to %d of %d bytes restored without error", cut, len(s.State))
+		}
+	}
+	for _, data := range []string{`{`, `[]`, `{"version": 99}`} {
+		w2, _ := New(cfg)
+		if err := w2.Restore(json.RawMessage(data)); err == nil {
+			t.Errorf("Restore(%s) succeeded", data)
+		}
+	}
+}
+
+func FuzzRestore(f *testing.F) {
+	cfg := Config{Name: "w", Session: time.Minute, EventTime: "ts", Schema: clickSchema,
+		GroupBy:   []Group{{Expr: "route"}},
+		Aggregate: []Output{{Name: "n", Call: "count()"}, {Name: "top", Call: "top_k(user, 2)"}}}
+	w, _ := New(cfg)
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	w.Process(context.Background(), &engine.Batch{Shard: "s", Records: []engine.Record{rec(base, "/a", 5, "u"), rec(base.Add(time.Hour), "/b", 7, "v")}})
+	good, _ := w.Snapshot()
+	var s snapshot
+	json.Unmarshal(good, &s)
+	f.Add(s.State)
+	f.Fuzz(func(t *testing.T, state []byte) {
+		bad := s
+		bad.State = state
+		data, _ := json.Marshal(bad)
+		w2, _ := New(cfg)
+		if err := w2.Restore(data); err != nil {
+			return
+		}
+		// Restored state must be usable.
+		w2.Process(context.Background(), &engine.Batch{Shard: "s", Records: []engine.Record{rec(base.Add(2*time.Hour), "/a", 1, "x")}})
+		w2.Tick(context.Background(), time.Now(), true)
+		w2.Snapshot()
+	})
+}
