@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -170,5 +171,79 @@ func TestBuildInvalid(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, DefaultCheckpointStore)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an invalid pipeline created its checkpoint store: %v", err)
+	}
+}
+
+// TestBuildStdinAndFilesSource runs the stdin and files sources through a
+// csv decode into files, with relative paths resolved against the
+// pipeline file's directory (or BuildOptions.Dir), and a malformed row
+// kept in the error output.
+func TestBuildStdinAndFilesSource(t *testing.T) {
+	input := "1,alice,200\n2,bob,500\n3,carol\n4,dave,503\n"
+	for _, tc := range []struct {
+		name   string
+		source string
+		setup  func(t *testing.T, dir string) BuildOptions
+	}{
+		{"stdin", "stdin: {}", func(t *testing.T, dir string) BuildOptions {
+			return BuildOptions{Stdin: strings.NewReader(input)}
+		}},
+		{"files", "files: {paths: [in/*.csv], follow: false}", func(t *testing.T, dir string) BuildOptions {
+			if err := os.MkdirAll(filepath.Join(dir, "in"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "in", "a.csv"), []byte(input), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return BuildOptions{}
+		}},
+		{"files, Dir given", "files: {paths: [in/*.csv], follow: false}", func(t *testing.T, dir string) BuildOptions {
+			base := filepath.Join(dir, "elsewhere")
+			if err := os.MkdirAll(filepath.Join(base, "in"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(base, "in", "a.csv"), []byte(input), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return BuildOptions{Dir: base}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := writePipeline(t, dir, `name: csv-in
+source:
+  `+tc.source+`
+  decode: {format: csv, columns: [id, user, status]}
+steps:
+  - filter: status != "200"
+sinks:
+  - name: out
+    files: {dir: out}
+`)
+			opts := tc.setup(t, dir)
+			run(t, path, opts)
+			base := dir
+			if opts.Dir != "" {
+				base = opts.Dir
+			}
+			var users, errs []string
+			for _, r := range readOutputs(t, filepath.Join(base, "out")) {
+				if u, ok := r["user"].(string); ok {
+					users = append(users, u)
+				} else {
+					errs = append(errs, fmt.Sprint(r["stage"], ": ", r["error"]))
+				}
+			}
+			slices.Sort(users)
+			if !slices.Equal(users, []string{"bob", "dave"}) {
+				t.Errorf("users %q, want bob and dave", users)
+			}
+			if len(errs) != 1 || !strings.HasPrefix(errs[0], "decode: ") {
+				t.Errorf("want the short row in the error output, got %q", errs)
+			}
+			if _, err := os.Stat(filepath.Join(base, DefaultCheckpointStore, "csv-in.json")); err != nil {
+				t.Errorf("checkpoint not in the default store: %v", err)
+			}
+		})
 	}
 }
