@@ -1,24 +1,587 @@
 package main
 
+// The stream verbs: serve (the embedded stream store behind a
+// Kinesis-compatible API), put (lines from stdin to a stream) and tail
+// (records of a stream to stdout).
+
 import (
+	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/kinesisapi"
+	"github.com/sluice-dev/sluice/engine/local"
+	"github.com/sluice-dev/sluice/engine/stream"
 )
 
-// The stream verbs (serve, put, tail) live here.
-
-func cmdServe(_ context.Context, _ []string, _ io.Reader, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "sluice serve: not implemented yet")
-	return exitRuntime
+// parseFlags parses flags that may come before or after the positional
+// arguments, and returns the positional ones.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
 }
 
-func cmdPut(_ context.Context, _ []string, _ io.Reader, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "sluice put: not implemented yet")
-	return exitRuntime
+// multiFlag collects a repeated flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: sluice serve [--listen 127.0.0.1:4567] [--dir ./data] [flags]")
+		fmt.Fprintln(stderr, "\nServes the embedded stream store over the Kinesis Data Streams API.")
+		fs.PrintDefaults()
+	}
+	listen := fs.String("listen", "127.0.0.1:4567", "address to listen on; loopback unless you name another interface")
+	dir := fs.String("dir", "./data", "directory of the stream store")
+	fsync := fs.Bool("fsync", true, "fsync every write batch before acknowledging it")
+	limits := fs.Bool("limits", false, "enforce Kinesis's per-shard limits (1 MiB/s or 1,000 records/s in; 2 MiB/s and 5 reads/s out)")
+	authFile := fs.String("auth", "", "file of accepted access keys, one `ACCESS_KEY[:SECRET]` a line; with a secret the signature is checked too")
+	maxBody := fs.Int64("max-body", kinesisapi.DefaultMaxBodyBytes, "largest request body in bytes")
+	shardLimit := fs.Int("shard-limit", 500, "most open shards of all streams together")
+	segBytes := fs.Int64("segment-bytes", 64<<20, "size at which a shard starts a new segment file")
+	region := fs.String("region", "us-east-1", "region named in stream ARNs")
+	var creates multiFlag
+	fs.Var(&creates, "create", "create a stream at start if it does not exist, as `NAME:SHARDS` (repeatable)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "sluice serve: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	var keys map[string]string
+	if *authFile != "" {
+		if keys, err = readKeys(*authFile); err != nil {
+			fmt.Fprintf(stderr, "sluice serve: --auth: %v\n", err)
+			return exitUsage
+		}
+	}
+	type create struct {
+		name   string
+		shards int
+	}
+	var toCreate []create
+	for _, c := range creates {
+		name, n, ok := strings.Cut(c, ":")
+		shards, err := strconv.Atoi(n)
+		if !ok || err != nil || shards < 1 {
+			fmt.Fprintf(stderr, "sluice serve: --create %q: want NAME:SHARDS, such as clicks:4\n", c)
+			return exitUsage
+		}
+		toCreate = append(toCreate, create{name, shards})
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	st, err := stream.Open(*dir, stream.Options{NoSync: !*fsync, SegmentBytes: *segBytes, MaxOpenShards: *shardLimit, Region: *region, Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return exitRuntime
+	}
+	defer st.Close()
+	for _, c := range toCreate {
+		if err := st.CreateStream(c.name, c.shards, ""); err != nil && stream.KindOf(err) != stream.KindInUse {
+			fmt.Fprintf(stderr, "sluice serve: --create %s: %v\n", c.name, err)
+			return exitUsage
+		}
+	}
+	h, err := kinesisapi.New(kinesisapi.Config{Store: st, Keys: keys, Limits: *limits, MaxBodyBytes: *maxBody, Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return exitRuntime
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return exitRuntime
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	if !addr.IP.IsLoopback() && keys == nil {
+		log.Warn("listening beyond loopback without --auth: anyone who can reach this address can read and write every stream", "addr", addr.String())
+	}
+	fmt.Fprintf(stderr, "sluice serve: Kinesis API on http://%s, store %s\n", addr, *dir)
+	if err := h.Serve(ctx, ln); err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return exitRuntime
+	}
+	if err := st.Close(); err != nil {
+		fmt.Fprintf(stderr, "sluice serve: close store: %v\n", err)
+		return exitRuntime
+	}
+	return exitOK
 }
 
-func cmdTail(_ context.Context, _ []string, _ io.Reader, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "sluice tail: not implemented yet")
-	return exitRuntime
+// readKeys reads an --auth file: ACCESS_KEY[:SECRET] per line, blank lines
+// and # comments ignored.
+func readKeys(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	keys := map[string]string{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, secret, _ := strings.Cut(line, ":")
+		if k == "" || strings.ContainsAny(k, " \t") {
+			return nil, fmt.Errorf("%s:%d: want ACCESS_KEY or ACCESS_KEY:SECRET", path, i+1)
+		}
+		keys[k] = secret
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s holds no access key", path)
+	}
+	return keys, nil
+}
+
+// putter writes batches of records to a stream.
+type putter interface {
+	put(ctx context.Context, entries []stream.PutEntry) error
+}
+
+// storePutter writes to the store directly.
+type storePutter struct {
+	st   *stream.Store
+	name string
+}
+
+func (p storePutter) put(ctx context.Context, entries []stream.PutEntry) error {
+	res, err := p.st.Put(ctx, p.name, entries, nil)
+	if err != nil {
+		return err
+	}
+	for i, r := range res {
+		if r.Err != nil {
+			return fmt.Errorf("record %d: %w", i, r.Err)
+		}
+	}
+	return nil
+}
+
+// apiPutter writes through a Kinesis API, retrying records that failed.
+type apiPutter struct {
+	c    *kinesis.Client
+	name string
+}
+
+func (p apiPutter) put(ctx context.Context, entries []stream.PutEntry) error {
+	recs := make([]types.PutRecordsRequestEntry, len(entries))
+	for i, e := range entries {
+		recs[i] = types.PutRecordsRequestEntry{Data: e.Data, PartitionKey: aws.String(e.PartitionKey)}
+	}
+	for attempt := 0; len(recs) > 0; attempt++ {
+		out, err := p.c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(p.name), Records: recs})
+		if err != nil {
+			return err
+		}
+		var retry []types.PutRecordsRequestEntry
+		var last string
+		for i, r := range out.Records {
+			if r.ErrorCode != nil {
+				retry = append(retry, recs[i])
+				last = aws.ToString(r.ErrorCode) + ": " + aws.ToString(r.ErrorMessage)
+			}
+		}
+		if len(retry) > 0 && attempt >= 8 {
+			return fmt.Errorf("%d records still failing after retries: %s", len(retry), last)
+		}
+		if len(retry) > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
+			}
+		}
+		recs = retry
+	}
+	return nil
+}
+
+func apiClient(ctx context.Context, endpoint, region string) (*kinesis.Client, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region), awsconfig.WithEC2IMDSClientEnableState(imds.ClientDisabled))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		// sluice serve accepts any signature unless it runs with --auth.
+		cfg.Credentials = credentials.NewStaticCredentialsProvider("sluice", "sluice", "")
+	}
+	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(endpoint) }), nil
+}
+
+func cmdPut(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("put", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: sluice put [flags] STREAM < lines")
+		fmt.Fprintln(stderr, "\nWrites each line of standard input to STREAM as one record (blank lines are skipped).")
+		fs.PrintDefaults()
+	}
+	dir := fs.String("dir", "./data", "directory of the stream store (ignored with --endpoint)")
+	endpoint := fs.String("endpoint", "", "put through a Kinesis API at this URL instead, such as a running sluice serve")
+	region := fs.String("region", "us-east-1", "region for --endpoint")
+	key := fs.String("key", "", "partition key of every record (default: a random key per line)")
+	keyExpr := fs.String("key-expr", "", "expression giving a line's partition key; it sees the fields of a JSON line, `line` and `n` (the line number)")
+	create := fs.Int("create", 0, "create the stream with this many shards if it does not exist (not with --endpoint)")
+	batch := fs.Int("batch", 500, "most records per write")
+	linger := fs.Duration("linger", 100*time.Millisecond, "longest a line waits for more to fill a write")
+	quiet := fs.Bool("quiet", false, "print no summary")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	name := pos[0]
+	if err := stream.ValidateStreamName(name); err != nil {
+		fmt.Fprintf(stderr, "sluice put: %v\n", err)
+		return exitUsage
+	}
+	if *key != "" && *keyExpr != "" {
+		fmt.Fprintln(stderr, "sluice put: give --key or --key-expr, not both")
+		return exitUsage
+	}
+	if *batch < 1 || *batch > 500 {
+		fmt.Fprintln(stderr, "sluice put: --batch must be between 1 and 500")
+		return exitUsage
+	}
+	keyOf, err := keyFunc(*key, *keyExpr)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice put: --key-expr: %v\n", err)
+		return exitUsage
+	}
+
+	var p putter
+	if *endpoint != "" {
+		c, err := apiClient(ctx, *endpoint, *region)
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice put: %v\n", err)
+			return exitRuntime
+		}
+		p = apiPutter{c, name}
+	} else {
+		st, err := stream.Open(*dir, stream.Options{})
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice put: %v (to write while sluice serve runs, use --endpoint http://ADDRESS)\n", err)
+			return exitRuntime
+		}
+		defer st.Close()
+		if _, err := st.Describe(name); stream.KindOf(err) == stream.KindNotFound {
+			if *create == 0 {
+				fmt.Fprintf(stderr, "sluice put: stream %s does not exist in %s; create it with --create SHARDS\n", name, *dir)
+				return exitRuntime
+			}
+			if err := st.CreateStream(name, *create, ""); err != nil {
+				fmt.Fprintf(stderr, "sluice put: %v\n", err)
+				return exitRuntime
+			}
+		}
+		p = storePutter{st, name}
+	}
+
+	// Lines are read in their own goroutine so that a slow producer's
+	// lines are written after --linger instead of waiting for a full batch.
+	type line struct {
+		text []byte
+		n    int
+		err  error
+	}
+	lines := make(chan line, *batch)
+	go func() {
+		defer close(lines)
+		r := bufio.NewReaderSize(stdin, 64<<10)
+		n := 0
+		for {
+			b, err := readLine(r, stream.MaxRecordBytes-stream.MaxPartitionKeyLen*4)
+			if len(b) > 0 || (err != nil && err != io.EOF) {
+				n++
+				select {
+				case lines <- line{b, n, err}:
+				case <-ctx.Done():
+					return
+				}
+			} else if err == nil {
+				n++ // a blank line
+			}
+			if err == io.EOF || (err != nil && !errors.Is(err, errLineTooLong)) {
+				return
+			}
+		}
+	}()
+
+	var pending []stream.PutEntry
+	written, badKeys := 0, 0
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := p.put(ctx, pending); err != nil {
+			return err
+		}
+		written += len(pending)
+		pending = pending[:0]
+		return nil
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	status := exitOK
+loop:
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				break loop
+			}
+			if l.err != nil {
+				fmt.Fprintf(stderr, "sluice put: line %d: %v; it was not written\n", l.n, l.err)
+				status = exitRuntime
+				if !errors.Is(l.err, errLineTooLong) {
+					break loop
+				}
+				continue
+			}
+			k, err := keyOf(l.text, l.n)
+			if err != nil {
+				badKeys++
+				fmt.Fprintf(stderr, "sluice put: line %d: partition key: %v; using a random key\n", l.n, err)
+				k = randomKey()
+			}
+			pending = append(pending, stream.PutEntry{PartitionKey: k, Data: l.text})
+			if len(pending) == 1 {
+				timer.Reset(*linger)
+			}
+			if len(pending) >= *batch {
+				timer.Stop()
+				if err := flush(); err != nil {
+					fmt.Fprintf(stderr, "sluice put: %v\n", err)
+					return exitRuntime
+				}
+			}
+		case <-timer.C:
+			if err := flush(); err != nil {
+				fmt.Fprintf(stderr, "sluice put: %v\n", err)
+				return exitRuntime
+			}
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	if err := flush(); err != nil {
+		fmt.Fprintf(stderr, "sluice put: %v\n", err)
+		return exitRuntime
+	}
+	if !*quiet {
+		fmt.Fprintf(stderr, "sluice put: %d records written to %s\n", written, name)
+	}
+	return status
+}
+
+var errLineTooLong = errors.New("line is longer than a record may be (1 MiB with its partition key)")
+
+// readLine reads one line without its end of line. A line longer than max
+// is skipped to its end and reported with errLineTooLong.
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var out []byte
+	tooLong := false
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if !tooLong {
+			if len(out)+len(chunk) > max+2 {
+				tooLong, out = true, nil
+			} else {
+				out = append(out, chunk...)
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if tooLong {
+			if err == nil || err == io.EOF {
+				return nil, errLineTooLong
+			}
+			return nil, err
+		}
+		out = trimEOL(out)
+		if len(out) > max {
+			return nil, errLineTooLong
+		}
+		return out, err
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+func randomKey() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// keyFunc returns how a line's partition key is chosen.
+func keyFunc(key, src string) (func(line []byte, n int) (string, error), error) {
+	switch {
+	case key != "":
+		if err := stream.ValidateEntry(&stream.PutEntry{PartitionKey: key}); err != nil {
+			return nil, err
+		}
+		return func([]byte, int) (string, error) { return key, nil }, nil
+	case src == "":
+		return func([]byte, int) (string, error) { return randomKey(), nil }, nil
+	}
+	prog, err := expr.Compile(src, expr.AllowUndefinedVariables())
+	if err != nil {
+		return nil, err
+	}
+	return func(line []byte, n int) (string, error) { return evalKey(prog, line, n) }, nil
+}
+
+func evalKey(prog *vm.Program, line []byte, n int) (string, error) {
+	env := map[string]any{}
+	var obj map[string]any
+	if json.Unmarshal(line, &obj) == nil {
+		for k, v := range obj {
+			env[k] = v
+		}
+	}
+	env["line"], env["n"] = string(line), n
+	v, err := expr.Run(prog, env)
+	if err != nil {
+		return "", err
+	}
+	if v == nil {
+		return "", errors.New("the expression gave nil")
+	}
+	k := fmt.Sprint(v)
+	if err := stream.ValidateEntry(&stream.PutEntry{PartitionKey: k}); err != nil {
+		return "", err
+	}
+	return k, nil
+}
+
+func cmdTail(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: sluice tail [flags] STREAM")
+		fmt.Fprintln(stderr, "\nPrints the records of STREAM, read from the store directory (also while sluice serve runs).")
+		fs.PrintDefaults()
+	}
+	dir := fs.String("dir", "./data", "directory of the stream store")
+	from := fs.String("from", "trim_horizon", "where to start: trim_horizon, latest or at_timestamp")
+	ts := fs.String("timestamp", "", "arrival time to start at with --from at_timestamp (RFC 3339)")
+	follow := fs.Bool("f", false, "keep printing new records until interrupted")
+	format := fs.String("format", "data", "data: each record's bytes and a newline; json: a JSON object per record with its metadata")
+	limit := fs.Int("n", 0, "stop after this many records (0: no limit)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	if *format != "data" && *format != "json" {
+		fmt.Fprintf(stderr, "sluice tail: --format %q: want data or json\n", *format)
+		return exitUsage
+	}
+	cfg := local.Config{Dir: *dir, Stream: pos[0], Start: *from, StopAtEnd: !*follow, PollInterval: 100 * time.Millisecond}
+	if *ts != "" {
+		t, err := time.Parse(time.RFC3339Nano, *ts)
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice tail: --timestamp: %v\n", err)
+			return exitUsage
+		}
+		cfg.StartTimestamp = t
+	}
+	src, err := local.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice tail: %v\n", err)
+		return exitUsage
+	}
+	w := bufio.NewWriterSize(stdout, 64<<10)
+	defer w.Flush()
+	printed := 0
+	errDone := errors.New("enough records")
+	emit := func(_ context.Context, b *engine.Batch) error {
+		for _, r := range b.Records {
+			if *format == "json" {
+				out := map[string]any{
+					"shard": r.Meta.ShardID, "sequence_number": r.Meta.SequenceNumber,
+					"partition_key": r.Meta.PartitionKey, "arrival_time": r.Meta.ArrivalTime.UTC().Format(time.RFC3339Nano),
+				}
+				if utf8.Valid(r.Data) {
+					out["data"] = string(r.Data)
+				} else {
+					out["data_base64"] = base64.StdEncoding.EncodeToString(r.Data)
+				}
+				b, _ := json.Marshal(out)
+				w.Write(append(b, '\n'))
+			} else {
+				w.Write(r.Data)
+				w.WriteByte('\n')
+			}
+			printed++
+			if *limit > 0 && printed >= *limit {
+				return errDone
+			}
+		}
+		return w.Flush()
+	}
+	err = src.Read(ctx, nil, emit)
+	if err != nil && !errors.Is(err, errDone) && !(errors.Is(err, context.Canceled) && ctx.Err() != nil) {
+		w.Flush()
+		fmt.Fprintf(stderr, "sluice tail: %v\n", err)
+		return exitRuntime
+	}
+	return exitOK
 }
