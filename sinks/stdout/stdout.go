@@ -1,0 +1,102 @@
+// Package stdout is the debugging sink: it writes each batch's records as
+// JSON lines to a writer (standard output) as soon as they arrive, and
+// failed records, in the error output's shape, to another (standard
+// error).
+//
+// It delivers at least once, not effectively once: it has nothing to
+// stage, so its Prepare and Commit do nothing, and records written after
+// the last checkpoint are written again when the pipeline resumes from it.
+package stdout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/sinks/encode"
+)
+
+// Config configures the sink.
+type Config struct {
+	// Name is the sink's name, for error messages.
+	Name string
+	// Out receives records; Errors receives failed records (nil: Out).
+	Out, Errors io.Writer
+}
+
+// Sink writes JSON lines. Like every engine.Sink it is driven from one
+// goroutine.
+type Sink struct {
+	cfg      Config
+	enc      encode.JSON
+	out, err []byte
+}
+
+var _ engine.Sink = (*Sink)(nil)
+
+// New returns a sink writing to cfg.Out.
+func New(cfg Config) (*Sink, error) {
+	if cfg.Out == nil {
+		return nil, errors.New("stdout sink: no writer")
+	}
+	if cfg.Errors == nil {
+		cfg.Errors = cfg.Out
+	}
+	return &Sink{cfg: cfg}, nil
+}
+
+// Recover does nothing: nothing is staged.
+func (s *Sink) Recover(context.Context, json.RawMessage) error { return nil }
+
+// Write encodes the batch and writes it with one call per writer, so that
+// lines of concurrent pipelines sharing a terminal do not interleave
+// within a batch. A record that cannot be encoded is written to Errors as
+// format-conversion-failed.
+func (s *Sink) Write(_ context.Context, b *engine.Batch) error {
+	s.out, s.err = s.out[:0], s.err[:0]
+	for i := range b.Records {
+		r := &b.Records[i]
+		if r.Fields == nil && r.Data != nil {
+			s.out = append(s.out, r.Data...)
+			if len(r.Data) == 0 || r.Data[len(r.Data)-1] != '\n' {
+				s.out = append(s.out, '\n')
+			}
+			continue
+		}
+		line, err := s.enc.AppendRecord(s.out, r.Fields)
+		if err != nil {
+			s.err = s.enc.AppendFailure(s.err, &engine.Failure{
+				Record: *r, Type: "format-conversion-failed", Stage: "encode", Err: err.Error(), Time: time.Now(),
+			})
+			continue
+		}
+		s.out = line
+	}
+	for i := range b.Failed {
+		s.err = s.enc.AppendFailure(s.err, &b.Failed[i])
+	}
+	if len(s.out) > 0 {
+		if _, err := s.cfg.Out.Write(s.out); err != nil {
+			return fmt.Errorf("stdout sink %s: %w", s.cfg.Name, err)
+		}
+	}
+	if len(s.err) > 0 {
+		if _, err := s.cfg.Errors.Write(s.err); err != nil {
+			return fmt.Errorf("stdout sink %s: error output: %w", s.cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// Flush seals nothing: records are written as they come.
+func (s *Sink) Flush(context.Context, time.Time, bool) (int, error) { return 0, nil }
+
+// Prepare has no state to record.
+func (s *Sink) Prepare(context.Context) (json.RawMessage, error) { return nil, nil }
+
+// Commit has nothing to publish.
+func (s *Sink) Commit(context.Context, json.RawMessage) error { return nil }
