@@ -133,7 +133,7 @@ func TestStateMachine(t *testing.T) {
 	}{
 		{"fires once after for, no repeat, resolves once", nil, []step{
 			{[]engine.Record{row(0, "/a", 100, 1)}, nil},
-			{[]engine.Record{row(1, "/a", 100, 10)}, nil}, // pending since 12:01
+			{[]engine.Record{row(1, "/a", 100, 10)}, nil},                   // pending since 12:01
 			{[]engine.Record{row(2, "/a", 100, 10)}, []string{"firing /a"}}, // true from 12:01 to 12:03
 			{[]engine.Record{row(3, "/a", 100, 10)}, nil},
 			{[]engine.Record{row(4, "/a", 100, 10)}, nil},
