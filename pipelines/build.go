@@ -16,8 +16,9 @@ import (
 type BuildOptions struct {
 	// Stdin is what the stdin source reads; nil: os.Stdin.
 	Stdin io.Reader
-	// Stdout is where the stdout sink writes; nil: os.Stdout.
-	Stdout io.Writer
+	// Stdout is where the stdout sink writes records, Stderr where it
+	// writes failed records; nil: os.Stdout, os.Stderr.
+	Stdout, Stderr io.Writer
 	// Logger receives the pipeline's log; nil: no log.
 	Logger *slog.Logger
 	// Dir is the directory that relative paths in the file (checkpoint
@@ -42,6 +43,9 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	}
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
 	}
 	if opts.Dir == "" {
 		opts.Dir = s.Dir

@@ -247,3 +247,25 @@ sinks:
 		})
 	}
 }
+
+// TestBuildStdout runs stdin → map → stdout with BuildOptions' writers:
+// records on Stdout in order, the line that is not JSON on Stderr.
+func TestBuildStdout(t *testing.T) {
+	dir := t.TempDir()
+	path := writePipeline(t, dir, `name: echo
+source: {stdin: {}}
+steps:
+  - map: {n2: n * 2}
+sinks:
+  - name: out
+    stdout: {}
+`)
+	var stdout, stderr strings.Builder
+	run(t, path, BuildOptions{Stdin: strings.NewReader("{\"n\":1}\nnot json\n{\"n\":5}\n"), Stdout: &stdout, Stderr: &stderr})
+	if got, want := stdout.String(), "{\"n\":1,\"n2\":2}\n{\"n\":5,\"n2\":10}\n"; got != want {
+		t.Errorf("stdout %q, want %q", got, want)
+	}
+	if !strings.Contains(stderr.String(), `"stage":"decode"`) || strings.Count(stderr.String(), "\n") != 1 {
+		t.Errorf("stderr %q, want the one bad line as a decode failure", stderr.String())
+	}
+}

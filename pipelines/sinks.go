@@ -10,6 +10,7 @@ import (
 	"github.com/sluice-dev/sluice/operators"
 	filesink "github.com/sluice-dev/sluice/sinks/files"
 	"github.com/sluice-dev/sluice/sinks/keys"
+	stdoutsink "github.com/sluice-dev/sluice/sinks/stdout"
 )
 
 // sinks checks the sinks and compiles their partition keys against the
@@ -92,6 +93,9 @@ func (c *checker) sinks(schemas []operators.Schema) []compiledSink {
 			if len(sk.PartitionKeys) > 0 {
 				c.atKey(path+".partition_keys", path, "partition_keys name parts of output keys; stdout has none")
 			}
+			if sk.Buffer != (Buffer{}) {
+				c.atKey(path+".buffer", path, "stdout writes records as they come; remove buffer")
+			}
 		}
 	}
 	return out
@@ -116,7 +120,7 @@ func (c *checker) template(path, src string, opt keys.Options) *keys.Template {
 	return t
 }
 
-// sinkFormats lists the formats each sink kind writes in this version.
+// sinkFormatsNow lists the formats each sink kind writes in this version.
 var sinkFormatsNow = map[string][]string{
 	"files":  {"json"},
 	"stdout": {"json"},
@@ -140,13 +144,12 @@ func buildSink(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions
 		for name, x := range cs.keys {
 			keys[name] = x.Eval
 		}
-		errorPrefix := sk.Files.ErrorPrefix
 		return filesink.New(filesink.Config{
 			Pipeline:       s.Name,
 			Name:           sk.Name,
 			Dir:            rt.abs(sk.Files.Dir),
 			Prefix:         sk.Files.Prefix,
-			ErrorPrefix:    errorPrefix,
+			ErrorPrefix:    sk.Files.ErrorPrefix,
 			Format:         sk.Format,
 			Compression:    sk.Compression,
 			BufferBytes:    sk.Buffer.Size,
@@ -155,6 +158,8 @@ func buildSink(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions
 			PartitionKeys:  keys,
 			Now:            rt.now,
 		})
+	case "stdout":
+		return stdoutsink.New(stdoutsink.Config{Name: sk.Name, Out: opts.Stdout, Errors: opts.Stderr})
 	}
 	return nil, fmt.Errorf("the %s sink is not available in this version", sk.Kind())
 }
