@@ -85,7 +85,7 @@ func TestPipelineDeliversEachRecordOnce(t *testing.T) {
 			root := t.TempDir()
 			s := setup{dir: filepath.Join(root, "out"), ckpt: filepath.Join(root, "ckpt"), compression: comp}
 			src := testSource()
-			src.perShard = 150
+			src.perShard = 60
 			if err := s.run(fsys.OS{}, src); err != nil {
 				t.Fatal(err)
 			}
@@ -303,7 +303,7 @@ func TestCrashAtEveryOperation(t *testing.T) {
 	case testing.Short():
 		stride = 17
 	case raceEnabled:
-		stride = 5
+		stride = 8
 	}
 	for failAt := 1; failAt <= total+10; failAt += stride {
 		for _, powerLoss := range []bool{false, true} {
