@@ -555,6 +555,15 @@ func (w *Window) Schema() operators.Schema {
 	return s
 }
 
+// Keys returns the names of the group keys in the rows, in group_by order.
+func (w *Window) Keys() []string {
+	keys := make([]string, len(w.groups))
+	for i, g := range w.groups {
+		keys[i] = g.name
+	}
+	return keys
+}
+
 // Fields returns the input fields the window's expressions read, for
 // projection.
 func (w *Window) Fields() []string {
