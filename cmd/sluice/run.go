@@ -2,11 +2,138 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/term"
+
+	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/pipelines"
 )
 
-func cmdRun(_ context.Context, _ []string, _ io.Reader, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "sluice run: not implemented yet")
-	return exitRuntime
+func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "least severe level logged: debug, info, warn, error")
+	status := fs.String("status", "auto", "live status line: auto (on when stderr is a terminal), on, off")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: sluice run [flags] FILE…\n\nRuns pipelines until their input ends or SIGINT/SIGTERM stops them; either way every\nbuffer is sealed and the last checkpoint written before exit 0.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+
+	con := &console{w: stderr}
+	logger, err := newLogger(con, *logFormat, *logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice run: %v\n", err)
+		return exitUsage
+	}
+	showStatus, err := wantStatus(*status, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice run: %v\n", err)
+		return exitUsage
+	}
+
+	var runs []*engine.Pipeline
+	for _, path := range fs.Args() {
+		spec, err := pipelines.Load(path, nil)
+		if err != nil {
+			printPipelineError(stderr, path, err)
+			return exitUsage
+		}
+		p, err := pipelines.Build(spec, pipelines.BuildOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr, Logger: logger})
+		if err != nil {
+			printPipelineError(stderr, path, err)
+			return exitUsage
+		}
+		p.Stats = engine.NewStats(p)
+		runs = append(runs, p)
+	}
+
+	stopStatus := func() {}
+	if showStatus {
+		stopStatus = startStatus(con, runs)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range runs {
+		logger.Info("pipeline started", "pipeline", p.Name)
+		g.Go(func() error { return p.Run(gctx) })
+	}
+	err = g.Wait()
+	stopStatus()
+	if err != nil {
+		logger.Error("pipeline failed", "err", err)
+		return exitRuntime
+	}
+	for _, p := range runs {
+		logger.Info("pipeline finished", "pipeline", p.Name, "in", p.Stats.In.Load(), "out", p.Stats.Out.Load(), "errors", p.Stats.Errors.Load())
+	}
+	return exitOK
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+func wantStatus(mode string, stderr io.Writer) (bool, error) {
+	switch mode {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	case "auto":
+		f, ok := stderr.(*os.File)
+		return ok && term.IsTerminal(int(f.Fd())), nil
+	}
+	return false, fmt.Errorf("--status %q: want auto, on or off", mode)
+}
+
+// startStatus redraws the status line twice a second until the returned
+// function is called.
+func startStatus(con *console, runs []*engine.Pipeline) (stop func()) {
+	stats := make([]*engine.Stats, len(runs))
+	for i, p := range runs {
+		stats[i] = p.Stats
+	}
+	meters := make([]rateMeter, len(stats))
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				con.clear()
+				return
+			case now := <-t.C:
+				con.draw(statusLine(stats, meters, now))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
