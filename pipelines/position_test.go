@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
 )
 
 // markerPos returns where the first "bogus" is written in text.
@@ -81,4 +83,39 @@ func TestExprErrorPositions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzScalarPositions checks that every scalar of any YAML text maps to
+// one position per byte, each inside the text.
+func FuzzScalarPositions(f *testing.F) {
+	f.Add("a: 'x''y'\nb: \"\\u00e9\\\n  z\"\nc: |\n  l1\n   l2\n\nd: >-\n  f\n\n  g\n")
+	f.Add("- &a !!str plain\n  folded\n- *a\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		var root yaml.Node
+		if yaml.Unmarshal([]byte(text), &root) != nil {
+			return
+		}
+		src := newSource([]byte(text))
+		var walk func(n *yaml.Node, depth int)
+		walk = func(n *yaml.Node, depth int) {
+			if depth > 50 {
+				return
+			}
+			if n.Kind == yaml.ScalarNode {
+				ps := src.scalarPositions(n)
+				if len(ps) != len(n.Value) {
+					t.Fatalf("%q: %d positions for %d bytes", n.Value, len(ps), len(n.Value))
+				}
+				for _, p := range ps {
+					if p.Line < 1 || p.Line > len(src.lines) || p.Col < 1 {
+						t.Fatalf("%q: position %v outside the text", n.Value, p)
+					}
+				}
+			}
+			for _, c := range n.Content {
+				walk(c, depth+1)
+			}
+		}
+		walk(&root, 0)
+	})
 }

@@ -118,12 +118,6 @@ func (m *mapped) add(r rune, p Pos) {
 	}
 }
 
-func (m *mapped) addString(s string, p Pos) {
-	for _, r := range s {
-		m.add(r, p)
-	}
-}
-
 // cursor reads a file's text from a position, keeping line and column.
 type cursor struct {
 	text []byte
@@ -305,14 +299,10 @@ func (c *cursor) escape(out *mapped, at Pos) bool {
 	for range digits {
 		hex = utf8.AppendRune(hex, c.next())
 	}
+	// \xXX is a code point below 256, encoded as UTF-8 like the rest.
 	v, err := strconv.ParseUint(string(hex), 16, 32)
 	if err != nil {
 		return false
-	}
-	if e == 'x' {
-		// \xXX is a code point below 256, encoded as UTF-8 like the rest.
-		out.add(rune(v), at)
-		return true
 	}
 	out.add(rune(v), at)
 	return true

@@ -153,3 +153,24 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUnits checks that durations, sizes and ${VAR} expansion never panic
+// and never give a negative amount.
+func FuzzUnits(f *testing.F) {
+	for _, s := range []string{"500ms", "1h30m", "2d", "64MiB", "1.5GiB", "${A:-1s}", "$${x}", "1e400KB"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if d, err := parseDuration(s); err == nil && d < 0 {
+			t.Fatalf("parseDuration(%q) = %v", s, d)
+		}
+		if n, err := parseSize(s); err == nil && n < 0 {
+			t.Fatalf("parseSize(%q) = %d", s, n)
+		}
+		pos := make([]Pos, len(s))
+		got, _ := interpolate(s, pos, func(string) (string, bool) { return "v", true })
+		if len(got.text.pos) != len(got.text.text) {
+			t.Fatalf("interpolate(%q): %d bytes, %d positions", s, len(got.text.text), len(got.text.pos))
+		}
+	})
+}

@@ -31,9 +31,10 @@ func Validate(s *Spec) error {
 	return errs.err()
 }
 
-// compiled is a Spec checked and turned into parts that have no side
-// effects to make: the schema at every point and the step objects. Build
-// adds the source, the sinks and the checkpoint store.
+// compiled is a Spec checked and turned into the parts that are made
+// without touching anything outside the process: the source, the decode
+// step, the steps and the schema at every point. Build adds the sinks and
+// the checkpoint store, which may create directories.
 type compiled struct {
 	source engine.Source
 	decode engine.Step
