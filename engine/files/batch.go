@@ -59,7 +59,7 @@ func (b *batch) add(l lines.Line) {
 		Record: rec,
 		Type:   "decode-failed",
 		Stage:  "source",
-		Err: fmt.Sprintf("line of %d bytes at byte %d of %s is longer than max_line_bytes (%d); its first %d bytes are kept here; raise max_line_bytes to read such lines",
+		Err: fmt.Sprintf("line of %d bytes at byte %d of %s is longer than max_line (%d); its first %d bytes are kept here; raise max_line to read such lines",
 			l.Len, l.Offset, b.path, b.max, len(l.Data)),
 		Time: b.now,
 	})

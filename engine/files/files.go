@@ -85,6 +85,8 @@ type Source struct {
 	lingerPolls int
 }
 
+var _ engine.Source = (*Source)(nil)
+
 // New validates cfg and returns a source.
 func New(cfg Config) (*Source, error) {
 	if len(cfg.Paths) == 0 {
@@ -103,7 +105,7 @@ func New(cfg Config) (*Source, error) {
 		cfg.StartAt = "beginning"
 	case "beginning", "end":
 	default:
-		return nil, fmt.Errorf("files source: start_at %q: want beginning or end", cfg.StartAt)
+		return nil, fmt.Errorf("files source: start %q: want beginning or end", cfg.StartAt)
 	}
 	if cfg.PollInterval < 0 {
 		return nil, fmt.Errorf("files source: poll_interval %v is negative", cfg.PollInterval)
@@ -112,7 +114,7 @@ func New(cfg Config) (*Source, error) {
 		cfg.PollInterval = DefaultPollInterval
 	}
 	if cfg.MaxLineBytes < 0 {
-		return nil, fmt.Errorf("files source: max_line_bytes %d is negative", cfg.MaxLineBytes)
+		return nil, fmt.Errorf("files source: max_line %d is negative", cfg.MaxLineBytes)
 	}
 	if cfg.MaxLineBytes == 0 {
 		cfg.MaxLineBytes = DefaultMaxLineBytes

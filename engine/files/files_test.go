@@ -33,9 +33,9 @@ func TestNewValidates(t *testing.T) {
 		{"no paths", Config{}, "no paths"},
 		{"empty path", Config{Paths: []string{""}}, "empty path"},
 		{"bad glob", Config{Paths: []string{"/logs/[a"}}, "not a valid glob"},
-		{"bad start_at", Config{Paths: []string{"x"}, StartAt: "middle"}, "start_at"},
+		{"bad start_at", Config{Paths: []string{"x"}, StartAt: "middle"}, "start"},
 		{"negative poll", Config{Paths: []string{"x"}, PollInterval: -time.Second}, "poll_interval"},
-		{"negative max line", Config{Paths: []string{"x"}, MaxLineBytes: -1}, "max_line_bytes"},
+		{"negative max line", Config{Paths: []string{"x"}, MaxLineBytes: -1}, "max_line"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -475,7 +475,7 @@ func TestLongLine(t *testing.T) {
 			if len(f.Record.Data) != 1<<20 || f.Type != "decode-failed" || f.Stage != "source" {
 				t.Fatalf("failure with %d bytes, type %q, stage %q", len(f.Record.Data), f.Type, f.Stage)
 			}
-			for _, want := range []string{strconv.Itoa(long) + " bytes", "at byte 7", a, "max_line_bytes (1048576)"} {
+			for _, want := range []string{strconv.Itoa(long) + " bytes", "at byte 7", a, "max_line (1048576)"} {
 				if !strings.Contains(f.Err, want) {
 					t.Fatalf("reason %q does not say %q", f.Err, want)
 				}

@@ -80,6 +80,8 @@ type Source struct {
 	gen *clickstream
 }
 
+var _ engine.Source = (*Source)(nil)
+
 // New validates cfg and returns a generator.
 func New(cfg Config) (*Source, error) {
 	switch cfg.Profile {

@@ -48,13 +48,15 @@ type Source struct {
 	cfg Config
 }
 
+var _ engine.Source = (*Source)(nil)
+
 // New returns a source that reads r.
 func New(r io.Reader, cfg Config) (*Source, error) {
 	if r == nil {
 		return nil, errors.New("stdin source: no reader")
 	}
 	if cfg.MaxRecordBytes < 0 {
-		return nil, fmt.Errorf("stdin source: max_record_bytes %d is negative", cfg.MaxRecordBytes)
+		return nil, fmt.Errorf("stdin source: max_line %d is negative", cfg.MaxRecordBytes)
 	}
 	if cfg.MaxRecordBytes == 0 {
 		cfg.MaxRecordBytes = DefaultMaxRecordBytes
@@ -206,7 +208,7 @@ func (b *batch) add(l lines.Line, lineNo int64) {
 		Record: rec,
 		Type:   "decode-failed",
 		Stage:  "source",
-		Err: fmt.Sprintf("line %d of stdin (at byte %d) is %d bytes, longer than max_record_bytes (%d); its first %d bytes are kept here; raise max_record_bytes to read such lines",
+		Err: fmt.Sprintf("line %d of stdin (at byte %d) is %d bytes, longer than max_line (%d); its first %d bytes are kept here; raise max_line to read such lines",
 			lineNo, l.Offset, l.Len, b.max, len(l.Data)),
 		Time: b.now,
 	})

@@ -265,7 +265,7 @@ func TestHugeLine(t *testing.T) {
 	if len(f.Record.Data) != DefaultMaxRecordBytes || f.Type != "decode-failed" || f.Stage != "source" || f.Record.Meta.SequenceNumber != "2" {
 		t.Fatalf("failure: %d bytes, type %q, stage %q, line %s", len(f.Record.Data), f.Type, f.Stage, f.Record.Meta.SequenceNumber)
 	}
-	for _, want := range []string{"line 2", strconv.Itoa(n) + " bytes", "max_record_bytes (1048576)"} {
+	for _, want := range []string{"line 2", strconv.Itoa(n) + " bytes", "max_line (1048576)"} {
 		if !strings.Contains(f.Err, want) {
 			t.Fatalf("reason %q does not say %q", f.Err, want)
 		}
