@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
+	"slices"
 	"time"
 )
 
@@ -69,7 +71,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return r.run(ctx)
+	err = r.run(ctx)
+	for _, s := range p.Sinks {
+		if c, ok := s.Sink.(io.Closer); ok {
+			if cerr := c.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("pipeline %s: close sink %s: %w", p.Name, s.Name, cerr)
+			}
+		}
+	}
+	return err
 }
 
 type runner struct {
@@ -198,6 +208,14 @@ func (r *runner) restore(ctx context.Context) error {
 		maps.Copy(r.positions, cp.Positions)
 		stepState, sinkState = cp.Steps, cp.Sinks
 		r.log.Info("resuming from checkpoint", "seq", cp.Seq, "time", cp.Time, "shards", len(cp.Positions))
+	}
+	// State the pipeline has no sink for may be staged output that would be
+	// lost in silence: refuse, as Flink refuses state it cannot map.
+	for name := range sinkState {
+		if !slices.ContainsFunc(p.Sinks, func(s NamedSink) bool { return s.Name == name }) {
+			return fmt.Errorf("pipeline %s: the last checkpoint holds staged output of sink %q, which the pipeline no longer has: "+
+				"put the sink back and run once to deliver it, or delete the checkpoint to drop it", p.Name, name)
+		}
 	}
 	for _, s := range p.Steps {
 		st, ok := s.Step.(Stateful)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -412,4 +413,44 @@ func (s *stallSink) Write(ctx context.Context, b *engine.Batch) error {
 		<-s.release
 	})
 	return s.memSink.Write(ctx, b)
+}
+
+func TestRunRefusesStateOfARemovedSink(t *testing.T) {
+	var log []string
+	store := &memStore{log: &log}
+	run := func(names ...string) error {
+		var sinks []engine.NamedSink
+		for _, n := range names {
+			sinks = append(sinks, engine.NamedSink{Name: n, After: -1, Sink: &memSink{name: n, log: &log, sealEvery: 1}})
+		}
+		p := &engine.Pipeline{Name: "t", Source: &countSource{n: 5, per: 5}, Store: store, Sinks: sinks}
+		return p.Run(context.Background())
+	}
+	if err := run("a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	err := run("a")
+	if err == nil || !strings.Contains(err.Error(), `sink "b"`) || !strings.Contains(err.Error(), "delete the checkpoint") {
+		t.Fatalf("resuming without sink b: got %v, want an error naming the sink and the way out", err)
+	}
+}
+
+type closingSink struct {
+	memSink
+	closed bool
+}
+
+func (c *closingSink) Close() error { c.closed = true; return nil }
+
+func TestRunClosesSinks(t *testing.T) {
+	var log []string
+	s := &closingSink{memSink: memSink{name: "out", log: &log, sealEvery: 1}}
+	p := &engine.Pipeline{Name: "t", Source: &countSource{n: 3, per: 3}, Store: &memStore{log: &log},
+		Sinks: []engine.NamedSink{{Name: "out", After: -1, Sink: s}}}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !s.closed {
+		t.Fatal("sink not closed after the run")
+	}
 }
