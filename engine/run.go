@@ -175,7 +175,8 @@ func (r *runner) run(ctx context.Context) error {
 				return err
 			}
 			stopped := ctx.Err() != nil
-			if err != nil && !(stopped && errors.Is(err, context.Canceled)) {
+			stopErr := errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+			if err != nil && !(stopped && stopErr) {
 				// Keep what was processed before failing.
 				if ferr := r.finish(work, false); ferr != nil {
 					r.log.Error("final checkpoint", "err", ferr)

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// exampleSetups prepares what an example needs besides sluice (a server, an
+// environment variable) and returns extra checks to run after it. An
+// example without an entry needs nothing.
+var exampleSetups = map[string]func(t *testing.T){}
+
+// TestExamples validates every pipeline in examples/ and runs it for a
+// few seconds in a scratch directory: it must exit 0 and publish output.
+func TestExamples(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples found: %v", err)
+	}
+	for _, src := range files {
+		name := strings.TrimSuffix(filepath.Base(src), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := dispatch(context.Background(), []string{"validate", src}, nil, &stdout, &stderr); code != exitOK {
+				t.Fatalf("validate exited %d: %s", code, stderr.String())
+			}
+			if want := src + ": ok\n"; stdout.String() != want {
+				t.Fatalf("validate printed %q, want %q", stdout.String(), want)
+			}
+			if setup := exampleSetups[name]; setup != nil {
+				setup(t)
+			}
+			// Run a copy, so relative paths land in a scratch directory.
+			dir := t.TempDir()
+			data, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, filepath.Base(src))
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+			defer cancel()
+			stdout.Reset()
+			stderr.Reset()
+			if code := dispatch(ctx, []string{"run", "--status", "off", p}, strings.NewReader(""), &stdout, &stderr); code != exitOK {
+				t.Fatalf("run exited %d:\n%s", code, tail(stderr.String(), 3000))
+			}
+			if n := publishedFiles(t, dir); n == 0 && stdout.Len() == 0 {
+				t.Fatalf("the example published nothing in 4s:\n%s", tail(stderr.String(), 3000))
+			}
+		})
+	}
+}
+
+// publishedFiles counts the files a run published under dir: not staging
+// (hidden directories) and not checkpoints.
+func publishedFiles(t *testing.T, dir string) int {
+	n := 0
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() && path != dir && (strings.HasPrefix(d.Name(), ".") || d.Name() == "checkpoints") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && filepath.Ext(path) != ".yaml" {
+			n++
+		}
+		return nil
+	})
+	return n
+}
