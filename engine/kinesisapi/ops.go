@@ -109,7 +109,8 @@ func (h *Handler) createStream(_ context.Context, body []byte) (any, error) {
 	if req.ShardCount != nil {
 		n = int(*req.ShardCount)
 	} else if mode == stream.ModeProvisioned {
-		return nil, newErr("InvalidArgumentException", "ShardCount is required for a PROVISIONED stream.")
+		c.required(false, "shardCount")
+		return nil, c.err()
 	}
 	if err := checkTags(req.Tags); err != nil {
 		return nil, err

@@ -239,7 +239,8 @@ func (s *Store) MergeShards(name, shardID, adjacentID string) error {
 	if err != nil {
 		return err
 	}
-	if a == b || (a.end.add1() != b.start && b.end.add1() != a.start) {
+	adjacent := func(lo, hi *shardMeta) bool { return lo.end != maxHashKey && lo.end.add1() == hi.start }
+	if a == b || !(adjacent(a, b) || adjacent(b, a)) {
 		return errorf(KindInvalidArgument, "Shards %s and %s in stream %s under account %s are not an adjacent pair of shards eligible for merging", shardID, adjacentID, name, s.o.Account)
 	}
 	r.merge(a, b)

@@ -277,3 +277,13 @@ func TestReshardWhileProducersWrite(t *testing.T) {
 		t.Fatal("children got no records; the producers did not overlap the reshard")
 	}
 }
+
+// The shard at the top of the hash key space is not adjacent to the one
+// at the bottom (no wrap-around).
+func TestMergeIsNotCircular(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{})
+	mustCreate(t, s, "x", 3)
+	if err := s.MergeShards("x", "shardId-000000000002", "shardId-000000000000"); KindOf(err) != KindInvalidArgument {
+		t.Fatalf("merging the last and first shards: got %v", err)
+	}
+}
