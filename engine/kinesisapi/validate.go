@@ -22,7 +22,7 @@ func decode(body []byte, v any) error {
 		}
 		return newErr("SerializationException", "Malformed request body: %v", err)
 	}
-	if d.More() {
+	if rest := bytes.Trim(body[d.InputOffset():], " \t\r\n"); len(rest) > 0 {
 		return newErr("SerializationException", "Malformed request body: data after the JSON object")
 	}
 	return nil
@@ -46,13 +46,16 @@ func (e *epoch) UnmarshalJSON(b []byte) error {
 		s = uq
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e13 {
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > maxEpochSeconds {
 		return newErr("SerializationException", "Unexpected value type in payload: %s is not a timestamp", truncate(string(b), 64))
 	}
 	sec, frac := math.Modf(f)
 	e.Time = time.Unix(int64(sec), int64(math.Round(frac*1000))*int64(time.Millisecond))
 	return nil
 }
+
+// maxEpochSeconds is the last second of year 9999.
+const maxEpochSeconds = 253402300799
 
 // checks collects validation errors in the words Kinesis uses.
 type checks []string

@@ -1,0 +1,328 @@
+package kinesisapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/sluice-dev/sluice/engine/stream"
+)
+
+// testClock is a settable clock.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock() *testClock {
+	c := &testClock{}
+	c.ns.Store(time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC).UnixNano())
+	return c
+}
+func (c *testClock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+
+// handlerFor returns a handler over a fresh store, for direct requests.
+func handlerFor(t *testing.T, cfg Config, so stream.Options) *Handler {
+	t.Helper()
+	st, err := stream.Open(t.TempDir(), so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg.Store = st
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// do sends one request to h and returns the status and decoded answer.
+func do(t *testing.T, h http.Handler, op, body string, hdr map[string]string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	req.Header.Set("X-Amz-Target", targetPrefix+op)
+	req.Header.Set("Content-Type", jsonType)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	var ans map[string]any
+	if b := w.Body.Bytes(); len(b) > 0 {
+		if err := json.Unmarshal(b, &ans); err != nil {
+			t.Fatalf("%s: answer is not JSON: %q", op, b)
+		}
+	}
+	if w.Code != 200 && (ans["__type"] == nil || w.Header().Get("Content-Type") != jsonType) {
+		t.Fatalf("%s: error answer %d %v lacks Kinesis's shape", op, w.Code, ans)
+	}
+	return w.Code, ans
+}
+
+func TestErrorShapes(t *testing.T) {
+	h := handlerFor(t, Config{MaxBodyBytes: 1 << 10}, stream.Options{})
+	tests := []struct {
+		name, op, body, ctype string
+		status                int
+		typ                   string
+	}{
+		{"unknown operation", "Fly", `{}`, "", 400, "UnknownOperationException"},
+		{"cbor", "ListStreams", `{}`, cborType, 400, "SerializationException"},
+		{"body too large", "PutRecord", `{"Data":"` + strings.Repeat("A", 2000) + `"}`, "", 400, "ValidationException"},
+		{"not json", "ListStreams", `nope`, "", 400, "SerializationException"},
+		{"trailing data", "ListStreams", `{} {}`, "", 400, "SerializationException"},
+		{"wrong type", "DescribeStream", `{"StreamName":5}`, "", 400, "SerializationException"},
+		{"missing stream", "DescribeStream", `{"StreamName":"nope"}`, "", 400, "ResourceNotFoundException"},
+		{"no stream named", "DescribeStream", `{}`, "", 400, "ValidationException"},
+		{"bad arn", "DescribeStream", `{"StreamARN":"nope"}`, "", 400, "ValidationException"},
+		{"empty body lists", "ListStreams", ``, "", 200, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hdr := map[string]string{}
+			if tc.ctype != "" {
+				hdr["Content-Type"] = tc.ctype
+			}
+			status, ans := do(t, h, tc.op, tc.body, hdr)
+			if status != tc.status || (tc.typ != "" && ans["__type"] != tc.typ) {
+				t.Fatalf("got %d %v, want %d %s", status, ans, tc.status, tc.typ)
+			}
+		})
+	}
+	// A GET is refused in the same shape.
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "__type") {
+		t.Fatalf("GET: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestStreamARNAddressing(t *testing.T) {
+	h := handlerFor(t, Config{}, stream.Options{})
+	do(t, h, "CreateStream", `{"StreamName":"a","ShardCount":1}`, nil)
+	arn := h.store.ARN("a")
+	status, ans := do(t, h, "DescribeStreamSummary", `{"StreamARN":"`+arn+`"}`, nil)
+	if status != 200 || ans["StreamDescriptionSummary"].(map[string]any)["StreamName"] != "a" {
+		t.Fatalf("by ARN: %d %v", status, ans)
+	}
+	status, _ = do(t, h, "DescribeStreamSummary", `{"StreamName":"b","StreamARN":"`+arn+`"}`, nil)
+	if status != 400 {
+		t.Fatalf("name and ARN of different streams accepted")
+	}
+}
+
+func TestIteratorsExpire(t *testing.T) {
+	clk := newTestClock()
+	h := handlerFor(t, Config{Now: clk.Now}, stream.Options{Now: clk.Now})
+	do(t, h, "CreateStream", `{"StreamName":"a","ShardCount":1}`, nil)
+	_, it := do(t, h, "GetShardIterator", `{"StreamName":"a","ShardId":"shardId-000000000000","ShardIteratorType":"LATEST"}`, nil)
+	iter := it["ShardIterator"].(string)
+	clk.Add(4 * time.Minute)
+	status, ans := do(t, h, "GetRecords", `{"ShardIterator":"`+iter+`"}`, nil)
+	if status != 200 {
+		t.Fatalf("4-minute-old iterator: %d %v", status, ans)
+	}
+	next := ans["NextShardIterator"].(string)
+	clk.Add(2 * time.Minute)
+	if status, ans := do(t, h, "GetRecords", `{"ShardIterator":"`+iter+`"}`, nil); status != 400 || ans["__type"] != "ExpiredIteratorException" {
+		t.Fatalf("6-minute-old iterator: %d %v", status, ans)
+	}
+	if status, _ := do(t, h, "GetRecords", `{"ShardIterator":"`+next+`"}`, nil); status != 200 {
+		t.Fatalf("the next iterator, issued 2 minutes ago, was refused")
+	}
+	// Tampered iterators are refused.
+	b := []byte(iter)
+	b[10] ^= 1
+	if status, ans := do(t, h, "GetRecords", `{"ShardIterator":"`+string(b)+`"}`, nil); status != 400 || ans["__type"] != "InvalidArgumentException" {
+		t.Fatalf("tampered iterator: %d %v", status, ans)
+	}
+}
+
+func TestThroughputLimits(t *testing.T) {
+	clk := newTestClock()
+	h := handlerFor(t, Config{Now: clk.Now, Limits: true}, stream.Options{Now: clk.Now, NoSync: true})
+	do(t, h, "CreateStream", `{"StreamName":"a","ShardCount":1}`, nil)
+	batch := `{"StreamName":"a","Records":[` + strings.TrimSuffix(strings.Repeat(`{"Data":"MTIz","PartitionKey":"k"},`, 400), ",") + `]}`
+	failed := 0.0
+	for range 3 {
+		_, ans := do(t, h, "PutRecords", batch, nil)
+		failed += ans["FailedRecordCount"].(float64)
+		for _, r := range ans["Records"].([]any) {
+			if code, ok := r.(map[string]any)["ErrorCode"]; ok && code != "ProvisionedThroughputExceededException" {
+				t.Fatalf("per-record error %v", code)
+			}
+		}
+	}
+	if failed != 200 {
+		t.Fatalf("1,200 records in the same instant: %v failed, want the 200 over 1,000/s", failed)
+	}
+	clk.Add(time.Second)
+	if _, ans := do(t, h, "PutRecords", batch, nil); ans["FailedRecordCount"].(float64) != 0 {
+		t.Fatalf("a second later: %v failed", ans["FailedRecordCount"])
+	}
+	big := `{"StreamName":"a","Data":"` + strings.Repeat("A", 800000) + `","PartitionKey":"k"}` // 600 kB
+	if status, ans := do(t, h, "PutRecord", big, nil); status != 200 {
+		t.Fatalf("PutRecord within 1 MiB/s: %d %v", status, ans)
+	}
+	if status, ans := do(t, h, "PutRecord", big, nil); status != 400 || ans["__type"] != "ProvisionedThroughputExceededException" {
+		t.Fatalf("PutRecord over 1 MiB/s: %d %v", status, ans)
+	}
+	_, it := do(t, h, "GetShardIterator", `{"StreamName":"a","ShardId":"shardId-000000000000","ShardIteratorType":"TRIM_HORIZON"}`, nil)
+	iter := it["ShardIterator"].(string)
+	throttled := 0
+	for range 7 {
+		if status, ans := do(t, h, "GetRecords", `{"ShardIterator":"`+iter+`","Limit":1}`, nil); status == 400 && ans["__type"] == "ProvisionedThroughputExceededException" {
+			throttled++
+		}
+	}
+	if throttled != 2 {
+		t.Fatalf("7 reads in the same instant: %d throttled, want 2 (5 calls/s)", throttled)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	keys := map[string]string{"AKIDGOOD": "goodsecret", "AKIDKEYONLY": ""}
+	url, _ := startServer(t, Config{Keys: keys}, stream.Options{})
+	ctx := context.Background()
+	tests := []struct {
+		key, secret string
+		want        string
+	}{
+		{"AKIDGOOD", "goodsecret", ""},
+		{"AKIDKEYONLY", "anything", ""},
+		{"AKIDGOOD", "wrong", "InvalidSignatureException"},
+		{"AKIDOTHER", "goodsecret", "UnrecognizedClientException"},
+	}
+	for _, tc := range tests {
+		_, err := newClient(url, tc.key, tc.secret).ListStreams(ctx, &kinesis.ListStreamsInput{})
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s/%s: got %v, want %q", tc.key, tc.secret, err, tc.want)
+		}
+	}
+	// A PutRecords body is signed too.
+	c := newClient(url, "AKIDGOOD", "goodsecret")
+	if _, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("s"), ShardCount: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: []types.PutRecordsRequestEntry{{Data: []byte("x"), PartitionKey: aws.String("k")}}}); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{}`))
+	req.Header.Set("X-Amz-Target", targetPrefix+"ListStreams")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !bytes.Contains(b, []byte("MissingAuthenticationToken")) {
+		t.Fatalf("unsigned request: %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestListShardsFiltersAndPages(t *testing.T) {
+	clk := newTestClock()
+	h := handlerFor(t, Config{Now: clk.Now}, stream.Options{Now: clk.Now})
+	do(t, h, "CreateStream", `{"StreamName":"a","ShardCount":3}`, nil)
+	clk.Add(time.Hour)
+	do(t, h, "SplitShard", `{"StreamName":"a","ShardToSplit":"shardId-000000000000","NewStartingHashKey":"1000"}`, nil)
+	ids := func(ans map[string]any) string {
+		var out []string
+		for _, s := range ans["Shards"].([]any) {
+			out = append(out, strings.TrimPrefix(s.(map[string]any)["ShardId"].(string), "shardId-00000000000"))
+		}
+		return strings.Join(out, ",")
+	}
+	before := float64(clk.Now().Add(-30*time.Minute).UnixMilli()) / 1000
+	tests := []struct {
+		body string
+		want string
+	}{
+		{`{"StreamName":"a"}`, "0,1,2,3,4"},
+		{`{"StreamName":"a","ShardFilter":{"Type":"AT_LATEST"}}`, "1,2,3,4"},
+		{`{"StreamName":"a","ShardFilter":{"Type":"AFTER_SHARD_ID","ShardId":"shardId-000000000002"}}`, "3,4"},
+		{`{"StreamName":"a","ExclusiveStartShardId":"shardId-000000000000"}`, "1,2,3,4"},
+		{`{"StreamName":"a","ShardFilter":{"Type":"AT_TIMESTAMP","Timestamp":` + jsonNum(before) + `}}`, "0,1,2"},
+		{`{"StreamName":"a","ShardFilter":{"Type":"AT_TRIM_HORIZON"}}`, "0,1,2"},
+		{`{"StreamName":"a","ShardFilter":{"Type":"FROM_TRIM_HORIZON"}}`, "0,1,2,3,4"},
+	}
+	for _, tc := range tests {
+		status, ans := do(t, h, "ListShards", tc.body, nil)
+		if status != 200 || ids(ans) != tc.want {
+			t.Errorf("%s: %d %v, want shards %s", tc.body, status, ans, tc.want)
+		}
+	}
+	// Pages of two, following NextToken.
+	var got []string
+	_, ans := do(t, h, "ListShards", `{"StreamName":"a","MaxResults":2}`, nil)
+	for {
+		got = append(got, ids(ans))
+		tok, ok := ans["NextToken"].(string)
+		if !ok {
+			break
+		}
+		_, ans = do(t, h, "ListShards", `{"NextToken":"`+tok+`"}`, nil)
+	}
+	if strings.Join(got, "|") != "0,1|2,3|4" {
+		t.Fatalf("pages %v", got)
+	}
+	_, ans = do(t, h, "ListShards", `{"StreamName":"a","MaxResults":2}`, nil)
+	clk.Add(6 * time.Minute)
+	if status, ans := do(t, h, "ListShards", `{"NextToken":"`+ans["NextToken"].(string)+`"}`, nil); status != 400 || ans["__type"] != "ExpiredNextTokenException" {
+		t.Fatalf("old token: %d %v", status, ans)
+	}
+}
+
+func jsonNum(f float64) string {
+	b, _ := json.Marshal(f)
+	return string(b)
+}
+
+// Reading a closed shard to its end ends the iterator chain and names the
+// children, and reading goes on in them.
+func TestGetRecordsAtTheEndOfAClosedShard(t *testing.T) {
+	url, _ := startServer(t, Config{}, stream.Options{})
+	c := newClient(url, "", "")
+	ctx := context.Background()
+	c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("s"), ShardCount: aws.Int32(1)})
+	c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("s"), Data: []byte("before"), PartitionKey: aws.String("k")})
+	if _, err := c.UpdateShardCount(ctx, &kinesis.UpdateShardCountInput{StreamName: aws.String("s"), TargetShardCount: aws.Int32(2), ScalingType: types.ScalingTypeUniformScaling}); err != nil {
+		t.Fatal(err)
+	}
+	c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("s"), Data: []byte("after"), PartitionKey: aws.String("k")})
+	it, _ := c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("s"), ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+	out, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
+	if err != nil || len(out.Records) != 1 || string(out.Records[0].Data) != "before" {
+		t.Fatalf("parent: %v %v", out, err)
+	}
+	if out.NextShardIterator != nil {
+		out, err = c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: out.NextShardIterator})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out.NextShardIterator != nil || len(out.ChildShards) != 2 {
+		t.Fatalf("end of parent: next %v, children %+v", out.NextShardIterator, out.ChildShards)
+	}
+	found := false
+	for _, ch := range out.ChildShards {
+		it, _ := c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("s"), ShardId: ch.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+		o, _ := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
+		for _, r := range o.Records {
+			found = found || string(r.Data) == "after"
+		}
+	}
+	if !found {
+		t.Fatal("the record written after the reshard is in no child")
+	}
+}
