@@ -1,8 +1,8 @@
 package kinesisapi
 
 import (
-	"encoding/binary"
 	"encoding/base64"
+	"encoding/binary"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -272,7 +272,7 @@ func (p *jsonScanner) str() ([]byte, error) {
 	for p.i+8 <= len(p.b) {
 		w := binary.LittleEndian.Uint64(p.b[p.i:])
 		const ones, highs = 0x0101010101010101, 0x8080808080808080
-		special := (w - 0x20*ones) | (w^('"'*ones) - ones) | (w^('\\'*ones) - ones) | w
+		special := (w - 0x20*ones) | (w ^ ('"' * ones) - ones) | (w ^ ('\\' * ones) - ones) | w
 		if special&highs != 0 {
 			break
 		}
