@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// putLines runs `sluice put` in-process and returns its exit code and
+// stderr.
+func putLines(t *testing.T, input string, args ...string) (int, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := cmdPut(context.Background(), args, strings.NewReader(input), &stdout, &stderr)
+	return code, stderr.String()
+}
+
+func tailStream(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := cmdTail(context.Background(), args, nil, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestPutThenTail(t *testing.T) {
+	dir := t.TempDir()
+	var in strings.Builder
+	for i := range 300 {
+		in.WriteString(`{"user":"u` + string(rune('a'+i%5)) + `","i":` + strings.Repeat("1", 1+i%3) + "}\n")
+	}
+	in.WriteString("\n\nnot json at all\n")
+	code, errOut := putLines(t, in.String(), "--dir", dir, "--create", "3", "--key-expr", "user ?? line", "clicks")
+	if code != exitOK || !strings.Contains(errOut, "301 records written") {
+		t.Fatalf("put: %d %s", code, errOut)
+	}
+	code, out, errOut := tailStream(t, "--dir", dir, "clicks")
+	if code != exitOK {
+		t.Fatalf("tail: %d %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 301 {
+		t.Fatalf("tail printed %d lines, want 301", len(lines))
+	}
+	// JSON output carries the metadata; the key came from the expression.
+	code, out, _ = tailStream(t, "--dir", dir, "--format", "json", "-n", "5", "clicks")
+	if code != exitOK {
+		t.Fatal(code)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]string
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["data"] != "not json at all" && !strings.Contains(m["data"], `"user":"`+m["partition_key"]+`"`) {
+			t.Fatalf("record %s has partition key %q", m["data"], m["partition_key"])
+		}
+		if len(m["sequence_number"]) != 43 || !strings.HasPrefix(m["shard"], "shardId-") {
+			t.Fatalf("metadata %v", m)
+		}
+	}
+}
+
+func TestPutErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name  string
+		input string
+		args  []string
+		code  int
+		want  string
+	}{
+		{"no stream", "", []string{"--dir", dir}, exitUsage, "usage"},
+		{"bad name", "", []string{"--dir", dir, "a/b"}, exitUsage, "may hold only"},
+		{"missing stream", "x\n", []string{"--dir", dir, "nope"}, exitRuntime, "--create"},
+		{"key and expr", "", []string{"--dir", dir, "--key", "k", "--key-expr", "user", "s"}, exitUsage, "not both"},
+		{"bad expr", "", []string{"--dir", dir, "--key-expr", "user +", "s"}, exitUsage, "--key-expr"},
+		{"bad batch", "", []string{"--dir", dir, "--batch", "501", "s"}, exitUsage, "--batch"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, errOut := putLines(t, tc.input, tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("got %d %q, want %d and %q", code, errOut, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+// A line too long for a record is reported and skipped; the lines around
+// it are written.
+func TestPutLongLine(t *testing.T) {
+	dir := t.TempDir()
+	in := "first\n" + strings.Repeat("x", 2<<20) + "\nlast\n"
+	code, errOut := putLines(t, in, "--dir", dir, "--create", "1", "s")
+	if code != exitRuntime || !strings.Contains(errOut, "line 2") || !strings.Contains(errOut, "2 records written") {
+		t.Fatalf("put: %d %s", code, errOut)
+	}
+	_, out, _ := tailStream(t, "--dir", dir, "s")
+	if out != "first\nlast\n" {
+		t.Fatalf("tail: %q", out)
+	}
+}
+
+func TestServeFlags(t *testing.T) {
+	keys := filepath.Join(t.TempDir(), "keys")
+	os.WriteFile(keys, []byte("# accepted keys\nAKID1:secret\n\nAKID2\n"), 0o644)
+	got, err := readKeys(keys)
+	if err != nil || got["AKID1"] != "secret" || got["AKID2"] != "" || len(got) != 2 {
+		t.Fatalf("readKeys: %v %v", got, err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad")
+	os.WriteFile(bad, []byte("has space:x\n"), 0o644)
+	if _, err := readKeys(bad); err == nil || !strings.Contains(err.Error(), ":1:") {
+		t.Fatalf("bad keys file: %v", err)
+	}
+	for _, args := range [][]string{{"--create", "x"}, {"--create", "x:0"}, {"extra"}, {"--auth", bad}, {"--nope"}} {
+		var stderr bytes.Buffer
+		if code := cmdServe(context.Background(), args, nil, &stderr, &stderr); code != exitUsage {
+			t.Errorf("serve %v: exit %d, want %d (%s)", args, code, exitUsage, stderr.String())
+		}
+	}
+}
