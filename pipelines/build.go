@@ -88,6 +88,12 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 		// i+1, and "source" (-1 here) is decode's output.
 		p.Sinks = append(p.Sinks, engine.NamedSink{Name: sk.Name, After: comp.sinks[i].after + 1, Sink: sink})
 	}
+	alerts, err := alertSinks(s, comp.alerts, opts)
+	if err != nil {
+		closeAll(p)
+		return nil, err
+	}
+	p.Sinks = append(p.Sinks, alerts...)
 	return p, nil
 }
 

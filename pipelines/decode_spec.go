@@ -275,7 +275,7 @@ func (d *decoder) step(n *yaml.Node, path string, depth, i int) Step {
 func (d *decoder) window(n *yaml.Node, path string, depth int) (*Window, string) {
 	w := &Window{}
 	var name string
-	d.mapping(n, path, depth, []field{
+	present := d.mapping(n, path, depth, []field{
 		{"name", func(_, v *yaml.Node, p string) { name, _ = d.nonEmpty(v, p, depth+1) }},
 		{"tumbling", func(_, v *yaml.Node, p string) { w.Tumbling, _ = d.duration(v, p, depth+1) }},
 		{"sliding", func(_, v *yaml.Node, p string) {
@@ -286,7 +286,21 @@ func (d *decoder) window(n *yaml.Node, path string, depth int) (*Window, string)
 			}, nil)
 			d.required(d.visit(v, depth+1), p, got, "size", "every")
 		}},
-		{"group_by", func(_, v *yaml.Node, p string) { w.GroupBy = d.stringList(v, p, depth+1) }},
+		{"session", func(_, v *yaml.Node, p string) {
+			w.Session = &Session{}
+			got := d.mapping(v, p, depth+1, []field{
+				{"gap", func(_, v *yaml.Node, p string) { w.Session.Gap, _ = d.duration(v, p, depth+2) }},
+			}, nil)
+			d.required(d.visit(v, depth+1), p, got, "gap")
+		}},
+		{"group_by", func(_, v *yaml.Node, p string) {
+			w.GroupBy = []*Expr{}
+			d.list(v, p, depth+1, func(item *yaml.Node, p string, _ int) {
+				if e := d.expr(item, p, depth+2); e != nil {
+					w.GroupBy = append(w.GroupBy, e)
+				}
+			})
+		}},
 		{"aggregate", func(_, v *yaml.Node, p string) {
 			for _, pr := range d.pairs(v, p, depth+1) {
 				child := join(p, pr.key.Value)
@@ -296,8 +310,14 @@ func (d *decoder) window(n *yaml.Node, path string, depth int) (*Window, string)
 				}
 			}
 		}},
+		{"having", func(_, v *yaml.Node, p string) { w.Having = d.expr(v, p, depth+1) }},
 		{"late", func(_, v *yaml.Node, p string) { w.Late, _ = d.choice(v, p, depth+1, "drop", "dead_letter") }},
+		{"allowed_lateness", func(_, v *yaml.Node, p string) { w.AllowedLateness, _ = d.duration(v, p, depth+1) }},
+		{"max_keys", func(_, v *yaml.Node, p string) { w.MaxKeys, _ = d.integer(v, p, depth+1) }},
 	}, nil)
+	if n := d.visit(n, depth); n != nil && n.Kind == yaml.MappingNode {
+		d.required(n, path, present, "aggregate")
+	}
 	return w, name
 }
 
@@ -308,6 +328,9 @@ func (d *decoder) alert(n *yaml.Node, path string, depth int) Alert {
 		{"on", func(_, v *yaml.Node, p string) { a.On, _ = d.nonEmpty(v, p, depth+1) }},
 		{"when", func(_, v *yaml.Node, p string) { a.When = d.expr(v, p, depth+1) }},
 		{"for", func(_, v *yaml.Node, p string) { a.For, _ = d.duration(v, p, depth+1) }},
+		{"labels", func(_, v *yaml.Node, p string) { a.Labels = d.stringMap(v, p, depth+1) }},
+		{"annotations", func(_, v *yaml.Node, p string) { a.Annotations = d.stringMap(v, p, depth+1) }},
+		{"repeat_interval", func(_, v *yaml.Node, p string) { a.RepeatInterval, _ = d.duration(v, p, depth+1) }},
 		{"notify", func(_, v *yaml.Node, p string) {
 			d.list(v, p, depth+1, func(item *yaml.Node, p string, _ int) {
 				var nt Notify
@@ -318,6 +341,8 @@ func (d *decoder) alert(n *yaml.Node, path string, depth int) Alert {
 						got := d.mapping(v, p, depth+3, []field{
 							{"url", func(_, v *yaml.Node, p string) { h.URL, _ = d.nonEmpty(v, p, depth+4) }},
 							{"headers", func(_, v *yaml.Node, p string) { h.Headers = d.stringMap(v, p, depth+4) }},
+							{"format", func(_, v *yaml.Node, p string) { h.Format, _ = d.choice(v, p, depth+4, "sluice", "alertmanager") }},
+							{"timeout", func(_, v *yaml.Node, p string) { h.Timeout, _ = d.duration(v, p, depth+4) }},
 						}, nil)
 						d.required(d.visit(v, depth+3), p, got, "url")
 					}},
@@ -327,7 +352,7 @@ func (d *decoder) alert(n *yaml.Node, path string, depth int) Alert {
 			})
 		}},
 	}, nil)
-	d.required(d.visit(n, depth), path, got, "name", "on", "when")
+	d.required(d.visit(n, depth), path, got, "name", "on", "when", "notify")
 	return a
 }
 

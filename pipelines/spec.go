@@ -186,20 +186,34 @@ type Assignment struct {
 	Expr  *Expr // nil deletes the field
 }
 
-// Window aggregates records into time windows.
+// Window aggregates records into event-time windows: exactly one of
+// Tumbling, Sliding and Session is set.
 type Window struct {
-	Tumbling  time.Duration
-	Sliding   *Sliding
-	GroupBy   []string
+	Tumbling time.Duration
+	Sliding  *Sliding
+	Session  *Session
+	// GroupBy are the expressions of the group keys.
+	GroupBy   []*Expr
 	Aggregate []Aggregate
+	// Having filters the window's rows; nil keeps them all.
+	Having *Expr
 	// Late is what happens to a record for a window already emitted: drop
 	// or dead_letter.
 	Late string
+	// AllowedLateness keeps closed windows that long for late records.
+	AllowedLateness time.Duration
+	// MaxKeys bounds the open (window, group) pairs; 0: the default.
+	MaxKeys int64
 }
 
 // Sliding windows are Size long and start every Every.
 type Sliding struct {
 	Size, Every time.Duration
+}
+
+// Session windows end after Gap without a record of their group.
+type Session struct {
+	Gap time.Duration
 }
 
 // Aggregate is one output column of a window: count(), sum(x), ...
@@ -214,7 +228,12 @@ type Alert struct {
 	On     string // a window name
 	When   *Expr
 	For    time.Duration
-	Notify []Notify
+	Labels map[string]string
+	// Annotations are templates over the row, sent with notifications.
+	Annotations map[string]string
+	// RepeatInterval re-sends a firing alert; 0: never.
+	RepeatInterval time.Duration
+	Notify         []Notify
 }
 
 // Notify is one place an alert is sent: exactly one kind is set.
@@ -226,6 +245,9 @@ type Notify struct {
 type HTTPNotify struct {
 	URL     string
 	Headers map[string]string
+	// Format is sluice (default) or alertmanager.
+	Format  string
+	Timeout time.Duration
 }
 
 // Sink delivers records: exactly one kind is set.

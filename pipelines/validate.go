@@ -44,6 +44,8 @@ type compiled struct {
 	steps     []engine.NamedStep // Spec.Steps, compiled
 	eventTime *operators.Expr
 	sinks     []compiledSink
+	windows   map[string]compiledWindow // by step name
+	alerts    []compiledAlert
 }
 
 type compiledSink struct {
@@ -147,9 +149,7 @@ func compile(s *Spec, rt runtime, prior ErrorList) (*compiled, ErrorList) {
 	}
 	c.checkpoint()
 	out.steps = c.steps(out)
-	if len(s.Alerts) > 0 {
-		c.atKey("alerts", "", "alerts are not available in this version")
-	}
+	out.alerts = c.alerts(out, rt)
 	if s.Server != nil {
 		c.atKey("server", "", "server is not available in this version")
 	}
@@ -202,8 +202,7 @@ func (c *checker) steps(out *compiled) []engine.NamedStep {
 		case "map":
 			step, after = c.mapStep(st, path, in)
 		case "window":
-			c.atKey(path+".window", path, "window steps are not available in this version")
-			after = operators.Schema{}
+			step, after = c.windowStep(st, i, path, in, out)
 		default:
 			if !c.fromFile {
 				c.errorf(Pos{}, path, "a step needs one of %s", oneOf(stepKinds))

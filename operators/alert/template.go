@@ -44,7 +44,13 @@ func parseTemplate(text string, s operators.Schema) (*template.Template, error) 
 	}
 	t, err := template.New("").Option("missingkey=zero").Funcs(templateFuncs()).Parse(text)
 	if err != nil {
-		return nil, fmt.Errorf("bad template: %s", strings.TrimPrefix(err.Error(), "template: "))
+		// text/template says "template: NAME:LINE: msg", and the name is
+		// empty.
+		msg := strings.TrimPrefix(err.Error(), "template: :")
+		if line, rest, ok := strings.Cut(msg, ": "); ok {
+			msg = "line " + line + ": " + rest
+		}
+		return nil, fmt.Errorf("bad template: %s", msg)
 	}
 	if s.Closed && t.Tree != nil {
 		var bad string
