@@ -423,6 +423,7 @@ func (r *Rule) notify(a *instance, state string, at time.Time) {
 	if state == StateResolved {
 		n.ResolvedAt = &at
 	}
+	r.log.Info("alert "+state, "labels", n.Labels, "window_end", a.LastEnd)
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%x\x00%s\x00%d\x00%d", r.cfg.Name, a.Key, state, a.ActiveAt.UnixNano(), at.UnixNano())
 	n.ID = hex.EncodeToString(h.Sum(nil)[:16])
