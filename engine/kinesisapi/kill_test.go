@@ -24,13 +24,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 )
 
-// sluiceBinary builds cmd/sluice once per test binary.
+// binDir holds the sluice binary that the kill test builds, once per test
+// binary; TestMain removes it.
+var binDir string
+
 var sluiceBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "sluice-kinesisapi-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "sluice")
+	bin := filepath.Join(binDir, "sluice")
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/sluice-dev/sluice/cmd/sluice").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
@@ -39,10 +38,14 @@ var sluiceBinary = sync.OnceValues(func() (string, error) {
 })
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if bin, err := sluiceBinary(); err == nil && strings.Contains(bin, "sluice-kinesisapi-") {
-		os.RemoveAll(filepath.Dir(bin))
+	d, err := os.MkdirTemp("", "sluice-kinesisapi-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
+	binDir = d
+	code := m.Run()
+	os.RemoveAll(d)
 	os.Exit(code)
 }
 

@@ -126,6 +126,9 @@ func (sh *shard) load(m *shardMeta) error {
 			flag = os.O_RDWR
 		}
 		f, seg, err := openSegment(sh.dir, base, flag)
+		if sh.ro && errors.Is(err, fs.ErrNotExist) {
+			continue // the writer's retention removed it meanwhile
+		}
 		if err != nil {
 			if last && !sh.ro && len(bases) > 1 {
 				// A crash while a new segment was created: it holds
