@@ -54,6 +54,7 @@ type Handler struct {
 	store  *stream.Store
 	keys   map[string]string
 	limits *limiter
+	ops    map[string]op
 	max    int64
 	now    func() time.Time
 	log    *slog.Logger
@@ -67,7 +68,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Store.ReadOnly() {
 		return nil, errors.New("kinesisapi: the store is open read-only")
 	}
-	h := &Handler{store: cfg.Store, keys: cfg.Keys, max: cfg.MaxBodyBytes, now: cfg.Now, log: cfg.Logger}
+	h := &Handler{store: cfg.Store, keys: cfg.Keys, ops: ops(), max: cfg.MaxBodyBytes, now: cfg.Now, log: cfg.Logger}
 	if h.max <= 0 {
 		h.max = DefaultMaxBodyBytes
 	}
@@ -137,7 +138,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	target := r.Header.Get("X-Amz-Target")
 	name, ok := strings.CutPrefix(target, targetPrefix)
-	fn := ops()[name]
+	fn := h.ops[name]
 	if !ok || fn == nil {
 		h.fail(w, r, &apiError{status: http.StatusBadRequest, typ: "UnknownOperationException"})
 		return

@@ -45,6 +45,9 @@ type shardMeta struct {
 
 func shardID(n int) string { return fmt.Sprintf("shardId-%012d", n) }
 
+// shardIDOf names the shard of a sequence number.
+func shardIDOf(n int) string { return shardID(n) }
+
 func (m *streamMeta) parse() error {
 	for _, sh := range m.Shards {
 		var err error

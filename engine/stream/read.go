@@ -78,7 +78,7 @@ func (s *Store) Iterator(name, shardID string, typ IteratorType, seq string, ts 
 			return Cursor{}, errorf(KindInvalidArgument, "StartingSequenceNumber %s used in GetShardIterator on shard %s in stream %s under account %s is invalid: %v", truncate(seq, 64), shardID, name, s.o.Account, err)
 		}
 		if sn.Shard != sh.number {
-			return Cursor{}, errorf(KindInvalidArgument, "Invalid StartingSequenceNumber. It encodes %s, while it was used in a call to a shard with %s", shardIDOrNumber(sn.Shard), shardID)
+			return Cursor{}, errorf(KindInvalidArgument, "Invalid StartingSequenceNumber. It encodes %s, while it was used in a call to a shard with %s", shardIDOf(sn.Shard), shardID)
 		}
 		c.Next = sn.Counter
 		if typ == AfterSequenceNumber {
@@ -99,12 +99,10 @@ func (s *Store) Iterator(name, shardID string, typ IteratorType, seq string, ts 
 	return c, nil
 }
 
-func shardIDOrNumber(n int) string { return shardID(n) }
-
 // findTime returns the counter of the first record that arrived at or
 // after ms, or end when there is none. Called with sh.mu held.
 func (sh *shard) findTime(ms int64, end uint64) (uint64, error) {
-	for i, seg := range sh.segs {
+	for _, seg := range sh.segs {
 		if seg.count == 0 || seg.lastMs < ms || seg.base >= end {
 			continue
 		}
@@ -130,7 +128,6 @@ func (sh *shard) findTime(ms int64, end uint64) (uint64, error) {
 			}
 			off = noff
 		}
-		_ = i
 	}
 	return end, nil
 }
