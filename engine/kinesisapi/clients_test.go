@@ -113,6 +113,10 @@ func TestGoSDKRoundTrip(t *testing.T) {
 		url, _ := startServer(t, Config{}, stream.Options{})
 		roundTrip(t, newClient(url, "", ""))
 	})
+	t.Run("sluice-serve-process", func(t *testing.T) {
+		t.Parallel()
+		roundTrip(t, newClient(startServe(t, t.TempDir()).url, "", ""))
+	})
 	t.Run("kinesalite", func(t *testing.T) {
 		t.Parallel()
 		roundTrip(t, newClient(testservers.Kinesalite(t), "", ""))
