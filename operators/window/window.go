@@ -464,8 +464,13 @@ func compileCall(src string, s operators.Schema) (compiledAgg, operators.Type, e
 			want = operators.Float
 		}
 		e, err := operators.Compile(a.Src, s, operators.Any)
-		if err == nil && want != operators.Any {
-			if t := e.Type(); t != operators.Any && !(t == want || (want == operators.Float && t == operators.Int)) {
+		if err == nil {
+			t := e.Type()
+			bad := t != operators.Any && want != operators.Any && !(t == want || (want == operators.Float && t == operators.Int))
+			if p.Kind == aggregate.Ordered && (t == operators.List || t == operators.Object) {
+				bad = true
+			}
+			if bad {
 				err = &operators.ExprError{Line: 1, Column: 1, Msg: fmt.Sprintf("%s needs %s, but this gives %s", f.Name, p.Kind, t)}
 			}
 		}

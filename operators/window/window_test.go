@@ -48,6 +48,8 @@ func TestNewReportsEveryProblemWithItsKey(t *testing.T) {
 			[]ConfigError{{Key: "aggregate.n", Msg: "percentile takes 2 arguments, not 1: write percentile(x, p)"}}},
 		{"argument type", func(c *Config) { c.Aggregate[0].Call = "sum(route)" },
 			[]ConfigError{{Key: "aggregate.n", Line: 1, Column: 5, Msg: "sum, argument x: sum needs a number, but this gives string"}}},
+		{"min of a list", func(c *Config) { c.Aggregate[0].Call = "min(split(route, \"/\"))" },
+			[]ConfigError{{Key: "aggregate.n", Line: 1, Column: 5, Msg: "min needs a number, string, timestamp or boolean, but this gives list"}}},
 		{"error inside an argument", func(c *Config) { c.Aggregate[0].Call = "count(status >= 500 && latncy_ms > 3)" },
 			[]ConfigError{{Key: "aggregate.n", Line: 1, Column: 24, Msg: "latncy_ms"}}},
 		{"constant not a number", func(c *Config) { c.Aggregate[0].Call = "percentile(latency_ms, status)" },
