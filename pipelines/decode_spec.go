@@ -151,8 +151,17 @@ func (d *decoder) source(n *yaml.Node, path string, depth int, s *Source) {
 			got := d.mapping(v, p, depth, []field{
 				{"stream", func(_, v *yaml.Node, p string) { l.Stream, _ = d.nonEmpty(v, p, depth+1) }},
 				{"dir", func(_, v *yaml.Node, p string) { l.Dir, _ = d.nonEmpty(v, p, depth+1) }},
+				{"start", func(_, v *yaml.Node, p string) {
+					l.Start, _ = d.choice(v, p, depth+1, "trim_horizon", "latest", "at_timestamp")
+				}},
+				{"start_timestamp", func(_, v *yaml.Node, p string) { l.StartTimestamp, _ = d.timestamp(v, p, depth+1) }},
+				{"poll_interval", func(_, v *yaml.Node, p string) { l.PollInterval, _ = d.duration(v, p, depth+1) }},
+				{"batch_records", func(_, v *yaml.Node, p string) { l.BatchRecords, _ = d.integer(v, p, depth+1) }},
 			}, nil)
-			d.required(d.visit(v, depth), p, got, "stream")
+			d.required(d.visit(v, depth), p, got, "stream", "dir")
+			if l.Start == "at_timestamp" && got["start_timestamp"] == nil {
+				d.errorf(d.loc.valAt(join(p, "start")), join(p, "start"), "at_timestamp needs start_timestamp")
+			}
 		}},
 		{"files", func(_, v *yaml.Node, p string) {
 			f := &FilesSource{Follow: true}

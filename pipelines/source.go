@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/files"
 	"github.com/sluice-dev/sluice/engine/generate"
+	"github.com/sluice-dev/sluice/engine/local"
 	"github.com/sluice-dev/sluice/engine/stdin"
 	"github.com/sluice-dev/sluice/operators"
 	"github.com/sluice-dev/sluice/operators/decode"
@@ -67,8 +68,14 @@ func (c *checker) source(rt runtime) (engine.Source, engine.Step, operators.Sche
 		kind = "" // its problems are reported already
 	}
 	switch kind {
-	case "kinesis", "local":
+	case "kinesis":
 		c.atKey(path, "source", "the %s source is not available in this version", kind)
+	case "local":
+		l := src.Local
+		source, err = local.New(local.Config{
+			Dir: rt.abs(l.Dir), Stream: l.Stream, Start: l.Start, StartTimestamp: l.StartTimestamp,
+			PollInterval: l.PollInterval, BatchRecords: int(l.BatchRecords),
+		})
 	case "stdin":
 		r := rt.stdin
 		if r == nil {

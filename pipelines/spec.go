@@ -86,7 +86,13 @@ type KinesisSource struct {
 // LocalSource reads a stream of the embedded stream store, in process.
 type LocalSource struct {
 	Stream string
-	Dir    string
+	Dir    string // relative: to Spec.Dir
+	// Start is trim_horizon, latest or at_timestamp; it applies to shards
+	// without a checkpoint.
+	Start          string
+	StartTimestamp time.Time
+	PollInterval   time.Duration
+	BatchRecords   int64
 }
 
 // FilesSource tails files, as the Kinesis Agent does.

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,9 +14,22 @@ import (
 )
 
 // exampleSetups prepares what an example needs besides sluice (a server, an
-// environment variable) and returns extra checks to run after it. An
-// example without an entry needs nothing.
-var exampleSetups = map[string]func(t *testing.T){}
+// environment variable, a stream with records) in dir, the scratch
+// directory the example runs in. An example without an entry needs
+// nothing.
+var exampleSetups = map[string]func(t *testing.T, dir string){
+	"local-stream": func(t *testing.T, dir string) {
+		var lines strings.Builder
+		for i := range 200 {
+			fmt.Fprintf(&lines, `{"n":%d,"status":%d}`+"\n", i, 200+300*(i%2))
+		}
+		var stderr bytes.Buffer
+		args := []string{"put", "--quiet", "--dir", filepath.Join(dir, "data", "streams"), "--create", "2", "clickstream"}
+		if code := dispatch(context.Background(), args, strings.NewReader(lines.String()), io.Discard, &stderr); code != exitOK {
+			t.Fatalf("sluice put exited %d: %s", code, stderr.String())
+		}
+	},
+}
 
 // TestExamples validates every pipeline in examples/ and runs it for a
 // few seconds in a scratch directory: it must exit 0 and publish output.
@@ -33,11 +48,11 @@ func TestExamples(t *testing.T) {
 			if want := src + ": ok\n"; stdout.String() != want {
 				t.Fatalf("validate printed %q, want %q", stdout.String(), want)
 			}
-			if setup := exampleSetups[name]; setup != nil {
-				setup(t)
-			}
 			// Run a copy, so relative paths land in a scratch directory.
 			dir := t.TempDir()
+			if setup := exampleSetups[name]; setup != nil {
+				setup(t, dir)
+			}
 			data, err := os.ReadFile(src)
 			if err != nil {
 				t.Fatal(err)
