@@ -114,11 +114,7 @@ func wantStatus(mode string, stderr io.Writer) (bool, error) {
 // startStatus redraws the status line twice a second until the returned
 // function is called.
 func startStatus(con *console, runs []*engine.Pipeline) (stop func()) {
-	stats := make([]*engine.Stats, len(runs))
-	for i, p := range runs {
-		stats[i] = p.Stats
-	}
-	meters := make([]rateMeter, len(stats))
+	meters := make([]rateMeter, len(runs))
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -131,7 +127,7 @@ func startStatus(con *console, runs []*engine.Pipeline) (stop func()) {
 				con.clear()
 				return
 			case now := <-t.C:
-				con.draw(statusLine(stats, meters, now))
+				con.draw(statusLine(runs, meters, now))
 			}
 		}
 	}()

@@ -63,11 +63,18 @@ func (m *rateMeter) sample(n int64, now time.Time) float64 {
 	return m.rate
 }
 
+// alertCounter is what the status line needs of an alert rule (a sink).
+type alertCounter interface {
+	Counts() (pending, firing, sent int64)
+}
+
 // statusLine renders one line for all running pipelines: records in, out,
-// errors, the input rate, the bytes held in memory and the checkpoint age.
-func statusLine(stats []*engine.Stats, meters []rateMeter, now time.Time) string {
-	parts := make([]string, 0, len(stats))
-	for i, s := range stats {
+// errors, the input rate, the bytes held in memory, the checkpoint age and,
+// when a pipeline has alert rules, how many alerts are pending and firing.
+func statusLine(runs []*engine.Pipeline, meters []rateMeter, now time.Time) string {
+	parts := make([]string, 0, len(runs))
+	for i, p := range runs {
+		s := p.Stats
 		in := s.In.Load()
 		rate := meters[i].sample(in, now)
 		part := fmt.Sprintf("%s in %s (%s/s) out %s err %s buf %s",
@@ -75,6 +82,16 @@ func statusLine(stats []*engine.Stats, meters []rateMeter, now time.Time) string
 			size(s.Queued.Load()+s.Buffered.Load()))
 		if last := s.LastCheckpoint.Load(); last > 0 {
 			part += fmt.Sprintf(" ckpt %s ago", now.Sub(time.Unix(0, last)).Truncate(time.Second))
+		}
+		var rules, pending, firing int64
+		for _, sk := range p.Sinks {
+			if a, ok := sk.Sink.(alertCounter); ok {
+				p, f, _ := a.Counts()
+				rules, pending, firing = rules+1, pending+p, firing+f
+			}
+		}
+		if rules > 0 {
+			part += fmt.Sprintf(" alerts firing %d pending %d", firing, pending)
 		}
 		parts = append(parts, part)
 	}

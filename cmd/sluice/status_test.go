@@ -9,19 +9,25 @@ import (
 )
 
 func TestStatusLine(t *testing.T) {
-	s := engine.NewStats(&engine.Pipeline{Name: "quickstart"})
+	p := &engine.Pipeline{Name: "quickstart", Sinks: []engine.NamedSink{
+		{Name: "alert:a", Sink: fakeRule{pending: 1, firing: 2}},
+		{Name: "alert:b", Sink: fakeRule{firing: 1}},
+	}}
+	p.Stats = engine.NewStats(p)
+	s := p.Stats
+	runs := []*engine.Pipeline{p}
 	meters := make([]rateMeter, 1)
 	t0 := time.Unix(1000, 0)
 	s.In.Store(1000)
-	statusLine([]*engine.Stats{s}, meters, t0)
+	statusLine(runs, meters, t0)
 	s.In.Store(6000)
 	s.Out.Store(4200)
 	s.Errors.Store(3)
 	s.Queued.Store(3 << 20)
 	s.Buffered.Store(1 << 19)
 	s.LastCheckpoint.Store(t0.Add(-1500 * time.Millisecond).UnixNano())
-	got := statusLine([]*engine.Stats{s}, meters, t0.Add(2*time.Second))
-	want := "quickstart in 6.0k (2.5k/s) out 4.2k err 3 buf 3.5MiB ckpt 3s ago"
+	got := statusLine(runs, meters, t0.Add(2*time.Second))
+	want := "quickstart in 6.0k (2.5k/s) out 4.2k err 3 buf 3.5MiB ckpt 3s ago alerts firing 3 pending 1"
 	if got != want {
 		t.Fatalf("status line\n got %q\nwant %q", got, want)
 	}
@@ -38,3 +44,11 @@ func TestConsoleClearsStatusBeforeLogLines(t *testing.T) {
 		t.Fatalf("console output %q, want %q", buf.String(), want)
 	}
 }
+
+// fakeRule is an alert rule as the status line sees it.
+type fakeRule struct {
+	engine.Sink
+	pending, firing int64
+}
+
+func (f fakeRule) Counts() (int64, int64, int64) { return f.pending, f.firing, 0 }
