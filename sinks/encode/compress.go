@@ -8,6 +8,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
+	"github.com/sluice-dev/sluice/engine"
 )
 
 // Compression is how an output file is compressed as a whole.
@@ -103,15 +104,32 @@ type nopCloser struct{ io.Writer }
 func (nopCloser) Close() error { return nil }
 
 // JSONLines is the JSON lines output format. Records are encoded into the
-// spool as they arrive (JSON.AppendRecord), so sealing an output only
-// compresses the spool's bytes. Other formats (Parquet) provide their own
-// Seal, which converts what was spooled instead of copying it.
+// spool as they arrive (Encode), so sealing an output only compresses the
+// spool's bytes. Its Encode keeps scratch space: use one per goroutine.
 type JSONLines struct {
 	Compression Compression
+	enc         JSON
 }
 
 // Ext is ".json" and the compression's extension.
 func (j JSONLines) Ext() string { return ".json" + j.Compression.Ext() }
+
+// SpoolFormat is empty: JSON lines spools are the spool format that
+// checkpoints name by omission.
+func (j *JSONLines) SpoolFormat() string { return "" }
+
+// Encode appends r as one JSON line. A record without decoded fields (raw
+// input) is written as its bytes, with a newline added if missing.
+func (j *JSONLines) Encode(dst []byte, r *engine.Record) ([]byte, error) {
+	if r.Fields == nil && r.Data != nil {
+		dst = append(dst, r.Data...)
+		if len(r.Data) == 0 || r.Data[len(r.Data)-1] != '\n' {
+			dst = append(dst, '\n')
+		}
+		return dst, nil
+	}
+	return j.enc.AppendRecord(dst, r.Fields)
+}
 
 // Seal writes the final content of an output whose spooled lines are read
 // from spool.

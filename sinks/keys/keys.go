@@ -6,10 +6,11 @@
 //
 // The expressions are:
 //
-//	!{timestamp:PATTERN}            the record's time in UTC; PATTERN uses the
-//	                                Java DateTimeFormatter letters yyyy, MM,
-//	                                dd, HH, mm, ss, other characters as
-//	                                literal text, and 'quoted' literal text
+//	!{timestamp:PATTERN}            the record's time, in UTC or the zone of
+//	                                Options.Location; PATTERN uses the Java
+//	                                DateTimeFormatter letters yyyy, MM, dd,
+//	                                HH, mm, ss, other characters as literal
+//	                                text, and 'quoted' literal text
 //	!{partitionKeyFromQuery:NAME}   the value of partition key NAME
 //	!{firehose:random-string}       11 characters [0-9a-z], fixed per output
 //	!{firehose:error-output-type}   why a record failed (error prefixes only)
@@ -68,6 +69,9 @@ type Options struct {
 	// ErrorOutput marks an error prefix: !{firehose:error-output-type} is
 	// allowed and partition keys are not (a failed record may have none).
 	ErrorOutput bool
+	// Location is the time zone !{timestamp:…} renders in; nil means UTC,
+	// as Firehose's default. Firehose calls it the custom time zone.
+	Location *time.Location
 }
 
 // Error is a template that does not parse.
@@ -110,6 +114,7 @@ type Template struct {
 	parts []part
 	keys  []string
 	uses  map[kind]bool
+	loc   *time.Location
 	// maxLen is the longest rendering; maxTail the longest text after its
 	// last '/'.
 	maxLen, maxTail int
@@ -117,7 +122,10 @@ type Template struct {
 
 // Parse parses a template.
 func Parse(src string, opt Options) (*Template, error) {
-	t := &Template{src: src, uses: map[kind]bool{}}
+	t := &Template{src: src, uses: map[kind]bool{}, loc: opt.Location}
+	if t.loc == nil {
+		t.loc = time.UTC
+	}
 	errAt := func(off int, format string, args ...any) error {
 		return &Error{Template: src, Column: off + 1, Msg: fmt.Sprintf(format, args...)}
 	}
@@ -380,9 +388,13 @@ func (t *Template) UsesErrorType() bool { return t.uses[errorType] }
 func (t *Template) MaxLen() int  { return t.maxLen }
 func (t *Template) MaxTail() int { return t.maxTail }
 
+// Location returns the zone !{timestamp:…} renders in.
+func (t *Template) Location() *time.Location { return t.loc }
+
 // Values are what a rendering fills in.
 type Values struct {
-	// Time is written in UTC; years are clamped to 0000–9999.
+	// Time is written in the template's zone (UTC unless
+	// Options.Location says otherwise); years are clamped to 0000–9999.
 	Time time.Time
 	// Keys holds the raw value of each partition key, in the order of
 	// PartitionKeys.
@@ -396,7 +408,7 @@ type Values struct {
 func (t *Template) Append(dst []byte, v *Values) []byte {
 	var tm time.Time
 	if t.UsesTime() {
-		tm = v.Time.UTC()
+		tm = v.Time.In(t.loc)
 		if y := tm.Year(); y < 0 {
 			tm = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
 		} else if y > 9999 {

@@ -64,6 +64,38 @@ func TestRender(t *testing.T) {
 	}
 }
 
+// TestRenderInZone renders timestamps in a custom zone, across a daylight
+// saving change, and checks that the zone moves the hour, not the instant.
+func TestRenderInZone(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skipf("no time zone database: %v", err)
+	}
+	tokyo := time.FixedZone("JST", 9*3600)
+	tests := []struct {
+		loc  *time.Location
+		at   time.Time
+		want string
+	}{
+		{nil, at, "2024/03/09/12"},
+		{tokyo, at, "2024/03/09/21"},
+		// 2024-03-10 06:30 UTC is 01:30 EST; 07:30 UTC is 03:30 EDT.
+		{ny, time.Date(2024, 3, 10, 6, 30, 0, 0, time.UTC), "2024/03/10/01"},
+		{ny, time.Date(2024, 3, 10, 7, 30, 0, 0, time.UTC), "2024/03/10/03"},
+		// Midnight in Tokyo is still the previous day in UTC.
+		{tokyo, time.Date(2024, 12, 31, 15, 0, 0, 0, time.UTC), "2025/01/01/00"},
+	}
+	for _, tt := range tests {
+		tmpl, err := keys.Parse("!{timestamp:yyyy/MM/dd/HH}", keys.Options{Location: tt.loc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(tmpl.Append(nil, &keys.Values{Time: tt.at})); got != tt.want {
+			t.Errorf("%v in %v = %q, want %q", tt.at, tt.loc, got, tt.want)
+		}
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	long := strings.Repeat("a", 300)
 	tests := []struct {

@@ -1,0 +1,661 @@
+package encode
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+
+	"github.com/parquet-go/parquet-go"
+	pqgzip "github.com/parquet-go/parquet-go/compress/gzip"
+	pqsnappy "github.com/parquet-go/parquet-go/compress/snappy"
+	pqnone "github.com/parquet-go/parquet-go/compress/uncompressed"
+	pqzstd "github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/sluice-dev/sluice/engine"
+)
+
+// Defaults of ParquetOptions.
+const (
+	// DefaultRowGroupBytes bounds a row group by the size of its records
+	// as staged (close to their uncompressed column data). The writer
+	// holds one row group's compressed pages in memory.
+	DefaultRowGroupBytes = 64 << 20
+	// DefaultPageBytes is the target size of a data page before
+	// compression.
+	DefaultPageBytes = 1 << 20
+	// DefaultDictionaryBytes is the largest dictionary a column keeps
+	// before the rest of its row group falls back to plain encoding.
+	DefaultDictionaryBytes = 1 << 20
+	// MaxRecordBytes bounds one record in the Parquet spool encoding.
+	MaxRecordBytes = 256 << 20
+	// pageMemory bounds the page buffers of all columns together; with
+	// many columns each gets less than PageBytes.
+	pageMemory = 64 << 20
+)
+
+// ParquetOptions configure the Parquet format.
+type ParquetOptions struct {
+	// Schema is the struct of the columns (see Struct and ParseType). Nil
+	// infers a schema for each output from its records.
+	Schema *Type
+	// Compression of the pages: None, Snappy, Gzip or Zstd.
+	Compression Compression
+	// RowGroupBytes and PageBytes size row groups and pages; zero takes
+	// the defaults above.
+	RowGroupBytes int64
+	PageBytes     int
+	// NoDictionary turns off dictionary encoding, which string, binary
+	// and json columns otherwise use (falling back to plain encoding in
+	// a row group where the dictionary passes DefaultDictionaryBytes).
+	NoDictionary bool
+}
+
+// Parquet is the Parquet output format. Records are checked against the
+// schema when they are written (Encode): one that does not fit is an
+// error, which the sink turns into a "format-conversion-failed" record in
+// its error output, so a column is never silently null. The spool holds
+// records in a compact binary form (see coercer and the tagged encoding);
+// Seal converts a spool into a Parquet file, streaming row groups, so
+// memory stays within a row group whatever the file's size.
+//
+// With an inferred schema, Seal reads the spool twice: once to infer the
+// columns from all its records (see inferred.merge for the rules), once
+// to write them.
+//
+// A Parquet keeps scratch space: use one per goroutine.
+type Parquet struct {
+	opts ParquetOptions
+	co   coercer
+	// scratch for Encode
+	buf []byte
+}
+
+// NewParquet validates o and returns the format.
+func NewParquet(o ParquetOptions) (*Parquet, error) {
+	switch {
+	case o.Schema != nil && o.Schema.Kind != KindStruct:
+		return nil, fmt.Errorf("parquet: the schema must be a struct of fields, not %s", o.Schema)
+	case o.Schema != nil && len(o.Schema.Fields) == 0:
+		return nil, errors.New("parquet: the schema declares no fields")
+	case o.RowGroupBytes < 0 || o.PageBytes < 0:
+		return nil, errors.New("parquet: row group and page sizes cannot be negative")
+	}
+	if _, err := parquetCodec(o.Compression); err != nil {
+		return nil, err
+	}
+	if o.RowGroupBytes == 0 {
+		o.RowGroupBytes = DefaultRowGroupBytes
+	}
+	if o.PageBytes == 0 {
+		o.PageBytes = DefaultPageBytes
+	}
+	p := &Parquet{opts: o}
+	if o.Schema != nil {
+		// Build once to fail at load time rather than at the first seal.
+		if _, err := newParquetSchema(o.Schema, !o.NoDictionary); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Schema returns the declared schema, or nil when it is inferred.
+func (p *Parquet) Schema() *Type { return p.opts.Schema }
+
+// Ext is ".parquet": the compression is inside the file, per page.
+func (p *Parquet) Ext() string { return ".parquet" }
+
+// SpoolFormat names the spool encoding: records staged under one name
+// cannot be sealed under another.
+func (p *Parquet) SpoolFormat() string {
+	if p.opts.Schema == nil {
+		return "parquet:infer"
+	}
+	return "parquet:" + p.opts.Schema.String()
+}
+
+// Encode appends r to dst in the spool encoding: a uvarint length and the
+// record, positional against the schema, or tagged when the schema is
+// inferred. An error says why r does not fit; dst is then unchanged.
+func (p *Parquet) Encode(dst []byte, r *engine.Record) ([]byte, error) {
+	if r.Fields == nil {
+		return dst, errors.New("the record has no fields to put in columns (raw input); decode it, such as with decode: json, before a Parquet sink")
+	}
+	var err error
+	if p.opts.Schema != nil {
+		p.buf, err = p.co.appendRecord(p.buf[:0], p.opts.Schema, r.Fields)
+	} else {
+		p.buf, err = appendTagged(p.buf[:0], r.Fields, 0)
+	}
+	if err != nil {
+		return dst, err
+	}
+	if len(p.buf) > MaxRecordBytes {
+		return dst, fmt.Errorf("record is %d bytes encoded, more than the %d a Parquet row may take", len(p.buf), MaxRecordBytes)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(p.buf)))
+	return append(dst, p.buf...), nil
+}
+
+// ParquetFromSpoolFormat returns the format that reads spools named name
+// by SpoolFormat, with the other options from o; ok is false when name is
+// not a Parquet spool format.
+func ParquetFromSpoolFormat(name string, o ParquetOptions) (p *Parquet, ok bool, err error) {
+	body, found := cutPrefix(name, "parquet:")
+	if !found {
+		return nil, false, nil
+	}
+	o.Schema = nil
+	if body != "infer" {
+		if o.Schema, err = ParseType(body); err != nil {
+			return nil, true, fmt.Errorf("parquet: staged schema %q: %w", body, err)
+		}
+	}
+	p, err = NewParquet(o)
+	return p, true, err
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
+func parquetCodec(c Compression) (parquet.WriterOption, error) {
+	switch c {
+	case None:
+		return parquet.Compression(&pqnone.Codec{}), nil
+	case Snappy:
+		return parquet.Compression(&pqsnappy.Codec{}), nil
+	case Gzip:
+		return parquet.Compression(&pqgzip.Codec{Level: pqgzip.DefaultCompression}), nil
+	case Zstd:
+		return parquet.Compression(&pqzstd.Codec{Level: pqzstd.DefaultLevel, Concurrency: 1}), nil
+	}
+	return nil, fmt.Errorf("parquet: compression %s is not available; use none, snappy, gzip or zstd", c)
+}
+
+// Seal writes the Parquet file of the records in spool. With an inferred
+// schema spool must also be an io.Seeker (the buffer package passes an
+// *io.SectionReader).
+func (p *Parquet) Seal(dst io.Writer, spool io.Reader) error {
+	schema, extra := p.opts.Schema, ""
+	lenient := schema == nil
+	if lenient {
+		rs, ok := spool.(io.ReadSeeker)
+		if !ok {
+			return errors.New("parquet: inferring a schema needs a seekable spool")
+		}
+		root := &inferred{kind: KindStruct}
+		if err := eachRecord(rs, func(rec []byte) error {
+			r := taggedReader{b: rec}
+			if err := root.merge(&r); err != nil {
+				return err
+			}
+			if len(r.b) != 0 {
+				return errors.New("parquet: spool record has trailing bytes")
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		schema, extra = root.schema()
+		if len(schema.Fields) == 0 {
+			// Records that were all empty objects still make rows.
+			extra = ExtraField
+			schema = &Type{Kind: KindStruct, Fields: []Field{{Name: extra, Type: &Type{Kind: KindJSON}}}}
+		}
+		if _, err := rs.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("parquet: rewind spool: %w", err)
+		}
+	}
+	ps, err := newParquetSchema(schema, !p.opts.NoDictionary)
+	if err != nil {
+		return err
+	}
+	codec, err := parquetCodec(p.opts.Compression)
+	if err != nil {
+		return err
+	}
+	page := max(4<<10, min(p.opts.PageBytes, pageMemory/max(1, ps.plan.ncols)))
+	opts := []parquet.WriterOption{ps.schema, codec, parquet.PageBufferSize(page)}
+	if !p.opts.NoDictionary {
+		opts = append(opts, parquet.DictionaryMaxBytes(DefaultDictionaryBytes))
+	}
+	w := parquet.NewWriter(dst, opts...)
+	sh := newShredder(ps.plan)
+	co := coercer{lenient: true, extra: extra}
+	var (
+		scratch    []byte
+		groupBytes int64
+	)
+	const batchRows = 512
+	flush := func() error {
+		if sh.rows == 0 {
+			return nil
+		}
+		if err := sh.writeTo(w.ColumnWriters()); err != nil {
+			return fmt.Errorf("parquet: write columns: %w", err)
+		}
+		return nil
+	}
+	err = eachRecord(spool, func(rec []byte) error {
+		data := rec
+		if lenient {
+			r := taggedReader{b: rec}
+			v, err := r.value()
+			if err != nil {
+				return err
+			}
+			fields, _ := v.(map[string]any)
+			if scratch, err = co.appendRecord(scratch[:0], schema, fields); err != nil {
+				// Inferred schemas fit their records by construction.
+				return fmt.Errorf("parquet: record does not fit its inferred schema: %w", err)
+			}
+			data = scratch
+		}
+		rest, err := sh.shred(ps.plan, data, 0, 0)
+		if err != nil {
+			return err
+		}
+		if len(rest) != 0 {
+			return errors.New("parquet: spool record has trailing bytes (staged under another schema?)")
+		}
+		sh.rows++
+		groupBytes += int64(len(rec))
+		if sh.rows >= batchRows || sh.held() >= 4<<20 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if groupBytes >= p.opts.RowGroupBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+			groupBytes = 0
+			if err := w.Flush(); err != nil {
+				return fmt.Errorf("parquet: write row group: %w", err)
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("parquet: finish file: %w", err)
+	}
+	return nil
+}
+
+// eachRecord calls f with each length-prefixed record of spool. The slice
+// is valid until f returns.
+func eachRecord(spool io.Reader, f func([]byte) error) error {
+	br := bufio.NewReaderSize(spool, 256<<10)
+	var buf []byte
+	for {
+		n, err := binary.ReadUvarint(br)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("parquet: read spool: %w", err)
+		}
+		if n > MaxRecordBytes {
+			return fmt.Errorf("parquet: spool record of %d bytes is corrupt", n)
+		}
+		if uint64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return fmt.Errorf("parquet: read spool: %w", err)
+		}
+		if err := f(buf); err != nil {
+			return err
+		}
+	}
+}
+
+// pnode is a schema node prepared for shredding records into columns
+// (the Dremel encoding): its leaf columns are [col, col+ncols), in the
+// order Parquet numbers them.
+type pnode struct {
+	name     string
+	kind     Kind
+	optional bool
+	col      int
+	ncols    int
+	unit     TimeUnit
+	// decimals: precision, and the fixed size when over 18 digits
+	precision, size int
+	// kids: struct fields; a list's element; a map's key and value
+	kids []*pnode
+	// rep is the repetition level of a list's or map's entries.
+	rep int
+}
+
+type parquetSchema struct {
+	schema *parquet.Schema
+	plan   *pnode
+}
+
+// newParquetSchema builds the Parquet schema of t and the plan to shred
+// records into it, and checks that both number the columns alike.
+func newParquetSchema(t *Type, dict bool) (*parquetSchema, error) {
+	col := 0
+	plan := buildPlan("", t, false, &col, 0)
+	root, ok := parquetNode(t, dict).(parquet.Group)
+	if !ok {
+		return nil, fmt.Errorf("parquet: schema %s is not a struct", t)
+	}
+	s := parquet.NewSchema("record", root)
+	cols := s.Columns()
+	var paths [][]string
+	plan.paths(nil, &paths)
+	if len(cols) != len(paths) {
+		return nil, fmt.Errorf("parquet: schema %s makes %d columns, planned %d", t, len(cols), len(paths))
+	}
+	for i := range cols {
+		if !slices.Equal(cols[i], paths[i]) {
+			return nil, fmt.Errorf("parquet: column %d is %v, planned %v", i, cols[i], paths[i])
+		}
+	}
+	return &parquetSchema{schema: s, plan: plan}, nil
+}
+
+func buildPlan(name string, t *Type, optional bool, col *int, rep int) *pnode {
+	n := &pnode{name: name, kind: t.Kind, optional: optional, col: *col, unit: t.Unit, precision: t.Precision}
+	switch t.Kind {
+	case KindStruct:
+		for _, f := range t.Fields {
+			n.kids = append(n.kids, buildPlan(f.Name, f.Type, !f.Required, col, rep))
+		}
+	case KindList:
+		n.rep = rep + 1
+		n.kids = []*pnode{buildPlan("element", t.Elem, true, col, rep+1)}
+	case KindMap:
+		n.rep = rep + 1
+		n.kids = []*pnode{
+			buildPlan("key", &Type{Kind: KindString}, false, col, rep+1),
+			buildPlan("value", t.Elem, true, col, rep+1),
+		}
+	case KindDecimal:
+		if t.Precision > 18 {
+			n.size = decimalBytes(t.Precision)
+		}
+		*col++
+	default:
+		*col++
+	}
+	n.ncols = *col - n.col
+	return n
+}
+
+// paths lists the leaf column paths under n, as parquet-go names them.
+func (n *pnode) paths(prefix []string, out *[][]string) {
+	if n.name != "" {
+		prefix = append(slices.Clone(prefix), n.name)
+	}
+	switch n.kind {
+	case KindStruct:
+		for _, k := range n.kids {
+			k.paths(prefix, out)
+		}
+	case KindList:
+		n.kids[0].paths(append(slices.Clone(prefix), "list"), out)
+	case KindMap:
+		for _, k := range n.kids {
+			k.paths(append(slices.Clone(prefix), "key_value"), out)
+		}
+	default:
+		*out = append(*out, prefix)
+	}
+}
+
+func parquetNode(t *Type, dict bool) parquet.Node {
+	encoded := func(n parquet.Node) parquet.Node {
+		if dict {
+			return parquet.Encoded(n, &parquet.RLEDictionary)
+		}
+		return n
+	}
+	switch t.Kind {
+	case KindBool:
+		return parquet.Leaf(parquet.BooleanType)
+	case KindInt32:
+		return parquet.Int(32)
+	case KindInt64:
+		return parquet.Int(64)
+	case KindFloat32:
+		return parquet.Leaf(parquet.FloatType)
+	case KindFloat64:
+		return parquet.Leaf(parquet.DoubleType)
+	case KindString:
+		return encoded(parquet.String())
+	case KindBinary:
+		return encoded(parquet.Leaf(parquet.ByteArrayType))
+	case KindJSON:
+		// Annotated STRING rather than JSON: every reader then shows the
+		// text as text (Arrow reads the JSON annotation as binary).
+		return encoded(parquet.String())
+	case KindTimestamp:
+		switch t.Unit {
+		case Millis:
+			return parquet.Timestamp(parquet.Millisecond)
+		case Nanos:
+			return parquet.Timestamp(parquet.Nanosecond)
+		}
+		return parquet.Timestamp(parquet.Microsecond)
+	case KindDate:
+		return parquet.Date()
+	case KindDecimal:
+		switch {
+		case t.Precision <= 9:
+			return parquet.Decimal(t.Scale, t.Precision, parquet.Int32Type)
+		case t.Precision <= 18:
+			return parquet.Decimal(t.Scale, t.Precision, parquet.Int64Type)
+		}
+		return parquet.Decimal(t.Scale, t.Precision, parquet.FixedLenByteArrayType(decimalBytes(t.Precision)))
+	case KindList:
+		return parquet.List(parquet.Optional(parquetNode(t.Elem, dict)))
+	case KindMap:
+		return parquet.Map(encoded(parquet.String()), parquet.Optional(parquetNode(t.Elem, dict)))
+	case KindStruct:
+		g := parquet.Group{}
+		for _, f := range t.Fields {
+			n := parquetNode(f.Type, dict)
+			if !f.Required {
+				n = parquet.Optional(n)
+			}
+			g[f.Name] = n
+		}
+		return g
+	}
+	panic(fmt.Sprintf("encode: unknown column kind %d", t.Kind))
+}
+
+// shredder turns positional records into column values with repetition
+// and definition levels, gathering a batch of rows per column.
+type shredder struct {
+	cols [][]parquet.Value
+	rows int
+	// bytes of byte-array values held (they point into copies)
+	bytes int
+	arena []byte
+}
+
+func newShredder(plan *pnode) *shredder {
+	return &shredder{cols: make([][]parquet.Value, plan.ncols)}
+}
+
+func (s *shredder) held() int { return s.bytes }
+
+// writeTo hands each column its values and starts a new batch.
+func (s *shredder) writeTo(cols []*parquet.ColumnWriter) error {
+	for i, vals := range s.cols {
+		if _, err := cols[i].WriteRowValues(vals); err != nil {
+			return err
+		}
+		clear(vals)
+		s.cols[i] = vals[:0]
+	}
+	s.rows, s.bytes = 0, 0
+	s.arena = s.arena[:0]
+	return nil
+}
+
+func (s *shredder) put(col int, v parquet.Value) {
+	s.cols[col] = append(s.cols[col], v)
+}
+
+// nulls writes a null for every column under n.
+func (s *shredder) nulls(n *pnode, rep, def int) {
+	for c := n.col; c < n.col+n.ncols; c++ {
+		s.put(c, parquet.NullValue().Level(rep, def, c))
+	}
+}
+
+var errCorrupt = errors.New("parquet: spool record is corrupt")
+
+// shred reads one value of n (with its presence byte when optional) from
+// b, at repetition level rep and definition level def, and returns the
+// rest of b.
+func (s *shredder) shred(n *pnode, b []byte, rep, def int) ([]byte, error) {
+	if n.optional {
+		if len(b) == 0 {
+			return nil, errCorrupt
+		}
+		present := b[0]
+		b = b[1:]
+		if present == 0 {
+			s.nulls(n, rep, def)
+			return b, nil
+		}
+		def++
+	}
+	switch n.kind {
+	case KindStruct:
+		var err error
+		for _, k := range n.kids {
+			if b, err = s.shred(k, b, rep, def); err != nil {
+				return nil, err
+			}
+		}
+		return b, nil
+	case KindList, KindMap:
+		count, k := binary.Uvarint(b)
+		if k <= 0 || count > uint64(len(b)) {
+			return nil, errCorrupt
+		}
+		b = b[k:]
+		if count == 0 {
+			for _, kid := range n.kids {
+				s.nulls(kid, rep, def)
+			}
+			return b, nil
+		}
+		var err error
+		for i := range count {
+			r := rep
+			if i > 0 {
+				r = n.rep
+			}
+			for _, kid := range n.kids {
+				if b, err = s.shred(kid, b, r, def+1); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return b, nil
+	}
+	return s.leaf(n, b, rep, def)
+}
+
+func (s *shredder) leaf(n *pnode, b []byte, rep, def int) ([]byte, error) {
+	var v parquet.Value
+	switch n.kind {
+	case KindBool:
+		if len(b) < 1 {
+			return nil, errCorrupt
+		}
+		v = parquet.BooleanValue(b[0] == 1)
+		b = b[1:]
+	case KindInt32, KindDate:
+		x, k := binary.Varint(b)
+		if k <= 0 || x < math.MinInt32 || x > math.MaxInt32 {
+			return nil, errCorrupt
+		}
+		v = parquet.Int32Value(int32(x))
+		b = b[k:]
+	case KindInt64, KindTimestamp:
+		x, k := binary.Varint(b)
+		if k <= 0 {
+			return nil, errCorrupt
+		}
+		v = parquet.Int64Value(x)
+		b = b[k:]
+	case KindDecimal:
+		if n.size > 0 {
+			if len(b) < n.size {
+				return nil, errCorrupt
+			}
+			v = parquet.FixedLenByteArrayValue(s.keep(b[:n.size]))
+			b = b[n.size:]
+			break
+		}
+		x, k := binary.Varint(b)
+		if k <= 0 {
+			return nil, errCorrupt
+		}
+		if n.precision <= 9 {
+			v = parquet.Int32Value(int32(x))
+		} else {
+			v = parquet.Int64Value(x)
+		}
+		b = b[k:]
+	case KindFloat32:
+		if len(b) < 4 {
+			return nil, errCorrupt
+		}
+		v = parquet.FloatValue(math.Float32frombits(binary.LittleEndian.Uint32(b)))
+		b = b[4:]
+	case KindFloat64:
+		if len(b) < 8 {
+			return nil, errCorrupt
+		}
+		v = parquet.DoubleValue(math.Float64frombits(binary.LittleEndian.Uint64(b)))
+		b = b[8:]
+	case KindString, KindBinary, KindJSON:
+		size, k := binary.Uvarint(b)
+		if k <= 0 || size > uint64(len(b)-k) {
+			return nil, errCorrupt
+		}
+		v = parquet.ByteArrayValue(s.keep(b[k : k+int(size)]))
+		b = b[k+int(size):]
+	default:
+		return nil, fmt.Errorf("parquet: unknown column kind %d", n.kind)
+	}
+	s.put(n.col, v.Level(rep, def, n.col))
+	return b, nil
+}
+
+// keep copies bytes that must outlive the record they were read from
+// until the batch is written. A full arena is replaced, not grown, so
+// that values already pointing into it stay valid.
+func (s *shredder) keep(b []byte) []byte {
+	s.bytes += len(b)
+	if len(s.arena)+len(b) > cap(s.arena) {
+		s.arena = make([]byte, 0, max(2*cap(s.arena), len(b), 64<<10))
+	}
+	start := len(s.arena)
+	s.arena = append(s.arena, b...)
+	return s.arena[start:len(s.arena):len(s.arena)]
+}
