@@ -33,6 +33,9 @@ type Pipeline struct {
 
 	Logger *slog.Logger
 	Stats  *Stats
+	// Tap, when set, lets other goroutines watch copies of the records at
+	// each point of the pipeline (see Taps); nil costs nothing.
+	Tap *Taps
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
 }
@@ -71,7 +74,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if p.Tap != nil {
+		p.Tap.begin()
+	}
 	err = r.run(ctx)
+	if p.Tap != nil {
+		p.Tap.end()
+	}
 	for _, s := range p.Sinks {
 		if c, ok := s.Sink.(io.Closer); ok {
 			if cerr := c.Close(); cerr != nil && err == nil {
@@ -233,6 +242,7 @@ func (r *runner) restore(ctx context.Context) error {
 		}
 	}
 	r.lastCkpt = r.now()
+	r.stats.Started.Store(r.lastCkpt.UnixNano())
 	return nil
 }
 
@@ -259,6 +269,7 @@ func (r *runner) handle(ctx context.Context, q *queue, b *Batch) error {
 // sinks that read each point.
 func (r *runner) push(ctx context.Context, from int, b *Batch) error {
 	if from == 0 {
+		r.tap(TapSource, TapSource, b)
 		if err := r.write(ctx, -1, b); err != nil {
 			return err
 		}
@@ -280,6 +291,7 @@ func (r *runner) push(ctx context.Context, from int, b *Batch) error {
 		if n := len(b.Failed) - failedBefore; n > 0 {
 			st.Failed.Add(int64(n))
 		}
+		r.tap(TapStep, s.Name, b)
 		if err := r.write(ctx, i, b); err != nil {
 			return err
 		}
@@ -299,6 +311,7 @@ func (r *runner) write(ctx context.Context, after int, b *Batch) error {
 		if s.After != after {
 			continue
 		}
+		r.tap(TapSink, s.Name, b)
 		if err := s.Sink.Write(ctx, b); err != nil {
 			return fmt.Errorf("pipeline %s: sink %s: %w", r.p.Name, s.Name, err)
 		}
@@ -328,6 +341,7 @@ func (r *runner) tick(ctx context.Context, final bool) error {
 		}
 		r.dirty = true
 		r.stats.Steps[i].Out.Add(int64(len(out.Records)))
+		r.tap(TapStep, s.Name, out)
 		if err := r.write(ctx, i, out); err != nil {
 			return err
 		}
@@ -336,6 +350,15 @@ func (r *runner) tick(ctx context.Context, final bool) error {
 		}
 	}
 	return r.flush(ctx, false)
+}
+
+// tap offers b to the subscribers of a point, if there are any anywhere:
+// without subscribers it costs an atomic load.
+func (r *runner) tap(kind, name string, b *Batch) {
+	if !r.p.Tap.active() || len(b.Records) == 0 {
+		return
+	}
+	r.p.Tap.offer(TapPoint{Kind: kind, Name: name}, b, r.now())
 }
 
 // bufferer is implemented by sinks that report the bytes they hold staged.

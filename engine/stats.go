@@ -16,6 +16,9 @@ type Stats struct {
 	// the last one, in Unix nanoseconds.
 	Checkpoints    atomic.Int64
 	LastCheckpoint atomic.Int64
+	// Started is when the pipeline had restored its last checkpoint and
+	// began reading, in Unix nanoseconds; 0 before (readiness probes).
+	Started atomic.Int64
 	// Queued is the input bytes read ahead of the steps; Buffered is what
 	// sinks hold staged, for sinks that report it (BufferedBytes).
 	Queued, Buffered atomic.Int64
