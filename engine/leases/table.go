@@ -583,21 +583,35 @@ func (t *Table) completeHandoff(ctx context.Context, shard string, p Position) {
 // refresh rereads one held lease after a conditional write on it failed,
 // and decides what happened.
 func (t *Table) refresh(ctx context.Context, shard string) {
-	out, err := t.cfg.Client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(t.cfg.Table), Key: keyOf(shard), ConsistentRead: aws.Bool(true)})
+	l, err := t.getLease(ctx, shard)
 	if err != nil {
 		t.log.Warn("lease table: reread lease", "shard", shard, "err", err)
 		return
 	}
-	var l *lease
-	if out.Item != nil {
-		if l, err = decodeLease(out.Item); err != nil {
-			t.log.Warn("lease table: bad lease item", "shard", shard, "err", err)
-			return
-		}
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.classifyLocked(shard, l)
+}
+
+// getLease reads one lease consistently; nil when it does not exist.
+func (t *Table) getLease(ctx context.Context, shard string) (*lease, error) {
+	out, err := t.cfg.Client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(t.cfg.Table), Key: keyOf(shard), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, err
+	}
+	if out.Item == nil {
+		return nil, nil
+	}
+	return decodeLease(out.Item)
+}
+
+// landed tells whether a conditional write that reported a failed
+// condition had in fact been applied by an earlier attempt: the SDK
+// retries a request whose response was lost, and the retry then fails its
+// own condition.
+func (t *Table) landed(ctx context.Context, shard string, want func(*lease) bool) bool {
+	l, err := t.getLease(ctx, shard)
+	return err == nil && l != nil && want(l)
 }
 
 // classifyLocked updates a holding from the lease as read.
@@ -1159,6 +1173,11 @@ func (t *Table) take(ctx context.Context, l *lease) bool {
 		ExpressionAttributeNames:  names(attrOwner, attrCounter, attrOwnerSwitches),
 		ExpressionAttributeValues: vals,
 	})
+	if isConditionFailed(err) && t.landed(ctx, l.key, func(now *lease) bool {
+		return now.owner == me && now.counter == l.counter+1 && now.ckptOwner == l.ckptOwner
+	}) {
+		err = nil
+	}
 	if err != nil {
 		if !isConditionFailed(err) {
 			t.log.Warn("lease table: take", "shard", l.key, "err", err)
@@ -1233,6 +1252,11 @@ func (t *Table) steal(ctx context.Context, l *lease) {
 			":zero": nAttr(0), ":one": nAttr(1),
 		},
 	})
+	if isConditionFailed(err) && t.landed(ctx, l.key, func(now *lease) bool {
+		return now.owner == t.cfg.WorkerID && now.ckptOwner == l.owner && now.counter == l.counter+1
+	}) {
+		err = nil
+	}
 	if err != nil {
 		if !isConditionFailed(err) {
 			t.log.Warn("lease table: steal", "shard", l.key, "err", err)

@@ -1,0 +1,147 @@
+package kinesis_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/checkpoint"
+	"github.com/sluice-dev/sluice/engine/kpl"
+)
+
+// captureSink keeps what it is written, in order; it commits at once.
+type captureSink struct {
+	mu   sync.Mutex
+	recs []engine.Record
+}
+
+func (s *captureSink) Recover(context.Context, json.RawMessage) error { return nil }
+func (s *captureSink) Write(_ context.Context, b *engine.Batch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range b.Records {
+		r.Data = append([]byte(nil), r.Data...)
+		s.recs = append(s.recs, r)
+	}
+	return nil
+}
+func (s *captureSink) Flush(context.Context, time.Time, bool) (int, error) { return 0, nil }
+func (s *captureSink) Prepare(context.Context) (json.RawMessage, error)    { return nil, nil }
+func (s *captureSink) Commit(context.Context, json.RawMessage) error       { return nil }
+func (s *captureSink) records() []engine.Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]engine.Record(nil), s.recs...)
+}
+
+func (s *captureSink) waitFor(t *testing.T, n int) []engine.Record {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := s.records()
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d records delivered", len(got), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestKPLAggregatesComeOutAsUserRecords: aggregated records (built from
+// the published format) come out as their user records, each with its own
+// partition key; a record with the magic but a broken checksum comes out
+// as the plain record it is. A restart from the checkpoint does not
+// deliver any user record of an aggregate again.
+func TestKPLAggregatesComeOutAsUserRecords(t *testing.T) {
+	endpoint := startServe(t)
+	c := newClient(endpoint)
+	createStream(t, c, "kpl", 1)
+
+	agg := func(from, n int) []byte {
+		var rs []kpl.Record
+		for i := from; i < from+n; i++ {
+			rs = append(rs, kpl.Record{PartitionKey: fmt.Sprintf("user-%d", i%3), Data: fmt.Appendf(nil, "u%d", i)})
+		}
+		return kpl.Aggregate(rs)
+	}
+	corrupt := agg(100, 2)
+	corrupt[len(corrupt)-1] ^= 0xFF
+	putRaw := func(data []byte, key string) {
+		if _, err := c.PutRecord(context.Background(), &kinesis.PutRecordInput{StreamName: aws.String("kpl"), Data: data, PartitionKey: aws.String(key)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putRaw(agg(0, 5), "agg-1")
+	putRaw([]byte("plain"), "p")
+	putRaw(corrupt, "bad")
+	putRaw(agg(5, 3), "agg-2")
+
+	ckpt := t.TempDir()
+	run := func(n int) []engine.Record {
+		store, err := checkpoint.NewLocal(ckpt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := &captureSink{}
+		p := &engine.Pipeline{
+			Name: "kpl", Source: newSource(t, endpoint, "kpl", nil), Store: store,
+			Sinks:              []engine.NamedSink{{Name: "cap", After: -1, Sink: sink}},
+			CheckpointInterval: 50 * time.Millisecond, TickInterval: 20 * time.Millisecond,
+		}
+		r := start(t, p)
+		sink.waitFor(t, n)
+		time.Sleep(200 * time.Millisecond) // let anything extra arrive
+		r.stop(t)
+		return sink.records()
+	}
+
+	got := run(10)
+	var lines []string
+	for _, r := range got {
+		lines = append(lines, fmt.Sprintf("%s:%s", r.Meta.PartitionKey, r.Data))
+		if r.Meta.ShardID != "shardId-000000000000" || r.Meta.SequenceNumber == "" || r.Meta.ArrivalTime.IsZero() {
+			t.Errorf("record %q has meta %+v", r.Data, r.Meta)
+		}
+	}
+	want := "user-0:u0 user-1:u1 user-2:u2 user-0:u3 user-1:u4 p:plain bad:CORRUPT user-2:u5 user-0:u6 user-1:u7"
+	gotS := strings.Join(lines, " ")
+	gotS = strings.Replace(gotS, "bad:"+string(corrupt), "bad:CORRUPT", 1)
+	if gotS != want {
+		t.Fatalf("records:\n got %s\nwant %s", gotS, want)
+	}
+	// Sub-records of one aggregate share its sequence number.
+	if got[0].Meta.SequenceNumber != got[4].Meta.SequenceNumber || got[0].Meta.SequenceNumber == got[5].Meta.SequenceNumber {
+		t.Errorf("sequence numbers %q %q %q: sub-records share their aggregate's", got[0].Meta.SequenceNumber, got[4].Meta.SequenceNumber, got[5].Meta.SequenceNumber)
+	}
+
+	putRaw(agg(8, 2), "agg-3")
+	again := run(2)
+	if len(again) != 2 || string(again[0].Data) != "u8" || string(again[1].Data) != "u9" {
+		var ds []string
+		for _, r := range again {
+			ds = append(ds, string(r.Data))
+		}
+		t.Fatalf("after a restart: %v, want only [u8 u9]", ds)
+	}
+}
+
+// TestUnknownStreamFailsClearly: a stream that does not exist stops the
+// pipeline with an error that names it.
+func TestUnknownStreamFailsClearly(t *testing.T) {
+	endpoint := startServe(t)
+	src := newSource(t, endpoint, "nope", nil)
+	err := src.Read(context.Background(), nil, func(context.Context, *engine.Batch) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "stream nope not found") {
+		t.Fatalf("Read of a missing stream: %v", err)
+	}
+}

@@ -1,0 +1,359 @@
+// Package kinesis is the source that reads a Kinesis stream, or any
+// Kinesis-compatible API (sluice serve, kinesalite, LocalStack), through
+// aws-sdk-go-v2.
+//
+// It lists the stream's shards (ListShards, paginated) at start, on an
+// interval and whenever a shard closes, and runs one reader per shard
+// (GetShardIterator, then GetRecords). A reader emits one batch per
+// GetRecords page, expands records aggregated by the Kinesis Producer
+// Library into their user records, keeps MillisBehindLatest as the shard's
+// lag, stays within 5 GetRecords calls per second per shard, sleeps while
+// its shard is idle, backs off with jitter when throttled, and re-seeks
+// from the last position it emitted when its iterator expires.
+//
+// Order per partition key holds across resharding as in the Kinesis
+// Client Library: a child shard is read only once every parent still in
+// the stream has been read to its end.
+//
+// Which shards this process reads is up to a Coordinator. By default the
+// process reads every shard and positions live in the pipeline's
+// checkpoint (the start map of Read). With a lease table
+// (engine/leases), several processes share the shards.
+package kinesis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/leases"
+)
+
+// API is the part of the Kinesis API the source uses; *kinesis.Client
+// implements it.
+type API interface {
+	ListShards(ctx context.Context, in *kinesis.ListShardsInput, opts ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
+	GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, opts ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error)
+	GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, opts ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error)
+}
+
+// Coordinator decides which shards this process reads and from where.
+// *leases.Table is one; without one, the process reads every shard.
+type Coordinator interface {
+	// Sync tells the coordinator the shards the stream lists now; start
+	// is where shards that were never read begin on a first run.
+	Sync(ctx context.Context, shards []leases.Shard, start leases.Position) error
+	// Assigned returns the shards to read now, each with the position
+	// whose records are already delivered (reading resumes after it).
+	Assigned() map[string]leases.Position
+	// Released tells that the reader of shard stopped after emitting up
+	// to last (the zero Position when it emitted nothing).
+	Released(shard string, last leases.Position)
+	// Run does the coordinator's background work until ctx is done.
+	Run(ctx context.Context) error
+}
+
+// Start positions, as the pipeline file writes them.
+const (
+	StartTrimHorizon = "trim_horizon"
+	StartLatest      = "latest"
+	StartAtTimestamp = "at_timestamp"
+)
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultPollInterval      = time.Second
+	DefaultDiscoveryInterval = 30 * time.Second
+	DefaultMaxRecords        = 10000
+	// minCallInterval keeps a reader within Kinesis's limit of five
+	// GetRecords calls per second per shard.
+	minCallInterval = 200 * time.Millisecond
+)
+
+// Config configures a Source.
+type Config struct {
+	Stream string
+	// Region and Endpoint override the AWS configuration chain; Endpoint
+	// points at sluice serve, kinesalite or LocalStack.
+	Region, Endpoint string
+	// Start applies to shards without a checkpoint: trim_horizon (the
+	// default), latest or at_timestamp (with StartTimestamp).
+	Start          string
+	StartTimestamp time.Time
+	// Coordinator shares the shards with other processes; nil reads them
+	// all here.
+	Coordinator Coordinator
+	// Client is the Kinesis API; nil makes one from the AWS configuration
+	// chain with Region and Endpoint.
+	Client API
+	// PollInterval is how long a reader sleeps after a GetRecords call
+	// that returned nothing.
+	PollInterval time.Duration
+	// DiscoveryInterval is how often the shards are listed again.
+	DiscoveryInterval time.Duration
+	// MaxRecords is the Limit of each GetRecords call.
+	MaxRecords int32
+	Logger     *slog.Logger
+}
+
+// Source reads a Kinesis stream. It implements engine.Source and
+// engine.Lagger.
+type Source struct {
+	cfg   Config
+	start leases.Position
+	log   *slog.Logger
+
+	lagMu sync.Mutex
+	lag   map[string]time.Duration
+}
+
+// New validates cfg and makes a Source; without cfg.Client it loads the
+// AWS configuration (credentials are resolved when first used).
+func New(ctx context.Context, cfg Config) (*Source, error) {
+	if cfg.Stream == "" {
+		return nil, errors.New("kinesis source: no stream: set stream:")
+	}
+	s := &Source{cfg: cfg, log: cfg.Logger, lag: map[string]time.Duration{}}
+	switch cfg.Start {
+	case "", StartTrimHorizon:
+		s.start = leases.Position{Sequence: leases.TrimHorizon}
+	case StartLatest:
+		s.start = leases.Position{Sequence: leases.Latest}
+	case StartAtTimestamp:
+		if cfg.StartTimestamp.IsZero() {
+			return nil, errors.New("kinesis source: start: at_timestamp needs start_timestamp")
+		}
+		s.start = leases.Position{Sequence: leases.AtTimestamp}
+	default:
+		return nil, fmt.Errorf("kinesis source: start %q: use trim_horizon, latest or at_timestamp", cfg.Start)
+	}
+	if cfg.PollInterval < 0 || cfg.DiscoveryInterval < 0 || cfg.MaxRecords < 0 || cfg.MaxRecords > 10000 {
+		return nil, errors.New("kinesis source: poll and discovery intervals must not be negative, and max records must be 1 to 10000")
+	}
+	if s.cfg.PollInterval == 0 {
+		s.cfg.PollInterval = DefaultPollInterval
+	}
+	if s.cfg.DiscoveryInterval == 0 {
+		s.cfg.DiscoveryInterval = DefaultDiscoveryInterval
+	}
+	if s.cfg.MaxRecords == 0 {
+		s.cfg.MaxRecords = DefaultMaxRecords
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("stream", cfg.Stream)
+	if s.cfg.Client == nil {
+		c, err := NewClient(ctx, cfg.Region, cfg.Endpoint)
+		if err != nil {
+			return nil, err
+		}
+		s.cfg.Client = c
+	}
+	return s, nil
+}
+
+// NewClient makes a Kinesis client from the AWS configuration chain
+// (environment, shared profile, SSO, web identity, instance metadata),
+// with region and endpoint overriding it when set.
+func NewClient(ctx context.Context, region, endpoint string) (*kinesis.Client, error) {
+	var opts []func(*config.LoadOptions) error
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kinesis source: AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("kinesis source: no AWS region: set region: in the source or AWS_REGION")
+	}
+	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	}), nil
+}
+
+// Lag implements engine.Lagger: MillisBehindLatest of each shard being
+// read, as its last GetRecords call reported it.
+func (s *Source) Lag() map[string]time.Duration {
+	s.lagMu.Lock()
+	defer s.lagMu.Unlock()
+	return maps.Clone(s.lag)
+}
+
+func (s *Source) setLag(shard string, d time.Duration, drop bool) {
+	s.lagMu.Lock()
+	defer s.lagMu.Unlock()
+	if drop {
+		delete(s.lag, shard)
+		return
+	}
+	s.lag[shard] = d
+}
+
+// Read implements engine.Source. It returns when ctx is done, or with an
+// error that no retry can fix (the stream does not exist, access is
+// denied).
+func (s *Source) Read(ctx context.Context, start map[string]string, emit engine.Emit) error {
+	coord := s.cfg.Coordinator
+	var solo *soloCoordinator
+	if coord == nil {
+		var err error
+		if solo, err = newSolo(start); err != nil {
+			return fmt.Errorf("kinesis source %s: %w", s.cfg.Stream, err)
+		}
+		coord = solo
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return coord.Run(gctx) })
+	g.Go(func() error { return s.supervise(gctx, coord, solo, emit) })
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// done is what a reader reports when it stops.
+type done struct {
+	shard string
+	last  leases.Position
+	ended bool // read to the end of a closed shard
+	gone  bool // the shard no longer exists
+	err   error
+}
+
+// supervise lists shards and starts and stops one reader per assigned
+// shard. In solo mode it also emits Forget for shards that left the
+// stream.
+func (s *Source) supervise(ctx context.Context, coord Coordinator, solo *soloCoordinator, emit engine.Emit) error {
+	running := map[string]context.CancelFunc{}
+	finished := make(chan done)
+	var wg sync.WaitGroup
+	defer func() {
+		for _, cancel := range running {
+			cancel()
+		}
+		go func() { wg.Wait(); close(finished) }()
+		for d := range finished {
+			coord.Released(d.shard, d.last)
+			s.setLag(d.shard, 0, true)
+		}
+	}()
+
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	var nextList time.Time
+	listFailures := 0
+	for {
+		if now := time.Now(); !now.Before(nextList) {
+			shards, err := s.listShards(ctx)
+			switch {
+			case err == nil:
+				listFailures = 0
+				if err := coord.Sync(ctx, shards, s.start); err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					s.log.Warn("kinesis source: sync shards", "err", err)
+					nextList = now.Add(backoffDelay(1, time.Second, 10*time.Second))
+					break
+				}
+				nextList = now.Add(s.cfg.DiscoveryInterval)
+				if solo != nil {
+					for _, shard := range solo.forget(shards) {
+						if err := emit(ctx, &engine.Batch{Shard: shard, Forget: true}); err != nil {
+							return err
+						}
+						s.log.Info("kinesis source: shard left the stream; dropping its position", "shard", shard)
+					}
+				}
+			case isFatal(err) || ctx.Err() != nil:
+				return err
+			default:
+				listFailures++
+				s.log.Warn("kinesis source: list shards; retrying", "err", err)
+				nextList = now.Add(backoffDelay(listFailures, time.Second, 30*time.Second))
+			}
+		}
+		asg := coord.Assigned()
+		for shard, from := range asg {
+			if _, ok := running[shard]; ok {
+				continue
+			}
+			rctx, cancel := context.WithCancel(ctx)
+			running[shard] = cancel
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d := s.readShard(rctx, shard, from, emit)
+				finished <- d
+			}()
+		}
+		for shard, cancel := range running {
+			if _, ok := asg[shard]; !ok {
+				cancel()
+			}
+		}
+		select {
+		case d := <-finished:
+			running[d.shard]()
+			delete(running, d.shard)
+			coord.Released(d.shard, d.last)
+			s.setLag(d.shard, 0, true)
+			if d.err != nil && ctx.Err() == nil {
+				return fmt.Errorf("kinesis source %s: shard %s: %w", s.cfg.Stream, d.shard, d.err)
+			}
+			if d.ended || d.gone {
+				nextList = time.Time{} // children appear, or the shard left
+			}
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// listShards lists every shard of the stream, following NextToken.
+func (s *Source) listShards(ctx context.Context) ([]leases.Shard, error) {
+	var out []leases.Shard
+	in := &kinesis.ListShardsInput{StreamName: aws.String(s.cfg.Stream)}
+	for {
+		page, err := s.cfg.Client.ListShards(ctx, in)
+		if err != nil {
+			var nf *types.ResourceNotFoundException
+			if errors.As(err, &nf) {
+				return nil, fatalError{fmt.Errorf("kinesis source: stream %s not found: create it or fix stream: (%w)", s.cfg.Stream, err)}
+			}
+			return nil, fmt.Errorf("kinesis source %s: list shards: %w", s.cfg.Stream, err)
+		}
+		for _, sh := range page.Shards {
+			ls := leases.Shard{ID: aws.ToString(sh.ShardId)}
+			for _, p := range []*string{sh.ParentShardId, sh.AdjacentParentShardId} {
+				if aws.ToString(p) != "" {
+					ls.Parents = append(ls.Parents, *p)
+				}
+			}
+			ls.Closed = sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil
+			out = append(out, ls)
+		}
+		if aws.ToString(page.NextToken) == "" {
+			return out, nil
+		}
+		// With a token, the stream name must not be repeated.
+		in = &kinesis.ListShardsInput{NextToken: page.NextToken}
+	}
+}
