@@ -26,13 +26,17 @@ func (s *discardSink) Write(_ context.Context, b *engine.Batch) error {
 	return nil
 }
 func (s *discardSink) Flush(context.Context, time.Time, bool) (int, error) { return 0, nil }
-func (s *discardSink) Prepare(context.Context) (json.RawMessage, error)     { return nil, nil }
-func (s *discardSink) Commit(context.Context, json.RawMessage) error        { return nil }
+func (s *discardSink) Prepare(context.Context) (json.RawMessage, error)    { return nil, nil }
+func (s *discardSink) Commit(context.Context, json.RawMessage) error       { return nil }
 
 // memStore keeps the last checkpoint in memory.
-type memStore struct{ last atomic.Pointer[engine.Checkpoint] }
+type memStore struct {
+	last atomic.Pointer[engine.Checkpoint]
+}
 
-func (m *memStore) Load(context.Context, string) (*engine.Checkpoint, error) { return m.last.Load(), nil }
+func (m *memStore) Load(context.Context, string) (*engine.Checkpoint, error) {
+	return m.last.Load(), nil
+}
 func (m *memStore) Save(_ context.Context, c *engine.Checkpoint) error {
 	m.last.Store(c)
 	return nil
