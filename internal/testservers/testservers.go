@@ -12,6 +12,7 @@ package testservers
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -55,6 +56,9 @@ type S3 struct {
 	URL string
 	// Dir is where s3rver keeps buckets and objects.
 	Dir string
+
+	t    testing.TB
+	stop func()
 }
 
 // S3rver starts s3rver on a fresh directory and returns its endpoint. It
@@ -62,7 +66,44 @@ type S3 struct {
 func S3rver(t testing.TB) S3 {
 	t.Helper()
 	dir := t.TempDir()
-	return S3{URL: start(t, "s3rver.js", dir), Dir: dir}
+	url, stop := startProc(t, "s3rver.js", dir)
+	return S3{URL: url, Dir: dir, t: t, stop: stop}
+}
+
+// Stop kills the server, as an outage would: connections to URL are
+// refused until Start. Stopping a stopped server does nothing.
+func (s *S3) Stop() {
+	if s.stop != nil {
+		s.stop()
+		s.stop = nil
+	}
+}
+
+// Start starts a stopped server again on the same port and directory, so
+// URL and every object stay valid. Starting a running server does nothing.
+func (s *S3) Start() {
+	s.t.Helper()
+	if s.stop != nil {
+		return
+	}
+	port := s.URL[strings.LastIndexByte(s.URL, ':')+1:]
+	deadline := time.Now().Add(startTimeout)
+	for {
+		// The port may take a moment to be free after the kill.
+		url, stop, err := tryStart(s.t, "s3rver.js", s.Dir, port)
+		if err == nil {
+			if url != s.URL {
+				stop()
+				s.t.Fatalf("testservers: s3rver restarted on %s, not %s", url, s.URL)
+			}
+			s.stop = stop
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("testservers: restart s3rver on port %s: %v", port, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Env returns the environment variables that make the AWS SDKs and CLIs
@@ -78,12 +119,32 @@ func Env() []string {
 }
 
 // start runs a launcher script from testservers/ and waits for the
-// "listening PORT" line it prints.
+// "listening PORT" line it prints. The server runs until the test ends.
 func start(t testing.TB, script string, args ...string) string {
+	t.Helper()
+	url, _ := startProc(t, script, args...)
+	return url
+}
+
+// startProc is start, also returning a function that kills the server
+// before the test ends.
+func startProc(t testing.TB, script string, args ...string) (string, func()) {
+	t.Helper()
+	url, stop, err := tryStart(t, script, args...)
+	if err != nil {
+		t.Fatalf("testservers: %v", err)
+	}
+	return url, stop
+}
+
+// tryStart starts a server and returns its endpoint and a function that
+// stops it (also registered to run when the test ends), or why it did not
+// start. A machine without node skips the test.
+func tryStart(t testing.TB, script string, args ...string) (string, func(), error) {
 	t.Helper()
 	dir, err := serversDir()
 	if err != nil {
-		t.Fatalf("testservers: %v", err)
+		return "", nil, err
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -102,27 +163,31 @@ func start(t testing.TB, script string, args ...string) string {
 	// process even when Cleanup never runs.
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		t.Fatalf("testservers: %s: %v", script, err)
+		return "", nil, fmt.Errorf("%s: %w", script, err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatalf("testservers: %s: %v", script, err)
+		return "", nil, fmt.Errorf("%s: %w", script, err)
 	}
 	stderr := &headWriter{n: 16 << 10}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("testservers: start %s: %v", script, err)
+		return "", nil, fmt.Errorf("start %s: %w", script, err)
 	}
 	done := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
 		close(done)
 	}()
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		_ = cmd.Process.Kill()
-		<-done
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = stdin.Close()
+			_ = cmd.Process.Kill()
+			<-done
+		})
+	}
+	t.Cleanup(stop)
 
 	port := make(chan string, 1)
 	go func() {
@@ -139,15 +204,16 @@ func start(t testing.TB, script string, args ...string) string {
 	select {
 	case p := <-port:
 		if _, err := strconv.Atoi(p); err != nil {
-			t.Fatalf("testservers: %s printed a bad port %q", script, p)
+			stop()
+			return "", nil, fmt.Errorf("%s printed a bad port %q", script, p)
 		}
-		return "http://127.0.0.1:" + p
+		return "http://127.0.0.1:" + p, stop, nil
 	case <-done:
-		t.Fatalf("testservers: %s exited before listening: %s", script, stderr.String())
+		return "", nil, fmt.Errorf("%s exited before listening: %s", script, stderr.String())
 	case <-time.After(startTimeout):
-		t.Fatalf("testservers: %s did not listen within %s: %s", script, startTimeout, stderr.String())
+		stop()
+		return "", nil, fmt.Errorf("%s did not listen within %s: %s", script, startTimeout, stderr.String())
 	}
-	return ""
 }
 
 // serversDir finds testservers/ at the root of the module, walking up from

@@ -94,3 +94,49 @@ func TestPinnedVersions(t *testing.T) {
 		}
 	}
 }
+
+// An s3rver stopped and started again answers on the same endpoint, with
+// the objects it held.
+func TestS3rverRestart(t *testing.T) {
+	srv := S3rver(t)
+	get := func() (string, error) {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+		if err != nil {
+			return "", err
+		}
+		hash := hex.EncodeToString(func() []byte { s := sha256.Sum256(nil); return s[:] }())
+		req.Header.Set("X-Amz-Content-Sha256", hash)
+		creds := aws.Credentials{AccessKeyID: AccessKeyID, SecretAccessKey: SecretAccessKey}
+		if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hash, "s3", Region, time.Now()); err != nil {
+			return "", err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	// A bucket is a directory of s3rver's.
+	if err := os.MkdirAll(filepath.Join(srv.Dir, "kept"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	url := srv.URL
+	srv.Stop()
+	if _, err := get(); err == nil {
+		t.Fatal("a stopped s3rver still answers")
+	}
+	srv.Stop() // twice is harmless
+	srv.Start()
+	if srv.URL != url {
+		t.Fatalf("restarted on %s, was %s", srv.URL, url)
+	}
+	body, err := get()
+	if err != nil {
+		t.Fatalf("restarted s3rver does not answer: %v", err)
+	}
+	if !strings.Contains(body, "<Name>kept</Name>") {
+		t.Fatalf("restarted s3rver lists %q, want bucket kept", body)
+	}
+}
