@@ -114,6 +114,9 @@ type Table struct {
 	// fence the previous owner of, to that owner; the next take fences it.
 	unfenced map[string]string
 	wake     chan struct{}
+	// stopping is set when Run returns: the source has stopped, and each
+	// lease is released once a checkpoint covers what its reader emitted.
+	stopping bool
 	closed   bool
 }
 
@@ -128,7 +131,8 @@ type holding struct {
 	// draining is set when another worker stole the lease: stop reading,
 	// and once a checkpoint covers stoppedAt, hand the shard over.
 	draining  bool
-	stopped   bool
+	reading   bool // Assigned handed it to a reader
+	stopped   bool // and that reader stopped, at stoppedAt
 	stoppedAt Position
 }
 
@@ -483,29 +487,72 @@ func (t *Table) loseLocked(shard, why string) {
 
 // rollForward copies the saved positions into the lease items of the
 // shards still held, finishes handoffs whose shard is fully checkpointed,
-// and lets go of shards read to their end. The worker item already holds
-// these positions, so a failure here loses nothing; it is retried at the
-// next checkpoint.
+// lets go of shards read to their end, and, once the source has stopped,
+// releases every lease whose reader's output the checkpoint covers. The
+// worker item already holds these positions, so a failure here loses
+// nothing; it is retried at the next checkpoint.
 func (t *Table) rollForward(ctx context.Context, positions map[string]Position) {
 	for _, shard := range slices.Sorted(mapsKeys(positions)) {
 		p := positions[shard]
 		t.mu.Lock()
 		h := t.held[shard]
-		if h == nil || h.waitingFor != "" {
+		if h == nil {
 			t.mu.Unlock()
 			continue
 		}
-		draining, stopped, stoppedAt, written, counter := h.draining, h.stopped, h.stoppedAt, h.written, h.counter
+		covered := !h.reading || h.stopped && p.Compare(h.stoppedAt) >= 0
+		draining, release, written, counter := h.draining, t.stopping && covered, h.written, h.counter
+		waiting, stopped := h.waitingFor != "", h.stopped
 		t.mu.Unlock()
 		switch {
 		case draining:
-			if stopped && p.Compare(stoppedAt) >= 0 {
+			if covered && stopped {
 				t.completeHandoff(ctx, shard, p)
 			}
+		case release:
+			if err := t.release(ctx, shard, p, counter, waiting); err != nil {
+				t.log.Warn("lease table: release", "shard", shard, "err", err)
+			}
+		case waiting:
 		case p != written:
 			t.writeCheckpoint(ctx, shard, p, counter)
 		}
 	}
+}
+
+// release gives a lease up, writing into it the position this worker's
+// checkpoint covers (unless a handoff to this worker is still pending: the
+// previous owner writes that one), so that another worker takes it at once.
+func (t *Table) release(ctx context.Context, shard string, p Position, counter int64, waiting bool) error {
+	vals := map[string]types.AttributeValue{":me": sAttr(t.cfg.WorkerID), ":c": nAttr(counter), ":next": nAttr(counter + 1)}
+	update := "SET #leaseCounter = :next REMOVE #leaseOwner"
+	attrs := []string{attrCounter, attrOwner}
+	if !waiting && !p.IsZero() {
+		update = "SET #leaseCounter = :next, #checkpoint = :ckpt, #checkpointSubSequenceNumber = :sub REMOVE #leaseOwner"
+		attrs = append(attrs, attrCheckpoint, attrSubSeq)
+		checkpointValues(p, vals)
+	}
+	_, err := t.cfg.Client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(t.cfg.Table),
+		Key:                       keyOf(shard),
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String("#leaseOwner = :me AND #leaseCounter = :c"),
+		ExpressionAttributeNames:  names(attrs...),
+		ExpressionAttributeValues: vals,
+	})
+	if err != nil && !isConditionFailed(err) {
+		return fmt.Errorf("lease table %s: release shard %s: %w", t.cfg.Table, shard, err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		t.loseLocked(shard, "taken over while stopping")
+		return nil
+	}
+	delete(t.held, shard)
+	t.gone[shard] = "released when this worker stopped"
+	t.log.Info("lease table: released", "shard", shard, "at", p.String())
+	return nil
 }
 
 func mapsKeys[V any](m map[string]V) func(func(string) bool) {
@@ -726,6 +773,7 @@ func (t *Table) Assigned() map[string]Position {
 			continue
 		}
 		out[shard] = t.saved[shard]
+		h.reading = true
 	}
 	return out
 }
@@ -779,6 +827,11 @@ func (t *Table) Released(shard string, last Position) {
 // of the lease duration. Failures to reach DynamoDB are logged and
 // retried; the leases of a worker that cannot renew expire and move on.
 func (t *Table) Run(ctx context.Context) error {
+	defer func() {
+		t.mu.Lock()
+		t.stopping = true
+		t.mu.Unlock()
+	}()
 	every := t.cfg.LeaseDuration / 4
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -806,7 +859,7 @@ func (t *Table) Round(ctx context.Context) error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
 	t.mu.Lock()
-	ready := t.incarnation != "" && !t.closed
+	ready := t.incarnation != "" && !t.closed && !t.stopping
 	t.mu.Unlock()
 	if !ready {
 		return nil
@@ -1271,32 +1324,30 @@ func (t *Table) steal(ctx context.Context, l *lease) {
 	t.log.Info("lease table: asked for lease", "shard", l.key, "from", l.owner)
 }
 
-// Close gives up the leases held, writing into each the position the last
-// checkpoint covers, so that other workers take them at once instead of
-// waiting for them to expire. Call it after the pipeline has stopped and
-// saved its last checkpoint; the table is unusable afterwards.
+// Close gives up the leases held whose readers' output the last
+// checkpoint covers, writing that position into each, so that other
+// workers take them at once instead of waiting for them to expire. Save
+// does this by itself once the source has stopped; Close is for a caller
+// that stops the pipeline and wants to be sure. The table is unusable
+// afterwards.
 func (t *Table) Close(ctx context.Context) error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
 	t.mu.Lock()
-	t.closed = true
+	t.closed, t.stopping = true, true
 	type rel struct {
-		shard     string
-		counter   int64
-		p         Position
-		handover  bool
-		waitingOn bool
+		shard             string
+		counter           int64
+		p                 Position
+		handover, waiting bool
 	}
 	var todo []rel
 	for shard, h := range t.held {
-		switch {
-		case h.draining:
-			if h.stopped && t.saved[shard].Compare(h.stoppedAt) >= 0 {
-				todo = append(todo, rel{shard: shard, p: t.saved[shard], handover: true})
-			}
-		default:
-			todo = append(todo, rel{shard: shard, counter: h.counter, p: t.saved[shard], waitingOn: h.waitingFor != ""})
+		covered := !h.reading || h.stopped && t.saved[shard].Compare(h.stoppedAt) >= 0
+		if !covered {
+			continue // records not yet checkpointed: let the lease expire
 		}
+		todo = append(todo, rel{shard: shard, counter: h.counter, p: t.saved[shard], handover: h.draining, waiting: h.waitingFor != ""})
 	}
 	t.mu.Unlock()
 	var errs []error
@@ -1305,29 +1356,10 @@ func (t *Table) Close(ctx context.Context) error {
 			t.completeHandoff(ctx, r.shard, r.p)
 			continue
 		}
-		vals := map[string]types.AttributeValue{":me": sAttr(t.cfg.WorkerID), ":c": nAttr(r.counter), ":next": nAttr(r.counter + 1)}
-		update := "SET #leaseCounter = :next REMOVE #leaseOwner"
-		attrs := []string{attrCounter, attrOwner}
-		if !r.waitingOn && !r.p.IsZero() {
-			update = "SET #leaseCounter = :next, #checkpoint = :ckpt, #checkpointSubSequenceNumber = :sub REMOVE #leaseOwner"
-			attrs = append(attrs, attrCheckpoint, attrSubSeq)
-			checkpointValues(r.p, vals)
-		}
-		_, err := t.cfg.Client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:                 aws.String(t.cfg.Table),
-			Key:                       keyOf(r.shard),
-			UpdateExpression:          aws.String(update),
-			ConditionExpression:       aws.String("#leaseOwner = :me AND #leaseCounter = :c"),
-			ExpressionAttributeNames:  names(attrs...),
-			ExpressionAttributeValues: vals,
-		})
-		if err != nil && !isConditionFailed(err) {
-			errs = append(errs, fmt.Errorf("lease table %s: release shard %s: %w", t.cfg.Table, r.shard, err))
+		if err := t.release(ctx, r.shard, r.p, r.counter, r.waiting); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	t.mu.Lock()
-	clear(t.held)
-	t.mu.Unlock()
 	return errors.Join(errs...)
 }
 

@@ -413,30 +413,84 @@ func TestChildWaitsForParentsEnd(t *testing.T) {
 	}
 }
 
-// TestCloseReleasesLeases: a worker that stops cleanly gives its leases
-// up, so another takes them at once rather than after they expire.
-func TestCloseReleasesLeases(t *testing.T) {
+// TestStoppedWorkerReleasesLeases: a worker that stops cleanly gives its
+// leases up once its last checkpoint covers what its readers emitted, so
+// another takes them at once rather than after they expire. Both ways of
+// stopping are covered: the source's Run returning, then the runtime's
+// final Save; and Close.
+func TestStoppedWorkerReleasesLeases(t *testing.T) {
+	for _, how := range []string{"final save", "close"} {
+		t.Run(how, func(t *testing.T) {
+			c := dynamoClient(t)
+			clk := &clock{t: time.Unix(1_700_000_000, 0)}
+			shards := shardIDs(3)
+			a := newWorker(t, c, clk, "a", shards)
+			a.step()
+			emitted := map[string]Position{}
+			a.read(emitted)
+			if err := a.save(emitted); err != nil {
+				t.Fatal(err)
+			}
+			a.read(emitted) // read more after that checkpoint
+			// The source stops: every reader reports where it stopped.
+			for s, p := range a.reading {
+				a.tb.Released(s, p)
+			}
+			switch how {
+			case "final save":
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				a.tb.Run(ctx)
+				if err := a.save(emitted); err != nil {
+					t.Fatal(err)
+				}
+			case "close":
+				// Close before the final save releases nothing: those
+				// records are not checkpointed yet.
+				if err := a.tb.Close(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if o := owners(t, a.tb); count(o, "a") != 3 {
+					t.Fatalf("owners %v after closing before the last checkpoint, want a to keep all 3", o)
+				}
+				return
+			}
+			b := newWorker(t, c, clk, "b", shards)
+			b.step()
+			if len(b.reading) != 3 {
+				t.Fatalf("b reads %d shards right after a stopped, want 3", len(b.reading))
+			}
+			for s, p := range b.reading {
+				if p != emitted[s] {
+					t.Errorf("b resumes %s at %s, want %s", s, p, emitted[s])
+				}
+			}
+		})
+	}
+}
+
+// TestCloseAfterFinalSaveReleases: Close after the last checkpoint gives
+// every lease up.
+func TestCloseAfterFinalSaveReleases(t *testing.T) {
 	c := dynamoClient(t)
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	shards := shardIDs(3)
+	shards := shardIDs(2)
 	a := newWorker(t, c, clk, "a", shards)
 	a.step()
 	emitted := map[string]Position{}
 	a.read(emitted)
+	for s, p := range a.reading {
+		a.tb.Released(s, p)
+	}
 	if err := a.save(emitted); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.tb.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	b := newWorker(t, c, clk, "b", shards)
-	b.step()
-	if len(b.reading) != 3 {
-		t.Fatalf("b reads %d shards right after a closed, want 3", len(b.reading))
-	}
-	for s, p := range b.reading {
-		if p != emitted[s] {
-			t.Errorf("b resumes %s at %s, want %s", s, p, emitted[s])
+	for _, l := range mustLeases(t, a.tb) {
+		if l.Owner != "" || l.Checkpoint != emitted[l.Shard] {
+			t.Errorf("lease %s owned by %q at %s after Close, want free at %s", l.Shard, l.Owner, l.Checkpoint, emitted[l.Shard])
 		}
 	}
 }
