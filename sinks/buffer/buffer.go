@@ -54,6 +54,9 @@ import (
 type Sealer interface {
 	// Ext is the output's file name extension, such as ".json.gz".
 	Ext() string
+	// Seal writes the output of the records in spool to dst. Buffers
+	// pass an *io.SectionReader, so a sealer that needs two passes (to
+	// infer a schema) may seek it.
 	Seal(dst io.Writer, spool io.Reader) error
 }
 
@@ -67,6 +70,9 @@ type Sealed struct {
 	Records int
 	// Size is the sealed file's size in bytes.
 	Size int64
+	// Opened is when its buffer received its first record (zero for
+	// outputs sealed by a version that did not record it).
+	Opened time.Time
 }
 
 // Publisher makes sealed outputs visible where they belong.
@@ -103,6 +109,14 @@ type Config struct {
 	// ChunkBytes is how much each open buffer gathers in memory before
 	// writing to its spool. Default 64 KiB.
 	ChunkBytes int
+	// SpoolFormat names how Records encodes what it finds in a record
+	// spool ("" for JSON lines). Checkpoints keep it, so that spools
+	// staged by a run with another format (the pipeline's format or
+	// schema was changed after a crash) are not misread: Recover seals
+	// them at once with the sealer that SealerFor returns for their
+	// format, and fails if there is none.
+	SpoolFormat string
+	SealerFor   func(spoolFormat string) (Sealer, error)
 }
 
 // DefaultChunkBytes is the default of Config.ChunkBytes.
@@ -116,10 +130,13 @@ type state struct {
 	Format int `json:"format"`
 	// NextSeq numbers the next sealed output; kept so that a name used by
 	// a published output is never used again.
-	NextSeq   uint64        `json:"next_seq"`
-	NextSpool uint64        `json:"next_spool"`
-	Open      []spoolState  `json:"open"`
-	Sealed    []sealedState `json:"sealed"`
+	NextSeq   uint64 `json:"next_seq"`
+	NextSpool uint64 `json:"next_spool"`
+	// SpoolFormat is Config.SpoolFormat of the run that staged the open
+	// record spools.
+	SpoolFormat string        `json:"spool_format,omitempty"`
+	Open        []spoolState  `json:"open"`
+	Sealed      []sealedState `json:"sealed"`
 }
 
 type spoolState struct {
@@ -132,10 +149,11 @@ type spoolState struct {
 }
 
 type sealedState struct {
-	File    string `json:"file"`
-	Key     string `json:"key"`
-	Records int    `json:"records"`
-	Size    int64  `json:"size"`
+	File    string    `json:"file"`
+	Key     string    `json:"key"`
+	Records int       `json:"records"`
+	Size    int64     `json:"size"`
+	Opened  time.Time `json:"opened,omitzero"`
 }
 
 // spool is an open buffer.
@@ -365,15 +383,17 @@ func (b *Buffers) writeOut(sp *spool) error {
 func (b *Buffers) name(sp *spool, seq uint64, ext string) string {
 	prefix := sp.partition
 	if strings.Contains(prefix, keys.RandomMark) {
-		prefix = keys.FillRandom(prefix, b.random(seq))
+		prefix = keys.FillRandom(prefix, b.random(sp, seq))
 	}
 	return fmt.Sprintf("%s%s-%s-%s-%010d%s", prefix, b.cfg.Pipeline, b.cfg.Sink, sp.opened.Format("2006-01-02-15-04-05"), seq, ext)
 }
 
-// random is the output's !{firehose:random-string}: derived from the
-// output's identity rather than drawn, so that it is fixed with the name.
-func (b *Buffers) random(seq uint64) string {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s/%s/%d", b.cfg.Pipeline, b.cfg.Sink, seq))
+// random is the output's !{firehose:random-string}. It is derived from
+// the output's input range — its spool, how many records and bytes it
+// took, and its sequence number — rather than drawn, so that it is fixed
+// with the name, and a replay that stages the same range names it alike.
+func (b *Buffers) random(sp *spool, seq uint64) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s/%s/%s/%d/%d/%d", b.cfg.Pipeline, b.cfg.Sink, sp.file, sp.length, sp.records, seq))
 	x := binary.BigEndian.Uint64(sum[:8])
 	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
 	var out [keys.RandomLen]byte
@@ -386,12 +406,16 @@ func (b *Buffers) random(seq uint64) string {
 
 // seal fixes a buffer's content and name.
 func (b *Buffers) seal(sp *spool) error {
-	if err := b.writeOut(sp); err != nil {
-		return err
-	}
 	sealer := b.cfg.Records
 	if sp.errors {
 		sealer = b.cfg.Errors
+	}
+	return b.sealWith(sp, sealer)
+}
+
+func (b *Buffers) sealWith(sp *spool, sealer Sealer) error {
+	if err := b.writeOut(sp); err != nil {
+		return err
 	}
 	seq := b.nextSeq
 	b.nextSeq++
@@ -426,7 +450,7 @@ func (b *Buffers) seal(sp *spool) error {
 	delete(b.open[kind], sp.partition)
 	b.total -= sp.size()
 	b.retired = append(b.retired, sp.file)
-	b.sealed = append(b.sealed, sealedState{File: file, Key: b.name(sp, seq, sealer.Ext()), Records: sp.records, Size: cw.n})
+	b.sealed = append(b.sealed, sealedState{File: file, Key: b.name(sp, seq, sealer.Ext()), Records: sp.records, Size: cw.n, Opened: sp.opened})
 	return nil
 }
 
@@ -467,7 +491,7 @@ func (b *Buffers) Prepare(context.Context) (json.RawMessage, error) {
 	if err := b.usable(); err != nil {
 		return nil, err
 	}
-	st := state{Format: stateFormat, NextSeq: b.nextSeq, NextSpool: b.nextSpool, Open: []spoolState{}, Sealed: slices.Clone(b.sealed)}
+	st := state{Format: stateFormat, NextSeq: b.nextSeq, NextSpool: b.nextSpool, SpoolFormat: b.cfg.SpoolFormat, Open: []spoolState{}, Sealed: slices.Clone(b.sealed)}
 	if st.Sealed == nil {
 		st.Sealed = []sealedState{}
 	}
@@ -515,7 +539,7 @@ func (b *Buffers) Commit(ctx context.Context, raw json.RawMessage) error {
 
 func (b *Buffers) commit(ctx context.Context, st *state) error {
 	for _, s := range st.Sealed {
-		out := Sealed{Key: s.Key, Path: b.path(s.File), Records: s.Records, Size: s.Size}
+		out := Sealed{Key: s.Key, Path: b.path(s.File), Records: s.Records, Size: s.Size, Opened: s.Opened}
 		if err := b.cfg.Publisher.Publish(ctx, out); err != nil {
 			return b.fail(fmt.Errorf("buffer: publish %s as %s: %w", s.File, s.Key, err))
 		}
@@ -641,10 +665,52 @@ func (b *Buffers) Recover(ctx context.Context, raw json.RawMessage) error {
 	b.nextSpool = max(b.nextSpool, st.NextSpool)
 	b.sealed = slices.Clone(st.Sealed)
 	b.recovered = true
+	if err := b.sealForeign(st.SpoolFormat); err != nil {
+		return err
+	}
 	if err := b.commit(ctx, st); err != nil {
 		return err
 	}
 	return nil
+}
+
+// sealForeign seals the open record spools of a checkpoint whose records
+// were staged in another spool format than this run's, with that
+// format's sealer, so they are delivered as the run that staged them
+// would have.
+func (b *Buffers) sealForeign(format string) error {
+	if format == b.cfg.SpoolFormat || len(b.open[0]) == 0 {
+		return nil
+	}
+	var sealer Sealer
+	var err error
+	if b.cfg.SealerFor != nil {
+		sealer, err = b.cfg.SealerFor(format)
+	}
+	if sealer == nil || err != nil {
+		if err == nil {
+			err = errors.New("no sealer for it")
+		}
+		b.closeSpools()
+		b.recovered = false
+		return fmt.Errorf("buffer: the checkpoint's open buffers were staged as %q, and this run stages %q: %v; restore the previous format or schema until those buffers are delivered (a clean stop delivers everything staged)", displayFormat(format), displayFormat(b.cfg.SpoolFormat), err)
+	}
+	for _, sp := range b.spools() {
+		if sp.errors {
+			continue
+		}
+		if err := b.sealWith(sp, sealer); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func displayFormat(f string) string {
+	if f == "" {
+		return "json"
+	}
+	return f
 }
 
 // reopen opens a spool listed in a checkpoint and cuts what was appended

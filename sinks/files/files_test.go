@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/fsys"
+	"github.com/sluice-dev/sluice/sinks/encode"
 	"github.com/sluice-dev/sluice/sinks/files"
 )
 
@@ -313,7 +314,10 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}{
 		{"no dir", func(c *files.Config) { c.Dir = "" }, "no dir"},
 		{"format", func(c *files.Config) { c.Format = "csv" }, `unknown format "csv"`},
-		{"parquet not yet", func(c *files.Config) { c.Format = "parquet" }, "not supported by the files sink yet"},
+		{"schema for json", func(c *files.Config) {
+			c.Schema = &encode.Type{Kind: encode.KindStruct, Fields: []encode.Field{{Name: "a", Type: &encode.Type{Kind: encode.KindString}}}}
+		}, "a schema applies to format parquet"},
+		{"parquet sizes", func(c *files.Config) { c.Format = "parquet"; c.RowGroupBytes = -1 }, "cannot be negative"},
 		{"compression", func(c *files.Config) { c.Compression = "lz4" }, "none, gzip, zstd or snappy"},
 		{"bad prefix", func(c *files.Config) { c.Prefix = "x/!{bogus:1}/" }, `prefix "x/!{bogus:1}/" column 5: unknown namespace`},
 		{"prefix escapes", func(c *files.Config) { c.Prefix = "../x/" }, `".." in literal text`},

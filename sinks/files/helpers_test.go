@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/fsys"
 	"github.com/sluice-dev/sluice/sinks/encode"
@@ -162,6 +163,18 @@ func read(t *testing.T, sys fsys.FS, dir string) output {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if strings.HasSuffix(p, ".parquet") {
+			for _, m := range readParquet(t, rel, data) {
+				shard, _ := m["shard"].(string)
+				i, _ := m["i"].(int64)
+				key := fmt.Sprintf("%s/%d", shard, i)
+				out.records[key]++
+				if region, ok := m["region"].(string); ok && !strings.HasPrefix(rel, "region="+region+"/") {
+					t.Fatalf("record %s of region %s is in %s", key, region, rel)
+				}
+			}
+			continue
+		}
 		comp := encode.None
 		switch path.Ext(p) {
 		case ".gz":
@@ -207,6 +220,32 @@ func read(t *testing.T, sys fsys.FS, dir string) output {
 		}
 	}
 	return out
+}
+
+// readParquet reads a whole Parquet file's rows; a file that is not whole
+// fails the test.
+func readParquet(t *testing.T, name string, data []byte) []map[string]any {
+	t.Helper()
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatalf("%s is not a whole Parquet file: %v", name, err)
+	}
+	r := parquet.NewReader(f)
+	defer r.Close()
+	var rows []map[string]any
+	for {
+		m := map[string]any{}
+		if err := r.Read(&m); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("%s: row %d: %v", name, len(rows), err)
+		}
+		rows = append(rows, m)
+	}
+	if len(rows) == 0 {
+		t.Fatalf("%s holds no rows", name)
+	}
+	return rows
 }
 
 // checkExactlyOnce asserts that out holds every record and failure of src

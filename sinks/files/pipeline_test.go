@@ -21,6 +21,7 @@ import (
 type setup struct {
 	dir, ckpt   string
 	compression string
+	format      string
 	// wrap lets a test put a crashing layer around the sink or the store.
 	wrapSink  func(engine.Sink) engine.Sink
 	wrapStore func(engine.Store) engine.Store
@@ -40,6 +41,7 @@ func (s setup) run(sys fsys.FS, src *source) error {
 		Pipeline: "clicks", Name: "archive", Dir: s.dir,
 		Prefix:         "region=!{partitionKeyFromQuery:region}/!{timestamp:yyyy/MM/dd/HH}/",
 		Compression:    s.compression,
+		Format:         s.format,
 		BufferRecords:  5,
 		BufferInterval: time.Second,
 		PartitionKeys:  map[string]files.KeyFunc{"region": regionKey},
@@ -80,10 +82,13 @@ func testSource() *source {
 // host's file system: every record lands once, under its prefix, and
 // failed records once in the error output.
 func TestPipelineDeliversEachRecordOnce(t *testing.T) {
-	for _, comp := range []string{"none", "gzip", "zstd", "snappy"} {
+	for _, comp := range []string{"none", "gzip", "zstd", "snappy", "parquet"} {
 		t.Run(comp, func(t *testing.T) {
 			root := t.TempDir()
 			s := setup{dir: filepath.Join(root, "out"), ckpt: filepath.Join(root, "ckpt"), compression: comp}
+			if comp == "parquet" {
+				s.compression, s.format = "zstd", "parquet"
+			}
 			src := testSource()
 			src.perShard = 60
 			if err := s.run(fsys.OS{}, src); err != nil {
@@ -245,15 +250,19 @@ func TestCrashAtProtocolPoints(t *testing.T) {
 		{name: "in the middle of commit", wrapFS: crashMidCommit("/out")},
 	}
 	for _, pt := range points {
-		for _, powerLoss := range []bool{false, true} {
-			name := pt.name
+		for _, variant := range []struct {
+			powerLoss bool
+			format    string
+		}{{false, "json"}, {true, "json"}, {false, "parquet"}, {true, "parquet"}} {
+			powerLoss := variant.powerLoss
+			name := pt.name + ", " + variant.format
 			if powerLoss {
 				name += ", power loss"
 			}
 			t.Run(name, func(t *testing.T) {
 				mem := fsys.NewMem()
 				src := testSource()
-				s := setup{dir: "/out", ckpt: "/ckpt", compression: "gzip", wrapSink: pt.wrapSink, wrapStore: pt.wrapStore}
+				s := setup{dir: "/out", ckpt: "/ckpt", compression: "gzip", format: variant.format, wrapSink: pt.wrapSink, wrapStore: pt.wrapStore}
 				var sys fsys.FS = mem
 				if pt.wrapFS != nil {
 					sys = pt.wrapFS(mem)
@@ -272,7 +281,7 @@ func TestCrashAtProtocolPoints(t *testing.T) {
 						t.Fatalf("after the crash record %s is visible %d times", k, n)
 					}
 				}
-				recovery := setup{dir: "/out", ckpt: "/ckpt", compression: "gzip"}
+				recovery := setup{dir: "/out", ckpt: "/ckpt", compression: "gzip", format: variant.format}
 				if err := recovery.run(mem, src); err != nil {
 					t.Fatalf("recovery run: %v", err)
 				}
@@ -289,9 +298,15 @@ func TestCrashAtProtocolPoints(t *testing.T) {
 // recovers with a new process: the output is always the input exactly
 // once, and nothing stays staged.
 func TestCrashAtEveryOperation(t *testing.T) {
+	for _, format := range []string{"json", "parquet"} {
+		t.Run(format, func(t *testing.T) { crashAtEveryOperation(t, format) })
+	}
+}
+
+func crashAtEveryOperation(t *testing.T, format string) {
 	src := testSource()
 	src.perShard = 24
-	s := setup{dir: "/out", ckpt: "/ckpt", compression: "gzip"}
+	s := setup{dir: "/out", ckpt: "/ckpt", compression: "gzip", format: format}
 	probe := fsys.NewErrorFS(fsys.NewMem(), 0, false)
 	if err := s.run(probe, src); err != nil {
 		t.Fatal(err)
@@ -304,6 +319,10 @@ func TestCrashAtEveryOperation(t *testing.T) {
 		stride = 17
 	case raceEnabled:
 		stride = 8
+	}
+	if format == "parquet" {
+		// The protocol is the same; sample it more sparsely.
+		stride *= 3
 	}
 	for failAt := 1; failAt <= total+10; failAt += stride {
 		for _, powerLoss := range []bool{false, true} {

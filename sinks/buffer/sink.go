@@ -1,0 +1,366 @@
+package buffer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/fsys"
+	"github.com/sluice-dev/sluice/sinks/encode"
+	"github.com/sluice-dev/sluice/sinks/keys"
+)
+
+// Defaults of SinkConfig, after Amazon Data Firehose's where it has one.
+const (
+	// DefaultBufferBytes is Firehose's buffer size with dynamic
+	// partitioning (64 MiB), counted on records as staged, before
+	// compression.
+	DefaultBufferBytes = 64 << 20
+	// DefaultBufferInterval is Firehose's default buffer interval.
+	DefaultBufferInterval = 300 * time.Second
+	// DefaultMaxOpenPartitions is Firehose's default limit of active
+	// partitions.
+	DefaultMaxOpenPartitions = 500
+	// DefaultMaxBufferedBytes bounds what all open buffers stage together.
+	DefaultMaxBufferedBytes = 1 << 30
+	// DefaultErrorPrefix is where failed records go.
+	DefaultErrorPrefix = "errors/!{firehose:error-output-type}/"
+)
+
+// KeyFunc evaluates one partition key of a record. The pipeline compiler
+// builds it from the key's expression; sinks only call it.
+type KeyFunc func(*engine.Record) (any, error)
+
+// TimeFunc gives the time a record's !{timestamp:…} renders, such as its
+// event time.
+type TimeFunc func(*engine.Record) (time.Time, error)
+
+// Format is how a Sink stages records and seals outputs: encode.JSONLines
+// and encode.Parquet.
+type Format interface {
+	Sealer
+	// Encode appends r to dst as its spool holds it. An error means r
+	// does not fit the format; the sink sends it to the error output as
+	// format-conversion-failed, with the error as the reason.
+	Encode(dst []byte, r *engine.Record) ([]byte, error)
+	// SpoolFormat names the encoding (see Config.SpoolFormat).
+	SpoolFormat() string
+}
+
+// SinkConfig configures a Sink. Zero values take the defaults above.
+type SinkConfig struct {
+	// Kind and Name say which sink messages are about, as in "files sink
+	// archive: …"; Name and Pipeline also name the outputs.
+	Kind, Pipeline, Name string
+	Staging              string
+	FS                   fsys.FS
+	Publisher            Publisher
+	// Format stages and seals record outputs; Errors seals the error
+	// output (nil: uncompressed JSON lines).
+	Format Format
+	Errors Sealer
+	// SealerFor returns the sealer of spools staged by a run with
+	// another format (see Config.SealerFor).
+	SealerFor func(spoolFormat string) (Sealer, error)
+	// Prefix and ErrorPrefix are key templates (package keys) for record
+	// outputs and the error output.
+	Prefix, ErrorPrefix string
+	// PartitionKeys are the values !{partitionKeyFromQuery:NAME} reads;
+	// each must be used by Prefix.
+	PartitionKeys map[string]KeyFunc
+	// Time gives the time that !{timestamp:…} renders in Prefix; nil
+	// means the record's arrival time, as Firehose. A record whose time
+	// fails goes to the error output as partitioning-failed. The error
+	// prefix always uses the arrival time.
+	Time TimeFunc
+	// Location is the zone of !{timestamp:…}; nil means UTC.
+	Location *time.Location
+	// A buffer is sealed when it holds BufferBytes of staged records,
+	// BufferRecords records (0: no limit), or BufferInterval after its
+	// first record, whichever comes first.
+	BufferBytes    int64
+	BufferInterval time.Duration
+	BufferRecords  int
+	// MaxOpenPartitions and MaxBufferedBytes cap the open buffers: opening
+	// one more seals the oldest; exceeding the bytes seals the largest.
+	MaxOpenPartitions int
+	MaxBufferedBytes  int64
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Sink is an engine.Sink that stages records per rendered prefix in
+// Buffers and publishes sealed outputs through a Publisher. The files and
+// S3 sinks are a Sink with their own Publisher. Like every engine.Sink it
+// is driven from one goroutine.
+type Sink struct {
+	cfg       SinkConfig
+	prefix    *keys.Template
+	errPrefix *keys.Template
+	keyNames  []string
+	keyFuncs  []KeyFunc
+	buf       *Buffers
+	enc       encode.JSON
+	now       func() time.Time
+	// scratch
+	line, part []byte
+	vals       keys.Values
+}
+
+var _ engine.Sink = (*Sink)(nil)
+
+// FileNameLen is the length of an output's file name after its prefix,
+// for a pipeline and sink name and an extension: PIPELINE-SINK-yyyy-MM-dd-
+// HH-mm-ss-NNNNNNNNNN.EXT.
+func FileNameLen(pipeline, sink, ext string) int {
+	return len(pipeline) + len(sink) + len("--2006-01-02-15-04-05-0000000000") + len(ext)
+}
+
+// NewSink validates cfg and returns a sink. It touches no file: the
+// staging directory is made by Recover, which the pipeline calls first.
+func NewSink(cfg SinkConfig) (*Sink, error) {
+	if cfg.Kind == "" {
+		cfg.Kind = "buffering"
+	}
+	name := cfg.Name
+	if name == "" {
+		name = "(unnamed)"
+	}
+	errf := func(format string, args ...any) error {
+		return fmt.Errorf("%s sink %s: "+format, append([]any{cfg.Kind, name}, args...)...)
+	}
+	if cfg.Format == nil {
+		return nil, errf("no format")
+	}
+	if cfg.Errors == nil {
+		cfg.Errors = encode.JSONLines{}
+	}
+	if cfg.BufferBytes < 0 || cfg.BufferInterval < 0 || cfg.BufferRecords < 0 || cfg.MaxOpenPartitions < 0 || cfg.MaxBufferedBytes < 0 {
+		return nil, errf("buffer size, interval, records and caps cannot be negative")
+	}
+	if cfg.BufferBytes == 0 {
+		cfg.BufferBytes = DefaultBufferBytes
+	}
+	if cfg.BufferInterval == 0 {
+		cfg.BufferInterval = DefaultBufferInterval
+	}
+	if cfg.MaxOpenPartitions == 0 {
+		cfg.MaxOpenPartitions = DefaultMaxOpenPartitions
+	}
+	if cfg.MaxBufferedBytes == 0 {
+		cfg.MaxBufferedBytes = max(DefaultMaxBufferedBytes, cfg.BufferBytes)
+	} else if cfg.MaxBufferedBytes < cfg.BufferBytes {
+		return nil, errf("max buffered bytes %d is less than the buffer size %d; raise buffer.max_bytes or lower buffer.size", cfg.MaxBufferedBytes, cfg.BufferBytes)
+	}
+	if cfg.ErrorPrefix == "" {
+		cfg.ErrorPrefix = DefaultErrorPrefix
+	}
+	s := &Sink{cfg: cfg, now: cfg.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	names := slices.Sorted(func(yield func(string) bool) {
+		for k := range cfg.PartitionKeys {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	var err error
+	if s.prefix, err = keys.Parse(cfg.Prefix, keys.Options{PartitionKeys: names, Location: cfg.Location}); err != nil {
+		return nil, errf("prefix %v", err)
+	}
+	if s.errPrefix, err = keys.Parse(cfg.ErrorPrefix, keys.Options{ErrorOutput: true, Location: cfg.Location}); err != nil {
+		return nil, errf("error_prefix %v", err)
+	}
+	s.keyNames = s.prefix.PartitionKeys()
+	for _, k := range names {
+		if !slices.Contains(s.keyNames, k) {
+			return nil, errf("partition key %q is not used by the prefix; use it as !{partitionKeyFromQuery:%s} or remove it", k, k)
+		}
+		if cfg.PartitionKeys[k] == nil {
+			return nil, errf("partition key %q has no expression", k)
+		}
+	}
+	for _, k := range s.keyNames {
+		s.keyFuncs = append(s.keyFuncs, cfg.PartitionKeys[k])
+	}
+	s.vals.Keys = make([]string, len(s.keyNames))
+	for _, t := range []struct {
+		tmpl *keys.Template
+		ext  string
+	}{{s.prefix, cfg.Format.Ext()}, {s.errPrefix, cfg.Errors.Ext()}} {
+		fileLen := FileNameLen(cfg.Pipeline, cfg.Name, t.ext)
+		if t.tmpl.MaxTail()+fileLen > keys.MaxSegmentLen {
+			return nil, errf("prefix %q: its last level and the file name can reach %d bytes, more than %d; end the prefix with '/'", t.tmpl, t.tmpl.MaxTail()+fileLen, keys.MaxSegmentLen)
+		}
+	}
+	s.buf, err = New(Config{
+		Pipeline:      cfg.Pipeline,
+		Sink:          cfg.Name,
+		Staging:       cfg.Staging,
+		FS:            cfg.FS,
+		Publisher:     cfg.Publisher,
+		Records:       cfg.Format,
+		Errors:        cfg.Errors,
+		MaxBytes:      cfg.BufferBytes,
+		MaxRecords:    cfg.BufferRecords,
+		MaxAge:        cfg.BufferInterval,
+		MaxOpen:       cfg.MaxOpenPartitions,
+		MaxTotalBytes: cfg.MaxBufferedBytes,
+		SpoolFormat:   cfg.Format.SpoolFormat(),
+		SealerFor:     cfg.SealerFor,
+	})
+	if err != nil {
+		return nil, errf("%v", err)
+	}
+	s.cfg = cfg
+	return s, nil
+}
+
+// Prefixes returns the parsed prefix and error prefix.
+func (s *Sink) Prefixes() (prefix, errorPrefix *keys.Template) { return s.prefix, s.errPrefix }
+
+func (s *Sink) wrap(err error) error {
+	return fmt.Errorf("%s sink %s: %w", s.cfg.Kind, s.cfg.Name, err)
+}
+
+// Recover restores the staging area to the last checkpoint and publishes
+// what it had sealed.
+func (s *Sink) Recover(ctx context.Context, state json.RawMessage) error {
+	if err := s.buf.Recover(ctx, state); err != nil {
+		return s.wrap(err)
+	}
+	return nil
+}
+
+// Write stages the batch's records under their prefixes and its failed
+// records in the error output. A record whose partition key or time
+// cannot be evaluated goes to the error output as partitioning-failed;
+// one that the format cannot hold as format-conversion-failed.
+func (s *Sink) Write(_ context.Context, b *engine.Batch) error {
+	now := s.now()
+	for i := range b.Records {
+		r := &b.Records[i]
+		part, stage, err := s.render(r, now)
+		if err != nil {
+			if err := s.fail(r, "partitioning-failed", stage, err.Error(), now); err != nil {
+				return err
+			}
+			continue
+		}
+		if s.line, err = s.cfg.Format.Encode(s.line[:0], r); err != nil {
+			if err := s.fail(r, "format-conversion-failed", "encode", err.Error(), now); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.buf.Append(part, s.line, now); err != nil {
+			return s.wrap(err)
+		}
+	}
+	for i := range b.Failed {
+		if err := s.writeFailure(&b.Failed[i], now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// render renders the record's prefix into s.part; on failure it says
+// which stage failed.
+func (s *Sink) render(r *engine.Record, now time.Time) ([]byte, string, error) {
+	for i, f := range s.keyFuncs {
+		v, err := f(r)
+		if err != nil {
+			return nil, "partition_keys", fmt.Errorf("partition key %s: %v", s.keyNames[i], err)
+		}
+		if s.vals.Keys[i], err = keys.Value(v); err != nil {
+			return nil, "partition_keys", fmt.Errorf("partition key %s %v", s.keyNames[i], err)
+		}
+	}
+	if s.prefix.UsesTime() {
+		if s.cfg.Time != nil {
+			t, err := s.cfg.Time(r)
+			if err != nil {
+				return nil, "timestamp", fmt.Errorf("event time: %v", err)
+			}
+			if t.IsZero() {
+				return nil, "timestamp", errors.New("event time is null")
+			}
+			s.vals.Time = t
+		} else {
+			s.vals.Time = r.Meta.ArrivalTime
+			if s.vals.Time.IsZero() {
+				s.vals.Time = now
+			}
+		}
+	}
+	s.part = s.prefix.Append(s.part[:0], &s.vals)
+	return s.part, "", nil
+}
+
+func (s *Sink) fail(r *engine.Record, typ, stage, msg string, now time.Time) error {
+	return s.writeFailure(&engine.Failure{Record: *r, Type: typ, Stage: stage, Err: msg, Time: now}, now)
+}
+
+func (s *Sink) writeFailure(f *engine.Failure, now time.Time) error {
+	s.vals.ErrorType = f.Type
+	if s.vals.ErrorType == "" {
+		s.vals.ErrorType = "processing-failed"
+	}
+	s.vals.Time = f.Record.Meta.ArrivalTime
+	if s.vals.Time.IsZero() {
+		s.vals.Time = f.Time
+	}
+	if s.vals.Time.IsZero() {
+		s.vals.Time = now
+	}
+	s.part = s.errPrefix.Append(s.part[:0], &s.vals)
+	s.line = s.enc.AppendFailure(s.line[:0], f)
+	if err := s.buf.AppendError(s.part, s.line, now); err != nil {
+		return fmt.Errorf("%s sink %s: error output: %w", s.cfg.Kind, s.cfg.Name, err)
+	}
+	return nil
+}
+
+// Flush seals the buffers whose trigger fired, or all of them.
+func (s *Sink) Flush(_ context.Context, now time.Time, all bool) (int, error) {
+	n, err := s.buf.Flush(now, all)
+	if err != nil {
+		return 0, s.wrap(err)
+	}
+	return n, nil
+}
+
+// Prepare syncs what is staged and returns the sink's checkpoint state.
+func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
+	st, err := s.buf.Prepare(ctx)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	return st, nil
+}
+
+// Commit publishes the sealed outputs listed in state.
+func (s *Sink) Commit(ctx context.Context, state json.RawMessage) error {
+	if err := s.buf.Commit(ctx, state); err != nil {
+		return s.wrap(err)
+	}
+	return nil
+}
+
+// Close releases open spool files; what they hold stays staged for the
+// next run.
+func (s *Sink) Close() error { return s.buf.Close() }
+
+// Stats describes what the sink holds staged.
+func (s *Sink) Stats() Stats { return s.buf.Stats() }
+
+// BufferedBytes is what the open buffers hold, for the status line and
+// metrics.
+func (s *Sink) BufferedBytes() int64 { return s.buf.Stats().Bytes }

@@ -1,0 +1,101 @@
+package encode
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/sluice-dev/sluice/engine"
+)
+
+// Format is an output format as buffering sinks use it: JSONLines or
+// Parquet.
+type Format interface {
+	// Ext is the output's file name extension.
+	Ext() string
+	// Encode appends a record as the format stages it; an error says why
+	// the record does not fit the format.
+	Encode(dst []byte, r *engine.Record) ([]byte, error)
+	// Seal writes an output from its staged records.
+	Seal(dst io.Writer, spool io.Reader) error
+	// SpoolFormat names the staged encoding ("" for JSON lines).
+	SpoolFormat() string
+}
+
+// FormatOptions choose and configure a Format, as a sink's YAML does.
+type FormatOptions struct {
+	// Format is "json" (the default) or "parquet".
+	Format string
+	// Compression is none, gzip, zstd or snappy; empty means none for
+	// JSON and snappy for Parquet (Firehose's default for Parquet).
+	Compression string
+	// Schema, RowGroupBytes, PageBytes and NoDictionary configure
+	// Parquet (see ParquetOptions); a schema is refused for JSON.
+	Schema        *Type
+	RowGroupBytes int64
+	PageBytes     int
+	NoDictionary  bool
+}
+
+// NewFormat returns the format o describes, or an error that says what to
+// change.
+func NewFormat(o FormatOptions) (Format, error) {
+	comp, err := ParseCompression(o.Compression)
+	if err != nil {
+		return nil, err
+	}
+	switch strings.ToLower(o.Format) {
+	case "", "json":
+		if o.Schema != nil {
+			return nil, fmt.Errorf("a schema applies to format parquet; JSON lines keep every field as it is")
+		}
+		if o.RowGroupBytes != 0 || o.PageBytes != 0 {
+			return nil, fmt.Errorf("row group and page sizes apply to format parquet")
+		}
+		return &JSONLines{Compression: comp}, nil
+	case "parquet":
+		if o.Compression == "" {
+			comp = Snappy
+		}
+		return NewParquet(ParquetOptions{Schema: o.Schema, Compression: comp, RowGroupBytes: o.RowGroupBytes, PageBytes: o.PageBytes, NoDictionary: o.NoDictionary})
+	}
+	return nil, fmt.Errorf("unknown format %q; use json or parquet", o.Format)
+}
+
+// ErrorFormat is the format of the error output of a sink configured by
+// o: JSON lines, compressed as the sink's records are.
+func (o FormatOptions) ErrorFormat() (JSONLines, error) {
+	comp, err := ParseCompression(o.Compression)
+	if err != nil {
+		return JSONLines{}, err
+	}
+	if o.Compression == "" && strings.EqualFold(o.Format, "parquet") {
+		comp = Snappy
+	}
+	return JSONLines{Compression: comp}, nil
+}
+
+// FormatForSpool returns the format that seals spools staged in
+// spoolFormat, taking the options of o that the spool does not fix (the
+// compression, row group and page sizes). It lets a run seal what a run
+// with another format or schema staged before a crash.
+func (o FormatOptions) FormatForSpool(spoolFormat string) (Format, error) {
+	comp, err := ParseCompression(o.Compression)
+	if err != nil {
+		return nil, err
+	}
+	if spoolFormat == "" {
+		if o.Compression == "" {
+			comp = None
+		}
+		return &JSONLines{Compression: comp}, nil
+	}
+	if o.Compression == "" {
+		comp = Snappy
+	}
+	p, ok, err := ParquetFromSpoolFormat(spoolFormat, ParquetOptions{Compression: comp, RowGroupBytes: o.RowGroupBytes, PageBytes: o.PageBytes, NoDictionary: o.NoDictionary})
+	if !ok {
+		return nil, fmt.Errorf("unknown staged format %q", spoolFormat)
+	}
+	return p, err
+}
