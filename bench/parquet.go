@@ -1,0 +1,144 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// parquetCheck is workload c: every input record, as a row of Parquet
+// files. A row is compared with its record column by column, as JSON
+// values, so that the check does not depend on the physical types the
+// writer chose for strings and integers.
+type parquetCheck struct {
+	want map[string]int
+	n    int
+}
+
+func (c *parquetCheck) see(_ event, line []byte) {
+	s, err := canonical(line)
+	if err != nil {
+		panic(err) // the generator writes valid JSON
+	}
+	if c.want == nil {
+		c.want = map[string]int{}
+	}
+	c.want[s]++
+	c.n++
+}
+
+func (c *parquetCheck) verify(dir string) (int, error) {
+	files, err := outputFiles(dir)
+	if err != nil {
+		return 0, err
+	}
+	left := make(map[string]int, len(c.want))
+	for k, v := range c.want {
+		left[k] = v
+	}
+	got := 0
+	var extra []string
+	for _, name := range files {
+		err := eachParquetRow(name, func(row map[string]any) error {
+			b, err := json.Marshal(row)
+			if err != nil {
+				return err
+			}
+			s, err := canonical(b)
+			if err != nil {
+				return err
+			}
+			got++
+			if left[s] == 0 {
+				if len(extra) < 3 {
+					extra = append(extra, s)
+				}
+				return nil
+			}
+			left[s]--
+			return nil
+		})
+		if err != nil {
+			return got, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if got != c.n || len(extra) > 0 {
+		return got, fmt.Errorf("%d rows, want %d; unexpected: %q", got, c.n, extra)
+	}
+	return got, nil
+}
+
+// eachParquetRow calls fn with every row of a Parquet file whose columns
+// are flat (no nesting), as column name → value.
+func eachParquetRow(name string, fn func(map[string]any) error) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		return fmt.Errorf("not a Parquet file: %w", err)
+	}
+	cols := pf.Schema().Columns()
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		if len(c) != 1 {
+			return fmt.Errorf("column %v is nested; want flat rows", c)
+		}
+		names[i] = c[0]
+	}
+	for _, rg := range pf.RowGroups() {
+		rows := rg.Rows()
+		buf := make([]parquet.Row, 256)
+		for {
+			n, err := rows.ReadRows(buf)
+			for _, r := range buf[:n] {
+				m := make(map[string]any, len(names))
+				for _, v := range r {
+					if v.IsNull() {
+						continue
+					}
+					m[names[v.Column()]] = value(v)
+				}
+				if err := fn(m); err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		rows.Close()
+	}
+	return nil
+}
+
+func value(v parquet.Value) any {
+	switch v.Kind() {
+	case parquet.Boolean:
+		return v.Boolean()
+	case parquet.Int32:
+		return v.Int32()
+	case parquet.Int64:
+		return v.Int64()
+	case parquet.Float:
+		return v.Float()
+	case parquet.Double:
+		return v.Double()
+	}
+	return string(v.ByteArray())
+}
