@@ -19,15 +19,29 @@ import (
 	"time"
 )
 
-// sluiceBinary builds the command once per test binary, for tests that need
-// a real process (to kill it).
+// binDir holds the sluice binary that process-level tests run (to kill
+// it); TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// sluiceBinary builds the command once per test binary. It is built
+// without the race detector: the kill tests push millions of records
+// through it; the in-process tests run under -race.
 var sluiceBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "sluice-bin-")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "sluice")
-	out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}

@@ -11,26 +11,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// windowBinary builds the command without the race detector: the kill
-// test below pushes a million records through it several times.
-var windowBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "sluice-window-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "sluice")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
 
 // windowPipeline is a generated clickstream aggregated into windows. The
 // event time is derived from the record's index, 1ms apart, with records
@@ -112,7 +96,7 @@ func TestWindowsSurviveSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a million records through several processes; not in -short")
 	}
-	bin, err := windowBinary()
+	bin, err := sluiceBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
