@@ -1,0 +1,263 @@
+// Package s3 is the S3 sink: Amazon Data Firehose's delivery to S3, with
+// the same prefixes, buffering and formats (JSON lines, Parquet), and
+// effectively-once objects.
+//
+// Records are staged on local disk per rendered prefix (a buffer.Sink),
+// and an output is sealed — compressed, or converted to Parquet — when a
+// buffer trigger fires. Its object key is then fixed, and recorded in the
+// next checkpoint before anything is uploaded. Only after that checkpoint
+// is durable is the object uploaded: PutObject for small objects, a
+// multipart upload streamed from the sealed file for large ones, so memory
+// does not grow with object size. Commit is idempotent — an object already
+// at its key with the same content (a SHA-256 kept in its metadata) counts
+// as done — so recovery after a crash at any point finishes uploads
+// without duplicating any. Failed uploads are retried with backoff for
+// Config.Retry; after that the object goes under the error prefix, with
+// the reason in its metadata.
+//
+// docs/sinks/s3.md is the user's page; docs/checkpoints.md explains the
+// protocol.
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/fsys"
+	"github.com/sluice-dev/sluice/sinks/buffer"
+	"github.com/sluice-dev/sluice/sinks/encode"
+)
+
+// Defaults of Config.
+const (
+	// DefaultRetry is how long an upload is retried before its object
+	// goes under the error prefix.
+	DefaultRetry = 10 * time.Minute
+	// DefaultPartSize is the size of multipart upload parts; objects up to
+	// it are uploaded with one PutObject.
+	DefaultPartSize = 16 << 20
+	// DefaultConcurrency is how many parts of one object upload at once.
+	DefaultConcurrency = 4
+	// MinPartSize and MaxParts are S3's limits.
+	MinPartSize = 5 << 20
+	MaxParts    = 10000
+)
+
+// KeyFunc and TimeFunc are what the pipeline compiler gives for partition
+// keys and event times.
+type (
+	KeyFunc  = buffer.KeyFunc
+	TimeFunc = buffer.TimeFunc
+)
+
+// Config configures an S3 sink. Zero values take the defaults.
+type Config struct {
+	// Pipeline and Name (the sink's) name the objects:
+	// PIPELINE-NAME-yyyy-MM-dd-HH-mm-ss-SEQUENCE.EXT.
+	Pipeline, Name string
+	Bucket         string
+	// Prefix and ErrorPrefix are key templates (package keys).
+	Prefix, ErrorPrefix string
+
+	// Region, Endpoint (for S3-compatible servers), PathStyle addressing
+	// (bucket in the path rather than the host name) and credentials.
+	// Empty credentials use the standard chain: environment, shared
+	// files (Profile), web identity, container and instance roles.
+	Region, Endpoint string
+	PathStyle        bool
+	Profile          string
+	AccessKeyID      string
+	SecretAccessKey  string
+	SessionToken     string
+
+	// Format, Compression, Schema and the Parquet sizes: see
+	// encode.FormatOptions.
+	Format        string
+	Compression   string
+	Schema        *encode.Type
+	RowGroupBytes int64
+	PageBytes     int
+	NoDictionary  bool
+
+	// Buffering and prefixes: see buffer.SinkConfig.
+	BufferBytes       int64
+	BufferInterval    time.Duration
+	BufferRecords     int
+	PartitionKeys     map[string]KeyFunc
+	Time              TimeFunc
+	Location          *time.Location
+	MaxOpenPartitions int
+	MaxBufferedBytes  int64
+
+	// Staging is a local directory for spools and sealed objects, which
+	// belongs to this sink alone and must survive restarts.
+	Staging string
+	// FS is the file system of Staging; nil means the host's.
+	FS fsys.FS
+
+	// Retry bounds how long one object's upload is retried.
+	Retry time.Duration
+	// ServerSideEncryption is "", "AES256", "aws:kms" or "aws:kms:dsse";
+	// KMSKeyID names the key for the KMS kinds (empty: the bucket's or
+	// AWS managed key).
+	ServerSideEncryption string
+	KMSKeyID             string
+	// StorageClass is an S3 storage class such as STANDARD_IA; empty is
+	// the bucket's default.
+	StorageClass string
+	// PartSize and Concurrency tune multipart uploads.
+	PartSize    int64
+	Concurrency int
+
+	// Client is the S3 API; nil builds one from the fields above.
+	Client API
+	Logger *slog.Logger
+	// Now is the clock and Sleep waits between retries; nil means the
+	// real ones. Tests set them.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Sink is the S3 sink: a buffer.Sink whose outputs are published by
+// uploading them.
+type Sink struct {
+	*buffer.Sink
+}
+
+var _ engine.Sink = (*Sink)(nil)
+
+// New validates cfg and returns a sink. It builds the S3 client (which
+// reads the credential chain's configuration, not the network) and
+// touches no file: the staging directory is made by Recover.
+func New(cfg Config) (*Sink, error) {
+	name := cfg.Name
+	if name == "" {
+		name = "(unnamed)"
+	}
+	errf := func(format string, args ...any) error {
+		return fmt.Errorf("s3 sink %s: "+format, append([]any{name}, args...)...)
+	}
+	switch {
+	case cfg.Bucket == "":
+		return nil, errf("no bucket; set s3.bucket")
+	case strings.ContainsAny(cfg.Bucket, "/\\ ") || len(cfg.Bucket) > 255:
+		return nil, errf("bucket %q is not a bucket name; give the name alone, without s3:// or a path (the path goes in prefix)", cfg.Bucket)
+	case cfg.Staging == "":
+		return nil, errf("no staging directory")
+	case cfg.Retry < 0:
+		return nil, errf("retry duration %v cannot be negative", cfg.Retry)
+	case cfg.PartSize != 0 && cfg.PartSize < MinPartSize:
+		return nil, errf("part size %d is below S3's minimum of 5 MiB", cfg.PartSize)
+	case cfg.Concurrency < 0:
+		return nil, errf("concurrency %d cannot be negative", cfg.Concurrency)
+	}
+	switch cfg.ServerSideEncryption {
+	case "", "AES256":
+		if cfg.KMSKeyID != "" {
+			return nil, errf("a KMS key id needs encryption aws:kms (or aws:kms:dsse), not %q", cfg.ServerSideEncryption)
+		}
+	case "aws:kms", "aws:kms:dsse":
+	default:
+		return nil, errf("unknown server-side encryption %q; use AES256, aws:kms or aws:kms:dsse", cfg.ServerSideEncryption)
+	}
+	if cfg.StorageClass != "" && !slices.Contains(types.StorageClass("").Values(), types.StorageClass(cfg.StorageClass)) {
+		var names []string
+		for _, c := range types.StorageClass("").Values() {
+			names = append(names, string(c))
+		}
+		return nil, errf("unknown storage class %q; use one of %s", cfg.StorageClass, strings.Join(names, ", "))
+	}
+	if cfg.Retry == 0 {
+		cfg.Retry = DefaultRetry
+	}
+	if cfg.PartSize == 0 {
+		cfg.PartSize = DefaultPartSize
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.FS == nil {
+		cfg.FS = fsys.OS{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
+	fo := encode.FormatOptions{
+		Format: cfg.Format, Compression: cfg.Compression, Schema: cfg.Schema,
+		RowGroupBytes: cfg.RowGroupBytes, PageBytes: cfg.PageBytes, NoDictionary: cfg.NoDictionary,
+	}
+	format, err := encode.NewFormat(fo)
+	if err != nil {
+		return nil, errf("%v", err)
+	}
+	errFormat, err := fo.ErrorFormat()
+	if err != nil {
+		return nil, errf("%v", err)
+	}
+	if cfg.Client == nil {
+		if cfg.Client, err = NewClient(context.Background(), ClientConfig{
+			Region: cfg.Region, Endpoint: cfg.Endpoint, PathStyle: cfg.PathStyle, Profile: cfg.Profile,
+			AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, SessionToken: cfg.SessionToken,
+		}); err != nil {
+			return nil, errf("%v", err)
+		}
+	}
+	pub := &publisher{cfg: &cfg}
+	bs, err := buffer.NewSink(buffer.SinkConfig{
+		Kind:      "s3",
+		Pipeline:  cfg.Pipeline,
+		Name:      cfg.Name,
+		Staging:   cfg.Staging,
+		FS:        cfg.FS,
+		Publisher: pub,
+		Format:    format,
+		Errors:    errFormat,
+		SealerFor: func(spoolFormat string) (buffer.Sealer, error) {
+			return fo.FormatForSpool(spoolFormat)
+		},
+		Prefix:            cfg.Prefix,
+		ErrorPrefix:       cfg.ErrorPrefix,
+		PartitionKeys:     cfg.PartitionKeys,
+		Time:              cfg.Time,
+		Location:          cfg.Location,
+		BufferBytes:       cfg.BufferBytes,
+		BufferInterval:    cfg.BufferInterval,
+		BufferRecords:     cfg.BufferRecords,
+		MaxOpenPartitions: cfg.MaxOpenPartitions,
+		MaxBufferedBytes:  cfg.MaxBufferedBytes,
+		Now:               cfg.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	_, pub.errPrefix = bs.Prefixes()
+	return &Sink{bs}, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// errNotStaged reports a sealed output that is neither staged nor found
+// in the bucket.
+var errNotStaged = errors.New("neither staged nor in the bucket")
