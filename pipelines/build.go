@@ -67,15 +67,24 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	p.Steps = append(p.Steps, engine.NamedStep{Name: "decode", Step: comp.decode})
 	p.Steps = append(p.Steps, comp.steps...)
 
-	store := s.Checkpoint.Store
-	if store == "" {
-		store = DefaultCheckpointStore
+	if s.Source.Kinesis != nil {
+		src, st, err := buildKinesis(s, opts)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %s: %s", s.Name, s.Redact(err.Error()))
+		}
+		p.Source, p.Store = src, st
 	}
-	st, err := checkpoint.NewLocal(rt.abs(store), nil)
-	if err != nil {
-		return nil, fmt.Errorf("pipeline %s: checkpoint store: %s", s.Name, s.Redact(err.Error()))
+	if p.Store == nil {
+		store := s.Checkpoint.Store
+		if store == "" {
+			store = DefaultCheckpointStore
+		}
+		st, err := checkpoint.NewLocal(rt.abs(store), nil)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %s: checkpoint store: %s", s.Name, s.Redact(err.Error()))
+		}
+		p.Store = st
 	}
-	p.Store = st
 
 	for i := range s.Sinks {
 		sk := &s.Sinks[i]

@@ -69,7 +69,8 @@ func (c *checker) source(rt runtime) (engine.Source, engine.Step, operators.Sche
 	}
 	switch kind {
 	case "kinesis":
-		c.atKey(path, "source", "the %s source is not available in this version", kind)
+		// Only checked here; Build makes it, with the AWS configuration.
+		c.checkKinesis(path)
 	case "local":
 		l := src.Local
 		source, err = local.New(local.Config{

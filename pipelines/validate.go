@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/leases"
 	"github.com/sluice-dev/sluice/operators"
 )
 
@@ -171,8 +172,8 @@ func (c *checker) name() {
 
 func (c *checker) checkpoint() {
 	cp := c.s.Checkpoint
-	if strings.HasPrefix(cp.Store, "dynamodb://") {
-		c.atVal("checkpoint.store", "dynamodb:// checkpoint stores are not available in this version; use a directory")
+	if leases.IsStoreURL(cp.Store) {
+		c.checkLeaseStore()
 	} else if strings.Contains(cp.Store, "://") {
 		c.atVal("checkpoint.store", "the checkpoint store is a directory or dynamodb://TABLE, not %s", c.show("checkpoint.store", cp.Store))
 	}

@@ -118,29 +118,45 @@ type Source struct {
 	lag   map[string]time.Duration
 }
 
+// Check reports what is wrong with cfg, without looking at the AWS
+// configuration: validating a pipeline file needs no credentials.
+func (cfg Config) Check() error {
+	_, err := cfg.startPosition()
+	if err != nil {
+		return err
+	}
+	if cfg.Stream == "" {
+		return errors.New("kinesis source: no stream: set stream:")
+	}
+	if cfg.PollInterval < 0 || cfg.DiscoveryInterval < 0 || cfg.MaxRecords < 0 || cfg.MaxRecords > 10000 {
+		return errors.New("kinesis source: poll and discovery intervals must not be negative, and max records must be 1 to 10000")
+	}
+	return nil
+}
+
+func (cfg Config) startPosition() (leases.Position, error) {
+	switch cfg.Start {
+	case "", StartTrimHorizon:
+		return leases.Position{Sequence: leases.TrimHorizon}, nil
+	case StartLatest:
+		return leases.Position{Sequence: leases.Latest}, nil
+	case StartAtTimestamp:
+		if cfg.StartTimestamp.IsZero() {
+			return leases.Position{}, errors.New("kinesis source: start: at_timestamp needs start_timestamp")
+		}
+		return leases.Position{Sequence: leases.AtTimestamp}, nil
+	}
+	return leases.Position{}, fmt.Errorf("kinesis source: start %q: use trim_horizon, latest or at_timestamp", cfg.Start)
+}
+
 // New validates cfg and makes a Source; without cfg.Client it loads the
 // AWS configuration (credentials are resolved when first used).
 func New(ctx context.Context, cfg Config) (*Source, error) {
-	if cfg.Stream == "" {
-		return nil, errors.New("kinesis source: no stream: set stream:")
+	if err := cfg.Check(); err != nil {
+		return nil, err
 	}
-	s := &Source{cfg: cfg, log: cfg.Logger, lag: map[string]time.Duration{}}
-	switch cfg.Start {
-	case "", StartTrimHorizon:
-		s.start = leases.Position{Sequence: leases.TrimHorizon}
-	case StartLatest:
-		s.start = leases.Position{Sequence: leases.Latest}
-	case StartAtTimestamp:
-		if cfg.StartTimestamp.IsZero() {
-			return nil, errors.New("kinesis source: start: at_timestamp needs start_timestamp")
-		}
-		s.start = leases.Position{Sequence: leases.AtTimestamp}
-	default:
-		return nil, fmt.Errorf("kinesis source: start %q: use trim_horizon, latest or at_timestamp", cfg.Start)
-	}
-	if cfg.PollInterval < 0 || cfg.DiscoveryInterval < 0 || cfg.MaxRecords < 0 || cfg.MaxRecords > 10000 {
-		return nil, errors.New("kinesis source: poll and discovery intervals must not be negative, and max records must be 1 to 10000")
-	}
+	start, _ := cfg.startPosition()
+	s := &Source{cfg: cfg, start: start, log: cfg.Logger, lag: map[string]time.Duration{}}
 	if s.cfg.PollInterval == 0 {
 		s.cfg.PollInterval = DefaultPollInterval
 	}
@@ -163,6 +179,10 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	}
 	return s, nil
 }
+
+// Coordinator returns the coordinator the source shares its shards
+// through, or nil when it reads every shard itself.
+func (s *Source) Coordinator() Coordinator { return s.cfg.Coordinator }
 
 // NewClient makes a Kinesis client from the AWS configuration chain
 // (environment, shared profile, SSO, web identity, instance metadata),

@@ -523,36 +523,54 @@ func (t *Table) rollForward(ctx context.Context, positions map[string]Position) 
 // release gives a lease up, writing into it the position this worker's
 // checkpoint covers (unless a handoff to this worker is still pending: the
 // previous owner writes that one), so that another worker takes it at once.
+// When the lease changed meanwhile it is reread: still ours, it is released
+// at its new counter; stolen from us, the handoff is completed instead.
 func (t *Table) release(ctx context.Context, shard string, p Position, counter int64, waiting bool) error {
-	vals := map[string]types.AttributeValue{":me": sAttr(t.cfg.WorkerID), ":c": nAttr(counter), ":next": nAttr(counter + 1)}
-	update := "SET #leaseCounter = :next REMOVE #leaseOwner"
-	attrs := []string{attrCounter, attrOwner}
-	if !waiting && !p.IsZero() {
-		update = "SET #leaseCounter = :next, #checkpoint = :ckpt, #checkpointSubSequenceNumber = :sub REMOVE #leaseOwner"
-		attrs = append(attrs, attrCheckpoint, attrSubSeq)
-		checkpointValues(p, vals)
-	}
-	_, err := t.cfg.Client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(t.cfg.Table),
-		Key:                       keyOf(shard),
-		UpdateExpression:          aws.String(update),
-		ConditionExpression:       aws.String("#leaseOwner = :me AND #leaseCounter = :c"),
-		ExpressionAttributeNames:  names(attrs...),
-		ExpressionAttributeValues: vals,
-	})
-	if err != nil && !isConditionFailed(err) {
-		return fmt.Errorf("lease table %s: release shard %s: %w", t.cfg.Table, shard, err)
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		vals := map[string]types.AttributeValue{":me": sAttr(t.cfg.WorkerID), ":c": nAttr(counter), ":next": nAttr(counter + 1)}
+		update := "SET #leaseCounter = :next REMOVE #leaseOwner"
+		attrs := []string{attrCounter, attrOwner}
+		if !waiting && !p.IsZero() {
+			update = "SET #leaseCounter = :next, #checkpoint = :ckpt, #checkpointSubSequenceNumber = :sub REMOVE #leaseOwner"
+			attrs = append(attrs, attrCheckpoint, attrSubSeq)
+			checkpointValues(p, vals)
+		}
+		_, err := t.cfg.Client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 aws.String(t.cfg.Table),
+			Key:                       keyOf(shard),
+			UpdateExpression:          aws.String(update),
+			ConditionExpression:       aws.String("#leaseOwner = :me AND #leaseCounter = :c"),
+			ExpressionAttributeNames:  names(attrs...),
+			ExpressionAttributeValues: vals,
+		})
+		if err == nil {
+			t.mu.Lock()
+			delete(t.held, shard)
+			t.gone[shard] = "released when this worker stopped"
+			t.mu.Unlock()
+			t.log.Info("lease table: released", "shard", shard, "at", p.String())
+			return nil
+		}
+		if !isConditionFailed(err) {
+			return fmt.Errorf("lease table %s: release shard %s: %w", t.cfg.Table, shard, err)
+		}
+		l, err := t.getLease(ctx, shard)
+		switch {
+		case err != nil:
+			return fmt.Errorf("lease table %s: release shard %s: %w", t.cfg.Table, shard, err)
+		case l != nil && l.owner == t.cfg.WorkerID && attempt < 5:
+			// Renewed by a retry, or a handoff to us completed.
+			counter, waiting = l.counter, l.ckptOwner != ""
+			continue
+		case l != nil && l.ckptOwner == t.cfg.WorkerID && !waiting:
+			t.completeHandoff(ctx, shard, p)
+			return nil
+		}
+		t.mu.Lock()
 		t.loseLocked(shard, "taken over while stopping")
+		t.mu.Unlock()
 		return nil
 	}
-	delete(t.held, shard)
-	t.gone[shard] = "released when this worker stopped"
-	t.log.Info("lease table: released", "shard", shard, "at", p.String())
-	return nil
 }
 
 func mapsKeys[V any](m map[string]V) func(func(string) bool) {
@@ -1137,7 +1155,7 @@ func (t *Table) balance(ctx context.Context, leases map[string]*lease) {
 	t.mu.Lock()
 	counts := map[string]int{}
 	mine, active := 0, 0
-	var own, free []*lease
+	var own, free, orphans []*lease
 	byOwner := map[string][]*lease{}
 	for k, l := range leases {
 		if l.checkpoint.IsEnd() {
@@ -1152,7 +1170,9 @@ func (t *Table) balance(ctx context.Context, leases map[string]*lease) {
 		}
 		switch {
 		case l.ckptOwner == me:
-			// Still ours to hand over.
+			// An earlier run of this worker was handing it over when it
+			// stopped; the state it left covers its worker item's position.
+			orphans = append(orphans, l)
 		case l.owner == me:
 			own = append(own, l) // left by an earlier run of this worker
 		case l.owner == "" || now.Sub(t.seen[k].at) > t.cfg.LeaseDuration:
@@ -1163,6 +1183,12 @@ func (t *Table) balance(ctx context.Context, leases map[string]*lease) {
 		}
 	}
 	t.mu.Unlock()
+	for _, l := range orphans {
+		t.mu.Lock()
+		p := Later(l.checkpoint, t.prev[l.key])
+		t.mu.Unlock()
+		t.completeHandoff(ctx, l.key, p)
+	}
 	if active == 0 {
 		return
 	}

@@ -1,0 +1,401 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/sluice-dev/sluice/engine/kinesisapi"
+	"github.com/sluice-dev/sluice/engine/leases"
+	"github.com/sluice-dev/sluice/engine/stream"
+	"github.com/sluice-dev/sluice/internal/testservers"
+	"github.com/sluice-dev/sluice/sinks/files"
+)
+
+func init() {
+	// examples/kinesis-to-files.yaml reads a stream at ${KINESIS_ENDPOINT}.
+	exampleSetups["kinesis-to-files"] = func(t *testing.T, _ string) {
+		endpoint := serveInProcess(t)
+		for _, kv := range testservers.Env() {
+			k, v, _ := strings.Cut(kv, "=")
+			t.Setenv(k, v)
+		}
+		t.Setenv("KINESIS_ENDPOINT", endpoint)
+		c := kinesisClient(endpoint)
+		if _, err := c.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String("clickstream"), ShardCount: aws.Int32(2)}); err != nil {
+			t.Fatal(err)
+		}
+		putEvents(t, c, "clickstream", 0, 200)
+	}
+}
+
+// serveInProcess serves a fresh stream store over the Kinesis API on a
+// loopback port, as `sluice serve` does, for the life of the test.
+func serveInProcess(t *testing.T) string {
+	t.Helper()
+	st, err := stream.Open(t.TempDir(), stream.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := kinesisapi.New(kinesisapi.Config{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		st.Close()
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// readOnlyBody hides the SDK request body's WriteTo from net/http: once a
+// fast local server has answered, the SDK closes the body and its WriteTo
+// returns io.EOF to net/http's check for trailing body bytes, which tears
+// the connection down under a good response; retried, a PutRecords would
+// land twice and the exactly-once checks would blame the pipeline.
+type readOnlyBody struct{ io.ReadCloser }
+
+type plainBodies struct{ rt http.RoundTripper }
+
+func (p plainBodies) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		r.Body = readOnlyBody{r.Body}
+	}
+	return p.rt.RoundTrip(r)
+}
+
+// kinesisClient is a producer's client: it never retries on its own, so a
+// failed put is visible rather than possibly doubled.
+func kinesisClient(endpoint string) *kinesis.Client {
+	return kinesis.New(kinesis.Options{
+		Region:       testservers.Region,
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(testservers.AccessKeyID, testservers.SecretAccessKey, ""),
+		Retryer:      aws.NopRetryer{},
+		HTTPClient:   &http.Client{Transport: plainBodies{http.DefaultTransport}, Timeout: 30 * time.Second},
+	})
+}
+
+// putEvents puts {"k": key, "i": i} for i in [from, to), in order, 500 per
+// call, resending from the first entry a call rejects.
+func putEvents(t *testing.T, c *kinesis.Client, name string, from, to int) {
+	for i := from; i < to; {
+		n := min(500, to-i)
+		entries := make([]types.PutRecordsRequestEntry, n)
+		for j := range entries {
+			k := "key-" + strconv.Itoa((i+j)%64)
+			entries[j] = types.PutRecordsRequestEntry{Data: fmt.Appendf(nil, `{"k":%q,"i":%d}`, k, i+j), PartitionKey: aws.String(k)}
+		}
+		out, err := c.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String(name), Records: entries})
+		if err != nil {
+			t.Errorf("put %d..%d: %v", i, i+n, err)
+			return
+		}
+		ok := n
+		for j, r := range out.Records {
+			if r.ErrorCode != nil {
+				ok = j
+				break
+			}
+		}
+		if ok < n && int(aws.ToInt32(out.FailedRecordCount)) != n-ok {
+			t.Errorf("put %d..%d: a record after a failed one was accepted", i, i+n)
+			return
+		}
+		i += ok
+	}
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// worker is one `sluice run` process.
+type worker struct {
+	id, out, log string
+	cmd          *exec.Cmd
+	done         chan error
+}
+
+func startWorker(t *testing.T, bin, pipeline, id, out string, env []string) *worker {
+	t.Helper()
+	w := &worker{id: id, out: out, log: filepath.Join(filepath.Dir(pipeline), id+".log"), done: make(chan error, 1)}
+	logf, err := os.OpenFile(w.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.cmd = exec.Command(bin, "run", "--status", "off", pipeline)
+	w.cmd.Env = append(append(os.Environ(), env...), "WORKER="+id, "OUT_DIR="+out)
+	w.cmd.Stdout, w.cmd.Stderr = logf, logf
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		w.done <- w.cmd.Wait()
+		logf.Close()
+	}()
+	t.Cleanup(func() {
+		w.cmd.Process.Kill()
+		<-w.done
+		w.done <- nil
+	})
+	return w
+}
+
+func (w *worker) logTail() string {
+	b, _ := os.ReadFile(w.log)
+	return tail(string(b), 4000)
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (w *worker) stop(t *testing.T) {
+	t.Helper()
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-w.done:
+		w.done <- err
+		if err != nil {
+			t.Fatalf("worker %s: %v\n%s", w.id, err, w.logTail())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("worker %s did not stop within 60s\n%s", w.id, w.logTail())
+	}
+}
+
+// publishedEvents reads the events in the files published under dirs.
+func publishedEvents(t *testing.T, dirs ...string) []int {
+	t.Helper()
+	var out []int
+	for _, dir := range dirs {
+		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			if d.IsDir() && d.Name() == files.StagingDir {
+				return filepath.SkipDir
+			}
+			if d.IsDir() {
+				return nil
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			sc := bufio.NewScanner(f)
+			for sc.Scan() {
+				var e struct{ I int }
+				if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+					t.Fatalf("%s: %q: %v", path, sc.Text(), err)
+				}
+				out = append(out, e.I)
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+const sharedPipeline = `name: shared
+source:
+  kinesis: {stream: events, region: us-east-1, endpoint: "${KINESIS_ENDPOINT}"}
+  decode: json
+checkpoint: {store: "dynamodb://leases?worker=${WORKER}&endpoint=${DDB_ENDPOINT}&lease_duration=3s", interval: 1s}
+sinks:
+  - name: out
+    files: {dir: "${OUT_DIR}"}
+    buffer: {interval: 1s}
+`
+
+// TestWorkersShareShardsThroughLeases: three `sluice run` processes share
+// an 8-shard stream of `sluice serve` through a lease table in dynalite.
+// One is killed with SIGKILL while records flow: the other two take its
+// shards over within two lease periods, from its last checkpoint. It is
+// started again under the same worker id, publishes what it had staged,
+// and gets its share back. At the end every record is in the output
+// exactly once, and a clean stop leaves every lease free.
+func TestWorkersShareShardsThroughLeases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts four processes")
+	}
+	bin, err := sluiceBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total, lease = 30_000, 3 * time.Second
+	dir := t.TempDir()
+	ddb := testservers.Dynalite(t)
+
+	port := freePort(t)
+	serve := exec.Command(bin, "serve", "--listen", "127.0.0.1:"+port, "--dir", filepath.Join(dir, "streams"), "--fsync=false", "--create", "events:8")
+	serveLog, _ := os.Create(filepath.Join(dir, "serve.log"))
+	serve.Stdout, serve.Stderr = serveLog, serveLog
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { serve.Process.Kill(); serve.Wait() })
+	endpoint := "http://127.0.0.1:" + port
+	kc := kinesisClient(endpoint)
+	waitFor(t, 30*time.Second, "sluice serve to answer", func() bool {
+		_, err := kc.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("events")})
+		return err == nil
+	})
+
+	pipeline := filepath.Join(dir, "shared.yaml")
+	writeFile(t, pipeline, sharedPipeline)
+	env := append(testservers.Env(), "KINESIS_ENDPOINT="+endpoint, "DDB_ENDPOINT="+ddb)
+	outs := map[string]string{}
+	workers := map[string]*worker{}
+	for _, id := range []string{"w1", "w2", "w3"} {
+		outs[id] = filepath.Join(dir, "out-"+id)
+		workers[id] = startWorker(t, bin, pipeline, id, outs[id], env)
+	}
+	allOuts := []string{outs["w1"], outs["w2"], outs["w3"]}
+
+	observer, err := leases.New(leases.Config{
+		Table: "leases", Pipeline: "shared", Stream: "events", WorkerID: "observer",
+		Client: dynamodb.New(dynamodb.Options{
+			Region: testservers.Region, BaseEndpoint: aws.String(ddb),
+			Credentials: credentials.NewStaticCredentialsProvider(testservers.AccessKeyID, testservers.SecretAccessKey, ""),
+		}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned := func() map[string][]string {
+		ls, err := observer.Leases(context.Background())
+		if err != nil {
+			return nil
+		}
+		m := map[string][]string{}
+		for _, l := range ls {
+			m[l.Owner] = append(m[l.Owner], l.Shard)
+			if l.HandoffFrom != "" {
+				m["handoff:"+l.HandoffFrom] = append(m["handoff:"+l.HandoffFrom], l.Shard)
+			}
+		}
+		return m
+	}
+
+	var produced sync.WaitGroup
+	produced.Add(1)
+	go func() {
+		defer produced.Done()
+		for i := 0; i < total; i += total / 10 {
+			putEvents(t, kc, "events", i, i+total/10)
+			time.Sleep(300 * time.Millisecond) // keep records flowing through the kill
+		}
+	}()
+
+	waitFor(t, 60*time.Second, "the three workers to share the 8 shards", func() bool {
+		m := owned()
+		return len(m["w1"]) >= 2 && len(m["w2"]) >= 2 && len(m["w3"]) >= 2 && len(m[""]) == 0
+	})
+	waitFor(t, 60*time.Second, "output from every worker", func() bool {
+		return len(publishedEvents(t, outs["w1"])) > 0 && len(publishedEvents(t, outs["w2"])) > 0 && len(publishedEvents(t, outs["w3"])) > 0
+	})
+
+	w2 := workers["w2"]
+	victim := owned()["w2"]
+	if err := w2.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	<-w2.done
+	w2.done <- nil
+	var takenIn time.Duration
+	waitFor(t, 30*time.Second, "w2's shards to be taken over", func() bool {
+		m := owned()
+		if m == nil || len(m["w2"]) > 0 || len(m["handoff:w2"]) > 0 || len(m[""]) > 0 {
+			return false
+		}
+		takenIn = time.Since(killed)
+		return true
+	})
+	t.Logf("w2's shards %v taken over %s after SIGKILL (lease duration %s)", victim, takenIn.Round(10*time.Millisecond), lease)
+	if takenIn > 2*lease {
+		t.Errorf("w2's shards were taken over %s after it died, more than two lease periods (%s)", takenIn, 2*lease)
+	}
+
+	// w2 comes back: it publishes what it had staged before it died.
+	workers["w2"] = startWorker(t, bin, pipeline, "w2", outs["w2"], env)
+	produced.Wait()
+	waitFor(t, 90*time.Second, "every record to be published", func() bool {
+		return len(publishedEvents(t, allOuts...)) >= total
+	})
+	for _, id := range []string{"w1", "w2", "w3"} {
+		workers[id].stop(t)
+	}
+
+	got := publishedEvents(t, allOuts...)
+	seen := make([]int, total)
+	for _, i := range got {
+		if i < 0 || i >= total {
+			t.Fatalf("event %d out of range", i)
+		}
+		seen[i]++
+	}
+	var missing, dup []int
+	for i, n := range seen {
+		if n == 0 {
+			missing = append(missing, i)
+		} else if n > 1 {
+			dup = append(dup, i)
+		}
+	}
+	if len(missing) > 0 || len(dup) > 0 {
+		t.Fatalf("%d records missing (first %v), %d duplicated (first %v)\nw1:\n%s\nw2:\n%s",
+			len(missing), missing[:min(5, len(missing))], len(dup), dup[:min(5, len(dup))], workers["w1"].logTail(), workers["w2"].logTail())
+	}
+	for owner, shards := range owned() {
+		if owner != "" {
+			t.Errorf("after a clean stop %s still holds %v\n%s", owner, shards, workers[strings.TrimPrefix(owner, "handoff:")].logTail())
+		}
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
