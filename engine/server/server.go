@@ -1,0 +1,255 @@
+// Package server is sluice's HTTP server: health and readiness probes,
+// Prometheus metrics, a JSON API of the running pipelines, live taps of
+// the records at any point of a pipeline, and a dashboard.
+//
+//	GET /healthz                          200 while the process serves
+//	GET /readyz                           200 once every pipeline runs; 503 before, and after one stops
+//	GET /metrics                          Prometheus text format
+//	GET /api/pipelines                    every pipeline's state, counters and graph
+//	GET /api/pipelines/{name}             one of them
+//	GET /api/pipelines/{name}/windows/{step}   the recent rows of a window stream
+//	GET /api/pipelines/{name}/tap/{point}      live records, as JSON lines (?limit=N)
+//	GET /api/events                       server-sent events: stats every second, window rows as they fire
+//	GET /                                 the dashboard
+//
+// The server only reads: engine.Stats, the pipelines' taps, and what sinks
+// and sources report through small optional interfaces (delivery figures,
+// lag, alert counts). It never shows a sink's configuration, so secrets
+// cannot leak through it. docs/server.md is the user's page.
+package server
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluice-dev/sluice/engine"
+)
+
+// DefaultListen is where the server listens unless told otherwise:
+// loopback only.
+const DefaultListen = "127.0.0.1:8080"
+
+// DefaultWindowRows is how many rows of each window stream the server
+// keeps for dashboards that open later.
+const DefaultWindowRows = 5000
+
+//go:embed assets
+var assets embed.FS
+
+// Config configures a Server.
+type Config struct {
+	// Listen is host:port; empty means DefaultListen.
+	Listen string
+	// Pipelines are the pipelines to serve. New gives each one without a
+	// tap registry a new one, so it must be called before they run.
+	Pipelines []*engine.Pipeline
+	Version   string
+	Logger    *slog.Logger
+	// WindowRows bounds the rows kept per window stream; 0 means
+	// DefaultWindowRows.
+	WindowRows int
+	// StatsEvery is how often /api/events sends stats; 0 means 1s.
+	StatsEvery time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server serves the pipelines of one process.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	pipes  []*pipeline
+	byName map[string]*pipeline
+	reg    *prometheus.Registry
+	mux    *http.ServeMux
+	hub    *hub
+
+	mu   sync.Mutex
+	srv  *http.Server
+	addr string
+}
+
+// New validates cfg and prepares the server; nothing listens until Start.
+func New(cfg Config) (*Server, error) {
+	if len(cfg.Pipelines) == 0 {
+		return nil, errors.New("server: no pipelines to serve")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		return nil, fmt.Errorf("server: listen %q: want host:port, such as %s", cfg.Listen, DefaultListen)
+	}
+	if cfg.WindowRows <= 0 {
+		cfg.WindowRows = DefaultWindowRows
+	}
+	if cfg.StatsEvery <= 0 {
+		cfg.StatsEvery = time.Second
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, byName: map[string]*pipeline{}, hub: newHub()}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	for _, p := range cfg.Pipelines {
+		if p.Stats == nil {
+			p.Stats = engine.NewStats(p)
+		}
+		if p.Tap == nil {
+			p.Tap = engine.NewTaps()
+		}
+		if s.byName[p.Name] != nil {
+			return nil, fmt.Errorf("server: two pipelines are named %s", p.Name)
+		}
+		pp := newPipeline(p, cfg.WindowRows)
+		s.pipes = append(s.pipes, pp)
+		s.byName[p.Name] = pp
+	}
+	s.reg = prometheus.NewRegistry()
+	m, err := newMetrics(s)
+	if err != nil {
+		return nil, err
+	}
+	s.reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, pp := range s.pipes {
+		pp.watchWindows(s.hub, s.log)
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
+	mux.HandleFunc("GET /api/pipelines", s.apiPipelines)
+	mux.HandleFunc("GET /api/pipelines/{name}", s.apiPipeline)
+	mux.HandleFunc("GET /api/pipelines/{name}/windows/{step}", s.apiWindow)
+	mux.HandleFunc("GET /api/pipelines/{name}/tap/{point}", s.apiTap)
+	mux.HandleFunc("GET /api/events", s.events)
+	static, _ := fs.Sub(assets, "assets")
+	files := http.FileServerFS(static)
+	mux.Handle("GET /", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" && !strings.Contains(r.URL.Path[1:], ".") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-cache")
+		files.ServeHTTP(w, r)
+	}))
+	s.mux = mux
+}
+
+// Handler is the server's handler, for tests and for embedding.
+func (s *Server) Handler() http.Handler { return securityHeaders(s.mux) }
+
+// securityHeaders keeps the dashboard from being framed or sniffed; it
+// loads nothing from elsewhere.
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Start listens and serves in the background until ctx is done or Close
+// is called. It returns the address it listens on (with the port the
+// system chose, for a :0 listen address).
+func (s *Server) Start(ctx context.Context) (string, error) {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return "", fmt.Errorf("server: listen on %s: %w (another process there? set server.listen or --listen to a free port)", s.cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.mu.Lock()
+	s.srv, s.addr = srv, ln.Addr().String()
+	s.mu.Unlock()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("server stopped", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		s.Close()
+	}()
+	return ln.Addr().String(), nil
+}
+
+// Addr is the address Start listens on.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// Close stops serving: open event streams and taps end.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	srv := s.srv
+	s.srv = nil
+	s.mu.Unlock()
+	s.hub.close()
+	if srv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		return srv.Close()
+	}
+	return nil
+}
+
+// Finished records that a pipeline's Run returned, with its error; the
+// API and /readyz show it.
+func (s *Server) Finished(name string, err error) {
+	if p := s.byName[name]; p != nil {
+		p.finish(err)
+	}
+}
+
+// readyz answers 200 when every pipeline has restored its checkpoint and
+// runs.
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	var notReady []string
+	for _, p := range s.pipes {
+		if st := p.state(); st != stateRunning {
+			notReady = append(notReady, p.p.Name+" "+st)
+		}
+	}
+	if len(notReady) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "not ready: "+strings.Join(notReady, ", "))
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
