@@ -388,16 +388,35 @@ func (d *decoder) sink(n *yaml.Node, path string, depth int) Sink {
 		{"name", func(_, v *yaml.Node, p string) { s.Name, _ = d.nonEmpty(v, p, depth+1) }},
 		{"from", func(_, v *yaml.Node, p string) { s.From, _ = d.nonEmpty(v, p, depth+1) }},
 		{"s3", func(k, v *yaml.Node, p string) {
-			s.S3 = &S3Sink{}
+			s3 := &S3Sink{}
+			s.S3 = s3
 			kind([]field{
-				{"bucket", req(&s.S3.Bucket)}, {"prefix", str(&s.S3.Prefix)}, {"error_prefix", str(&s.S3.ErrorPrefix)},
-				{"region", str(&s.S3.Region)}, {"endpoint", str(&s.S3.Endpoint)},
+				{"bucket", req(&s3.Bucket)}, {"prefix", str(&s3.Prefix)}, {"error_prefix", str(&s3.ErrorPrefix)},
+				{"region", str(&s3.Region)}, {"endpoint", str(&s3.Endpoint)},
+				{"path_style", func(_, v *yaml.Node, p string) {
+					if b, ok := d.boolean(v, p, depth+2); ok {
+						s3.PathStyle = &b
+					}
+				}},
+				{"profile", str(&s3.Profile)}, {"access_key_id", str(&s3.AccessKeyID)},
+				{"secret_access_key", str(&s3.SecretAccessKey)}, {"session_token", str(&s3.SessionToken)},
+				{"encryption", func(_, v *yaml.Node, p string) {
+					s3.Encryption, _ = d.choice(v, p, depth+2, "AES256", "aws:kms", "aws:kms:dsse")
+				}},
+				{"kms_key_id", req(&s3.KMSKeyID)}, {"storage_class", req(&s3.StorageClass)},
+				{"staging", req(&s3.Staging)},
+				{"timestamp", func(_, v *yaml.Node, p string) { s3.Timestamp, _ = d.choice(v, p, depth+2, "arrival", "event") }},
+				{"time_zone", req(&s3.TimeZone)},
+				{"part_size", func(_, v *yaml.Node, p string) { s3.PartSize, _ = d.size(v, p, depth+2) }},
 			}, "bucket")(k, v, p)
 		}},
 		{"files", func(k, v *yaml.Node, p string) {
-			s.Files = &FilesSink{}
+			fs := &FilesSink{}
+			s.Files = fs
 			kind([]field{
-				{"dir", req(&s.Files.Dir)}, {"prefix", str(&s.Files.Prefix)}, {"error_prefix", str(&s.Files.ErrorPrefix)},
+				{"dir", req(&fs.Dir)}, {"prefix", str(&fs.Prefix)}, {"error_prefix", str(&fs.ErrorPrefix)},
+				{"timestamp", func(_, v *yaml.Node, p string) { fs.Timestamp, _ = d.choice(v, p, depth+2, "arrival", "event") }},
+				{"time_zone", req(&fs.TimeZone)},
 			}, "dir")(k, v, p)
 		}},
 		{"stdout", func(k, v *yaml.Node, p string) {
@@ -444,6 +463,25 @@ func (d *decoder) sink(n *yaml.Node, path string, depth int) Sink {
 				{"size", func(_, v *yaml.Node, p string) { s.Buffer.Size, _ = d.size(v, p, depth+2) }},
 				{"interval", func(_, v *yaml.Node, p string) { s.Buffer.Interval, _ = d.duration(v, p, depth+2) }},
 				{"records", func(_, v *yaml.Node, p string) { s.Buffer.Records, _ = d.integer(v, p, depth+2) }},
+				{"max_partitions", func(_, v *yaml.Node, p string) { s.Buffer.MaxPartitions, _ = d.integer(v, p, depth+2) }},
+				{"max_bytes", func(_, v *yaml.Node, p string) { s.Buffer.MaxBytes, _ = d.size(v, p, depth+2) }},
+			}, nil)
+		}},
+		{"schema", func(_, v *yaml.Node, p string) { s.Schema = d.schemaFields(v, p, depth+1) }},
+		{"parquet", func(_, v *yaml.Node, p string) {
+			d.mapping(v, p, depth+1, []field{
+				{"row_group_size", func(_, v *yaml.Node, p string) { s.Parquet.RowGroupSize, _ = d.size(v, p, depth+2) }},
+				{"page_size", func(_, v *yaml.Node, p string) { s.Parquet.PageSize, _ = d.size(v, p, depth+2) }},
+				{"dictionary", func(_, v *yaml.Node, p string) {
+					if b, ok := d.boolean(v, p, depth+2); ok {
+						s.Parquet.Dictionary = &b
+					}
+				}},
+			}, nil)
+		}},
+		{"retry", func(_, v *yaml.Node, p string) {
+			d.mapping(v, p, depth+1, []field{
+				{"duration", func(_, v *yaml.Node, p string) { s.Retry.Duration, _ = d.duration(v, p, depth+2) }},
 			}, nil)
 		}},
 		{"partition_keys", func(_, v *yaml.Node, p string) {
@@ -461,4 +499,27 @@ func (d *decoder) sink(n *yaml.Node, path string, depth int) Sink {
 		d.oneKind(n, path, "a sink", present, sinkKinds, " (make them two sinks)")
 	}
 	return s
+}
+
+// schemaFields reads a sink's schema: a mapping of column names to type
+// texts, or to nested mappings for structs.
+func (d *decoder) schemaFields(n *yaml.Node, path string, depth int) []SchemaField {
+	out := []SchemaField{}
+	for _, pr := range d.pairs(n, path, depth) {
+		child := join(path, pr.key.Value)
+		d.loc.key[child] = pos(pr.key)
+		v := d.visit(pr.val, depth+1)
+		if v == nil {
+			continue
+		}
+		d.loc.val[child] = pos(v)
+		if v.Kind == yaml.MappingNode {
+			out = append(out, SchemaField{Name: pr.key.Value, Fields: d.schemaFields(v, child, depth+1)})
+			continue
+		}
+		if text, ok := d.nonEmpty(v, child, depth+1); ok {
+			out = append(out, SchemaField{Name: pr.key.Value, Type: text})
+		}
+	}
+	return out
 }

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/operators"
+	"github.com/sluice-dev/sluice/operators/window"
+	"github.com/sluice-dev/sluice/sinks/encode"
 	filesink "github.com/sluice-dev/sluice/sinks/files"
 	"github.com/sluice-dev/sluice/sinks/keys"
 	stdoutsink "github.com/sluice-dev/sluice/sinks/stdout"
@@ -68,7 +71,7 @@ func (c *checker) sinks(schemas []operators.Schema) []compiledSink {
 			continue
 		}
 		switch kind {
-		case "files", "stdout":
+		case "files", "stdout", "s3":
 		default:
 			c.atKey(path+"."+kind, path, "the %s sink is not available in this version", kind)
 			continue
@@ -87,8 +90,18 @@ func (c *checker) sinks(schemas []operators.Schema) []compiledSink {
 		}
 		switch kind {
 		case "files":
-			c.template(path+".files.prefix", sk.Files.Prefix, keys.Options{PartitionKeys: names})
-			c.template(path+".files.error_prefix", sk.Files.ErrorPrefix, keys.Options{ErrorOutput: true})
+			loc := c.timeZone(path+".files.time_zone", sk.Files.TimeZone)
+			c.template(path+".files.prefix", sk.Files.Prefix, keys.Options{PartitionKeys: names, Location: loc})
+			c.template(path+".files.error_prefix", sk.Files.ErrorPrefix, keys.Options{ErrorOutput: true, Location: loc})
+			out[i].eventTime = c.prefixTime(path+".files.timestamp", sk.Files.Timestamp, schema)
+			out[i].location = loc
+		case "s3":
+			loc := c.timeZone(path+".s3.time_zone", sk.S3.TimeZone)
+			c.template(path+".s3.prefix", sk.S3.Prefix, keys.Options{PartitionKeys: names, Location: loc})
+			c.template(path+".s3.error_prefix", sk.S3.ErrorPrefix, keys.Options{ErrorOutput: true, Location: loc})
+			out[i].eventTime = c.prefixTime(path+".s3.timestamp", sk.S3.Timestamp, schema)
+			out[i].location = loc
+			c.s3(path, sk.S3)
 		case "stdout":
 			if len(sk.PartitionKeys) > 0 {
 				c.atKey(path+".partition_keys", path, "partition_keys name parts of output keys; stdout has none")
@@ -97,8 +110,171 @@ func (c *checker) sinks(schemas []operators.Schema) []compiledSink {
 				c.atKey(path+".buffer", path, "stdout writes records as they come; remove buffer")
 			}
 		}
+		out[i].schema = c.sinkSchema(path, sk)
+		c.buffer(path, sk)
+		if c.s.loc.key[path+".retry"] != (Pos{}) || sk.Retry != (Retry{}) {
+			switch {
+			case kind != "s3":
+				c.atKey(path+".retry", path, "retry applies to deliveries over the network (the s3 sink); the %s sink writes locally", kind)
+			case c.s.loc.key[path+".retry.duration"] == (Pos{}) && c.fromFile:
+				c.atKey(path+".retry", path, "retry needs a duration, such as {duration: 10m}")
+			case sk.Retry.Duration <= 0 && !c.has(path+".retry.duration"):
+				c.atVal(path+".retry.duration", "the retry duration must be positive, such as 10m")
+			}
+		}
 	}
 	return out
+}
+
+// timeZone reads a time zone name; nil means UTC.
+func (c *checker) timeZone(path, name string) *time.Location {
+	if name == "" {
+		return nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil || name == "Local" {
+		c.atVal(path, "unknown time zone %s; use an IANA name such as Asia/Tokyo or UTC", c.show(path, name))
+		return nil
+	}
+	return loc
+}
+
+// prefixTime compiles what !{timestamp:…} renders: nil for the arrival
+// time, else the pipeline's event_time at the sink's input (for a
+// window's rows, window_start).
+func (c *checker) prefixTime(path, which string, schema operators.Schema) func(*engine.Record) (time.Time, error) {
+	if which != "event" {
+		return nil
+	}
+	if schema.Fields["window_start"] == operators.Time && schema.Fields["window_end"] == operators.Time {
+		return func(r *engine.Record) (time.Time, error) {
+			t, ok := r.Fields["window_start"].(time.Time)
+			if !ok {
+				return time.Time{}, fmt.Errorf("window_start is %T, not a time", r.Fields["window_start"])
+			}
+			return t, nil
+		}
+	}
+	if c.s.EventTime == nil {
+		c.atVal(path, "timestamp: event renders the record's event time; set event_time at the top of the file, or use arrival")
+		return nil
+	}
+	if c.has("event_time") {
+		return nil // reported there
+	}
+	x := c.compileExpr(c.s.EventTime, schema, operators.Any)
+	if x == nil {
+		return nil
+	}
+	return func(r *engine.Record) (time.Time, error) {
+		v, err := x.Eval(r)
+		if err != nil {
+			return time.Time{}, err
+		}
+		ns, err := window.EventTime(v)
+		if err != nil {
+			return time.Time{}, err
+		}
+		return time.Unix(0, ns).UTC(), nil
+	}
+}
+
+// sinkSchema checks the schema and Parquet keys, and builds the schema.
+func (c *checker) sinkSchema(path string, sk *Sink) *encode.Type {
+	parquet := sk.Format == "parquet"
+	if sk.Parquet != (Parquet{}) && !parquet {
+		c.atKey(path+".parquet", path, "parquet tunes Parquet files; set format: parquet, or remove it")
+	}
+	if sk.Parquet.RowGroupSize < 0 || (sk.Parquet.RowGroupSize > 0 && sk.Parquet.RowGroupSize < 64<<10) {
+		c.atVal(path+".parquet.row_group_size", "the row group size must be at least 64KiB, such as 64MiB")
+	}
+	if sk.Parquet.PageSize < 0 || (sk.Parquet.PageSize > 0 && sk.Parquet.PageSize < 4<<10) || sk.Parquet.PageSize > 1<<30 {
+		c.atVal(path+".parquet.page_size", "the page size must be from 4KiB to 1GiB, such as 1MiB")
+	}
+	if sk.Schema == nil {
+		return nil
+	}
+	if !parquet {
+		c.atKey(path+".schema", path, "schema declares the columns of Parquet files; set format: parquet (JSON keeps every field as it is)")
+		return nil
+	}
+	if len(sk.Schema) == 0 {
+		c.atVal(path+".schema", "the schema declares no columns; list them (name: type), or remove schema to infer them")
+		return nil
+	}
+	return c.schemaType(path+".schema", sk.Schema)
+}
+
+// schemaType builds the struct of fields, reporting each bad type at its
+// character.
+func (c *checker) schemaType(path string, fields []SchemaField) *encode.Type {
+	var fs []encode.Field
+	ok := true
+	for _, f := range fields {
+		fp := join(path, f.Name)
+		if err := encode.CheckFieldName(f.Name); err != nil {
+			c.atKey(fp, path, "%v", err)
+			ok = false
+			continue
+		}
+		var t *encode.Type
+		required := false
+		if f.Fields != nil {
+			if len(f.Fields) == 0 {
+				c.atVal(fp, "a struct needs fields; write json for any value")
+				ok = false
+				continue
+			}
+			if t = c.schemaType(fp, f.Fields); t == nil {
+				ok = false
+				continue
+			}
+		} else {
+			var err error
+			t, required, err = encode.ParseFieldType(f.Type)
+			if err != nil {
+				var te *encode.TypeError
+				if errors.As(err, &te) {
+					c.atByte(fp, te.Offset, "%s", te.Msg)
+				} else {
+					c.atVal(fp, "%v", err)
+				}
+				ok = false
+				continue
+			}
+		}
+		fs = append(fs, encode.Field{Name: f.Name, Type: t, Required: required})
+	}
+	if !ok {
+		return nil
+	}
+	st, err := encode.Struct(fs)
+	if err != nil {
+		c.atVal(path, "%v", err)
+		return nil
+	}
+	return st
+}
+
+// buffer checks the caps of the buffers.
+func (c *checker) buffer(path string, sk *Sink) {
+	b := sk.Buffer
+	switch {
+	case b.Size < 0:
+		c.atVal(path+".buffer.size", "the buffer size must be positive, such as 64MiB")
+	case b.Interval < 0:
+		c.atVal(path+".buffer.interval", "the buffer interval cannot be negative")
+	case b.Records < 0:
+		c.atVal(path+".buffer.records", "the record count cannot be negative")
+	case b.MaxPartitions < 0 || b.MaxPartitions > 1<<20:
+		c.atVal(path+".buffer.max_partitions", "max_partitions is from 1 to %d open buffers", 1<<20)
+	case b.MaxBytes < 0:
+		c.atVal(path+".buffer.max_bytes", "max_bytes must be positive, such as 1GiB")
+	case b.MaxBytes > 0 && b.MaxBytes < max(b.Size, 1):
+		c.atVal(path+".buffer.max_bytes", "max_bytes (%d) is less than buffer.size (%d); raise it or lower the size", b.MaxBytes, b.Size)
+	case b.MaxBytes > 0 && b.Size == 0 && b.MaxBytes < filesink.DefaultBufferBytes:
+		c.atVal(path+".buffer.max_bytes", "max_bytes (%d) is less than the default buffer size (64MiB); raise it or set buffer.size", b.MaxBytes)
+	}
 }
 
 // template checks a key template (a prefix), placing a problem at its
@@ -122,7 +298,8 @@ func (c *checker) template(path, src string, opt keys.Options) *keys.Template {
 
 // sinkFormatsNow lists the formats each sink kind writes in this version.
 var sinkFormatsNow = map[string][]string{
-	"files":  {"json"},
+	"files":  {"json", "parquet"},
+	"s3":     {"json", "parquet"},
 	"stdout": {"json"},
 }
 
@@ -145,19 +322,29 @@ func buildSink(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions
 			keys[name] = x.Eval
 		}
 		return filesink.New(filesink.Config{
-			Pipeline:       s.Name,
-			Name:           sk.Name,
-			Dir:            rt.abs(sk.Files.Dir),
-			Prefix:         sk.Files.Prefix,
-			ErrorPrefix:    sk.Files.ErrorPrefix,
-			Format:         sk.Format,
-			Compression:    sk.Compression,
-			BufferBytes:    sk.Buffer.Size,
-			BufferInterval: sk.Buffer.Interval,
-			BufferRecords:  int(sk.Buffer.Records),
-			PartitionKeys:  keys,
-			Now:            rt.now,
+			Pipeline:          s.Name,
+			Name:              sk.Name,
+			Dir:               rt.abs(sk.Files.Dir),
+			Prefix:            sk.Files.Prefix,
+			ErrorPrefix:       sk.Files.ErrorPrefix,
+			Format:            sk.Format,
+			Compression:       sk.Compression,
+			Schema:            cs.schema,
+			RowGroupBytes:     sk.Parquet.RowGroupSize,
+			PageBytes:         int(sk.Parquet.PageSize),
+			NoDictionary:      sk.Parquet.Dictionary != nil && !*sk.Parquet.Dictionary,
+			BufferBytes:       sk.Buffer.Size,
+			BufferInterval:    sk.Buffer.Interval,
+			BufferRecords:     int(sk.Buffer.Records),
+			MaxOpenPartitions: int(sk.Buffer.MaxPartitions),
+			MaxBufferedBytes:  sk.Buffer.MaxBytes,
+			PartitionKeys:     keys,
+			Time:              cs.eventTime,
+			Location:          cs.location,
+			Now:               rt.now,
 		})
+	case "s3":
+		return buildS3(s, sk, cs, rt, opts)
 	case "stdout":
 		return stdoutsink.New(stdoutsink.Config{Name: sk.Name, Out: opts.Stdout, Errors: opts.Stderr})
 	}

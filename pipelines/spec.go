@@ -272,11 +272,42 @@ type Sink struct {
 	Kinesis  *KinesisSink
 
 	Format      string // empty: the kind's default
-	Compression string // empty: none
+	Compression string // empty: none (snappy for parquet)
 	Buffer      Buffer
 	// PartitionKeys are named expressions that prefixes use as
 	// !{partitionKeyFromQuery:name}.
 	PartitionKeys []PartitionKey
+	// Schema declares the columns of Parquet outputs; nil: inferred from
+	// the records of each output.
+	Schema []SchemaField
+	// Parquet tunes Parquet outputs.
+	Parquet Parquet
+	// Retry bounds how long a delivery is retried.
+	Retry Retry
+}
+
+// SchemaField is one column of a sink's schema: a type written as text
+// (int, decimal(10,2), list<string>, struct<a:int>), or a struct written
+// as a nested mapping (Fields).
+type SchemaField struct {
+	Name   string
+	Type   string
+	Fields []SchemaField
+}
+
+// Parquet tunes Parquet outputs; zero fields take the defaults.
+type Parquet struct {
+	RowGroupSize int64
+	PageSize     int64
+	// Dictionary turns dictionary encoding of text columns on or off;
+	// nil: on.
+	Dictionary *bool
+}
+
+// Retry says how long a sink retries a failing delivery before it gives
+// up on it (the S3 sink then writes it under its error prefix).
+type Retry struct {
+	Duration time.Duration
 }
 
 // Kind names the sink kind that is set, or "" when none is.
@@ -311,6 +342,11 @@ type Buffer struct {
 	Size     int64
 	Interval time.Duration
 	Records  int64
+	// MaxPartitions and MaxBytes cap all open buffers of the sink
+	// together: opening one more seals the oldest; going over the bytes
+	// seals the largest.
+	MaxPartitions int64
+	MaxBytes      int64
 }
 
 // PartitionKey is a named expression over a record.
@@ -323,6 +359,23 @@ type PartitionKey struct {
 type S3Sink struct {
 	Bucket, Prefix, ErrorPrefix string
 	Region, Endpoint            string
+	// PathStyle addresses the bucket in the path; nil: true when an
+	// endpoint is set.
+	PathStyle *bool
+	// Profile and static credentials; empty: the standard chain.
+	Profile, AccessKeyID, SecretAccessKey, SessionToken string
+	// Encryption is AES256, aws:kms or aws:kms:dsse; KMSKeyID the key.
+	Encryption, KMSKeyID string
+	StorageClass         string
+	// Staging is the local directory for staged objects; empty: next to
+	// the checkpoint store.
+	Staging string
+	// Timestamp is arrival or event: the time !{timestamp:…} renders.
+	Timestamp string
+	// TimeZone is the IANA zone of !{timestamp:…}; empty: UTC.
+	TimeZone string
+	// PartSize is the size of multipart upload parts.
+	PartSize int64
 }
 
 // FilesSink writes files under a directory.
@@ -330,6 +383,8 @@ type FilesSink struct {
 	Dir         string // relative to Spec.Dir
 	Prefix      string
 	ErrorPrefix string
+	Timestamp   string
+	TimeZone    string
 }
 
 // StdoutSink writes records to standard output.

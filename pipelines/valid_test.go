@@ -93,6 +93,42 @@ func TestValidFiles(t *testing.T) {
 				t.Errorf("sinks %+v", s.Sinks)
 			}
 		}},
+		{"s3_parquet", func(t *testing.T, s *Spec) {
+			sk := s.Sinks[0]
+			c := sk.S3
+			if c == nil || c.Bucket != "logs" || c.Endpoint != "http://127.0.0.1:4568" || c.AccessKeyID != "S3RVER" ||
+				c.Encryption != "aws:kms" || c.KMSKeyID != "alias/logs" || c.StorageClass != "STANDARD_IA" ||
+				c.Timestamp != "event" || c.TimeZone != "Asia/Tokyo" || c.PartSize != 32<<20 || c.PathStyle != nil {
+				t.Errorf("s3 %+v", c)
+			}
+			if sk.Format != "parquet" || sk.Compression != "zstd" || sk.Retry.Duration != 5*time.Minute {
+				t.Errorf("sink %+v", sk)
+			}
+			if sk.Buffer != (Buffer{Size: 16 << 20, Interval: time.Minute, MaxPartitions: 100, MaxBytes: 512 << 20}) {
+				t.Errorf("buffer %+v", sk.Buffer)
+			}
+			if sk.Parquet.RowGroupSize != 32<<20 || sk.Parquet.PageSize != 512<<10 || sk.Parquet.Dictionary == nil || *sk.Parquet.Dictionary {
+				t.Errorf("parquet %+v", sk.Parquet)
+			}
+			want := []SchemaField{
+				{Name: "ts", Type: "timestamp(ms) not null"}, {Name: "status", Type: "int32"}, {Name: "latency_ms", Type: "int"},
+				{Name: "price", Type: "decimal(10,2)"}, {Name: "tags", Type: "list<string>"},
+				{Name: "geo", Fields: []SchemaField{{Name: "lat", Type: "double"}, {Name: "lon", Type: "double"}}},
+			}
+			if !reflect.DeepEqual(sk.Schema, want) {
+				t.Errorf("schema %+v", sk.Schema)
+			}
+			comp, errs := compile(s, runtime{dir: s.Dir}, nil)
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			if got := comp.sinks[0].schema.String(); got != "struct<geo:struct<lat:float64,lon:float64>,latency_ms:int64,price:decimal(10,2),status:int32,tags:list<string>,ts:timestamp(ms) not null>" {
+				t.Errorf("compiled schema %s", got)
+			}
+			if comp.sinks[0].eventTime == nil || comp.sinks[0].location.String() != "Asia/Tokyo" {
+				t.Errorf("event time %v in %v", comp.sinks[0].eventTime != nil, comp.sinks[0].location)
+			}
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/leases"
 	"github.com/sluice-dev/sluice/operators"
+	"github.com/sluice-dev/sluice/sinks/encode"
 )
 
 var (
@@ -54,6 +56,12 @@ type compiledSink struct {
 	// for the decoded source records.
 	after int
 	keys  map[string]*operators.Expr
+	// schema is the declared Parquet schema (nil: none, or inferred);
+	// eventTime what !{timestamp:…} renders (nil: the arrival time), in
+	// location (nil: UTC).
+	schema    *encode.Type
+	eventTime func(*engine.Record) (time.Time, error)
+	location  *time.Location
 }
 
 // checker collects the problems of a Spec.
