@@ -18,6 +18,7 @@ import (
 // directory the example runs in. An example without an entry needs
 // nothing.
 var exampleSetups = map[string]func(t *testing.T, dir string){
+	"kinesis-to-files": setupKinesisExample,
 	"local-stream": func(t *testing.T, dir string) {
 		var lines strings.Builder
 		for i := range 200 {

@@ -32,21 +32,20 @@ import (
 	"github.com/sluice-dev/sluice/sinks/files"
 )
 
-func init() {
-	// examples/kinesis-to-files.yaml reads a stream at ${KINESIS_ENDPOINT}.
-	exampleSetups["kinesis-to-files"] = func(t *testing.T, _ string) {
-		endpoint := serveInProcess(t)
-		for _, kv := range testservers.Env() {
-			k, v, _ := strings.Cut(kv, "=")
-			t.Setenv(k, v)
-		}
-		t.Setenv("KINESIS_ENDPOINT", endpoint)
-		c := kinesisClient(endpoint)
-		if _, err := c.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String("clickstream"), ShardCount: aws.Int32(2)}); err != nil {
-			t.Fatal(err)
-		}
-		putEvents(t, c, "clickstream", 0, 200)
+// setupKinesisExample serves the stream that examples/kinesis-to-files.yaml
+// reads at ${KINESIS_ENDPOINT}.
+func setupKinesisExample(t *testing.T, _ string) {
+	endpoint := serveInProcess(t)
+	for _, kv := range testservers.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
 	}
+	t.Setenv("KINESIS_ENDPOINT", endpoint)
+	c := kinesisClient(endpoint)
+	if _, err := c.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String("clickstream"), ShardCount: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	putEvents(t, c, "clickstream", 0, 200)
 }
 
 // serveInProcess serves a fresh stream store over the Kinesis API on a

@@ -69,8 +69,9 @@ type alertCounter interface {
 }
 
 // statusLine renders one line for all running pipelines: records in, out,
-// errors, the input rate, the bytes held in memory, the checkpoint age and,
-// when a pipeline has alert rules, how many alerts are pending and firing.
+// errors, the input rate, the bytes held in memory, the checkpoint age, the
+// worst shard's lag for sources that know it, and, when a pipeline has
+// alert rules, how many alerts are pending and firing.
 func statusLine(runs []*engine.Pipeline, meters []rateMeter, now time.Time) string {
 	parts := make([]string, 0, len(runs))
 	for i, p := range runs {
@@ -82,6 +83,13 @@ func statusLine(runs []*engine.Pipeline, meters []rateMeter, now time.Time) stri
 			size(s.Queued.Load()+s.Buffered.Load()))
 		if last := s.LastCheckpoint.Load(); last > 0 {
 			part += fmt.Sprintf(" ckpt %s ago", now.Sub(time.Unix(0, last)).Truncate(time.Second))
+		}
+		if l, ok := p.Source.(engine.Lagger); ok {
+			var worst time.Duration
+			for _, d := range l.Lag() {
+				worst = max(worst, d)
+			}
+			part += fmt.Sprintf(" lag %s", worst.Truncate(time.Millisecond))
 		}
 		var rules, pending, firing int64
 		for _, sk := range p.Sinks {

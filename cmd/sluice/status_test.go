@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"testing"
 	"time"
 
@@ -9,7 +10,7 @@ import (
 )
 
 func TestStatusLine(t *testing.T) {
-	p := &engine.Pipeline{Name: "quickstart", Sinks: []engine.NamedSink{
+	p := &engine.Pipeline{Name: "quickstart", Source: lagging{"a": time.Second, "b": 2500 * time.Millisecond}, Sinks: []engine.NamedSink{
 		{Name: "alert:a", Sink: fakeRule{pending: 1, firing: 2}},
 		{Name: "alert:b", Sink: fakeRule{firing: 1}},
 	}}
@@ -27,7 +28,7 @@ func TestStatusLine(t *testing.T) {
 	s.Buffered.Store(1 << 19)
 	s.LastCheckpoint.Store(t0.Add(-1500 * time.Millisecond).UnixNano())
 	got := statusLine(runs, meters, t0.Add(2*time.Second))
-	want := "quickstart in 6.0k (2.5k/s) out 4.2k err 3 buf 3.5MiB ckpt 3s ago alerts firing 3 pending 1"
+	want := "quickstart in 6.0k (2.5k/s) out 4.2k err 3 buf 3.5MiB ckpt 3s ago lag 2.5s alerts firing 3 pending 1"
 	if got != want {
 		t.Fatalf("status line\n got %q\nwant %q", got, want)
 	}
@@ -52,3 +53,9 @@ type fakeRule struct {
 }
 
 func (f fakeRule) Counts() (int64, int64, int64) { return f.pending, f.firing, 0 }
+
+// lagging is a source that reports its shards' lag.
+type lagging map[string]time.Duration
+
+func (l lagging) Read(context.Context, map[string]string, engine.Emit) error { return nil }
+func (l lagging) Lag() map[string]time.Duration                              { return l }
