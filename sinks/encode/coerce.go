@@ -423,8 +423,10 @@ var timeLayouts = []string{
 }
 
 // toTime accepts times, strings in RFC 3339 (or with a space for the T,
-// or without a zone, meaning UTC), and numbers as Unix epoch
-// milliseconds.
+// or without a zone, meaning UTC), and numbers since the Unix epoch, in
+// seconds, milliseconds, microseconds or nanoseconds told apart by
+// magnitude as event_time reads them: below 1e11 seconds, below 1e14
+// milliseconds, below 1e17 microseconds, else nanoseconds.
 func toTime(v any) (time.Time, error) {
 	switch v := v.(type) {
 	case time.Time:
@@ -435,20 +437,51 @@ func toTime(v any) (time.Time, error) {
 				return tm, nil
 			}
 		}
-		return time.Time{}, &fieldError{msg: fmt.Sprintf("%s is not a time; use RFC 3339 (2024-05-06T07:08:09.123Z) or epoch milliseconds", describe(v))}
+		return time.Time{}, &fieldError{msg: fmt.Sprintf("%s is not a time; use RFC 3339 (2024-05-06T07:08:09.123Z) or epoch seconds or milliseconds", describe(v))}
 	case int64:
-		return time.UnixMilli(v), nil
+		return epochTime(float64(v), v, true), nil
 	case float64:
-		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > 9e15 {
-			return time.Time{}, &fieldError{msg: fmt.Sprintf("%s is out of range for epoch milliseconds", AppendFloat(nil, v, 64))}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return time.Time{}, &fieldError{msg: fmt.Sprintf("%s is not a time", AppendFloat(nil, v, 64))}
 		}
-		ms := math.Floor(v)
-		return time.UnixMilli(int64(ms)).Add(time.Duration((v - ms) * 1e6)), nil
+		return epochTime(v, 0, false), nil
 	}
 	if n, ok, err := toInt64Exact(v); ok && err == nil {
-		return time.UnixMilli(n), nil
+		return epochTime(float64(n), n, true), nil
 	}
 	return time.Time{}, &fieldError{msg: fmt.Sprintf("want a time, got %s", describe(v))}
+}
+
+// epochTime reads a number since the epoch in the unit its magnitude
+// gives; exact carries an integer's value so no precision is lost.
+func epochTime(f float64, n int64, exact bool) time.Time {
+	abs := math.Abs(f)
+	switch {
+	case abs < 1e11:
+		if exact {
+			return time.Unix(n, 0)
+		}
+		sec := math.Floor(f)
+		return time.Unix(int64(sec), int64((f-sec)*1e9))
+	case abs < 1e14:
+		if exact {
+			return time.UnixMilli(n)
+		}
+		ms := math.Floor(f)
+		return time.UnixMilli(int64(ms)).Add(time.Duration((f - ms) * 1e6))
+	case abs < 1e17:
+		if exact {
+			return time.UnixMicro(n)
+		}
+		return time.UnixMicro(int64(f))
+	}
+	if exact {
+		return time.Unix(0, n)
+	}
+	if abs >= 9.2e18 {
+		return time.Unix(0, int64(math.Copysign(math.MaxInt64, f)))
+	}
+	return time.Unix(0, int64(f))
 }
 
 // Nanosecond timestamps cover 1677-09-21 to 2262-04-11.
