@@ -45,7 +45,38 @@ type Record struct {
 	Data   []byte
 	Fields map[string]any
 	Meta   Meta
+	// Projection, when not nil, marks a record whose Data is a JSON object
+	// that was decoded lazily, because decoding every field of every
+	// record is the largest cost of a pipeline that reads a few of them:
+	// Fields then holds the top-level members that Projection names (as
+	// decoded, and as steps changed them since; a named member that is
+	// absent was deleted or never there) and possibly others, and every
+	// member of Data that is neither in Fields nor named by Projection is
+	// unchanged, in the form a JSON encoder writes it. An encoder of the
+	// whole record writes those members from Data (sinks/encode does). The
+	// pipeline compiler makes such records only when everything that reads
+	// them reads only named fields or knows this.
+	Projection *Projection
 }
+
+// Projection is the set of top-level fields that a lazy decoder decoded
+// (see Record.Projection). It is made once per decode step and shared by
+// its records; it is immutable.
+type Projection struct {
+	names map[string]bool
+}
+
+// NewProjection returns the projection of the given top-level fields.
+func NewProjection(names []string) *Projection {
+	p := &Projection{names: make(map[string]bool, len(names))}
+	for _, n := range names {
+		p.names[n] = true
+	}
+	return p
+}
+
+// Has reports whether the top-level field name is decoded.
+func (p *Projection) Has(name string) bool { return p.names[name] }
 
 // Failure is a record that a decoder, step or encoder rejected. It travels
 // with the batch to the error output of every sink downstream of where it

@@ -65,6 +65,10 @@ type Expr struct {
 	want     Type
 	fields   []string // sorted top-level fields read
 	usesMeta bool
+	// fast and fastBool evaluate the simple shapes without the VM (see
+	// fast.go); nil when the expression has another shape.
+	fast     fastFn
+	fastBool fastBoolFn
 	busy     atomic.Bool // own is in use
 	own      evalState
 	states   sync.Pool // *evalState, when own is busy
@@ -149,6 +153,9 @@ func Compile(src string, s Schema, want Type) (*Expr, error) {
 	e.typ = have
 	if want != Any {
 		e.typ = want
+	}
+	if !e.usesMeta {
+		e.fast, e.fastBool = compileFast(prog.Node())
 	}
 	return e, nil
 }
@@ -497,6 +504,11 @@ func (e *Expr) conform(r *engine.Record, v any) (any, error) {
 
 // evalBool is the filter's path: no normalization, no conversion.
 func (e *Expr) evalBool(r *engine.Record) (bool, error) {
+	if e.fastBool != nil {
+		if v, ok := e.fastBool(r.Fields); ok {
+			return v, nil
+		}
+	}
 	v, err := e.run(r, false)
 	if err != nil {
 		return false, err
@@ -520,6 +532,11 @@ func (e *Expr) resultError(r *engine.Record, v any, want Type) error {
 // When the expression uses meta, the metadata view is put into the map for
 // the duration of the run and the map is restored afterwards.
 func (e *Expr) run(r *engine.Record, normal bool) (out any, err error) {
+	if e.fast != nil {
+		if v, ok := e.fast(r.Fields); ok {
+			return v, nil
+		}
+	}
 	st := e.acquire()
 	env := r.Fields
 	if e.usesMeta {

@@ -32,6 +32,10 @@ func NewFilter(e *Expr) (*Filter, error) {
 	return &Filter{e: e, now: time.Now}, nil
 }
 
+// Fields returns the top-level fields the filter reads, sorted, for
+// projection.
+func (f *Filter) Fields() []string { return f.e.Fields() }
+
 // Process filters b in place: kept records move down over dropped ones, in
 // their original order, and no new slice is allocated.
 func (f *Filter) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error) {

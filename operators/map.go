@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -119,6 +120,18 @@ func (m *Map) Fields() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Targets returns the top-level fields the map sets or deletes, sorted:
+// a decoder that projects must decode them too, so that a record decoded
+// lazily has the values they replace (or lose) among its fields.
+func (m *Map) Targets() []string {
+	out := make([]string, 0, len(m.assign))
+	for _, a := range m.assign {
+		out = append(out, a.path[0])
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
 }
 
 // Process applies the map to every record of b in place. Records that fail

@@ -56,6 +56,9 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
+	if err := comp.project(s); err != nil {
+		return nil, fmt.Errorf("pipeline %s: %w", s.Name, err)
+	}
 
 	p := &engine.Pipeline{
 		Name:               s.Name,

@@ -61,6 +61,8 @@ type Step struct {
 	fields  []string
 	// shard is the shard of the batch being decoded.
 	shard string
+	// proj marks records decoded lazily (see Project).
+	proj *engine.Projection
 }
 
 var (
@@ -88,7 +90,7 @@ func New(cfg Config) (*Step, error) {
 	}
 	switch cfg.Format {
 	case "json":
-		s.json = newJSONDecoder(cfg.Fields)
+		s.json = newJSONDecoder(cfg.Fields, false)
 	case "csv":
 		if cfg.Delimiter == 0 {
 			cfg.Delimiter = ','
@@ -114,6 +116,26 @@ func New(cfg Config) (*Step, error) {
 		return nil, fmt.Errorf("decode: unknown format %q: use json, csv, lines or raw", cfg.Format)
 	}
 	return s, nil
+}
+
+// Project limits JSON decoding to the given top-level fields, as
+// Config.Fields does, and with lazy keeps the other members of each record
+// in its bytes for encoders instead of dropping them: each record gets an
+// engine.Projection, so that a JSON encoder writes the record whole from
+// the decoded fields and the untouched bytes. The pipeline compiler calls
+// it, before the first batch, once it knows what every step and sink
+// reads.
+func (s *Step) Project(fields []string, lazy bool) error {
+	if s.cfg.Format != "json" {
+		return fmt.Errorf("decode: fields apply to json, not to %s", s.cfg.Format)
+	}
+	s.cfg.Fields = slices.Clone(fields)
+	s.json = newJSONDecoder(s.cfg.Fields, lazy)
+	s.proj = nil
+	if lazy {
+		s.proj = engine.NewProjection(s.cfg.Fields)
+	}
+	return nil
 }
 
 // errSkip marks a record that is consumed without being a record: a CSV
@@ -179,6 +201,7 @@ func (s *Step) decodeJSON(rec *engine.Record) error {
 		return err
 	}
 	rec.Fields = m
+	rec.Projection = s.proj
 	return nil
 }
 

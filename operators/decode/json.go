@@ -1,8 +1,11 @@
 package decode
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -52,6 +55,7 @@ const (
 // region, a path), and a value that is found needs no allocation.
 type key struct {
 	name  string
+	plain bool // the name is printable ASCII without '"' or '\\': spelt as is
 	keep  bool // decoded when the decoder projects
 	cache map[string]any
 	// lookups and hits decide whether caching pays for this key.
@@ -97,6 +101,12 @@ type jsonDecoder struct {
 	order []*key
 	// project is true when only some top-level keys are decoded.
 	project bool
+	// lazy keeps the members that are not decoded in the record's bytes
+	// for encoders (engine.Record.Projection): a member whose bytes are
+	// not in the form a JSON encoder writes (an escape, a float, an
+	// object) is decoded anyway, so that an encoder can copy every other
+	// member as it is and write the same bytes as from decoded fields.
+	lazy bool
 	// fieldsHint is the field count of the last object, to size the next.
 	fieldsHint int
 	small      [smallInts]any
@@ -104,10 +114,15 @@ type jsonDecoder struct {
 	scratch    []byte
 }
 
-func newJSONDecoder(keep []string) *jsonDecoder {
-	d := &jsonDecoder{keys: map[string]*key{}, fieldsHint: 8}
+func newJSONDecoder(keep []string, lazy bool) *jsonDecoder {
+	d := &jsonDecoder{keys: map[string]*key{}, fieldsHint: 8, lazy: lazy && len(keep) > 0}
+	if lazy && len(keep) == 0 {
+		// Nothing to decode but the members that are not in canonical
+		// form: project on no key.
+		d.project, d.lazy = true, true
+	}
 	for _, k := range keep {
-		d.keys[k] = &key{name: k, keep: true}
+		d.keys[k] = &key{name: k, keep: true, plain: plainName(k)}
 		d.project = true
 	}
 	for i := range d.small {
@@ -121,13 +136,18 @@ func (d *jsonDecoder) lookup(b []byte) *key {
 	if k, ok := d.keys[string(b)]; ok {
 		return k
 	}
-	k := &key{name: string(b)}
+	k := &key{name: string(b), plain: plainName(string(b))}
 	if len(d.keys) < maxInternedKeys && len(b) <= 64 {
 		d.keys[k.name] = k
 	} else {
 		k.noCache = true // seen once: its values are not worth caching
 	}
 	return k
+}
+
+// plainName reports whether a key is written in JSON as it is.
+func plainName(s string) bool {
+	return printableASCII([]byte(s)) && !strings.Contains(s, `"`)
 }
 
 // syntaxError is a reason with the byte offset where it was found.
@@ -222,6 +242,7 @@ func (p *parser) object(depth int, top bool) (map[string]any, error) {
 		p.pos++
 		return m, nil
 	}
+	decoded := 0 // members decoded only for their form, in lazy mode
 	for field := 0; ; field++ {
 		if p.pos == len(p.data) {
 			return nil, p.failEnd("an object")
@@ -229,10 +250,13 @@ func (p *parser) object(depth int, top bool) (map[string]any, error) {
 		if p.data[p.pos] != '"' {
 			return nil, p.fail(fmt.Sprintf("want a key string, found %s", describe(p.data[p.pos])))
 		}
+		keyStart := p.pos
 		k, err := p.key(field, top)
 		if err != nil {
 			return nil, err
 		}
+		// A key with an escape is shorter decoded than in the record.
+		keyCanonical := p.pos-keyStart-2 == len(k.name) && !hasLineSeparator(k.name)
 		p.skipSpace()
 		if p.pos == len(p.data) {
 			return nil, p.failEnd("an object")
@@ -243,8 +267,27 @@ func (p *parser) object(depth int, top bool) (map[string]any, error) {
 		p.pos++
 		p.skipSpace()
 		if top && p.d.project && !k.keep {
-			if err := p.skip(depth + 1); err != nil {
+			if !p.d.lazy {
+				if err := p.skip(depth + 1); err != nil {
+					return nil, err
+				}
+			} else if !keyCanonical {
+				v, err := p.value(depth+1, k)
+				if err != nil {
+					return nil, err
+				}
+				m[k.name] = v
+				decoded++
+			} else if v, ok, err := p.skipCanonical(depth+1, k); err != nil {
 				return nil, err
+			} else if !ok {
+				m[k.name] = v
+				decoded++
+			} else if decoded > 0 {
+				// Of two members with the same key the last counts:
+				// when it is left in the bytes, an earlier one that
+				// was decoded must go.
+				delete(m, k.name)
 			}
 		} else {
 			v, err := p.value(depth+1, k)
@@ -353,6 +396,62 @@ func (p *parser) skip(depth int) error {
 		_, err := p.value(depth, nil)
 		return err
 	}
+}
+
+// skipCanonical checks the value that starts at p.pos. When its bytes are
+// what a JSON encoder writes for its decoded value (a string without
+// escapes nor U+2028/U+2029, an integer that fits in 18 digits other than
+// -0, a literal), it returns ok without building it; otherwise it returns
+// the decoded value, with ok false.
+func (p *parser) skipCanonical(depth int, k *key) (v any, ok bool, err error) {
+	if p.pos == len(p.data) {
+		return nil, false, p.failEnd("a value")
+	}
+	start := p.pos
+	switch c := p.data[p.pos]; {
+	case c == '"':
+		s, err := p.str()
+		if err != nil {
+			return nil, false, err
+		}
+		if p.pos-start-2 == len(s) && !hasLineSeparatorBytes(s) {
+			return nil, true, nil
+		}
+		return p.d.str(k, s), false, nil
+	case c == '-' || c >= '0' && c <= '9':
+		text, integer, err := p.numberText()
+		if err != nil {
+			return nil, false, err
+		}
+		if integer && len(text) <= 18 && string(text) != "-0" {
+			return nil, true, nil
+		}
+		p.pos = start
+		v, err := p.number()
+		return v, false, err
+	case c == 't' || c == 'f' || c == 'n':
+		_, err := p.value(depth, k)
+		return nil, true, err
+	default:
+		v, err := p.value(depth, k)
+		return v, false, err
+	}
+}
+
+// hasLineSeparator reports whether s holds U+2028 or U+2029, which JSON
+// encoders escape.
+func hasLineSeparator(s string) bool {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] == 0xe2 && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasLineSeparatorBytes(b []byte) bool {
+	i := bytes.IndexByte(b, 0xe2)
+	return i >= 0 && hasLineSeparator(string(b[i:]))
 }
 
 func (p *parser) literal(word string) error {
@@ -468,6 +567,16 @@ func (p *parser) number() (any, error) {
 
 // key decodes the key of the field-th member of an object.
 func (p *parser) key(field int, top bool) (*key, error) {
+	if top && field < len(p.d.order) {
+		// The key the last object had here, spelt the same, needs no
+		// scan: a plain name followed by its closing quote.
+		k := p.d.order[field]
+		end := p.pos + 1 + len(k.name)
+		if k.plain && end < len(p.data) && p.data[end] == '"' && string(p.data[p.pos+1:end]) == k.name {
+			p.pos = end + 1
+			return k, nil
+		}
+	}
 	b, err := p.str()
 	if err != nil {
 		return nil, err
@@ -503,6 +612,13 @@ var plain = func() (t [256]bool) {
 func (p *parser) str() ([]byte, error) {
 	data := p.data
 	start := p.pos + 1
+	// Fast path: most strings are printable ASCII without escapes, which
+	// finding the closing quote (vectorised) and checking eight bytes at a
+	// time confirms several times faster than the loop below.
+	if j := bytes.IndexByte(data[start:], '"'); j >= 0 && printableASCII(data[start:start+j]) {
+		p.pos = start + j + 1
+		return data[start : start+j], nil
+	}
 	i := start
 	for {
 		for i < len(data) && plain[data[i]] {
@@ -531,6 +647,27 @@ func (p *parser) str() ([]byte, error) {
 			i += size
 		}
 	}
+}
+
+// printableASCII reports whether b holds only bytes from 0x20 to 0x7f
+// other than '\\'.
+func printableASCII(b []byte) bool {
+	const lo, hi = 0x2020202020202020, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		// A byte below 0x20 borrows into its high bit when 0x20 is
+		// subtracted; a byte from 0x80 has it set already.
+		if ((w-lo)|w)&hi != 0 {
+			return false
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] < 0x20 || b[i] >= 0x80 {
+			return false
+		}
+	}
+	return bytes.IndexByte(b, '\\') < 0
 }
 
 // unescape decodes a string with escapes: start is its first byte, and

@@ -39,7 +39,7 @@ func TestJSONValues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := newJSONDecoder(nil).decode([]byte(tt.in))
+			got, err := newJSONDecoder(nil, false).decode([]byte(tt.in))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,7 +89,7 @@ func TestJSONErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := newJSONDecoder(nil).decode([]byte(tt.in))
+			got, err := newJSONDecoder(nil, false).decode([]byte(tt.in))
 			if err == nil {
 				t.Fatalf("accepted: %#v", got)
 			}
@@ -106,7 +106,7 @@ func TestJSONErrors(t *testing.T) {
 // TestJSONProjection: with Fields set, other top-level keys are checked
 // but not decoded.
 func TestJSONProjection(t *testing.T) {
-	d := newJSONDecoder([]string{"a", "c"})
+	d := newJSONDecoder([]string{"a", "c"}, false)
 	got, err := d.decode([]byte(`{"a":1,"b":{"deep":[1,2]},"c":"x","d":"y"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func TestJSONProjection(t *testing.T) {
 // TestJSONCachesDoNotLeak: keys and values cached from one record must not
 // change what another decodes to, across many shapes.
 func TestJSONCachesDoNotLeak(t *testing.T) {
-	d := newJSONDecoder(nil)
+	d := newJSONDecoder(nil, false)
 	for i := range 5000 {
 		in := `{"k` + strconv.Itoa(i%7) + `":"v` + strconv.Itoa(i%300) + `","n":` + strconv.Itoa(i) + `,"u":"` + strconv.Itoa(i) + `"}`
 		got, err := d.decode([]byte(in))
@@ -211,7 +211,7 @@ func FuzzJSON(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	d := newJSONDecoder(nil)
+	d := newJSONDecoder(nil, false)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := d.decode(data)
 		want, ok := oracle(data)

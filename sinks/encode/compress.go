@@ -128,7 +128,7 @@ func (j *JSONLines) Encode(dst []byte, r *engine.Record) ([]byte, error) {
 		}
 		return dst, nil
 	}
-	return j.enc.AppendRecord(dst, r.Fields)
+	return j.enc.AppendWhole(dst, r)
 }
 
 // Seal writes the final content of an output whose spooled lines are read

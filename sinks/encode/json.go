@@ -51,6 +51,14 @@ const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 type JSON struct {
 	// keys holds one scratch slice per nesting depth for sorting keys.
 	keys [][]string
+	// Scratch of AppendWhole: the raw members of the last record, and
+	// whether the projection names each key by its position.
+	members, sorted []rawMember
+	proj            *engine.Projection
+	named           []namedKey
+	// pos holds the positions of the raw members in the record, perm the
+	// order that sorts them; lastPos the positions perm was made for.
+	pos, perm, lastPos []int
 }
 
 // AppendRecord appends fields as one JSON object and a newline to dst. On
