@@ -2,14 +2,17 @@
 #
 #   make run    the demo: examples/quickstart.yaml on embedded defaults
 #   make test   everything CI runs (installs the npm test servers first)
-#   make bench  Go benchmarks (records/s, MB/s, allocations)
+#   make bench  Go benchmarks (records/s, MB/s, allocations), then sluice
+#               against Benthos on the same input (bench/, writes bench/results.md)
 
 GO       ?= go
 BIN      := bin/sluice
 PIPELINE ?= examples/quickstart.yaml
 # BENCH selects benchmarks; BENCHTIME=1x is the smoke mode CI uses.
-BENCH     ?= .
-BENCHTIME ?= 1s
+# BENCHFLAGS go to the comparison (bench/): -records, -runs, -workloads, -peer.
+BENCH      ?= .
+BENCHTIME  ?= 1s
+BENCHFLAGS ?=
 
 .PHONY: build run test test-short bench bench-smoke lint deps clean
 
@@ -40,11 +43,15 @@ test-short: lint
 
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) ./...
+	cd bench && $(GO) run . $(BENCHFLAGS)
 
-# bench-smoke runs every benchmark once so the harness cannot rot; it
-# asserts no timing.
+# bench-smoke runs every benchmark once, and the comparison on 2,000
+# records with sluice alone (building Benthos takes minutes the first
+# time), checking every output against the reference model, so that the
+# harness cannot rot. It asserts no timing.
 bench-smoke:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./... > /dev/null
+	cd bench && $(GO) vet . && $(GO) test -count=1 . && $(GO) run . -smoke > /dev/null
 
 clean:
 	rm -rf bin out data
