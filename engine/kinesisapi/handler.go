@@ -1,13 +1,16 @@
 // Package kinesisapi serves a stream store (package stream) over the
 // Kinesis Data Streams protocol: JSON 1.1 over HTTP, the operation named
-// by the X-Amz-Target header (Kinesis_20131202.PutRecords, …). The AWS
-// SDKs, boto3, the AWS CLI and the Kinesis Agent talk to it as to Kinesis,
-// given its URL as their endpoint.
+// by the X-Amz-Target header (Kinesis_20131202.PutRecords, …), or its CBOR
+// variant, which the AWS SDK for Java (and so the Kinesis Agent and the
+// KCL) speaks by default (cbor.go). The AWS SDKs, boto3, the AWS CLI and
+// the Kinesis Agent talk to it as to Kinesis, given its URL as their
+// endpoint.
 //
-// Errors have Kinesis's shape — HTTP 400 with a JSON body holding
-// "__type" and "message" (500 for internal failures) — so that clients
-// retry exactly what Kinesis would have them retry. Request bodies are
-// bounded. Any signature is accepted unless Config.Keys is set.
+// Errors have Kinesis's shape — HTTP 400 with a body, JSON or CBOR as the
+// request was, holding "__type" and "message" (500 for internal
+// failures) — so that clients retry exactly what Kinesis would have them
+// retry. Request bodies are bounded. Any signature is accepted unless
+// Config.Keys is set.
 // docs/kinesis-compatibility.md lists where answers differ from Kinesis.
 package kinesisapi
 
@@ -115,7 +118,8 @@ func fromStore(err error) *apiError {
 	return &apiError{status: http.StatusBadRequest, typ: k.String(), message: msg}
 }
 
-// contentTypes the protocol accepts. CBOR is not spoken.
+// contentTypes of the protocol: a request in CBOR is answered in CBOR,
+// anything else in JSON.
 const (
 	jsonType = "application/x-amz-json-1.1"
 	cborType = "application/x-amz-cbor-1.1"
@@ -123,12 +127,32 @@ const (
 
 const targetPrefix = "Kinesis_20131202."
 
-// op is one operation: it decodes its request from body and returns what
-// to write back (a value to JSON-encode, or raw bytes).
-type op func(h *Handler, ctx context.Context, body []byte) (any, error)
+// op is one operation: it decodes its request with in.decode and returns
+// what to write back: nil for an answer without members, a value to
+// encode, or, on the JSON hot paths, rawJSON.
+type op func(h *Handler, ctx context.Context, in request) (any, error)
 
 // rawJSON is a response already encoded.
 type rawJSON []byte
+
+// request is a call's body and the protocol it came in.
+type request struct {
+	body []byte
+	cbor bool
+}
+
+// decode decodes the body into v, a pointer to the operation's request
+// struct.
+func (in request) decode(v any) error {
+	if in.cbor {
+		return decodeCBOR(in.body, v)
+	}
+	return decode(in.body, v)
+}
+
+func isCBOR(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("Content-Type"), cborType)
+}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-amzn-RequestId", requestID())
@@ -141,10 +165,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fn := h.ops[name]
 	if !ok || fn == nil {
 		h.fail(w, r, &apiError{status: http.StatusBadRequest, typ: "UnknownOperationException"})
-		return
-	}
-	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, cborType) {
-		h.fail(w, r, newErr("SerializationException", "CBOR is not supported; make the client send JSON (for the AWS SDK for Java and the Kinesis Agent: AWS_CBOR_DISABLE=true)"))
 		return
 	}
 	if err := h.authenticate(r); err != nil {
@@ -167,12 +187,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if len(body) == 0 {
-		body = []byte("{}")
+	in := request{body: body, cbor: isCBOR(r)}
+	if len(body) == 0 && !in.cbor {
+		in.body = []byte("{}")
 	}
-	res, err := fn(h, r.Context(), body)
+	res, err := fn(h, r.Context(), in)
 	if err != nil {
 		h.fail(w, r, err)
+		return
+	}
+	if in.cbor {
+		h.answerCBOR(w, r, res)
 		return
 	}
 	w.Header().Set("Content-Type", jsonType)
@@ -196,6 +221,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// answerCBOR writes a successful answer to a CBOR request.
+func (h *Handler) answerCBOR(w http.ResponseWriter, r *http.Request, res any) {
+	if _, raw := res.(rawJSON); raw {
+		h.fail(w, r, errors.New("encode response: an operation answered JSON to a CBOR request"))
+		return
+	}
+	b := []byte(emptyCBORMap)
+	if res != nil {
+		var err error
+		if b, err = cborEnc.Marshal(res); err != nil {
+			h.fail(w, r, fmt.Errorf("encode response: %w", err))
+			return
+		}
+	}
+	w.Header().Set("Content-Type", cborType)
+	w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	ae := fromStore(err)
 	if ae.status >= 500 {
@@ -205,8 +250,14 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.message != "" {
 		body["message"] = ae.message
 	}
-	b, _ := json.Marshal(body)
-	w.Header().Set("Content-Type", jsonType)
+	var b []byte
+	if isCBOR(r) {
+		b, _ = cborEnc.Marshal(body)
+		w.Header().Set("Content-Type", cborType)
+	} else {
+		b, _ = json.Marshal(body)
+		w.Header().Set("Content-Type", jsonType)
+	}
 	w.Header().Set("Content-Length", fmt.Sprint(len(b)))
 	w.WriteHeader(ae.status)
 	w.Write(b)

@@ -80,14 +80,14 @@ type enhancedMonitoring struct{ ShardLevelMetrics []string }
 
 // CreateStream
 
-func (h *Handler) createStream(_ context.Context, body []byte) (any, error) {
+func (h *Handler) createStream(_ context.Context, in request) (any, error) {
 	var req struct {
 		streamRef
 		ShardCount        *int64
 		StreamModeDetails *struct{ StreamMode *string }
 		Tags              map[string]string
 	}
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks
@@ -128,12 +128,12 @@ func (h *Handler) createStream(_ context.Context, body []byte) (any, error) {
 
 // DeleteStream
 
-func (h *Handler) deleteStream(_ context.Context, body []byte) (any, error) {
+func (h *Handler) deleteStream(_ context.Context, in request) (any, error) {
 	var req struct {
 		streamRef
 		EnforceConsumerDeletion *bool
 	}
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks
@@ -152,13 +152,13 @@ func (h *Handler) deleteStream(_ context.Context, body []byte) (any, error) {
 
 // DescribeStream
 
-func (h *Handler) describeStream(_ context.Context, body []byte) (any, error) {
+func (h *Handler) describeStream(_ context.Context, in request) (any, error) {
 	var req struct {
 		streamRef
 		Limit                 *int64
 		ExclusiveStartShardId *string
 	}
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks
@@ -207,9 +207,9 @@ func (h *Handler) describeStream(_ context.Context, body []byte) (any, error) {
 	}}, nil
 }
 
-func (h *Handler) describeStreamSummary(_ context.Context, body []byte) (any, error) {
+func (h *Handler) describeStreamSummary(_ context.Context, in request) (any, error) {
 	var req struct{ streamRef }
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks
@@ -240,13 +240,13 @@ func (h *Handler) describeStreamSummary(_ context.Context, body []byte) (any, er
 
 // ListStreams
 
-func (h *Handler) listStreams(_ context.Context, body []byte) (any, error) {
+func (h *Handler) listStreams(_ context.Context, in request) (any, error) {
 	var req struct {
 		Limit                    *int64
 		ExclusiveStartStreamName *string
 		NextToken                *string
 	}
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks
@@ -307,7 +307,7 @@ func (h *Handler) listStreams(_ context.Context, body []byte) (any, error) {
 
 // ListShards
 
-func (h *Handler) listShards(_ context.Context, body []byte) (any, error) {
+func (h *Handler) listShards(_ context.Context, in request) (any, error) {
 	var req struct {
 		streamRef
 		NextToken               *string
@@ -320,7 +320,7 @@ func (h *Handler) listShards(_ context.Context, body []byte) (any, error) {
 			Timestamp *epoch
 		}
 	}
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks
@@ -465,13 +465,13 @@ func decodeToken(s string, now time.Time) (token, error) {
 
 // Resharding
 
-func (h *Handler) splitShard(_ context.Context, body []byte) (any, error) {
+func (h *Handler) splitShard(_ context.Context, in request) (any, error) {
 	var req struct {
 		streamRef
 		ShardToSplit       *string
 		NewStartingHashKey *string
 	}
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks
@@ -487,13 +487,13 @@ func (h *Handler) splitShard(_ context.Context, body []byte) (any, error) {
 	return nil, h.store.SplitShard(name, *req.ShardToSplit, *req.NewStartingHashKey)
 }
 
-func (h *Handler) mergeShards(_ context.Context, body []byte) (any, error) {
+func (h *Handler) mergeShards(_ context.Context, in request) (any, error) {
 	var req struct {
 		streamRef
 		ShardToMerge         *string
 		AdjacentShardToMerge *string
 	}
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks
@@ -510,13 +510,13 @@ func (h *Handler) mergeShards(_ context.Context, body []byte) (any, error) {
 	return nil, h.store.MergeShards(name, *req.ShardToMerge, *req.AdjacentShardToMerge)
 }
 
-func (h *Handler) updateShardCount(_ context.Context, body []byte) (any, error) {
+func (h *Handler) updateShardCount(_ context.Context, in request) (any, error) {
 	var req struct {
 		streamRef
 		TargetShardCount *int64
 		ScalingType      *string
 	}
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks
@@ -539,12 +539,12 @@ func (h *Handler) updateShardCount(_ context.Context, body []byte) (any, error) 
 
 // Retention
 
-func (h *Handler) retention(body []byte, fn func(name string, hours int) error) (any, error) {
+func (h *Handler) retention(in request, fn func(name string, hours int) error) (any, error) {
 	var req struct {
 		streamRef
 		RetentionPeriodHours *int64
 	}
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks
@@ -558,12 +558,12 @@ func (h *Handler) retention(body []byte, fn func(name string, hours int) error) 
 	return nil, fn(name, int(*req.RetentionPeriodHours))
 }
 
-func (h *Handler) increaseRetention(_ context.Context, body []byte) (any, error) {
-	return h.retention(body, h.store.IncreaseRetention)
+func (h *Handler) increaseRetention(_ context.Context, in request) (any, error) {
+	return h.retention(in, h.store.IncreaseRetention)
 }
 
-func (h *Handler) decreaseRetention(_ context.Context, body []byte) (any, error) {
-	return h.retention(body, h.store.DecreaseRetention)
+func (h *Handler) decreaseRetention(_ context.Context, in request) (any, error) {
+	return h.retention(in, h.store.DecreaseRetention)
 }
 
 // Tags
@@ -577,12 +577,12 @@ func checkTags(tags map[string]string) error {
 	return c.err()
 }
 
-func (h *Handler) addTags(_ context.Context, body []byte) (any, error) {
+func (h *Handler) addTags(_ context.Context, in request) (any, error) {
 	var req struct {
 		streamRef
 		Tags map[string]string
 	}
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks
@@ -601,12 +601,12 @@ func (h *Handler) addTags(_ context.Context, body []byte) (any, error) {
 	return nil, h.store.AddTags(name, req.Tags)
 }
 
-func (h *Handler) removeTags(_ context.Context, body []byte) (any, error) {
+func (h *Handler) removeTags(_ context.Context, in request) (any, error) {
 	var req struct {
 		streamRef
 		TagKeys []string
 	}
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks
@@ -620,13 +620,13 @@ func (h *Handler) removeTags(_ context.Context, body []byte) (any, error) {
 	return nil, h.store.RemoveTags(name, req.TagKeys)
 }
 
-func (h *Handler) listTags(_ context.Context, body []byte) (any, error) {
+func (h *Handler) listTags(_ context.Context, in request) (any, error) {
 	var req struct {
 		streamRef
 		ExclusiveStartTagKey *string
 		Limit                *int64
 	}
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks

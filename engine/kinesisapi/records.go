@@ -24,7 +24,7 @@ const (
 
 // PutRecord
 
-func (h *Handler) putRecord(ctx context.Context, body []byte) (any, error) {
+func (h *Handler) putRecord(ctx context.Context, in request) (any, error) {
 	var req struct {
 		streamRef
 		Data                      *[]byte
@@ -32,7 +32,7 @@ func (h *Handler) putRecord(ctx context.Context, body []byte) (any, error) {
 		ExplicitHashKey           *string
 		SequenceNumberForOrdering *string
 	}
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks
@@ -57,6 +57,9 @@ func (h *Handler) putRecord(ctx context.Context, body []byte) (any, error) {
 	}
 	if res[0].Err != nil {
 		return nil, res[0].Err
+	}
+	if in.cbor {
+		return putRecordOutput{ShardId: res[0].ShardID, SequenceNumber: res[0].Seq.String()}, nil
 	}
 	b := make([]byte, 0, 128)
 	b = append(b, `{"ShardId":`...)
@@ -87,8 +90,14 @@ type putRecordsEntry struct {
 	hasHash         bool
 }
 
-func (h *Handler) putRecords(ctx context.Context, body []byte) (any, error) {
-	req, err := parsePutRecords(body)
+func (h *Handler) putRecords(ctx context.Context, in request) (any, error) {
+	var req putRecordsRequest
+	var err error
+	if in.cbor {
+		req, err = parsePutRecordsCBOR(in.body)
+	} else {
+		req, err = parsePutRecords(in.body)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +145,18 @@ func (h *Handler) putRecords(ctx context.Context, body []byte) (any, error) {
 			failed++
 		}
 	}
+	if in.cbor {
+		out := putRecordsOutput{FailedRecordCount: failed, Records: make([]putRecordsResult, len(res))}
+		for i := range res {
+			if err := res[i].Err; err != nil {
+				ae := fromStore(err)
+				out.Records[i] = putRecordsResult{ErrorCode: ae.typ, ErrorMessage: ae.message}
+				continue
+			}
+			out.Records[i] = putRecordsResult{SequenceNumber: res[i].Seq.String(), ShardId: res[i].ShardID}
+		}
+		return out, nil
+	}
 	b := make([]byte, 0, 32+len(res)*96)
 	b = append(b, `{"FailedRecordCount":`...)
 	b = strconv.AppendInt(b, int64(failed), 10)
@@ -165,7 +186,7 @@ func (h *Handler) putRecords(ctx context.Context, body []byte) (any, error) {
 
 // GetShardIterator
 
-func (h *Handler) getShardIterator(_ context.Context, body []byte) (any, error) {
+func (h *Handler) getShardIterator(_ context.Context, in request) (any, error) {
 	var req struct {
 		streamRef
 		ShardId                *string
@@ -173,7 +194,7 @@ func (h *Handler) getShardIterator(_ context.Context, body []byte) (any, error) 
 		StartingSequenceNumber *string
 		Timestamp              *epoch
 	}
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks
@@ -210,19 +231,22 @@ func (h *Handler) getShardIterator(_ context.Context, body []byte) (any, error) 
 	if err != nil {
 		return nil, err
 	}
+	if in.cbor {
+		return map[string]string{"ShardIterator": string(encodeIterator(cur, h.now()))}, nil
+	}
 	b := append([]byte(`{"ShardIterator":"`), encodeIterator(cur, h.now())...)
 	return rawJSON(append(b, `"}`...)), nil
 }
 
 // GetRecords
 
-func (h *Handler) getRecords(_ context.Context, body []byte) (any, error) {
+func (h *Handler) getRecords(_ context.Context, in request) (any, error) {
 	var req struct {
 		ShardIterator *string
 		Limit         *int64
 		StreamARN     *string
 	}
-	if err := decode(body, &req); err != nil {
+	if err := in.decode(&req); err != nil {
 		return nil, err
 	}
 	var c checks
@@ -250,6 +274,9 @@ func (h *Handler) getRecords(_ context.Context, body []byte) (any, error) {
 	res, err := h.store.Read(cur, limit, maxGetBytes)
 	if err != nil {
 		return nil, err
+	}
+	if in.cbor {
+		return h.getRecordsCBOR(cur, res, now), nil
 	}
 	size := 0
 	for i := range res.Records {
@@ -309,6 +336,116 @@ func (h *Handler) getRecords(_ context.Context, body []byte) (any, error) {
 	}
 	b = append(b, '}')
 	return rawJSON(b), nil
+}
+
+// The answers of the hot paths in CBOR; in JSON they are written by hand.
+
+type putRecordOutput struct {
+	ShardId        string
+	SequenceNumber string
+}
+
+type putRecordsOutput struct {
+	FailedRecordCount int
+	Records           []putRecordsResult
+}
+
+type putRecordsResult struct {
+	SequenceNumber string `cbor:",omitempty"`
+	ShardId        string `cbor:",omitempty"`
+	ErrorCode      string `cbor:",omitempty"`
+	ErrorMessage   string `cbor:",omitempty"`
+}
+
+type getRecordsOutput struct {
+	Records            []recordOutput
+	NextShardIterator  string `cbor:",omitempty"`
+	MillisBehindLatest int64
+	// ChildShards is present, perhaps empty, once the shard has ended.
+	ChildShards *[]childShard `cbor:",omitempty"`
+}
+
+type recordOutput struct {
+	SequenceNumber              string
+	ApproximateArrivalTimestamp cborTime
+	Data                        []byte
+	PartitionKey                string
+}
+
+type childShard struct {
+	ShardId      string
+	ParentShards []string
+	HashKeyRange hashKeyRange
+}
+
+func (h *Handler) getRecordsCBOR(cur stream.Cursor, res stream.ReadResult, now time.Time) getRecordsOutput {
+	out := getRecordsOutput{Records: make([]recordOutput, len(res.Records)), MillisBehindLatest: res.MillisBehind}
+	data := 0
+	for i := range res.Records {
+		r := &res.Records[i]
+		data += len(r.Data)
+		out.Records[i] = recordOutput{
+			SequenceNumber:              r.Seq.String(),
+			ApproximateArrivalTimestamp: cborTime(time.UnixMilli(r.Seq.Ms)),
+			Data:                        r.Data,
+			PartitionKey:                validText(r.PartitionKey),
+		}
+	}
+	if h.limits != nil {
+		h.limits.readBytes(cur.Stream, cur.ShardID, data)
+	}
+	if !res.Ended {
+		out.NextShardIterator = string(encodeIterator(res.Next, now))
+		return out
+	}
+	children := make([]childShard, len(res.Children))
+	for i, ch := range res.Children {
+		parents := []string{ch.Parent}
+		if ch.AdjacentParent != "" {
+			parents = append(parents, ch.AdjacentParent)
+		}
+		children[i] = childShard{ShardId: ch.ID, ParentShards: parents, HashKeyRange: hashKeyRange{ch.StartHash.String(), ch.EndHash.String()}}
+	}
+	out.ChildShards = &children
+	return out
+}
+
+// parsePutRecordsCBOR decodes a PutRecords request in CBOR into the
+// struct that the JSON parser fills.
+func parsePutRecordsCBOR(body []byte) (putRecordsRequest, error) {
+	var in struct {
+		StreamName *string
+		StreamARN  *string
+		Records    *[]*struct {
+			Data            *[]byte
+			PartitionKey    *string
+			ExplicitHashKey *string
+		}
+	}
+	if err := decodeCBOR(body, &in); err != nil {
+		return putRecordsRequest{}, err
+	}
+	req := putRecordsRequest{StreamName: in.StreamName, StreamARN: in.StreamARN, hasRecords: in.Records != nil}
+	if in.Records == nil {
+		return req, nil
+	}
+	req.Records = make([]putRecordsEntry, len(*in.Records))
+	for i, r := range *in.Records {
+		if r == nil {
+			continue
+		}
+		e := &req.Records[i]
+		if r.Data != nil {
+			e.Data, e.hasData = *r.Data, true
+		}
+		if r.PartitionKey != nil {
+			e.PartitionKey, e.hasKey = *r.PartitionKey, true
+		}
+		if r.ExplicitHashKey != nil {
+			e.ExplicitHashKey, e.hasHash = *r.ExplicitHashKey, true
+		}
+	}
+	return req, nil
 }
 
 // A shard iterator is the cursor, when it was issued, and a checksum,
