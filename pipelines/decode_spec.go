@@ -442,8 +442,20 @@ func (d *decoder) sink(n *yaml.Node, path string, depth int) Sink {
 			kind([]field{{"dsn", req(&s.Postgres.DSN)}, {"table", req(&s.Postgres.Table)}}, "dsn", "table")(k, v, p)
 		}},
 		{"http", func(k, v *yaml.Node, p string) {
-			s.HTTP = &HTTPSink{}
-			kind([]field{{"url", req(&s.HTTP.URL)}, {"access_key", str(&s.HTTP.AccessKey)}}, "url")(k, v, p)
+			h := &HTTPSink{}
+			s.HTTP = h
+			kind([]field{
+				{"url", req(&h.URL)}, {"access_key", str(&h.AccessKey)},
+				{"body", func(_, v *yaml.Node, p string) { h.Body, _ = d.choice(v, p, depth+2, "firehose", "json", "ndjson") }},
+				{"common_attributes", func(_, v *yaml.Node, p string) { h.CommonAttributes = d.stringMap(v, p, depth+2) }},
+				{"timeout", func(_, v *yaml.Node, p string) { h.Timeout, _ = d.duration(v, p, depth+2) }},
+				{"tls", func(_, v *yaml.Node, p string) {
+					d.mapping(v, p, depth+2, []field{
+						{"ca_file", req(&h.TLS.CAFile)}, {"cert_file", req(&h.TLS.CertFile)}, {"key_file", req(&h.TLS.KeyFile)},
+					}, nil)
+				}},
+				{"dir", req(&h.Dir)}, {"error_prefix", str(&h.ErrorPrefix)},
+			}, "url")(k, v, p)
 		}},
 		{"kinesis", func(k, v *yaml.Node, p string) {
 			ks := &KinesisSink{}

@@ -71,7 +71,7 @@ func (c *checker) sinks(schemas []operators.Schema) []compiledSink {
 			continue
 		}
 		switch kind {
-		case "files", "stdout", "s3":
+		case "files", "stdout", "s3", "http":
 		default:
 			c.atKey(path+"."+kind, path, "the %s sink is not available in this version", kind)
 			continue
@@ -102,6 +102,8 @@ func (c *checker) sinks(schemas []operators.Schema) []compiledSink {
 			out[i].eventTime = c.prefixTime(path+".s3.timestamp", sk.S3.Timestamp, schema)
 			out[i].location = loc
 			c.s3(path, sk.S3)
+		case "http":
+			c.http(path, sk)
 		case "stdout":
 			if len(sk.PartitionKeys) > 0 {
 				c.atKey(path+".partition_keys", path, "partition_keys name parts of output keys; stdout has none")
@@ -114,10 +116,12 @@ func (c *checker) sinks(schemas []operators.Schema) []compiledSink {
 		c.buffer(path, sk)
 		if c.s.loc.key[path+".retry"] != (Pos{}) || sk.Retry != (Retry{}) {
 			switch {
-			case kind != "s3":
-				c.atKey(path+".retry", path, "retry applies to deliveries over the network (the s3 sink); the %s sink writes locally", kind)
+			case kind != "s3" && kind != "http":
+				c.atKey(path+".retry", path, "retry applies to deliveries over the network (the s3 and http sinks); the %s sink writes locally", kind)
 			case c.s.loc.key[path+".retry.duration"] == (Pos{}) && c.fromFile:
 				c.atKey(path+".retry", path, "retry needs a duration, such as {duration: 10m}")
+			case kind == "http":
+				c.httpRetry(path, sk.Retry.Duration)
 			case sk.Retry.Duration <= 0 && !c.has(path+".retry.duration"):
 				c.atVal(path+".retry.duration", "the retry duration must be positive, such as 10m")
 			}
@@ -301,6 +305,7 @@ var sinkFormatsNow = map[string][]string{
 	"files":  {"json", "parquet"},
 	"s3":     {"json", "parquet"},
 	"stdout": {"json"},
+	"http":   {"json"},
 }
 
 // checkFormat reports a format or compression the sink kind cannot write.
@@ -345,6 +350,8 @@ func buildSink(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions
 		})
 	case "s3":
 		return buildS3(s, sk, cs, rt, opts)
+	case "http":
+		return buildHTTP(s, sk, rt, opts)
 	case "stdout":
 		return stdoutsink.New(stdoutsink.Config{Name: sk.Name, Out: opts.Stdout, Errors: opts.Stderr})
 	}

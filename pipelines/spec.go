@@ -409,10 +409,25 @@ type PostgresSink struct {
 	DSN, Table string
 }
 
-// HTTPSink posts batches in the Firehose HTTP endpoint format.
+// HTTPSink posts batches to an HTTP endpoint, in the Firehose HTTP
+// endpoint format or as JSON.
 type HTTPSink struct {
 	URL       string
 	AccessKey string
+	// Body is firehose, json or ndjson; empty: firehose.
+	Body             string
+	CommonAttributes map[string]string
+	// Timeout bounds one request; 0: the sink's default.
+	Timeout time.Duration
+	TLS     HTTPTLS
+	// Dir holds staging and the error output; empty: next to the
+	// checkpoint store. ErrorPrefix is a key template under it.
+	Dir, ErrorPrefix string
+}
+
+// HTTPTLS holds the TLS settings of an HTTP sink.
+type HTTPTLS struct {
+	CAFile, CertFile, KeyFile string
 }
 
 // KinesisSink puts records into a Kinesis stream.

@@ -160,7 +160,7 @@ func compile(s *Spec, rt runtime, prior ErrorList) (*compiled, ErrorList) {
 	out.steps = c.steps(out)
 	out.alerts = c.alerts(out, rt)
 	if s.Server != nil {
-		c.atKey("server", "", "server is not available in this version")
+		c.server(s.Server)
 	}
 	out.sinks = c.sinks(out.schemas)
 	return out, c.errs
