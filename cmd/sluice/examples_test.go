@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,14 @@ import (
 // nothing.
 var exampleSetups = map[string]func(t *testing.T, dir string){
 	"kinesis-to-files": setupKinesisExample,
+	// Examples with a server block listen where SLUICE_LISTEN says.
+	"quickstart": func(t *testing.T, _ string) { t.Setenv("SLUICE_LISTEN", "127.0.0.1:0") },
+	"http-endpoint": func(t *testing.T, _ string) {
+		t.Setenv("SLUICE_LISTEN", "127.0.0.1:0")
+		rcv := httptest.NewServer(&firehoseReceiver{records: map[string]bool{}, ids: map[string]bool{}})
+		t.Cleanup(rcv.Close)
+		t.Setenv("HTTP_ENDPOINT", rcv.URL+"/ingest")
+	},
 	"local-stream": func(t *testing.T, dir string) {
 		var lines strings.Builder
 		for i := range 200 {

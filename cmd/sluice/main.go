@@ -35,6 +35,7 @@ func commands() map[string]command {
 		"serve":    {"run the embedded stream store behind a Kinesis-compatible API", cmdServe},
 		"put":      {"write lines from stdin to a stream as records", cmdPut},
 		"tail":     {"print records from a stream", cmdTail},
+		"tap":      {"print live records at a step or sink of a running pipeline", cmdTap},
 		"version":  {"print the version", cmdVersion},
 	}
 }

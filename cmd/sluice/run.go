@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/server"
 	"github.com/sluice-dev/sluice/pipelines"
 )
 
@@ -22,6 +24,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "least severe level logged: debug, info, warn, error")
 	status := fs.String("status", "auto", "live status line: auto (on when stderr is a terminal), on, off")
+	listen := fs.String("listen", "", "serve /metrics, the API and the dashboard on this host:port (default: the pipeline file's server.listen; without either, no server)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sluice run [flags] FILE…\n\nRuns pipelines until their input ends or SIGINT/SIGTERM stops them; either way every\nbuffer is sealed and the last checkpoint written before exit 0.\n\nflags:")
 		fs.PrintDefaults()
@@ -47,11 +50,20 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 
 	var runs []*engine.Pipeline
+	serverAt, serverFrom := *listen, "--listen"
 	for _, path := range fs.Args() {
 		spec, err := pipelines.Load(path, nil)
 		if err != nil {
 			printPipelineError(stderr, path, err)
 			return exitUsage
+		}
+		if spec.Server != nil && *listen == "" {
+			l := cmpOr(spec.Server.Listen, server.DefaultListen)
+			if serverAt != "" && serverAt != l {
+				fmt.Fprintf(stderr, "sluice run: %s serves on %s but %s on %s; one process has one server: make them agree or use --listen\n", path, l, serverFrom, serverAt)
+				return exitUsage
+			}
+			serverAt, serverFrom = l, path
 		}
 		p, err := pipelines.Build(spec, pipelines.BuildOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr, Logger: logger})
 		if err != nil {
@@ -62,6 +74,24 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		runs = append(runs, p)
 	}
 
+	var srv *server.Server
+	if serverAt != "" {
+		srv, err = server.New(server.Config{Listen: serverAt, Pipelines: runs, Version: version, Logger: logger})
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice run: %v\n", err)
+			return exitUsage
+		}
+		srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+		addr, err := srv.Start(srvCtx)
+		if err != nil {
+			stopServer()
+			fmt.Fprintf(stderr, "sluice run: %v\n", err)
+			return exitRuntime
+		}
+		defer stopServer()
+		logger.Info("dashboard at "+dashboardURL(addr), "metrics", dashboardURL(addr)+"metrics")
+	}
+
 	stopStatus := func() {}
 	if showStatus {
 		stopStatus = startStatus(con, runs)
@@ -69,7 +99,13 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range runs {
 		logger.Info("pipeline started", "pipeline", p.Name)
-		g.Go(func() error { return p.Run(gctx) })
+		g.Go(func() error {
+			err := p.Run(gctx)
+			if srv != nil {
+				srv.Finished(p.Name, err)
+			}
+			return err
+		})
 	}
 	err = g.Wait()
 	stopStatus()
@@ -81,6 +117,26 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		logger.Info("pipeline finished", "pipeline", p.Name, "in", p.Stats.In.Load(), "out", p.Stats.Out.Load(), "errors", p.Stats.Errors.Load())
 	}
 	return exitOK
+}
+
+// dashboardURL is the URL to open for a listen address: a wildcard host
+// is reached on loopback.
+func dashboardURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + "/"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+func cmpOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

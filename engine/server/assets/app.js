@@ -207,7 +207,7 @@ function renderChart(p, info) {
   const k = windowKey(p, info.step);
   const w = state.windows[k] || (state.windows[k] = { rows: [], metric: null });
   const values = info.values || [];
-  if (!w.metric || !values.includes(w.metric)) w.metric = values[0] || null;
+  if (!w.metric || !values.includes(w.metric)) w.metric = defaultMetric(values);
   const select = el("select", { "aria-label": "aggregate", onchange: e => { w.metric = e.target.value; renderAll(); } },
     ...values.map(v => { const o = el("option", { value: v, text: v }); if (v === w.metric) o.selected = true; return o; }));
   const ends = [...new Set(w.rows.map(r => r.window_end))].sort();
@@ -220,8 +220,14 @@ function renderChart(p, info) {
     svg.el, legend);
 }
 
+// defaultMetric picks the aggregate a chart shows first: a count when
+// there is one, else the first.
+function defaultMetric(values) {
+  return values.find(v => /^(requests|count|events|records)$/.test(v)) || values.find(v => /count/.test(v)) || values[0] || null;
+}
+
 function chartSVG(w, keys, ends) {
-  const W = 640, H = 240, L = 52, R = 12, T = 12, B = 28;
+  const W = 640, H = 240, L = 52, R = 30, T = 12, B = 28;
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", class: "plot", "data-points": 0, "data-windows": ends.length });
   if (!w.metric || !ends.length) {
     svg.append(el("text", { class: "empty", x: W / 2, y: H / 2, "text-anchor": "middle", text: "waiting for the first window…" }));

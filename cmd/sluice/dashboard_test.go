@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image/color"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromium finds the browser the dashboard test drives: Debian's chromium,
+// which .ci/run installs. Without it the test skips on a developer's
+// machine and fails in CI.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium is not installed: CI must install it (.ci/run does: apt-get install -y chromium)")
+	}
+	t.Skip("chromium is not installed; apt-get install chromium to run the dashboard test")
+	return ""
+}
+
+// artifactPath is where the test keeps its screenshot: $SLUICE_ARTIFACTS
+// (which CI sets), else the system's temporary directory.
+func artifactPath(t *testing.T, name string) string {
+	dir := os.Getenv("SLUICE_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "sluice-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// TestDashboardChartGrowsInChromium opens the dashboard of a running
+// quickstart-like pipeline in headless Chromium, sees the window chart
+// gain points as windows fire, and keeps a screenshot that must not be
+// blank.
+func TestDashboardChartGrowsInChromium(t *testing.T) {
+	browser := chromium(t)
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	r := startServed(t, fastWindows("dashboard"))
+
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(browser),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 1100),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelTimeout()
+
+	// windows reads how many windows the per_route chart shows.
+	windows := func() int {
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+			`(document.querySelector('.chart[data-step="per_route"] svg.plot') || {getAttribute: () => "0"}).getAttribute("data-windows")`))
+		if err != nil {
+			t.Fatalf("read the chart: %v", err)
+		}
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	points := func() int {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('.chart[data-step="per_route"] circle.pt').length`))
+		if err != nil {
+			t.Fatalf("count points: %v", err)
+		}
+		return n
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(r.url), chromedp.WaitVisible(`.chart[data-step="per_route"]`)); err != nil {
+		t.Fatalf("open %s: %v\n%s", r.url, err, tail(r.logs.String(), 2000))
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(45 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s\n%s", what, tail(r.logs.String(), 2000))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitUntil("the first windows on the chart", func() bool { return windows() >= 2 })
+	w0, p0 := windows(), points()
+	waitUntil("the chart to gain windows", func() bool { return windows() >= w0+3 })
+	w1, p1 := windows(), points()
+	if p1 <= p0 {
+		t.Fatalf("the chart went from %d windows (%d points) to %d windows but %d points", w0, p0, w1, p1)
+	}
+	if live, err := chromedp.Run(ctx, chromedp.Text(`#conn`)); err != nil || live != "live" {
+		t.Errorf("connection indicator %q (%v), want live", live, err)
+	}
+
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := artifactPath(t, "dashboard.png")
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("dashboard screenshot: %s (chart went from %d to %d windows, %d to %d points)", path, w0, w1, p0, p1)
+	fmt.Fprintf(os.Stderr, "dashboard screenshot: %s\n", path)
+	if err := notBlank(shot); err != nil {
+		t.Fatalf("screenshot %s: %v", path, err)
+	}
+	if code := r.stop(); code != exitOK {
+		t.Fatalf("run exited %d", code)
+	}
+}
+
+// notBlank checks that a PNG shows something: many colors, and a good
+// share of pixels unlike the background.
+func notBlank(data []byte) error {
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("not a PNG: %v", err)
+	}
+	b := img.Bounds()
+	if b.Dx() < 800 || b.Dy() < 600 {
+		return fmt.Errorf("only %dx%d pixels", b.Dx(), b.Dy())
+	}
+	counts := map[color.RGBA]int{}
+	for y := b.Min.Y; y < b.Max.Y; y += 2 {
+		for x := b.Min.X; x < b.Max.X; x += 2 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			counts[color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(bl >> 8), 255}]++
+		}
+	}
+	total, top := 0, 0
+	for _, n := range counts {
+		total += n
+		top = max(top, n)
+	}
+	switch {
+	case len(counts) < 50:
+		return fmt.Errorf("only %d colors: blank or nearly", len(counts))
+	case float64(top)/float64(total) > 0.9:
+		return fmt.Errorf("%.0f%% of the pixels are one color: blank or nearly", 100*float64(top)/float64(total))
+	}
+	return nil
+}
