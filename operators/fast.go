@@ -26,6 +26,26 @@ type fastBoolFn func(fields map[string]any) (v, ok bool)
 // compileFast returns closures for n, or nil when its shape is not one
 // of the simple ones.
 func compileFast(n ast.Node) (fastFn, fastBoolFn) {
+	if id, ok := n.(*ast.IdentifierNode); ok {
+		// A field as it is (a window's group key, an aggregate's
+		// argument): present and not null, it is the result; else the
+		// VM says what missing means.
+		name, ok := fieldName(id)
+		if !ok {
+			return nil, nil
+		}
+		return func(m map[string]any) (any, bool) {
+				v := m[name]
+				switch v.(type) {
+				case string, int64, float64, bool:
+					return v, true
+				}
+				return nil, false
+			}, func(m map[string]any) (bool, bool) {
+				v, ok := m[name].(bool)
+				return v, ok
+			}
+	}
 	if b := fastBool(n); b != nil {
 		return func(m map[string]any) (any, bool) {
 			v, ok := b(m)

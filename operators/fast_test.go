@@ -30,6 +30,8 @@ func TestFastMatchesVM(t *testing.T) {
 		{`split(path, "")[0]`, Any, false},
 		{`split(path, "?")[1]`, Any, false},
 		{"status + 1 > 500", Bool, false},
+		{"path", Any, true},
+		{"latency_ms", Float, true},
 		{"meta.shard_id == 'a'", Bool, false},
 	}
 	records := []map[string]any{

@@ -21,9 +21,11 @@ type fieldReader interface{ Fields() []string }
 // fieldWriter is a step that sets or deletes top-level fields (map).
 type fieldWriter interface{ Targets() []string }
 
-// projector is the decode step's projection (decode.Step.Project).
+// projector is the decode step's projection (decode.Step.Project) and
+// reuse of maps (decode.Step.ReuseFields).
 type projector interface {
 	Project(fields []string, lazy bool) error
+	ReuseFields()
 }
 
 var _ projector = (*decode.Step)(nil)
@@ -91,5 +93,8 @@ func (comp *compiled) project(s *Spec) error {
 	if !ok {
 		return nil
 	}
+	// Every step and sink that sees the decoded records is known, and
+	// none keeps a record past its batch: the maps can be reused.
+	d.ReuseFields()
 	return d.Project(fields, lazy)
 }

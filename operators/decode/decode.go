@@ -130,12 +130,26 @@ func (s *Step) Project(fields []string, lazy bool) error {
 		return fmt.Errorf("decode: fields apply to json, not to %s", s.cfg.Format)
 	}
 	s.cfg.Fields = slices.Clone(fields)
+	reuse := s.json.reuse
 	s.json = newJSONDecoder(s.cfg.Fields, lazy)
+	s.json.reuse = reuse
 	s.proj = nil
 	if lazy {
 		s.proj = engine.NewProjection(s.cfg.Fields)
 	}
 	return nil
+}
+
+// ReuseFields lets the step reuse, when it decodes a batch, the Fields
+// maps of the records of the batch before: making a map and collecting it
+// is a good part of the cost of decoding. The caller promises that nothing
+// holds those maps by then: that the steps after decode and the sinks keep
+// no record of a batch once it has been processed and written, as the
+// pipeline compiler knows of filter, map, window and the buffering sinks.
+func (s *Step) ReuseFields() {
+	if s.json != nil {
+		s.json.reuse = true
+	}
 }
 
 // errSkip marks a record that is consumed without being a record: a CSV
@@ -147,6 +161,9 @@ var errSkip = errors.New("skip")
 func (s *Step) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error) {
 	kept := b.Records[:0]
 	s.shard = b.Shard
+	if s.json != nil && s.json.reuse {
+		s.json.recycle()
+	}
 	var now time.Time
 	for i := range b.Records {
 		rec := &b.Records[i]

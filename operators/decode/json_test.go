@@ -2,6 +2,7 @@ package decode
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"math"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/sluice-dev/sluice/engine"
 )
 
 func TestJSONValues(t *testing.T) {
@@ -232,4 +235,67 @@ func FuzzJSON(f *testing.F) {
 			t.Fatalf("error offset %d outside the %d-byte record", se.off, len(data))
 		}
 	})
+}
+
+// TestReuseFieldsLeavesNothingBehind: with map reuse, each batch's
+// records hold exactly their own fields, never a field of a record of
+// the batch before, however the shapes differ.
+func TestReuseFieldsLeavesNothingBehind(t *testing.T) {
+	for _, lazy := range []bool{false, true} {
+		s, err := New(Config{Format: "json"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.ReuseFields()
+		if err := s.Project([]string{"a", "b"}, lazy); err != nil {
+			t.Fatal(err)
+		}
+		batches := [][]string{
+			{`{"a":1,"b":2,"c":3}`, `{"a":"x"}`, `{"b":true,"z":1.5}`},
+			{`{"b":9}`, `{}`, `{"a":1,"a":2}`, `bad`},
+			{`{"c":1}`, `{"a":null,"b":[1]}`},
+		}
+		want := [][]map[string]any{
+			{{"a": int64(1), "b": int64(2)}, {"a": "x"}, {"b": true}},
+			{{"b": int64(9)}, {}, {"a": int64(2)}},
+			{{}, {"a": nil, "b": []any{int64(1)}}},
+		}
+		if lazy {
+			want[0][2]["z"] = 1.5 // a float is decoded for the encoder
+		}
+		for i, in := range batches {
+			b := &engine.Batch{}
+			for _, l := range in {
+				b.Records = append(b.Records, engine.Record{Data: []byte(l)})
+			}
+			out, err := s.Process(context.Background(), b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fields(out); !reflect.DeepEqual(got, want[i]) {
+				t.Errorf("lazy %v, batch %d: fields %v, want %v", lazy, i, got, want[i])
+			}
+		}
+	}
+}
+
+// TestScanPlain checks the eight-bytes-at-a-time scan against a loop, for
+// every special byte at every position of strings of several lengths.
+func TestScanPlain(t *testing.T) {
+	special := []byte{'"', '\\', 0x00, 0x1f, 0x80, 0xe2, 0xff}
+	for n := 0; n <= 20; n++ {
+		for at := 0; at <= n; at++ {
+			for _, c := range special {
+				b := bytes.Repeat([]byte{'a'}, n)
+				want := n
+				if at < n {
+					b[at] = c
+					want = at
+				}
+				if got := scanPlain(b); got != want {
+					t.Fatalf("scanPlain(%q) = %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
 }
