@@ -289,7 +289,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // writeFailedBatch writes the records of an undelivered batch to the error
-// output, as one file named after the batch, durably and idempotently
+// output, as one file named after the batch (NAME-undelivered.json), durably and idempotently
 // (a second call after a crash rewrites the same file with the same
 // records).
 func (s *Sink) writeFailedBatch(sealed buffer.Sealed, id string, content []byte, msg string) error {
@@ -312,7 +312,10 @@ func (s *Sink) writeFailedBatch(sealed buffer.Sealed, id string, content []byte,
 	}
 	vals := keys.Values{ErrorType: ErrorType, Time: batchTime(sealed.Key, now)}
 	prefix := string(s.errPrefix.Append(nil, &vals))
-	name := strings.TrimSuffix(path.Base(sealed.Key), path.Ext(sealed.Key)) + ".json"
+	// The suffix keeps these names apart from the per-record error
+	// output's, which has its own sequence numbers, whatever error_prefix
+	// renders to.
+	name := strings.TrimSuffix(path.Base(sealed.Key), path.Ext(sealed.Key)) + "-undelivered.json"
 	dst := filepath.Join(s.cfg.Dir, filepath.FromSlash(prefix), name)
 	if err := fsys.MkdirAll(s.cfg.FS, filepath.Dir(dst)); err != nil {
 		return fmt.Errorf("error output: %w", err)

@@ -783,3 +783,30 @@ func TestTLSClientCertificate(t *testing.T) {
 	accepted, _ := rv.accepted()
 	checkAll(t, 20, accepted, errorOutput(t, filepath.Join(dir, "out")))
 }
+
+// TestErrorOutputNamesDoNotCollide: with an error prefix that puts every
+// error type in one directory, a refused batch and per-record failures
+// with the same sequence number both keep their files.
+func TestErrorOutputNamesDoNotCollide(t *testing.T) {
+	rv := newReceiver(t, httpsink.BodyFirehose, always(tooLarge))
+	dir := t.TempDir()
+	clock := time.Date(2024, 5, 6, 7, 0, 0, 0, time.UTC)
+	sink := newSink(t, rv.srv.URL, dir, nil, func(c *httpsink.Config) {
+		c.ErrorPrefix = "errors/"
+		c.Now = func() time.Time { return clock }
+	})
+	rv.now = func() time.Time { return clock }
+	const n = 30
+	if err := run(t, sink, &source{n: n, per: 30, badEvery: 3}, filepath.Join(dir, "ckpt")); err != nil {
+		t.Fatal(err)
+	}
+	failed := errorOutput(t, dir)
+	checkAll(t, n, map[string]int{}, failed)
+	types := map[string]int{}
+	for _, f := range failed {
+		types[fmt.Sprint(f["type"])]++
+	}
+	if types["decode-failed"] != n/3 || types["http-endpoint-failed"] != n-n/3 {
+		t.Fatalf("error output types %v", types)
+	}
+}
