@@ -163,7 +163,7 @@ func printTapLine(out *bufio.Writer, stderr io.Writer, line []byte, format strin
 	}
 	out.WriteString(tl.Time.Local().Format("15:04:05.000"))
 	out.WriteByte(' ')
-	out.WriteString(tl.Point)
+	out.WriteString(textValue(tl.Point))
 	switch {
 	case tl.Fields != nil:
 		keys := make([]string, 0, len(tl.Fields))
@@ -181,7 +181,7 @@ func printTapLine(out *bufio.Writer, stderr io.Writer, line []byte, format strin
 		out.WriteByte(' ')
 		out.WriteString(strconv.Quote(*tl.Data))
 	default:
-		out.WriteString(" data_base64=" + tl.DataBase64)
+		out.WriteString(" data_base64=" + textValue(tl.DataBase64))
 	}
 	out.WriteByte('\n')
 	return 0, false
