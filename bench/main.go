@@ -34,6 +34,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == measureFlag {
+		if err := measureChild(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil {
