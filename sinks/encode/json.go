@@ -54,6 +54,7 @@ type JSON struct {
 	// Scratch of AppendWhole: the raw members of the last record, and
 	// whether the projection names each key by its position.
 	members, sorted []rawMember
+	fields          []field
 	proj            *engine.Projection
 	named           []namedKey
 	// pos holds the positions of the raw members in the record, perm the
