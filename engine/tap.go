@@ -244,7 +244,8 @@ func (t *Taps) end() {
 // CopyRecord returns a deep copy of r: nothing of the copy is shared with
 // r, so one goroutine may keep it while another reuses r.
 func CopyRecord(r *Record) Record {
-	out := Record{Meta: r.Meta}
+	// A lazily decoded record's projection is immutable and shared.
+	out := Record{Meta: r.Meta, Projection: r.Projection}
 	if r.Data != nil {
 		out.Data = slices.Clone(r.Data)
 	}

@@ -276,7 +276,8 @@ func TestCopyRecord(t *testing.T) {
 			"list": []any{map[string]any{"k": []any{int64(1)}}},
 			"strs": []string{"a"}, "m": map[string]string{"k": "v"}, "bytes": []byte("b"),
 		},
-		Meta: engine.Meta{PartitionKey: "pk", ShardID: "s0", ArrivalTime: at},
+		Meta:       engine.Meta{PartitionKey: "pk", ShardID: "s0", ArrivalTime: at},
+		Projection: engine.NewProjection([]string{"s"}),
 	}
 	c := engine.CopyRecord(&orig)
 	orig.Data[0] = 'X'
@@ -293,7 +294,8 @@ func TestCopyRecord(t *testing.T) {
 		string(c.Fields["bytes"].([]byte)) != "b",
 		c.Fields["s"] != "x",
 		c.Fields["t"] != at,
-		c.Meta != orig.Meta:
+		c.Meta != orig.Meta,
+		c.Projection != orig.Projection:
 		t.Fatalf("copy shares or lost data: %+v", c)
 	}
 }

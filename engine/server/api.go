@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -111,7 +112,7 @@ type tapNotice struct {
 func tapRecord(point string, at time.Time, r *engine.Record) TapRecord {
 	out := TapRecord{Time: at.UTC(), Point: point}
 	if r.Fields != nil {
-		out.Fields = jsonFields(r.Fields)
+		out.Fields = jsonFields(wholeFields(r))
 	} else if r.Data != nil {
 		if utf8.Valid(r.Data) {
 			s := string(r.Data)
@@ -202,6 +203,31 @@ func (s *Server) apiTap(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// wholeFields returns all the fields of r. A lazily decoded record
+// (engine.Record.Projection) holds only some in Fields; the others are
+// still the members of its JSON bytes.
+func wholeFields(r *engine.Record) map[string]any {
+	if r.Projection == nil || r.Data == nil {
+		return r.Fields
+	}
+	dec := json.NewDecoder(bytes.NewReader(r.Data))
+	dec.UseNumber()
+	var members map[string]any
+	if err := dec.Decode(&members); err != nil {
+		return r.Fields
+	}
+	out := make(map[string]any, len(members)+len(r.Fields))
+	for k, v := range members {
+		if _, ok := r.Fields[k]; !ok && !r.Projection.Has(k) {
+			out[k] = v
+		}
+	}
+	for k, v := range r.Fields {
+		out[k] = v
+	}
+	return out
 }
 
 // jsonFields makes fields safe for encoding/json: NaN and infinities,

@@ -46,15 +46,16 @@ type elementEncoder struct {
 }
 
 // payload is a record's bytes as a Firehose record carries them: the
-// bytes the source read, for records without decoded fields; the fields
+// bytes the source read, for records without decoded fields; the record
 // as one JSON object otherwise (so a map or window step's output is sent
-// as it is in the pipeline).
+// as it is in the pipeline), written as the files sink writes it.
 func (e *elementEncoder) payload(r *engine.Record) ([]byte, error) {
 	if r.Fields == nil {
 		return r.Data, nil
 	}
 	var err error
-	e.tmp, err = e.enc.AppendRecord(e.tmp[:0], r.Fields)
+	// AppendWhole also writes the members a lazy decoder left in Data.
+	e.tmp, err = e.enc.AppendWhole(e.tmp[:0], r)
 	if err != nil {
 		return nil, err
 	}

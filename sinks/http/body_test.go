@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,5 +160,28 @@ func BenchmarkWrite(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(batch.Records))*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 		})
+	}
+}
+
+// TestLazyRecordsAreSentWhole: a record a projecting decoder left partly
+// in its bytes is sent with every member.
+func TestLazyRecordsAreSentWhole(t *testing.T) {
+	r := engine.Record{
+		Data:       []byte(`{"a":1,"b":2,"gone":3,"z":"x"}`),
+		Fields:     map[string]any{"b": int64(20), "new": true},
+		Projection: engine.NewProjection([]string{"b", "gone"}),
+	}
+	want := `{"a":1,"b":20,"new":true,"z":"x"}`
+	for _, mode := range []string{BodyJSON, BodyNDJSON} {
+		got := string(bytes.TrimSpace(body(t, mode, []engine.Record{r})))
+		got = strings.TrimSuffix(strings.TrimPrefix(got, "["), "]")
+		if got != want {
+			t.Errorf("%s: sent %s, want %s", mode, got, want)
+		}
+	}
+	e := elementEncoder{body: BodyFirehose}
+	p, err := e.payload(&r)
+	if err != nil || string(p) != want {
+		t.Errorf("firehose payload %s (%v), want %s", p, err, want)
 	}
 }
