@@ -103,3 +103,25 @@ func publishedFiles(t *testing.T, dir string) int {
 	})
 	return n
 }
+
+// TestReadmePipelineIsValid keeps the pipeline shown in the README's first
+// screen valid.
+func TestReadmePipelineIsValid(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```yaml\n")
+	block, _, closed := strings.Cut(rest, "```")
+	if !ok || !closed {
+		t.Fatal("README.md shows no yaml block")
+	}
+	p := filepath.Join(t.TempDir(), "readme.yaml")
+	if err := os.WriteFile(p, []byte(block), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := dispatch(context.Background(), []string{"validate", p}, nil, &stdout, &stderr); code != exitOK {
+		t.Fatalf("the README's pipeline is invalid:\n%s", stderr.String())
+	}
+}
