@@ -58,8 +58,12 @@ type NamedSink struct {
 // Defaults applied by Run when a field is zero.
 const (
 	DefaultCheckpointInterval = 10 * time.Second
-	DefaultQueueBytes         = 64 << 20
-	DefaultTickInterval       = 200 * time.Millisecond
+	// DefaultQueueBytes is enough read-ahead to keep a source and the
+	// steps busy at once, and no more: every byte queued is live heap
+	// that the garbage collector scans, and a 64 MiB queue cost a
+	// file → filter → map → file pipeline 13% more CPU than 16 MiB.
+	DefaultQueueBytes   = 16 << 20
+	DefaultTickInterval = 200 * time.Millisecond
 )
 
 // Run runs the pipeline until its bounded source ends or ctx is cancelled.
