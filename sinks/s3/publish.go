@@ -113,7 +113,9 @@ func (p *publisher) Publish(ctx context.Context, s buffer.Sealed) error {
 	if err == nil {
 		return p.done(f, s)
 	}
-	if ctx.Err() != nil {
+	var local *localError
+	if ctx.Err() != nil || errors.As(err, &local) {
+		// The staging disk failing is no reason to divert the object.
 		return err
 	}
 	reason := err.Error()
@@ -249,10 +251,11 @@ func (p *publisher) upload(ctx context.Context, f fsys.File, size int64, key, su
 	}
 	if size <= p.cfg.PartSize {
 		return p.retry(ctx, "put s3://"+p.cfg.Bucket+"/"+key, deadline, func(ctx context.Context) error {
+			body := newFileBody(f, 0, size)
 			in := &s3.PutObjectInput{
 				Bucket:        aws.String(p.cfg.Bucket),
 				Key:           aws.String(key),
-				Body:          io.NewSectionReader(f, 0, size),
+				Body:          body,
 				ContentLength: aws.Int64(size),
 				ContentType:   aws.String(contentType(key)),
 				Metadata:      metadata,
@@ -267,7 +270,7 @@ func (p *publisher) upload(ctx context.Context, f fsys.File, size int64, key, su
 				in.StorageClass = types.StorageClass(p.cfg.StorageClass)
 			}
 			_, err := p.cfg.Client.PutObject(ctx, in)
-			return err
+			return body.check(err)
 		})
 	}
 	return p.multipart(ctx, f, size, key, metadata, deadline)
@@ -316,17 +319,18 @@ func (p *publisher) multipart(ctx context.Context, f fsys.File, size int64, key 
 		length := min(partSize, size-off)
 		g.Go(func() error {
 			return p.retry(gctx, fmt.Sprintf("upload part %d of %d of %s", i+1, n, where), deadline, func(ctx context.Context) error {
+				body := newFileBody(f, off, length)
 				out, err := p.cfg.Client.UploadPart(ctx, &s3.UploadPartInput{
 					Bucket:            aws.String(p.cfg.Bucket),
 					Key:               aws.String(key),
 					UploadId:          aws.String(uploadID),
 					PartNumber:        aws.Int32(int32(i + 1)),
-					Body:              io.NewSectionReader(f, off, length),
+					Body:              body,
 					ContentLength:     aws.Int64(length),
 					ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
 				})
 				if err != nil {
-					return err
+					return body.check(err)
 				}
 				parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1)), ChecksumCRC32: out.ChecksumCRC32}
 				return nil
@@ -374,6 +378,49 @@ func contentType(key string) string {
 	return "application/octet-stream"
 }
 
+// fileBody is a request body read from the sealed file. It remembers a
+// read error, which is the staging disk's failure, not S3's: retrying the
+// request cannot fix it.
+type fileBody struct {
+	*io.SectionReader
+	err error
+}
+
+func newFileBody(f fsys.File, off, n int64) *fileBody {
+	return &fileBody{SectionReader: io.NewSectionReader(f, off, n)}
+}
+
+func (b *fileBody) Read(p []byte) (int, error) {
+	n, err := b.SectionReader.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *fileBody) ReadAt(p []byte, off int64) (int, error) {
+	n, err := b.SectionReader.ReadAt(p, off)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// check turns a failed request whose body could not be read into a
+// localError.
+func (b *fileBody) check(err error) error {
+	if err != nil && b.err != nil {
+		return &localError{b.err}
+	}
+	return err
+}
+
+// localError is a failure to read a sealed file from staging.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return "read staged file: " + e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
+
 // permanent marks an error that retrying cannot fix.
 type permanent struct{ err error }
 
@@ -391,6 +438,10 @@ func (p *publisher) retry(ctx context.Context, what string, deadline time.Time, 
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+		var local *localError
+		if errors.As(err, &local) {
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		if !retryable(err) {
 			return &permanent{fmt.Errorf("%s: %w", what, err)}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"path"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -315,10 +316,9 @@ func TestBothPrefixesFail(t *testing.T) {
 // and the object reads back byte for byte.
 func TestMultipartUpload(t *testing.T) {
 	api := newFakeS3("bucket")
-	failed := false
+	var failed atomic.Bool
 	api.fail = func(op, key string) error {
-		if op == "part" && !failed {
-			failed = true
+		if op == "part" && failed.CompareAndSwap(false, true) {
 			return errConnRefused
 		}
 		return nil

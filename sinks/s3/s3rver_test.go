@@ -1,0 +1,308 @@
+package s3_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	arrowpq "github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/sluice-dev/sluice/engine/fsys"
+	"github.com/sluice-dev/sluice/internal/testservers"
+	s3sink "github.com/sluice-dev/sluice/sinks/s3"
+)
+
+// startS3rver starts s3rver with an empty bucket and returns it and a
+// client of it.
+func startS3rver(t *testing.T, bucket string) (*testservers.S3, *awss3.Client) {
+	t.Helper()
+	srv := testservers.S3rver(t)
+	// A bucket is a directory of s3rver's.
+	if err := os.Mkdir(filepath.Join(srv.Dir, bucket), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	client, err := s3sink.NewClient(context.Background(), s3sink.ClientConfig{
+		Endpoint: srv.URL, PathStyle: true, AccessKeyID: testservers.AccessKeyID, SecretAccessKey: testservers.SecretAccessKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &srv, client
+}
+
+// bucketObjects returns every object of the bucket, key to content.
+func bucketObjects(t *testing.T, client *awss3.Client, bucket string) map[string][]byte {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string][]byte{}
+	pages := awss3.NewListObjectsV2Paginator(client, &awss3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			got, err := client.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := io.ReadAll(got.Body)
+			got.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[aws.ToString(o.Key)] = data
+		}
+	}
+	return out
+}
+
+// s3rverRun runs the pipeline of r against srv on the host's disk.
+func s3rverRun(t *testing.T, r run, srv *testservers.S3, src *source, dir string) error {
+	t.Helper()
+	api, err := s3sink.NewClient(context.Background(), s3sink.ClientConfig{
+		Endpoint: srv.URL, PathStyle: true, AccessKeyID: testservers.AccessKeyID, SecretAccessKey: testservers.SecretAccessKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.api, r.sys = api, fsys.OS{}
+	p, sink, err := r.pipeline(t, src, filepath.Join(dir, "staging"), filepath.Join(dir, "ckpt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Run(context.Background())
+	if cerr := sink.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// arrowTypes are the column types Apache Arrow reads from the Parquet
+// objects of the declared schema.
+var arrowTypes = map[string]string{
+	"shard": "utf8", "i": "int64", "part": "utf8", "ts": "timestamp[ms, tz=UTC]", "amount": "decimal(12, 2)",
+	"tags": "list<element: utf8, nullable>", "ok": "bool", "score": "float64", "msg": "utf8",
+}
+
+// TestS3rverDelivery delivers 200,000 records into 16 dynamic partitions
+// of an S3-compatible server, as Parquet/zstd and as JSON lines/gzip, and
+// reads the bucket back: every record exactly once, in its partition, and
+// the Parquet columns of the declared types as Arrow reads them.
+func TestS3rverDelivery(t *testing.T) {
+	total := 200_000
+	switch {
+	case testing.Short():
+		total = 20_000
+	case raceEnabled:
+		// The race detector slows the pipeline tenfold; the checks are
+		// the same.
+		total = 50_000
+	}
+	for _, tc := range []struct{ format, comp string }{{"parquet", "zstd"}, {"json", "gzip"}} {
+		t.Run(tc.format+"-"+tc.comp, func(t *testing.T) {
+			srv, client := startS3rver(t, "bucket")
+			src := &source{shards: []string{"s0", "s1", "s2", "s3"}, perShard: total / 4, batch: 500}
+			r := run{format: tc.format, comp: tc.comp, bufBytes: 512 << 10, retry: time.Minute}
+			if tc.format == "parquet" {
+				r.schema = parquetSchema(t)
+			}
+			start := time.Now()
+			if err := s3rverRun(t, r, srv, src, t.TempDir()); err != nil {
+				t.Fatal(err)
+			}
+			elapsed := time.Since(start)
+			objects := bucketObjects(t, client, "bucket")
+			counts := map[string]int{}
+			parts := map[string]bool{}
+			var stored int
+			for key, data := range objects {
+				if !strings.HasPrefix(key, "data/part=p") || !strings.HasSuffix(key, map[string]string{"parquet": ".parquet", "json": ".json.gz"}[tc.format]) {
+					t.Fatalf("object %s is not a %s output under the prefix", key, tc.format)
+				}
+				parts[strings.Split(key, "/")[1]] = true
+				stored += len(data)
+				delivered(t, key, data, counts)
+				if tc.format == "parquet" {
+					checkArrowTypes(t, key, data)
+				}
+			}
+			checkOnce(t, src, counts, tc.format)
+			if len(parts) != partitions {
+				t.Errorf("%d partitions in the bucket, want %d", len(parts), partitions)
+			}
+			t.Logf("%d records in %d objects (%d bytes) in %v", total, len(objects), stored, elapsed.Round(time.Millisecond))
+		})
+	}
+}
+
+func checkArrowTypes(t *testing.T, key string, data []byte) {
+	t.Helper()
+	tbl, err := pqarrow.ReadTable(context.Background(), bytes.NewReader(data), arrowpq.NewReaderProperties(memory.DefaultAllocator), pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatalf("arrow cannot read %s: %v", key, err)
+	}
+	defer tbl.Release()
+	for _, f := range tbl.Schema().Fields() {
+		if want := arrowTypes[f.Name]; f.Type.String() != want {
+			t.Fatalf("%s: column %s is %s in Arrow, want %s", key, f.Name, f.Type, want)
+		}
+	}
+	if int(tbl.NumCols()) != len(arrowTypes) {
+		t.Fatalf("%s has %d columns, want %d", key, tbl.NumCols(), len(arrowTypes))
+	}
+}
+
+// TestS3rverOutage stops the server for 30 seconds in the middle of a run
+// and starts it again: uploads are retried until it is back, the source
+// is held back meanwhile (memory stays bounded, input stops being read),
+// and every record is in the bucket once.
+func TestS3rverOutage(t *testing.T) {
+	outage := 30 * time.Second
+	total := 200_000
+	if testing.Short() {
+		outage, total = 5*time.Second, 40_000
+	}
+	srv, client := startS3rver(t, "bucket")
+	src := &source{shards: []string{"s0", "s1", "s2", "s3"}, perShard: total / 4, batch: 200}
+	const queue = 2 << 20
+	r := run{format: "json", comp: "gzip", bufBytes: 256 << 10, retry: 3 * outage, queue: queue}
+
+	var (
+		mu             sync.Mutex
+		down           bool
+		atStop, atBack int64
+		outageDone     = make(chan struct{})
+	)
+	// The outage starts when a quarter of the input was read.
+	src.before = func(ctx context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !down && atStop == 0 && src.emitted.Load() >= int64(total/4) {
+			down = true
+			atStop = src.emitted.Load()
+			srv.Stop()
+			go func() {
+				time.Sleep(outage)
+				mu.Lock()
+				atBack = src.emitted.Load()
+				srv.Start()
+				down = false
+				mu.Unlock()
+				close(outageDone)
+			}()
+		}
+		return nil
+	}
+	var peak atomic.Uint64
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	err := s3rverRun(t, r, srv, src, t.TempDir())
+	close(stopSampling)
+	<-sampled
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-outageDone:
+	default:
+		t.Fatal("the run ended before the outage did: the source was not held back")
+	}
+	counts := map[string]int{}
+	for key, data := range bucketObjects(t, client, "bucket") {
+		if !strings.HasPrefix(key, "data/part=p") {
+			t.Fatalf("object %s is outside the prefix (diverted to the error prefix?)", key)
+		}
+		delivered(t, key, data, counts)
+	}
+	checkOnce(t, src, counts, "after the outage")
+	// While the server was down, the pipeline could take in what its
+	// queue and one round of buffers hold, and then had to stop reading.
+	readDuring := atBack - atStop
+	bound := int64((queue + partitions*(256<<10)) / 150)
+	t.Logf("outage of %v: %d records read while the server was down (bound %d of %d); peak heap %d MiB", outage, readDuring, bound, total, peak.Load()>>20)
+	if readDuring > bound {
+		t.Errorf("%d records read during the outage, more than the %d the buffers hold: the source was not held back", readDuring, bound)
+	}
+	if limit := uint64(256 << 20); peak.Load() > limit {
+		t.Errorf("peak heap %d MiB, over %d MiB", peak.Load()>>20, limit>>20)
+	}
+}
+
+// TestS3rverMultipart uploads an object larger than the part size as a
+// multipart upload and reads it back whole.
+func TestS3rverMultipart(t *testing.T) {
+	srv, client := startS3rver(t, "bucket")
+	src := &source{shards: []string{"s0"}, perShard: 60_000, batch: 1000}
+	r := run{format: "json", comp: "none", bufBytes: 64 << 20, retry: time.Minute}
+	api, err := s3sink.NewClient(context.Background(), s3sink.ClientConfig{
+		Endpoint: srv.URL, PathStyle: true, AccessKeyID: testservers.AccessKeyID, SecretAccessKey: testservers.SecretAccessKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counting := &countingAPI{API: api}
+	dir := t.TempDir()
+	r.api, r.sys = counting, fsys.OS{}
+	p, sink, err := r.pipelineWith(t, src, filepath.Join(dir, "staging"), filepath.Join(dir, "ckpt"), func(c *s3sink.Config) {
+		c.PartSize = s3sink.MinPartSize
+		// One object for everything, to make it large.
+		c.Prefix, c.PartitionKeys = "data/part=all/", nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sink.Close()
+	objects := bucketObjects(t, client, "bucket")
+	counts := map[string]int{}
+	largest := 0
+	for key, data := range objects {
+		largest = max(largest, len(data))
+		delivered(t, key, data, counts)
+	}
+	checkOnce(t, src, counts, "multipart")
+	if largest <= s3sink.MinPartSize || counting.parts.Load() < 2 {
+		t.Fatalf("largest object %d bytes in %d parts: want a multipart upload", largest, counting.parts.Load())
+	}
+	t.Logf("%d objects, the largest %d bytes, %d parts uploaded", len(objects), largest, counting.parts.Load())
+}
+
+// countingAPI counts uploaded parts.
+type countingAPI struct {
+	s3sink.API
+	parts atomic.Int64
+}
+
+func (c *countingAPI) UploadPart(ctx context.Context, in *awss3.UploadPartInput, opts ...func(*awss3.Options)) (*awss3.UploadPartOutput, error) {
+	c.parts.Add(1)
+	return c.API.UploadPart(ctx, in, opts...)
+}
