@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testservers"
 )
 
 // exampleSetups prepares what an example needs besides sluice (a server, an
@@ -27,6 +29,15 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 		rcv := httptest.NewServer(&firehoseReceiver{records: map[string]bool{}, ids: map[string]bool{}})
 		t.Cleanup(rcv.Close)
 		t.Setenv("HTTP_ENDPOINT", rcv.URL+"/ingest")
+	},
+	// The S3 example delivers to s3rver, whose objects are files under
+	// dir, where the test counts what was published.
+	"s3-parquet": func(t *testing.T, dir string) {
+		store := filepath.Join(dir, "s3rver")
+		if err := os.MkdirAll(filepath.Join(store, "sluice-examples"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("S3_ENDPOINT", testservers.S3rverIn(t, store).URL)
 	},
 	"local-stream": func(t *testing.T, dir string) {
 		var lines strings.Builder

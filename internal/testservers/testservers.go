@@ -65,7 +65,14 @@ type S3 struct {
 // accepts only the credentials AccessKeyID and SecretAccessKey.
 func S3rver(t testing.TB) S3 {
 	t.Helper()
-	dir := t.TempDir()
+	return S3rverIn(t, t.TempDir())
+}
+
+// S3rverIn starts s3rver keeping its buckets and objects in dir, which
+// must exist: each bucket is a directory of dir (make one to have an
+// empty bucket), and a test can see the objects as files.
+func S3rverIn(t testing.TB, dir string) S3 {
+	t.Helper()
 	url, stop := startProc(t, "s3rver.js", dir)
 	return S3{URL: url, Dir: dir, t: t, stop: stop}
 }
