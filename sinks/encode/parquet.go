@@ -2,7 +2,9 @@ package encode
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,7 +72,7 @@ type Parquet struct {
 	opts ParquetOptions
 	co   coercer
 	// scratch for Encode
-	buf []byte
+	buf, line []byte
 }
 
 // NewParquet validates o and returns the format.
@@ -124,11 +126,22 @@ func (p *Parquet) Encode(dst []byte, r *engine.Record) ([]byte, error) {
 	if r.Fields == nil {
 		return dst, errors.New("the record has no fields to put in columns (raw input); decode it, such as with decode: json, before a Parquet sink")
 	}
+	fields := r.Fields
+	if r.Projection != nil {
+		// A lazily decoded record: its other members are still in its
+		// bytes. Pipelines do not send such records to Parquet sinks;
+		// should one come, it is decoded whole rather than written with
+		// columns missing.
+		var err error
+		if fields, err = p.whole(r); err != nil {
+			return dst, err
+		}
+	}
 	var err error
 	if p.opts.Schema != nil {
-		p.buf, err = p.co.appendRecord(p.buf[:0], p.opts.Schema, r.Fields)
+		p.buf, err = p.co.appendRecord(p.buf[:0], p.opts.Schema, fields)
 	} else {
-		p.buf, err = appendTagged(p.buf[:0], r.Fields, 0)
+		p.buf, err = appendTagged(p.buf[:0], fields, 0)
 	}
 	if err != nil {
 		return dst, err
@@ -138,6 +151,43 @@ func (p *Parquet) Encode(dst []byte, r *engine.Record) ([]byte, error) {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(p.buf)))
 	return append(dst, p.buf...), nil
+}
+
+// whole returns all fields of a lazily decoded record.
+func (p *Parquet) whole(r *engine.Record) (map[string]any, error) {
+	var err error
+	if p.line, err = p.co.json.AppendWhole(p.line[:0], r); err != nil {
+		return nil, err
+	}
+	d := json.NewDecoder(bytes.NewReader(p.line))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		return nil, fmt.Errorf("decode the record whole: %w", err)
+	}
+	return fromJSONNumbers(m).(map[string]any), nil
+}
+
+// fromJSONNumbers turns encoding/json's numbers into a record's: int64
+// when they are integers that fit, float64 otherwise.
+func fromJSONNumbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if n, err := v.Int64(); err == nil {
+			return n
+		}
+		f, _ := v.Float64()
+		return f
+	case []any:
+		for i := range v {
+			v[i] = fromJSONNumbers(v[i])
+		}
+	case map[string]any:
+		for k := range v {
+			v[k] = fromJSONNumbers(v[k])
+		}
+	}
+	return v
 }
 
 // ParquetFromSpoolFormat returns the format that reads spools named name
