@@ -1,7 +1,10 @@
-// Package buffer is the staging machinery of every buffering sink (files
-// now; S3, Redshift and HTTP later): it implements the durable half of the
-// engine's two-phase commit (engine.Sink), leaving to each sink only how
-// records are encoded and how a finished output is published.
+// Package buffer is the staging machinery of every buffering sink (files,
+// S3): it implements the durable half of the engine's two-phase commit
+// (engine.Sink), leaving to each sink only how a finished output is
+// published. Buffers is the staging area; Sink is the engine.Sink on top
+// of it — partition keys, prefixes (arrival or event time, in a zone),
+// the record format (a Format: JSON lines or Parquet) and the error
+// output — that the files and S3 sinks are, each with its Publisher.
 //
 // Records are grouped by partition (the rendered key prefix). Each open
 // partition has a buffer: a spool file in the staging directory, to which
@@ -22,6 +25,10 @@
 // then replays its input from the checkpoint's positions, appending the
 // same records to the same spools. docs/checkpoints.md walks through why
 // a crash at any point then gives the output of a run without one.
+//
+// A checkpoint also names the spool format (Config.SpoolFormat), so that
+// spools staged under another format or schema, before a crash and a
+// change of the pipeline, are sealed with the format they were written in.
 //
 // Caps: at most MaxOpen buffers are open at once (opening one more seals
 // the one opened longest ago, which is the closest to its age trigger),
