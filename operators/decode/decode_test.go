@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"slices"
@@ -335,4 +336,53 @@ func BenchmarkDecodeCSV(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// TestParallelDecodingKeepsOrder: a large batch decoded by two goroutines
+// gives the same records and failures, in the same order, as one.
+func TestParallelDecodingKeepsOrder(t *testing.T) {
+	var lines []string
+	for i := range 1001 {
+		switch {
+		case i%97 == 0:
+			lines = append(lines, fmt.Sprintf(`{"n":%d,`, i)) // truncated
+		case i%13 == 0:
+			lines = append(lines, fmt.Sprintf(`{"n":%d,"s":"x\ty","f":1.5,"o":{"a":[1]}}`, i))
+		default:
+			lines = append(lines, fmt.Sprintf(`{"n":%d,"s":"v%d"}`, i, i%7))
+		}
+	}
+	run := func(parallel, lazy bool) *engine.Batch {
+		s, err := New(Config{Format: "json", Now: func() time.Time { return time.Unix(5, 0) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.parallel = parallel
+		s.ReuseFields()
+		if lazy {
+			if err := s.Project([]string{"n"}, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var out *engine.Batch
+		for range 2 { // the second time with reused maps
+			b := &engine.Batch{Failed: []engine.Failure{{Type: "earlier"}}}
+			for _, l := range lines {
+				b.Records = append(b.Records, engine.Record{Data: []byte(l)})
+			}
+			if out, err = s.Process(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	for _, lazy := range []bool{false, true} {
+		one, two := run(false, lazy), run(true, lazy)
+		if len(one.Records) != 990 || len(one.Failed) != 12 {
+			t.Fatalf("lazy %v: %d records, %d failures; want 990 and 12", lazy, len(one.Records), len(one.Failed))
+		}
+		if !reflect.DeepEqual(one.Records, two.Records) || !reflect.DeepEqual(one.Failed, two.Failed) {
+			t.Errorf("lazy %v: decoding in two halves differs from one pass", lazy)
+		}
+	}
 }

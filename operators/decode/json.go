@@ -136,6 +136,20 @@ func newJSONDecoder(keep []string, lazy bool) *jsonDecoder {
 	return d
 }
 
+// twin returns a decoder with the same configuration and its own caches,
+// for another goroutine.
+func (d *jsonDecoder) twin() *jsonDecoder {
+	var keep []string
+	for name, k := range d.keys {
+		if k.keep {
+			keep = append(keep, name)
+		}
+	}
+	t := newJSONDecoder(keep, d.lazy)
+	t.project, t.reuse = d.project, d.reuse
+	return t
+}
+
 // recycle makes the maps of the previous call's records free for reuse.
 func (d *jsonDecoder) recycle() {
 	d.free = append(d.free, d.used...)
