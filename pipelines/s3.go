@@ -6,6 +6,10 @@ import (
 	"slices"
 	"strings"
 
+	// The zone database is built in, so that time_zone works on machines
+	// and containers without one (a single static binary).
+	_ "time/tzdata"
+
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/sluice-dev/sluice/engine"
 	s3sink "github.com/sluice-dev/sluice/sinks/s3"
