@@ -89,7 +89,7 @@ func buildS3(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions) 
 		PageBytes:            int(sk.Parquet.PageSize),
 		NoDictionary:         sk.Parquet.Dictionary != nil && !*sk.Parquet.Dictionary,
 		BufferBytes:          sk.Buffer.Size,
-		BufferInterval:       sk.Buffer.Interval,
+		BufferInterval:       cs.interval,
 		BufferRecords:        int(sk.Buffer.Records),
 		MaxOpenPartitions:    int(sk.Buffer.MaxPartitions),
 		MaxBufferedBytes:     sk.Buffer.MaxBytes,

@@ -121,3 +121,37 @@ sinks:
 		t.Errorf("%d rows in the bucket, want the 500 generated", rows)
 	}
 }
+
+// TestZeroBufferInterval: buffer.interval 0s, Firehose's zero buffering,
+// seals at once rather than taking the default interval.
+func TestZeroBufferInterval(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		buffer string
+		want   time.Duration
+	}{
+		{"{interval: 0s}", time.Nanosecond},
+		{"{size: 1MiB}", 0}, // the sink's default
+		{"{interval: 90s}", 90 * time.Second},
+	} {
+		path := writePipeline(t, dir, `
+name: zero
+source: {stdin: {}}
+sinks:
+  - name: out
+    files: {dir: out}
+    buffer: `+tc.buffer+`
+`)
+		spec, err := Load(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		comp, errs := compile(spec, runtime{dir: dir}, nil)
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		if got := comp.sinks[0].interval; got != tc.want {
+			t.Errorf("buffer %s: interval %v, want %v", tc.buffer, got, tc.want)
+		}
+	}
+}

@@ -114,6 +114,10 @@ func (c *checker) sinks(schemas []operators.Schema) []compiledSink {
 		}
 		out[i].schema = c.sinkSchema(path, sk)
 		c.buffer(path, sk)
+		out[i].interval = sk.Buffer.Interval
+		if sk.Buffer.Interval == 0 && c.s.loc.key[path+".buffer.interval"] != (Pos{}) {
+			out[i].interval = time.Nanosecond
+		}
 		if c.s.loc.key[path+".retry"] != (Pos{}) || sk.Retry != (Retry{}) {
 			switch {
 			case kind != "s3" && kind != "http":
@@ -339,7 +343,7 @@ func buildSink(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions
 			PageBytes:         int(sk.Parquet.PageSize),
 			NoDictionary:      sk.Parquet.Dictionary != nil && !*sk.Parquet.Dictionary,
 			BufferBytes:       sk.Buffer.Size,
-			BufferInterval:    sk.Buffer.Interval,
+			BufferInterval:    cs.interval,
 			BufferRecords:     int(sk.Buffer.Records),
 			MaxOpenPartitions: int(sk.Buffer.MaxPartitions),
 			MaxBufferedBytes:  sk.Buffer.MaxBytes,

@@ -62,6 +62,9 @@ type compiledSink struct {
 	schema    *encode.Type
 	eventTime func(*engine.Record) (time.Time, error)
 	location  *time.Location
+	// interval is buffer.interval, with an explicit 0 (Firehose's zero
+	// buffering: deliver at once) as the shortest interval there is.
+	interval time.Duration
 }
 
 // checker collects the problems of a Spec.
