@@ -2,6 +2,7 @@ package encode
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -38,6 +39,9 @@ type coercer struct {
 	// extra is the name of the top-level json column that holds the
 	// fields a lenient schema has no column for ("" when none).
 	extra string
+	// spans and readers are scratch of appendTaggedStruct, per depth.
+	spans   [][][]byte
+	readers []taggedReader
 }
 
 // fieldError locates a conversion error at a field path.
@@ -692,4 +696,156 @@ func appendTwosComplement(dst []byte, n *big.Int, size int) []byte {
 		m.FillBytes(out)
 	}
 	return append(dst, out...)
+}
+
+// errNoColumn reports a member that an inferred schema has no column for
+// (it went into the extra column); the record then takes the general way.
+var errNoColumn = errors.New("member without a column")
+
+// appendTaggedRecord converts a tagged record to the positional encoding
+// of t, an inferred schema, without building the record's maps: the
+// values are converted as they are read. It reports errNoColumn when a
+// member has no column of its own.
+func (c *coercer) appendTaggedRecord(dst []byte, t *Type, r *taggedReader) ([]byte, error) {
+	return c.appendTaggedStruct(dst, t, r, 0)
+}
+
+func (c *coercer) appendTaggedStruct(dst []byte, t *Type, r *taggedReader, depth int) ([]byte, error) {
+	if len(r.b) == 0 || r.b[0] != tagObject {
+		return c.appendTaggedGeneric(dst, t, r)
+	}
+	r.b = r.b[1:]
+	n, err := r.uvarint()
+	if err != nil {
+		return dst, err
+	}
+	for len(c.spans) <= depth {
+		c.spans = append(c.spans, nil)
+	}
+	spans := c.spans[depth]
+	if cap(spans) < len(t.Fields) {
+		spans = make([][]byte, len(t.Fields))
+	}
+	spans = spans[:len(t.Fields)]
+	clear(spans)
+	c.spans[depth] = spans
+	for range n {
+		key, err := r.bytes()
+		if err != nil {
+			return dst, err
+		}
+		i, ok := slices.BinarySearchFunc(t.Fields, key, compareName)
+		if !ok {
+			return dst, errNoColumn
+		}
+		start := r.b
+		if err := r.skip(); err != nil {
+			return dst, err
+		}
+		spans[i] = start[:len(start)-len(r.b)]
+	}
+	for i, f := range t.Fields {
+		span := spans[i]
+		if span == nil || span[0] == tagNull {
+			dst = append(dst, 0)
+			continue
+		}
+		dst = append(dst, 1)
+		if c.readers == nil {
+			c.readers = make([]taggedReader, MaxSchemaDepth+2)
+		}
+		fr := &c.readers[depth]
+		fr.b = span
+		if dst, err = c.appendTaggedValue(dst, f.Type, fr, depth+1); err != nil {
+			return dst, wrapField(err, f.Name)
+		}
+	}
+	return dst, nil
+}
+
+// appendTaggedValue appends the (non-null) tagged value in r as t.
+func (c *coercer) appendTaggedValue(dst []byte, t *Type, r *taggedReader, depth int) ([]byte, error) {
+	tag := r.b[0]
+	switch {
+	case t.Kind == KindStruct:
+		return c.appendTaggedStruct(dst, t, r, depth)
+	case t.Kind == KindList && tag == tagList:
+		r.b = r.b[1:]
+		n, err := r.uvarint()
+		if err != nil {
+			return dst, err
+		}
+		dst = binary.AppendUvarint(dst, n)
+		for range n {
+			if len(r.b) == 0 {
+				return dst, errTruncated
+			}
+			if r.b[0] == tagNull {
+				r.b = r.b[1:]
+				dst = append(dst, 0)
+				continue
+			}
+			dst = append(dst, 1)
+			if dst, err = c.appendTaggedValue(dst, t.Elem, r, depth+1); err != nil {
+				return dst, err
+			}
+		}
+		return dst, nil
+	case t.Kind == KindString && tag == tagString:
+		r.b = r.b[1:]
+		b, err := r.bytes()
+		if err != nil {
+			return dst, err
+		}
+		if !utf8.Valid(b) {
+			return appendBytes(dst, []byte(validUTF8(string(b)))), nil
+		}
+		return appendBytes(dst, b), nil
+	case t.Kind == KindInt64 && tag == tagInt:
+		r.b = r.b[1:]
+		n, err := r.varint()
+		return binary.AppendVarint(dst, n), err
+	case t.Kind == KindFloat64 && tag == tagFloat:
+		if len(r.b) < 9 {
+			return dst, errTruncated
+		}
+		dst = append(dst, r.b[1:9]...)
+		r.b = r.b[9:]
+		return dst, nil
+	case t.Kind == KindFloat64 && tag == tagInt:
+		r.b = r.b[1:]
+		n, err := r.varint()
+		return binary.LittleEndian.AppendUint64(dst, math.Float64bits(float64(n))), err
+	case t.Kind == KindBool && (tag == tagTrue || tag == tagFalse):
+		r.b = r.b[1:]
+		return append(dst, b2u(tag == tagTrue)), nil
+	}
+	return c.appendTaggedGeneric(dst, t, r)
+}
+
+// appendTaggedGeneric decodes the value and converts it as records are.
+func (c *coercer) appendTaggedGeneric(dst []byte, t *Type, r *taggedReader) ([]byte, error) {
+	v, err := r.value()
+	if err != nil {
+		return dst, err
+	}
+	if v == nil {
+		return dst, &fieldError{msg: "is null"}
+	}
+	return c.appendValue(dst, t, v)
+}
+
+// compareName orders a field by name against a key, without converting
+// the key to a string.
+func compareName(f Field, key []byte) int {
+	n := min(len(f.Name), len(key))
+	for i := range n {
+		if f.Name[i] != key[i] {
+			if f.Name[i] < key[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return len(f.Name) - len(key)
 }

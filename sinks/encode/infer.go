@@ -58,8 +58,7 @@ func (t *inferred) merge(r *taggedReader) error {
 		t.kind, t.elem, t.fields = KindString, nil, nil
 	}
 	if t.kind == KindString || kind != t.kind {
-		_, err := r.value()
-		return err
+		return r.skip()
 	}
 	switch kind {
 	case KindList:
@@ -102,8 +101,7 @@ func (t *inferred) merge(r *taggedReader) error {
 		}
 		return nil
 	}
-	_, err := r.value()
-	return err
+	return r.skip()
 }
 
 // columns counts the leaf columns t will make.

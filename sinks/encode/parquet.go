@@ -296,13 +296,19 @@ func (p *Parquet) Seal(dst io.Writer, spool io.Reader) error {
 	err = eachRecord(spool, func(rec []byte) error {
 		data := rec
 		if lenient {
+			var err error
 			r := taggedReader{b: rec}
-			v, err := r.value()
-			if err != nil {
-				return err
+			scratch, err = co.appendTaggedRecord(scratch[:0], schema, &r)
+			if errors.Is(err, errNoColumn) {
+				// Members in the extra column: the general way.
+				r = taggedReader{b: rec}
+				var v any
+				if v, err = r.value(); err == nil {
+					fields, _ := v.(map[string]any)
+					scratch, err = co.appendRecord(scratch[:0], schema, fields)
+				}
 			}
-			fields, _ := v.(map[string]any)
-			if scratch, err = co.appendRecord(scratch[:0], schema, fields); err != nil {
+			if err != nil {
 				// Inferred schemas fit their records by construction.
 				return fmt.Errorf("parquet: record does not fit its inferred schema: %w", err)
 			}

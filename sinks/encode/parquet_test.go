@@ -525,3 +525,54 @@ func TestParquetLazyRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestParquetInferredTooManyColumns: the fields of an output past the
+// column limit go, as one JSON object per record, into a json column
+// _extra; none is dropped.
+func TestParquetInferredTooManyColumns(t *testing.T) {
+	p, err := encode.NewParquet(encode.ParquetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var records []map[string]any
+	for r := range 3 {
+		m := map[string]any{"id": int64(r)}
+		for i := range 600 {
+			m[fmt.Sprintf("f%d_%04d", r, i)] = int64(i)
+		}
+		records = append(records, m)
+	}
+	data, errs := sealParquet(t, p, records)
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	af := readArrow(t, data)
+	if n := len(af.schema.Fields()); n != encode.MaxColumns {
+		t.Fatalf("%d columns, want %d", n, encode.MaxColumns)
+	}
+	// Every field of every record is in a column or in _extra.
+	for r, row := range af.rows {
+		seen := 0
+		for k, v := range row {
+			if k == encode.ExtraField {
+				if v == nil {
+					continue
+				}
+				var extra map[string]any
+				if err := json.Unmarshal([]byte(v.(string)), &extra); err != nil {
+					t.Fatal(err)
+				}
+				seen += len(extra)
+				continue
+			}
+			if v != nil {
+				seen++
+			}
+		}
+		if seen != 601 {
+			t.Errorf("row %d keeps %d of its 601 fields", r, seen)
+		}
+	}
+}

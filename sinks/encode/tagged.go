@@ -251,3 +251,60 @@ func (r *taggedReader) value() (any, error) {
 	}
 	return nil, fmt.Errorf("spool record has unknown tag %d", tag)
 }
+
+// skip consumes one value without decoding it.
+func (r *taggedReader) skip() error {
+	if len(r.b) == 0 {
+		return errTruncated
+	}
+	tag := r.b[0]
+	r.b = r.b[1:]
+	switch tag {
+	case tagNull, tagFalse, tagTrue:
+		return nil
+	case tagInt:
+		_, err := r.varint()
+		return err
+	case tagFloat:
+		if len(r.b) < 8 {
+			return errTruncated
+		}
+		r.b = r.b[8:]
+		return nil
+	case tagString, tagBytes:
+		_, err := r.bytes()
+		return err
+	case tagTime:
+		if _, err := r.varint(); err != nil {
+			return err
+		}
+		_, err := r.uvarint()
+		return err
+	case tagList:
+		n, err := r.uvarint()
+		if err != nil {
+			return err
+		}
+		for range n {
+			if err := r.skip(); err != nil {
+				return err
+			}
+		}
+		return nil
+	case tagObject:
+		n, err := r.uvarint()
+		if err != nil {
+			return err
+		}
+		for range n {
+			if _, err := r.bytes(); err != nil {
+				return err
+			}
+			if err := r.skip(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("spool record has unknown tag %d", tag)
+}
