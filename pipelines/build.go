@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/checkpoint"
+	"github.com/sluice-dev/sluice/engine/leases"
 )
 
 // BuildOptions is what a pipeline needs from the process that runs it.
@@ -27,6 +29,22 @@ type BuildOptions struct {
 	Dir string
 	// Now is the clock; nil: time.Now. Tests set it.
 	Now func() time.Time
+
+	// The overrides below let `sluice test` run a pipeline's steps on
+	// records it chooses and watch what comes out, without touching the
+	// file's inputs and outputs. The file is still validated whole.
+
+	// Source, when set, replaces the file's source; the file's decode
+	// step and schema still apply to its records.
+	Source engine.Source
+	// Sink, when set, makes the engine sink of the file's sink named
+	// name, in place of the sink the file describes; it still reads
+	// where the file's from: says.
+	Sink func(name string) (engine.Sink, error)
+	// Store, when set, replaces the checkpoint store.
+	Store engine.Store
+	// NotifyClient, when set, sends the alert rules' webhook requests.
+	NotifyClient *http.Client
 }
 
 // Build makes a runnable pipeline from a Spec. It validates the Spec
@@ -70,17 +88,28 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	p.Steps = append(p.Steps, engine.NamedStep{Name: "decode", Step: comp.decode})
 	p.Steps = append(p.Steps, comp.steps...)
 
-	if s.Source.Kinesis != nil {
+	if opts.Source != nil {
+		p.Source = opts.Source
+	}
+	p.Store = opts.Store
+	if s.Source.Kinesis != nil && opts.Source == nil {
 		src, st, err := buildKinesis(s, opts)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %s: %s", s.Name, s.Redact(err.Error()))
 		}
-		p.Source, p.Store = src, st
+		p.Source = src
+		if p.Store == nil {
+			p.Store = st
+		}
 	}
 	if p.Store == nil {
 		store := s.Checkpoint.Store
 		if store == "" {
 			store = DefaultCheckpointStore
+		}
+		if leases.IsStoreURL(store) {
+			// Only the kinesis source shares a lease table.
+			return nil, fmt.Errorf("pipeline %s: checkpoint store %s needs the kinesis source; pass a Store with a replaced source", s.Name, store)
 		}
 		st, err := checkpoint.NewLocal(rt.abs(store), nil)
 		if err != nil {
@@ -91,7 +120,13 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 
 	for i := range s.Sinks {
 		sk := &s.Sinks[i]
-		sink, err := buildSink(s, sk, comp.sinks[i], rt, opts)
+		var sink engine.Sink
+		var err error
+		if opts.Sink != nil {
+			sink, err = opts.Sink(sk.Name)
+		} else {
+			sink, err = buildSink(s, sk, comp.sinks[i], rt, opts)
+		}
 		if err != nil {
 			closeAll(p)
 			return nil, fmt.Errorf("pipeline %s: sink %s: %s", s.Name, sk.Name, s.Redact(strings.TrimSpace(err.Error())))

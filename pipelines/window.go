@@ -250,6 +250,12 @@ func alertSinks(s *Spec, rules []compiledAlert, opts BuildOptions) ([]engine.Nam
 	for _, ca := range rules {
 		cfg := ca.cfg
 		cfg.Logger = opts.Logger
+		if opts.NotifyClient != nil {
+			cfg.Notify = slices.Clone(cfg.Notify)
+			for i := range cfg.Notify {
+				cfg.Notify[i].Client = opts.NotifyClient
+			}
+		}
 		r, err := alert.New(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %s: alert %s: %s", s.Name, cfg.Name, s.Redact(err.Error()))
