@@ -136,3 +136,23 @@ func TestReadmePipelineIsValid(t *testing.T) {
 		t.Fatalf("the README's pipeline is invalid:\n%s", stderr.String())
 	}
 }
+
+// TestExampleTests runs `sluice test` on every test file in
+// examples/tests: the examples' unit tests must pass.
+func TestExampleTests(t *testing.T) {
+	files, err := filepath.Glob("../../examples/tests/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no example tests found: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := dispatch(context.Background(), []string{"test", file}, nil, &stdout, &stderr); code != exitOK {
+				t.Fatalf("sluice test exited %d:\n%s%s", code, stdout.String(), stderr.String())
+			}
+			if !strings.HasPrefix(stdout.String(), file+": ok (") {
+				t.Errorf("sluice test printed %q, want %s: ok (N tests)", stdout.String(), file)
+			}
+		})
+	}
+}
