@@ -77,6 +77,8 @@ type checker struct {
 	// prior are the problems found while decoding; checks of parts that
 	// had one are skipped, as they would only repeat it.
 	prior ErrorList
+	// now is the run's clock, for the steps that read one (nil: time.Now).
+	now func() time.Time
 }
 
 func (c *checker) errorf(at Pos, path, format string, args ...any) {
@@ -149,7 +151,7 @@ func compile(s *Spec, rt runtime, prior ErrorList) (*compiled, ErrorList) {
 	if s.loc.key == nil {
 		s.loc = locations{key: map[string]Pos{}, val: map[string]Pos{}, shown: map[string]string{}, scalars: map[string]*scalarRef{}}
 	}
-	c := &checker{s: s, fromFile: s.loc.file != "", prior: prior}
+	c := &checker{s: s, fromFile: s.loc.file != "", prior: prior, now: rt.now}
 	out := &compiled{}
 
 	c.name()

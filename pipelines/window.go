@@ -42,6 +42,7 @@ func (c *checker) windowStep(st *Step, i int, path string, in operators.Schema, 
 		Late:            w.Late,
 		AllowedLateness: w.AllowedLateness,
 		Schema:          in,
+		Now:             c.now,
 	}
 	kinds := 0
 	for _, set := range []bool{w.Tumbling != 0, w.Sliding != nil, w.Session != nil} {
