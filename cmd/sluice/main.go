@@ -42,6 +42,15 @@ func commands() map[string]command {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// The first signal asks for a clean stop, which may wait for a
+		// destination to come back (a commit retrying within its retry
+		// duration). Restoring the default handling lets a second signal
+		// end the process at once; that loses nothing, because the last
+		// checkpoint lists what was sealed and the next run commits it.
+		<-ctx.Done()
+		stop()
+	}()
 	code := dispatch(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
