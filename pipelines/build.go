@@ -74,8 +74,12 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
-	if err := comp.project(s); err != nil {
-		return nil, fmt.Errorf("pipeline %s: %w", s.Name, err)
+	// Sinks made by the caller may need whole records or keep them:
+	// decode every field for them.
+	if opts.Sink == nil {
+		if err := comp.project(s); err != nil {
+			return nil, fmt.Errorf("pipeline %s: %w", s.Name, err)
+		}
 	}
 
 	p := &engine.Pipeline{
