@@ -23,6 +23,11 @@
 // []byte as base64, []any, []string, map[string]any, map[string]string)
 // is an error: the sink sends that record to its error output as
 // "format-conversion-failed" instead of guessing.
+//
+// A record decoded lazily (engine.Record.Projection: only the fields the
+// pipeline reads were decoded) is written whole by AppendWhole, which
+// copies the undecoded members from the record's bytes and gives the same
+// bytes as for the record decoded whole.
 package encode
 
 import (
