@@ -6,7 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -361,4 +364,83 @@ func b64(s string) string {
 	enc := json.NewEncoder(&buf)
 	enc.Encode([]byte(s))
 	return strings.Trim(strings.TrimSpace(buf.String()), `"`)
+}
+
+// TestSecondSignalExitsAtOnce stops a pipeline whose destination is down:
+// the first SIGTERM starts a clean stop that waits for delivery retries,
+// the second ends the process; a run with the destination back delivers
+// every record once.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs processes; not in -short")
+	}
+	bin, err := sluiceBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pipeline := filepath.Join(dir, "p.yaml")
+	writeFile(t, pipeline, `name: second-signal
+source:
+  generate: {count: 50, seed: 3}
+sinks:
+  - name: out
+    http: {url: "${ENDPOINT}", body: ndjson}
+    retry: {duration: 1h}
+`)
+	// Nothing listens on this address: every POST fails and is retried.
+	cmd := exec.Command(bin, "run", "--status", "off", pipeline)
+	cmd.Env = append(os.Environ(), "ENDPOINT=http://127.0.0.1:1/ingest")
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	waitFor(t, 30*time.Second, "the first delivery attempt", func() bool {
+		return strings.Contains(stderr.String(), "input ended")
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("the process exited 0 without delivering:\n%s", stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("a second SIGTERM did not end the process:\n%s", tail(stderr.String(), 3000))
+	}
+
+	// The destination is back: the next run delivers the 50 records once.
+	var mu sync.Mutex
+	got := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		for _, line := range strings.Split(strings.TrimSpace(string(body)), "\n") {
+			got[line]++
+		}
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	cmd = exec.Command(bin, "run", "--status", "off", pipeline)
+	cmd.Env = append(os.Environ(), "ENDPOINT="+srv.URL)
+	stderr = &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("second run: %v\n%s", err, tail(stderr.String(), 3000))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 50 {
+		t.Fatalf("receiver got %d distinct records, want 50", len(got))
+	}
+	for line, n := range got {
+		if n != 1 {
+			t.Fatalf("record delivered %d times: %s", n, line)
+		}
+	}
 }
