@@ -31,6 +31,12 @@ type Pipeline struct {
 	// window timers. Default 200ms.
 	TickInterval time.Duration
 
+	// DroppableState reports whether the checkpointed state of a sink that
+	// the pipeline no longer has may be dropped (with a warning) instead of
+	// refusing to start: true for sinks whose state holds nothing that
+	// would be lost, such as an alert rule's. Nil: never.
+	DroppableState func(sink string) bool
+
 	Logger *slog.Logger
 	Stats  *Stats
 	// Tap, when set, lets other goroutines watch copies of the records at
@@ -224,12 +230,18 @@ func (r *runner) restore(ctx context.Context) error {
 		r.log.Info("resuming from checkpoint", "seq", cp.Seq, "time", cp.Time, "shards", len(cp.Positions))
 	}
 	// State the pipeline has no sink for may be staged output that would be
-	// lost in silence: refuse, as Flink refuses state it cannot map.
+	// lost in silence: refuse, as Flink refuses state it cannot map, unless
+	// the pipeline says that sink's state may go (DroppableState).
 	for name := range sinkState {
-		if !slices.ContainsFunc(p.Sinks, func(s NamedSink) bool { return s.Name == name }) {
-			return fmt.Errorf("pipeline %s: the last checkpoint holds staged output of sink %q, which the pipeline no longer has: "+
-				"put the sink back and run once to deliver it, or delete the checkpoint to drop it", p.Name, name)
+		if slices.ContainsFunc(p.Sinks, func(s NamedSink) bool { return s.Name == name }) {
+			continue
 		}
+		if p.DroppableState != nil && p.DroppableState(name) {
+			r.log.Warn("dropping the checkpointed state of a sink the pipeline no longer has", "sink", name)
+			continue
+		}
+		return fmt.Errorf("pipeline %s: the last checkpoint holds staged output of sink %q, which the pipeline no longer has: "+
+			"put the sink back and run once to deliver it, or delete the checkpoint to drop it", p.Name, name)
 	}
 	for _, s := range p.Steps {
 		st, ok := s.Step.(Stateful)

@@ -433,6 +433,16 @@ func TestRunRefusesStateOfARemovedSink(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `sink "b"`) || !strings.Contains(err.Error(), "delete the checkpoint") {
 		t.Fatalf("resuming without sink b: got %v, want an error naming the sink and the way out", err)
 	}
+	// A pipeline that declares b's state droppable resumes without it.
+	p := &engine.Pipeline{Name: "t", Source: &countSource{n: 5, per: 5}, Store: store,
+		Sinks:          []engine.NamedSink{{Name: "a", After: -1, Sink: &memSink{name: "a", log: &log, sealEvery: 1}}},
+		DroppableState: func(sink string) bool { return sink == "b" }}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatalf("resuming with b's state droppable: %v", err)
+	}
+	if _, kept := store.last["t"].Sinks["b"]; kept {
+		t.Fatal("the dropped sink's state is still in the next checkpoint")
+	}
 }
 
 type closingSink struct {

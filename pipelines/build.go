@@ -88,6 +88,9 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 		CheckpointInterval: s.Checkpoint.Interval,
 		Logger:             opts.Logger,
 		Now:                opts.Now,
+		// An alert rule's state is derived from window rows and its
+		// notifications; a rule deleted from the file takes it along.
+		DroppableState: func(sink string) bool { return strings.HasPrefix(sink, alertSinkPrefix) },
 	}
 	p.Steps = append(p.Steps, engine.NamedStep{Name: "decode", Step: comp.decode})
 	p.Steps = append(p.Steps, comp.steps...)

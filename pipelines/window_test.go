@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -105,5 +106,47 @@ sinks:
 		if fired[route] != 1 {
 			t.Errorf("route %s fired %d times, want once", route, fired[route])
 		}
+	}
+}
+
+// TestDeletingAnAlertKeepsThePipelineRunning deletes an alert rule from a
+// file whose checkpoint holds the rule's state: the next run resumes (an
+// alert's state holds nothing that would be lost), while a deleted sink
+// with staged output still stops it.
+func TestDeletingAnAlertKeepsThePipelineRunning(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	dir := t.TempDir()
+	pipeline := func(count int, alert bool, sinks string) string {
+		text := fmt.Sprintf(`name: alerts
+source:
+  generate: {count: %d, seed: 4}
+event_time: ts
+checkpoint: {store: state}
+steps:
+  - window: {name: per_path, tumbling: 1m, group_by: [path], aggregate: {requests: count()}}
+`, count)
+		if alert {
+			text += fmt.Sprintf("alerts:\n  - {name: busy, on: per_path, when: requests > 0, notify: [{http: {url: %q}}]}\n", srv.URL)
+		}
+		return writePipeline(t, dir, text+"sinks:\n"+sinks)
+	}
+	rows := "  - {name: rows, from: per_path, files: {dir: out/rows}}\n"
+	extra := "  - {name: extra, from: source, files: {dir: out/extra}, buffer: {interval: 1h}}\n"
+	run(t, pipeline(2000, true, rows+extra), BuildOptions{})
+	// The alert is gone from the file: the run resumes without its state.
+	run(t, pipeline(4000, false, rows+extra), BuildOptions{})
+	spec, err := Load(pipeline(6000, false, rows), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Build(spec, BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A user sink is not droppable, even when (as here) its last run left
+	// nothing staged: the pipeline cannot know that without it.
+	if err := p.Run(context.Background()); err == nil || !strings.Contains(err.Error(), `sink "extra"`) {
+		t.Fatalf("deleting a sink: got %v, want an error naming it", err)
 	}
 }
