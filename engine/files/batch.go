@@ -9,35 +9,54 @@ import (
 	"github.com/sluice-dev/sluice/engine/files/lines"
 )
 
-// arenaBytes is the size of the blocks that records' bytes are copied
-// into: one allocation for many lines.
-const arenaBytes = 64 << 10
-
-// batch collects the lines of one file into a batch.
+// batch collects the lines of one file into a batch. It is scratch space
+// that the tailer reuses from batch to batch: lines are gathered into its
+// slices, which grow to the size of the largest batch and stay, and batch
+// copies them into allocations of the exact size, because the pipeline
+// owns a batch once it is emitted. A batch thus costs a few allocations
+// whatever its number of lines, instead of several a line and a record
+// slice grown by doubling, which were most of the bytes a pipeline reading
+// files allocated and so most of its collector's work.
 type batch struct {
-	path    string
-	now     time.Time
-	max     int
-	records []engine.Record
+	path string
+	now  time.Time
+	max  int
+	// data holds the lines' bytes one after the other, seqs their offsets
+	// in decimal (their sequence numbers), and ends where each line's
+	// bytes and sequence number end in them.
+	data []byte
+	seqs []byte
+	ends []lineEnd
+	// records counts the lines that go to Records; the others are in
+	// failed, whose records get their Data and Meta when the batch is made.
+	records int
 	failed  []engine.Failure
-	arena   []byte
-	// seqs holds the decimal offsets of all lines, so that their
-	// sequence numbers cost one string for the batch.
-	seqs    []byte
-	seqEnds []int
-	// failedAt[k] tells whether line k went to failed.
-	failedAt []bool
-	bytes    int
-	first    int64 // offset of the first line, -1 before any
+	bytes   int
+	first   int64 // offset of the first line, -1 before any
 }
 
+// lineEnd is where one line ends in a batch's data and seqs.
+type lineEnd struct {
+	data, seq int
+	failed    bool
+}
+
+// newBatch returns the tailer's scratch batch, emptied, for lines of f.
 func (t *tailer) newBatch(f *file) *batch {
-	return &batch{path: f.path, now: t.cfg.Now(), max: t.cfg.MaxLineBytes, first: -1}
+	b := &t.scratch
+	*b = batch{
+		path: f.path, now: t.cfg.Now(), max: t.cfg.MaxLineBytes, first: -1,
+		data: b.data[:0], seqs: b.seqs[:0], ends: b.ends[:0],
+	}
+	return b
 }
 
 func (b *batch) full() bool {
-	return len(b.records)+len(b.failed) >= batchLines || b.bytes >= batchBytes
+	return len(b.ends) >= batchLines || b.bytes >= batchBytes
 }
+
+// empty reports whether the batch holds no line.
+func (b *batch) empty() bool { return len(b.ends) == 0 }
 
 // add appends a line; one longer than the limit goes to Failed with the
 // reason, with its first bytes as the record.
@@ -46,54 +65,52 @@ func (b *batch) add(l lines.Line) {
 		b.first = l.Offset
 	}
 	b.bytes = int(l.End - b.first)
-	data := b.copy(l.Data)
+	b.data = append(b.data, l.Data...)
 	b.seqs = strconv.AppendInt(b.seqs, l.Offset, 10)
-	b.seqEnds = append(b.seqEnds, len(b.seqs))
-	rec := engine.Record{Data: data, Meta: engine.Meta{PartitionKey: b.path, ArrivalTime: b.now}}
-	b.failedAt = append(b.failedAt, l.Truncated())
+	b.ends = append(b.ends, lineEnd{data: len(b.data), seq: len(b.seqs), failed: l.Truncated()})
 	if !l.Truncated() {
-		b.records = append(b.records, rec)
+		b.records++
 		return
 	}
 	b.failed = append(b.failed, engine.Failure{
-		Record: rec,
-		Type:   "decode-failed",
-		Stage:  "source",
+		Type:  "decode-failed",
+		Stage: "source",
 		Err: fmt.Sprintf("line of %d bytes at byte %d of %s is longer than max_line (%d); its first %d bytes are kept here; raise max_line to read such lines",
 			l.Len, l.Offset, b.path, b.max, len(l.Data)),
 		Time: b.now,
 	})
 }
 
-// copy copies p into the arena and returns the copy, capped so that an
-// append to one record cannot overwrite the next.
-func (b *batch) copy(p []byte) []byte {
-	if len(p) > cap(b.arena)-len(b.arena) {
-		// Blocks grow from small (a file that gets a line now and then)
-		// to arenaBytes.
-		b.arena = make([]byte, 0, max(min(2*cap(b.arena), arenaBytes), 4<<10, len(p)))
-	}
-	n := len(b.arena)
-	b.arena = append(b.arena, p...)
-	return b.arena[n:len(b.arena):len(b.arena)]
-}
-
-// batch returns the engine batch, with shard ids and sequence numbers.
+// batch returns the engine batch, with shard ids and sequence numbers. Its
+// records' Data are capped slices of one buffer, so that an append to one
+// record cannot overwrite the next; their sequence numbers are slices of
+// one string.
 func (b *batch) batch(shard, position string) *engine.Batch {
-	seqs := string(b.seqs)
-	start, ri, fi := 0, 0, 0
-	for k, end := range b.seqEnds {
-		var m *engine.Meta
-		if b.failedAt[k] {
-			m = &b.failed[fi].Record.Meta
-			fi++
-		} else {
-			m = &b.records[ri].Meta
-			ri++
-		}
-		m.ShardID = shard
-		m.SequenceNumber = seqs[start:end]
-		start = end
+	var data []byte
+	if len(b.ends) > 0 {
+		// Not nil even when every line is empty: nil Data marks a record
+		// that a step made.
+		data = make([]byte, len(b.data))
+		copy(data, b.data)
 	}
-	return &engine.Batch{Shard: shard, Position: position, Records: b.records, Failed: b.failed, Bytes: b.bytes}
+	seqs := string(b.seqs)
+	var records []engine.Record
+	if b.records > 0 {
+		records = make([]engine.Record, 0, b.records)
+	}
+	start, seqStart, fi := 0, 0, 0
+	for _, e := range b.ends {
+		rec := engine.Record{
+			Data: data[start:e.data:e.data],
+			Meta: engine.Meta{PartitionKey: b.path, SequenceNumber: seqs[seqStart:e.seq], ShardID: shard, ArrivalTime: b.now},
+		}
+		start, seqStart = e.data, e.seq
+		if e.failed {
+			b.failed[fi].Record = rec
+			fi++
+			continue
+		}
+		records = append(records, rec)
+	}
+	return &engine.Batch{Shard: shard, Position: position, Records: records, Failed: b.failed, Bytes: b.bytes}
 }

@@ -208,6 +208,8 @@ type tailer struct {
 	// noPosition is true when Read started without any position: only
 	// then does StartAt apply.
 	noPosition bool
+	// scratch is where the lines of the next batch are gathered.
+	scratch batch
 }
 
 func (t *tailer) closeAll() {
@@ -477,7 +479,7 @@ func (t *tailer) pump(ctx context.Context, f *file) (more bool, err error) {
 			b.add(line)
 		}
 	}
-	if len(b.records) > 0 || len(b.failed) > 0 || f.announce || final || letGo {
+	if !b.empty() || f.announce || final || letGo {
 		if err := t.send(ctx, f, b, final || letGo); err != nil {
 			return false, err
 		}

@@ -677,6 +677,8 @@ func BenchmarkReadOnce(b *testing.B) {
 	}
 	b.SetBytes(int64(lines * len(line)))
 	b.ReportAllocs()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
 	b.ResetTimer()
 	for range b.N {
 		n := 0
@@ -688,5 +690,94 @@ func BenchmarkReadOnce(b *testing.B) {
 			b.Fatalf("read %d lines: %v", n, err)
 		}
 	}
+	b.StopTimer()
+	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(b.N*lines)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N*lines), "allocs/record")
+}
+
+// TestBatchRecords: every line comes out whole, in order, with its offset
+// as sequence number, into Records or (longer than max_line) Failed, and
+// stays so while later batches are read: the lines are gathered in space
+// reused from batch to batch, and an emitted batch must not share it.
+func TestBatchRecords(t *testing.T) {
+	const max = 8
+	many := strings.Repeat("0123456\n", batchLines*2+3)
+	for _, tc := range []struct {
+		name, content string
+	}{
+		{"one line", "hello\n"},
+		{"empty lines only", "\n\n\n"},
+		{"empty and full", "\nab\n\n" + strings.Repeat("x", max) + "\n"},
+		{"too long among short", "a\n" + strings.Repeat("y", 3*max) + "\nb\n" + strings.Repeat("z", max+1) + "\n"},
+		{"crlf and no final newline", "a\r\nbb\r\nccc"},
+		{"several batches", many + strings.Repeat("w", 2*max) + "\n" + many},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "a.log")
+			write(t, path, tc.content)
+			rec := readOnce(t, Config{Paths: []string{path}, MaxLineBytes: max, Now: fixedClock()}, nil)
+
+			// What each line should give, from the content.
+			type want struct {
+				data   string
+				seq    string
+				failed bool
+			}
+			var wants []want
+			for off := 0; off < len(tc.content); {
+				n := strings.IndexByte(tc.content[off:], '\n')
+				next := off + n + 1
+				if n < 0 {
+					n, next = len(tc.content)-off, len(tc.content)
+				}
+				line := strings.TrimSuffix(tc.content[off:off+n], "\r")
+				w := want{data: line, seq: strconv.Itoa(off)}
+				if len(line) > max {
+					w = want{data: line[:max], seq: w.seq, failed: true}
+				}
+				wants = append(wants, w)
+				off = next
+			}
+
+			var got []want
+			for _, b := range rec.all() {
+				all := make([]engine.Record, 0, len(b.Records)+len(b.Failed))
+				all = append(all, b.Records...)
+				for _, f := range b.Failed {
+					all = append(all, f.Record)
+				}
+				for i, r := range all {
+					// Capped, so that an append to one record's Data cannot
+					// overwrite the next's.
+					if r.Data == nil || cap(r.Data) != len(r.Data) {
+						t.Fatalf("record %q: Data nil or with room after it (cap %d)", r.Data, cap(r.Data))
+					}
+					if r.Meta.ShardID != b.Shard || r.Meta.PartitionKey != path {
+						t.Fatalf("record %q: meta %+v in shard %s", r.Data, r.Meta, b.Shard)
+					}
+					got = append(got, want{data: string(r.Data), seq: r.Meta.SequenceNumber, failed: i >= len(b.Records)})
+				}
+			}
+			// Within a batch Records come before Failed; order by offset.
+			slices.SortStableFunc(got, func(a, b want) int {
+				x, _ := strconv.Atoi(a.seq)
+				y, _ := strconv.Atoi(b.seq)
+				return x - y
+			})
+			if !slices.Equal(got, wants) {
+				t.Fatalf("got %d lines, want %d; first difference at %d", len(got), len(wants), firstDiff(got, wants))
+			}
+		})
+	}
+}
+
+func firstDiff[T comparable](a, b []T) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }
