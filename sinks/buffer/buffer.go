@@ -51,6 +51,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluice-dev/sluice/engine/fsys"
@@ -175,12 +176,16 @@ type spool struct {
 	synced    int64 // bytes known durable
 	pending   []byte
 	records   int
+	// oldest is the earliest arrival or staging time of the spool's
+	// records, Unix nanoseconds, as also kept in Buffers.fresh.
+	oldest int64
 }
 
 func (s *spool) size() int64 { return s.length + int64(len(s.pending)) }
 
 // Buffers is the staging area of one sink. It is driven from the
-// pipeline's goroutine and is not safe for concurrent use.
+// pipeline's goroutine and is not safe for concurrent use, except for
+// Oldest.
 type Buffers struct {
 	cfg       Config
 	open      [2]map[string]*spool // [0] records, [1] error output
@@ -196,6 +201,14 @@ type Buffers struct {
 	// match the disk, so every later call fails until a new Buffers
 	// recovers from the last checkpoint.
 	err error
+	// fresh holds, for each record spool and sealed record output not
+	// yet published, keyed by file, the earliest arrival or staging time
+	// of its records (Unix nanoseconds). It changes when a spool opens,
+	// seals or is published, seldom per record, so Oldest can take the
+	// minimum from another goroutine under a mutex the hot path rarely
+	// touches.
+	freshMu sync.Mutex
+	fresh   map[string]int64
 }
 
 var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
@@ -232,7 +245,7 @@ func New(cfg Config) (*Buffers, error) {
 	if cfg.ChunkBytes <= 0 {
 		cfg.ChunkBytes = DefaultChunkBytes
 	}
-	return &Buffers{cfg: cfg, open: [2]map[string]*spool{{}, {}}}, nil
+	return &Buffers{cfg: cfg, open: [2]map[string]*spool{{}, {}}, fresh: map[string]int64{}}, nil
 }
 
 func (b *Buffers) usable() error {
@@ -259,16 +272,22 @@ func (b *Buffers) fail(err error) error {
 // if needed (now is then its opening time). It may seal buffers whose size
 // or record trigger fires, or to keep within the caps.
 func (b *Buffers) Append(partition, line []byte, now time.Time) error {
-	return b.append(0, partition, line, now)
+	return b.append(0, partition, line, now, time.Time{})
+}
+
+// AppendArrival is Append for a record that arrived at arrival (zero:
+// unknown), which Oldest reports if it is earlier than now.
+func (b *Buffers) AppendArrival(partition, line []byte, now, arrival time.Time) error {
+	return b.append(0, partition, line, now, arrival)
 }
 
 // AppendError adds one encoded failed record to the error output's buffer
 // of partition.
 func (b *Buffers) AppendError(partition, line []byte, now time.Time) error {
-	return b.append(1, partition, line, now)
+	return b.append(1, partition, line, now, time.Time{})
 }
 
-func (b *Buffers) append(kind int, partition, line []byte, now time.Time) error {
+func (b *Buffers) append(kind int, partition, line []byte, now, arrival time.Time) error {
 	if err := b.usable(); err != nil {
 		return err
 	}
@@ -300,6 +319,12 @@ func (b *Buffers) append(kind int, partition, line []byte, now time.Time) error 
 	}
 	sp.records++
 	b.total += int64(len(line))
+	if kind == 0 && !arrival.IsZero() {
+		if t := arrival.UnixNano(); t < sp.oldest {
+			sp.oldest = t
+			b.setFresh(sp.file, t)
+		}
+	}
 	if sp.size() >= b.cfg.MaxBytes || (b.cfg.MaxRecords > 0 && sp.records >= b.cfg.MaxRecords) {
 		if err := b.seal(sp); err != nil {
 			return err
@@ -368,7 +393,41 @@ func (b *Buffers) openSpool(kind int, partition string, now time.Time) (*spool, 
 	sp.f = f
 	b.dirDirty = true
 	b.open[kind][partition] = sp
+	if kind == 0 {
+		sp.oldest = now.UnixNano()
+		b.setFresh(sp.file, sp.oldest)
+	}
 	return sp, nil
+}
+
+// setFresh notes the oldest record of a record spool or sealed output.
+func (b *Buffers) setFresh(file string, t int64) {
+	b.freshMu.Lock()
+	b.fresh[file] = t
+	b.freshMu.Unlock()
+}
+
+// Oldest is the earliest arrival time, or staging time when that is
+// earlier or unknown, of the records staged or sealed and not yet
+// published; zero when there are none. Data freshness, as Firehose
+// measures it, is the time since. Records restored from a checkpoint
+// count from when they were first staged. Failed records in the error
+// output do not count. Unlike the rest of Buffers it is safe to call
+// from any goroutine.
+func (b *Buffers) Oldest() time.Time {
+	b.freshMu.Lock()
+	defer b.freshMu.Unlock()
+	var oldest int64
+	found := false
+	for _, t := range b.fresh {
+		if !found || t < oldest {
+			oldest, found = t, true
+		}
+	}
+	if !found {
+		return time.Time{}
+	}
+	return time.Unix(0, oldest)
 }
 
 // writeOut moves a buffer's pending bytes to its spool file.
@@ -458,6 +517,12 @@ func (b *Buffers) sealWith(sp *spool, sealer Sealer) error {
 	b.total -= sp.size()
 	b.retired = append(b.retired, sp.file)
 	b.sealed = append(b.sealed, sealedState{File: file, Key: b.name(sp, seq, sealer.Ext()), Records: sp.records, Size: cw.n, Opened: sp.opened})
+	if kind == 0 {
+		b.freshMu.Lock()
+		delete(b.fresh, sp.file)
+		b.fresh[file] = sp.oldest
+		b.freshMu.Unlock()
+	}
 	return nil
 }
 
@@ -551,6 +616,9 @@ func (b *Buffers) commit(ctx context.Context, st *state) error {
 			return b.fail(fmt.Errorf("buffer: publish %s as %s: %w", s.File, s.Key, err))
 		}
 		b.sealed = slices.DeleteFunc(b.sealed, func(x sealedState) bool { return x.File == s.File })
+		b.freshMu.Lock()
+		delete(b.fresh, s.File)
+		b.freshMu.Unlock()
 	}
 	listed := map[string]bool{}
 	for _, o := range st.Open {
@@ -659,6 +727,9 @@ func (b *Buffers) Recover(ctx context.Context, raw json.RawMessage) error {
 			kind = 1
 		}
 		b.open[kind][o.Partition] = sp
+		if kind == 0 && !o.Opened.IsZero() {
+			b.setFresh(sp.file, sp.oldest)
+		}
 		b.total += o.Length
 		b.nextSpool = max(b.nextSpool, sp.id+1)
 	}
@@ -753,6 +824,7 @@ func (b *Buffers) reopen(o spoolState) (*spool, error) {
 	return &spool{
 		id: id, file: o.File, errors: o.Errors, partition: o.Partition, opened: o.Opened.UTC(),
 		f: f, length: o.Length, synced: o.Length, records: o.Records,
+		oldest: o.Opened.UnixNano(),
 	}, nil
 }
 

@@ -96,7 +96,7 @@ type SinkConfig struct {
 // Sink is an engine.Sink that stages records per rendered prefix in
 // Buffers and publishes sealed outputs through a Publisher. The files and
 // S3 sinks are a Sink with their own Publisher. Like every engine.Sink it
-// is driven from one goroutine.
+// is driven from one goroutine; OldestUndelivered may be called from any.
 type Sink struct {
 	cfg       SinkConfig
 	prefix    *keys.Template
@@ -259,7 +259,7 @@ func (s *Sink) Write(_ context.Context, b *engine.Batch) error {
 			}
 			continue
 		}
-		if err := s.buf.Append(part, s.line, now); err != nil {
+		if err := s.buf.AppendArrival(part, s.line, now, r.Meta.ArrivalTime); err != nil {
 			return s.wrap(err)
 		}
 	}
@@ -364,3 +364,10 @@ func (s *Sink) Stats() Stats { return s.buf.Stats() }
 // BufferedBytes is what the open buffers hold, for the status line and
 // metrics.
 func (s *Sink) BufferedBytes() int64 { return s.buf.Stats().Bytes }
+
+// OldestUndelivered is the arrival time of the oldest record staged or
+// sealed and not yet published, or its staging time when that is earlier
+// or the arrival is unknown; zero when there is none. Data freshness, as
+// Firehose measures it, is the time since. Failed records bound for the
+// error output do not count. Safe from any goroutine.
+func (s *Sink) OldestUndelivered() time.Time { return s.buf.Oldest() }

@@ -220,3 +220,97 @@ func TestRecoverStagedInAnotherFormat(t *testing.T) {
 		t.Errorf("old spool sealed %d times; %d json and %d parquet outputs; want 1, 1, 1", seals, json, parquet)
 	}
 }
+
+// TestOldestUndelivered follows data freshness across partitions through
+// staging, sealing, commit and restart, on an injected clock, while
+// another goroutine reads it as the metrics server does.
+func TestOldestUndelivered(t *testing.T) {
+	mem := fsys.NewMem()
+	pub := &memPublisher{fs: mem, published: map[string][]byte{}}
+	clock := t0
+	cfg := func(c *buffer.SinkConfig) {
+		c.Now = func() time.Time { return clock }
+		c.Prefix = "k=!{partitionKeyFromQuery:k}/"
+		c.PartitionKeys = map[string]buffer.KeyFunc{"k": func(r *engine.Record) (any, error) { return r.Fields["k"], nil }}
+	}
+	s := newSink(t, mem, pub, cfg)
+	ctx := context.Background()
+	rec := func(k string, arrival time.Time) engine.Record {
+		return engine.Record{Fields: map[string]any{"k": k}, Meta: engine.Meta{ArrivalTime: arrival}}
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func(s *buffer.Sink) {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				_ = s.OldestUndelivered()
+			}
+		}
+	}(s)
+
+	t1, t2 := t0.Add(time.Second), t0.Add(time.Minute)
+	steps := []struct {
+		name string
+		do   func() error
+		want time.Time // zero: nothing pending
+	}{
+		{"recovered empty", func() error { return s.Recover(ctx, nil) }, time.Time{}},
+		{"staged at t1", func() error {
+			clock = t1
+			return s.Write(ctx, &engine.Batch{Records: []engine.Record{rec("a", time.Time{})}})
+		}, t1},
+		{"then another partition at t2", func() error {
+			clock = t2
+			return s.Write(ctx, &engine.Batch{Records: []engine.Record{rec("b", t2), rec("a", t2)}})
+		}, t1},
+		{"failed records do not count", func() error {
+			return s.Write(ctx, &engine.Batch{Failed: []engine.Failure{{Record: rec("a", t0), Type: "processing-failed", Err: "bad"}}})
+		}, t1},
+		{"sealed, not committed", func() error { _, err := s.Flush(ctx, clock, true); return err }, t1},
+		{"committed", func() error {
+			st, err := s.Prepare(ctx)
+			if err != nil {
+				return err
+			}
+			return s.Commit(ctx, st)
+		}, time.Time{}},
+		{"arrived before it was staged", func() error {
+			clock = t2.Add(time.Hour)
+			return s.Write(ctx, &engine.Batch{Records: []engine.Record{rec("c", t2.Add(time.Hour)), rec("c", t2.Add(30*time.Minute))}})
+		}, t2.Add(30 * time.Minute)},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if got := s.OldestUndelivered(); !got.Equal(st.want) {
+			t.Fatalf("%s: oldest undelivered %v, want %v", st.name, got, st.want)
+		}
+	}
+
+	// A restart from the checkpoint keeps counting from when the open
+	// buffer was first staged, until it is delivered.
+	state, err := s.Prepare(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	clock = clock.Add(time.Hour)
+	s = newSink(t, mem, pub, cfg)
+	if err := s.Recover(ctx, state); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.OldestUndelivered(), t2.Add(time.Hour); !got.Equal(want) {
+		t.Fatalf("after restart: oldest undelivered %v, want the staging time %v", got, want)
+	}
+	deliver(t, s)
+	if got := s.OldestUndelivered(); !got.IsZero() {
+		t.Fatalf("everything delivered after restart, oldest %v, want none", got)
+	}
+	if got := len(pub.published); got != 4 {
+		t.Fatalf("published %d outputs, want 4 (a, b, the error output, c)", got)
+	}
+}
