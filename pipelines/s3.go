@@ -60,10 +60,6 @@ func stagingDir(s *Spec, sk *Sink, rt runtime) string {
 }
 
 func buildS3(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions) (engine.Sink, error) {
-	keys := map[string]s3sink.KeyFunc{}
-	for name, x := range cs.keys {
-		keys[name] = x.Eval
-	}
 	c := sk.S3
 	pathStyle := c.Endpoint != ""
 	if c.PathStyle != nil {
@@ -73,8 +69,6 @@ func buildS3(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions) 
 		Pipeline:             s.Name,
 		Name:                 sk.Name,
 		Bucket:               c.Bucket,
-		Prefix:               c.Prefix,
-		ErrorPrefix:          c.ErrorPrefix,
 		Region:               c.Region,
 		Endpoint:             c.Endpoint,
 		PathStyle:            pathStyle,
@@ -82,20 +76,6 @@ func buildS3(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions) 
 		AccessKeyID:          c.AccessKeyID,
 		SecretAccessKey:      c.SecretAccessKey,
 		SessionToken:         c.SessionToken,
-		Format:               sk.Format,
-		Compression:          sk.Compression,
-		Schema:               cs.schema,
-		RowGroupBytes:        sk.Parquet.RowGroupSize,
-		PageBytes:            int(sk.Parquet.PageSize),
-		NoDictionary:         sk.Parquet.Dictionary != nil && !*sk.Parquet.Dictionary,
-		BufferBytes:          sk.Buffer.Size,
-		BufferInterval:       cs.interval,
-		BufferRecords:        int(sk.Buffer.Records),
-		MaxOpenPartitions:    int(sk.Buffer.MaxPartitions),
-		MaxBufferedBytes:     sk.Buffer.MaxBytes,
-		PartitionKeys:        keys,
-		Time:                 cs.eventTime,
-		Location:             cs.location,
 		Staging:              stagingDir(s, sk, rt),
 		Retry:                sk.Retry.Duration,
 		ServerSideEncryption: c.Encryption,
@@ -104,5 +84,7 @@ func buildS3(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions) 
 		PartSize:             c.PartSize,
 		Logger:               opts.Logger,
 		Now:                  rt.now,
+		Buffering:            buffering(sk, cs, c.Prefix, c.ErrorPrefix),
+		FormatOptions:        formatOptions(sk, cs),
 	})
 }

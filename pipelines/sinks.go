@@ -10,6 +10,7 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/operators"
 	"github.com/sluice-dev/sluice/operators/window"
+	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/encode"
 	filesink "github.com/sluice-dev/sluice/sinks/files"
 	"github.com/sluice-dev/sluice/sinks/keys"
@@ -322,35 +323,50 @@ func (c *checker) checkFormat(path, kind string, sk *Sink) {
 	}
 }
 
+// buffering is how a buffering sink (files, s3) groups, names and seals
+// its outputs, from the sink's keys in the file.
+func buffering(sk *Sink, cs compiledSink, prefix, errorPrefix string) buffer.Buffering {
+	keys := make(map[string]buffer.KeyFunc, len(cs.keys))
+	for name, x := range cs.keys {
+		keys[name] = x.Eval
+	}
+	return buffer.Buffering{
+		Prefix:            prefix,
+		ErrorPrefix:       errorPrefix,
+		PartitionKeys:     keys,
+		Time:              cs.eventTime,
+		Location:          cs.location,
+		BufferBytes:       sk.Buffer.Size,
+		BufferInterval:    cs.interval,
+		BufferRecords:     int(sk.Buffer.Records),
+		MaxOpenPartitions: int(sk.Buffer.MaxPartitions),
+		MaxBufferedBytes:  sk.Buffer.MaxBytes,
+	}
+}
+
+// formatOptions is a buffering sink's output format, from its keys.
+func formatOptions(sk *Sink, cs compiledSink) encode.FormatOptions {
+	return encode.FormatOptions{
+		Format:        sk.Format,
+		Compression:   sk.Compression,
+		Schema:        cs.schema,
+		RowGroupBytes: sk.Parquet.RowGroupSize,
+		PageBytes:     int(sk.Parquet.PageSize),
+		NoDictionary:  sk.Parquet.Dictionary != nil && !*sk.Parquet.Dictionary,
+	}
+}
+
 // buildSink makes the sink of sk.
 func buildSink(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions) (engine.Sink, error) {
 	switch sk.Kind() {
 	case "files":
-		keys := map[string]filesink.KeyFunc{}
-		for name, x := range cs.keys {
-			keys[name] = x.Eval
-		}
 		return filesink.New(filesink.Config{
-			Pipeline:          s.Name,
-			Name:              sk.Name,
-			Dir:               rt.abs(sk.Files.Dir),
-			Prefix:            sk.Files.Prefix,
-			ErrorPrefix:       sk.Files.ErrorPrefix,
-			Format:            sk.Format,
-			Compression:       sk.Compression,
-			Schema:            cs.schema,
-			RowGroupBytes:     sk.Parquet.RowGroupSize,
-			PageBytes:         int(sk.Parquet.PageSize),
-			NoDictionary:      sk.Parquet.Dictionary != nil && !*sk.Parquet.Dictionary,
-			BufferBytes:       sk.Buffer.Size,
-			BufferInterval:    cs.interval,
-			BufferRecords:     int(sk.Buffer.Records),
-			MaxOpenPartitions: int(sk.Buffer.MaxPartitions),
-			MaxBufferedBytes:  sk.Buffer.MaxBytes,
-			PartitionKeys:     keys,
-			Time:              cs.eventTime,
-			Location:          cs.location,
-			Now:               rt.now,
+			Pipeline:      s.Name,
+			Name:          sk.Name,
+			Dir:           rt.abs(sk.Files.Dir),
+			Now:           rt.now,
+			Buffering:     buffering(sk, cs, sk.Files.Prefix, sk.Files.ErrorPrefix),
+			FormatOptions: formatOptions(sk, cs),
 		})
 	case "s3":
 		return buildS3(s, sk, cs, rt, opts)

@@ -30,6 +30,7 @@ import (
 	"github.com/sluice-dev/sluice/engine/kinesisapi"
 	"github.com/sluice-dev/sluice/engine/stream"
 	"github.com/sluice-dev/sluice/internal/testservers"
+	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/files"
 )
 
@@ -171,7 +172,12 @@ func put(t testing.TB, c *kinesis.Client, name string, from, to int) {
 // with local checkpoints, as the pipeline compiler would.
 func filesPipeline(t testing.TB, src engine.Source, out, ckpt string, store engine.Store) *engine.Pipeline {
 	t.Helper()
-	sink, err := files.New(files.Config{Pipeline: "kin", Name: "out", Dir: out, BufferInterval: 300 * time.Millisecond, BufferBytes: 1 << 20})
+	sink, err := files.New(files.Config{
+		Pipeline:  "kin",
+		Name:      "out",
+		Dir:       out,
+		Buffering: buffer.Buffering{BufferInterval: 300 * time.Millisecond, BufferBytes: 1 << 20},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

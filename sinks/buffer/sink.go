@@ -51,21 +51,10 @@ type Format interface {
 	SpoolFormat() string
 }
 
-// SinkConfig configures a Sink. Zero values take the defaults above.
-type SinkConfig struct {
-	// Kind and Name say which sink messages are about, as in "files sink
-	// archive: …"; Name and Pipeline also name the outputs.
-	Kind, Pipeline, Name string
-	Staging              string
-	FS                   fsys.FS
-	Publisher            Publisher
-	// Format stages and seals record outputs; Errors seals the error
-	// output (nil: uncompressed JSON lines).
-	Format Format
-	Errors Sealer
-	// SealerFor returns the sealer of spools staged by a run with
-	// another format (see Config.SealerFor).
-	SealerFor func(spoolFormat string) (Sealer, error)
+// Buffering is how a buffering sink groups records into outputs, names
+// them and decides when to seal them. The files and s3 sinks take it as
+// it is.
+type Buffering struct {
 	// Prefix and ErrorPrefix are key templates (package keys) for record
 	// outputs and the error output.
 	Prefix, ErrorPrefix string
@@ -89,6 +78,24 @@ type SinkConfig struct {
 	// one more seals the oldest; exceeding the bytes seals the largest.
 	MaxOpenPartitions int
 	MaxBufferedBytes  int64
+}
+
+// SinkConfig configures a Sink. Zero values take the defaults above.
+type SinkConfig struct {
+	// Kind and Name say which sink messages are about, as in "files sink
+	// archive: …"; Name and Pipeline also name the outputs.
+	Kind, Pipeline, Name string
+	Staging              string
+	FS                   fsys.FS
+	Publisher            Publisher
+	// Format stages and seals record outputs; Errors seals the error
+	// output (nil: uncompressed JSON lines).
+	Format Format
+	Errors Sealer
+	// SealerFor returns the sealer of spools staged by a run with
+	// another format (see Config.SealerFor).
+	SealerFor func(spoolFormat string) (Sealer, error)
+	Buffering
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

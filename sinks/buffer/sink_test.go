@@ -21,9 +21,15 @@ import (
 func newSink(t *testing.T, mem *fsys.Mem, pub buffer.Publisher, mut func(*buffer.SinkConfig)) *buffer.Sink {
 	t.Helper()
 	cfg := buffer.SinkConfig{
-		Kind: "test", Pipeline: "p", Name: "s", Staging: staging, FS: mem, Publisher: pub,
-		Format: &encode.JSONLines{}, BufferRecords: 100,
-		Now: func() time.Time { return t0 },
+		Kind:      "test",
+		Pipeline:  "p",
+		Name:      "s",
+		Staging:   staging,
+		FS:        mem,
+		Publisher: pub,
+		Format:    &encode.JSONLines{},
+		Now:       func() time.Time { return t0 },
+		Buffering: buffer.Buffering{BufferRecords: 100},
 	}
 	if mut != nil {
 		mut(&cfg)

@@ -57,38 +57,11 @@ type Config struct {
 	Pipeline, Name string
 	// Dir is the output directory.
 	Dir string
-	// Prefix and ErrorPrefix are key templates (package keys) under Dir
-	// for record outputs and for the error output.
-	Prefix, ErrorPrefix string
-	// Format is "json" (JSON lines, the default) or "parquet".
-	Format string
-	// Compression is none, gzip, zstd or snappy; empty means none for
-	// JSON and snappy for Parquet.
-	Compression string
-	// Schema declares Parquet's columns; nil infers them per file.
-	Schema *encode.Type
-	// RowGroupBytes, PageBytes and NoDictionary tune Parquet files (see
-	// encode.ParquetOptions).
-	RowGroupBytes int64
-	PageBytes     int
-	NoDictionary  bool
-	// A buffer is sealed when it holds BufferBytes of staged records,
-	// BufferRecords records (0: no limit), or BufferInterval after its
-	// first record, whichever comes first.
-	BufferBytes    int64
-	BufferInterval time.Duration
-	BufferRecords  int
-	// PartitionKeys are the values !{partitionKeyFromQuery:NAME} reads.
-	PartitionKeys map[string]KeyFunc
-	// Time gives the time !{timestamp:…} renders in Prefix (such as the
-	// event time); nil means the arrival time. Location is its zone; nil
-	// means UTC.
-	Time     TimeFunc
-	Location *time.Location
-	// MaxOpenPartitions and MaxBufferedBytes cap the open buffers: opening
-	// one more seals the oldest; exceeding the bytes seals the largest.
-	MaxOpenPartitions int
-	MaxBufferedBytes  int64
+	// The files' format, and how records are grouped into files, named
+	// (Prefix and ErrorPrefix are relative to Dir) and sealed, as for
+	// every buffering sink.
+	encode.FormatOptions
+	buffer.Buffering
 	// FS is the file system; nil means the host's.
 	FS fsys.FS
 	// Now is the clock; nil means time.Now.
@@ -116,10 +89,7 @@ func New(cfg Config) (*Sink, error) {
 	if cfg.Dir == "" {
 		return nil, errf("no dir; set files.dir to the output directory")
 	}
-	fo := encode.FormatOptions{
-		Format: cfg.Format, Compression: cfg.Compression, Schema: cfg.Schema,
-		RowGroupBytes: cfg.RowGroupBytes, PageBytes: cfg.PageBytes, NoDictionary: cfg.NoDictionary,
-	}
+	fo := cfg.FormatOptions
 	format, err := encode.NewFormat(fo)
 	if err != nil {
 		return nil, errf("%v", err)
@@ -143,17 +113,8 @@ func New(cfg Config) (*Sink, error) {
 		SealerFor: func(spoolFormat string) (buffer.Sealer, error) {
 			return fo.FormatForSpool(spoolFormat)
 		},
-		Prefix:            cfg.Prefix,
-		ErrorPrefix:       cfg.ErrorPrefix,
-		PartitionKeys:     cfg.PartitionKeys,
-		Time:              cfg.Time,
-		Location:          cfg.Location,
-		BufferBytes:       cfg.BufferBytes,
-		BufferInterval:    cfg.BufferInterval,
-		BufferRecords:     cfg.BufferRecords,
-		MaxOpenPartitions: cfg.MaxOpenPartitions,
-		MaxBufferedBytes:  cfg.MaxBufferedBytes,
-		Now:               cfg.Now,
+		Buffering: cfg.Buffering,
+		Now:       cfg.Now,
 	})
 	if err != nil {
 		return nil, err

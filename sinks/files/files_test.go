@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/fsys"
+	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/encode"
 	"github.com/sluice-dev/sluice/sinks/files"
 )
@@ -28,8 +29,12 @@ func newHarness(t *testing.T, mut func(*files.Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, fs: fsys.NewMem(), now: t0}
 	cfg := files.Config{
-		Pipeline: "p", Name: "s", Dir: "/out", Prefix: "data/",
-		FS: h.fs, Now: func() time.Time { return h.now },
+		Pipeline:  "p",
+		Name:      "s",
+		Dir:       "/out",
+		FS:        h.fs,
+		Now:       func() time.Time { return h.now },
+		Buffering: buffer.Buffering{Prefix: "data/"},
 	}
 	if mut != nil {
 		mut(&cfg)
@@ -380,10 +385,11 @@ func BenchmarkFilesSink(b *testing.B) {
 		b.Run(comp, func(b *testing.B) {
 			dir := b.TempDir()
 			sink, err := files.New(files.Config{
-				Pipeline: "bench", Name: "out", Dir: dir, Compression: comp,
-				Prefix:        "region=!{partitionKeyFromQuery:region}/!{timestamp:yyyy/MM/dd/HH}/",
-				PartitionKeys: map[string]files.KeyFunc{"region": regionKey},
-				BufferBytes:   16 << 20,
+				Pipeline:      "bench",
+				Name:          "out",
+				Dir:           dir,
+				Buffering:     buffer.Buffering{Prefix: "region=!{partitionKeyFromQuery:region}/!{timestamp:yyyy/MM/dd/HH}/", PartitionKeys: map[string]files.KeyFunc{"region": regionKey}, BufferBytes: 16 << 20},
+				FormatOptions: encode.FormatOptions{Compression: comp},
 			})
 			if err != nil {
 				b.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/checkpoint"
 	"github.com/sluice-dev/sluice/engine/fsys"
+	"github.com/sluice-dev/sluice/sinks/buffer"
+	"github.com/sluice-dev/sluice/sinks/encode"
 	"github.com/sluice-dev/sluice/sinks/files"
 )
 
@@ -38,15 +40,13 @@ func (s setup) run(sys fsys.FS, src *source) error {
 	}
 	clk := &clock{t: t0, step: 50 * time.Millisecond}
 	sink, err := files.New(files.Config{
-		Pipeline: "clicks", Name: "archive", Dir: s.dir,
-		Prefix:         "region=!{partitionKeyFromQuery:region}/!{timestamp:yyyy/MM/dd/HH}/",
-		Compression:    s.compression,
-		Format:         s.format,
-		BufferRecords:  5,
-		BufferInterval: time.Second,
-		PartitionKeys:  map[string]files.KeyFunc{"region": regionKey},
-		FS:             sys,
-		Now:            clk.Now,
+		Pipeline:      "clicks",
+		Name:          "archive",
+		Dir:           s.dir,
+		FS:            sys,
+		Now:           clk.Now,
+		Buffering:     buffer.Buffering{Prefix: "region=!{partitionKeyFromQuery:region}/!{timestamp:yyyy/MM/dd/HH}/", BufferRecords: 5, BufferInterval: time.Second, PartitionKeys: map[string]files.KeyFunc{"region": regionKey}},
+		FormatOptions: encode.FormatOptions{Compression: s.compression, Format: s.format},
 	})
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/checkpoint"
 	"github.com/sluice-dev/sluice/engine/fsys"
+	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/encode"
 	s3sink "github.com/sluice-dev/sluice/sinks/s3"
 )
@@ -157,13 +158,16 @@ func (r run) pipelineWith(t testing.TB, src engine.Source, staging, ckpt string,
 		return nil, nil, err
 	}
 	cfg := s3sink.Config{
-		Pipeline: "clicks", Name: "archive", Bucket: "bucket",
-		Prefix:        "data/part=!{partitionKeyFromQuery:part}/",
-		PartitionKeys: map[string]s3sink.KeyFunc{"part": partKey},
-		Format:        r.format, Compression: r.comp, Schema: r.schema,
-		BufferBytes: r.bufBytes, BufferRecords: r.bufRecs, BufferInterval: time.Hour,
-		Staging: staging, FS: r.sys, Client: r.api,
-		Retry: r.retry, Sleep: r.sleep,
+		Pipeline:      "clicks",
+		Name:          "archive",
+		Bucket:        "bucket",
+		Staging:       staging,
+		FS:            r.sys,
+		Client:        r.api,
+		Retry:         r.retry,
+		Sleep:         r.sleep,
+		Buffering:     buffer.Buffering{Prefix: "data/part=!{partitionKeyFromQuery:part}/", PartitionKeys: map[string]s3sink.KeyFunc{"part": partKey}, BufferBytes: r.bufBytes, BufferRecords: r.bufRecs, BufferInterval: time.Hour},
+		FormatOptions: encode.FormatOptions{Format: r.format, Compression: r.comp, Schema: r.schema},
 	}
 	if mut != nil {
 		mut(&cfg)

@@ -63,8 +63,6 @@ type Config struct {
 	// PIPELINE-NAME-yyyy-MM-dd-HH-mm-ss-SEQUENCE.EXT.
 	Pipeline, Name string
 	Bucket         string
-	// Prefix and ErrorPrefix are key templates (package keys).
-	Prefix, ErrorPrefix string
 
 	// Region, Endpoint (for S3-compatible servers), PathStyle addressing
 	// (bucket in the path rather than the host name) and credentials.
@@ -77,24 +75,10 @@ type Config struct {
 	SecretAccessKey  string
 	SessionToken     string
 
-	// Format, Compression, Schema and the Parquet sizes: see
-	// encode.FormatOptions.
-	Format        string
-	Compression   string
-	Schema        *encode.Type
-	RowGroupBytes int64
-	PageBytes     int
-	NoDictionary  bool
-
-	// Buffering and prefixes: see buffer.SinkConfig.
-	BufferBytes       int64
-	BufferInterval    time.Duration
-	BufferRecords     int
-	PartitionKeys     map[string]KeyFunc
-	Time              TimeFunc
-	Location          *time.Location
-	MaxOpenPartitions int
-	MaxBufferedBytes  int64
+	// The objects' format, and how records are grouped into objects,
+	// keyed and sealed, as for every buffering sink.
+	encode.FormatOptions
+	buffer.Buffering
 
 	// Staging is a local directory for spools and sealed objects, which
 	// belongs to this sink alone and must survive restarts.
@@ -195,10 +179,7 @@ func New(cfg Config) (*Sink, error) {
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleep
 	}
-	fo := encode.FormatOptions{
-		Format: cfg.Format, Compression: cfg.Compression, Schema: cfg.Schema,
-		RowGroupBytes: cfg.RowGroupBytes, PageBytes: cfg.PageBytes, NoDictionary: cfg.NoDictionary,
-	}
+	fo := cfg.FormatOptions
 	format, err := encode.NewFormat(fo)
 	if err != nil {
 		return nil, errf("%v", err)
@@ -228,17 +209,8 @@ func New(cfg Config) (*Sink, error) {
 		SealerFor: func(spoolFormat string) (buffer.Sealer, error) {
 			return fo.FormatForSpool(spoolFormat)
 		},
-		Prefix:            cfg.Prefix,
-		ErrorPrefix:       cfg.ErrorPrefix,
-		PartitionKeys:     cfg.PartitionKeys,
-		Time:              cfg.Time,
-		Location:          cfg.Location,
-		BufferBytes:       cfg.BufferBytes,
-		BufferInterval:    cfg.BufferInterval,
-		BufferRecords:     cfg.BufferRecords,
-		MaxOpenPartitions: cfg.MaxOpenPartitions,
-		MaxBufferedBytes:  cfg.MaxBufferedBytes,
-		Now:               cfg.Now,
+		Buffering: cfg.Buffering,
+		Now:       cfg.Now,
 	})
 	if err != nil {
 		return nil, err

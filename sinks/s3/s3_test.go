@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/fsys"
+	"github.com/sluice-dev/sluice/sinks/buffer"
 	s3sink "github.com/sluice-dev/sluice/sinks/s3"
 )
 
@@ -28,12 +29,14 @@ func regionKey(r *engine.Record) (any, error) { return r.Fields["region"], nil }
 func newSink(t *testing.T, api s3sink.API, mem *fsys.Mem, state json.RawMessage, mut func(*s3sink.Config)) *s3sink.Sink {
 	t.Helper()
 	cfg := s3sink.Config{
-		Pipeline: "p", Name: "s", Bucket: "bucket",
-		Prefix:        "data/region=!{partitionKeyFromQuery:region}/",
-		PartitionKeys: map[string]s3sink.KeyFunc{"region": regionKey},
-		Staging:       "/staging", FS: mem, Client: api,
-		BufferRecords: 1000,
-		Retry:         time.Minute,
+		Pipeline:  "p",
+		Name:      "s",
+		Bucket:    "bucket",
+		Staging:   "/staging",
+		FS:        mem,
+		Client:    api,
+		Retry:     time.Minute,
+		Buffering: buffer.Buffering{Prefix: "data/region=!{partitionKeyFromQuery:region}/", PartitionKeys: map[string]s3sink.KeyFunc{"region": regionKey}, BufferRecords: 1000},
 	}
 	if mut != nil {
 		mut(&cfg)
@@ -418,10 +421,13 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := s3sink.Config{
-				Pipeline: "p", Name: "s", Bucket: "bucket", Staging: "/staging", FS: fsys.NewMem(),
-				Prefix:        "data/!{partitionKeyFromQuery:region}/",
-				PartitionKeys: map[string]s3sink.KeyFunc{"region": regionKey},
-				Client:        newFakeS3("bucket"),
+				Pipeline:  "p",
+				Name:      "s",
+				Bucket:    "bucket",
+				Staging:   "/staging",
+				FS:        fsys.NewMem(),
+				Client:    newFakeS3("bucket"),
+				Buffering: buffer.Buffering{Prefix: "data/!{partitionKeyFromQuery:region}/", PartitionKeys: map[string]s3sink.KeyFunc{"region": regionKey}},
 			}
 			tt.mut(&cfg)
 			_, err := s3sink.New(cfg)
