@@ -164,8 +164,7 @@ func (h *Handler) describeStream(_ context.Context, in request) (any, error) {
 	var c checks
 	name := h.resolve(&c, req.streamRef, true)
 	c.intRange(req.Limit, "limit", 1, 10000)
-	c.strLen(req.ExclusiveStartShardId, "exclusiveStartShardId", 1, 128)
-	c.pattern(req.ExclusiveStartShardId, "exclusiveStartShardId", "[a-zA-Z0-9_.-]+", shardIDOK)
+	c.shardID(req.ExclusiveStartShardId, "exclusiveStartShardId")
 	if err := c.err(); err != nil {
 		return nil, err
 	}
@@ -326,8 +325,7 @@ func (h *Handler) listShards(_ context.Context, in request) (any, error) {
 	var c checks
 	name := h.resolve(&c, req.streamRef, false)
 	c.intRange(req.MaxResults, "maxResults", 1, 10000)
-	c.strLen(req.ExclusiveStartShardId, "exclusiveStartShardId", 1, 128)
-	c.pattern(req.ExclusiveStartShardId, "exclusiveStartShardId", "[a-zA-Z0-9_.-]+", shardIDOK)
+	c.shardID(req.ExclusiveStartShardId, "exclusiveStartShardId")
 	c.strLen(req.NextToken, "nextToken", 1, 1048576)
 	filterTypes := []string{"AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_LATEST", "AT_TIMESTAMP", "FROM_TIMESTAMP"}
 	if f := req.ShardFilter; f != nil {
@@ -477,8 +475,7 @@ func (h *Handler) splitShard(_ context.Context, in request) (any, error) {
 	var c checks
 	name := h.resolve(&c, req.streamRef, true)
 	c.required(req.ShardToSplit != nil, "shardToSplit")
-	c.strLen(req.ShardToSplit, "shardToSplit", 1, 128)
-	c.pattern(req.ShardToSplit, "shardToSplit", "[a-zA-Z0-9_.-]+", shardIDOK)
+	c.shardID(req.ShardToSplit, "shardToSplit")
 	c.required(req.NewStartingHashKey != nil, "newStartingHashKey")
 	c.pattern(req.NewStartingHashKey, "newStartingHashKey", "0|([1-9]\\d{0,38})", digitsOK(39))
 	if err := c.err(); err != nil {
@@ -499,11 +496,9 @@ func (h *Handler) mergeShards(_ context.Context, in request) (any, error) {
 	var c checks
 	name := h.resolve(&c, req.streamRef, true)
 	c.required(req.ShardToMerge != nil, "shardToMerge")
-	c.strLen(req.ShardToMerge, "shardToMerge", 1, 128)
-	c.pattern(req.ShardToMerge, "shardToMerge", "[a-zA-Z0-9_.-]+", shardIDOK)
+	c.shardID(req.ShardToMerge, "shardToMerge")
 	c.required(req.AdjacentShardToMerge != nil, "adjacentShardToMerge")
-	c.strLen(req.AdjacentShardToMerge, "adjacentShardToMerge", 1, 128)
-	c.pattern(req.AdjacentShardToMerge, "adjacentShardToMerge", "[a-zA-Z0-9_.-]+", shardIDOK)
+	c.shardID(req.AdjacentShardToMerge, "adjacentShardToMerge")
 	if err := c.err(); err != nil {
 		return nil, err
 	}

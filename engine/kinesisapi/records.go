@@ -200,8 +200,7 @@ func (h *Handler) getShardIterator(_ context.Context, in request) (any, error) {
 	var c checks
 	name := h.resolve(&c, req.streamRef, true)
 	c.required(req.ShardId != nil, "shardId")
-	c.strLen(req.ShardId, "shardId", 1, 128)
-	c.pattern(req.ShardId, "shardId", "[a-zA-Z0-9_.-]+", shardIDOK)
+	c.shardID(req.ShardId, "shardId")
 	if c.required(req.ShardIteratorType != nil, "shardIteratorType") {
 		c.oneOf(req.ShardIteratorType, "shardIteratorType", "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER", "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 	}

@@ -111,6 +111,13 @@ func (c *checks) pattern(s *string, field, pattern string, ok func(string) bool)
 	}
 }
 
+// shardID checks a shard id member as Kinesis does: 1 to 128 characters
+// of [a-zA-Z0-9_.-]. A nil member passes; required says whether it may be.
+func (c *checks) shardID(s *string, field string) {
+	c.strLen(s, field, 1, 128)
+	c.pattern(s, field, "[a-zA-Z0-9_.-]+", shardIDOK)
+}
+
 func (c *checks) intRange(v *int64, field string, lo, hi int64) {
 	if v == nil {
 		return
