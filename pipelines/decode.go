@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -561,6 +562,12 @@ func (d *decoder) parseDocument(data []byte) *yaml.Node {
 		d.errorf(Pos{}, "", "the file is %d bytes; a pipeline file may be at most %d (%s)", len(data), MaxFileSize, formatSize(MaxFileSize))
 		return nil
 	}
+	return d.parseOne(data, "a pipeline file", "save it as UTF-8")
+}
+
+// parseOne parses data as the one YAML document of a file (what names the
+// kind of file in errors), reporting invalid UTF-8 with utf8Advice.
+func (d *decoder) parseOne(data []byte, what, utf8Advice string) *yaml.Node {
 	if !utf8.Valid(data) {
 		off := 0
 		for off < len(data) {
@@ -570,10 +577,10 @@ func (d *decoder) parseDocument(data []byte) *yaml.Node {
 			}
 			off += w
 		}
-		d.errorf(d.src.position(off), "", "the file is not valid UTF-8 (byte 0x%02x); save it as UTF-8", data[off])
+		d.errorf(d.src.position(off), "", "the file is not valid UTF-8 (byte 0x%02x); %s", data[off], utf8Advice)
 		return nil
 	}
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := safeDecode(dec, &doc); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -585,7 +592,7 @@ func (d *decoder) parseDocument(data []byte) *yaml.Node {
 	}
 	var extra yaml.Node
 	if err := safeDecode(dec, &extra); err == nil {
-		d.errorf(pos(&extra), "", "a pipeline file holds one YAML document; this is a second one (remove the ---)")
+		d.errorf(pos(&extra), "", "%s holds one YAML document; this is a second one (remove the ---)", what)
 	} else if !errors.Is(err, io.EOF) {
 		d.yamlError(err)
 	}

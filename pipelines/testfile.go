@@ -1,8 +1,6 @@
 package pipelines
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -202,39 +199,7 @@ func (d *testDecoder) parseTestDocument(data []byte) *yaml.Node {
 		d.errorf(Pos{}, "", "the file is larger than %s, the most a test file may be; split its tests over several files", formatSize(MaxTestFileSize))
 		return nil
 	}
-	if !utf8.Valid(data) {
-		off := 0
-		for off < len(data) {
-			r, w := utf8.DecodeRune(data[off:])
-			if r == utf8.RuneError && w <= 1 {
-				break
-			}
-			off += w
-		}
-		d.errorf(d.src.position(off), "", "the file is not valid UTF-8 (byte 0x%02x); save it as UTF-8, and write bytes that are not text as !!binary base64", data[off])
-		return nil
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := safeDecode(dec, &doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			d.errorf(Pos{1, 1}, "", "the file is empty")
-			return nil
-		}
-		d.yamlError(err)
-		return nil
-	}
-	var extra yaml.Node
-	if err := safeDecode(dec, &extra); err == nil {
-		d.errorf(pos(&extra), "", "a test file holds one YAML document; this is a second one (remove the ---)")
-	} else if !errors.Is(err, io.EOF) {
-		d.yamlError(err)
-	}
-	if len(doc.Content) == 0 {
-		d.errorf(Pos{1, 1}, "", "the file is empty")
-		return nil
-	}
-	return doc.Content[0]
+	return d.parseOne(data, "a test file", "save it as UTF-8, and write bytes that are not text as !!binary base64")
 }
 
 func (d *testDecoder) testFile(root *yaml.Node, tf *TestFile) {
