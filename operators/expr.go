@@ -21,6 +21,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/sluice-dev/sluice/engine"
+	suggestpkg "github.com/sluice-dev/sluice/engine/suggest"
 )
 
 // metaKey is the environment key under which expressions that use `meta`
@@ -418,7 +419,7 @@ func suggest(name string, candidates []string) string {
 		if c == name || c == types.Extra || c == metaKey {
 			continue
 		}
-		d := levenshtein(name, c)
+		d := suggestpkg.Distance(name, c)
 		if d > limit {
 			continue
 		}
@@ -427,27 +428,6 @@ func suggest(name string, candidates []string) string {
 		}
 	}
 	return best
-}
-
-func levenshtein(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }
 
 // Type is the static result type (Any when unknown until run time).
