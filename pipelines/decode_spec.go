@@ -105,6 +105,7 @@ func (d *decoder) spec(root *yaml.Node, s *Spec) {
 			s.Server = &Server{}
 			d.mapping(v, p, depth, []field{
 				{"listen", func(_, v *yaml.Node, p string) { s.Server.Listen, _ = d.nonEmpty(v, p, depth+1) }},
+				{"allowed_hosts", func(_, v *yaml.Node, p string) { s.Server.AllowedHosts = d.stringList(v, p, depth+1) }},
 			}, nil)
 		}},
 	}, topHint)
@@ -136,6 +137,9 @@ func (d *decoder) source(n *yaml.Node, path string, depth int, s *Source) {
 					k.Start, _ = d.choice(v, p, depth+1, "trim_horizon", "latest", "at_timestamp")
 				}},
 				{"start_timestamp", func(_, v *yaml.Node, p string) { k.StartTimestamp, _ = d.timestamp(v, p, depth+1) }},
+				{"profile", str(&k.Profile)}, {"access_key_id", str(&k.AccessKeyID)},
+				{"secret_access_key", str(&k.SecretAccessKey)}, {"session_token", str(&k.SessionToken)},
+				{"role_arn", str(&k.RoleARN)},
 			}, nil)
 			d.required(d.visit(v, depth), p, got, "stream")
 			if k.Start == "at_timestamp" && got["start_timestamp"] == nil {
@@ -400,6 +404,7 @@ func (d *decoder) sink(n *yaml.Node, path string, depth int) Sink {
 				}},
 				{"profile", str(&s3.Profile)}, {"access_key_id", str(&s3.AccessKeyID)},
 				{"secret_access_key", str(&s3.SecretAccessKey)}, {"session_token", str(&s3.SessionToken)},
+				{"role_arn", str(&s3.RoleARN)},
 				{"encryption", func(_, v *yaml.Node, p string) {
 					s3.Encryption, _ = d.choice(v, p, depth+2, "AES256", "aws:kms", "aws:kms:dsse")
 				}},

@@ -1,12 +1,14 @@
 package pipelines
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/url"
 	"strings"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/awsconfig"
 	"github.com/sluice-dev/sluice/engine/kinesis"
 	"github.com/sluice-dev/sluice/engine/leases"
 )
@@ -26,6 +28,7 @@ func (c *checker) checkKinesis(path string) {
 			c.atVal(path+".endpoint", "the endpoint is an http:// or https:// URL, not %s", c.show(path+".endpoint", k.Endpoint))
 		}
 	}
+	c.credentials(path, k.AccessKeyID, k.SecretAccessKey, k.SessionToken, k.RoleARN)
 }
 
 // checkLeaseStore checks a dynamodb:// checkpoint store.
@@ -48,8 +51,13 @@ func (c *checker) checkLeaseStore() {
 func buildKinesis(s *Spec, opts BuildOptions) (engine.Source, engine.Store, error) {
 	ctx := context.Background()
 	k := s.Source.Kinesis
+	aws := awsconfig.Options{
+		Region: k.Region, Endpoint: k.Endpoint, Profile: k.Profile,
+		AccessKeyID: k.AccessKeyID, SecretAccessKey: k.SecretAccessKey, SessionToken: k.SessionToken,
+		RoleARN: k.RoleARN, Logger: opts.Logger,
+	}
 	cfg := kinesis.Config{
-		Stream: k.Stream, Region: k.Region, Endpoint: k.Endpoint,
+		Stream: k.Stream, AWS: aws,
 		Start: k.Start, StartTimestamp: k.StartTimestamp, Logger: opts.Logger,
 	}
 	var table *leases.Table
@@ -63,11 +71,13 @@ func buildKinesis(s *Spec, opts BuildOptions) (engine.Source, engine.Store, erro
 				return nil, nil, err
 			}
 		}
-		region := u.Region
-		if region == "" {
-			region = k.Region // the stream's region, unless the table is elsewhere
-		}
-		client, err := leases.NewClient(ctx, region, u.Endpoint)
+		// The table is reached with the stream's credentials, in the
+		// stream's region unless the store names another; its endpoint is
+		// its own (AWS when the store names none).
+		tableAWS := aws
+		tableAWS.Region = cmp.Or(u.Region, k.Region)
+		tableAWS.Endpoint = u.Endpoint
+		client, err := leases.NewClient(ctx, tableAWS)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -27,14 +27,7 @@ func (c *checker) s3(path string, s *S3Sink) {
 			c.atVal(p+".endpoint", "endpoint %s is not an http(s) URL such as http://127.0.0.1:9000", c.show(p+".endpoint", s.Endpoint))
 		}
 	}
-	switch {
-	case s.AccessKeyID != "" && s.SecretAccessKey == "":
-		c.atKey(p+".access_key_id", p, "access_key_id needs secret_access_key; or remove both to use the standard credential chain")
-	case s.SecretAccessKey != "" && s.AccessKeyID == "":
-		c.atKey(p+".secret_access_key", p, "secret_access_key needs access_key_id; or remove both to use the standard credential chain")
-	case s.SessionToken != "" && s.AccessKeyID == "":
-		c.atKey(p+".session_token", p, "session_token goes with access_key_id and secret_access_key")
-	}
+	c.credentials(p, s.AccessKeyID, s.SecretAccessKey, s.SessionToken, s.RoleARN)
 	if s.KMSKeyID != "" && !strings.HasPrefix(s.Encryption, "aws:kms") {
 		c.atKey(p+".kms_key_id", p, "kms_key_id needs encryption: aws:kms (or aws:kms:dsse)")
 	}
@@ -43,6 +36,21 @@ func (c *checker) s3(path string, s *S3Sink) {
 	}
 	if s.PartSize != 0 && (s.PartSize < s3sink.MinPartSize || s.PartSize > 5<<30) {
 		c.atVal(p+".part_size", "part_size must be from 5MiB to 5GiB, S3's limits")
+	}
+}
+
+// credentials checks the AWS credential keys of a source or sink at p.
+func (c *checker) credentials(p, accessKeyID, secretAccessKey, sessionToken, roleARN string) {
+	switch {
+	case accessKeyID != "" && secretAccessKey == "":
+		c.atKey(p+".access_key_id", p, "access_key_id needs secret_access_key; or remove both to use the standard credential chain")
+	case secretAccessKey != "" && accessKeyID == "":
+		c.atKey(p+".secret_access_key", p, "secret_access_key needs access_key_id; or remove both to use the standard credential chain")
+	case sessionToken != "" && accessKeyID == "":
+		c.atKey(p+".session_token", p, "session_token goes with access_key_id and secret_access_key")
+	}
+	if roleARN != "" && !strings.HasPrefix(roleARN, "arn:") {
+		c.atVal(p+".role_arn", "role_arn %s is not an ARN such as arn:aws:iam::123456789012:role/sluice", c.show(p+".role_arn", roleARN))
 	}
 }
 
@@ -76,6 +84,7 @@ func buildS3(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions) 
 		AccessKeyID:          c.AccessKeyID,
 		SecretAccessKey:      c.SecretAccessKey,
 		SessionToken:         c.SessionToken,
+		RoleARN:              c.RoleARN,
 		Staging:              stagingDir(s, sk, rt),
 		Retry:                sk.Retry.Duration,
 		ServerSideEncryption: c.Encryption,

@@ -81,6 +81,10 @@ type KinesisSource struct {
 	// without a checkpoint.
 	Start          string
 	StartTimestamp time.Time
+	// Profile, static credentials and a role to assume; empty: the
+	// standard chain. The lease table of a dynamodb:// store uses them
+	// too.
+	Profile, AccessKeyID, SecretAccessKey, SessionToken, RoleARN string
 }
 
 // LocalSource reads a stream of the embedded stream store, in process.
@@ -362,8 +366,9 @@ type S3Sink struct {
 	// PathStyle addresses the bucket in the path; nil: true when an
 	// endpoint is set.
 	PathStyle *bool
-	// Profile and static credentials; empty: the standard chain.
-	Profile, AccessKeyID, SecretAccessKey, SessionToken string
+	// Profile, static credentials and a role to assume; empty: the
+	// standard chain.
+	Profile, AccessKeyID, SecretAccessKey, SessionToken, RoleARN string
 	// Encryption is AES256, aws:kms or aws:kms:dsse; KMSKeyID the key.
 	Encryption, KMSKeyID string
 	StorageClass         string
@@ -440,6 +445,10 @@ type KinesisSink struct {
 // Server is the HTTP server for metrics, health and the dashboard.
 type Server struct {
 	Listen string
+	// AllowedHosts are host names the server answers to besides IP
+	// addresses, localhost and Listen's host (".example.com" for a
+	// domain, "*" for any); other Host headers are refused.
+	AllowedHosts []string
 }
 
 // Expr is an expression as written in the file.

@@ -166,6 +166,7 @@ func compile(s *Spec, rt runtime, prior ErrorList) (*compiled, ErrorList) {
 	out.alerts = c.alerts(out, rt)
 	if s.Server != nil {
 		c.server(s.Server)
+		c.serverHosts(s.Server)
 	}
 	out.sinks = c.sinks(out.schemas)
 	return out, c.errs

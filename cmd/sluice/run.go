@@ -25,6 +25,8 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	logLevel := fs.String("log-level", "info", "least severe level logged: debug, info, warn, error")
 	status := fs.String("status", "auto", "live status line: auto (on when stderr is a terminal), on, off")
 	listen := fs.String("listen", "", "serve /metrics, the API and the dashboard on this host:port (default: the pipeline file's server.listen; without either, no server)")
+	var allowedHosts multiFlag
+	fs.Var(&allowedHosts, "allowed-hosts", "host `NAMES` (comma-separated, repeatable; .example.com for a domain, * for any) the server answers besides IP addresses and localhost, added to the files' server.allowed_hosts")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sluice run [flags] FILE…\n\nRuns pipelines until their input ends or SIGINT/SIGTERM stops them; either way every\nbuffer is sealed and the last checkpoint written before exit 0.\n\nflags:")
 		fs.PrintDefaults()
@@ -51,6 +53,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 
 	var runs []*engine.Pipeline
 	serverAt, serverFrom := *listen, "--listen"
+	hosts := splitList(allowedHosts)
 	for _, path := range fs.Args() {
 		spec, err := pipelines.Load(path, nil)
 		if err != nil {
@@ -65,6 +68,9 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 			}
 			serverAt, serverFrom = l, path
 		}
+		if spec.Server != nil {
+			hosts = append(hosts, spec.Server.AllowedHosts...)
+		}
 		p, err := pipelines.Build(spec, pipelines.BuildOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr, Logger: logger})
 		if err != nil {
 			printPipelineError(stderr, path, err)
@@ -76,7 +82,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 
 	var srv *server.Server
 	if serverAt != "" {
-		srv, err = server.New(server.Config{Listen: serverAt, Pipelines: runs, Version: version, Logger: logger})
+		srv, err = server.New(server.Config{Listen: serverAt, AllowedHosts: hosts, Pipelines: runs, Version: version, Logger: logger})
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice run: %v\n", err)
 			return exitUsage

@@ -24,15 +24,15 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/awsconfig"
+	"github.com/sluice-dev/sluice/engine/hostcheck"
+	kinesisclient "github.com/sluice-dev/sluice/engine/kinesis"
 	"github.com/sluice-dev/sluice/engine/kinesisapi"
 	"github.com/sluice-dev/sluice/engine/local"
 	"github.com/sluice-dev/sluice/engine/stream"
@@ -73,11 +73,13 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	dir := fs.String("dir", "./data", "directory of the stream store")
 	fsync := fs.Bool("fsync", true, "fsync every write batch before acknowledging it")
 	limits := fs.Bool("limits", false, "enforce Kinesis's per-shard limits (1 MiB/s or 1,000 records/s in; 2 MiB/s and 5 reads/s out)")
-	authFile := fs.String("auth", "", "file of accepted access keys, one `ACCESS_KEY[:SECRET]` a line; with a secret the signature is checked too")
+	authFile := fs.String("auth", "", "`none` to accept unsigned requests, or a file of accepted access keys, one ACCESS_KEY[:SECRET] a line (with a secret the signature is checked too); default: any signature, and calls that change the store must be signed")
+	var allowedHosts multiFlag
+	fs.Var(&allowedHosts, "allowed-hosts", "host `NAMES` (comma-separated, repeatable; .example.com for a domain, * for any) answered besides IP addresses and localhost; other Host headers are refused against DNS rebinding")
 	maxBody := fs.Int64("max-body", kinesisapi.DefaultMaxBodyBytes, "largest request body in bytes")
 	shardLimit := fs.Int("shard-limit", 500, "most open shards of all streams together")
 	segBytes := fs.Int64("segment-bytes", 64<<20, "size at which a shard starts a new segment file")
-	region := fs.String("region", "us-east-1", "region named in stream ARNs")
+	region := fs.String("region", "us-east-1", "region named in stream ARNs when a request's signature names none (a signed request is answered with its own region)")
 	var creates multiFlag
 	fs.Var(&creates, "create", "create a stream at start if it does not exist, as `NAME:SHARDS` (repeatable)")
 	pos, err := parseFlags(fs, args)
@@ -89,11 +91,17 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		return exitUsage
 	}
 	var keys map[string]string
-	if *authFile != "" {
+	unsigned := *authFile == "none"
+	if *authFile != "" && !unsigned {
 		if keys, err = readKeys(*authFile); err != nil {
 			fmt.Fprintf(stderr, "sluice serve: --auth: %v\n", err)
 			return exitUsage
 		}
+	}
+	hosts, err := hostcheck.New(*listen, splitList(allowedHosts))
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice serve: --allowed-hosts: %v\n", err)
+		return exitUsage
 	}
 	type create struct {
 		name   string
@@ -123,7 +131,7 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 			return exitUsage
 		}
 	}
-	h, err := kinesisapi.New(kinesisapi.Config{Store: st, Keys: keys, Limits: *limits, MaxBodyBytes: *maxBody, Logger: log})
+	h, err := kinesisapi.New(kinesisapi.Config{Store: st, Keys: keys, AllowUnsigned: unsigned, Hosts: hosts, Limits: *limits, MaxBodyBytes: *maxBody, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitRuntime
@@ -135,7 +143,7 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	}
 	addr := ln.Addr().(*net.TCPAddr)
 	if !addr.IP.IsLoopback() && keys == nil {
-		log.Warn("listening beyond loopback without --auth: anyone who can reach this address can read and write every stream", "addr", addr.String())
+		log.Warn("listening beyond loopback without --auth FILE: anyone who can reach this address can read and write every stream", "addr", addr.String())
 	}
 	fmt.Fprintf(stderr, "sluice serve: Kinesis API on http://%s, store %s\n", addr, *dir)
 	if err := h.Serve(ctx, ln); err != nil {
@@ -147,6 +155,19 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		return exitRuntime
 	}
 	return exitOK
+}
+
+// splitList splits repeated, comma-separated flag values.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // readKeys reads an --auth file: ACCESS_KEY[:SECRET] per line, blank lines
@@ -237,16 +258,12 @@ func (p apiPutter) put(ctx context.Context, entries []stream.PutEntry) error {
 	return nil
 }
 
-func apiClient(ctx context.Context, endpoint, region string) (*kinesis.Client, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region), awsconfig.WithEC2IMDSClientEnableState(imds.ClientDisabled))
-	if err != nil {
-		return nil, err
-	}
-	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-		// sluice serve accepts any signature unless it runs with --auth.
-		cfg.Credentials = credentials.NewStaticCredentialsProvider("sluice", "sluice", "")
-	}
-	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(endpoint) }), nil
+// apiClient is a Kinesis client for --endpoint, its configuration loaded
+// as every client's (package awsconfig): on loopback, placeholder
+// credentials stand in for missing ones, since sluice serve accepts any
+// signature unless it runs with --auth FILE.
+func apiClient(ctx context.Context, endpoint, region, profile string, log *slog.Logger) (*kinesis.Client, error) {
+	return kinesisclient.NewClient(ctx, awsconfig.Options{Who: "--endpoint", RegionKey: "--region", Endpoint: endpoint, Region: region, Profile: profile, Logger: log})
 }
 
 func cmdPut(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Writer) int {
@@ -260,6 +277,7 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Wr
 	dir := fs.String("dir", "./data", "directory of the stream store (ignored with --endpoint)")
 	endpoint := fs.String("endpoint", "", "put through a Kinesis API at this URL instead, such as a running sluice serve")
 	region := fs.String("region", "us-east-1", "region for --endpoint")
+	profile := fs.String("profile", "", "AWS profile for --endpoint (default: the standard chain; on loopback, placeholder credentials when none is set)")
 	key := fs.String("key", "", "partition key of every record (default: a random key per line)")
 	keyExpr := fs.String("key-expr", "", "expression giving a line's partition key; it sees the fields of a JSON line, `line` and `n` (the line number)")
 	create := fs.Int("create", 0, "create the stream with this many shards if it does not exist (not with --endpoint)")
@@ -295,7 +313,10 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Wr
 
 	var p putter
 	if *endpoint != "" {
-		c, err := apiClient(ctx, *endpoint, *region)
+		// put's output is its summary; placeholder credentials are what a
+		// local sluice serve expects, no news worth a line.
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		c, err := apiClient(ctx, *endpoint, *region, *profile, log)
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice put: %v\n", err)
 			return exitRuntime

@@ -22,6 +22,7 @@
 package kinesis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,12 +32,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/awsconfig"
 	"github.com/sluice-dev/sluice/engine/leases"
 )
 
@@ -84,9 +85,9 @@ const (
 // Config configures a Source.
 type Config struct {
 	Stream string
-	// Region and Endpoint override the AWS configuration chain; Endpoint
-	// points at sluice serve, kinesalite or LocalStack.
-	Region, Endpoint string
+	// AWS says how to reach the stream when Client is nil: region,
+	// endpoint (sluice serve, kinesalite, LocalStack), profile, keys, role.
+	AWS awsconfig.Options
 	// Start applies to shards without a checkpoint: trim_horizon (the
 	// default), latest or at_timestamp (with StartTimestamp).
 	Start          string
@@ -94,8 +95,7 @@ type Config struct {
 	// Coordinator shares the shards with other processes; nil reads them
 	// all here.
 	Coordinator Coordinator
-	// Client is the Kinesis API; nil makes one from the AWS configuration
-	// chain with Region and Endpoint.
+	// Client is the Kinesis API; nil makes one with AWS.
 	Client API
 	// PollInterval is how long a reader sleeps after a GetRecords call
 	// that returned nothing.
@@ -150,7 +150,7 @@ func (cfg Config) startPosition() (leases.Position, error) {
 }
 
 // New validates cfg and makes a Source; without cfg.Client it loads the
-// AWS configuration (credentials are resolved when first used).
+// AWS configuration, resolving the credentials (package awsconfig).
 func New(ctx context.Context, cfg Config) (*Source, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
@@ -171,7 +171,11 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	}
 	s.log = s.log.With("stream", cfg.Stream)
 	if s.cfg.Client == nil {
-		c, err := NewClient(ctx, cfg.Region, cfg.Endpoint)
+		o := cfg.AWS
+		if o.Logger == nil {
+			o.Logger = cfg.Logger
+		}
+		c, err := NewClient(ctx, o)
 		if err != nil {
 			return nil, err
 		}
@@ -184,26 +188,16 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 // through, or nil when it reads every shard itself.
 func (s *Source) Coordinator() Coordinator { return s.cfg.Coordinator }
 
-// NewClient makes a Kinesis client from the AWS configuration chain
-// (environment, shared profile, SSO, web identity, instance metadata),
-// with region and endpoint overriding it when set.
-func NewClient(ctx context.Context, region, endpoint string) (*kinesis.Client, error) {
-	var opts []func(*config.LoadOptions) error
-	if region != "" {
-		opts = append(opts, config.WithRegion(region))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+// NewClient makes a Kinesis client with the options of o (package
+// awsconfig: the standard chain, overridden where o says).
+func NewClient(ctx context.Context, o awsconfig.Options) (*kinesis.Client, error) {
+	o.Who = cmp.Or(o.Who, "kinesis source")
+	o.RegionKey = cmp.Or(o.RegionKey, "region: in the kinesis source")
+	cfg, err := awsconfig.Load(ctx, o)
 	if err != nil {
-		return nil, fmt.Errorf("kinesis source: AWS configuration: %w", err)
+		return nil, err
 	}
-	if cfg.Region == "" {
-		return nil, errors.New("kinesis source: no AWS region: set region: in the source or AWS_REGION")
-	}
-	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	}), nil
+	return kinesis.NewFromConfig(cfg), nil
 }
 
 // Lag implements engine.Lagger: MillisBehindLatest of each shard being

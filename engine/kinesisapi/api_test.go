@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,9 +14,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/sluice-dev/sluice/engine/hostcheck"
 	"github.com/sluice-dev/sluice/engine/stream"
 )
 
@@ -46,13 +49,24 @@ func handlerFor(t *testing.T, cfg Config, so stream.Options) *Handler {
 	return h
 }
 
-// do sends one request to h and returns the status and decoded answer.
+// testAuthorization is the Authorization header of a signed request, as an
+// SDK sends it; without keys the server looks at its presence only.
+const testAuthorization = "AWS4-HMAC-SHA256 Credential=AKIDTEST/20240101/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=0000"
+
+// do sends one request to h, signed as an SDK signs unless hdr sets
+// Authorization (to "" for an unsigned request), and returns the status
+// and decoded answer.
 func do(t *testing.T, h http.Handler, op, body string, hdr map[string]string) (int, map[string]any) {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:4567/", strings.NewReader(body))
 	req.Header.Set("X-Amz-Target", targetPrefix+op)
 	req.Header.Set("Content-Type", jsonType)
+	req.Header.Set("Authorization", testAuthorization)
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	w := httptest.NewRecorder()
@@ -100,7 +114,7 @@ func TestErrorShapes(t *testing.T) {
 	}
 	// A GET is refused in the same shape.
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:4567/", nil))
 	if w.Code != 400 || !strings.Contains(w.Body.String(), "__type") {
 		t.Fatalf("GET: %d %s", w.Code, w.Body)
 	}
@@ -229,6 +243,103 @@ func TestAuth(t *testing.T) {
 	}
 }
 
+// A web page that rebinds its own name to 127.0.0.1 reaches the server
+// with its name in the Host header; such requests are refused, whatever
+// they ask.
+func TestRefusesUnknownHost(t *testing.T) {
+	hosts, err := hostcheck.New("127.0.0.1:4567", []string{"sluice.internal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := handlerFor(t, Config{Hosts: hosts}, stream.Options{})
+	do(t, h, "CreateStream", `{"StreamName":"s","ShardCount":1}`, nil)
+	for _, host := range []string{"attacker.example:4567", "127.0.0.1.attacker.example", "localhost.attacker.example:4567"} {
+		for _, op := range []string{"DeleteStream", "ListStreams", "GetShardIterator"} {
+			code, ans := do(t, h, op, `{"StreamName":"s","ShardId":"shardId-000000000000","ShardIteratorType":"TRIM_HORIZON"}`, map[string]string{"Host": host})
+			if code != http.StatusForbidden || ans["__type"] != "AccessDeniedException" {
+				t.Errorf("%s with Host %s: %d %v, want 403 AccessDeniedException", op, host, code, ans)
+			}
+			msg, _ := ans["message"].(string)
+			if !strings.Contains(msg, fmt.Sprintf("Host %q is not a name this server answers to", host)) || !strings.Contains(msg, "--allowed-hosts") {
+				t.Errorf("%s with Host %s: message %q does not say what was refused and how to allow it", op, host, msg)
+			}
+		}
+	}
+	for _, host := range []string{"127.0.0.1:4567", "localhost:4567", "[::1]:4567", "sluice.internal:4567", "192.168.1.20:4567"} {
+		if code, ans := do(t, h, "ListStreams", `{}`, map[string]string{"Host": host}); code != 200 {
+			t.Errorf("ListStreams with Host %s: %d %v", host, code, ans)
+		}
+	}
+	if code, ans := do(t, h, "DescribeStreamSummary", `{"StreamName":"s"}`, nil); code != 200 {
+		t.Errorf("the stream is gone after refused calls: %d %v", code, ans)
+	}
+}
+
+// Without keys, a call that changes the store must be signed: a browser
+// form or script cannot sign, an SDK always does. --auth none lifts it.
+func TestUnsignedMutatingCalls(t *testing.T) {
+	unsigned := map[string]string{"Authorization": ""}
+	h := handlerFor(t, Config{}, stream.Options{})
+	do(t, h, "CreateStream", `{"StreamName":"s","ShardCount":1}`, nil)
+	code, ans := do(t, h, "DeleteStream", `{"StreamName":"s"}`, unsigned)
+	msg, _ := ans["message"].(string)
+	if code != 400 || ans["__type"] != "MissingAuthenticationTokenException" ||
+		!strings.Contains(msg, "DeleteStream changes the store and needs a signed request") || !strings.Contains(msg, "--auth none") {
+		t.Fatalf("unsigned DeleteStream: %d %v", code, ans)
+	}
+	if code, ans := do(t, h, "PutRecord", `{"StreamName":"s","PartitionKey":"k","Data":"eA=="}`, unsigned); code != 400 || ans["__type"] != "MissingAuthenticationTokenException" {
+		t.Errorf("unsigned PutRecord: %d %v", code, ans)
+	}
+	// Reads answer unsigned, so curl can look.
+	if code, ans := do(t, h, "DescribeStreamSummary", `{"StreamName":"s"}`, unsigned); code != 200 {
+		t.Fatalf("unsigned DescribeStreamSummary: %d %v; the refused DeleteStream must not have deleted", code, ans)
+	}
+	// A signed DeleteStream, as an SDK sends it, is answered.
+	if code, ans := do(t, h, "DeleteStream", `{"StreamName":"s"}`, nil); code != 200 {
+		t.Fatalf("signed DeleteStream: %d %v", code, ans)
+	}
+	if code, ans := do(t, h, "DescribeStreamSummary", `{"StreamName":"s"}`, nil); code != 400 || ans["__type"] != "ResourceNotFoundException" {
+		t.Errorf("after a signed DeleteStream: %d %v", code, ans)
+	}
+
+	open := handlerFor(t, Config{AllowUnsigned: true}, stream.Options{})
+	if code, ans := do(t, open, "CreateStream", `{"StreamName":"s","ShardCount":1}`, unsigned); code != 200 {
+		t.Errorf("unsigned CreateStream with AllowUnsigned: %d %v", code, ans)
+	}
+	if code, ans := do(t, open, "DeleteStream", `{"StreamName":"s"}`, unsigned); code != 200 {
+		t.Errorf("unsigned DeleteStream with AllowUnsigned: %d %v", code, ans)
+	}
+}
+
+// The AWS SDK signs every call, so a client pointed at the server works
+// without any setting.
+func TestSDKClientSignsMutatingCalls(t *testing.T) {
+	url, _ := startServer(t, Config{}, stream.Options{})
+	ctx := context.Background()
+	c := newClient(url, "anykey", "anysecret")
+	if _, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("s"), ShardCount: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String("s")}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.ListStreams(ctx, &kinesis.ListStreamsInput{})
+	if err != nil || len(out.StreamNames) != 0 {
+		t.Fatalf("after DeleteStream: %v %v", out, err)
+	}
+}
+
+func TestUnknownOperationNamesIt(t *testing.T) {
+	h := handlerFor(t, Config{}, stream.Options{})
+	code, ans := do(t, h, "SubscribeToShard", `{}`, nil)
+	msg, _ := ans["message"].(string)
+	if code != 400 || ans["__type"] != "UnknownOperationException" ||
+		!strings.Contains(msg, `operation "Kinesis_20131202.SubscribeToShard" is not supported here`) ||
+		!strings.Contains(msg, "CreateStream, DecreaseStreamRetentionPeriod, DeleteStream") || !strings.Contains(msg, "PutRecords") {
+		t.Errorf("unknown operation: %d %q", code, msg)
+	}
+}
+
 func TestListShardsFiltersAndPages(t *testing.T) {
 	clk := newTestClock()
 	h := handlerFor(t, Config{Now: clk.Now}, stream.Options{Now: clk.Now})
@@ -323,5 +434,61 @@ func TestGetRecordsAtTheEndOfAClosedShard(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("the record written after the reshard is in no child")
+	}
+}
+
+// A client signing for eu-west-1 is answered with eu-west-1 ARNs.
+func TestARNsNameTheRequestRegion(t *testing.T) {
+	url, _ := startServer(t, Config{}, stream.Options{Region: "us-east-1"})
+	ctx := context.Background()
+	c := kinesis.New(kinesis.Options{
+		Region: "eu-west-1", BaseEndpoint: aws.String(url),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+	})
+	if _, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("clicks"), ShardCount: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := c.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("clicks")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "arn:aws:kinesis:eu-west-1:000000000000:stream/clicks"
+	if got := aws.ToString(sum.StreamDescriptionSummary.StreamARN); got != want {
+		t.Errorf("DescribeStreamSummary ARN %s, want %s", got, want)
+	}
+	desc, err := c.DescribeStream(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String("clicks")})
+	if err != nil || aws.ToString(desc.StreamDescription.StreamARN) != want {
+		t.Errorf("DescribeStream ARN %v (%v), want %s", aws.ToString(desc.StreamDescription.StreamARN), err, want)
+	}
+	list, err := c.ListStreams(ctx, &kinesis.ListStreamsInput{})
+	if err != nil || len(list.StreamSummaries) != 1 || aws.ToString(list.StreamSummaries[0].StreamARN) != want {
+		t.Errorf("ListStreams summaries %v (%v), want ARN %s", list.StreamSummaries, err, want)
+	}
+	// Addressed by that ARN, the stream is found.
+	if _, err := c.ListShards(ctx, &kinesis.ListShardsInput{StreamARN: aws.String(want)}); err != nil {
+		t.Errorf("ListShards by the eu-west-1 ARN: %v", err)
+	}
+}
+
+func TestStreamNotFoundOffersNearestName(t *testing.T) {
+	h := handlerFor(t, Config{}, stream.Options{})
+	_, ans := do(t, h, "DescribeStreamSummary", `{"StreamName":"clicks"}`, nil)
+	if msg, _ := ans["message"].(string); !strings.Contains(msg, "This server has no stream; create one") {
+		t.Errorf("no stream at all: %q", msg)
+	}
+	do(t, h, "CreateStream", `{"StreamName":"clickstream","ShardCount":1}`, nil)
+	do(t, h, "CreateStream", `{"StreamName":"orders","ShardCount":1}`, nil)
+	for body, want := range map[string]string{
+		`{"StreamName":"clikstream"}`: "Stream clikstream under account 000000000000 not found. Did you mean clickstream?",
+		`{"StreamName":"zzz"}`:        "Stream zzz under account 000000000000 not found. Streams here: clickstream, orders.",
+	} {
+		code, ans := do(t, h, "DescribeStreamSummary", body, nil)
+		if code != 400 || ans["__type"] != "ResourceNotFoundException" || ans["message"] != want {
+			t.Errorf("%s: %d %v, want %q", body, code, ans, want)
+		}
+	}
+	code, ans := do(t, h, "PutRecord", `{"StreamName":"order","PartitionKey":"k","Data":"eA=="}`, nil)
+	if msg, _ := ans["message"].(string); code != 400 || !strings.HasSuffix(msg, "Did you mean orders?") {
+		t.Errorf("PutRecord to a typo: %d %v", code, ans)
 	}
 }

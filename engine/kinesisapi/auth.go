@@ -58,9 +58,24 @@ func parseAuth(r *http.Request) (credential, bool) {
 	return c, c.accessKey != ""
 }
 
-// authenticate checks the access key of a request when keys are set.
-func (h *Handler) authenticate(r *http.Request) error {
+// readOnly are the operations that change nothing: without keys, they
+// are answered unsigned.
+var readOnly = map[string]bool{
+	"DescribeStream": true, "DescribeStreamSummary": true, "ListStreams": true, "ListShards": true,
+	"GetShardIterator": true, "GetRecords": true, "ListTagsForStream": true,
+}
+
+// authenticate checks the access key of a request when keys are set, and
+// that a call of op that changes the store is signed unless unsigned
+// calls are allowed.
+func (h *Handler) authenticate(r *http.Request, op string) error {
 	if h.keys == nil {
+		if h.unsigned || readOnly[op] {
+			return nil
+		}
+		if _, ok := parseAuth(r); !ok {
+			return newErr("MissingAuthenticationTokenException", "%s changes the store and needs a signed request: an AWS SDK or the AWS CLI signs its requests (any key will do); to accept unsigned requests, start sluice serve with --auth none", op)
+		}
 		return nil
 	}
 	c, ok := parseAuth(r)

@@ -124,9 +124,10 @@ type cborAnswer struct {
 // CBOR, a map, and for an error the __type and message Kinesis sends.
 func callCBOR(t testing.TB, h http.Handler, op string, body []byte) cborAnswer {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:4567/", bytes.NewReader(body))
 	req.Header.Set("X-Amz-Target", targetPrefix+op)
 	req.Header.Set("Content-Type", cborType)
+	req.Header.Set("Authorization", testAuthorization)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
 	a := cborAnswer{status: w.Code, body: w.Body.Bytes()}
@@ -932,8 +933,9 @@ func BenchmarkGetRecordsAnswer(b *testing.B) {
 	}
 	callCBOR(b, h, "CreateStream", encodeRequest(b, obj{"StreamName": "bench", "ShardCount": 1}, false))
 	for range 20 {
-		req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(benchBody("bench", 500)))
+		req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:4567/", bytes.NewReader(benchBody("bench", 500)))
 		req.Header.Set("X-Amz-Target", targetPrefix+"PutRecords")
+		req.Header.Set("Authorization", testAuthorization)
 		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
 	a := callCBOR(b, h, "GetShardIterator", encodeRequest(b, obj{"StreamName": "bench", "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}, false))
@@ -947,7 +949,7 @@ func BenchmarkGetRecordsAnswer(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+				req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:4567/", bytes.NewReader(body))
 				req.Header.Set("X-Amz-Target", targetPrefix+"GetRecords")
 				req.Header.Set("Content-Type", ct)
 				w := httptest.NewRecorder()

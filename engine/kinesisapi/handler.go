@@ -9,8 +9,15 @@
 // Errors have Kinesis's shape — HTTP 400 with a body, JSON or CBOR as the
 // request was, holding "__type" and "message" (500 for internal
 // failures) — so that clients retry exactly what Kinesis would have them
-// retry. Request bodies are bounded. Any signature is accepted unless
-// Config.Keys is set.
+// retry. Request bodies are bounded.
+//
+// Only requests whose Host header is an IP address, localhost or a name
+// the server is told (Config.Hosts) are answered, so that a web page
+// cannot reach the store through DNS rebinding (package hostcheck). A
+// call that changes the store must be signed (SigV4, as every AWS SDK and
+// the AWS CLI sign) unless Config.AllowUnsigned is set; the signature's
+// access key is checked against Config.Keys when set, and any is accepted
+// otherwise.
 // docs/kinesis-compatibility.md lists where answers differ from Kinesis.
 package kinesisapi
 
@@ -25,10 +32,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sluice-dev/sluice/engine/hostcheck"
 	"github.com/sluice-dev/sluice/engine/stream"
+	"github.com/sluice-dev/sluice/engine/suggest"
 )
 
 // Config configures a Handler.
@@ -38,6 +49,13 @@ type Config struct {
 	// their secret keys. A request must be signed with one of them; when
 	// a key's secret is not empty the SigV4 signature is checked too.
 	Keys map[string]string
+	// AllowUnsigned accepts calls that change the store (CreateStream,
+	// DeleteStream, PutRecords, …) without a signature, when Keys is nil.
+	// Without it such a call must carry a SigV4 Authorization header.
+	AllowUnsigned bool
+	// Hosts are the Host header values answered besides IP addresses and
+	// localhost; nil: those alone.
+	Hosts *hostcheck.Hosts
 	// Limits turns on Kinesis's per-shard throughput limits: 1 MiB/s or
 	// 1,000 records/s written, 2 MiB/s and 5 calls/s read.
 	Limits bool
@@ -54,13 +72,15 @@ const DefaultMaxBodyBytes = 8 << 20
 
 // Handler answers Kinesis API calls. It is an http.Handler.
 type Handler struct {
-	store  *stream.Store
-	keys   map[string]string
-	limits *limiter
-	ops    map[string]op
-	max    int64
-	now    func() time.Time
-	log    *slog.Logger
+	store    *stream.Store
+	keys     map[string]string
+	unsigned bool
+	hosts    *hostcheck.Hosts
+	limits   *limiter
+	ops      map[string]op
+	max      int64
+	now      func() time.Time
+	log      *slog.Logger
 }
 
 // New returns a handler for cfg.Store.
@@ -71,7 +91,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Store.ReadOnly() {
 		return nil, errors.New("kinesisapi: the store is open read-only")
 	}
-	h := &Handler{store: cfg.Store, keys: cfg.Keys, ops: ops(), max: cfg.MaxBodyBytes, now: cfg.Now, log: cfg.Logger}
+	h := &Handler{store: cfg.Store, keys: cfg.Keys, unsigned: cfg.AllowUnsigned, hosts: cfg.Hosts, ops: ops(), max: cfg.MaxBodyBytes, now: cfg.Now, log: cfg.Logger}
 	if h.max <= 0 {
 		h.max = DefaultMaxBodyBytes
 	}
@@ -156,6 +176,10 @@ func isCBOR(r *http.Request) bool {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-amzn-RequestId", requestID())
+	if !h.hosts.Allows(r.Host) {
+		h.fail(w, r, &apiError{status: http.StatusForbidden, typ: "AccessDeniedException", message: hostcheck.Refusal(r.Host, "sluice serve --allowed-hosts")})
+		return
+	}
 	if r.Method != http.MethodPost {
 		h.fail(w, r, newErr("MissingAuthenticationTokenException", "Missing Authentication Token. Kinesis API calls are POST requests with an X-Amz-Target header."))
 		return
@@ -164,10 +188,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutPrefix(target, targetPrefix)
 	fn := h.ops[name]
 	if !ok || fn == nil {
-		h.fail(w, r, &apiError{status: http.StatusBadRequest, typ: "UnknownOperationException"})
+		h.fail(w, r, h.unknownOperation(target))
 		return
 	}
-	if err := h.authenticate(r); err != nil {
+	if err := h.authenticate(r, name); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -191,7 +215,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(body) == 0 && !in.cbor {
 		in.body = []byte("{}")
 	}
-	res, err := fn(h, r.Context(), in)
+	ctx := r.Context()
+	if c, ok := parseAuth(r); ok && validRegion(c.region) {
+		ctx = context.WithValue(ctx, regionKey{}, c.region)
+	}
+	res, err := fn(h, ctx, in)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -221,6 +249,65 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// regionKey keys the region a request was signed for in its context.
+type regionKey struct{}
+
+// validRegion accepts what a region name can be (us-east-1, cn-north-1,
+// us-gov-west-1), so that nothing else reaches an ARN.
+func validRegion(r string) bool {
+	if r == "" || len(r) > 32 {
+		return false
+	}
+	for _, c := range r {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// arn is the ARN of stream name as the caller sees it: in the region its
+// request was signed for (an SDK configured for eu-west-1 is told of
+// eu-west-1 streams), else the store's region.
+func (h *Handler) arn(ctx context.Context, name string) string {
+	arn := h.store.ARN(name)
+	if region, _ := ctx.Value(regionKey{}).(string); region != "" {
+		return "arn:aws:kinesis:" + region + ":" + accountOf(arn) + ":stream/" + name
+	}
+	return arn
+}
+
+// nearestStream offers the existing stream whose name is closest to a
+// missing one.
+func (h *Handler) nearestStream(name string) string {
+	names, err := h.store.ListStreams()
+	if err != nil || len(names) == 0 {
+		return " This server has no stream; create one with CreateStream (or sluice serve --create NAME:SHARDS)."
+	}
+	if n := suggest.Nearest(name, names); n != "" {
+		return fmt.Sprintf(" Did you mean %s?", n)
+	}
+	if len(names) <= 10 {
+		return " Streams here: " + strings.Join(names, ", ") + "."
+	}
+	return ""
+}
+
+// unknownOperation names the operation a request asked for and lists the
+// ones this server answers.
+func (h *Handler) unknownOperation(target string) *apiError {
+	names := make([]string, 0, len(h.ops))
+	for n := range h.ops {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	asked := "a request without an X-Amz-Target header"
+	if target != "" {
+		asked = "operation " + strconv.Quote(target)
+	}
+	return newErr("UnknownOperationException", "%s is not supported here; this server answers %s (X-Amz-Target: %sNAME)", asked, strings.Join(names, ", "), targetPrefix)
+}
+
 // answerCBOR writes a successful answer to a CBOR request.
 func (h *Handler) answerCBOR(w http.ResponseWriter, r *http.Request, res any) {
 	if _, raw := res.(rawJSON); raw {
@@ -243,6 +330,10 @@ func (h *Handler) answerCBOR(w http.ResponseWriter, r *http.Request, res any) {
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	ae := fromStore(err)
+	var se *stream.Error
+	if errors.As(err, &se) && se.MissingStream != "" {
+		ae.message += h.nearestStream(se.MissingStream)
+	}
 	if ae.status >= 500 {
 		h.log.Error("internal failure", "target", r.Header.Get("X-Amz-Target"), "err", err)
 	}

@@ -152,7 +152,7 @@ func (h *Handler) deleteStream(_ context.Context, in request) (any, error) {
 
 // DescribeStream
 
-func (h *Handler) describeStream(_ context.Context, in request) (any, error) {
+func (h *Handler) describeStream(ctx context.Context, in request) (any, error) {
 	var req struct {
 		streamRef
 		Limit                 *int64
@@ -201,12 +201,12 @@ func (h *Handler) describeStream(_ context.Context, in request) (any, error) {
 		EnhancedMonitoring      []enhancedMonitoring
 		EncryptionType          string
 	}{
-		info.Name, info.ARN, "ACTIVE", modeDetails{info.Mode}, out, more, info.RetentionHours,
+		info.Name, h.arn(ctx, info.Name), "ACTIVE", modeDetails{info.Mode}, out, more, info.RetentionHours,
 		unixSeconds(info.Created), []enhancedMonitoring{{ShardLevelMetrics: []string{}}}, "NONE",
 	}}, nil
 }
 
-func (h *Handler) describeStreamSummary(_ context.Context, in request) (any, error) {
+func (h *Handler) describeStreamSummary(ctx context.Context, in request) (any, error) {
 	var req struct{ streamRef }
 	if err := in.decode(&req); err != nil {
 		return nil, err
@@ -232,14 +232,14 @@ func (h *Handler) describeStreamSummary(_ context.Context, in request) (any, err
 		OpenShardCount          int
 		ConsumerCount           int
 	}{
-		info.Name, info.ARN, "ACTIVE", modeDetails{info.Mode}, info.RetentionHours, unixSeconds(info.Created),
+		info.Name, h.arn(ctx, info.Name), "ACTIVE", modeDetails{info.Mode}, info.RetentionHours, unixSeconds(info.Created),
 		[]enhancedMonitoring{{ShardLevelMetrics: []string{}}}, "NONE", info.OpenShards, 0,
 	}}, nil
 }
 
 // ListStreams
 
-func (h *Handler) listStreams(_ context.Context, in request) (any, error) {
+func (h *Handler) listStreams(ctx context.Context, in request) (any, error) {
 	var req struct {
 		Limit                    *int64
 		ExclusiveStartStreamName *string
@@ -295,7 +295,7 @@ func (h *Handler) listStreams(_ context.Context, in request) (any, error) {
 		if err != nil {
 			continue // deleted meanwhile
 		}
-		sums = append(sums, summary{n, info.ARN, "ACTIVE", modeDetails{info.Mode}, unixSeconds(info.Created)})
+		sums = append(sums, summary{n, h.arn(ctx, n), "ACTIVE", modeDetails{info.Mode}, unixSeconds(info.Created)})
 	}
 	res := map[string]any{"StreamNames": names, "HasMoreStreams": more, "StreamSummaries": sums}
 	if more {
@@ -505,7 +505,7 @@ func (h *Handler) mergeShards(_ context.Context, in request) (any, error) {
 	return nil, h.store.MergeShards(name, *req.ShardToMerge, *req.AdjacentShardToMerge)
 }
 
-func (h *Handler) updateShardCount(_ context.Context, in request) (any, error) {
+func (h *Handler) updateShardCount(ctx context.Context, in request) (any, error) {
 	var req struct {
 		streamRef
 		TargetShardCount *int64
@@ -529,7 +529,7 @@ func (h *Handler) updateShardCount(_ context.Context, in request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"StreamName": name, "StreamARN": h.store.ARN(name), "CurrentShardCount": cur, "TargetShardCount": *req.TargetShardCount}, nil
+	return map[string]any{"StreamName": name, "StreamARN": h.arn(ctx, name), "CurrentShardCount": cur, "TargetShardCount": *req.TargetShardCount}, nil
 }
 
 // Retention

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/sluice-dev/sluice/engine/awsconfig"
 )
 
 // Scheme is the scheme of a checkpoint store URL that names a lease table.
@@ -98,24 +98,14 @@ func DefaultWorkerID() (string, error) {
 	return h, nil
 }
 
-// NewClient makes a DynamoDB client from the AWS configuration chain
-// (environment, shared profile, SSO, web identity, instance metadata),
-// with region and endpoint overriding it when set.
-func NewClient(ctx context.Context, region, endpoint string) (*dynamodb.Client, error) {
-	var opts []func(*config.LoadOptions) error
-	if region != "" {
-		opts = append(opts, config.WithRegion(region))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+// NewClient makes a DynamoDB client with the options of o (package
+// awsconfig: the standard chain, overridden where o says).
+func NewClient(ctx context.Context, o awsconfig.Options) (*dynamodb.Client, error) {
+	o.Who = "lease table"
+	o.RegionKey = "?region= in the dynamodb:// store (or region: in the kinesis source)"
+	cfg, err := awsconfig.Load(ctx, o)
 	if err != nil {
-		return nil, fmt.Errorf("lease table: AWS configuration: %w", err)
+		return nil, err
 	}
-	if cfg.Region == "" {
-		return nil, fmt.Errorf("lease table: no AWS region: add ?region= to the dynamodb:// store or set AWS_REGION")
-	}
-	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	}), nil
+	return dynamodb.NewFromConfig(cfg), nil
 }

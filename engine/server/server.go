@@ -12,6 +12,10 @@
 //	GET /api/events                       server-sent events: stats every second, window rows as they fire
 //	GET /                                 the dashboard
 //
+// Requests are answered only when their Host header is an IP address,
+// localhost, the listen address's host or an allowed name, so that a web
+// page cannot read the API or the taps through DNS rebinding.
+//
 // The server only reads: engine.Stats, the pipelines' taps, and what sinks
 // and sources report through small optional interfaces (delivery figures,
 // lag, alert counts). It never shows a sink's configuration, so secrets
@@ -36,6 +40,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/hostcheck"
 )
 
 // DefaultListen is where the server listens unless told otherwise:
@@ -53,6 +58,10 @@ var assets embed.FS
 type Config struct {
 	// Listen is host:port; empty means DefaultListen.
 	Listen string
+	// AllowedHosts are the Host header names answered besides IP
+	// addresses, localhost and Listen's host (package hostcheck); requests
+	// naming another host are refused, against DNS rebinding.
+	AllowedHosts []string
 	// Pipelines are the pipelines to serve. New gives each one without a
 	// tap registry a new one, so it must be called before they run.
 	Pipelines []*engine.Pipeline
@@ -76,6 +85,7 @@ type Server struct {
 	byName map[string]*pipeline
 	reg    *prometheus.Registry
 	mux    *http.ServeMux
+	hosts  *hostcheck.Hosts
 	hub    *hub
 
 	mu   sync.Mutex
@@ -94,13 +104,17 @@ func New(cfg Config) (*Server, error) {
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		return nil, fmt.Errorf("server: listen %q: want host:port, such as %s", cfg.Listen, DefaultListen)
 	}
+	hosts, err := hostcheck.New(cfg.Listen, cfg.AllowedHosts)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	if cfg.WindowRows <= 0 {
 		cfg.WindowRows = DefaultWindowRows
 	}
 	if cfg.StatsEvery <= 0 {
 		cfg.StatsEvery = time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, byName: map[string]*pipeline{}, hub: newHub()}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, byName: map[string]*pipeline{}, hub: newHub(), hosts: hosts}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -160,8 +174,13 @@ func (s *Server) routes() {
 	s.mux = mux
 }
 
-// Handler is the server's handler, for tests and for embedding.
-func (s *Server) Handler() http.Handler { return securityHeaders(s.mux) }
+// Handler is the server's handler, for tests and for embedding. It
+// answers only requests whose Host it knows.
+func (s *Server) Handler() http.Handler {
+	return securityHeaders(s.hosts.Handler(s.mux, func(w http.ResponseWriter, r *http.Request) {
+		apiError(w, http.StatusForbidden, "%s", hostcheck.Refusal(r.Host, "server.allowed_hosts in the pipeline file or sluice run --allowed-hosts"))
+	}))
+}
 
 // securityHeaders keeps the dashboard from being framed or sniffed; it
 // loads nothing from elsewhere.

@@ -688,3 +688,56 @@ func TestTapShowsLazyRecordsWhole(t *testing.T) {
 		t.Fatalf("fields %s, want %s", got, want)
 	}
 }
+
+// getHost sends a GET to url with the Host header set to host, as a
+// browser does for a page whose name was rebound to 127.0.0.1.
+func getHost(t *testing.T, url, host string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestRefusesUnknownHost(t *testing.T) {
+	p, _ := testPipeline(&source{n: 10, per: 5})
+	s, err := server.New(server.Config{Pipelines: []*engine.Pipeline{p}, AllowedHosts: []string{"dash.internal", ".corp.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(func() { hs.Close(); s.Close() })
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{"/api/pipelines", "/api/pipelines/demo", "/api/pipelines/demo/tap/source?limit=1", "/metrics", "/api/events", "/"}
+	for _, path := range paths {
+		code, body := getHost(t, hs.URL+path, "attacker.example:8080")
+		if code != http.StatusForbidden || strings.Contains(body, "demo") {
+			t.Errorf("%s with Host attacker.example: %d %.200q, want 403 and nothing of the pipeline", path, code, body)
+		}
+		var ans struct{ Error string }
+		if json.Unmarshal([]byte(body), &ans) != nil ||
+			!strings.Contains(ans.Error, `Host "attacker.example:8080" is not a name this server answers to`) ||
+			!strings.Contains(ans.Error, "server.allowed_hosts") {
+			t.Errorf("%s: refusal %q does not say what to change", path, body)
+		}
+	}
+	for _, host := range []string{"127.0.0.1:8080", "localhost:8080", "dash.internal:8080", "a.corp.example"} {
+		if code, body := getHost(t, hs.URL+"/api/pipelines", host); code != 200 || !strings.Contains(body, `"demo"`) {
+			t.Errorf("/api/pipelines with Host %s: %d %.200q", host, code, body)
+		}
+	}
+	if _, err := server.New(server.Config{Pipelines: []*engine.Pipeline{p}, AllowedHosts: []string{"http://dash.internal"}}); err == nil ||
+		!strings.Contains(err.Error(), "without scheme or port") {
+		t.Errorf("an allowed host written as a URL: %v", err)
+	}
+}

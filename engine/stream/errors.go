@@ -44,6 +44,9 @@ type Error struct {
 	Message string
 	// Err is the underlying cause of an internal failure, if any.
 	Err error
+	// MissingStream is the stream a KindNotFound error did not find (""
+	// when what was missing is a shard or something else).
+	MissingStream string
 }
 
 func (e *Error) Error() string {

@@ -324,7 +324,9 @@ func (s *Store) ARN(name string) string {
 }
 
 func (s *Store) notFound(name string) *Error {
-	return errorf(KindNotFound, "Stream %s under account %s not found.", name, s.o.Account)
+	e := errorf(KindNotFound, "Stream %s under account %s not found.", name, s.o.Account)
+	e.MissingStream = name
+	return e
 }
 
 func (s *Store) writable() error {

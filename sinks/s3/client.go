@@ -2,18 +2,16 @@ package s3
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/sluice-dev/sluice/engine/awsconfig"
 )
 
 // API is the part of the S3 API the sink calls; *s3.Client implements it.
@@ -30,6 +28,8 @@ var _ API = (*s3.Client)(nil)
 
 // ClientConfig says how to reach S3.
 type ClientConfig struct {
+	// Who names the client in messages ("s3 sink archive").
+	Who string
 	// Region; empty: the configuration chain (AWS_REGION, profile).
 	Region string
 	// Endpoint is the URL of an S3-compatible server; empty: AWS, or
@@ -42,6 +42,10 @@ type ClientConfig struct {
 	Profile string
 	// Static credentials; empty: the standard chain.
 	AccessKeyID, SecretAccessKey, SessionToken string
+	// RoleARN is a role to assume with the credentials found; ExternalID
+	// goes with it.
+	RoleARN, ExternalID string
+	Logger              *slog.Logger
 }
 
 // Timeouts of the HTTP client: a server that accepts no connection, or
@@ -51,50 +55,28 @@ const (
 	responseHeaderTimeout = 2 * time.Minute
 )
 
-// NewClient returns an S3 client. The SDK's own retries are off: the
-// sink retries with its own deadline (Config.Retry), which a second layer
-// of retries would stretch.
+// NewClient returns an S3 client, its AWS configuration loaded by package
+// awsconfig as for every client. The SDK's own retries are off: the sink
+// retries with its own deadline (Config.Retry), which a second layer of
+// retries would stretch.
 func NewClient(ctx context.Context, c ClientConfig) (*s3.Client, error) {
-	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
-		return nil, errors.New("give both access_key_id and secret_access_key, or neither to use the standard credential chain")
-	}
-	if c.Endpoint != "" {
-		u, err := url.Parse(c.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("endpoint %q is not an http(s) URL such as http://127.0.0.1:9000", c.Endpoint)
-		}
-	}
-	var opts []func(*config.LoadOptions) error
-	if c.Region != "" {
-		opts = append(opts, config.WithRegion(c.Region))
-	}
-	if c.Profile != "" {
-		opts = append(opts, config.WithSharedConfigProfile(c.Profile))
-	}
-	if c.AccessKeyID != "" {
-		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken)))
-	}
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
 		t.ResponseHeaderTimeout = responseHeaderTimeout
 	})
-	opts = append(opts, config.WithHTTPClient(httpClient))
-	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
+	who := c.Who
+	if who == "" {
+		who = "s3"
 	}
-	if awsCfg.Region == "" {
-		if c.Endpoint == "" {
-			return nil, errors.New("no region: set s3.region, or AWS_REGION in the environment")
-		}
-		// S3-compatible servers ignore the region, but requests are
-		// signed with one.
-		awsCfg.Region = "us-east-1"
+	awsCfg, err := awsconfig.Load(ctx, awsconfig.Options{
+		Who: who, RegionKey: "s3.region", Region: c.Region, Endpoint: c.Endpoint, Profile: c.Profile,
+		AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
+		RoleARN: c.RoleARN, ExternalID: c.ExternalID, HTTPClient: httpClient, Logger: c.Logger,
+	})
+	if err != nil {
+		return nil, err
 	}
 	return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		if c.Endpoint != "" {
-			o.BaseEndpoint = aws.String(c.Endpoint)
-		}
 		o.UsePathStyle = c.PathStyle
 		o.Retryer = aws.NopRetryer{}
 		// Readers of the bucket (tools, tests) may get objects whose

@@ -74,6 +74,8 @@ type Config struct {
 	AccessKeyID      string
 	SecretAccessKey  string
 	SessionToken     string
+	// RoleARN is a role to assume with those credentials.
+	RoleARN string
 
 	// The objects' format, and how records are grouped into objects,
 	// keyed and sealed, as for every buffering sink.
@@ -190,10 +192,12 @@ func New(cfg Config) (*Sink, error) {
 	}
 	if cfg.Client == nil {
 		if cfg.Client, err = NewClient(context.Background(), ClientConfig{
+			Who:    "s3 sink " + name,
 			Region: cfg.Region, Endpoint: cfg.Endpoint, PathStyle: cfg.PathStyle, Profile: cfg.Profile,
 			AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, SessionToken: cfg.SessionToken,
+			RoleARN: cfg.RoleARN, Logger: cfg.Logger,
 		}); err != nil {
-			return nil, errf("%v", err)
+			return nil, err
 		}
 	}
 	pub := &publisher{cfg: &cfg}

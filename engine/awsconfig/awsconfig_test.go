@@ -1,0 +1,204 @@
+package awsconfig_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/sluice-dev/sluice/engine/awsconfig"
+)
+
+// metadataService stands in for the instance metadata address: it records
+// every request and answers 404, as the address does where there is no
+// instance role. The environment points the SDK at it, so that a lookup
+// that would go to 169.254.169.254 is counted here instead.
+func metadataService(t *testing.T) *atomic.Int64 {
+	t.Helper()
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", srv.URL)
+	return &hits
+}
+
+// noCredentials clears every credential source of the standard chain
+// except the instance metadata service.
+func noCredentials(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, k := range []string{
+		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+		"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+		"AWS_EC2_METADATA_DISABLED", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS",
+	} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+}
+
+func TestLoopbackEndpointNeverAsksMetadataService(t *testing.T) {
+	noCredentials(t)
+	hits := metadataService(t)
+
+	// A Kinesis-compatible server on loopback that keeps the signature.
+	var auth atomic.Value
+	kin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth.Store(r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.Write([]byte(`{"StreamNames":[],"HasMoreStreams":false}`))
+	}))
+	defer kin.Close()
+
+	for _, endpoint := range []string{kin.URL, strings.Replace(kin.URL, "127.0.0.1", "localhost", 1)} {
+		var log bytes.Buffer
+		cfg, err := awsconfig.Load(context.Background(), awsconfig.Options{
+			Who: "kinesis source", Endpoint: endpoint,
+			Logger: slog.New(slog.NewTextHandler(&log, nil)),
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", endpoint, err)
+		}
+		if cfg.Region != awsconfig.DefaultEmulatorRegion {
+			t.Errorf("%s: region %q, want %q", endpoint, cfg.Region, awsconfig.DefaultEmulatorRegion)
+		}
+		if _, err := kinesis.NewFromConfig(cfg).ListStreams(context.Background(), &kinesis.ListStreamsInput{}); err != nil {
+			t.Fatalf("%s: ListStreams: %v", endpoint, err)
+		}
+		if a, _ := auth.Load().(string); !strings.Contains(a, "Credential="+awsconfig.PlaceholderAccessKeyID+"/") {
+			t.Errorf("%s: request signed %q, want the placeholder access key", endpoint, a)
+		}
+		if !strings.Contains(log.String(), "placeholder credentials") || !strings.Contains(log.String(), "client=\"kinesis source\"") {
+			t.Errorf("%s: the log does not say placeholder credentials are used:\n%s", endpoint, log.String())
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the metadata service was asked %d times; a loopback endpoint must never ask it", n)
+	}
+}
+
+func TestLoopbackEndpointUsesConfiguredCredentials(t *testing.T) {
+	noCredentials(t)
+	hits := metadataService(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	var log bytes.Buffer
+	cfg, err := awsconfig.Load(context.Background(), awsconfig.Options{Endpoint: "http://127.0.0.1:4567", Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cfg.Credentials.Retrieve(context.Background())
+	if err != nil || c.AccessKeyID != "AKIDFROMENV" {
+		t.Fatalf("credentials %q, %v; want the environment's", c.AccessKeyID, err)
+	}
+	if log.Len() != 0 {
+		t.Errorf("unexpected log: %s", log.String())
+	}
+	if hits.Load() != 0 {
+		t.Errorf("the metadata service was asked %d times", hits.Load())
+	}
+}
+
+func TestMissingCredentialsIsAClearError(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		disabled bool // AWS_EC2_METADATA_DISABLED=true
+		opts     awsconfig.Options
+	}{
+		{"aws", false, awsconfig.Options{Who: "kinesis source", Region: "eu-west-1"}},
+		{"aws, metadata disabled", true, awsconfig.Options{Who: "kinesis source", Region: "eu-west-1"}},
+		{"remote endpoint", true, awsconfig.Options{Who: "s3 sink archive", Endpoint: "https://s3.example.com"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			noCredentials(t)
+			hits := metadataService(t)
+			if tc.disabled {
+				t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+			}
+			_, err := awsconfig.Load(context.Background(), tc.opts)
+			if err == nil {
+				t.Fatal("no error without credentials")
+			}
+			msg := err.Error()
+			for _, want := range []string{tc.opts.Who + ": no AWS credentials found", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "profile:"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not say %q", msg, want)
+				}
+			}
+			if testing.Verbose() {
+				t.Log(msg)
+			}
+			if tc.disabled && hits.Load() != 0 {
+				t.Errorf("AWS_EC2_METADATA_DISABLED=true, yet the metadata service was asked %d times", hits.Load())
+			}
+		})
+	}
+}
+
+func TestOptionsErrors(t *testing.T) {
+	noCredentials(t)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	for _, tc := range []struct {
+		opts awsconfig.Options
+		want string
+	}{
+		{awsconfig.Options{Who: "lease table", RegionKey: "?region= in the dynamodb:// store", AccessKeyID: "a", SecretAccessKey: "b"},
+			"lease table: no AWS region: set ?region= in the dynamodb:// store, or AWS_REGION in the environment"},
+		{awsconfig.Options{Who: "s3 sink x", AccessKeyID: "a"}, "s3 sink x: give both access_key_id and secret_access_key"},
+		{awsconfig.Options{Who: "s3 sink x", SessionToken: "t"}, "session_token goes with access_key_id"},
+		{awsconfig.Options{Who: "kinesis source", Endpoint: "127.0.0.1:4567"}, `endpoint "127.0.0.1:4567" is not an http(s) URL`},
+		{awsconfig.Options{Who: "kinesis source", Region: "us-east-1", Profile: "nosuch"}, `kinesis source: profile "nosuch"`},
+	} {
+		_, err := awsconfig.Load(context.Background(), tc.opts)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want %q", tc.opts, err, tc.want)
+		}
+	}
+}
+
+func TestStaticKeysAndEndpoint(t *testing.T) {
+	noCredentials(t)
+	hits := metadataService(t)
+	cfg, err := awsconfig.Load(context.Background(), awsconfig.Options{
+		Region: "ap-northeast-1", Endpoint: "http://[::1]:9000", AccessKeyID: "AK", SecretAccessKey: "SK", SessionToken: "ST",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := cfg.Credentials.Retrieve(context.Background())
+	if c.AccessKeyID != "AK" || c.SecretAccessKey != "SK" || c.SessionToken != "ST" {
+		t.Errorf("credentials %+v, want the static keys", c)
+	}
+	if cfg.Region != "ap-northeast-1" || cfg.BaseEndpoint == nil || *cfg.BaseEndpoint != "http://[::1]:9000" {
+		t.Errorf("region %q endpoint %v", cfg.Region, cfg.BaseEndpoint)
+	}
+	if hits.Load() != 0 {
+		t.Errorf("the metadata service was asked %d times", hits.Load())
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "LOCALHOST.": true, "api.localhost": true, "127.0.0.1": true, "127.1.2.3": true,
+		"::1": true, "[::1]": true, "0.0.0.0": false, "10.0.0.1": false, "169.254.169.254": false,
+		"example.com": false, "localhost.example.com": false, "": false,
+	} {
+		if got := awsconfig.IsLoopback(host); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
