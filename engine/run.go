@@ -10,6 +10,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/sluice-dev/sluice/engine/redact"
 )
 
 // Pipeline is a compiled pipeline, ready to run. The pipelines package
@@ -38,7 +40,11 @@ type Pipeline struct {
 	DroppableState func(sink string) bool
 
 	Logger *slog.Logger
-	Stats  *Stats
+	// Redactor hides the run's secrets in the reasons of failed records
+	// (which sinks write to their error outputs) and in the error Run
+	// returns; nil hides URLs' passwords and query values only.
+	Redactor *redact.Redactor
+	Stats    *Stats
 	// Tap, when set, lets other goroutines watch copies of the records at
 	// each point of the pipeline (see Taps); nil costs nothing.
 	Tap *Taps
@@ -98,7 +104,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			}
 		}
 	}
-	return err
+	return p.Redactor.Error(err)
 }
 
 type runner struct {
@@ -322,6 +328,9 @@ func (r *runner) push(ctx context.Context, from int, b *Batch) error {
 func (r *runner) write(ctx context.Context, after int, b *Batch) error {
 	if len(b.Records) == 0 && len(b.Failed) == 0 {
 		return nil
+	}
+	for i := range b.Failed {
+		b.Failed[i].Err = r.p.Redactor.String(b.Failed[i].Err)
 	}
 	for i, s := range r.p.Sinks {
 		if s.After != after {

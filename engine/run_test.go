@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/redact"
 )
 
 // countSource emits records "0".."n-1" in batches of size per, on one
@@ -463,4 +464,73 @@ func TestRunClosesSinks(t *testing.T) {
 	if !s.closed {
 		t.Fatal("sink not closed after the run")
 	}
+}
+
+// leakyStep rejects every record with a reason that quotes a secret, as
+// an expression error may quote the expression that holds it.
+type leakyStep struct{ secret string }
+
+func (l leakyStep) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error) {
+	for _, r := range b.Records {
+		b.Failed = append(b.Failed, engine.Failure{Record: r, Stage: "leak", Type: "processing-failed",
+			Err: `compare token == "` + l.secret + `" at http://u:pw@h/x?k=v`})
+	}
+	b.Records = nil
+	return b, nil
+}
+
+// reasons keeps the failure reasons a sink is given.
+type reasons struct {
+	engine.Sink
+	got []string
+}
+
+func (s *reasons) Write(ctx context.Context, b *engine.Batch) error {
+	for _, f := range b.Failed {
+		s.got = append(s.got, f.Err)
+	}
+	return s.Sink.Write(ctx, b)
+}
+
+func TestRunRedactsFailureReasonsAndErrors(t *testing.T) {
+	const secret = "s3cr3t-from-env"
+	var log []string
+	sink := &reasons{Sink: &memSink{name: "out", log: &log, sealEvery: 1}}
+	red := redact.New(redact.Secret{Value: secret, Shown: "${TOKEN}"})
+	p := &engine.Pipeline{
+		Name:     "t",
+		Source:   &countSource{n: 3, per: 3},
+		Steps:    []engine.NamedStep{{Name: "leak", Step: leakyStep{secret}}},
+		Sinks:    []engine.NamedSink{{Name: "out", After: 0, Sink: sink}},
+		Store:    &memStore{log: &log},
+		Redactor: red,
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := `compare token == "${TOKEN}" at http://u:REDACTED@h/x?k=REDACTED`
+	if len(sink.got) != 3 || sink.got[0] != want {
+		t.Fatalf("the sink was given reasons %q, want 3 of %q", sink.got, want)
+	}
+
+	// An error that stops the run names the variable, not its value.
+	p.Sinks = []engine.NamedSink{{Name: "out", After: -1, Sink: &secretFailure{memSink: memSink{name: "out", log: &log}, secret: secret}}}
+	p.Steps = nil
+	p.Source = &countSource{n: 3, per: 3}
+	p.Store = &memStore{log: &log}
+	err := p.Run(context.Background())
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "${TOKEN}") {
+		t.Errorf("Run error %v: want the secret replaced by ${TOKEN}", err)
+	}
+}
+
+// secretFailure is a sink whose Write fails with a message that holds a
+// secret.
+type secretFailure struct {
+	memSink
+	secret string
+}
+
+func (s *secretFailure) Write(context.Context, *engine.Batch) error {
+	return errors.New("POST http://h/?token=" + s.secret + " refused")
 }

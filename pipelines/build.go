@@ -68,6 +68,10 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	if opts.Dir == "" {
 		opts.Dir = s.Dir
 	}
+	// Every log line of the run, and every failure reason its sinks
+	// store, passes through the file's redactor.
+	red := s.Redactor()
+	opts.Logger = red.Logger(opts.Logger)
 	rt := runtime{stdin: opts.Stdin, now: opts.Now, dir: opts.Dir}
 	comp, errs := compile(s, rt, nil)
 	s.redactErrors(errs)
@@ -87,6 +91,7 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 		Source:             comp.source,
 		CheckpointInterval: s.Checkpoint.Interval,
 		Logger:             opts.Logger,
+		Redactor:           red,
 		Now:                opts.Now,
 		// An alert rule's state is derived from window rows and its
 		// notifications; a rule deleted from the file takes it along.
@@ -102,7 +107,7 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	if s.Source.Kinesis != nil && opts.Source == nil {
 		src, st, err := buildKinesis(s, opts)
 		if err != nil {
-			return nil, fmt.Errorf("pipeline %s: %s", s.Name, s.Redact(err.Error()))
+			return nil, fmt.Errorf("pipeline %s: %s", s.Name, red.String(s.Redact(err.Error())))
 		}
 		p.Source = src
 		if p.Store == nil {
@@ -136,7 +141,7 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 		}
 		if err != nil {
 			closeAll(p)
-			return nil, fmt.Errorf("pipeline %s: sink %s: %s", s.Name, sk.Name, s.Redact(strings.TrimSpace(err.Error())))
+			return nil, fmt.Errorf("pipeline %s: sink %s: %s", s.Name, sk.Name, red.String(s.Redact(strings.TrimSpace(err.Error()))))
 		}
 		// Engine step 0 is decode, so the file's step i is engine step
 		// i+1, and "source" (-1 here) is decode's output.

@@ -109,6 +109,7 @@ func buildHTTP(s *Spec, sk *Sink, rt runtime, opts BuildOptions) (engine.Sink, e
 		Name:             sk.Name,
 		URL:              h.URL,
 		AccessKey:        h.AccessKey,
+		Redactor:         s.Redactor(),
 		Body:             h.Body,
 		Compression:      sk.Compression,
 		CommonAttributes: h.CommonAttributes,

@@ -98,8 +98,8 @@ func validVarName(s string) bool {
 	return true
 }
 
-// redact replaces every secret value in s with the ${NAME} it came from.
-func redact(s string, secrets []secret) string {
+// hideSecrets replaces every secret value in s with the ${NAME} it came from.
+func hideSecrets(s string, secrets []secret) string {
 	for _, sc := range secrets {
 		if sc.value != "" {
 			s = strings.ReplaceAll(s, sc.value, "${"+sc.name+"}")

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sluice-dev/sluice/engine/redact"
 )
 
 // Spec is a pipeline file, decoded. It holds every key of the file format,
@@ -551,7 +553,47 @@ func (l *locations) valAt(path string) Pos {
 // Redact replaces every value that the file took from the environment with
 // the ${NAME} it came from, for printing text that may contain them.
 func (s *Spec) Redact(text string) string {
-	return redact(text, s.loc.secrets)
+	return hideSecrets(text, s.loc.secrets)
+}
+
+// Redactor returns what hides the file's secrets wherever the run prints
+// or stores text: every value taken from the environment at least
+// minSecretLen long, shown as the ${NAME} it came from, and the values of
+// credential keys written in the file (secret keys, session tokens,
+// access keys, alert webhook headers), shown as [REDACTED].
+func (s *Spec) Redactor() *redact.Redactor {
+	var secrets []redact.Secret
+	for _, sc := range s.loc.secrets {
+		if len(sc.value) >= minSecretLen {
+			secrets = append(secrets, redact.Secret{Value: sc.value, Shown: "${" + sc.name + "}"})
+		}
+	}
+	add := func(vals ...string) {
+		for _, v := range vals {
+			secrets = append(secrets, redact.Secret{Value: v})
+		}
+	}
+	if k := s.Source.Kinesis; k != nil {
+		add(k.SecretAccessKey, k.SessionToken)
+	}
+	for _, sk := range s.Sinks {
+		if sk.S3 != nil {
+			add(sk.S3.SecretAccessKey, sk.S3.SessionToken)
+		}
+		if sk.HTTP != nil {
+			add(sk.HTTP.AccessKey)
+		}
+	}
+	for _, a := range s.Alerts {
+		for _, n := range a.Notify {
+			if n.HTTP != nil {
+				for _, v := range n.HTTP.Headers {
+					add(v)
+				}
+			}
+		}
+	}
+	return redact.New(secrets...)
 }
 
 // minSecretLen is the shortest environment value that redactErrors looks
@@ -570,6 +612,6 @@ func (s *Spec) redactErrors(errs ErrorList) {
 		}
 	}
 	for i := range errs {
-		errs[i].Msg = redact(errs[i].Msg, long)
+		errs[i].Msg = hideSecrets(errs[i].Msg, long)
 	}
 }

@@ -130,7 +130,7 @@ func (c *checker) exprError(e *Expr, err error) {
 			}
 		}
 	}
-	c.errorf(at, e.path, "%s", redact(msg, e.secrets))
+	c.errorf(at, e.path, "%s", hideSecrets(msg, e.secrets))
 }
 
 // compileExpr compiles e against schema, reporting a failure.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/redact"
 	"github.com/sluice-dev/sluice/engine/server"
 	"github.com/sluice-dev/sluice/pipelines"
 )
@@ -54,12 +55,14 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	var runs []*engine.Pipeline
 	serverAt, serverFrom := *listen, "--listen"
 	hosts := splitList(allowedHosts)
+	var red *redact.Redactor // the secrets of every file
 	for _, path := range fs.Args() {
 		spec, err := pipelines.Load(path, nil)
 		if err != nil {
 			printPipelineError(stderr, path, err)
 			return exitUsage
 		}
+		red = redact.Join(red, spec.Redactor())
 		if spec.Server != nil && *listen == "" {
 			l := cmpOr(spec.Server.Listen, server.DefaultListen)
 			if serverAt != "" && serverAt != l {
@@ -80,6 +83,10 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		runs = append(runs, p)
 	}
 
+	// Each pipeline's own lines are redacted by Build; the process's lines
+	// may name any pipeline's secrets.
+	logger = red.Logger(logger)
+
 	var srv *server.Server
 	if serverAt != "" {
 		srv, err = server.New(server.Config{Listen: serverAt, AllowedHosts: hosts, Pipelines: runs, Version: version, Logger: logger})
@@ -91,7 +98,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		addr, err := srv.Start(srvCtx)
 		if err != nil {
 			stopServer()
-			fmt.Fprintf(stderr, "sluice run: %v\n", err)
+			fmt.Fprintf(stderr, "sluice run: %v\n", red.Error(err))
 			return exitRuntime
 		}
 		defer stopServer()

@@ -234,7 +234,7 @@ func (s *Sink) attempt(ctx context.Context, id string, body []byte) *attemptErro
 		return &attemptError{status: resp.StatusCode, msg: s.redact(fmt.Sprintf("HTTP 200 without the JSON acknowledgement {\"requestId\": …, \"timestamp\": …} the Firehose protocol requires: %s", snippet(answer)))}
 	}
 	if *ack.RequestID != id {
-		return &attemptError{status: resp.StatusCode, msg: fmt.Sprintf("HTTP 200 acknowledging request %q, not %q", *ack.RequestID, id)}
+		return &attemptError{status: resp.StatusCode, msg: s.redact(fmt.Sprintf("HTTP 200 acknowledging request %q, not %q", *ack.RequestID, id))}
 	}
 	return nil
 }
@@ -260,13 +260,9 @@ func snippet(b []byte) string {
 	return s
 }
 
-// redact keeps the access key out of messages, should a receiver echo it.
-func (s *Sink) redact(msg string) string {
-	if len(s.cfg.AccessKey) >= 4 {
-		msg = strings.ReplaceAll(msg, s.cfg.AccessKey, "[access key]")
-	}
-	return msg
-}
+// redact keeps the access key, the URL's secrets and the pipeline's out
+// of messages, should a receiver echo them.
+func (s *Sink) redact(msg string) string { return s.redactor.String(msg) }
 
 // backoff is the wait after the nth failed attempt: FirstBackoff doubling
 // up to MaxBackoff, with ±Jitter.

@@ -40,6 +40,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/fsys"
+	"github.com/sluice-dev/sluice/engine/redact"
 	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/encode"
 	"github.com/sluice-dev/sluice/sinks/keys"
@@ -68,6 +69,10 @@ type Config struct {
 	// AccessKey is sent as X-Amz-Firehose-Access-Key; empty sends none. It
 	// never appears in logs or messages.
 	AccessKey string
+	// Redactor hides the pipeline's secrets (a token in URL, say) in the
+	// sink's log lines, errors and error output; the URL's password and
+	// query values and AccessKey are hidden in any case.
+	Redactor *redact.Redactor
 	// Body is firehose (the default), json or ndjson.
 	Body string
 	// Compression is none (the default) or gzip (Content-Encoding: gzip).
@@ -122,6 +127,7 @@ type Sink struct {
 	userAgent        string
 	client           *nethttp.Client
 	log              *slog.Logger
+	redactor         *redact.Redactor
 	now              func() time.Time
 	sleep            func(context.Context, time.Duration) error
 	rand             func() float64
@@ -154,8 +160,9 @@ func New(cfg Config) (*Sink, error) {
 	if name == "" {
 		name = "(unnamed)"
 	}
+	red := redact.Join(cfg.Redactor, redact.New(redact.Secret{Value: cfg.AccessKey, Shown: "[access key]"}))
 	errf := func(format string, args ...any) error {
-		return fmt.Errorf("http sink %s: "+format, append([]any{name}, args...)...)
+		return red.Error(fmt.Errorf("http sink %s: "+format, append([]any{name}, args...)...))
 	}
 	u, err := url.Parse(cfg.URL)
 	switch {
@@ -164,15 +171,15 @@ func New(cfg Config) (*Sink, error) {
 	case err != nil:
 		return nil, errf("url: %v", err)
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, errf("url %s: use an http:// or https:// URL", u.Redacted())
+		return nil, errf("url %s: use an http:// or https:// URL", cfg.URL)
 	case u.Host == "":
-		return nil, errf("url %s has no host", u.Redacted())
+		return nil, errf("url %s has no host", cfg.URL)
 	case len(cfg.AccessKey) > MaxAccessKeyBytes:
 		return nil, errf("access_key is %d bytes; the protocol allows at most %d", len(cfg.AccessKey), MaxAccessKeyBytes)
 	case cfg.Dir == "":
 		return nil, errf("no directory for staging and the error output")
 	}
-	s := &Sink{cfg: cfg, log: cfg.Logger, now: cfg.Now, sleep: cfg.Sleep, rand: cfg.Rand}
+	s := &Sink{cfg: cfg, log: cfg.Logger, redactor: red, now: cfg.Now, sleep: cfg.Sleep, rand: cfg.Rand}
 	if s.body, err = ParseBody(cfg.Body); err != nil {
 		return nil, errf("body: %v", err)
 	}
@@ -223,7 +230,7 @@ func New(cfg Config) (*Sink, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.log = s.log.With("sink", cfg.Name, "url", u.Redacted())
+	s.log = red.Logger(s.log).With("sink", cfg.Name, "url", cfg.URL)
 	if s.now == nil {
 		s.now = time.Now
 	}

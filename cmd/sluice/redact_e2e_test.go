@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A token in an http sink's URL, taken from the environment, and an access
+// key: a receiver that refuses the batches and echoes both back. Neither
+// may appear in a log line, the error output, /metrics or the dashboard's
+// API, though the log says which variable the token came from.
+func TestSecretsAppearNowhere(t *testing.T) {
+	const token = "tok-9f8e7d6c5b4a"
+	const key = "key-1a2b3c4d5e6f"
+	t.Setenv("SLUICE_TEST_TOKEN", token)
+	t.Setenv("SLUICE_TEST_KEY", key)
+	var refused atomic.Int64
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refused.Add(1)
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprintf(w, "refused: token=%s key=%s url=%s", r.URL.Query().Get("token"), r.Header.Get("X-Amz-Firehose-Access-Key"), r.URL.String())
+	}))
+	defer rcv.Close()
+	dir := t.TempDir()
+	r := startServed(t, fmt.Sprintf(`name: leaky
+source:
+  generate: {profile: clickstream, rate: 200, seed: 1}
+checkpoint: {store: %q, interval: 200ms}
+sinks:
+  - name: hook
+    http:
+      url: "%s/ingest?token=${SLUICE_TEST_TOKEN}&v=1"
+      access_key: "${SLUICE_TEST_KEY}"
+      dir: %q
+    buffer: {records: 20, interval: 200ms}
+    retry: {duration: 1500ms}
+`, filepath.Join(dir, "checkpoints"), rcv.URL, filepath.Join(dir, "http")))
+
+	// Wait for a batch to reach the error output.
+	var errorFiles []string
+	deadline := time.Now().Add(60 * time.Second)
+	for len(errorFiles) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no error output after 60s (%d requests refused):\n%s", refused.Load(), tail(r.logs.String(), 3000))
+		}
+		filepath.WalkDir(filepath.Join(dir, "http", "errors"), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(p, "-undelivered.json") {
+				errorFiles = append(errorFiles, p)
+			}
+			return nil
+		})
+		time.Sleep(20 * time.Millisecond)
+	}
+	places := map[string]string{}
+	for _, path := range []string{"metrics", "api/pipelines", "api/pipelines/leaky"} {
+		resp, err := http.Get(r.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		places["/"+path] = string(body)
+	}
+	if code := r.stop(); code != exitOK {
+		t.Errorf("exit %d", code)
+	}
+	places["the log"] = r.logs.String()
+	var errorOutput strings.Builder
+	for _, f := range errorFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errorOutput.Write(b)
+	}
+	places["the error output"] = errorOutput.String()
+
+	for where, text := range places {
+		for _, secret := range []string{token, key} {
+			if strings.Contains(text, secret) {
+				i := strings.Index(text, secret)
+				t.Errorf("%s holds a secret: …%s…", where, text[max(0, i-200):min(len(text), i+100)])
+			}
+		}
+	}
+	// What the user sees instead says where each value came from.
+	log := places["the log"]
+	for _, want := range []string{"delivery failed; retrying", "token=${SLUICE_TEST_TOKEN}&v=REDACTED", "refused: token=${SLUICE_TEST_TOKEN} key=${SLUICE_TEST_KEY}"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log does not show %q:\n%s", want, tail(log, 3000))
+		}
+	}
+	if !strings.Contains(places["the error output"], "refused: token=${SLUICE_TEST_TOKEN} key=${SLUICE_TEST_KEY}") {
+		t.Errorf("the error output does not give the redacted reason:\n%.1000s", places["the error output"])
+	}
+}
