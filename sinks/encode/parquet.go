@@ -9,13 +9,19 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"slices"
+	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
 	pqgzip "github.com/parquet-go/parquet-go/compress/gzip"
 	pqsnappy "github.com/parquet-go/parquet-go/compress/snappy"
 	pqnone "github.com/parquet-go/parquet-go/compress/uncompressed"
 	pqzstd "github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/encoding"
 	"github.com/sluice-dev/sluice/engine"
 )
 
@@ -408,14 +414,14 @@ type parquetSchema struct {
 func newParquetSchema(t *Type, dict bool) (*parquetSchema, error) {
 	col := 0
 	plan := buildPlan("", t, false, &col, 0)
-	root, ok := parquetNode(t, dict).(parquet.Group)
+	root, ok := parquetNode(t, dict).(orderedGroup)
 	if !ok {
 		return nil, fmt.Errorf("parquet: schema %s is not a struct", t)
 	}
 	s := parquet.NewSchema("record", root)
 	cols := s.Columns()
-	var paths [][]string
-	plan.paths(nil, &paths)
+	paths := make([][]string, plan.ncols)
+	plan.paths(nil, paths)
 	if len(cols) != len(paths) {
 		return nil, fmt.Errorf("parquet: schema %s makes %d columns, planned %d", t, len(cols), len(paths))
 	}
@@ -431,8 +437,15 @@ func buildPlan(name string, t *Type, optional bool, col *int, rep int) *pnode {
 	n := &pnode{name: name, kind: t.Kind, optional: optional, col: *col, unit: t.Unit, precision: t.Precision}
 	switch t.Kind {
 	case KindStruct:
+		// Columns are numbered in the declared order, the file's; the
+		// kids stay in Fields' order (by name), the order of the
+		// positional encoding they shred.
+		kids := map[string]*pnode{}
+		for _, f := range t.declared() {
+			kids[f.Name] = buildPlan(f.Name, f.Type, !f.Required, col, rep)
+		}
 		for _, f := range t.Fields {
-			n.kids = append(n.kids, buildPlan(f.Name, f.Type, !f.Required, col, rep))
+			n.kids = append(n.kids, kids[f.Name])
 		}
 	case KindList:
 		n.rep = rep + 1
@@ -455,8 +468,9 @@ func buildPlan(name string, t *Type, optional bool, col *int, rep int) *pnode {
 	return n
 }
 
-// paths lists the leaf column paths under n, as parquet-go names them.
-func (n *pnode) paths(prefix []string, out *[][]string) {
+// paths sets out[c] to the path of each leaf column c under n, as
+// parquet-go names them.
+func (n *pnode) paths(prefix []string, out [][]string) {
 	if n.name != "" {
 		prefix = append(slices.Clone(prefix), n.name)
 	}
@@ -472,7 +486,9 @@ func (n *pnode) paths(prefix []string, out *[][]string) {
 			k.paths(append(slices.Clone(prefix), "key_value"), out)
 		}
 	default:
-		*out = append(*out, prefix)
+		if n.col >= 0 && n.col < len(out) {
+			out[n.col] = prefix
+		}
 	}
 }
 
@@ -525,17 +541,88 @@ func parquetNode(t *Type, dict bool) parquet.Node {
 	case KindMap:
 		return parquet.Map(encoded(parquet.String()), parquet.Optional(parquetNode(t.Elem, dict)))
 	case KindStruct:
-		g := parquet.Group{}
-		for _, f := range t.Fields {
+		var g orderedGroup
+		for _, f := range t.declared() {
 			n := parquetNode(f.Type, dict)
 			if !f.Required {
 				n = parquet.Optional(n)
 			}
-			g[f.Name] = n
+			g = append(g, &groupField{Node: n, name: f.Name, index: len(g)})
 		}
 		return g
 	}
 	panic(fmt.Sprintf("encode: unknown column kind %d", t.Kind))
+}
+
+// orderedGroup is a Parquet group whose fields keep the order they are
+// given in: parquet.Group, a map, orders them by name, and a declared
+// schema's columns come out in the order written.
+type orderedGroup []*groupField
+
+type groupField struct {
+	parquet.Node
+	name  string
+	index int
+}
+
+func (f *groupField) Name() string { return f.name }
+
+// Value is only used to write Go values, which the encoder never does.
+func (f *groupField) Value(base reflect.Value) reflect.Value {
+	if base.Kind() == reflect.Struct && f.index < base.NumField() {
+		return base.Field(f.index)
+	}
+	return reflect.Value{}
+}
+
+func (g orderedGroup) ID() int                     { return 0 }
+func (g orderedGroup) Type() parquet.Type          { return parquet.Group{}.Type() }
+func (g orderedGroup) Optional() bool              { return false }
+func (g orderedGroup) Repeated() bool              { return false }
+func (g orderedGroup) Required() bool              { return true }
+func (g orderedGroup) Leaf() bool                  { return false }
+func (g orderedGroup) Encoding() encoding.Encoding { return nil }
+func (g orderedGroup) Compression() compress.Codec { return nil }
+func (g orderedGroup) String() string              { return fmt.Sprintf("group%v", g.names()) }
+func (g orderedGroup) Fields() []parquet.Field {
+	out := make([]parquet.Field, len(g))
+	for i, f := range g {
+		out[i] = f
+	}
+	return out
+}
+
+func (g orderedGroup) names() []string {
+	out := make([]string, len(g))
+	for i, f := range g {
+		out[i] = f.name
+	}
+	return out
+}
+
+// GoType is a struct of the fields in order, as parquet.Group's is.
+func (g orderedGroup) GoType() reflect.Type {
+	fields := make([]reflect.StructField, len(g))
+	for i, f := range g {
+		fields[i] = reflect.StructField{
+			Name: exportedName(f.name) + "_" + strconv.Itoa(i),
+			Type: f.GoType(),
+			Tag:  reflect.StructTag(`parquet:` + strconv.Quote(f.name)),
+		}
+	}
+	return reflect.StructOf(fields)
+}
+
+// exportedName is a Go field name for a column name.
+func exportedName(s string) string {
+	var b strings.Builder
+	b.WriteString("F")
+	for _, r := range s {
+		if r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // shredder turns positional records into column values with repetition

@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parquet-go/parquet-go"
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/sinks/encode"
@@ -17,7 +21,9 @@ import (
 func mustSchema(t testing.TB, fields map[string]string) *encode.Type {
 	t.Helper()
 	var fs []encode.Field
-	for name, text := range fields {
+	// Declared in name order, so that a map of columns gives one file.
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		text := fields[name]
 		typ, req, err := encode.ParseFieldType(text)
 		if err != nil {
 			t.Fatalf("%s: %s: %v", name, text, err)
@@ -34,6 +40,66 @@ func mustSchema(t testing.TB, fields map[string]string) *encode.Type {
 // sealParquet encodes records with p, as a sink spools them, and seals
 // the spool. It returns the file and the error of each record (nil for
 // those that fit).
+// TestParquetColumnsInDeclaredOrder: a schema's columns, top level and in
+// structs, are in the file in the order the schema declares them, as
+// readers (Arrow, DuckDB, Spark) list them.
+func TestParquetColumnsInDeclaredOrder(t *testing.T) {
+	inner, err := encode.Struct([]encode.Field{
+		{Name: "zz", Type: &encode.Type{Kind: encode.KindString}},
+		{Name: "aa", Type: &encode.Type{Kind: encode.KindInt64}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := encode.Struct([]encode.Field{
+		{Name: "ts", Type: &encode.Type{Kind: encode.KindString}},
+		{Name: "route", Type: &encode.Type{Kind: encode.KindString}},
+		{Name: "requests", Type: &encode.Type{Kind: encode.KindInt64}},
+		{Name: "nested", Type: inner},
+		{Name: "a_last", Type: &encode.Type{Kind: encode.KindFloat64}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := encode.NewParquet(encode.ParquetOptions{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, errs := sealParquet(t, p, []map[string]any{{
+		"ts": "2024-05-06T07:08:09Z", "route": "/a", "requests": int64(3),
+		"nested": map[string]any{"zz": "z", "aa": int64(1)}, "a_last": 0.5,
+	}})
+	if errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	af := readArrow(t, data)
+	var names []string
+	for _, f := range af.schema.Fields() {
+		names = append(names, f.Name)
+	}
+	if want := []string{"ts", "route", "requests", "nested", "a_last"}; !slices.Equal(names, want) {
+		t.Errorf("columns %v, want the declared order %v", names, want)
+	}
+	if got, want := af.schema.Field(3).Type.String(), "struct<zz: utf8 nullable, aa: int64 nullable>"; got != want {
+		t.Errorf("nested struct %s, want %s", got, want)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, c := range f.Schema().Columns() {
+		paths = append(paths, strings.Join(c, "."))
+	}
+	if want := []string{"ts", "route", "requests", "nested.zz", "nested.aa", "a_last"}; !slices.Equal(paths, want) {
+		t.Errorf("leaf columns %v, want %v", paths, want)
+	}
+	_, rows, _ := readParquetGo(t, data)
+	if got := fmt.Sprint(rows); len(rows) != 1 || !strings.Contains(got, "nested:map[aa:1 zz:z]") || !strings.Contains(got, "requests:3") {
+		t.Errorf("rows %v", rows)
+	}
+}
+
 func sealParquet(t testing.TB, p *encode.Parquet, records []map[string]any) ([]byte, []error) {
 	t.Helper()
 	var spool []byte
@@ -126,7 +192,8 @@ func TestParquetDeclaredSchema(t *testing.T) {
 		"geo":    "struct<lat: float64 nullable, lon: float64>",
 		"attrs":  "map<utf8, int64, items_nullable>",
 		"matrix": "list<element: list<element: int64, nullable>, nullable>",
-		"events": "list<element: struct<at: timestamp[ms, tz=UTC] nullable, kind: utf8 nullable>, nullable>",
+		// A struct's fields come in the order declared, not by name.
+		"events": "list<element: struct<kind: utf8 nullable, at: timestamp[ms, tz=UTC] nullable>, nullable>",
 	}
 	for _, f := range af.schema.Fields() {
 		want, ok := wantTypes[f.Name]

@@ -80,6 +80,38 @@ type Type struct {
 	Elem *Type
 	// Fields are a struct's fields, sorted by name, names unique.
 	Fields []Field
+	// Order lists Fields' indexes in the order the fields were declared,
+	// the order of a struct's columns in a Parquet file; nil: by name.
+	Order []int
+}
+
+// declared returns a struct's fields in the order they were declared.
+func (t *Type) declared() []Field {
+	if len(t.Order) != len(t.Fields) {
+		return t.Fields
+	}
+	out := make([]Field, len(t.Order))
+	for i, j := range t.Order {
+		out[i] = t.Fields[j]
+	}
+	return out
+}
+
+// sortFields sorts t.Fields by name and records their declared order in
+// t.Order.
+func (t *Type) sortFields() {
+	idx := make([]int, len(t.Fields))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(t.Fields[a].Name, t.Fields[b].Name) })
+	sorted := make([]Field, len(t.Fields))
+	t.Order = make([]int, len(t.Fields))
+	for pos, orig := range idx {
+		sorted[pos] = t.Fields[orig]
+		t.Order[orig] = pos
+	}
+	t.Fields = sorted
 }
 
 // Field is a named member of a struct.
@@ -91,11 +123,12 @@ type Field struct {
 	Required bool
 }
 
-// Struct returns a struct type of fields, sorted by name. It fails on
+// Struct returns a struct type of fields, sorted by name and remembering
+// the declared order (Order). It fails on
 // duplicate or unusable names and on schemas over the limits.
 func Struct(fields []Field) (*Type, error) {
 	t := &Type{Kind: KindStruct, Fields: slices.Clone(fields)}
-	slices.SortFunc(t.Fields, func(a, b Field) int { return strings.Compare(a.Name, b.Name) })
+	t.sortFields()
 	for i, f := range t.Fields {
 		if err := CheckFieldName(f.Name); err != nil {
 			return nil, err
@@ -552,8 +585,9 @@ func (p *typeParser) typ(depth int) (*Type, error) {
 			}
 			break
 		}
-		slices.SortFunc(fields, func(a, b Field) int { return strings.Compare(a.Name, b.Name) })
-		return &Type{Kind: KindStruct, Fields: fields}, nil
+		t := &Type{Kind: KindStruct, Fields: fields}
+		t.sortFields()
+		return t, nil
 	case "":
 		if p.i >= len(p.s) {
 			return nil, p.errf("missing type; use one of %s", TypeNames)
