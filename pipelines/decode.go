@@ -587,6 +587,13 @@ func (d *decoder) parseOne(data []byte, what, utf8Advice string) *yaml.Node {
 			d.errorf(Pos{1, 1}, "", "the file is empty")
 			return nil
 		}
+		if off, ref, ok := unquotedFlowRef(data); ok {
+			// YAML ends a plain value inside {…} or […] at the }, so
+			// {dir: ${OUT}} is a syntax error that the parser reports
+			// elsewhere, in its own words.
+			d.errorf(d.src.position(off), "", "%s inside a {…} or […] on one line must be quoted: YAML ends the value at its }; write \"%s\"", ref, ref)
+			return nil
+		}
 		d.yamlError(err)
 		return nil
 	}
@@ -601,6 +608,60 @@ func (d *decoder) parseOne(data []byte, what, utf8Advice string) *yaml.Node {
 		return nil
 	}
 	return doc.Content[0]
+}
+
+// unquotedFlowRef finds the first ${…} written unquoted inside a flow
+// collection ({…} or […]), and returns its byte offset and text. It reads
+// the text as YAML's lexer would for this purpose only: quotes, comments,
+// and a { or [ that opens a collection only where a value starts.
+func unquotedFlowRef(data []byte) (int, string, bool) {
+	depth := 0
+	var quote byte
+	lastSignificant := byte('\n') // the last non-blank byte, '\n' at a line start
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if quote != 0 {
+			switch {
+			case quote == '"' && c == '\\':
+				i++
+			case c == quote:
+				quote = 0
+			}
+			lastSignificant = c
+			continue
+		}
+		switch {
+		case c == '\n':
+			lastSignificant = '\n'
+			continue
+		case c == ' ' || c == '\t':
+			continue
+		case c == '#' && (i == 0 || data[i-1] == ' ' || data[i-1] == '\t' || data[i-1] == '\n'):
+			for i < len(data) && data[i] != '\n' {
+				i++
+			}
+			i--
+			continue
+		case (c == '"' || c == '\'') && strings.IndexByte(":-,[{\n", lastSignificant) >= 0:
+			quote = c
+		case (c == '{' || c == '[') && (depth > 0 || strings.IndexByte(":-\n", lastSignificant) >= 0):
+			if depth == 0 || strings.IndexByte(":,[{", lastSignificant) >= 0 {
+				depth++
+			}
+		case (c == '}' || c == ']') && depth > 0:
+			depth--
+		case c == '$' && i+1 < len(data) && data[i+1] == '$':
+			i++
+		case c == '$' && depth > 0 && i+1 < len(data) && data[i+1] == '{':
+			end := bytes.IndexByte(data[i:], '}')
+			if end < 0 {
+				return 0, "", false
+			}
+			return i, string(data[i : i+end+1]), true
+		}
+		lastSignificant = c
+	}
+	return 0, "", false
 }
 
 // yamlError reports a syntax error from the YAML parser, which gives a
