@@ -31,6 +31,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/awsconfig"
+	"github.com/sluice-dev/sluice/engine/generate"
 	"github.com/sluice-dev/sluice/engine/hostcheck"
 	kinesisclient "github.com/sluice-dev/sluice/engine/kinesis"
 	"github.com/sluice-dev/sluice/engine/kinesisapi"
@@ -266,12 +267,49 @@ func apiClient(ctx context.Context, endpoint, region, profile string, log *slog.
 	return kinesisclient.NewClient(ctx, awsconfig.Options{Who: "--endpoint", RegionKey: "--region", Endpoint: endpoint, Region: region, Profile: profile, Logger: log})
 }
 
+// createStream creates a stream through the API unless it exists, and
+// waits for it to be ACTIVE.
+func createStream(ctx context.Context, c *kinesis.Client, name string, shards int) error {
+	_, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(int32(shards))})
+	var inUse *types.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return err
+	}
+	w := kinesis.NewStreamExistsWaiter(c, func(o *kinesis.StreamExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 50*time.Millisecond, time.Second
+	})
+	return w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(name)}, 2*time.Minute)
+}
+
+// generatedLines makes a generator's records readable as lines, one JSON
+// object each, until it ends or ctx is done.
+func generatedLines(ctx context.Context, gen *generate.Source) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		w := bufio.NewWriterSize(pw, 64<<10)
+		err := gen.Read(ctx, nil, func(_ context.Context, b *engine.Batch) error {
+			for _, r := range b.Records {
+				w.Write(r.Data)
+				if err := w.WriteByte('\n'); err != nil {
+					return err
+				}
+			}
+			return w.Flush()
+		})
+		if err == nil || ctx.Err() != nil {
+			err = w.Flush()
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr
+}
+
 func cmdPut(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Writer) int {
 	fs := flag.NewFlagSet("put", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: sluice put [flags] STREAM < lines")
-		fmt.Fprintln(stderr, "\nWrites each line of standard input to STREAM as one record (blank lines are skipped).")
+		fmt.Fprintln(stderr, "usage: sluice put [flags] STREAM < lines\n       sluice put --generate clickstream [--count N] [flags] STREAM")
+		fmt.Fprintln(stderr, "\nWrites each line of standard input to STREAM as one record (blank lines are skipped),\nor synthetic records of a generator profile (the generate source's) with --generate.")
 		fs.PrintDefaults()
 	}
 	dir := fs.String("dir", "./data", "directory of the stream store (ignored with --endpoint)")
@@ -280,7 +318,11 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Wr
 	profile := fs.String("profile", "", "AWS profile for --endpoint (default: the standard chain; on loopback, placeholder credentials when none is set)")
 	key := fs.String("key", "", "partition key of every record (default: a random key per line)")
 	keyExpr := fs.String("key-expr", "", "expression giving a line's partition key; it sees the fields of a JSON line, `line` and `n` (the line number)")
-	create := fs.Int("create", 0, "create the stream with this many shards if it does not exist (not with --endpoint)")
+	create := fs.Int("create", 0, "create the stream with this many shards if it does not exist")
+	genProfile := fs.String("generate", "", "write synthetic records of this `profile` (clickstream) instead of reading standard input")
+	count := fs.Int64("count", 1000, "with --generate: how many records (0: until interrupted)")
+	rate := fs.Float64("rate", 0, "with --generate: records per second (0: as fast as the stream takes them)")
+	seed := fs.Int64("seed", 1, "with --generate: the sequence to make")
 	batch := fs.Int("batch", 500, "most records per write")
 	linger := fs.Duration("linger", 100*time.Millisecond, "longest a line waits for more to fill a write")
 	quiet := fs.Bool("quiet", false, "print no summary")
@@ -305,6 +347,32 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Wr
 		fmt.Fprintln(stderr, "sluice put: --batch must be between 1 and 500")
 		return exitUsage
 	}
+	if *create < 0 {
+		fmt.Fprintln(stderr, "sluice put: --create takes a number of shards, at least 1")
+		return exitUsage
+	}
+	if *genProfile != "" {
+		gen, err := generate.New(generate.Config{Profile: *genProfile, Count: *count, Rate: *rate, Seed: *seed})
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice put: --generate: %v\n", err)
+			return exitUsage
+		}
+		if *key == "" && *keyExpr == "" {
+			*keyExpr = "user" // the generated records' own partition key
+		}
+		stdin = generatedLines(ctx, gen)
+	} else {
+		var stray []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "count" || f.Name == "rate" || f.Name == "seed" {
+				stray = append(stray, "--"+f.Name)
+			}
+		})
+		if len(stray) > 0 {
+			fmt.Fprintf(stderr, "sluice put: %s goes with --generate\n", strings.Join(stray, ", "))
+			return exitUsage
+		}
+	}
 	keyOf, err := keyFunc(*key, *keyExpr)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice put: --key-expr: %v\n", err)
@@ -320,6 +388,12 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Wr
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice put: %v\n", err)
 			return exitRuntime
+		}
+		if *create > 0 {
+			if err := createStream(ctx, c, name, *create); err != nil {
+				fmt.Fprintf(stderr, "sluice put: --create: %v\n", err)
+				return exitRuntime
+			}
 		}
 		p = apiPutter{c, name}
 	} else {

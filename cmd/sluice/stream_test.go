@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 )
 
 // putLines runs `sluice put` in-process and returns its exit code and
@@ -122,5 +125,58 @@ func TestServeFlags(t *testing.T) {
 		if code := cmdServe(context.Background(), args, nil, &stderr, &stderr); code != exitUsage {
 			t.Errorf("serve %v: exit %d, want %d (%s)", args, code, exitUsage, stderr.String())
 		}
+	}
+}
+
+// put --generate writes the generate source's records, keyed by user, so
+// that the examples that read a stream have something to read.
+func TestPutGenerate(t *testing.T) {
+	dir := t.TempDir()
+	code, errOut := putLines(t, "", "--dir", dir, "--create", "2", "--generate", "clickstream", "--count", "50", "clicks")
+	if code != exitOK || !strings.Contains(errOut, "50 records written to clicks") {
+		t.Fatalf("put --generate: %d %s", code, errOut)
+	}
+	_, out, _ := tailStream(t, "--dir", dir, "--format", "json", "clicks")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 50 {
+		t.Fatalf("tail printed %d records, want 50", len(lines))
+	}
+	for _, l := range lines {
+		var m map[string]string
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil || json.Unmarshal([]byte(m["data"]), &rec) != nil {
+			t.Fatalf("not a JSON record: %s", l)
+		}
+		if rec["path"] == nil || rec["status"] == nil || m["partition_key"] != rec["user"] {
+			t.Fatalf("record %s: want a clickstream record keyed by its user", l)
+		}
+	}
+	for _, args := range [][]string{
+		{"--dir", dir, "--count", "5", "clicks"},
+		{"--dir", dir, "--generate", "nosuch", "clicks"},
+		{"--dir", dir, "--create", "-1", "clicks"},
+	} {
+		if code, errOut := putLines(t, "", args...); code != exitUsage {
+			t.Errorf("%v: %d %s, want a usage error", args, code, errOut)
+		}
+	}
+}
+
+// --create with --endpoint creates the stream through the API, as it does
+// in a store directory.
+func TestPutCreatesThroughEndpoint(t *testing.T) {
+	endpoint := serveInProcess(t)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	code, errOut := putLines(t, "a\nb\nc\n", "--endpoint", endpoint, "--create", "2", "newstream")
+	if code != exitOK || !strings.Contains(errOut, "3 records written to newstream") {
+		t.Fatalf("put --create --endpoint: %d %s", code, errOut)
+	}
+	sum, err := kinesisClient(endpoint).DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("newstream")})
+	if err != nil || aws.ToInt32(sum.StreamDescriptionSummary.OpenShardCount) != 2 {
+		t.Fatalf("the stream: %+v %v, want 2 open shards", sum, err)
+	}
+	// Again: the stream exists, and put writes to it.
+	if code, errOut := putLines(t, "d\n", "--endpoint", endpoint, "--create", "2", "newstream"); code != exitOK {
+		t.Fatalf("put --create to an existing stream: %d %s", code, errOut)
 	}
 }
