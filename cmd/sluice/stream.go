@@ -35,6 +35,7 @@ import (
 	"github.com/sluice-dev/sluice/engine/hostcheck"
 	kinesisclient "github.com/sluice-dev/sluice/engine/kinesis"
 	"github.com/sluice-dev/sluice/engine/kinesisapi"
+	"github.com/sluice-dev/sluice/engine/kpl"
 	"github.com/sluice-dev/sluice/engine/local"
 	"github.com/sluice-dev/sluice/engine/stream"
 )
@@ -617,6 +618,7 @@ func cmdTail(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	follow := fs.Bool("f", false, "keep printing new records until interrupted")
 	format := fs.String("format", "data", "data: each record's bytes and a newline; json: a JSON object per record with its metadata")
 	limit := fs.Int("n", 0, "stop after this many records (0: no limit)")
+	raw := fs.Bool("raw", false, "print records as stored: a KPL aggregate as its bytes, not as the user records it holds")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return exitUsage
@@ -647,27 +649,50 @@ func cmdTail(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	defer w.Flush()
 	printed := 0
 	errDone := errors.New("enough records")
-	emit := func(_ context.Context, b *engine.Batch) error {
-		for _, r := range b.Records {
-			if *format == "json" {
-				out := map[string]any{
-					"shard": r.Meta.ShardID, "sequence_number": r.Meta.SequenceNumber,
-					"partition_key": r.Meta.PartitionKey, "arrival_time": r.Meta.ArrivalTime.UTC().Format(time.RFC3339Nano),
-				}
-				if utf8.Valid(r.Data) {
-					out["data"] = string(r.Data)
-				} else {
-					out["data_base64"] = base64.StdEncoding.EncodeToString(r.Data)
-				}
-				b, _ := json.Marshal(out)
-				w.Write(append(b, '\n'))
-			} else {
-				w.Write(r.Data)
-				w.WriteByte('\n')
+	show := func(r *engine.Record, data []byte, partitionKey string, sub int) error {
+		if *format == "json" {
+			out := map[string]any{
+				"shard": r.Meta.ShardID, "sequence_number": r.Meta.SequenceNumber,
+				"partition_key": partitionKey, "arrival_time": r.Meta.ArrivalTime.UTC().Format(time.RFC3339Nano),
 			}
-			printed++
-			if *limit > 0 && printed >= *limit {
-				return errDone
+			if sub >= 0 {
+				out["sub_sequence_number"] = sub
+			}
+			if utf8.Valid(data) {
+				out["data"] = string(data)
+			} else {
+				out["data_base64"] = base64.StdEncoding.EncodeToString(data)
+			}
+			b, _ := json.Marshal(out)
+			w.Write(append(b, '\n'))
+		} else {
+			w.Write(data)
+			w.WriteByte('\n')
+		}
+		printed++
+		if *limit > 0 && printed >= *limit {
+			return errDone
+		}
+		return nil
+	}
+	emit := func(_ context.Context, b *engine.Batch) error {
+		for i := range b.Records {
+			r := &b.Records[i]
+			// A KPL aggregate is shown as its user records, as a
+			// pipeline reads it; one that fails its checks is a plain
+			// record, as the Kinesis Client Library treats it.
+			if !*raw && kpl.IsAggregated(r.Data) {
+				if users, err := kpl.Deaggregate(r.Data); err == nil {
+					for j, u := range users {
+						if err := show(r, u.Data, u.PartitionKey, j); err != nil {
+							return err
+						}
+					}
+					continue
+				}
+			}
+			if err := show(r, r.Data, r.Meta.PartitionKey, -1); err != nil {
+				return err
 			}
 		}
 		return w.Flush()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/sluice-dev/sluice/engine/kpl"
+	"github.com/sluice-dev/sluice/engine/stream"
 )
 
 // putLines runs `sluice put` in-process and returns its exit code and
@@ -178,5 +182,45 @@ func TestPutCreatesThroughEndpoint(t *testing.T) {
 	// Again: the stream exists, and put writes to it.
 	if code, errOut := putLines(t, "d\n", "--endpoint", endpoint, "--create", "2", "newstream"); code != exitOK {
 		t.Fatalf("put --create to an existing stream: %d %s", code, errOut)
+	}
+}
+
+// tail shows a KPL aggregate as the user records it holds, as pipelines
+// read it; --raw shows the stored record.
+func TestTailDeaggregates(t *testing.T) {
+	dir := t.TempDir()
+	st, err := stream.Open(dir, stream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateStream("agg", 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	agg := kpl.Aggregate([]kpl.Record{{PartitionKey: "ka", Data: []byte(`{"n":1}`)}, {PartitionKey: "kb", Data: []byte(`{"n":2}`)}})
+	if _, err := st.Put(context.Background(), "agg", []stream.PutEntry{{PartitionKey: "outer", Data: agg}, {PartitionKey: "plain", Data: []byte("plain")}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	if _, out, _ := tailStream(t, "--dir", dir, "agg"); out != "{\"n\":1}\n{\"n\":2}\nplain\n" {
+		t.Errorf("tail: %q, want the two user records and the plain one", out)
+	}
+	_, out, _ := tailStream(t, "--dir", dir, "--format", "json", "agg")
+	var got []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m)
+	}
+	if len(got) != 3 || got[0]["partition_key"] != "ka" || got[1]["partition_key"] != "kb" || got[1]["sub_sequence_number"] != 1.0 ||
+		got[0]["sequence_number"] != got[1]["sequence_number"] || got[2]["sub_sequence_number"] != nil {
+		t.Errorf("tail --format json: %v", got)
+	}
+	_, out, _ = tailStream(t, "--dir", dir, "--raw", "--format", "json", "-n", "1", "agg")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil || m["data_base64"] != base64.StdEncoding.EncodeToString(agg) || m["partition_key"] != "outer" {
+		t.Errorf("tail --raw: %s", out)
 	}
 }
