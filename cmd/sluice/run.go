@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/checkpoint"
 	"github.com/sluice-dev/sluice/engine/redact"
 	"github.com/sluice-dev/sluice/engine/server"
 	"github.com/sluice-dev/sluice/pipelines"
@@ -26,6 +27,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	logLevel := fs.String("log-level", "info", "least severe level logged: debug, info, warn, error")
 	status := fs.String("status", "auto", "live status line: auto (on when stderr is a terminal), on, off")
 	listen := fs.String("listen", "", "serve /metrics, the API and the dashboard on this host:port (default: the pipeline file's server.listen; without either, no server)")
+	reset := fs.Bool("reset", false, "delete each pipeline's checkpoint first, so that it starts over from the beginning of its input (files already delivered stay)")
 	var allowedHosts multiFlag
 	fs.Var(&allowedHosts, "allowed-hosts", "host `NAMES` (comma-separated, repeatable; .example.com for a domain, * for any) the server answers besides IP addresses and localhost, added to the files' server.allowed_hosts")
 	fs.Usage = func() {
@@ -105,6 +107,31 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		logger.Info("dashboard at "+dashboardURL(addr), "metrics", dashboardURL(addr)+"metrics")
 	}
 
+	// resumed notes the pipelines that start from a checkpoint file, to
+	// explain a run that finds nothing new.
+	resumed := map[*engine.Pipeline]string{}
+	for _, p := range runs {
+		st, ok := p.Store.(*checkpoint.Local)
+		switch {
+		case *reset && !ok:
+			fmt.Fprintf(stderr, "sluice run: --reset: pipeline %s keeps its checkpoint in a lease table; delete its items there to start over\n", p.Name)
+			return exitUsage
+		case *reset:
+			had, err := st.Reset(p.Name)
+			if err != nil {
+				fmt.Fprintf(stderr, "sluice run: --reset: %v\n", red.Error(err))
+				return exitRuntime
+			}
+			if had {
+				logger.Info("checkpoint deleted (--reset): starting from the beginning of the input", "pipeline", p.Name, "checkpoint", st.Path(p.Name))
+			}
+		case ok:
+			if _, err := os.Stat(st.Path(p.Name)); err == nil {
+				resumed[p] = st.Path(p.Name)
+			}
+		}
+	}
+
 	stopStatus := func() {}
 	if showStatus {
 		stopStatus = startStatus(con, runs)
@@ -128,6 +155,10 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	for _, p := range runs {
 		logger.Info("pipeline finished", "pipeline", p.Name, "in", p.Stats.In.Load(), "out", p.Stats.Out.Load(), "errors", p.Stats.Errors.Load())
+		if path := resumed[p]; path != "" && ctx.Err() == nil && p.Stats.In.Load() == 0 {
+			logger.Info("nothing new to read: the checkpoint is at the end of the input, which a previous run read to its end; to read it again from the beginning, run with --reset (it deletes the checkpoint)",
+				"pipeline", p.Name, "checkpoint", path)
+		}
 	}
 	return exitOK
 }

@@ -111,6 +111,26 @@ func (l *Local) Save(_ context.Context, c *engine.Checkpoint) error {
 	return nil
 }
 
+// Reset deletes the pipeline's checkpoint, so that its next run starts
+// from the beginning of its input (sinks drop what they had staged). It
+// reports whether there was one.
+func (l *Local) Reset(pipeline string) (bool, error) {
+	if err := checkName(pipeline); err != nil {
+		return false, err
+	}
+	err := l.fs.Remove(l.Path(pipeline))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("checkpoint store: %w", err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return true, fmt.Errorf("checkpoint store: %w", err)
+	}
+	return true, nil
+}
+
 func checkName(pipeline string) error {
 	if !pipelineName.MatchString(pipeline) {
 		return fmt.Errorf("checkpoint store: pipeline name %q cannot name a file; use letters, digits, '-' and '_'", pipeline)
