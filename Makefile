@@ -16,7 +16,10 @@ BENCHFLAGS ?=
 
 .PHONY: build run test test-short bench bench-smoke lint deps clean
 
+# The first build compiles every library sluice uses (the AWS SDK, Arrow,
+# Parquet, …) and is silent for minutes; say so rather than look stuck.
 build:
+	@[ -x $(BIN) ] || echo "Building $(BIN): the first build compiles sluice and its libraries, which takes a few minutes (about 3 on 2 cores); later builds take seconds."
 	$(GO) build -o $(BIN) ./cmd/sluice
 
 run: build
