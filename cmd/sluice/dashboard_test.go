@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"image/color"
 	"image/png"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,6 +120,24 @@ func TestDashboardChartGrowsInChromium(t *testing.T) {
 	if p1 <= p0 {
 		t.Fatalf("the chart went from %d windows (%d points) to %d windows but %d points", w0, p0, w1, p1)
 	}
+	// The y axis is marked in round steps: 1, 2 or 5 times a power of ten.
+	ticksAttr, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('.chart[data-step="per_route"] svg.plot').getAttribute("data-ticks")`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := roundTicks(ticksAttr); err != nil {
+		t.Errorf("y-axis ticks %q: %v", ticksAttr, err)
+	}
+	// The window node shows the records it takes in, which flow between
+	// firings, not the rows it emits, which would read 0 most of the time.
+	var windowRate string
+	waitUntil("the window node's input rate", func() bool {
+		windowRate, err = chromedp.Run(ctx, chromedp.Evaluate[string](`[...document.querySelectorAll('#graph g.node.window text.rate')].map(e => e.textContent).join("|")`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.HasSuffix(windowRate, " rec/s in") && !strings.HasPrefix(windowRate, "0 ") && !strings.HasPrefix(windowRate, "–")
+	})
 	if live, err := chromedp.Run(ctx, chromedp.Text(`#conn`)); err != nil || live != "live" {
 		t.Errorf("connection indicator %q (%v), want live", live, err)
 	}
@@ -142,6 +162,41 @@ func TestDashboardChartGrowsInChromium(t *testing.T) {
 
 // notBlank checks that a PNG shows something: many colors, and a good
 // share of pixels unlike the background.
+// roundTicks checks that ticks (comma-separated) are evenly spaced by a
+// step of 1, 2 or 5 times a power of ten, each a multiple of it.
+func roundTicks(ticks string) error {
+	var vs []float64
+	for _, f := range strings.Split(ticks, ",") {
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil {
+			return err
+		}
+		vs = append(vs, v)
+	}
+	if len(vs) < 2 {
+		return fmt.Errorf("%d ticks", len(vs))
+	}
+	step := vs[1] - vs[0]
+	mant := step / math.Pow(10, math.Floor(math.Log10(step)))
+	if m := math.Round(mant*1e6) / 1e6; m != 1 && m != 2 && m != 5 {
+		return fmt.Errorf("step %g is not 1, 2 or 5 times a power of ten", step)
+	}
+	for i, v := range vs {
+		if q := v / step; math.Abs(q-math.Round(q)) > 1e-6 || (i > 0 && math.Abs(v-vs[i-1]-step) > step*1e-6) {
+			return fmt.Errorf("tick %g is not a multiple of the step %g", v, step)
+		}
+	}
+	return nil
+}
+
+func TestRoundTicks(t *testing.T) {
+	for ticks, ok := range map[string]bool{"0,100,200,300,400": true, "0,0.2,0.4": true, "-5,0,5,10": true, "0,97.3,194.6,291.9": false, "0,3,6": false, "0,100,250": false} {
+		if err := roundTicks(ticks); (err == nil) != ok {
+			t.Errorf("%s: %v", ticks, err)
+		}
+	}
+}
+
 func notBlank(data []byte) error {
 	img, err := png.Decode(bytes.NewReader(data))
 	if err != nil {

@@ -53,6 +53,20 @@ function fmtSecs(s) {
   if (s < 5400) return (s / 60).toFixed(1) + " min";
   return (s / 3600).toFixed(1) + " h";
 }
+// niceTicks covers [lo, hi] with about n round steps (1, 2 or 5 times a
+// power of ten) and returns the ticks, the first and last bounding the range.
+function niceTicks(lo, hi, n) {
+  const raw = (hi - lo) / Math.max(n, 1);
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map(m => m * mag).find(s => s >= raw) || 10 * mag;
+  const first = Math.floor(lo / step) * step, last = Math.ceil(hi / step) * step;
+  const ticks = [];
+  for (let v = first; v <= last + step / 2; v += step) ticks.push(Math.round(v / step) * step);
+  // Rounding the step keeps 0.1 * 3 from printing as 0.30000000000000004.
+  const digits = Math.max(0, -Math.floor(Math.log10(step)));
+  return ticks.map(v => Number(v.toFixed(digits)));
+}
+
 function fmtTime(t) {
   const d = new Date(t);
   return d.toISOString().slice(11, 19);
@@ -62,8 +76,10 @@ function fmtTime(t) {
 function updateRates(st) {
   const now = Date.parse(st.time);
   const p = state.prev[st.name];
+  // A window emits rows only when it fires: its node shows the records
+  // it takes in, which flow all the time, not the rows out.
   const snap = { t: now, in: st.source.records, out: st.records_out,
-    steps: st.steps.map(s => s.out), sinks: st.sinks.map(s => s.records) };
+    steps: st.steps.map(s => s.window ? s.in : s.out), sinks: st.sinks.map(s => s.records) };
   if (p && now > p.t) {
     const dt = (now - p.t) / 1000;
     state.rates[st.name] = {
@@ -124,8 +140,8 @@ function renderGraph(st) {
   svg.append(node(xOf(0), PAD, "source", "source", st.source.kind, fmtCount(r.in) + " rec/s", null));
   st.steps.forEach((s, i) => {
     svg.append(el("path", { class: "edge", d: `M ${xOf(i) + W} ${PAD + H / 2} L ${xOf(i + 1) - 2} ${PAD + H / 2}` }));
-    svg.append(node(xOf(i + 1), PAD, s.window ? "window" : "step", s.name, s.window ? "window" : "step",
-      fmtCount(r.steps ? r.steps[i] : 0) + " rec/s", s.failed ? fmtCount(s.failed) + " failed" : null));
+    svg.append(node(xOf(i + 1), PAD, s.window ? "window" : "step", s.name, s.window ? "window · " + fmtCount(s.out) + " rows" : "step",
+      fmtCount(r.steps ? r.steps[i] : 0) + (s.window ? " rec/s in" : " rec/s"), s.failed ? fmtCount(s.failed) + " failed" : null));
   });
   const colOf = name => name === "source" ? 0 : 1 + st.steps.findIndex(s => s.name === name);
   for (const [point, sinks] of Object.entries(byPoint)) {
@@ -247,11 +263,13 @@ function chartSVG(w, keys, ends) {
   let lo = 0, hi = 0;
   for (const s of series) for (const v of s.pts.values()) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
   if (hi === lo) hi = lo + 1;
+  const yTicks = niceTicks(lo, hi, 5);
+  lo = yTicks[0]; hi = yTicks[yTicks.length - 1];
+  svg.setAttribute("data-ticks", yTicks.join(","));
   const t0 = Date.parse(ends[0]), t1 = Date.parse(ends[ends.length - 1]);
   const x = t => ends.length === 1 ? L + (W - L - R) / 2 : L + (W - L - R) * (Date.parse(t) - t0) / (t1 - t0);
   const y = v => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
-  for (let i = 0; i <= 4; i++) {
-    const v = lo + (hi - lo) * i / 4;
+  for (const v of yTicks) {
     svg.append(el("line", { class: "grid", x1: L, x2: W - R, y1: y(v), y2: y(v) }));
     svg.append(el("text", { class: "tick", x: L - 6, y: y(v) + 3, "text-anchor": "end", text: fmtCount(v) }));
   }
