@@ -77,3 +77,25 @@ func TestHandler(t *testing.T) {
 		t.Errorf("allowed request: %d %q", rec.Code, rec.Body.String())
 	}
 }
+
+func FuzzAllows(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:8080", "[::1]:1", "evil.example", "a.localhost:1", "LOCALHOST.", ":", "[", "x.corp.example:99"} {
+		f.Add(s)
+	}
+	h, err := hostcheck.New("dash.lan:8080", []string{".corp.example"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		ok := h.Allows(host)
+		// A name the check knows is one of its kinds; nothing else passes.
+		if ok && host != "" {
+			name := strings.ToLower(strings.TrimSuffix(host, "."))
+			known := strings.Contains(name, "localhost") || strings.Contains(name, "dash.lan") || strings.Contains(name, "corp.example") ||
+				strings.ContainsAny(name, "0123456789:")
+			if !known {
+				t.Fatalf("Allows(%q) = true", host)
+			}
+		}
+	})
+}
