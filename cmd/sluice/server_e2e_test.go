@@ -364,10 +364,12 @@ sinks:
 		}
 		return fams
 	}
-	// The endpoint answers before the sink counts the delivery: wait for
-	// the counters to catch up with the receiver, then compare them all.
+	// The endpoint answers before the sink counts the delivery, and the
+	// sink counts it before it drops the batch from its freshness: wait
+	// for both to catch up with the receiver, then compare them all.
 	fams := scrape()
-	for sumOf(fams["sluice_sink_delivered_records_total"], nil) < n+n/10 && time.Now().Before(deadline) {
+	for (sumOf(fams["sluice_sink_delivered_records_total"], nil) < n+n/10 ||
+		sumOf(fams["sluice_sink_data_freshness_seconds"], []string{"sink", "all"}) != 0) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 		fams = scrape()
 	}
