@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -124,7 +127,7 @@ func TestServeFlags(t *testing.T) {
 	if _, err := readKeys(bad); err == nil || !strings.Contains(err.Error(), ":1:") {
 		t.Fatalf("bad keys file: %v", err)
 	}
-	for _, args := range [][]string{{"--create", "x"}, {"--create", "x:0"}, {"extra"}, {"--auth", bad}, {"--nope"}} {
+	for _, args := range [][]string{{"--create", "x"}, {"--create", "x:0"}, {"extra"}, {"--auth", bad}, {"--nope"}, {"--allowed-hosts", "http://sluice:4567"}} {
 		var stderr bytes.Buffer
 		if code := cmdServe(context.Background(), args, nil, &stderr, &stderr); code != exitUsage {
 			t.Errorf("serve %v: exit %d, want %d (%s)", args, code, exitUsage, stderr.String())
@@ -222,5 +225,80 @@ func TestTailDeaggregates(t *testing.T) {
 	var m map[string]any
 	if err := json.Unmarshal([]byte(out), &m); err != nil || m["data_base64"] != base64.StdEncoding.EncodeToString(agg) || m["partition_key"] != "outer" {
 		t.Errorf("tail --raw: %s", out)
+	}
+}
+
+// startServe runs `sluice serve` in process on a free loopback port and
+// returns its URL.
+func startServe(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- cmdServe(ctx, append([]string{"--listen", "127.0.0.1:0", "--dir", t.TempDir(), "--fsync=false"}, args...), nil, stderr, stderr)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	var url string
+	waitFor(t, 30*time.Second, "serve to print its address", func() bool {
+		_, rest, ok := strings.Cut(stderr.String(), "Kinesis API on ")
+		url, _, _ = strings.Cut(rest, ",")
+		return ok && strings.Contains(rest, ",")
+	})
+	return url
+}
+
+// rawCall sends one Kinesis call as a browser page could: unsigned, with
+// the Host it chooses.
+func rawCall(t *testing.T, url, host, op, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Amz-Target", "Kinesis_20131202."+op)
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// What a web page in the user's browser could do to a sluice serve on
+// loopback, by DNS rebinding or a plain cross-site request, is refused;
+// what an SDK does is answered.
+func TestServeRefusesRebindingAndUnsignedWrites(t *testing.T) {
+	url := startServe(t, "--create", "clicks:1", "--allowed-hosts", "sluice.test")
+	if code, body := rawCall(t, url, "attacker.example:4567", "ListStreams", `{}`); code != http.StatusForbidden ||
+		!strings.Contains(body, `Host \"attacker.example:4567\" is not a name this server answers to`) || strings.Contains(body, "clicks") {
+		t.Errorf("ListStreams with a foreign Host: %d %s", code, body)
+	}
+	if code, body := rawCall(t, url, "sluice.test:4567", "ListStreams", `{}`); code != 200 || !strings.Contains(body, "clicks") {
+		t.Errorf("ListStreams with an allowed Host: %d %s", code, body)
+	}
+	if code, body := rawCall(t, url, "", "DeleteStream", `{"StreamName":"clicks"}`); code != 400 ||
+		!strings.Contains(body, "MissingAuthenticationTokenException") || !strings.Contains(body, "--auth none") {
+		t.Errorf("unsigned DeleteStream: %d %s", code, body)
+	}
+	c := kinesisClient(url)
+	if _, err := c.DeleteStream(context.Background(), &kinesis.DeleteStreamInput{StreamName: aws.String("clicks")}); err != nil {
+		t.Errorf("signed DeleteStream: %v", err)
+	}
+	if code, body := rawCall(t, url, "", "DescribeStreamSummary", `{"StreamName":"clicks"}`); code != 400 || !strings.Contains(body, "ResourceNotFoundException") {
+		t.Errorf("after the signed DeleteStream: %d %s", code, body)
+	}
+
+	open := startServe(t, "--auth", "none")
+	if code, body := rawCall(t, open, "", "CreateStream", `{"StreamName":"s","ShardCount":1}`); code != 200 {
+		t.Errorf("unsigned CreateStream with --auth none: %d %s", code, body)
+	}
+	if code, body := rawCall(t, open, "attacker.example", "ListStreams", `{}`); code != http.StatusForbidden {
+		t.Errorf("--auth none still checks the Host: %d %s", code, body)
 	}
 }
