@@ -64,7 +64,9 @@ sinks:
 	defer cancel()
 	var stdout, stderr lockedBuffer
 	done := make(chan int, 1)
-	go func() { done <- dispatch(ctx, []string{"run", "--status", "off", file}, strings.NewReader(""), &stdout, &stderr) }()
+	go func() {
+		done <- dispatch(ctx, []string{"run", "--status", "off", file}, strings.NewReader(""), &stdout, &stderr)
+	}()
 	waitFor(t, 60e9, "30 records read", func() bool { return strings.Count(stdout.String(), "\n") >= 30 })
 	cancel()
 	if code := <-done; code != exitOK {
