@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -45,8 +46,12 @@ type Options struct {
 	RegionKey string
 	// Region overrides AWS_REGION and the profile's region.
 	Region string
-	// Endpoint is the URL of an AWS-compatible server; empty: AWS.
+	// Endpoint is the URL of an AWS-compatible server; empty: AWS, or
+	// what AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL says.
 	Endpoint string
+	// Service is the SDK's name of the service ("Kinesis", "S3",
+	// "DynamoDB"), to find its AWS_ENDPOINT_URL_ variable.
+	Service string
 	// Profile selects a profile of the shared configuration files.
 	Profile string
 	// Static credentials; both keys or neither.
@@ -101,6 +106,10 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 			return aws.Config{}, errf("endpoint %q is not an http(s) URL such as http://127.0.0.1:4567", o.Endpoint)
 		}
 		local = IsLoopback(u.Hostname())
+	} else if env := endpointFromEnv(o.Service); env != "" {
+		// The SDK reads the variable itself; only whether it points at
+		// this machine matters here.
+		local = IsLoopbackEndpoint(env)
 	}
 
 	var opts []func(*config.LoadOptions) error
@@ -129,7 +138,7 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 		return aws.Config{}, errf("AWS configuration: %v", err)
 	}
 	if cfg.Region == "" {
-		if o.Endpoint == "" {
+		if o.Endpoint == "" && !local {
 			key := o.RegionKey
 			if key == "" {
 				key = "a region"
@@ -175,6 +184,18 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 		cfg.BaseEndpoint = aws.String(o.Endpoint)
 	}
 	return cfg, nil
+}
+
+// endpointFromEnv is the endpoint the SDK takes from the environment for
+// service: AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL.
+func endpointFromEnv(service string) string {
+	if service != "" {
+		key := "AWS_ENDPOINT_URL_" + strings.ToUpper(strings.ReplaceAll(service, " ", "_"))
+		if v := os.Getenv(key); v != "" {
+			return v
+		}
+	}
+	return os.Getenv("AWS_ENDPOINT_URL")
 }
 
 // unwrapSDK shortens the SDK's nested credential errors to their cause.

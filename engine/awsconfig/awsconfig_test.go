@@ -42,7 +42,7 @@ func noCredentials(t *testing.T) {
 		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
 		"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
 		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-		"AWS_EC2_METADATA_DISABLED", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS",
+		"AWS_EC2_METADATA_DISABLED", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL_S3",
 	} {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
@@ -200,5 +200,27 @@ func TestIsLoopback(t *testing.T) {
 		if got := awsconfig.IsLoopback(host); got != want {
 			t.Errorf("IsLoopback(%q) = %v, want %v", host, got, want)
 		}
+	}
+}
+
+// AWS_ENDPOINT_URL_KINESIS on loopback counts as a loopback endpoint.
+func TestLoopbackEndpointFromEnvironment(t *testing.T) {
+	noCredentials(t)
+	hits := metadataService(t)
+	t.Setenv("AWS_ENDPOINT_URL_KINESIS", "http://127.0.0.1:4567")
+	cfg, err := awsconfig.Load(context.Background(), awsconfig.Options{Who: "kinesis source", Service: "Kinesis"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cfg.Credentials.Retrieve(context.Background())
+	if err != nil || c.AccessKeyID != awsconfig.PlaceholderAccessKeyID || cfg.Region != awsconfig.DefaultEmulatorRegion {
+		t.Errorf("credentials %q (%v), region %q: want the placeholder ones in %s", c.AccessKeyID, err, cfg.Region, awsconfig.DefaultEmulatorRegion)
+	}
+	if hits.Load() != 0 {
+		t.Errorf("the metadata service was asked %d times", hits.Load())
+	}
+	// The variable of another service does not count.
+	if _, err := awsconfig.Load(context.Background(), awsconfig.Options{Who: "s3 sink x", Service: "S3", Region: "eu-west-1"}); err == nil {
+		t.Error("an S3 client without credentials loaded, though only Kinesis's endpoint is local")
 	}
 }

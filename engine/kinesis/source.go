@@ -192,6 +192,7 @@ func (s *Source) Coordinator() Coordinator { return s.cfg.Coordinator }
 // awsconfig: the standard chain, overridden where o says).
 func NewClient(ctx context.Context, o awsconfig.Options) (*kinesis.Client, error) {
 	o.Who = cmp.Or(o.Who, "kinesis source")
+	o.Service = "Kinesis"
 	o.RegionKey = cmp.Or(o.RegionKey, "region: in the kinesis source")
 	cfg, err := awsconfig.Load(ctx, o)
 	if err != nil {

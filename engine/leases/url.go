@@ -102,6 +102,7 @@ func DefaultWorkerID() (string, error) {
 // awsconfig: the standard chain, overridden where o says).
 func NewClient(ctx context.Context, o awsconfig.Options) (*dynamodb.Client, error) {
 	o.Who = "lease table"
+	o.Service = "DynamoDB"
 	o.RegionKey = "?region= in the dynamodb:// store (or region: in the kinesis source)"
 	cfg, err := awsconfig.Load(ctx, o)
 	if err != nil {

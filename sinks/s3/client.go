@@ -69,7 +69,7 @@ func NewClient(ctx context.Context, c ClientConfig) (*s3.Client, error) {
 		who = "s3"
 	}
 	awsCfg, err := awsconfig.Load(ctx, awsconfig.Options{
-		Who: who, RegionKey: "s3.region", Region: c.Region, Endpoint: c.Endpoint, Profile: c.Profile,
+		Who: who, Service: "S3", RegionKey: "s3.region", Region: c.Region, Endpoint: c.Endpoint, Profile: c.Profile,
 		AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
 		RoleARN: c.RoleARN, ExternalID: c.ExternalID, HTTPClient: httpClient, Logger: c.Logger,
 	})
