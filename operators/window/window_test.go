@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -156,7 +157,23 @@ func TestEventTime(t *testing.T) {
 		{"", time.Time{}, "cannot read"},
 		{true, time.Time{}, "gave a bool"},
 		{nil, time.Time{}, "no event time"},
-		{time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), time.Time{}, "outside the years"},
+		{time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), time.Time{}, "outside the range of event times, the years 1700 to 2199"},
+		{"2024-05-01t12:00:00z", want, ""},
+		{"2024-05-01t14:00:00.000+02:00", want, ""},
+		{time.Date(1700, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1700, 1, 1, 0, 0, 0, 0, time.UTC), ""},
+		{time.Date(1699, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Time{}, "outside the range of event times"},
+		{time.Date(2199, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(2199, 12, 31, 23, 59, 59, 999999999, time.UTC), ""},
+		{"2200-01-01T00:00:00Z", time.Time{}, "outside the range of event times"},
+		{int64(90_000_000_000), time.Time{}, "90000000000 read as seconds since 1970 is outside the range of event times"},
+		{int64(9_000_000_000), time.Time{}, "9000000000 read as seconds since 1970 is outside the range of event times"},
+		{int64(-9_223_372_036_000_000_000), time.Time{}, "read as nanoseconds since 1970 is outside the range"},
+		{int64(math.MinInt64), time.Time{}, "outside the range"},
+		{int64(math.MaxInt64), time.Time{}, "outside the range"},
+		{-1e300, time.Time{}, "outside the range"},
+		{math.NaN(), time.Time{}, "NaN is not a time"},
+		{math.Inf(1), time.Time{}, "+Inf is not a time"},
+		{"-Inf", time.Time{}, "-Inf is not a time"},
+		{"1e19", time.Time{}, "outside the range"},
 	} {
 		got, err := EventTime(c.in)
 		switch {
@@ -311,7 +328,7 @@ func TestAgainstDirectComputation(t *testing.T) {
 				t.Fatal(err)
 			}
 			collect(out)
-			if n := w.LateDropped(); n != 0 {
+			if n := w.LateRecords(); n != 0 {
 				t.Fatalf("%d records dropped as late", n)
 			}
 
@@ -460,5 +477,120 @@ func FuzzRestore(f *testing.F) {
 		w2.Process(context.Background(), &engine.Batch{Shard: "s", Records: []engine.Record{rec(base.Add(2*time.Hour), "/a", 1, "x")}})
 		w2.Tick(context.Background(), time.Now(), true)
 		w2.Snapshot()
+	})
+}
+
+// FuzzWindowEventTimes puts one record with an arbitrary event time —
+// numeric or text, of any magnitude, NaN, infinities, far future, far past
+// — among normal records into windows of each kind. The window must never
+// stop, never do work out of proportion to its records (a loop over the
+// windows between two unchecked times would run for ever), and either
+// reject the record as processing-failed with a reason, leaving the
+// others' rows as they would be without it, or count it like any other.
+func FuzzWindowEventTimes(f *testing.F) {
+	f.Add(uint8(0), 0.0, int64(0), "2024-03-01T00:00:30Z")
+	f.Add(uint8(1), math.NaN(), int64(0), "")
+	f.Add(uint8(1), math.Inf(-1), int64(0), "")
+	f.Add(uint8(1), 1e300, int64(0), "")
+	f.Add(uint8(2), 0.0, int64(-9_223_372_036_000_000_000), "")
+	f.Add(uint8(2), 0.0, int64(math.MaxInt64), "")
+	f.Add(uint8(2), 0.0, int64(90_000_000_000), "")
+	f.Add(uint8(0), 0.0, int64(0), "2200-01-01T00:00:00Z")
+	f.Add(uint8(0), 0.0, int64(0), "1699-12-31t23:59:59z")
+	f.Add(uint8(0), 0.0, int64(0), "-1e19")
+	f.Add(uint8(3), 0.0, int64(1<<40), "")
+	f.Add(uint8(3), 0.0, int64(-1<<40), "")
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	schema := operators.Schema{Fields: map[string]operators.Type{"at": operators.Any, "route": operators.String}, Closed: true}
+	configs := []Config{
+		{Tumbling: time.Minute},
+		{Size: 10 * time.Minute, Every: time.Minute},
+		{Session: time.Minute},
+	}
+	normal := func(i int) engine.Record {
+		return engine.Record{Fields: map[string]any{"at": base.Add(time.Duration(i) * 20 * time.Second).Format(time.RFC3339), "route": fmt.Sprintf("/r%d", i%3)}}
+	}
+	f.Fuzz(func(t *testing.T, mode uint8, fl float64, n int64, s string) {
+		var v any
+		switch mode % 4 {
+		case 0:
+			v = s
+		case 1:
+			v = fl
+		case 2:
+			v = n
+		case 3:
+			v = time.Unix(n, 0) // seconds: years far beyond int64 nanoseconds
+		}
+		for _, c := range configs {
+			c.Name, c.EventTime, c.Schema, c.Late = "w", "at", schema, LateDeadLetter
+			c.GroupBy = []Group{{Expr: "route"}}
+			c.Aggregate = []Output{{Name: "n", Call: "count()"}}
+			c.Now = func() time.Time { return base.Add(time.Hour) }
+			run := func(withOdd bool) (rows []string, failed []engine.Failure) {
+				w, err := New(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var recs []engine.Record
+				for i := range 20 {
+					recs = append(recs, normal(i))
+					if withOdd && i == 10 {
+						recs = append(recs, engine.Record{Fields: map[string]any{"at": v, "route": "/odd"}})
+					}
+				}
+				for _, b := range []*engine.Batch{{Shard: "s"}, {Shard: "s", Records: recs[:15]}, {Shard: "s", Records: recs[15:]}} {
+					out, err := w.Process(context.Background(), b)
+					if err != nil {
+						t.Fatalf("Process: %v", err)
+					}
+					for _, r := range out.Records {
+						rows = append(rows, formatRow(r.Fields))
+					}
+					failed = append(failed, out.Failed...)
+				}
+				out, err := w.Tick(context.Background(), base.Add(time.Hour), true)
+				if err != nil {
+					t.Fatalf("Tick: %v", err)
+				}
+				if out != nil {
+					for _, r := range out.Records {
+						rows = append(rows, formatRow(r.Fields))
+					}
+					failed = append(failed, out.Failed...)
+				}
+				if _, err := w.Snapshot(); err != nil {
+					t.Fatalf("Snapshot: %v", err)
+				}
+				return rows, failed
+			}
+			want, _ := run(false)
+			rows, failed := run(true)
+			// Twenty-one records make at most 21·size/slide rows.
+			ratio := 1
+			if c.Every > 0 {
+				ratio = int(c.Size / c.Every)
+			}
+			if bound := 21 * ratio; len(rows) > bound {
+				t.Fatalf("%v: %d rows from 21 records, more than %d", v, len(rows), bound)
+			}
+			switch {
+			case len(failed) == 1:
+				if f := failed[0]; (f.Type != "processing-failed" && f.Type != "late-record") || !strings.Contains(f.Err, "event") || f.Record.Fields["route"] != "/odd" {
+					t.Fatalf("%v: rejected as %+v", v, f)
+				}
+				if failed[0].Type == "processing-failed" && !slices.Equal(rows, want) {
+					t.Fatalf("%v: rejected, yet the rows changed:\n%v\nwant\n%v", v, rows, want)
+				}
+			case len(failed) > 1:
+				t.Fatalf("%v: %d records rejected: %+v", v, len(failed), failed)
+			default:
+				// Accepted: it must be a valid time near the others.
+				ns, err := EventTime(v)
+				if err != nil || ns > base.Add(2*time.Hour).UnixNano() {
+					t.Fatalf("%v (%d, %v) was counted", v, ns, err)
+				}
+			}
+		}
 	})
 }
