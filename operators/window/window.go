@@ -215,7 +215,8 @@ type Window struct {
 	// nextScan is the earliest watermark at which a session is due to be
 	// emitted or dropped.
 	nextScan int64
-	open     int // open (window, group) pairs
+	open     int    // open (window, group) pairs
+	shard    string // of the batch being processed
 	late     atomic.Int64
 	// lateLogged holds the windows whose first late record was logged.
 	lateLogged map[string]struct{}
@@ -689,6 +690,7 @@ func (w *Window) Process(_ context.Context, b *engine.Batch) (*engine.Batch, err
 	default:
 		w.wm.seen(b.Shard, now)
 	}
+	w.shard = b.Shard
 	for i := range b.Records {
 		w.add(&b.Records[i], now)
 	}
@@ -802,7 +804,7 @@ func (w *Window) rejectLate(r *engine.Record, t, wm int64, key []byte) {
 	w.late.Add(1)
 	reason := fmt.Sprintf("window %s: event time %s is %s behind the watermark %s, and its window has closed (allowed_lateness %s)",
 		w.name, fmtTime(t), time.Duration(wm-t), fmtTime(wm), time.Duration(w.lateness))
-	w.logLate(t, wm, key, r)
+	w.logLate(t, wm, key)
 	if w.dead {
 		w.fail(r, "late-record", reason)
 	}
@@ -815,7 +817,7 @@ const maxLateLogged = 1024
 // logLate logs a late record when it is the first of its window: the
 // window it would have been counted in last (a session: its group), its
 // group key and how far behind its shard's watermark it was.
-func (w *Window) logLate(t, wm int64, key []byte, r *engine.Record) {
+func (w *Window) logLate(t, wm int64, key []byte) {
 	var id string
 	var start, end int64
 	if w.kind == sessions {
@@ -839,7 +841,7 @@ func (w *Window) logLate(t, wm int64, key []byte, r *engine.Record) {
 	w.log.Warn(fmt.Sprintf("window %s: late record %s; more late records of this window are counted (late_records_total), not logged", w.name, what),
 		"window", w.name, "window_start", fmtTime(start), "window_end", fmtTime(end), "key", w.describeKey(key),
 		"event_time", fmtTime(t), "watermark", fmtTime(wm), "behind", time.Duration(wm-t).String(),
-		"shard", r.Meta.ShardID, "allowed_lateness", time.Duration(w.lateness).String())
+		"shard", w.shard, "allowed_lateness", time.Duration(w.lateness).String())
 }
 
 // describeKey writes a group key as name=value pairs.

@@ -2,9 +2,11 @@ package window
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/operators"
+	"github.com/sluice-dev/sluice/operators/aggregate"
 )
 
 var clickSchema = operators.Schema{Fields: map[string]operators.Type{
@@ -593,4 +596,113 @@ func FuzzWindowEventTimes(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLateRecordsAreLoggedOncePerWindow: the first late record of each
+// window is logged, with its key and how far behind it was; the others
+// are counted, not logged.
+func TestLateRecordsAreLoggedOncePerWindow(t *testing.T) {
+	var logs strings.Builder
+	cfg := Config{Name: "w", Tumbling: time.Minute, EventTime: "ts", Schema: clickSchema,
+		GroupBy: []Group{{Expr: "route"}}, Aggregate: []Output{{Name: "n", Call: "count()"}},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	batch := []engine.Record{rec(base.Add(5*time.Minute), "/a", 1, "u")}
+	for i := range 10 { // ten late records in the window [00:00, 00:01), three in [00:02, 00:03)
+		batch = append(batch, rec(base.Add(time.Duration(i)*time.Second), "/late", 1, "u"))
+		if i < 3 {
+			batch = append(batch, rec(base.Add(2*time.Minute+time.Duration(i)*time.Second), "/b", 1, "u"))
+		}
+	}
+	if _, err := w.Process(context.Background(), &engine.Batch{Shard: "s", Records: batch}); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.LateRecords(); n != 13 {
+		t.Fatalf("%d late records, want 13", n)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d log lines, want one per window:\n%s", len(lines), logs.String())
+	}
+	for i, want := range []string{
+		`window_start=2024-03-01T00:00:00Z window_end=2024-03-01T00:01:00Z key="route=/late" event_time=2024-03-01T00:00:00Z watermark=2024-03-01T00:05:00Z behind=5m0s shard=s`,
+		`window_start=2024-03-01T00:02:00Z window_end=2024-03-01T00:03:00Z key="route=/b" event_time=2024-03-01T00:02:00Z watermark=2024-03-01T00:05:00Z behind=3m0s shard=s`,
+	} {
+		if !strings.Contains(lines[i], "level=WARN") || !strings.Contains(lines[i], want) {
+			t.Errorf("log line %d:\n%s\nwant it to hold\n%s", i, lines[i], want)
+		}
+	}
+}
+
+// TestMaxFutureFromTheWatermark: for records ahead of the wall clock (a
+// replay of future-dated data, or a producer's clock ahead), the bound is
+// measured from the shard's watermark: within max_future of it a record
+// counts, beyond it it is an error record.
+func TestMaxFutureFromTheWatermark(t *testing.T) {
+	wall := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	cfg := Config{Name: "w", Tumbling: time.Minute, EventTime: "ts", Schema: clickSchema, MaxFuture: 30 * time.Minute,
+		Aggregate: []Output{{Name: "n", Call: "count()"}}, Now: func() time.Time { return wall }}
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []engine.Record{
+		rec(wall.Add(20*time.Minute), "/", 1, "u"), // ahead of the wall clock by less than max_future
+		rec(wall.Add(45*time.Minute), "/", 1, "u"), // 25m ahead of the shard's watermark: counts
+		rec(wall.Add(2*time.Hour), "/", 1, "u"),    // 75m ahead of both: rejected
+		rec(wall.Add(46*time.Minute), "/", 1, "u"),
+	}
+	out, err := w.Process(context.Background(), &engine.Batch{Shard: "s", Records: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Failed) != 1 || out.Failed[0].Record.Fields["ts"] != recs[2].Fields["ts"] ||
+		!strings.Contains(out.Failed[0].Err, "is 1h15m0s ahead of the watermark and the wall clock (2024-03-01T00:45:00Z), more than max_future 30m0s") {
+		t.Fatalf("failed %+v, want the record 2h ahead, with the reason", out.Failed)
+	}
+	if wm := w.Watermark(); !wm.Equal(wall.Add(46 * time.Minute)) {
+		t.Errorf("watermark %v: the rejected record moved it", wm)
+	}
+}
+
+// TestRestoresVersion1 restores a checkpoint written before snapshots
+// held partial slides and parents.
+func TestRestoresVersion1(t *testing.T) {
+	cfg := Config{Name: "w", Size: 2 * time.Minute, Every: time.Minute, EventTime: "ts", Schema: clickSchema,
+		GroupBy: []Group{{Expr: "route"}}, Aggregate: []Output{{Name: "n", Call: "count()"}}}
+	w, _ := New(cfg)
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	// Version 1 wrote, per pane: start, groups, then per group its key
+	// and states. One pane at 00:00 holding route /a with a count of 3.
+	var st []byte
+	st = binary.AppendUvarint(st, 1)
+	st = binary.AppendVarint(st, base.UnixNano())
+	st = binary.AppendUvarint(st, 1)
+	key := string(aggregate.AppendKey(nil, "/a"))
+	st = appendBytes(st, key)
+	st = binary.AppendVarint(st, 3) // count()'s state
+	v1, _ := json.Marshal(map[string]any{
+		"version": 1, "definition": w.fingerprint, "watermark": base.Add(30 * time.Second).UnixNano(),
+		"fired": base.Add(30 * time.Second).UnixNano(), "late_dropped": 4, "open": 1, "state": st,
+		"shards": map[string]any{"s": map[string]any{"max": base.Add(30 * time.Second).UnixNano()}},
+	})
+	if err := w.Restore(v1); err != nil {
+		t.Fatalf("restore version 1: %v", err)
+	}
+	if n := w.LateRecords(); n != 4 {
+		t.Errorf("late records %d, want 4", n)
+	}
+	out, _ := w.Tick(context.Background(), time.Now(), true)
+	var got []string
+	for _, r := range out.Records {
+		got = append(got, formatRow(r.Fields))
+	}
+	want := []string{"=> 1439:59:00 1440:01:00 n=3 route=/a", "=> 1440:00:00 1440:02:00 n=3 route=/a"}
+	if !slices.Equal(got, want) {
+		t.Errorf("rows %q, want %q", got, want)
+	}
 }
