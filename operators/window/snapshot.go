@@ -153,6 +153,12 @@ func (w *Window) Restore(state json.RawMessage) error {
 				if r.err == nil && (ss.end <= ss.start || (len(list) > 0 && list[len(list)-1].end > ss.start)) {
 					r.err = errors.New("sessions out of order")
 				}
+				// Sessions span accepted event times plus at most a gap
+				// each: anything else would make the window arithmetic
+				// overflow.
+				if r.err == nil && (ss.start < MinEventTime || ss.end > MaxEventTime+w.size) {
+					r.err = errors.New("session out of the range of event times")
+				}
 				list = append(list, ss)
 			}
 			if r.err != nil {
@@ -167,6 +173,9 @@ func (w *Window) Restore(state json.RawMessage) error {
 			ps := r.varint()
 			if r.err == nil && floorDiv(ps, w.slide)*w.slide != ps {
 				r.err = errors.New("pane not aligned")
+			}
+			if r.err == nil && (ps < MinEventTime-w.slide || ps >= MaxEventTime) {
+				r.err = errors.New("pane out of the range of event times")
 			}
 			p := &pane{start: ps, groups: map[string]*paneGroup{}}
 			n := r.count()
