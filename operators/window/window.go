@@ -683,18 +683,19 @@ func (w *Window) Process(_ context.Context, b *engine.Batch) (*engine.Batch, err
 	w.scr.failed = b.Failed
 	now := w.now()
 	switch {
-	case b.Forget:
-		w.wm.forget(b.Shard)
-	case len(b.Records) == 0 && !b.End:
-		w.wm.announce(b.Shard, b.Parents, now)
-	default:
+	case len(b.Records) > 0 || (b.End && !b.Forget):
 		w.wm.seen(b.Shard, now)
+	case !b.Forget:
+		w.wm.announce(b.Shard, b.Parents, now)
 	}
 	w.shard = b.Shard
 	for i := range b.Records {
 		w.add(&b.Records[i], now)
 	}
-	if b.End && !b.Forget {
+	switch {
+	case b.Forget:
+		w.wm.forget(b.Shard)
+	case b.End:
 		w.wm.end(b.Shard)
 	}
 	rows := append(w.scr.rows, w.advance(w.wm.compute(w.now()))...)
