@@ -21,11 +21,11 @@ import (
 // fakeKinesis is an in-memory Kinesis for timing tests under synctest,
 // where a real server cannot run. Iterators are "shard|index".
 type fakeKinesis struct {
-	mu       sync.Mutex
-	shards   []*fakeShard
-	nextSeq  int
-	page     int
-	behind   int64
+	mu      sync.Mutex
+	shards  []*fakeShard
+	nextSeq int
+	page    int
+	behind  int64
 	// children makes GetRecords name a closed shard's children at its end
 	// (ChildShards), as Kinesis and sluice serve do.
 	children bool
