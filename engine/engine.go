@@ -97,6 +97,16 @@ type Failure struct {
 // partition) in source order, with the source position just after the last
 // of them. Work moves in batches so that per-record costs are not paid per
 // channel send.
+//
+// A batch with no records that is neither End nor Forget announces Shard:
+// the source is assigned the shard and will read it. Steps that follow
+// event time (windows) count a shard from its first batch, so a source
+// that reads several shards at once announces each of them before it
+// emits the records of any, and announces the children of a shard before
+// that shard's End batch: the watermark then waits for every shard that
+// has not reported yet (bounded by its idle timeout) instead of running
+// ahead on the first shard that happens to be read, and a child takes over
+// from its parents without a gap. Announcing a shard again is harmless.
 type Batch struct {
 	// Shard identifies where the records came from; positions and watermarks
 	// are kept per shard.
@@ -117,6 +127,13 @@ type Batch struct {
 	// Forget drops the shard's position from the next checkpoint: the shard
 	// is gone for good (a deleted file, a shard past retention).
 	Forget bool
+	// Parents, on a batch that announces Shard, names the shards it
+	// continues: a Kinesis child shard's parent after a split, or both
+	// parents after a merge. Until its own first record the shard holds
+	// event time where its parents are, and it starts from there, so that
+	// the first window after a reshard is whole. Sources fill it only on
+	// announcements; steps ignore it elsewhere.
+	Parents []string
 }
 
 // Emit hands a batch from a source to the pipeline. It blocks while the
@@ -152,6 +169,27 @@ type Step interface {
 // emits, or nil.
 type Ticker interface {
 	Tick(ctx context.Context, now time.Time, final bool) (*Batch, error)
+}
+
+// EventClock is implemented by steps that follow event time per shard
+// (windows). ShardTimes reports how far in event time each shard has got:
+// for every shard the step has accepted a record from, the largest event
+// time accepted, written into m where m holds nothing later. Like Process
+// it is called from the pipeline's goroutine.
+type EventClock interface {
+	ShardTimes(m map[string]time.Time)
+}
+
+// Aligner is implemented by sources that read several shards at once and
+// can hold back the ones that are ahead in event time, so that a catch-up
+// reads every shard at about the same event time (watermark alignment):
+// windows then stay open only as long as the slowest shard needs, not for
+// the whole backlog of the fastest. The runner calls Align from the
+// pipeline's goroutine on every tick with what the EventClock steps report.
+// Align must not block, and must not keep m. Alignment only paces reading:
+// the rows do not depend on it.
+type Aligner interface {
+	Align(m map[string]time.Time)
 }
 
 // Stateful is implemented by steps whose state must survive a restart.

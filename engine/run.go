@@ -117,6 +117,9 @@ type runner struct {
 	dirty     bool // state moved since the last checkpoint
 	sealed    int  // sealed outputs awaiting a checkpoint
 	lastCkpt  time.Time
+	// times is reused from tick to tick for the event time per shard
+	// (align).
+	times map[string]time.Time
 }
 
 func newRunner(p *Pipeline) (*runner, error) {
@@ -374,7 +377,27 @@ func (r *runner) tick(ctx context.Context, final bool) error {
 			return err
 		}
 	}
+	r.align()
 	return r.flush(ctx, false)
+}
+
+// align hands the source how far in event time each shard has got, when
+// the source paces its shards by it (Aligner).
+func (r *runner) align() {
+	a, ok := r.p.Source.(Aligner)
+	if !ok {
+		return
+	}
+	if r.times == nil {
+		r.times = map[string]time.Time{}
+	}
+	clear(r.times)
+	for _, s := range r.p.Steps {
+		if c, ok := s.Step.(EventClock); ok {
+			c.ShardTimes(r.times)
+		}
+	}
+	a.Align(r.times)
 }
 
 // tap offers b to the subscribers of a point, if there are any anywhere:

@@ -582,6 +582,7 @@ func (e *Expr) evalError(r *engine.Record, err error) error {
 	b.WriteString("expression ")
 	b.WriteString(quoteSource(e.src))
 	var fe *file.Error
+	var have Type
 	if errors.As(err, &fe) {
 		line, col := position(e.src, fe.From)
 		if line > 1 {
@@ -589,14 +590,20 @@ func (e *Expr) evalError(r *engine.Record, err error) error {
 		} else {
 			fmt.Fprintf(&b, " failed at column %d: ", col)
 		}
-		b.WriteString(cleanMessage(fe.Message))
+		var msg string
+		msg, have = explain(e.src, fe.From, fe.Message)
+		b.WriteString(cleanMessage(msg))
 	} else {
 		b.WriteString(" failed: ")
-		b.WriteString(cleanMessage(err.Error()))
+		var msg string
+		msg, have = explain(e.src, -1, err.Error())
+		b.WriteString(cleanMessage(msg))
 	}
-	if hint := e.missingHint(r); hint != "" {
-		b.WriteString("; ")
-		b.WriteString(hint)
+	for _, hint := range []string{e.typeHint(r, have), e.missingHint(r)} {
+		if hint != "" {
+			b.WriteString("; ")
+			b.WriteString(hint)
+		}
 	}
 	return errors.New(b.String())
 }

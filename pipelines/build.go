@@ -29,6 +29,10 @@ type BuildOptions struct {
 	Dir string
 	// Now is the clock; nil: time.Now. Tests set it.
 	Now func() time.Time
+	// FixedClock says that Now is a fixed clock (a pipeline test's), not
+	// the wall clock: windows then bound event times in the future by the
+	// watermark alone (watermark.max_future).
+	FixedClock bool
 
 	// The overrides below let `sluice test` run a pipeline's steps on
 	// records it chooses and watch what comes out, without touching the
@@ -72,7 +76,7 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	// store, passes through the file's redactor.
 	red := s.Redactor()
 	opts.Logger = red.Logger(opts.Logger)
-	rt := runtime{stdin: opts.Stdin, now: opts.Now, dir: opts.Dir}
+	rt := runtime{stdin: opts.Stdin, now: opts.Now, fixedClock: opts.FixedClock, dir: opts.Dir, log: opts.Logger}
 	comp, errs := compile(s, rt, nil)
 	s.redactErrors(errs)
 	if err := errs.err(); err != nil {

@@ -77,6 +77,7 @@ func (d *decoder) spec(root *yaml.Node, s *Spec) {
 			d.mapping(v, p, depth, []field{
 				{"out_of_orderness", func(_, v *yaml.Node, p string) { s.Watermark.OutOfOrderness, _ = d.duration(v, p, depth+1) }},
 				{"idle", func(_, v *yaml.Node, p string) { s.Watermark.Idle, _ = d.duration(v, p, depth+1) }},
+				{"max_future", func(_, v *yaml.Node, p string) { s.Watermark.MaxFuture, _ = d.duration(v, p, depth+1) }},
 			}, nil)
 		}},
 		{"checkpoint", func(_, v *yaml.Node, p string) {

@@ -2,6 +2,7 @@ package pipelines
 
 import (
 	"io"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,7 +22,10 @@ import (
 type runtime struct {
 	stdin io.Reader
 	now   func() time.Time
-	dir   string // relative paths are relative to this
+	// fixedClock: now is a test's fixed clock, not the wall clock.
+	fixedClock bool
+	dir        string // relative paths are relative to this
+	log        *slog.Logger
 }
 
 // abs resolves a path from the file against the base directory.

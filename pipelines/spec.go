@@ -154,6 +154,9 @@ type Watermark struct {
 	// Idle is how long a shard may go quiet before it stops holding the
 	// watermark back; 0 means never.
 	Idle time.Duration
+	// MaxFuture is how far ahead of its shard's watermark and the wall
+	// clock an event time may be; 0: the window's default (1h).
+	MaxFuture time.Duration
 }
 
 // Checkpoint says where and how often a pipeline records its progress.

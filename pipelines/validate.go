@@ -3,6 +3,7 @@ package pipelines
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -78,7 +79,10 @@ type checker struct {
 	// had one are skipped, as they would only repeat it.
 	prior ErrorList
 	// now is the run's clock, for the steps that read one (nil: time.Now).
-	now func() time.Time
+	now        func() time.Time
+	fixedClock bool
+	// log is the run's logger, for the steps that log (nil: none).
+	log *slog.Logger
 }
 
 func (c *checker) errorf(at Pos, path, format string, args ...any) {
@@ -151,7 +155,7 @@ func compile(s *Spec, rt runtime, prior ErrorList) (*compiled, ErrorList) {
 	if s.loc.key == nil {
 		s.loc = locations{key: map[string]Pos{}, val: map[string]Pos{}, shown: map[string]string{}, scalars: map[string]*scalarRef{}}
 	}
-	c := &checker{s: s, fromFile: s.loc.file != "", prior: prior, now: rt.now}
+	c := &checker{s: s, fromFile: s.loc.file != "", prior: prior, now: rt.now, fixedClock: rt.fixedClock, log: rt.log}
 	out := &compiled{}
 
 	c.name()

@@ -39,10 +39,13 @@ func (c *checker) windowStep(st *Step, i int, path string, in operators.Schema, 
 		Tumbling:        w.Tumbling,
 		OutOfOrderness:  s.Watermark.OutOfOrderness,
 		Idle:            s.Watermark.Idle,
+		MaxFuture:       s.Watermark.MaxFuture,
 		Late:            w.Late,
 		AllowedLateness: w.AllowedLateness,
 		Schema:          in,
 		Now:             c.now,
+		FixedClock:      c.fixedClock,
+		Logger:          c.log,
 	}
 	kinds := 0
 	for _, set := range []bool{w.Tumbling != 0, w.Sliding != nil, w.Session != nil} {
@@ -136,8 +139,12 @@ func (c *checker) windowErrors(err error, st *Step, wpath string, out *compiled)
 			continue
 		}
 		switch key {
-		case "sliding", "session", "tumbling", "late", "max_keys", "aggregate":
+		case "sliding", "session", "tumbling", "late", "max_keys", "aggregate", "allowed_lateness":
 			c.atVal(wpath+"."+key, "%s", e.Msg)
+		case "out_of_orderness", "max_future":
+			if !c.has("watermark." + key) {
+				c.atVal("watermark."+key, "%s", e.Msg)
+			}
 		default:
 			c.atKey(wpath, wpath, "%s", e.Msg)
 		}

@@ -8,10 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/engine"
 )
 
 // TestBuildWindowAndAlert runs generate → map → window → files with an
@@ -149,4 +152,107 @@ steps:
 	if err := p.Run(context.Background()); err == nil || !strings.Contains(err.Error(), `sink "extra"`) {
 		t.Fatalf("deleting a sink: got %v, want an error naming it", err)
 	}
+}
+
+// TestFarFutureEventAcrossARestart: one record whose event time is in
+// 2100, among records of 2023, goes to the error output as
+// processing-failed and moves no watermark: the rows of the others are
+// those of a run without it, also when the run is stopped after the
+// record and resumed from its checkpoint.
+func TestFarFutureEventAcrossARestart(t *testing.T) {
+	const count = 20_000
+	file := func(dir, eventTime, filter string) string {
+		return writePipeline(t, dir, fmt.Sprintf(`name: future
+source:
+  generate: {count: %d, rate: 10000, seed: 3}
+event_time: '%s'
+checkpoint: {store: state, interval: 50ms}
+steps:
+  - filter: '%s'
+  - map: {route: 'split(path, "?")[0]'}
+  - window:
+      name: per_route
+      tumbling: 1s
+      group_by: [route]
+      aggregate: {requests: count(), bytes: sum(bytes)}
+      late: dead_letter
+sinks:
+  - name: rows
+    from: per_route
+    files: {dir: out}
+    buffer: {interval: 100ms}
+`, count, eventTime, filter))
+	}
+	const normal = `1700000000000 + int(meta.sequence_number) * 10`
+	rows := func(dir string) (rows []string, errs []map[string]any) {
+		for _, r := range readOutputs(t, filepath.Join(dir, "out")) {
+			if _, isErr := r["error"]; isErr {
+				errs = append(errs, r)
+				continue
+			}
+			b, _ := json.Marshal(r)
+			rows = append(rows, string(b))
+		}
+		slices.Sort(rows)
+		return rows, errs
+	}
+
+	// The clean run leaves the record out.
+	clean := t.TempDir()
+	run(t, file(clean, normal, "int(meta.sequence_number) != 3000"), BuildOptions{})
+	want, errs := rows(clean)
+	if len(want) == 0 || len(errs) != 0 {
+		t.Fatalf("the clean run: %d rows, %d errors", len(want), len(errs))
+	}
+
+	dir := t.TempDir()
+	path := file(dir, `int(meta.sequence_number) == 3000 ? "2100-01-01T00:00:00Z" : `+normal, "true")
+	spec, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Build(spec, BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Stats = engine.NewStats(p)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(time.Minute)
+	for p.Stats.In.Load() < 6000 && p.Stats.In.Load() < count {
+		if time.Now().After(deadline) {
+			t.Fatalf("read %d records in a minute", p.Stats.In.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Stats.In.Load(); n >= count {
+		t.Logf("the first run read everything (%d) before it was stopped", n)
+	}
+	run(t, path, BuildOptions{})
+
+	got, errs := rows(dir)
+	if !slices.Equal(got, want) {
+		t.Fatalf("%d rows, want the clean run's %d; only in this run: %v; only in the clean run: %v", len(got), len(want), only(got, want), only(want, got))
+	}
+	if len(errs) != 1 || errs[0]["type"] != "processing-failed" || errs[0]["stage"] != "per_route" ||
+		!strings.Contains(fmt.Sprint(errs[0]["error"]), "event time 2100-01-01T00:00:00Z is") ||
+		!strings.Contains(fmt.Sprint(errs[0]["error"]), "ahead of the watermark and the wall clock") {
+		t.Fatalf("error output %v, want the one far-future record as processing-failed", errs)
+	}
+}
+
+// only returns up to three of the lines of a that b lacks.
+func only(a, b []string) []string {
+	var out []string
+	for _, s := range a {
+		if !slices.Contains(b, s) && len(out) < 3 {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -22,6 +22,7 @@ import (
 // nothing.
 var exampleSetups = map[string]func(t *testing.T, dir string){
 	"kinesis-to-files": setupKinesisExample,
+	"kinesis-windows":  setupKinesisWindowsExample,
 	// Examples with a server block listen where SLUICE_LISTEN says.
 	"quickstart": func(t *testing.T, _ string) { t.Setenv("SLUICE_LISTEN", "127.0.0.1:0") },
 	"http-endpoint": func(t *testing.T, _ string) {

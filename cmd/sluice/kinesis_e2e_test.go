@@ -48,6 +48,39 @@ func setupKinesisExample(t *testing.T, _ string) {
 	putEvents(t, c, "clickstream", 0, 200)
 }
 
+// setupKinesisWindowsExample serves the stream that
+// examples/kinesis-windows.yaml reads, already holding 200s of requests on
+// its four shards: the example catches up on all of them at once.
+func setupKinesisWindowsExample(t *testing.T, _ string) {
+	endpoint := serveInProcess(t)
+	for _, kv := range testservers.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("KINESIS_ENDPOINT", endpoint)
+	c := kinesisClient(endpoint)
+	if _, err := c.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String("clickstream"), ShardCount: aws.Int32(4)}); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 2000; i += 500 {
+		entries := make([]types.PutRecordsRequestEntry, 500)
+		for j := range entries {
+			n := i + j
+			data := fmt.Appendf(nil, `{"ts":%q,"path":"/r%d?q=1","status":%d,"latency_ms":%d}`,
+				base.Add(time.Duration(n)*100*time.Millisecond).Format(time.RFC3339Nano), n%5, 200+300*(n%2), n%300)
+			entries[j] = types.PutRecordsRequestEntry{Data: data, PartitionKey: aws.String(strconv.Itoa(n % 64))}
+		}
+		out, err := c.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String("clickstream"), Records: entries})
+		if err != nil {
+			t.Fatalf("put: %v", err)
+		}
+		if n := aws.ToInt32(out.FailedRecordCount); n != 0 {
+			t.Fatalf("put: %d records failed", n)
+		}
+	}
+}
+
 // serveInProcess serves a fresh stream store over the Kinesis API on a
 // loopback port, as `sluice serve` does, for the life of the test.
 func serveInProcess(t *testing.T) string {

@@ -3,7 +3,9 @@ package kinesis
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -88,6 +90,7 @@ func (s *Source) readShard(ctx context.Context, shard string, from leases.Positi
 		return d
 	}
 	log := s.log.With("shard", shard)
+	defer s.align.stop(shard)
 	resume := func() leases.Position {
 		if !d.last.IsZero() {
 			return d.last
@@ -102,6 +105,9 @@ func (s *Source) readShard(ctx context.Context, shard string, from leases.Positi
 	failures := 0
 	for {
 		if err := sleep(ctx, time.Until(lastCall.Add(minCallInterval))); err != nil {
+			return d
+		}
+		if err := s.align.wait(ctx, shard); err != nil {
 			return d
 		}
 		lastCall = time.Now()
@@ -140,12 +146,16 @@ func (s *Source) readShard(ctx context.Context, shard string, from leases.Positi
 		}
 		failures = 0
 		s.setLag(shard, time.Duration(aws.ToInt64(out.MillisBehindLatest))*time.Millisecond, false)
+		s.align.page(shard, aws.ToInt64(out.MillisBehindLatest) > 0)
 		b, last := s.batch(shard, out.Records, skip)
 		if last.IsSequence() {
 			skip = leases.Position{} // past the resume point
 		}
 		ended := aws.ToString(out.NextShardIterator) == ""
 		if ended {
+			if err := s.announceChildren(ctx, shard, out.ChildShards, emit); err != nil {
+				return d
+			}
 			b.End = true
 			last = leases.Position{Sequence: leases.ShardEnd}
 			b.Position = last.String()
@@ -170,6 +180,46 @@ func (s *Source) readShard(ctx context.Context, shard string, from leases.Positi
 			}
 		}
 	}
+}
+
+// announceChildren announces the children of a shard that ended, before
+// its End batch, so that the pipeline's watermark waits for them rather
+// than running ahead in the moment between the parent's end and the
+// children's first records. Only a source that reads every shard does:
+// with a lease table a child may go to another process. The children are
+// those GetRecords named (ChildShards), or, from an API that names none,
+// those a fresh listing gives.
+func (s *Source) announceChildren(ctx context.Context, shard string, named []types.ChildShard, emit engine.Emit) error {
+	if s.cfg.Coordinator != nil {
+		return nil
+	}
+	children := map[string][]string{}
+	for _, c := range named {
+		children[aws.ToString(c.ShardId)] = c.ParentShards
+	}
+	if len(named) == 0 {
+		listed, err := s.listShards(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// The children are announced by the supervisor when it lists
+			// them; the watermark may run ahead in between.
+			s.log.Warn("kinesis source: list shards to announce the children of an ended shard", "shard", shard, "err", err)
+			return nil
+		}
+		for _, sh := range listed {
+			if slices.Contains(sh.Parents, shard) {
+				children[sh.ID] = sh.Parents
+			}
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(children)) {
+		if err := s.announceShard(ctx, id, children[id], emit); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readerStopped turns an error from seeking into the reader's report.

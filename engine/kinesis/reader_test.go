@@ -3,6 +3,7 @@ package kinesis
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,11 +21,14 @@ import (
 // fakeKinesis is an in-memory Kinesis for timing tests under synctest,
 // where a real server cannot run. Iterators are "shard|index".
 type fakeKinesis struct {
-	mu       sync.Mutex
-	shards   []*fakeShard
-	nextSeq  int
-	page     int
-	behind   int64
+	mu      sync.Mutex
+	shards  []*fakeShard
+	nextSeq int
+	page    int
+	behind  int64
+	// children makes GetRecords name a closed shard's children at its end
+	// (ChildShards), as Kinesis and sluice serve do.
+	children bool
 	calls    map[string][]time.Time
 	throttle map[string]int // throttling errors still to return
 	expire   map[string]int // return ExpiredIterator after this many calls
@@ -125,6 +129,13 @@ func (f *fakeKinesis) GetRecords(_ context.Context, in *kinesis.GetRecordsInput,
 	out := &kinesis.GetRecordsOutput{Records: s.recs[idx:end], MillisBehindLatest: aws.Int64(f.behind)}
 	if !(s.closed && end == len(s.recs)) {
 		out.NextShardIterator = aws.String(fmt.Sprintf("%s|%d", id, end))
+	} else if f.children {
+		out.ChildShards = []types.ChildShard{}
+		for _, c := range f.shards {
+			if slices.Contains(c.parents, id) {
+				out.ChildShards = append(out.ChildShards, types.ChildShard{ShardId: aws.String(c.id), ParentShards: c.parents})
+			}
+		}
 	}
 	return out, nil
 }
@@ -318,6 +329,145 @@ func TestChildrenWaitForParents(t *testing.T) {
 					t.Errorf("%s emitted at %d, before the end of %s (%d, ended %v)", child, pos[child], p, e, ok)
 				}
 			}
+		}
+	})
+}
+
+// TestShardsAreAnnouncedFirst: the source announces every shard (a batch
+// without records, with the shard's parents) before the records of any
+// shard it starts with, and each child before the end of its parents, so
+// that windows wait for it. Children come from GetRecords' ChildShards
+// where the API gives them, else from a listing.
+func TestShardsAreAnnouncedFirst(t *testing.T) {
+	for _, named := range []bool{true, false} {
+		t.Run(fmt.Sprintf("ChildShards=%v", named), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFake(
+					&fakeShard{id: "p0", closed: true},
+					&fakeShard{id: "p1", closed: true},
+					&fakeShard{id: "q", closed: false},
+					&fakeShard{id: "c0", parents: []string{"p0"}, closed: true},
+					&fakeShard{id: "c1", parents: []string{"p0"}},
+					&fakeShard{id: "m", parents: []string{"c0", "p1"}},
+				)
+				f.children = named
+				f.page = 1
+				f.put("p0", "p0a", "p0b")
+				f.put("p1", "p1a")
+				f.put("q", "qa", "qb")
+				f.put("c0", "c0a")
+				f.put("c1", "c1a")
+				f.put("m", "ma")
+				c := runFor(t, newTestSource(t, f), nil, 30*time.Second)
+				announced := map[string]int{}
+				firstRecords, ends := map[string]int{}, map[string]int{}
+				for i, b := range c.batches {
+					switch {
+					case len(b.Records) == 0 && !b.End && !b.Forget:
+						if _, dup := announced[b.Shard]; dup {
+							t.Errorf("shard %s announced twice", b.Shard)
+						}
+						announced[b.Shard] = i
+						if want := f.shard(b.Shard).parents; !slices.Equal(b.Parents, want) {
+							t.Errorf("shard %s announced with parents %v, want %v", b.Shard, b.Parents, want)
+						}
+					case len(b.Records) > 0:
+						if _, ok := firstRecords[b.Shard]; !ok {
+							firstRecords[b.Shard] = i
+						}
+					}
+					if b.End {
+						ends[b.Shard] = i
+					}
+				}
+				first := len(c.batches)
+				for _, i := range firstRecords {
+					first = min(first, i)
+				}
+				for _, s := range f.shards {
+					at, ok := announced[s.id]
+					switch {
+					case !ok:
+						t.Errorf("shard %s was not announced", s.id)
+					case len(s.parents) == 0 && at > first:
+						t.Errorf("shard %s announced at batch %d, after the first records (batch %d)", s.id, at, first)
+					case at > firstRecords[s.id]:
+						t.Errorf("shard %s announced at batch %d, after its records (batch %d)", s.id, at, firstRecords[s.id])
+					}
+					for _, p := range s.parents {
+						if e, ok := ends[p]; !ok || at > e {
+							t.Errorf("shard %s announced at batch %d, after its parent %s ended (batch %d, %v)", s.id, at, p, e, ok)
+						}
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestShardAheadInEventTimeWaits: a reader whose shard the pipeline has
+// seen further ahead in event time than the drift (1m by default) waits
+// while a slower shard still has records to read, and reads again once
+// that shard has caught up in event time or reached the end of what it
+// holds.
+func TestShardAheadInEventTimeWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(&fakeShard{id: "a"}, &fakeShard{id: "b"})
+		f.page = 1
+		f.behind = 60_000
+		var data []string
+		for i := range 200 {
+			data = append(data, strconv.Itoa(i))
+		}
+		f.put("a", data...)
+		f.put("b", data...)
+		s := newTestSource(t, f)
+		c := &collector{}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- s.Read(ctx, nil, c.emit) }()
+		calls := func(shard string) int {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return len(f.calls[shard])
+		}
+		time.Sleep(2 * time.Second)
+		if calls("a") == 0 || calls("b") == 0 {
+			t.Fatalf("calls before alignment: a %d, b %d", calls("a"), calls("b"))
+		}
+		base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+		s.Align(map[string]time.Time{"a": base.Add(10 * time.Minute), "b": base})
+		time.Sleep(time.Second) // a call in flight may finish
+		a0, b0 := calls("a"), calls("b")
+		time.Sleep(10 * time.Second)
+		if a, b := calls("a"), calls("b"); a != a0 || b < b0+20 {
+			t.Fatalf("over 10s with a 10m ahead of b: a called %d times, b %d; want a none, b on", a-a0, b-b0)
+		}
+		// b catches up in event time: a reads again.
+		s.Align(map[string]time.Time{"a": base.Add(10 * time.Minute), "b": base.Add(9*time.Minute + 30*time.Second)})
+		time.Sleep(2 * time.Second)
+		if a := calls("a"); a < a0+5 {
+			t.Fatalf("a called %d times after b caught up, want it to read again", a-a0)
+		}
+		// b falls behind again, then reaches the end of what it holds.
+		s.Align(map[string]time.Time{"a": base.Add(20 * time.Minute), "b": base.Add(10 * time.Minute)})
+		time.Sleep(time.Second)
+		a1 := calls("a")
+		time.Sleep(5 * time.Second)
+		if a := calls("a"); a != a1 {
+			t.Fatalf("a called %d times while b was behind", a-a1)
+		}
+		f.mu.Lock()
+		f.behind = 0
+		f.mu.Unlock()
+		time.Sleep(2 * time.Second)
+		if a := calls("a"); a < a1+5 {
+			t.Fatalf("a called %d times after b reached its end, want it to read again", a-a1)
+		}
+		cancel()
+		if err := <-done; err != context.Canceled {
+			t.Fatalf("Read: %v", err)
 		}
 	})
 }

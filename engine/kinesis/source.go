@@ -15,6 +15,16 @@
 // Client Library: a child shard is read only once every parent still in
 // the stream has been read to its end.
 //
+// Event time stays aligned across shards: the source announces each
+// shard it is assigned before its reader starts, and, reading every shard
+// itself, a closed shard's children before the shard's end (with their
+// parents), so that windows wait for shards that have not reported yet
+// (engine.Batch). It also paces its readers by the event time the
+// pipeline reports per shard (engine.Aligner): a shard more than
+// AlignDrift ahead of the slowest shard that still has records to read
+// waits, so that a catch-up moves through event time on every shard
+// together.
+//
 // Which shards this process reads is up to a Coordinator. By default the
 // process reads every shard and positions live in the pipeline's
 // checkpoint (the start map of Read). With a lease table
@@ -28,6 +38,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -104,18 +115,29 @@ type Config struct {
 	DiscoveryInterval time.Duration
 	// MaxRecords is the Limit of each GetRecords call.
 	MaxRecords int32
+	// AlignDrift is how far in event time a shard may be read ahead of the
+	// slowest shard with records left; 0: DefaultAlignDrift, negative: no
+	// alignment.
+	AlignDrift time.Duration
 	Logger     *slog.Logger
 }
 
-// Source reads a Kinesis stream. It implements engine.Source and
-// engine.Lagger.
+// Source reads a Kinesis stream. It implements engine.Source,
+// engine.Lagger and engine.Aligner.
 type Source struct {
 	cfg   Config
 	start leases.Position
 	log   *slog.Logger
+	align *aligner
 
 	lagMu sync.Mutex
 	lag   map[string]time.Duration
+
+	// lineage is the parents of each shard as last listed; announced holds
+	// the shards announced to the pipeline (engine.Batch).
+	lineageMu sync.Mutex
+	lineage   map[string][]string
+	announced map[string]bool
 }
 
 // Check reports what is wrong with cfg, without looking at the AWS
@@ -156,7 +178,13 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 		return nil, err
 	}
 	start, _ := cfg.startPosition()
-	s := &Source{cfg: cfg, start: start, log: cfg.Logger, lag: map[string]time.Duration{}}
+	s := &Source{cfg: cfg, start: start, log: cfg.Logger, lag: map[string]time.Duration{},
+		lineage: map[string][]string{}, announced: map[string]bool{}}
+	drift := cfg.AlignDrift
+	if drift == 0 {
+		drift = DefaultAlignDrift
+	}
+	s.align = newAligner(max(drift, 0))
 	if s.cfg.PollInterval == 0 {
 		s.cfg.PollInterval = DefaultPollInterval
 	}
@@ -207,6 +235,46 @@ func (s *Source) Lag() map[string]time.Duration {
 	s.lagMu.Lock()
 	defer s.lagMu.Unlock()
 	return maps.Clone(s.lag)
+}
+
+// Align implements engine.Aligner: the event time each shard has reached
+// in the pipeline, which paces the readers.
+func (s *Source) Align(m map[string]time.Time) { s.align.set(m) }
+
+// announce tells the pipeline of the shards among asg it has not been told
+// of yet, with their parents, before their readers start.
+func (s *Source) announce(ctx context.Context, asg map[string]leases.Position, emit engine.Emit) error {
+	for _, shard := range slices.Sorted(maps.Keys(asg)) {
+		if err := s.announceShard(ctx, shard, nil, emit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// announceShard announces one shard, once; parents, when nil, are those
+// of the last listing.
+func (s *Source) announceShard(ctx context.Context, shard string, parents []string, emit engine.Emit) error {
+	s.lineageMu.Lock()
+	if s.announced[shard] {
+		s.lineageMu.Unlock()
+		return nil
+	}
+	s.announced[shard] = true
+	if parents == nil {
+		parents = s.lineage[shard]
+	}
+	s.lineageMu.Unlock()
+	return emit(ctx, &engine.Batch{Shard: shard, Parents: slices.Clone(parents)})
+}
+
+// remember keeps the parents of the listed shards, for announcements.
+func (s *Source) remember(shards []leases.Shard) {
+	s.lineageMu.Lock()
+	defer s.lineageMu.Unlock()
+	for _, sh := range shards {
+		s.lineage[sh.ID] = sh.Parents
+	}
 }
 
 func (s *Source) setLag(shard string, d time.Duration, drop bool) {
@@ -305,6 +373,9 @@ func (s *Source) supervise(ctx context.Context, coord Coordinator, solo *soloCoo
 			}
 		}
 		asg := coord.Assigned()
+		if err := s.announce(ctx, asg, emit); err != nil {
+			return err
+		}
 		for shard, from := range asg {
 			if _, ok := running[shard]; ok {
 				continue
@@ -366,6 +437,7 @@ func (s *Source) listShards(ctx context.Context) ([]leases.Shard, error) {
 			out = append(out, ls)
 		}
 		if aws.ToString(page.NextToken) == "" {
+			s.remember(out)
 			return out, nil
 		}
 		// With a token, the stream name must not be repeated.

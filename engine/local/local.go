@@ -10,6 +10,11 @@
 // read to their end, so the records of one partition key stay in order
 // across a reshard. A shard's position is the sequence number of the last
 // record read from it.
+//
+// The source announces every shard it will read, with its parents, before
+// the records of any and before the end of the shards they continue
+// (engine.Batch), so that windows wait for the shards that have not
+// reported yet; shards are read a batch each in turn.
 package local
 
 import (
@@ -166,6 +171,17 @@ func (s *Source) track(ctx context.Context, info stream.StreamInfo, shards map[s
 			sh.skip, sh.ended = true, true
 		}
 		shards[in.ID] = sh
+		if !sh.skip {
+			var parents []string
+			for _, p := range []string{in.Parent, in.AdjacentParent} {
+				if p != "" {
+					parents = append(parents, p)
+				}
+			}
+			if err := emit(ctx, &engine.Batch{Shard: in.ID, Parents: parents}); err != nil {
+				return err
+			}
+		}
 	}
 	// A shard that retention removed no longer needs a position.
 	for id := range start {
@@ -244,6 +260,15 @@ func (s *Source) pass(ctx context.Context, st *stream.Store, info stream.StreamI
 		if res.Ended {
 			sh.ended = true
 			got = true // children may now be read
+			// Announce children made since the last look before this
+			// shard's end, so the watermark waits for them.
+			info, err := st.Describe(s.cfg.Stream)
+			if err != nil {
+				return false, fmt.Errorf("local source: stream %s in %s: %w", s.cfg.Stream, s.cfg.Dir, err)
+			}
+			if err := s.track(ctx, info, shards, start, false, emit); err != nil {
+				return false, err
+			}
 		}
 		if err := emit(ctx, b); err != nil {
 			return false, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -116,6 +117,9 @@ func TestReadsEveryRecordWithMeta(t *testing.T) {
 		}
 	}
 	for _, b := range c.batches {
+		if len(b.Records) == 0 {
+			continue // an announcement
+		}
 		if len(b.Records) > 64 {
 			t.Fatalf("batch of %d records, want at most 64", len(b.Records))
 		}
@@ -184,6 +188,50 @@ func TestLineageKeepsKeyOrder(t *testing.T) {
 	if ends == 0 {
 		t.Fatal("no batch marked the end of a closed shard")
 	}
+	checkAnnouncements(t, w, "s", c.batches)
+}
+
+// checkAnnouncements: every shard is announced, with its parents, before
+// its first records and before the end of each of its parents, so that
+// windows wait for it.
+func checkAnnouncements(t *testing.T, w *stream.Store, name string, batches []*engine.Batch) {
+	t.Helper()
+	info, err := w.Describe(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	announced := map[string]int{}
+	for i, b := range batches {
+		if len(b.Records) == 0 && !b.End && !b.Forget {
+			if _, dup := announced[b.Shard]; !dup {
+				announced[b.Shard] = i
+			}
+		}
+	}
+	for _, sh := range info.Shards {
+		at, ok := announced[sh.ID]
+		if !ok {
+			t.Errorf("shard %s was never announced", sh.ID)
+			continue
+		}
+		var parents []string
+		for _, p := range []string{sh.Parent, sh.AdjacentParent} {
+			if p != "" {
+				parents = append(parents, p)
+			}
+		}
+		if got := batches[at].Parents; !slices.Equal(got, parents) {
+			t.Errorf("shard %s announced with parents %v, want %v", sh.ID, got, parents)
+		}
+		for i, b := range batches {
+			if (b.Shard == sh.ID && len(b.Records) > 0) || (b.End && slices.Contains(parents, b.Shard)) {
+				if i < at {
+					t.Errorf("shard %s announced at batch %d, after batch %d (%s, %d records, end %v)", sh.ID, at, i, b.Shard, len(b.Records), b.End)
+				}
+				break
+			}
+		}
+	}
 }
 
 func TestStartPositions(t *testing.T) {
@@ -249,8 +297,10 @@ func TestForgetsShardsRemovedByRetention(t *testing.T) {
 	w := writer(t, dir)
 	w.CreateStream("s", 1, "")
 	c := runToEnd(t, Config{Dir: dir, Stream: "s"}, map[string]string{"shardId-000000000042": "49000000000000000004200000000000000000000001"})
-	if len(c.batches) != 1 || !c.batches[0].Forget || c.batches[0].Shard != "shardId-000000000042" {
-		t.Fatalf("batches %+v, want one that forgets the removed shard", c.batches)
+	// The shard that is there is announced; the one that is gone forgotten.
+	if len(c.batches) != 2 || c.batches[0].Shard != "shardId-000000000000" || c.batches[0].Forget ||
+		!c.batches[1].Forget || c.batches[1].Shard != "shardId-000000000042" {
+		t.Fatalf("batches %+v %+v, want an announcement of the shard there and one that forgets the removed shard", c.batches[0], c.batches[1:])
 	}
 }
 

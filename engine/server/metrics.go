@@ -19,7 +19,7 @@ type metrics struct {
 	queued, buffered, lag                              *prometheus.Desc
 	checkpoints, checkpointAge, checkpointTime         *prometheus.Desc
 	alerts, alertSent                                  *prometheus.Desc
-	windowRows                                         *prometheus.Desc
+	windowRows, lateRecords                            *prometheus.Desc
 
 	delivered      *prometheus.CounterVec
 	deliveredBytes *prometheus.CounterVec
@@ -58,6 +58,7 @@ func newMetrics(s *Server) (*metrics, error) {
 		alerts:         d("alerts", "Alerts of a rule by state.", "pipeline", "rule", "state"),
 		alertSent:      d("alert_notifications_sent_total", "Notifications of a rule delivered.", "pipeline", "rule"),
 		windowRows:     d("window_rows_total", "Window rows the server has seen emitted, per window step.", "pipeline", "step"),
+		lateRecords:    d("late_records_total", "Records a window step had after their windows closed, dropped or sent to the error output.", "pipeline", "step"),
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_sink_delivered_records_total", Help: "Records a sink's endpoint acknowledged.",
 		}, []string{"pipeline", "sink"}),
@@ -106,7 +107,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 		m.up, m.sourceRecords, m.sourceBytes, m.recordsOut, m.errors,
 		m.stepIn, m.stepOut, m.stepFailed, m.sinkRecords, m.sinkFailed, m.freshness,
 		m.queued, m.buffered, m.lag, m.checkpoints, m.checkpointAge, m.checkpointTime,
-		m.alerts, m.alertSent, m.windowRows,
+		m.alerts, m.alertSent, m.windowRows, m.lateRecords,
 	} {
 		ch <- d
 	}
@@ -140,6 +141,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			counter(m.stepIn, s.In.Load(), name, s.Name)
 			counter(m.stepOut, s.Out.Load(), name, s.Name)
 			counter(m.stepFailed, s.Failed.Load(), name, s.Name)
+			if lc, ok := p.p.Steps[i].Step.(lateCounter); ok {
+				counter(m.lateRecords, lc.LateRecords(), name, s.Name)
+			}
 		}
 		for i, sk := range p.p.Sinks {
 			s := &st.Sinks[i]

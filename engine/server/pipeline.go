@@ -35,6 +35,8 @@ type (
 		Name() string
 		Counts() (pending, firing, sent int64)
 	}
+	// lateCounter is a step that counts late records (a window).
+	lateCounter interface{ LateRecords() int64 }
 )
 
 // Pipeline states, as the API and /readyz name them.
@@ -190,8 +192,11 @@ type AlertStatus struct {
 
 // WindowStatus is one window stream.
 type WindowStatus struct {
-	Step string   `json:"step"`
-	Rows int      `json:"rows"`
+	Step string `json:"step"`
+	Rows int    `json:"rows"`
+	// Late counts the records that came after their windows closed
+	// (dropped or sent to the error output), for a window step.
+	Late int64    `json:"late_records"`
 	Keys []string `json:"keys"`
 	// Values are the numeric fields of its rows (the aggregates).
 	Values []string `json:"values"`
@@ -244,13 +249,17 @@ func (p *pipeline) status(now time.Time) Status {
 		s.Sinks = append(s.Sinks, ss)
 	}
 	for _, w := range p.windows {
+		var late int64
+		if lc, ok := p.p.Steps[w.index].Step.(lateCounter); ok {
+			late = lc.LateRecords()
+		}
 		keys, values, rows := w.shape()
 		if rows == 0 && len(keys) == 0 && len(values) == 0 && !w.seen() {
 			// A timed step that has not emitted yet may not be a window.
-			s.Windows = append(s.Windows, WindowStatus{Step: w.step})
+			s.Windows = append(s.Windows, WindowStatus{Step: w.step, Late: late})
 			continue
 		}
-		s.Windows = append(s.Windows, WindowStatus{Step: w.step, Rows: rows, Keys: keys, Values: values})
+		s.Windows = append(s.Windows, WindowStatus{Step: w.step, Rows: rows, Late: late, Keys: keys, Values: values})
 	}
 	if s.Steps == nil {
 		s.Steps = []StepStatus{}

@@ -83,18 +83,26 @@ func (dropOdd) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error
 }
 
 // counter is a window-like step: it counts records per route and emits a
-// row per route at every tick (and at the end), as a window does.
+// row per route at every tick (and at the end), as a window does. It
+// takes every record whose n is a multiple of 10 for a late one.
 type counter struct {
 	counts map[string]int64
 	start  time.Time
 	ticks  int
+	late   atomic.Int64
 }
+
+func (c *counter) LateRecords() int64 { return c.late.Load() }
 
 func (c *counter) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error) {
 	if c.counts == nil {
 		c.counts = map[string]int64{}
 	}
 	for _, r := range b.Records {
+		if r.Fields["n"].(int64)%10 == 0 {
+			c.late.Add(1)
+			continue
+		}
 		c.counts[r.Fields["route"].(string)]++
 	}
 	// Failures travel on, as a window step passes them.
@@ -331,6 +339,9 @@ func TestMetricsAgreeWithTheRun(t *testing.T) {
 	if got := value(t, fams, "sluice_step_records_in_total", append(pl, "step", "per_route")...); got != n/2 {
 		t.Errorf("window step in %v, want %v", got, n/2)
 	}
+	if got := value(t, fams, "sluice_late_records_total", append(pl, "step", "per_route")...); got != n/10 {
+		t.Errorf("late records %v, want %v", got, n/10)
+	}
 	hook := append(pl, "sink", "hook")
 	for name, w := range map[string]float64{
 		"sluice_sink_records_total":             n / 2,
@@ -434,7 +445,7 @@ func TestAPIPipelines(t *testing.T) {
 		t.Errorf("sinks %+v", st.Sinks)
 	case len(st.Alerts) != 1 || st.Alerts[0].State != "firing" || st.Alerts[0].Rule != "error-rate":
 		t.Errorf("alerts %+v", st.Alerts)
-	case len(st.Windows) != 1 || st.Windows[0].Step != "per_route" || strings.Join(st.Windows[0].Keys, ",") != "route" || strings.Join(st.Windows[0].Values, ",") != "requests":
+	case len(st.Windows) != 1 || st.Windows[0].Step != "per_route" || strings.Join(st.Windows[0].Keys, ",") != "route" || strings.Join(st.Windows[0].Values, ",") != "requests" || st.Windows[0].Late != 20:
 		t.Errorf("windows %+v", st.Windows)
 	case len(st.Points) != 5:
 		t.Errorf("points %+v", st.Points)
@@ -448,8 +459,8 @@ func TestAPIPipelines(t *testing.T) {
 	for _, r := range win.Rows {
 		total += r["requests"].(float64)
 	}
-	if total != 100 {
-		t.Errorf("window rows count %v requests, want the 100 records that passed", total)
+	if total != 80 {
+		t.Errorf("window rows count %v requests, want the 80 records that passed and were not late", total)
 	}
 	for _, tc := range []struct{ path, want string }{
 		{"/api/pipelines/nope", `no pipeline \"nope\"; this process runs [demo]`},

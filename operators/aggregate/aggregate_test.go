@@ -3,6 +3,7 @@ package aggregate
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -283,13 +284,99 @@ func TestEmptyResults(t *testing.T) {
 	}
 }
 
-func TestSumOverflowTurnsFloat(t *testing.T) {
+func TestSumPastInt64TurnsFloat(t *testing.T) {
 	a := bind(t, "sum", 1)
-	s := run(t, a, []input{{args: []any{int64(math.MaxInt64)}}, {args: []any{int64(10)}}})
+	s := run(t, a, []input{{args: []any{int64(math.MaxInt64)}}, {args: []any{int64(10)}}, {args: []any{0.5}}})
 	got, ok := s.Result().(float64)
-	if !ok || !closeTo(got, float64(math.MaxInt64)+10, 1e-15) {
-		t.Fatalf("sum past int64 = %#v, want about 9.2e18 as a float", s.Result())
+	if !ok || got != float64(math.MaxInt64)+10 {
+		t.Fatalf("sum past int64 = %#v, want 9.223372036854775817e18 as a float", s.Result())
 	}
+}
+
+// TestSumOfIntsIsExactInEveryOrder: partial totals of ints never lose
+// digits, so the sum (and the mean) is the same in every order and every
+// merge of partials, an int whenever the whole fits in 64 bits.
+func TestSumOfIntsIsExactInEveryOrder(t *testing.T) {
+	const big = int64(1) << 62
+	for _, c := range []struct {
+		in   []int64
+		want any
+	}{
+		{[]int64{math.MaxInt64, 1, -1}, int64(math.MaxInt64)},
+		{[]int64{-big, big + 1, big}, int64(big + 1)},
+		{[]int64{math.MinInt64, -1, 1}, int64(math.MinInt64)},
+		{[]int64{math.MaxInt64, math.MaxInt64, math.MinInt64, math.MinInt64, 5}, int64(3)},
+		{[]int64{math.MaxInt64, math.MaxInt64, -3}, 18446744073709551611.0}, // past int64: the float nearest the exact sum
+		{[]int64{math.MinInt64, math.MinInt64, math.MinInt64}, -27670116110564327424.0},
+	} {
+		for _, perm := range permutations(c.in) {
+			in := make([]input, len(perm))
+			for i, v := range perm {
+				in[i] = input{args: []any{v}}
+			}
+			sum := bind(t, "sum", 1)
+			if got := run(t, sum, in).Result(); got != c.want {
+				t.Errorf("sum%v = %#v, want %#v", perm, got, c.want)
+			}
+			// Every split into two partials, through the encoding.
+			for cut := range len(in) + 1 {
+				whole := roundTrip(t, sum, run(t, sum, in[:cut]))
+				whole.Merge(roundTrip(t, sum, run(t, sum, in[cut:])))
+				if got := roundTrip(t, sum, whole).Result(); got != c.want {
+					t.Errorf("sum%v merged at %d = %#v, want %#v", perm, cut, got, c.want)
+				}
+			}
+			avg := bind(t, "avg", 1)
+			wantAvg := toFloat(c.want) / float64(len(perm))
+			if got := run(t, avg, in).Result(); got != wantAvg {
+				t.Errorf("avg%v = %#v, want %#v", perm, got, wantAvg)
+			}
+		}
+	}
+}
+
+// TestSumDecodesTheFormerEncoding: a checkpoint written before sums were
+// 128 bits wide restores to the same sum.
+func TestSumDecodesTheFormerEncoding(t *testing.T) {
+	for _, c := range []struct {
+		enc  []byte
+		want any
+	}{
+		// n=2, ints=7, kind 0 (ints only), float 0, compensation 0.
+		{append(binary.AppendVarint(binary.AppendVarint(nil, 2), 7), append([]byte{0}, make([]byte, 16)...)...), int64(7)},
+		// n=1, ints=0, kind 1 (floats), float 2.5.
+		{append(binary.AppendVarint(binary.AppendVarint(nil, 1), 0), append(append([]byte{1}, binary.LittleEndian.AppendUint64(nil, math.Float64bits(2.5))...), make([]byte, 8)...)...), 2.5},
+	} {
+		s := bind(t, "sum", 1).New()
+		rest, err := s.Decode(c.enc)
+		if err != nil || len(rest) != 0 {
+			t.Fatalf("decode %x: %v, %d bytes left", c.enc, err, len(rest))
+		}
+		if got := s.Result(); got != c.want {
+			t.Errorf("decoded %x = %#v, want %#v", c.enc, got, c.want)
+		}
+		if again := s.AppendBinary(nil); !bytes.Equal(again, c.enc) {
+			t.Errorf("a sum that fits in 64 bits re-encodes as %x, not as before (%x)", again, c.enc)
+		}
+	}
+	bad := append(binary.AppendVarint(binary.AppendVarint(nil, 1), 0), append([]byte{4}, make([]byte, 16)...)...)
+	if _, err := bind(t, "sum", 1).New().Decode(bad); err == nil {
+		t.Error("a sum with an unknown kind bit decoded")
+	}
+}
+
+func permutations(in []int64) [][]int64 {
+	if len(in) <= 1 {
+		return [][]int64{slices.Clone(in)}
+	}
+	var out [][]int64
+	for i := range in {
+		rest := append(slices.Clone(in[:i]), in[i+1:]...)
+		for _, p := range permutations(rest) {
+			out = append(out, append([]int64{in[i]}, p...))
+		}
+	}
+	return out
 }
 
 // TestPercentileWithinError checks the sketch against the exact quantile

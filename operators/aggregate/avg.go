@@ -3,7 +3,7 @@ package aggregate
 func avgFunc() Func {
 	return Func{
 		Name:   "avg",
-		Doc:    "The arithmetic mean of the values, as a float.",
+		Doc:    "The arithmetic mean of the values, as a float (ints summed exactly first).",
 		Params: []Param{{Name: "x", Kind: Number}},
 		Result: ResultFloat,
 		bind:   noConsts(func() State { return &avgState{} }),
@@ -23,7 +23,7 @@ func (s *avgState) Result() any {
 		return nil
 	}
 	if !s.sum.floats {
-		return float64(s.sum.ints) / float64(s.sum.n)
+		return s.sum.ints.float64() / float64(s.sum.n)
 	}
 	return s.sum.value() / float64(s.sum.n)
 }

@@ -135,10 +135,10 @@ func BenchmarkStatePerKey(b *testing.B) {
 		}
 		size, keys := 0, 0
 		for _, p := range w.panes {
-			for k, states := range p.groups {
+			for k, g := range p.groups {
 				keys++
-				size += len(k) + 16 + 24 + 8*len(states) // key, map slot, slice
-				for _, s := range states {
+				size += len(k) + 16 + 8 + 48 + 8*len(g.all) // key, map slot, group, slice
+				for _, s := range g.all {
 					size += s.Size()
 				}
 			}

@@ -38,11 +38,29 @@ const (
 	maxMicros  = 1e17
 )
 
+// The range of event times, whatever their form: from 1700-01-01T00:00:00Z
+// up to, not including, 2200-01-01T00:00:00Z, in Unix nanoseconds. It
+// leaves decades of room on either side of int64's range (1677 to 2262),
+// so that window arithmetic on an accepted time, with the lengths New
+// allows, cannot overflow.
+const (
+	MinEventTime     int64 = -8_520_336_000_000_000_000
+	MaxEventTime     int64 = 7_258_118_400_000_000_000 // exclusive
+	minYear, maxYear       = 1700, 2199
+)
+
+// maxLength bounds every length and lag a window is configured with (ten
+// years), for the same reason.
+const maxLength = 10 * 365 * 24 * time.Hour
+
 // EventTime converts an event_time value into Unix nanoseconds: a
-// timestamp, an RFC 3339 string (with or without fractions of a second),
-// a number of seconds, milliseconds, microseconds or nanoseconds since the
-// Unix epoch, told apart by magnitude, or such a number written as a
-// string.
+// timestamp, an RFC 3339 string (with or without fractions of a second;
+// the T and Z may be lower case, as RFC 3339 allows), a number of seconds,
+// milliseconds, microseconds or nanoseconds since the Unix epoch, told
+// apart by magnitude, or such a number written as a string. Every form is
+// held to the same range, 1700-01-01 up to 2200-01-01 (MinEventTime,
+// MaxEventTime); anything outside it, NaN and infinities included, is an
+// error that says why.
 func EventTime(v any) (int64, error) {
 	switch x := v.(type) {
 	case time.Time:
@@ -73,11 +91,28 @@ func eventTimeString(x, s string) (int64, error) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
 		return fromNumber(f, 0)
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := time.Parse(time.RFC3339Nano, upperTZ(s))
 	if err != nil {
 		return 0, fmt.Errorf("cannot read %q as a time: use RFC 3339 (2024-05-01T12:00:00Z) or epoch seconds or milliseconds", clip(x))
 	}
 	return fromTime(t)
+}
+
+// upperTZ returns s with a lower-case date-time separator and UTC
+// designator made upper case, which RFC 3339 allows and time.Parse
+// refuses.
+func upperTZ(s string) string {
+	if !strings.ContainsAny(s, "tz") {
+		return s
+	}
+	b := []byte(s)
+	if len(b) > 10 && b[10] == 't' {
+		b[10] = 'T'
+	}
+	if n := len(b); n > 0 && b[n-1] == 'z' {
+		b[n-1] = 'Z'
+	}
+	return string(b)
 }
 
 // parseRFC3339 reads YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM) by position,
@@ -85,11 +120,11 @@ func eventTimeString(x, s string) (int64, error) {
 // took a fifth of the window step's time. It returns what the general
 // path returns for every string it accepts, and declines (ok false) any
 // other shape or value it is not sure of — a one-digit field, a leap
-// second, more than nine fraction digits, a year outside 1678 to 2261 —
-// leaving it, and its error, to eventTimeString.
+// second, more than nine fraction digits, a year outside the range of
+// event times — leaving it, and its error, to eventTimeString.
 func parseRFC3339(s string) (ns int64, ok bool) {
 	if len(s) < len("2006-01-02T15:04:05Z") ||
-		s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':' {
 		return 0, false
 	}
 	year, ok1 := digits(s[0:4])
@@ -100,7 +135,7 @@ func parseRFC3339(s string) (ns int64, ok bool) {
 	sec, ok6 := digits(s[17:19])
 	// The year as written is the year in the time's own offset, which is
 	// the one fromTime bounds.
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || year < 1678 || year > 2261 ||
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || year < minYear+1 || year > maxYear-1 ||
 		month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
 		hour > 23 || minute > 59 || sec > 59 {
 		return 0, false
@@ -124,7 +159,7 @@ func parseRFC3339(s string) (ns int64, ok bool) {
 	}
 	offset := 0
 	switch {
-	case rest == "Z":
+	case rest == "Z" || rest == "z":
 	case len(rest) == len("+07:00") && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
 		oh, okh := digits(rest[1:3])
 		om, okm := digits(rest[4:6])
@@ -170,8 +205,9 @@ func daysIn(month, year int) int {
 }
 
 func fromTime(t time.Time) (int64, error) {
-	if t.Year() < 1678 || t.Year() > 2261 {
-		return 0, fmt.Errorf("time %s is outside the years 1678 to 2261", t.Format(time.RFC3339))
+	// Compare as Unix seconds: UnixNano is undefined outside 1678 to 2262.
+	if sec := t.Unix(); sec < MinEventTime/1e9 || sec >= MaxEventTime/1e9 {
+		return 0, fmt.Errorf("time %s is outside the range of event times, the years %d to %d", clip(t.Format(time.RFC3339)), minYear, maxYear)
 	}
 	return t.UnixNano(), nil
 }
@@ -184,27 +220,35 @@ func fromNumber(f float64, exact int64) (int64, error) {
 	}
 	a := math.Abs(f)
 	var scale int64
+	var unit string
 	switch {
 	case a < maxSeconds:
-		scale = int64(time.Second)
+		scale, unit = int64(time.Second), "seconds"
 	case a < maxMillis:
-		scale = int64(time.Millisecond)
+		scale, unit = int64(time.Millisecond), "milliseconds"
 	case a < maxMicros:
-		scale = int64(time.Microsecond)
+		scale, unit = int64(time.Microsecond), "microseconds"
 	default:
-		scale = 1
+		scale, unit = 1, "nanoseconds"
 	}
+	// Check the range in the number's own unit, before any product can
+	// overflow.
+	lo, hi := MinEventTime/scale, MaxEventTime/scale
 	if exact != 0 || f == 0 {
-		if scale == 1 {
-			return exact, nil
+		if exact < lo || exact >= hi {
+			return 0, outOfRange(strconv.FormatInt(exact, 10), unit)
 		}
-		return exact * scale, nil // |exact| < 1e17/scale: no overflow
+		return exact * scale, nil
 	}
-	ns := f * float64(scale)
-	if ns >= math.MaxInt64 || ns <= math.MinInt64 {
-		return 0, fmt.Errorf("%v is outside the range of times", f)
+	ns := math.Round(f * float64(scale))
+	if f < float64(lo) || f >= float64(hi) || ns < float64(MinEventTime) || ns >= float64(MaxEventTime) {
+		return 0, outOfRange(strconv.FormatFloat(f, 'g', -1, 64), unit)
 	}
-	return int64(math.Round(ns)), nil
+	return int64(ns), nil
+}
+
+func outOfRange(num, unit string) error {
+	return fmt.Errorf("%s read as %s since 1970 is outside the range of event times, the years %d to %d", num, unit, minYear, maxYear)
 }
 
 func clip(s string) string {

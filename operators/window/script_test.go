@@ -25,11 +25,13 @@ import (
 //
 //	window tumbling 1m | window sliding 5m 1m | window session 30s
 //	event_time EXPR        default: ts, the record's time as written
-//	out_of_orderness 5s, idle 1m, allowed_lateness 30s, late dead_letter, max_keys 10
+//	out_of_orderness 5s, idle 1m, allowed_lateness 30s, late dead_letter, max_keys 10,
+//	max_future 1h
 //	group_by EXPR          (repeatable)
 //	aggregate NAME = CALL  (repeatable)
 //	having EXPR
 //
+//	announce SHARD [PARENT…] the source will read SHARD (which continues PARENTs)
 //	batch SHARD [end]      then indented records: TIME field=value …
 //	tick DURATION          the wall clock moves on by DURATION, then Tick
 //	final                  the input has ended
@@ -146,6 +148,15 @@ func runScript(t *testing.T, file string, restartAlways bool) {
 			r.cfg.Late = arg
 		case "max_keys":
 			r.cfg.MaxKeys, _ = strconv.Atoi(arg)
+		case "max_future":
+			r.cfg.MaxFuture = dur(t, at, arg)
+		case "announce":
+			f := strings.Fields(arg)
+			if len(f) == 0 {
+				t.Fatalf("%s: announce SHARD [PARENT…]", at)
+			}
+			b := &engine.Batch{Shard: f[0], Parents: f[1:]}
+			r.run(func() (*engine.Batch, error) { return r.window().Process(context.Background(), b) })
 		case "group_by":
 			r.cfg.GroupBy = append(r.cfg.GroupBy, Group{Expr: arg})
 		case "aggregate":

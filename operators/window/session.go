@@ -20,21 +20,25 @@ type session struct {
 	dirty bool
 }
 
-func (w *Window) addSession(t, cur int64, key []byte) error {
+// addSession adds the current record, at event time t, to its group's
+// sessions. A session record is late when its event time is behind cut
+// (its shard's watermark) by more than the allowed lateness. The rule is
+// stricter than "its session would still be open", and must be: every
+// record accepted after a session was emitted (or dropped, past its
+// lateness) then starts at or after that session's end, so it can neither
+// join nor overlap it, and the sessions do not depend on how the shards'
+// batches interleave.
+func (w *Window) addSession(t, cut int64, key []byte) error {
+	if satAdd(t, w.lateness) < cut {
+		return errLate
+	}
 	list := w.keyed[string(key)]
-	lo, hi := t, satAdd(t, w.size)
+	lo, hi := t, t+w.size
 	// Sessions are disjoint and sorted by start, so the ones this record
 	// touches are consecutive.
 	first, n := -1, 0
 	for i, s := range list {
 		if s.start < hi && lo < s.end {
-			if satAdd(s.end, w.lateness) <= cur {
-				// The session is past its lateness, though not yet
-				// dropped (that happens at the end of the batch): drop it
-				// now, so that the record is judged as if it were gone.
-				w.scr.rows = append(w.scr.rows, w.advanceSessions(cur)...)
-				return w.addSession(t, cur, key)
-			}
 			if first < 0 {
 				first = i
 			}
@@ -42,9 +46,6 @@ func (w *Window) addSession(t, cur int64, key []byte) error {
 		}
 	}
 	if n == 0 {
-		if satAdd(hi, w.lateness) <= cur {
-			return errLate
-		}
 		if w.open >= w.maxKeys {
 			return errFull
 		}
@@ -112,8 +113,15 @@ func (w *Window) advanceSessions(wm int64) []engine.Record {
 			w.keyed[key] = kept
 		}
 	}
+	vals := make(map[string][]any, len(out))
+	for _, d := range out {
+		if _, ok := vals[d.key]; !ok {
+			vals[d.key] = w.keyValues(d.key)
+		}
+	}
 	slices.SortFunc(out, func(a, b due) int {
-		return cmp.Or(cmp.Compare(a.s.end, b.s.end), cmp.Compare(a.s.start, b.s.start), strings.Compare(a.key, b.key))
+		return cmp.Or(cmp.Compare(a.s.end, b.s.end), cmp.Compare(a.s.start, b.s.start),
+			compareKeys(vals[a.key], vals[b.key]), strings.Compare(a.key, b.key))
 	})
 	var rows []engine.Record
 	for _, d := range out {

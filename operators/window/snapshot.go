@@ -14,40 +14,50 @@ import (
 // snapshot is the window's part of a checkpoint. The open windows are a
 // compact binary encoding (base64 in the JSON): per pane or session, the
 // group keys and each aggregate's state.
+//
+// Version 2 added the partial states of panes (a record of a sliding
+// window counted only in the later windows of its slide), the parents of
+// announced shards and the count of every late record; Restore still
+// reads version 1. A sluice that reads only version 1 refuses version 2
+// rather than misreading it.
 type snapshot struct {
 	Version int `json:"version"`
 	// Definition is what the state's layout depends on (kind, lengths,
 	// group_by, aggregates); a checkpoint of another definition is refused.
-	Definition  string               `json:"definition"`
-	Watermark   int64                `json:"watermark"`
-	Fired       int64                `json:"fired"`
-	Shards      map[string]shardSnap `json:"shards,omitempty"`
-	LateDropped int64                `json:"late_dropped,omitempty"`
-	Open        int                  `json:"open"`
-	State       []byte               `json:"state"`
+	Definition string               `json:"definition"`
+	Watermark  int64                `json:"watermark"`
+	Fired      int64                `json:"fired"`
+	Shards     map[string]shardSnap `json:"shards,omitempty"`
+	// LateDropped is version 1's count of dropped late records.
+	LateDropped int64 `json:"late_dropped,omitempty"`
+	// Late counts every late record, dropped or dead-lettered.
+	Late  int64  `json:"late_records,omitempty"`
+	Open  int    `json:"open"`
+	State []byte `json:"state"`
 }
 
 type shardSnap struct {
-	Max   int64 `json:"max"`
-	Ended bool  `json:"ended,omitempty"`
+	Max     int64    `json:"max"`
+	Ended   bool     `json:"ended,omitempty"`
+	Parents []string `json:"parents,omitempty"`
 }
 
-const snapshotVersion = 1
+const snapshotVersion = 2
 
 // Snapshot saves every open window, its groups and aggregate states, and
 // the watermarks. It is called between batches, when no update is pending.
 func (w *Window) Snapshot() (json.RawMessage, error) {
 	s := snapshot{
-		Version:     snapshotVersion,
-		Definition:  w.fingerprint,
-		Watermark:   w.wm.value,
-		Fired:       w.fired,
-		Shards:      make(map[string]shardSnap, len(w.wm.shards)),
-		LateDropped: w.late.Load(),
-		Open:        w.open,
+		Version:    snapshotVersion,
+		Definition: w.fingerprint,
+		Watermark:  w.wm.value,
+		Fired:      w.fired,
+		Shards:     make(map[string]shardSnap, len(w.wm.shards)),
+		Late:       w.late.Load(),
+		Open:       w.open,
 	}
 	for id, sh := range w.wm.shards {
-		s.Shards[id] = shardSnap{Max: sh.max, Ended: sh.ended}
+		s.Shards[id] = shardSnap{Max: sh.max, Ended: sh.ended, Parents: sh.parents}
 	}
 	var b []byte
 	if w.kind == sessions {
@@ -77,8 +87,18 @@ func (w *Window) Snapshot() (json.RawMessage, error) {
 			keys := slices.Sorted(maps.Keys(p.groups))
 			b = binary.AppendUvarint(b, uint64(len(keys)))
 			for _, k := range keys {
+				g := p.groups[k]
 				b = appendBytes(b, k)
-				b = appendStates(b, p.groups[k])
+				if g.all != nil {
+					b = appendStates(append(b, 1), g.all)
+				} else {
+					b = append(b, 0)
+				}
+				b = binary.AppendUvarint(b, uint64(len(g.partial)))
+				for _, pt := range g.partial {
+					b = binary.AppendUvarint(b, uint64(pt.from))
+					b = appendStates(b, pt.states)
+				}
 			}
 		}
 	}
@@ -108,8 +128,8 @@ func (w *Window) Restore(state json.RawMessage) error {
 	if err := json.Unmarshal(state, &s); err != nil {
 		return fmt.Errorf("window %s: restore: %w", w.name, err)
 	}
-	if s.Version != snapshotVersion {
-		return fmt.Errorf("window %s: restore: state version %d, this sluice reads %d", w.name, s.Version, snapshotVersion)
+	if s.Version < 1 || s.Version > snapshotVersion {
+		return fmt.Errorf("window %s: restore: state version %d, this sluice reads 1 to %d (was the checkpoint written by a newer sluice?)", w.name, s.Version, snapshotVersion)
 	}
 	if s.Definition != w.fingerprint {
 		return fmt.Errorf("window %s: the checkpoint holds open windows of another definition (%s; now %s): "+
@@ -133,6 +153,12 @@ func (w *Window) Restore(state json.RawMessage) error {
 				if r.err == nil && (ss.end <= ss.start || (len(list) > 0 && list[len(list)-1].end > ss.start)) {
 					r.err = errors.New("sessions out of order")
 				}
+				// Sessions span accepted event times plus at most a gap
+				// each: anything else would make the window arithmetic
+				// overflow.
+				if r.err == nil && (ss.start < MinEventTime || ss.end > MaxEventTime+w.size) {
+					r.err = errors.New("session out of the range of event times")
+				}
 				list = append(list, ss)
 			}
 			if r.err != nil {
@@ -148,17 +174,24 @@ func (w *Window) Restore(state json.RawMessage) error {
 			if r.err == nil && floorDiv(ps, w.slide)*w.slide != ps {
 				r.err = errors.New("pane not aligned")
 			}
-			p := &pane{start: ps, groups: map[string][]aggregate.State{}}
-			g := r.count()
-			for range g {
+			if r.err == nil && (ps < MinEventTime-w.slide || ps >= MaxEventTime) {
+				r.err = errors.New("pane out of the range of event times")
+			}
+			p := &pane{start: ps, groups: map[string]*paneGroup{}}
+			n := r.count()
+			for range n {
 				k := r.key(w)
-				p.groups[k] = r.states(w)
+				g := r.paneGroup(w, s.Version)
+				if r.err == nil && g.sets() == 0 {
+					r.err = errors.New("empty group")
+				}
+				p.groups[k] = g
+				open += g.sets()
 			}
 			if r.err != nil {
 				break
 			}
 			panes[ps] = p
-			open += len(p.groups)
 		}
 	}
 	if r.err == nil && len(r.b) != 0 {
@@ -171,12 +204,21 @@ func (w *Window) Restore(state json.RawMessage) error {
 	w.fired = s.Fired
 	w.nextScan = minTime // scan on the next advance
 	w.reemit = nil
-	w.late.Store(s.LateDropped)
+	if s.Version == 1 {
+		w.late.Store(s.LateDropped)
+	} else {
+		w.late.Store(s.Late)
+	}
+	w.lateLogged = nil
 	w.wm = newWatermark(w.ooo, w.idle)
 	w.wm.value = s.Watermark
 	now := w.now()
 	for id, sh := range s.Shards {
-		w.wm.shards[id] = &shardMark{max: sh.Max, ended: sh.Ended, lastSeen: now}
+		m := &shardMark{max: sh.Max, ended: sh.Ended, lastSeen: now}
+		if sh.Max == minTime {
+			m.parents = sh.Parents
+		}
+		w.wm.shards[id] = m
 	}
 	return nil
 }
@@ -255,6 +297,34 @@ func (r *stateReader) key(w *Window) string {
 		r.fail("group key")
 	}
 	return k
+}
+
+// paneGroup reads one group's states in a pane: in version 1 the states
+// of every window only; since version 2 a flag, those states if set, and
+// the partial states by the first window they count in.
+func (r *stateReader) paneGroup(w *Window, version int) *paneGroup {
+	g := &paneGroup{}
+	if version == 1 {
+		g.all = r.states(w)
+		return g
+	}
+	if r.byte() == 1 {
+		g.all = r.states(w)
+	}
+	n := r.count()
+	last := 1
+	for range n {
+		from := r.uvarint()
+		if r.err == nil && (from <= uint64(last) || from > uint64(w.size/w.slide)) {
+			r.fail("partial window")
+		}
+		if r.err != nil {
+			return g
+		}
+		last = int(from)
+		g.partial = append(g.partial, partialStates{from: last, states: r.states(w)})
+	}
+	return g
 }
 
 func (r *stateReader) states(w *Window) []aggregate.State {

@@ -5,18 +5,29 @@
 //
 // Event time comes from an expression (event_time) or, without one, from
 // the record's arrival time; the wall clock never decides which window a
-// record is in. The watermark is the largest event time seen on a shard
-// minus the allowed out-of-orderness, held at the minimum over the shards
-// that are still active: a shard that has ended (Batch.End) or has been
-// quiet for the idle duration stops holding it back. When every shard is
-// quiet, the watermark follows the wall clock from the moment the last one
-// went quiet, so that the last windows of a stream that stopped still
-// close.
+// record is in. An event time outside the range of event times, or more
+// than max_future ahead of both its shard's watermark and the wall clock,
+// is an error record and moves nothing.
 //
-// A record whose windows have all closed is late: it is dropped (and
-// counted) or sent to the error output as a "late-record". With an
-// allowed lateness, closed windows are kept that much longer, and a late
-// record updates its window and makes it emit again.
+// Each shard has a watermark: the largest event time accepted on it minus
+// the allowed out-of-orderness. A record is judged against its own
+// shard's watermark, so whether it is late depends only on the records of
+// its shard and their order. The pipeline's watermark, which closes
+// windows, is the minimum over the shards that hold it back: every shard
+// announced by the source (engine.Batch) or seen, until it ends
+// (Batch.End) or has been quiet for the idle duration; an announced child
+// shard stands where its parents are until its first record. It never
+// passes a holding shard's watermark, so a window closes only once no
+// holding shard can still add to it, and the rows do not depend on how
+// the shards' batches interleave. When every shard is quiet, the
+// watermark follows the wall clock from the moment the last one went
+// quiet, so that the last windows of a stream that stopped still close.
+//
+// A record whose windows have all closed for its shard is late: it is
+// dropped (and counted) or sent to the error output as a "late-record";
+// the first of each window is logged. With an allowed lateness, closed
+// windows are kept that much longer, and a late record updates its window
+// and makes it emit again.
 //
 // Windows are pre-aggregated per slide: a sliding window of size 5m every
 // 1m keeps one partial state per minute and key and merges five of them
@@ -33,6 +44,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strconv"
@@ -69,6 +81,10 @@ type Config struct {
 	// Idle is how long a shard may be quiet before it stops holding the
 	// watermark back; 0 means never.
 	Idle time.Duration
+	// MaxFuture is how far an event time may be ahead of both its shard's
+	// watermark and the wall clock; a record further ahead goes to the
+	// error output and moves nothing. 0 means DefaultMaxFuture.
+	MaxFuture time.Duration
 
 	GroupBy   []Group
 	Aggregate []Output
@@ -87,9 +103,17 @@ type Config struct {
 
 	// Schema is what is known of the input records' fields.
 	Schema operators.Schema
-	// Now is the wall clock, used only to tell that a shard is idle and to
-	// stamp rejected records; nil means time.Now.
+	// Now is the wall clock, used only to tell that a shard is idle, to
+	// bound event times in the future and to stamp rejected records; nil
+	// means time.Now.
 	Now func() time.Time
+	// FixedClock says that Now is a fixed clock (a pipeline test's), not
+	// the wall clock: max_future is then measured from the shard's
+	// watermark alone.
+	FixedClock bool
+	// Logger receives a warning for the first late record of each window;
+	// nil: no log.
+	Logger *slog.Logger
 }
 
 // Group is one group_by key: an output field name and the expression that
@@ -114,6 +138,10 @@ const (
 
 // DefaultMaxKeys is the default bound on open (window, group) pairs.
 const DefaultMaxKeys = 100_000
+
+// DefaultMaxFuture is how far ahead of its shard's watermark and the wall
+// clock an event time may be by default.
+const DefaultMaxFuture = time.Hour
 
 // Output fields every window row has.
 const (
@@ -154,9 +182,9 @@ func (l ConfigErrors) Error() string {
 	return strings.Join(msgs, "\n")
 }
 
-// Window is the window step. It implements engine.Step, engine.Ticker and
-// engine.Stateful. Like every step it is used from one goroutine; only
-// LateDropped may be read from others.
+// Window is the window step. It implements engine.Step, engine.Ticker,
+// engine.Stateful and engine.EventClock. Like every step it is used from
+// one goroutine; only LateRecords may be read from others.
 type Window struct {
 	name      string
 	kind      kind
@@ -165,6 +193,7 @@ type Window struct {
 	ooo       int64
 	idle      time.Duration
 	lateness  int64
+	future    int64
 	dead      bool
 	maxKeys   int
 	eventTime *operators.Expr
@@ -173,6 +202,8 @@ type Window struct {
 	having    *operators.Expr
 	schema    operators.Schema
 	now       func() time.Time
+	wallClock bool // now is the wall clock
+	log       *slog.Logger
 	// fingerprint identifies the state's layout in snapshots.
 	fingerprint string
 
@@ -184,10 +215,13 @@ type Window struct {
 	// nextScan is the earliest watermark at which a session is due to be
 	// emitted or dropped.
 	nextScan int64
-	open     int // open (window, group) pairs
+	open     int    // open (window, group) pairs
+	shard    string // of the batch being processed
 	late     atomic.Int64
-	scr      scratch
-	reemit   reemits
+	// lateLogged holds the windows whose first late record was logged.
+	lateLogged map[string]struct{}
+	scr        scratch
+	reemit     reemits
 }
 
 type kind uint8
@@ -229,20 +263,29 @@ func New(cfg Config) (*Window, error) {
 		errs = append(errs, &ConfigError{Key: key, Line: line, Column: col, Msg: fmt.Sprintf(format, a...)})
 	}
 	w := &Window{
-		name:     cfg.Name,
-		ooo:      int64(cfg.OutOfOrderness),
-		idle:     cfg.Idle,
-		lateness: int64(cfg.AllowedLateness),
-		maxKeys:  cfg.MaxKeys,
-		schema:   cfg.Schema,
-		now:      cfg.Now,
-		fired:    minTime,
-		panes:    map[int64]*pane{},
-		keyed:    map[string][]*session{},
-		nextScan: maxTime,
+		name:      cfg.Name,
+		ooo:       int64(cfg.OutOfOrderness),
+		idle:      cfg.Idle,
+		lateness:  int64(cfg.AllowedLateness),
+		future:    int64(cfg.MaxFuture),
+		maxKeys:   cfg.MaxKeys,
+		schema:    cfg.Schema,
+		now:       cfg.Now,
+		log:       cfg.Logger,
+		wallClock: !cfg.FixedClock,
+		fired:     minTime,
+		panes:     map[int64]*pane{},
+		keyed:     map[string][]*session{},
+		nextScan:  maxTime,
 	}
 	if w.now == nil {
 		w.now = time.Now
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	if w.future == 0 {
+		w.future = int64(DefaultMaxFuture)
 	}
 	if w.maxKeys == 0 {
 		w.maxKeys = DefaultMaxKeys
@@ -281,8 +324,19 @@ func New(cfg Config) (*Window, error) {
 	if kinds != 1 {
 		add("", 0, 0, "a window needs exactly one of tumbling, sliding or session (it has %d)", kinds)
 	}
-	if cfg.OutOfOrderness < 0 || cfg.Idle < 0 || cfg.AllowedLateness < 0 {
-		add("", 0, 0, "out_of_orderness, idle and allowed_lateness cannot be negative")
+	if cfg.OutOfOrderness < 0 || cfg.Idle < 0 || cfg.AllowedLateness < 0 || cfg.MaxFuture < 0 {
+		add("", 0, 0, "out_of_orderness, idle, max_future and allowed_lateness cannot be negative")
+	}
+	for _, l := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"tumbling", cfg.Tumbling}, {"sliding", cfg.Size}, {"session", cfg.Session},
+		{"out_of_orderness", cfg.OutOfOrderness}, {"allowed_lateness", cfg.AllowedLateness}, {"max_future", cfg.MaxFuture},
+	} {
+		if l.d > maxLength {
+			add(l.key, 0, 0, "%s is longer than ten years (%s), the most a window works with", l.d, maxLength)
+		}
 	}
 	if cfg.MaxKeys < 0 {
 		add("max_keys", 0, 0, "max_keys cannot be negative")
@@ -595,8 +649,23 @@ func (w *Window) Fields() []string {
 // emit at different times (alerts treat a missing row differently).
 func (w *Window) Sessions() bool { return w.kind == sessions }
 
-// LateDropped returns how many late records were dropped.
-func (w *Window) LateDropped() int64 { return w.late.Load() }
+// LateRecords returns how many late records the window has had, dropped
+// or sent to the error output. It is safe to call from any goroutine.
+func (w *Window) LateRecords() int64 { return w.late.Load() }
+
+// ShardTimes implements engine.EventClock: the largest event time
+// accepted from each shard.
+func (w *Window) ShardTimes(m map[string]time.Time) {
+	for id, s := range w.wm.shards {
+		if s.max == minTime {
+			continue
+		}
+		t := time.Unix(0, s.max).UTC()
+		if old, ok := m[id]; !ok || t.After(old) {
+			m[id] = t
+		}
+	}
+}
 
 // Watermark returns the current watermark, zero before any record.
 func (w *Window) Watermark() time.Time {
@@ -608,18 +677,25 @@ func (w *Window) Watermark() time.Time {
 
 // Process adds the batch's records to their windows and returns the rows
 // of the windows that the watermark closed, with the batch's failures and
-// the records it rejected.
+// the records it rejected. A batch that announces a shard (no records,
+// neither End nor Forget) makes the watermark wait for it.
 func (w *Window) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error) {
 	w.scr.failed = b.Failed
-	if b.Forget {
-		w.wm.forget(b.Shard)
-	} else {
-		w.wm.seen(b.Shard, w.now())
+	now := w.now()
+	switch {
+	case len(b.Records) > 0 || (b.End && !b.Forget):
+		w.wm.seen(b.Shard, now)
+	case !b.Forget:
+		w.wm.announce(b.Shard, b.Parents, now)
 	}
+	w.shard = b.Shard
 	for i := range b.Records {
-		w.add(b.Shard, &b.Records[i])
+		w.add(&b.Records[i], now)
 	}
-	if b.End && !b.Forget {
+	switch {
+	case b.Forget:
+		w.wm.forget(b.Shard)
+	case b.End:
 		w.wm.end(b.Shard)
 	}
 	rows := append(w.scr.rows, w.advance(w.wm.compute(w.now()))...)
@@ -645,16 +721,17 @@ func (w *Window) Tick(_ context.Context, now time.Time, final bool) (*engine.Bat
 	return out, nil
 }
 
-// add puts one record in its window, or rejects it.
-func (w *Window) add(shard string, r *engine.Record) {
+// add puts one record of the current batch's shard in its windows, or
+// rejects it.
+func (w *Window) add(r *engine.Record, now time.Time) {
 	t, err := w.timeOf(r)
+	if err == nil {
+		err = w.checkFuture(t, now)
+	}
 	if err != nil {
 		w.fail(r, "processing-failed", err.Error())
 		return
 	}
-	// The record's own shard moves first: the record is judged against the
-	// watermark including itself, as if records were read one at a time.
-	w.wm.observe(shard, t)
 	key, err := w.keyOf(r)
 	if err != nil {
 		w.fail(r, "processing-failed", err.Error())
@@ -664,31 +741,57 @@ func (w *Window) add(shard string, r *engine.Record) {
 		w.fail(r, "processing-failed", err.Error())
 		return
 	}
-	cur := w.wm.current()
-	err = w.place(t, cur, key)
+	// The record's own shard moves first: the record is judged against its
+	// shard's watermark including itself, as if records were read one at a
+	// time. Windows the pipeline has already emitted are closed whatever
+	// the shard's watermark (it lags only after the shard was idle).
+	w.wm.observe(t)
+	cut := max(w.wm.curMark(), w.fired)
+	err = w.place(t, cut, key)
 	if errors.Is(err, errFull) {
 		// Windows that the watermark has passed are still open until the
 		// end of the batch: close them now to make room.
-		w.scr.rows = append(w.scr.rows, w.advance(cur)...)
-		err = w.place(t, cur, key)
+		w.scr.rows = append(w.scr.rows, w.advance(w.wm.current())...)
+		cut = max(cut, w.fired)
+		err = w.place(t, cut, key)
 	}
 	if errors.Is(err, errFull) {
 		err = w.tooManyKeys()
 	}
 	if err != nil {
 		if errors.Is(err, errLate) {
-			w.rejectLate(r, t, cur)
+			w.rejectLate(r, t, cut, key)
 			return
 		}
 		w.fail(r, "processing-failed", err.Error())
 	}
 }
 
-func (w *Window) place(t, cur int64, key []byte) error {
-	if w.kind == sessions {
-		return w.addSession(t, cur, key)
+// checkFuture rejects an event time too far ahead of both its shard's
+// watermark and the wall clock: one such record would otherwise move the
+// watermark so far that every record after it is late, for good, since
+// the watermark is checkpointed.
+func (w *Window) checkFuture(t int64, now time.Time) error {
+	ref := w.wm.curMark()
+	if w.wallClock && !now.IsZero() {
+		if sec := now.Unix(); sec > MinEventTime/1e9 && sec < MaxEventTime/1e9 {
+			ref = max(ref, now.UnixNano())
+		}
 	}
-	return w.addPane(t, cur, key)
+	if ref == minTime || t <= satAdd(ref, w.future) {
+		return nil
+	}
+	return fmt.Errorf("window %s: event time %s is %s ahead of the watermark and the wall clock (%s), more than max_future %s: it is not counted and moves no window",
+		w.name, fmtTime(t), time.Duration(t-ref).Round(time.Second), fmtTime(ref), time.Duration(w.future))
+}
+
+// place adds the record (its key, arguments and event time t) to its
+// windows, judged against cut, its shard's watermark.
+func (w *Window) place(t, cut int64, key []byte) error {
+	if w.kind == sessions {
+		return w.addSession(t, cut, key)
+	}
+	return w.addPane(t, cut, key)
 }
 
 var (
@@ -696,13 +799,71 @@ var (
 	errFull = errors.New("max_keys reached")
 )
 
-func (w *Window) rejectLate(r *engine.Record, t, wm int64) {
-	if !w.dead {
-		w.late.Add(1)
+// rejectLate counts a late record, drops it or sends it to the error
+// output, and logs the first late record of each window.
+func (w *Window) rejectLate(r *engine.Record, t, wm int64, key []byte) {
+	w.late.Add(1)
+	reason := fmt.Sprintf("window %s: event time %s is %s behind the watermark %s, and its window has closed (allowed_lateness %s)",
+		w.name, fmtTime(t), time.Duration(wm-t), fmtTime(wm), time.Duration(w.lateness))
+	w.logLate(t, wm, key)
+	if w.dead {
+		w.fail(r, "late-record", reason)
+	}
+}
+
+// maxLateLogged bounds the windows remembered as logged; past it the set
+// starts over, so a window may be logged again after many others.
+const maxLateLogged = 1024
+
+// logLate logs a late record when it is the first of its window: the
+// window it would have been counted in last (a session: its group), its
+// group key and how far behind its shard's watermark it was.
+func (w *Window) logLate(t, wm int64, key []byte) {
+	var id string
+	var start, end int64
+	if w.kind == sessions {
+		id, start, end = "s"+string(key), t, satAdd(t, w.size)
+	} else {
+		start = floorDiv(t, w.slide) * w.slide // the last window of t's slide
+		end = start + w.size
+		id = strconv.FormatInt(end, 10)
+	}
+	if _, done := w.lateLogged[id]; done {
 		return
 	}
-	w.fail(r, "late-record", fmt.Sprintf("window %s: event time %s is %s behind the watermark %s, and its window has closed (allowed_lateness %s)",
-		w.name, fmtTime(t), time.Duration(wm-t), fmtTime(wm), time.Duration(w.lateness)))
+	if w.lateLogged == nil || len(w.lateLogged) >= maxLateLogged {
+		w.lateLogged = map[string]struct{}{}
+	}
+	w.lateLogged[id] = struct{}{}
+	what := "dropped"
+	if w.dead {
+		what = "sent to the error output"
+	}
+	w.log.Warn(fmt.Sprintf("window %s: late record %s; more late records of this window are counted (late_records_total), not logged", w.name, what),
+		"window", w.name, "window_start", fmtTime(start), "window_end", fmtTime(end), "key", w.describeKey(key),
+		"event_time", fmtTime(t), "watermark", fmtTime(wm), "behind", time.Duration(wm-t).String(),
+		"shard", w.shard, "allowed_lateness", time.Duration(w.lateness).String())
+}
+
+// describeKey writes a group key as name=value pairs.
+func (w *Window) describeKey(key []byte) string {
+	if len(w.groups) == 0 {
+		return "(no group_by)"
+	}
+	var b strings.Builder
+	rest := key
+	for i, g := range w.groups {
+		v, next, err := aggregate.DecodeValue(rest)
+		if err != nil {
+			break
+		}
+		rest = next
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%v", g.name, v)
+	}
+	return clip(b.String())
 }
 
 func (w *Window) fail(r *engine.Record, typ, msg string) {

@@ -2,9 +2,12 @@ package window
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/operators"
+	"github.com/sluice-dev/sluice/operators/aggregate"
 )
 
 var clickSchema = operators.Schema{Fields: map[string]operators.Type{
@@ -156,7 +160,23 @@ func TestEventTime(t *testing.T) {
 		{"", time.Time{}, "cannot read"},
 		{true, time.Time{}, "gave a bool"},
 		{nil, time.Time{}, "no event time"},
-		{time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), time.Time{}, "outside the years"},
+		{time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), time.Time{}, "outside the range of event times, the years 1700 to 2199"},
+		{"2024-05-01t12:00:00z", want, ""},
+		{"2024-05-01t14:00:00.000+02:00", want, ""},
+		{time.Date(1700, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1700, 1, 1, 0, 0, 0, 0, time.UTC), ""},
+		{time.Date(1699, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Time{}, "outside the range of event times"},
+		{time.Date(2199, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(2199, 12, 31, 23, 59, 59, 999999999, time.UTC), ""},
+		{"2200-01-01T00:00:00Z", time.Time{}, "outside the range of event times"},
+		{int64(90_000_000_000), time.Time{}, "90000000000 read as seconds since 1970 is outside the range of event times"},
+		{int64(9_000_000_000), time.Time{}, "9000000000 read as seconds since 1970 is outside the range of event times"},
+		{int64(-9_223_372_036_000_000_000), time.Time{}, "read as nanoseconds since 1970 is outside the range"},
+		{int64(math.MinInt64), time.Time{}, "outside the range"},
+		{int64(math.MaxInt64), time.Time{}, "outside the range"},
+		{-1e300, time.Time{}, "outside the range"},
+		{math.NaN(), time.Time{}, "NaN is not a time"},
+		{math.Inf(1), time.Time{}, "+Inf is not a time"},
+		{"-Inf", time.Time{}, "-Inf is not a time"},
+		{"1e19", time.Time{}, "outside the range"},
 	} {
 		got, err := EventTime(c.in)
 		switch {
@@ -311,7 +331,7 @@ func TestAgainstDirectComputation(t *testing.T) {
 				t.Fatal(err)
 			}
 			collect(out)
-			if n := w.LateDropped(); n != 0 {
+			if n := w.LateRecords(); n != 0 {
 				t.Fatalf("%d records dropped as late", n)
 			}
 
@@ -461,4 +481,228 @@ func FuzzRestore(f *testing.F) {
 		w2.Tick(context.Background(), time.Now(), true)
 		w2.Snapshot()
 	})
+}
+
+// FuzzWindowEventTimes puts one record with an arbitrary event time —
+// numeric or text, of any magnitude, NaN, infinities, far future, far past
+// — among normal records into windows of each kind. The window must never
+// stop, never do work out of proportion to its records (a loop over the
+// windows between two unchecked times would run for ever), and either
+// reject the record as processing-failed with a reason, leaving the
+// others' rows as they would be without it, or count it like any other.
+func FuzzWindowEventTimes(f *testing.F) {
+	f.Add(uint8(0), 0.0, int64(0), "2024-03-01T00:00:30Z")
+	f.Add(uint8(1), math.NaN(), int64(0), "")
+	f.Add(uint8(1), math.Inf(-1), int64(0), "")
+	f.Add(uint8(1), 1e300, int64(0), "")
+	f.Add(uint8(2), 0.0, int64(-9_223_372_036_000_000_000), "")
+	f.Add(uint8(2), 0.0, int64(math.MaxInt64), "")
+	f.Add(uint8(2), 0.0, int64(90_000_000_000), "")
+	f.Add(uint8(0), 0.0, int64(0), "2200-01-01T00:00:00Z")
+	f.Add(uint8(0), 0.0, int64(0), "1699-12-31t23:59:59z")
+	f.Add(uint8(0), 0.0, int64(0), "-1e19")
+	f.Add(uint8(3), 0.0, int64(1<<40), "")
+	f.Add(uint8(3), 0.0, int64(-1<<40), "")
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	schema := operators.Schema{Fields: map[string]operators.Type{"at": operators.Any, "route": operators.String}, Closed: true}
+	configs := []Config{
+		{Tumbling: time.Minute},
+		{Size: 10 * time.Minute, Every: time.Minute},
+		{Session: time.Minute},
+	}
+	normal := func(i int) engine.Record {
+		return engine.Record{Fields: map[string]any{"at": base.Add(time.Duration(i) * 20 * time.Second).Format(time.RFC3339), "route": fmt.Sprintf("/r%d", i%3)}}
+	}
+	f.Fuzz(func(t *testing.T, mode uint8, fl float64, n int64, s string) {
+		var v any
+		switch mode % 4 {
+		case 0:
+			v = s
+		case 1:
+			v = fl
+		case 2:
+			v = n
+		case 3:
+			v = time.Unix(n, 0) // seconds: years far beyond int64 nanoseconds
+		}
+		for _, c := range configs {
+			c.Name, c.EventTime, c.Schema, c.Late = "w", "at", schema, LateDeadLetter
+			c.GroupBy = []Group{{Expr: "route"}}
+			c.Aggregate = []Output{{Name: "n", Call: "count()"}}
+			c.Now = func() time.Time { return base.Add(time.Hour) }
+			run := func(withOdd bool) (rows []string, failed []engine.Failure) {
+				w, err := New(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var recs []engine.Record
+				for i := range 20 {
+					recs = append(recs, normal(i))
+					if withOdd && i == 10 {
+						recs = append(recs, engine.Record{Fields: map[string]any{"at": v, "route": "/odd"}})
+					}
+				}
+				for _, b := range []*engine.Batch{{Shard: "s"}, {Shard: "s", Records: recs[:15]}, {Shard: "s", Records: recs[15:]}} {
+					out, err := w.Process(context.Background(), b)
+					if err != nil {
+						t.Fatalf("Process: %v", err)
+					}
+					for _, r := range out.Records {
+						rows = append(rows, formatRow(r.Fields))
+					}
+					failed = append(failed, out.Failed...)
+				}
+				out, err := w.Tick(context.Background(), base.Add(time.Hour), true)
+				if err != nil {
+					t.Fatalf("Tick: %v", err)
+				}
+				if out != nil {
+					for _, r := range out.Records {
+						rows = append(rows, formatRow(r.Fields))
+					}
+					failed = append(failed, out.Failed...)
+				}
+				if _, err := w.Snapshot(); err != nil {
+					t.Fatalf("Snapshot: %v", err)
+				}
+				return rows, failed
+			}
+			want, _ := run(false)
+			rows, failed := run(true)
+			// Twenty-one records make at most 21·size/slide rows.
+			ratio := 1
+			if c.Every > 0 {
+				ratio = int(c.Size / c.Every)
+			}
+			if bound := 21 * ratio; len(rows) > bound {
+				t.Fatalf("%v: %d rows from 21 records, more than %d", v, len(rows), bound)
+			}
+			switch {
+			case len(failed) == 1:
+				if f := failed[0]; (f.Type != "processing-failed" && f.Type != "late-record") || !strings.Contains(f.Err, "event") || f.Record.Fields["route"] != "/odd" {
+					t.Fatalf("%v: rejected as %+v", v, f)
+				}
+				if failed[0].Type == "processing-failed" && !slices.Equal(rows, want) {
+					t.Fatalf("%v: rejected, yet the rows changed:\n%v\nwant\n%v", v, rows, want)
+				}
+			case len(failed) > 1:
+				t.Fatalf("%v: %d records rejected: %+v", v, len(failed), failed)
+			default:
+				// Accepted: it must be a valid time near the others.
+				ns, err := EventTime(v)
+				if err != nil || ns > base.Add(2*time.Hour).UnixNano() {
+					t.Fatalf("%v (%d, %v) was counted", v, ns, err)
+				}
+			}
+		}
+	})
+}
+
+// TestLateRecordsAreLoggedOncePerWindow: the first late record of each
+// window is logged, with its key and how far behind it was; the others
+// are counted, not logged.
+func TestLateRecordsAreLoggedOncePerWindow(t *testing.T) {
+	var logs strings.Builder
+	cfg := Config{Name: "w", Tumbling: time.Minute, EventTime: "ts", Schema: clickSchema,
+		GroupBy: []Group{{Expr: "route"}}, Aggregate: []Output{{Name: "n", Call: "count()"}},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	batch := []engine.Record{rec(base.Add(5*time.Minute), "/a", 1, "u")}
+	for i := range 10 { // ten late records in the window [00:00, 00:01), three in [00:02, 00:03)
+		batch = append(batch, rec(base.Add(time.Duration(i)*time.Second), "/late", 1, "u"))
+		if i < 3 {
+			batch = append(batch, rec(base.Add(2*time.Minute+time.Duration(i)*time.Second), "/b", 1, "u"))
+		}
+	}
+	if _, err := w.Process(context.Background(), &engine.Batch{Shard: "s", Records: batch}); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.LateRecords(); n != 13 {
+		t.Fatalf("%d late records, want 13", n)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d log lines, want one per window:\n%s", len(lines), logs.String())
+	}
+	for i, want := range []string{
+		`window_start=2024-03-01T00:00:00Z window_end=2024-03-01T00:01:00Z key="route=/late" event_time=2024-03-01T00:00:00Z watermark=2024-03-01T00:05:00Z behind=5m0s shard=s`,
+		`window_start=2024-03-01T00:02:00Z window_end=2024-03-01T00:03:00Z key="route=/b" event_time=2024-03-01T00:02:00Z watermark=2024-03-01T00:05:00Z behind=3m0s shard=s`,
+	} {
+		if !strings.Contains(lines[i], "level=WARN") || !strings.Contains(lines[i], want) {
+			t.Errorf("log line %d:\n%s\nwant it to hold\n%s", i, lines[i], want)
+		}
+	}
+}
+
+// TestMaxFutureFromTheWatermark: for records ahead of the wall clock (a
+// replay of future-dated data, or a producer's clock ahead), the bound is
+// measured from the shard's watermark: within max_future of it a record
+// counts, beyond it it is an error record.
+func TestMaxFutureFromTheWatermark(t *testing.T) {
+	wall := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	cfg := Config{Name: "w", Tumbling: time.Minute, EventTime: "ts", Schema: clickSchema, MaxFuture: 30 * time.Minute,
+		Aggregate: []Output{{Name: "n", Call: "count()"}}, Now: func() time.Time { return wall }}
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []engine.Record{
+		rec(wall.Add(20*time.Minute), "/", 1, "u"), // ahead of the wall clock by less than max_future
+		rec(wall.Add(45*time.Minute), "/", 1, "u"), // 25m ahead of the shard's watermark: counts
+		rec(wall.Add(2*time.Hour), "/", 1, "u"),    // 75m ahead of both: rejected
+		rec(wall.Add(46*time.Minute), "/", 1, "u"),
+	}
+	out, err := w.Process(context.Background(), &engine.Batch{Shard: "s", Records: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Failed) != 1 || out.Failed[0].Record.Fields["ts"] != recs[2].Fields["ts"] ||
+		!strings.Contains(out.Failed[0].Err, "is 1h15m0s ahead of the watermark and the wall clock (2024-03-01T00:45:00Z), more than max_future 30m0s") {
+		t.Fatalf("failed %+v, want the record 2h ahead, with the reason", out.Failed)
+	}
+	if wm := w.Watermark(); !wm.Equal(wall.Add(46 * time.Minute)) {
+		t.Errorf("watermark %v: the rejected record moved it", wm)
+	}
+}
+
+// TestRestoresVersion1 restores a checkpoint written before snapshots
+// held partial slides and parents.
+func TestRestoresVersion1(t *testing.T) {
+	cfg := Config{Name: "w", Size: 2 * time.Minute, Every: time.Minute, EventTime: "ts", Schema: clickSchema,
+		GroupBy: []Group{{Expr: "route"}}, Aggregate: []Output{{Name: "n", Call: "count()"}}}
+	w, _ := New(cfg)
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	// Version 1 wrote, per pane: start, groups, then per group its key
+	// and states. One pane at 00:00 holding route /a with a count of 3.
+	var st []byte
+	st = binary.AppendUvarint(st, 1)
+	st = binary.AppendVarint(st, base.UnixNano())
+	st = binary.AppendUvarint(st, 1)
+	key := string(aggregate.AppendKey(nil, "/a"))
+	st = appendBytes(st, key)
+	st = binary.AppendVarint(st, 3) // count()'s state
+	v1, _ := json.Marshal(map[string]any{
+		"version": 1, "definition": w.fingerprint, "watermark": base.Add(30 * time.Second).UnixNano(),
+		"fired": base.Add(30 * time.Second).UnixNano(), "late_dropped": 4, "open": 1, "state": st,
+		"shards": map[string]any{"s": map[string]any{"max": base.Add(30 * time.Second).UnixNano()}},
+	})
+	if err := w.Restore(v1); err != nil {
+		t.Fatalf("restore version 1: %v", err)
+	}
+	if n := w.LateRecords(); n != 4 {
+		t.Errorf("late records %d, want 4", n)
+	}
+	out, _ := w.Tick(context.Background(), time.Now(), true)
+	var got []string
+	for _, r := range out.Records {
+		got = append(got, formatRow(r.Fields))
+	}
+	want := []string{"=> 1439:59:00 1440:01:00 n=3 route=/a", "=> 1440:00:00 1440:02:00 n=3 route=/a"}
+	if !slices.Equal(got, want) {
+		t.Errorf("rows %q, want %q", got, want)
+	}
 }

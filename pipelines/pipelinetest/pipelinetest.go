@@ -171,12 +171,13 @@ func runTest(ctx context.Context, spec *pipelines.Spec, tc *pipelines.TestCase, 
 	sinks := map[string]*captureSink{}
 	alerts := &notifications{seen: map[string]bool{}}
 	p, err := pipelines.Build(spec, pipelines.BuildOptions{
-		Stdin:  strings.NewReader(""),
-		Stdout: io.Discard,
-		Stderr: io.Discard,
-		Logger: opts.Logger,
-		Now:    func() time.Time { return epoch },
-		Source: newInputSource(tc.Input),
+		Stdin:      strings.NewReader(""),
+		Stdout:     io.Discard,
+		Stderr:     io.Discard,
+		Logger:     opts.Logger,
+		Now:        func() time.Time { return epoch },
+		FixedClock: true,
+		Source:     newInputSource(tc.Input),
 		Sink: func(name string) (engine.Sink, error) {
 			s := &captureSink{}
 			sinks[name] = s

@@ -227,12 +227,14 @@ function renderChart(p, info) {
   const select = el("select", { "aria-label": "aggregate", onchange: e => { w.metric = e.target.value; renderAll(); } },
     ...values.map(v => { const o = el("option", { value: v, text: v }); if (v === w.metric) o.selected = true; return o; }));
   const ends = [...new Set(w.rows.map(r => r.window_end))].sort();
-  const caption = ends.length ? `${ends.length} windows · last ended ${fmtTime(ends[ends.length - 1])}` : "waiting for the first window";
+  const late = info.late_records ? ` · ${info.late_records.toLocaleString()} late` : "";
+  const caption = (ends.length ? `${ends.length} windows · last ended ${fmtTime(ends[ends.length - 1])}` : "waiting for the first window") + late;
   const svg = chartSVG(w, info.keys || [], ends);
   const legend = el("div", { class: "legend" }, ...(svg.series || []).map((s, i) =>
     el("span", {}, (() => { const sw = el("i"); sw.style.background = COLORS[i % COLORS.length]; return sw; })(), s.name)));
   return el("div", { class: "chart", "data-step": info.step },
-    el("header", {}, el("h3", { text: info.step }), values.length ? select : null, el("span", { class: "caption", text: caption })),
+    el("header", {}, el("h3", { text: info.step }), values.length ? select : null,
+      el("span", { class: "caption", text: caption, "data-late": info.late_records || 0 })),
     svg.el, legend);
 }
 
