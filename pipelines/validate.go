@@ -167,7 +167,7 @@ func compile(s *Spec, rt runtime, prior ErrorList) (*compiled, ErrorList) {
 	if s.Server != nil {
 		c.server(s.Server)
 	}
-	out.sinks = c.sinks(out.schemas)
+	out.sinks = c.sinks(out.schemas, rt)
 	return out, c.errs
 }
 

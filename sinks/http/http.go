@@ -147,9 +147,19 @@ type Sink struct {
 
 var _ engine.Sink = (*Sink)(nil)
 
-// New validates cfg and returns a sink. It touches no file and sends no
-// request: the staging directory is made by Recover.
-func New(cfg Config) (*Sink, error) {
+// New validates cfg and returns a sink. It reads the TLS files, if any,
+// and sends no request: the staging directory is made by Recover.
+func New(cfg Config) (*Sink, error) { return newSink(cfg, true) }
+
+// Check reports what New would refuse in cfg, without reading the TLS
+// files: validating a pipeline file reads nothing else.
+func (cfg Config) Check() error {
+	_, err := newSink(cfg, false)
+	return err
+}
+
+// newSink is New; without connect it makes no transport.
+func newSink(cfg Config, connect bool) (*Sink, error) {
 	name := cfg.Name
 	if name == "" {
 		name = "(unnamed)"
@@ -217,6 +227,9 @@ func New(cfg Config) (*Sink, error) {
 	if s.errPrefix, err = keys.Parse(cfg.ErrorPrefix, keys.Options{ErrorOutput: true}); err != nil {
 		return nil, errf("error_prefix %v", err)
 	}
+	if err := buffer.CheckOutsideStaging("error_prefix", s.errPrefix, StagingDir); err != nil {
+		return nil, errf("%w", err)
+	}
 	if cfg.FS == nil {
 		cfg.FS = fsys.OS{}
 	}
@@ -234,7 +247,7 @@ func New(cfg Config) (*Sink, error) {
 		s.rand = rand.Float64
 	}
 	transport := cfg.Transport
-	if transport == nil {
+	if transport == nil && connect {
 		if transport, err = newTransport(cfg); err != nil {
 			return nil, errf("%v", err)
 		}

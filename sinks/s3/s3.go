@@ -120,7 +120,17 @@ var _ engine.Sink = (*Sink)(nil)
 // New validates cfg and returns a sink. It builds the S3 client (which
 // reads the credential chain's configuration, not the network) and
 // touches no file: the staging directory is made by Recover.
-func New(cfg Config) (*Sink, error) {
+func New(cfg Config) (*Sink, error) { return newSink(cfg, true) }
+
+// Check reports what New would refuse in cfg, without reading the AWS
+// configuration: validating a pipeline file needs no credentials.
+func (cfg Config) Check() error {
+	_, err := newSink(cfg, false)
+	return err
+}
+
+// newSink is New; without connect it makes no S3 client.
+func newSink(cfg Config, connect bool) (*Sink, error) {
 	name := cfg.Name
 	if name == "" {
 		name = "(unnamed)"
@@ -132,7 +142,7 @@ func New(cfg Config) (*Sink, error) {
 	case cfg.Bucket == "":
 		return nil, errf("no bucket; set s3.bucket")
 	case strings.ContainsAny(cfg.Bucket, "/\\ ") || len(cfg.Bucket) > 255:
-		return nil, errf("bucket %q is not a bucket name; give the name alone, without s3:// or a path (the path goes in prefix)", cfg.Bucket)
+		return nil, errf("%w", &buffer.ConfigError{Key: "bucket", Msg: fmt.Sprintf("bucket %q is not a bucket name; give the name alone, without s3:// or a path (the path goes in prefix)", cfg.Bucket)})
 	case cfg.Staging == "":
 		return nil, errf("no staging directory")
 	case cfg.Retry < 0:
@@ -188,7 +198,7 @@ func New(cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, errf("%v", err)
 	}
-	if cfg.Client == nil {
+	if cfg.Client == nil && connect {
 		if cfg.Client, err = NewClient(context.Background(), ClientConfig{
 			Region: cfg.Region, Endpoint: cfg.Endpoint, PathStyle: cfg.PathStyle, Profile: cfg.Profile,
 			AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, SessionToken: cfg.SessionToken,
