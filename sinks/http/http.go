@@ -143,9 +143,16 @@ type Sink struct {
 	observer func(records int, bytes int64, took time.Duration, err error)
 
 	delivered, deliveredBytes, failedBatches atomic.Int64
+	// undelivered counts the records of batches written to the error
+	// output; undeliveredTo is the latest such file.
+	undelivered   atomic.Int64
+	undeliveredTo atomic.Pointer[string]
 }
 
-var _ engine.Sink = (*Sink)(nil)
+var (
+	_ engine.Sink        = (*Sink)(nil)
+	_ engine.Undeliverer = (*Sink)(nil)
+)
 
 // New validates cfg and returns a sink. It reads the TLS files, if any,
 // and sends no request: the staging directory is made by Recover.
@@ -550,4 +557,14 @@ func (s *Sink) observe(records int, bytes int64, took time.Duration, aerr *attem
 // error output instead. Safe from any goroutine.
 func (s *Sink) Delivered() (records, bytes, failedBatches int64) {
 	return s.delivered.Load(), s.deliveredBytes.Load(), s.failedBatches.Load()
+}
+
+// Undelivered implements engine.Undeliverer: the records of batches the
+// endpoint did not take within the retry duration (or refused for good),
+// and the error output file the latest went to. Safe from any goroutine.
+func (s *Sink) Undelivered() (records int64, last string) {
+	if p := s.undeliveredTo.Load(); p != nil {
+		last = *p
+	}
+	return s.undelivered.Load(), last
 }

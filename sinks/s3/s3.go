@@ -113,9 +113,13 @@ type Config struct {
 // uploading them.
 type Sink struct {
 	*buffer.Sink
+	pub *publisher
 }
 
-var _ engine.Sink = (*Sink)(nil)
+var (
+	_ engine.Sink        = (*Sink)(nil)
+	_ engine.Undeliverer = (*Sink)(nil)
+)
 
 // New validates cfg and returns a sink. It builds the S3 client (which
 // reads the credential chain's configuration, not the network) and
@@ -226,7 +230,17 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 		return nil, err
 	}
 	_, pub.errPrefix = bs.Prefixes()
-	return &Sink{bs}, nil
+	return &Sink{Sink: bs, pub: pub}, nil
+}
+
+// Undelivered implements engine.Undeliverer: the records of objects that
+// went under the error prefix because their upload kept failing, and the
+// latest such object's URL. Safe from any goroutine.
+func (s *Sink) Undelivered() (records int64, last string) {
+	if p := s.pub.undeliveredTo.Load(); p != nil {
+		last = *p
+	}
+	return s.pub.undelivered.Load(), last
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
