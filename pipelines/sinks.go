@@ -419,7 +419,7 @@ func buildSink(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions
 	case "http":
 		return httpsink.New(httpConfig(s, sk, rt, opts.Logger))
 	case "stdout":
-		return stdoutsink.New(stdoutsink.Config{Name: sk.Name, Out: opts.Stdout, Errors: opts.Stderr})
+		return stdoutsink.New(stdoutsink.Config{Name: sk.Name, Out: opts.Stdout, Errors: opts.Stderr, Logger: opts.Logger})
 	}
 	return nil, fmt.Errorf("the %s sink is not available in this version", sk.Kind())
 }

@@ -25,22 +25,33 @@ const (
 type command struct {
 	summary string
 	run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+	// cleanStop is set for verbs that finish work when a signal stops
+	// them (seal buffers, write a checkpoint, close a store). Their stop
+	// must not depend on who reads their output: a pipe whose reader has
+	// exited (tee or head, at Ctrl-C) makes writes fail, which they
+	// survive, instead of ending the process with SIGPIPE.
+	cleanStop bool
 }
 
 func commands() map[string]command {
 	return map[string]command{
-		"run":      {"run pipelines until their input ends or a signal stops them", cmdRun},
-		"validate": {"check pipeline files and print FILE: ok or the errors", cmdValidate},
-		"test":     {"run a pipeline's unit tests (given input records, expected outputs)", cmdTest},
-		"serve":    {"run the embedded stream store behind a Kinesis-compatible API", cmdServe},
-		"put":      {"write lines from stdin to a stream as records", cmdPut},
-		"tail":     {"print records from a stream", cmdTail},
-		"tap":      {"print live records at a step or sink of a running pipeline", cmdTap},
-		"version":  {"print the version", cmdVersion},
+		"run":      {"run pipelines until their input ends or a signal stops them", cmdRun, true},
+		"validate": {"check pipeline files and print FILE: ok or the errors", cmdValidate, false},
+		"test":     {"run a pipeline's unit tests (given input records, expected outputs)", cmdTest, false},
+		"serve":    {"run the embedded stream store behind a Kinesis-compatible API", cmdServe, true},
+		"put":      {"write lines from stdin to a stream as records", cmdPut, false},
+		"tail":     {"print records from a stream", cmdTail, false},
+		"tap":      {"print live records at a step or sink of a running pipeline", cmdTap, false},
+		"version":  {"print the version", cmdVersion, false},
 	}
 }
 
 func main() {
+	if len(os.Args) > 1 && commands()[os.Args[1]].cleanStop {
+		// Go ends a process whose write to fd 1 or 2 hits a closed pipe,
+		// unless SIGPIPE is ignored; then the write returns EPIPE.
+		signal.Ignore(syscall.SIGPIPE)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// The first signal asks for a clean stop, which may wait for a

@@ -25,11 +25,18 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	logLevel := fs.String("log-level", "info", "least severe level logged: debug, info, warn, error")
 	status := fs.String("status", "auto", "live status line: auto (on when stderr is a terminal), on, off")
 	listen := fs.String("listen", "", "serve /metrics, the API and the dashboard on this host:port (default: the pipeline file's server.listen; without either, no server)")
+	failOn := fs.String("fail-on", failOnUndelivered, "exit 1 after a clean stop when records went to an error output: undelivered (a sink could not deliver them), errors (also records rejected on the way), or none")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: sluice run [flags] FILE…\n\nRuns pipelines until their input ends or SIGINT/SIGTERM stops them; either way every\nbuffer is sealed and the last checkpoint written before exit 0.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: sluice run [flags] FILE…\n\nRuns pipelines until their input ends or SIGINT/SIGTERM stops them; either way every\nbuffer is sealed and the last checkpoint written. The exit status is then 0, or 1 when\na sink could not deliver records (see --fail-on).\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	switch *failOn {
+	case failOnUndelivered, failOnErrors, failOnNone:
+	default:
+		fmt.Fprintf(stderr, "sluice run: --fail-on %q: want undelivered, errors or none\n", *failOn)
 		return exitUsage
 	}
 	if fs.NArg() == 0 {
@@ -113,10 +120,54 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		logger.Error("pipeline failed", "err", err)
 		return exitRuntime
 	}
+	code := exitOK
 	for _, p := range runs {
-		logger.Info("pipeline finished", "pipeline", p.Name, "in", p.Stats.In.Load(), "out", p.Stats.Out.Load(), "errors", p.Stats.Errors.Load())
+		if !summarize(logger, p) {
+			continue
+		}
+		st := p.Stats
+		if (*failOn == failOnUndelivered && st.Undelivered.Load() > 0) || (*failOn == failOnErrors && st.Errors.Load() > 0) {
+			code = exitRuntime
+		}
 	}
-	return exitOK
+	return code
+}
+
+// What --fail-on takes.
+const (
+	failOnUndelivered = "undelivered"
+	failOnErrors      = "errors"
+	failOnNone        = "none"
+)
+
+// summarize logs a finished pipeline's totals and, for each sink that
+// could not deliver records, how many and where they are. It reports
+// whether anything went to an error output.
+func summarize(logger *slog.Logger, p *engine.Pipeline) bool {
+	st := p.Stats
+	in, out, errs, undelivered := st.In.Load(), st.Out.Load(), st.Errors.Load(), st.Undelivered.Load()
+	if undelivered == 0 {
+		logger.Info("pipeline finished", "pipeline", p.Name, "in", in, "out", out, "errors", errs)
+		return errs > 0
+	}
+	logger.Warn("pipeline finished; some records were not delivered", "pipeline", p.Name, "in", in, "out", out, "errors", errs, "undelivered", undelivered)
+	for i := range st.Sinks {
+		sk := &st.Sinks[i]
+		n := sk.Undelivered.Load()
+		if n == 0 {
+			continue
+		}
+		to := ""
+		if p := sk.UndeliveredTo.Load(); p != nil {
+			to = *p
+		}
+		if to == "" {
+			logger.Warn("records not delivered, and written nowhere: the sink's reader had gone", "pipeline", p.Name, "sink", sk.Name, "records", n)
+			continue
+		}
+		logger.Warn("records not delivered; they are in the sink's error output", "pipeline", p.Name, "sink", sk.Name, "records", n, "latest", to)
+	}
+	return true
 }
 
 // dashboardURL is the URL to open for a listen address: a wildcard host
