@@ -203,7 +203,7 @@ func (r *runner) run(ctx context.Context) error {
 				return fmt.Errorf("pipeline %s: source: %w", p.Name, err)
 			}
 			if stopped {
-				r.log.Info("stopping: sealing buffers and writing the last checkpoint (a second signal exits at once; the next run delivers what is sealed)")
+				r.log.Info("stopping: sealing buffers and writing the last checkpoint")
 			} else {
 				r.log.Info("input ended: sealing buffers and writing the last checkpoint")
 			}

@@ -52,18 +52,25 @@ func main() {
 		// unless SIGPIPE is ignored; then the write returns EPIPE.
 		signal.Ignore(syscall.SIGPIPE)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal asks for a clean stop, which may wait for a
+	// destination to come back (a commit retrying within its retry
+	// duration). A second one ends the process at once, as the signal's
+	// default action would; that loses nothing, because the last
+	// checkpoint lists what was sealed and the next run commits it. Both
+	// arrive on one channel, so a second signal sent before the first was
+	// handled is not lost.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		// The first signal asks for a clean stop, which may wait for a
-		// destination to come back (a commit retrying within its retry
-		// duration). Restoring the default handling lets a second signal
-		// end the process at once; that loses nothing, because the last
-		// checkpoint lists what was sealed and the next run commits it.
-		<-ctx.Done()
-		stop()
+		<-sigs
+		cancel()
+		sig := (<-sigs).(syscall.Signal)
+		signal.Reset(sig)
+		_ = syscall.Kill(os.Getpid(), sig)
 	}()
 	code := dispatch(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
+	cancel()
 	os.Exit(code)
 }
 

@@ -103,6 +103,19 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if showStatus {
 		stopStatus = startStatus(con, runs)
 	}
+	// Say at once that a signal was taken: the stop may wait for a
+	// destination, and a second signal is only told apart from the first
+	// once the first was taken.
+	finished, watched := make(chan struct{}), make(chan struct{})
+	defer func() { close(finished); <-watched }()
+	go func() {
+		defer close(watched)
+		select {
+		case <-ctx.Done():
+			logger.Info("stop requested: finishing the work in hand (a second signal exits at once; the next run delivers what is sealed)")
+		case <-finished:
+		}
+	}()
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range runs {
 		logger.Info("pipeline started", "pipeline", p.Name)
