@@ -135,9 +135,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	code := exitOK
 	for _, p := range runs {
-		if !summarize(logger, p) {
-			continue
-		}
+		summarize(logger, p)
 		st := p.Stats
 		if (*failOn == failOnUndelivered && st.Undelivered.Load() > 0) || (*failOn == failOnErrors && st.Errors.Load() > 0) {
 			code = exitRuntime
@@ -154,14 +152,13 @@ const (
 )
 
 // summarize logs a finished pipeline's totals and, for each sink that
-// could not deliver records, how many and where they are. It reports
-// whether anything went to an error output.
-func summarize(logger *slog.Logger, p *engine.Pipeline) bool {
+// could not deliver records, how many and where they are.
+func summarize(logger *slog.Logger, p *engine.Pipeline) {
 	st := p.Stats
 	in, out, errs, undelivered := st.In.Load(), st.Out.Load(), st.Errors.Load(), st.Undelivered.Load()
 	if undelivered == 0 {
 		logger.Info("pipeline finished", "pipeline", p.Name, "in", in, "out", out, "errors", errs)
-		return errs > 0
+		return
 	}
 	logger.Warn("pipeline finished; some records were not delivered", "pipeline", p.Name, "in", in, "out", out, "errors", errs, "undelivered", undelivered)
 	for i := range st.Sinks {
@@ -171,16 +168,15 @@ func summarize(logger *slog.Logger, p *engine.Pipeline) bool {
 			continue
 		}
 		to := ""
-		if p := sk.UndeliveredTo.Load(); p != nil {
-			to = *p
+		if at := sk.UndeliveredTo.Load(); at != nil {
+			to = *at
 		}
 		if to == "" {
-			logger.Warn("records not delivered, and written nowhere: the sink's reader had gone", "pipeline", p.Name, "sink", sk.Name, "records", n)
+			logger.Warn("records not delivered and written nowhere: the sink's reader had gone", "pipeline", p.Name, "sink", sk.Name, "records", n)
 			continue
 		}
 		logger.Warn("records not delivered; they are in the sink's error output", "pipeline", p.Name, "sink", sk.Name, "records", n, "latest", to)
 	}
-	return true
 }
 
 // dashboardURL is the URL to open for a listen address: a wildcard host
