@@ -233,6 +233,19 @@ type Sink interface {
 	Commit(ctx context.Context, state json.RawMessage) error
 }
 
+// Undeliverer is implemented by sinks that can give up delivering
+// records: after retrying for their retry duration, or at once for an
+// error no retry fixes, they put them in their error output instead of
+// their destination (or, for stdout whose reader has gone, nowhere).
+// Undelivered returns how many records the sink gave up on since it was
+// made, and where the latest of them went ("" for nowhere); it is safe
+// from any goroutine. The runtime counts them as errors (Stats.Errors,
+// Stats.Undelivered), so that a run which delivered nothing does not
+// report success.
+type Undeliverer interface {
+	Undelivered() (records int64, last string)
+}
+
 // Checkpoint is a consistent cut of a pipeline.
 type Checkpoint struct {
 	Pipeline string `json:"pipeline"`

@@ -212,7 +212,7 @@ func (r *runner) run(ctx context.Context) error {
 				return fmt.Errorf("pipeline %s: source: %w", p.Name, err)
 			}
 			if stopped {
-				r.log.Info("stopping: sealing buffers and writing the last checkpoint (a second signal exits at once; the next run delivers what is sealed)")
+				r.log.Info("stopping: sealing buffers and writing the last checkpoint")
 			} else {
 				r.log.Info("input ended: sealing buffers and writing the last checkpoint")
 			}
@@ -262,7 +262,9 @@ func (r *runner) restore(ctx context.Context) error {
 		}
 	}
 	for _, s := range p.Sinks {
-		if err := s.Sink.Recover(ctx, sinkState[s.Name]); err != nil {
+		err := s.Sink.Recover(ctx, sinkState[s.Name])
+		r.countUndelivered()
+		if err != nil {
 			return fmt.Errorf("pipeline %s: recover sink %s: %w", p.Name, s.Name, err)
 		}
 	}
@@ -340,7 +342,9 @@ func (r *runner) write(ctx context.Context, after int, b *Batch) error {
 			continue
 		}
 		r.tap(TapSink, s.Name, b)
-		if err := s.Sink.Write(ctx, b); err != nil {
+		err := s.Sink.Write(ctx, b)
+		r.countUndeliveredBy(i)
+		if err != nil {
 			return fmt.Errorf("pipeline %s: sink %s: %w", r.p.Name, s.Name, err)
 		}
 		st := &r.stats.Sinks[i]
@@ -506,10 +510,36 @@ func (r *runner) checkpoint(ctx context.Context) error {
 	r.stats.Checkpoints.Add(1)
 	r.stats.LastCheckpoint.Store(r.lastCkpt.UnixNano())
 	for _, s := range p.Sinks {
-		if err := s.Sink.Commit(ctx, cp.Sinks[s.Name]); err != nil {
+		err := s.Sink.Commit(ctx, cp.Sinks[s.Name])
+		r.countUndelivered()
+		if err != nil {
 			return fmt.Errorf("pipeline %s: sink %s: commit after checkpoint %d: %w", p.Name, s.Name, cp.Seq, err)
 		}
 	}
 	r.sealed = 0
 	return nil
+}
+
+// countUndelivered adds what sinks gave up delivering since the last
+// call to the errors. Sinks give up while they publish (Recover, Commit)
+// or, for stdout, write; the runtime calls it after each.
+func (r *runner) countUndelivered() {
+	for i := range r.p.Sinks {
+		r.countUndeliveredBy(i)
+	}
+}
+
+func (r *runner) countUndeliveredBy(i int) {
+	u, ok := r.p.Sinks[i].Sink.(Undeliverer)
+	if !ok {
+		return
+	}
+	n, last := u.Undelivered()
+	st := &r.stats.Sinks[i]
+	if d := n - st.Undelivered.Load(); d > 0 {
+		st.Undelivered.Store(n)
+		st.UndeliveredTo.Store(&last)
+		r.stats.Undelivered.Add(d)
+		r.stats.Errors.Add(d)
+	}
 }

@@ -10,8 +10,9 @@ type Stats struct {
 	// In counts records read from the source, InBytes their input bytes.
 	In, InBytes atomic.Int64
 	// Out counts records written to sinks (a record written to two sinks
-	// counts twice); Errors counts records rejected on the way.
-	Out, Errors atomic.Int64
+	// counts twice); Errors counts records rejected on the way and records
+	// sinks could not deliver (Undelivered, also counted apart).
+	Out, Errors, Undelivered atomic.Int64
 	// Checkpoints counts checkpoints saved; LastCheckpoint is the time of
 	// the last one, in Unix nanoseconds.
 	Checkpoints    atomic.Int64
@@ -32,10 +33,13 @@ type StepStats struct {
 	In, Out, Failed atomic.Int64
 }
 
-// SinkStats counts one sink's records.
+// SinkStats counts one sink's records: Records written to it, Failed
+// records it was handed for its error output, and records it could not
+// deliver (see Undeliverer), with where the latest of them went.
 type SinkStats struct {
-	Name            string
-	Records, Failed atomic.Int64
+	Name                         string
+	Records, Failed, Undelivered atomic.Int64
+	UndeliveredTo                atomic.Pointer[string]
 }
 
 // NewStats makes zeroed counters shaped like p.

@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -111,7 +112,7 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	if s.Source.Kinesis != nil && opts.Source == nil {
 		src, st, err := buildKinesis(s, opts)
 		if err != nil {
-			return nil, fmt.Errorf("pipeline %s: %s", s.Name, red.String(s.Redact(err.Error())))
+			return nil, s.buildError("source.kinesis", "source", err)
 		}
 		p.Source = src
 		if p.Store == nil {
@@ -129,7 +130,7 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 		}
 		st, err := checkpoint.NewLocal(rt.abs(store), nil)
 		if err != nil {
-			return nil, fmt.Errorf("pipeline %s: checkpoint store: %s", s.Name, s.Redact(err.Error()))
+			return nil, s.buildError("checkpoint.store", "checkpoint.store", err)
 		}
 		p.Store = st
 	}
@@ -145,7 +146,9 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 		}
 		if err != nil {
 			closeAll(p)
-			return nil, fmt.Errorf("pipeline %s: sink %s: %s", s.Name, sk.Name, red.String(s.Redact(strings.TrimSpace(err.Error()))))
+			path := index("sinks", i)
+			msg := strings.TrimPrefix(err.Error(), sk.Kind()+" sink "+sk.Name+": ")
+			return nil, s.buildError(path+"."+sk.Kind(), path, errors.New(msg))
 		}
 		// Engine step 0 is decode, so the file's step i is engine step
 		// i+1, and "source" (-1 here) is decode's output.
@@ -158,6 +161,20 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	}
 	p.Sinks = append(p.Sinks, alerts...)
 	return p, nil
+}
+
+// buildError places a failure to make a part of the pipeline at the key
+// that configures it (path), as validation places its problems. What
+// fails here depends on the machine, not on the file alone — AWS
+// configuration, TLS files, directories — since validation refuses all
+// that the file alone decides.
+func (s *Spec) buildError(path, shown string, err error) error {
+	msg := s.Redactor().String(s.Redact(strings.TrimSpace(err.Error())))
+	at := s.loc.keyAt(path)
+	if s.File == "" || at == (Pos{}) {
+		return fmt.Errorf("pipeline %s: %s: %s", s.Name, shown, msg)
+	}
+	return ErrorList{{File: s.File, Line: at.Line, Col: at.Col, Path: shown, Msg: msg}}
 }
 
 // closeAll releases the sinks made so far when a later one fails.

@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"log/slog"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -8,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/hostcheck"
 	httpsink "github.com/sluice-dev/sluice/sinks/http"
 	"github.com/sluice-dev/sluice/sinks/keys"
@@ -102,7 +102,7 @@ func httpDir(s *Spec, sk *Sink, rt runtime) string {
 	return filepath.Join(filepath.Dir(rt.abs(store)), "http", s.Name+"."+sk.Name)
 }
 
-func buildHTTP(s *Spec, sk *Sink, rt runtime, opts BuildOptions) (engine.Sink, error) {
+func httpConfig(s *Spec, sk *Sink, rt runtime, logger *slog.Logger) httpsink.Config {
 	h := sk.HTTP
 	cfg := httpsink.Config{
 		Pipeline:         s.Name,
@@ -119,7 +119,7 @@ func buildHTTP(s *Spec, sk *Sink, rt runtime, opts BuildOptions) (engine.Sink, e
 		BufferRecords:    int(sk.Buffer.Records),
 		Dir:              httpDir(s, sk, rt),
 		ErrorPrefix:      h.ErrorPrefix,
-		Logger:           opts.Logger,
+		Logger:           logger,
 		Now:              rt.now,
 	}
 	if h.TLS.CAFile != "" {
@@ -132,7 +132,7 @@ func buildHTTP(s *Spec, sk *Sink, rt runtime, opts BuildOptions) (engine.Sink, e
 		d := sk.Retry.Duration
 		cfg.RetryDuration = &d
 	}
-	return httpsink.New(cfg)
+	return cfg
 }
 
 // sinkPath is the path of sk in the file ("sinks[2]").

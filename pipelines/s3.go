@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -11,7 +12,6 @@ import (
 	_ "time/tzdata"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/sluice-dev/sluice/engine"
 	s3sink "github.com/sluice-dev/sluice/sinks/s3"
 )
 
@@ -67,13 +67,13 @@ func stagingDir(s *Spec, sk *Sink, rt runtime) string {
 	return filepath.Join(filepath.Dir(rt.abs(store)), "staging", s.Name+"."+sk.Name)
 }
 
-func buildS3(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions) (engine.Sink, error) {
+func s3Config(s *Spec, sk *Sink, cs compiledSink, rt runtime, logger *slog.Logger) s3sink.Config {
 	c := sk.S3
 	pathStyle := c.Endpoint != ""
 	if c.PathStyle != nil {
 		pathStyle = *c.PathStyle
 	}
-	return s3sink.New(s3sink.Config{
+	return s3sink.Config{
 		Pipeline:             s.Name,
 		Name:                 sk.Name,
 		Bucket:               c.Bucket,
@@ -91,9 +91,9 @@ func buildS3(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions) 
 		KMSKeyID:             c.KMSKeyID,
 		StorageClass:         c.StorageClass,
 		PartSize:             c.PartSize,
-		Logger:               opts.Logger,
+		Logger:               logger,
 		Now:                  rt.now,
 		Buffering:            buffering(sk, cs, c.Prefix, c.ErrorPrefix),
 		FormatOptions:        formatOptions(sk, cs),
-	})
+	}
 }

@@ -13,13 +13,15 @@ import (
 	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/encode"
 	filesink "github.com/sluice-dev/sluice/sinks/files"
+	httpsink "github.com/sluice-dev/sluice/sinks/http"
 	"github.com/sluice-dev/sluice/sinks/keys"
+	s3sink "github.com/sluice-dev/sluice/sinks/s3"
 	stdoutsink "github.com/sluice-dev/sluice/sinks/stdout"
 )
 
 // sinks checks the sinks and compiles their partition keys against the
 // schema at the point each reads.
-func (c *checker) sinks(schemas []operators.Schema) []compiledSink {
+func (c *checker) sinks(schemas []operators.Schema, rt runtime) []compiledSink {
 	s := c.s
 	if len(s.Sinks) == 0 && (!c.fromFile || c.s.loc.key["sinks"] != (Pos{})) {
 		c.atVal("sinks", "a pipeline needs at least one sink")
@@ -130,6 +132,9 @@ func (c *checker) sinks(schemas []operators.Schema) []compiledSink {
 			case sk.Retry.Duration <= 0 && !c.has(path+".retry.duration"):
 				c.atVal(path+".retry.duration", "the retry duration must be positive, such as 10m")
 			}
+		}
+		if !c.has(path) && !c.has("name") {
+			c.checkSink(path, sk, out[i], rt)
 		}
 	}
 	return out
@@ -356,24 +361,65 @@ func formatOptions(sk *Sink, cs compiledSink) encode.FormatOptions {
 	}
 }
 
+func filesConfig(s *Spec, sk *Sink, cs compiledSink, rt runtime) filesink.Config {
+	return filesink.Config{
+		Pipeline:      s.Name,
+		Name:          sk.Name,
+		Dir:           rt.abs(sk.Files.Dir),
+		Now:           rt.now,
+		Buffering:     buffering(sk, cs, sk.Files.Prefix, sk.Files.ErrorPrefix),
+		FormatOptions: formatOptions(sk, cs),
+	}
+}
+
+// checkSink runs the check of the sink's own package on the
+// configuration Build would give it, so that validation refuses all that
+// Build would: a problem found there that the checks above missed is
+// placed at the key it names, or at the sink.
+func (c *checker) checkSink(path string, sk *Sink, cs compiledSink, rt runtime) {
+	var err error
+	switch sk.Kind() {
+	case "files":
+		err = filesConfig(c.s, sk, cs, rt).Check()
+	case "s3":
+		err = s3Config(c.s, sk, cs, rt, nil).Check()
+	case "http":
+		err = httpConfig(c.s, sk, rt, nil).Check()
+	}
+	if err == nil {
+		return
+	}
+	var ke *buffer.ConfigError
+	if !errors.As(err, &ke) {
+		msg := strings.TrimPrefix(err.Error(), sk.Kind()+" sink "+sk.Name+": ")
+		c.atKey(path+"."+sk.Kind(), path, "%s", msg)
+		return
+	}
+	key := path + "." + ke.Key
+	if !strings.HasPrefix(ke.Key, "partition_keys.") {
+		key = path + "." + sk.Kind() + "." + ke.Key
+	}
+	switch {
+	case c.s.loc.val[key] != (Pos{}):
+		c.atVal(key, "%s", ke.Msg)
+	case c.s.loc.key[key] != (Pos{}):
+		c.atKey(key, key, "%s", ke.Msg)
+	default:
+		c.atKey(path+"."+sk.Kind(), path, "%s", ke.Msg)
+	}
+}
+
 // buildSink makes the sink of sk.
 func buildSink(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions) (engine.Sink, error) {
 	switch sk.Kind() {
 	case "files":
-		return filesink.New(filesink.Config{
-			Pipeline:      s.Name,
-			Name:          sk.Name,
-			Dir:           rt.abs(sk.Files.Dir),
-			Now:           rt.now,
-			Buffering:     buffering(sk, cs, sk.Files.Prefix, sk.Files.ErrorPrefix),
-			FormatOptions: formatOptions(sk, cs),
-		})
+		return filesink.New(filesConfig(s, sk, cs, rt))
 	case "s3":
-		return buildS3(s, sk, cs, rt, opts)
+		return s3sink.New(s3Config(s, sk, cs, rt, opts.Logger))
 	case "http":
-		return buildHTTP(s, sk, rt, opts)
+		return httpsink.New(httpConfig(s, sk, rt, opts.Logger))
 	case "stdout":
-		return stdoutsink.New(stdoutsink.Config{Name: sk.Name, Out: opts.Stdout, Errors: opts.Stderr})
+		return stdoutsink.New(stdoutsink.Config{Name: sk.Name, Out: opts.Stdout, Errors: opts.Stderr, Logger: opts.Logger})
 	}
 	return nil, fmt.Errorf("the %s sink is not available in this version", sk.Kind())
 }

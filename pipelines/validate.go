@@ -172,7 +172,7 @@ func compile(s *Spec, rt runtime, prior ErrorList) (*compiled, ErrorList) {
 		c.server(s.Server)
 		c.serverHosts(s.Server)
 	}
-	out.sinks = c.sinks(out.schemas)
+	out.sinks = c.sinks(out.schemas, rt)
 	return out, c.errs
 }
 

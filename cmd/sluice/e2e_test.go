@@ -402,7 +402,11 @@ sinks:
 		return strings.Contains(stderr.String(), "input ended")
 	})
 	cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(300 * time.Millisecond)
+	// Signals sent together merge into one: the second must come after
+	// the first was taken, which the process says.
+	waitFor(t, 30*time.Second, "the stop to be requested", func() bool {
+		return strings.Contains(stderr.String(), "stop requested")
+	})
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-done:

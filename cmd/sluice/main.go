@@ -25,34 +25,52 @@ const (
 type command struct {
 	summary string
 	run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+	// cleanStop is set for verbs that finish work when a signal stops
+	// them (seal buffers, write a checkpoint, close a store). Their stop
+	// must not depend on who reads their output: a pipe whose reader has
+	// exited (tee or head, at Ctrl-C) makes writes fail, which they
+	// survive, instead of ending the process with SIGPIPE.
+	cleanStop bool
 }
 
 func commands() map[string]command {
 	return map[string]command{
-		"run":      {"run pipelines until their input ends or a signal stops them", cmdRun},
-		"validate": {"check pipeline files and print FILE: ok or the errors", cmdValidate},
-		"test":     {"run a pipeline's unit tests (given input records, expected outputs)", cmdTest},
-		"serve":    {"run the embedded stream store behind a Kinesis-compatible API", cmdServe},
-		"put":      {"write lines from stdin to a stream as records", cmdPut},
-		"tail":     {"print records from a stream", cmdTail},
-		"tap":      {"print live records at a step or sink of a running pipeline", cmdTap},
-		"version":  {"print the version", cmdVersion},
+		"run":      {"run pipelines until their input ends or a signal stops them", cmdRun, true},
+		"validate": {"check pipeline files and print FILE: ok or the errors", cmdValidate, false},
+		"test":     {"run a pipeline's unit tests (given input records, expected outputs)", cmdTest, false},
+		"serve":    {"run the embedded stream store behind a Kinesis-compatible API", cmdServe, true},
+		"put":      {"write lines from stdin to a stream as records", cmdPut, false},
+		"tail":     {"print records from a stream", cmdTail, false},
+		"tap":      {"print live records at a step or sink of a running pipeline", cmdTap, false},
+		"version":  {"print the version", cmdVersion, false},
 	}
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if len(os.Args) > 1 && commands()[os.Args[1]].cleanStop {
+		// Go ends a process whose write to fd 1 or 2 hits a closed pipe,
+		// unless SIGPIPE is ignored; then the write returns EPIPE.
+		signal.Ignore(syscall.SIGPIPE)
+	}
+	// The first signal asks for a clean stop, which may wait for a
+	// destination to come back (a commit retrying within its retry
+	// duration). A second one ends the process at once, as the signal's
+	// default action would; that loses nothing, because the last
+	// checkpoint lists what was sealed and the next run commits it. Both
+	// arrive on one channel, so a second signal sent before the first was
+	// handled is not lost.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		// The first signal asks for a clean stop, which may wait for a
-		// destination to come back (a commit retrying within its retry
-		// duration). Restoring the default handling lets a second signal
-		// end the process at once; that loses nothing, because the last
-		// checkpoint lists what was sealed and the next run commits it.
-		<-ctx.Done()
-		stop()
+		<-sigs
+		cancel()
+		sig := (<-sigs).(syscall.Signal)
+		signal.Reset(sig)
+		_ = syscall.Kill(os.Getpid(), sig)
 	}()
 	code := dispatch(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
+	cancel()
 	os.Exit(code)
 }
 

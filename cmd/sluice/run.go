@@ -30,11 +30,18 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	reset := fs.Bool("reset", false, "delete each pipeline's checkpoint first, so that it starts over from the beginning of its input (files already delivered stay)")
 	var allowedHosts multiFlag
 	fs.Var(&allowedHosts, "allowed-hosts", "host `NAMES` (comma-separated, repeatable; .example.com for a domain, * for any) the server answers besides IP addresses and localhost, added to the files' server.allowed_hosts")
+	failOn := fs.String("fail-on", failOnUndelivered, "exit 1 after a clean stop when records went to an error output: undelivered (a sink could not deliver them), errors (also records rejected on the way), or none")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: sluice run [flags] FILE…\n\nRuns pipelines until their input ends or SIGINT/SIGTERM stops them; either way every\nbuffer is sealed and the last checkpoint written before exit 0.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: sluice run [flags] FILE…\n\nRuns pipelines until their input ends or SIGINT/SIGTERM stops them; either way every\nbuffer is sealed and the last checkpoint written. The exit status is then 0, or 1 when\na sink could not deliver records (see --fail-on).\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	switch *failOn {
+	case failOnUndelivered, failOnErrors, failOnNone:
+	default:
+		fmt.Fprintf(stderr, "sluice run: --fail-on %q: want undelivered, errors or none\n", *failOn)
 		return exitUsage
 	}
 	if fs.NArg() == 0 {
@@ -136,6 +143,19 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if showStatus {
 		stopStatus = startStatus(con, runs)
 	}
+	// Say at once that a signal was taken: the stop may wait for a
+	// destination, and a second signal is only told apart from the first
+	// once the first was taken.
+	finished, watched := make(chan struct{}), make(chan struct{})
+	defer func() { close(finished); <-watched }()
+	go func() {
+		defer close(watched)
+		select {
+		case <-ctx.Done():
+			logger.Info("stop requested: finishing the work in hand (a second signal exits at once; the next run delivers what is sealed)")
+		case <-finished:
+		}
+	}()
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range runs {
 		logger.Info("pipeline started", "pipeline", p.Name)
@@ -153,14 +173,54 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		logger.Error("pipeline failed", "err", err)
 		return exitRuntime
 	}
+	code := exitOK
 	for _, p := range runs {
-		logger.Info("pipeline finished", "pipeline", p.Name, "in", p.Stats.In.Load(), "out", p.Stats.Out.Load(), "errors", p.Stats.Errors.Load())
+		summarize(logger, p)
 		if path := resumed[p]; path != "" && ctx.Err() == nil && p.Stats.In.Load() == 0 {
 			logger.Info("nothing new to read: the checkpoint is at the end of the input, which a previous run read to its end; to read it again from the beginning, run with --reset (it deletes the checkpoint)",
 				"pipeline", p.Name, "checkpoint", path)
 		}
+		st := p.Stats
+		if (*failOn == failOnUndelivered && st.Undelivered.Load() > 0) || (*failOn == failOnErrors && st.Errors.Load() > 0) {
+			code = exitRuntime
+		}
 	}
-	return exitOK
+	return code
+}
+
+// What --fail-on takes.
+const (
+	failOnUndelivered = "undelivered"
+	failOnErrors      = "errors"
+	failOnNone        = "none"
+)
+
+// summarize logs a finished pipeline's totals and, for each sink that
+// could not deliver records, how many and where they are.
+func summarize(logger *slog.Logger, p *engine.Pipeline) {
+	st := p.Stats
+	in, out, errs, undelivered := st.In.Load(), st.Out.Load(), st.Errors.Load(), st.Undelivered.Load()
+	if undelivered == 0 {
+		logger.Info("pipeline finished", "pipeline", p.Name, "in", in, "out", out, "errors", errs)
+		return
+	}
+	logger.Warn("pipeline finished; some records were not delivered", "pipeline", p.Name, "in", in, "out", out, "errors", errs, "undelivered", undelivered)
+	for i := range st.Sinks {
+		sk := &st.Sinks[i]
+		n := sk.Undelivered.Load()
+		if n == 0 {
+			continue
+		}
+		to := ""
+		if at := sk.UndeliveredTo.Load(); at != nil {
+			to = *at
+		}
+		if to == "" {
+			logger.Warn("records not delivered and written nowhere: the sink's reader had gone", "pipeline", p.Name, "sink", sk.Name, "records", n)
+			continue
+		}
+		logger.Warn("records not delivered; they are in the sink's error output", "pipeline", p.Name, "sink", sk.Name, "records", n, "latest", to)
+	}
 }
 
 // dashboardURL is the URL to open for a listen address: a wildcard host

@@ -342,6 +342,12 @@ func (s *Source) supervise(ctx context.Context, coord Coordinator, solo *soloCoo
 	var nextList time.Time
 	listFailures := 0
 	for {
+		// A select with ctx done and a reader finished may take either:
+		// once ctx is done, no reader may start again (it would seek its
+		// shard once more after the stop).
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if now := time.Now(); !now.Before(nextList) {
 			shards, err := s.listShards(ctx)
 			switch {

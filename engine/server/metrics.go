@@ -14,8 +14,10 @@ type metrics struct {
 	s *Server
 
 	up, sourceRecords, sourceBytes, recordsOut, errors *prometheus.Desc
+	undelivered                                        *prometheus.Desc
 	stepIn, stepOut, stepFailed                        *prometheus.Desc
-	sinkRecords, sinkFailed, freshness                 *prometheus.Desc
+	sinkRecords, sinkFailed, sinkUndelivered           *prometheus.Desc
+	freshness                                          *prometheus.Desc
 	queued, buffered, lag                              *prometheus.Desc
 	checkpoints, checkpointAge, checkpointTime         *prometheus.Desc
 	alerts, alertSent                                  *prometheus.Desc
@@ -37,28 +39,30 @@ func newMetrics(s *Server) (*metrics, error) {
 		return prometheus.NewDesc("sluice_"+name, help, labels, nil)
 	}
 	m := &metrics{
-		s:              s,
-		up:             d("pipeline_up", "1 while the pipeline runs, 0 before it starts and after it ends.", "pipeline"),
-		sourceRecords:  d("source_records_total", "Records read from the source.", "pipeline"),
-		sourceBytes:    d("source_bytes_total", "Bytes of input read from the source.", "pipeline"),
-		recordsOut:     d("records_out_total", "Records written to sinks (a record written to two sinks counts twice).", "pipeline"),
-		errors:         d("records_failed_total", "Records rejected on the way (decode, filter, map, window, encode) and sent to error outputs.", "pipeline"),
-		stepIn:         d("step_records_in_total", "Records a step received.", "pipeline", "step"),
-		stepOut:        d("step_records_out_total", "Records a step emitted.", "pipeline", "step"),
-		stepFailed:     d("step_records_failed_total", "Records a step rejected.", "pipeline", "step"),
-		sinkRecords:    d("sink_records_total", "Records handed to a sink.", "pipeline", "sink"),
-		sinkFailed:     d("sink_records_failed_total", "Failed records handed to a sink's error output.", "pipeline", "sink"),
-		freshness:      d("sink_data_freshness_seconds", "Age of the oldest record the sink holds undelivered (0: none), as Firehose's DataFreshness.", "pipeline", "sink"),
-		queued:         d("queued_bytes", "Input bytes read ahead of the steps.", "pipeline"),
-		buffered:       d("buffered_bytes", "Bytes sinks hold staged, not yet delivered.", "pipeline"),
-		lag:            d("source_lag_milliseconds", "How far behind the newest record of its shard the source reads (Kinesis MillisBehindLatest).", "pipeline", "shard"),
-		checkpoints:    d("checkpoints_total", "Checkpoints saved.", "pipeline"),
-		checkpointAge:  d("checkpoint_age_seconds", "Seconds since the last checkpoint (since the start before the first).", "pipeline"),
-		checkpointTime: d("checkpoint_last_timestamp_seconds", "Unix time of the last checkpoint.", "pipeline"),
-		alerts:         d("alerts", "Alerts of a rule by state.", "pipeline", "rule", "state"),
-		alertSent:      d("alert_notifications_sent_total", "Notifications of a rule delivered.", "pipeline", "rule"),
-		windowRows:     d("window_rows_total", "Window rows the server has seen emitted, per window step.", "pipeline", "step"),
-		lateRecords:    d("late_records_total", "Records a window step had after their windows closed, dropped or sent to the error output.", "pipeline", "step"),
+		s:               s,
+		up:              d("pipeline_up", "1 while the pipeline runs, 0 before it starts and after it ends.", "pipeline"),
+		sourceRecords:   d("source_records_total", "Records read from the source.", "pipeline"),
+		sourceBytes:     d("source_bytes_total", "Bytes of input read from the source.", "pipeline"),
+		recordsOut:      d("records_out_total", "Records written to sinks (a record written to two sinks counts twice).", "pipeline"),
+		errors:          d("records_failed_total", "Records rejected on the way (decode, filter, map, window, encode) and records sinks could not deliver: what went to error outputs.", "pipeline"),
+		undelivered:     d("records_undelivered_total", "Records sinks could not deliver within their retry duration (or at all), sent to their error output instead; also in records_failed_total.", "pipeline"),
+		stepIn:          d("step_records_in_total", "Records a step received.", "pipeline", "step"),
+		stepOut:         d("step_records_out_total", "Records a step emitted.", "pipeline", "step"),
+		stepFailed:      d("step_records_failed_total", "Records a step rejected.", "pipeline", "step"),
+		sinkRecords:     d("sink_records_total", "Records handed to a sink.", "pipeline", "sink"),
+		sinkFailed:      d("sink_records_failed_total", "Failed records handed to a sink's error output.", "pipeline", "sink"),
+		sinkUndelivered: d("sink_records_undelivered_total", "Records a sink could not deliver and sent to its error output instead.", "pipeline", "sink"),
+		freshness:       d("sink_data_freshness_seconds", "Age of the oldest record the sink holds undelivered (0: none), as Firehose's DataFreshness.", "pipeline", "sink"),
+		queued:          d("queued_bytes", "Input bytes read ahead of the steps.", "pipeline"),
+		buffered:        d("buffered_bytes", "Bytes sinks hold staged, not yet delivered.", "pipeline"),
+		lag:             d("source_lag_milliseconds", "How far behind the newest record of its shard the source reads (Kinesis MillisBehindLatest).", "pipeline", "shard"),
+		checkpoints:     d("checkpoints_total", "Checkpoints saved.", "pipeline"),
+		checkpointAge:   d("checkpoint_age_seconds", "Seconds since the last checkpoint (since the start before the first).", "pipeline"),
+		checkpointTime:  d("checkpoint_last_timestamp_seconds", "Unix time of the last checkpoint.", "pipeline"),
+		alerts:          d("alerts", "Alerts of a rule by state.", "pipeline", "rule", "state"),
+		alertSent:       d("alert_notifications_sent_total", "Notifications of a rule delivered.", "pipeline", "rule"),
+		windowRows:      d("window_rows_total", "Window rows the server has seen emitted, per window step.", "pipeline", "step"),
+		lateRecords:     d("late_records_total", "Records a window step had after their windows closed, dropped or sent to the error output.", "pipeline", "step"),
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_sink_delivered_records_total", Help: "Records a sink's endpoint acknowledged.",
 		}, []string{"pipeline", "sink"}),
@@ -104,8 +108,8 @@ func newMetrics(s *Server) (*metrics, error) {
 // shards) are only known at collection.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		m.up, m.sourceRecords, m.sourceBytes, m.recordsOut, m.errors,
-		m.stepIn, m.stepOut, m.stepFailed, m.sinkRecords, m.sinkFailed, m.freshness,
+		m.up, m.sourceRecords, m.sourceBytes, m.recordsOut, m.errors, m.undelivered,
+		m.stepIn, m.stepOut, m.stepFailed, m.sinkRecords, m.sinkFailed, m.sinkUndelivered, m.freshness,
 		m.queued, m.buffered, m.lag, m.checkpoints, m.checkpointAge, m.checkpointTime,
 		m.alerts, m.alertSent, m.windowRows, m.lateRecords,
 	} {
@@ -136,6 +140,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(m.sourceBytes, st.InBytes.Load(), name)
 		counter(m.recordsOut, st.Out.Load(), name)
 		counter(m.errors, st.Errors.Load(), name)
+		counter(m.undelivered, st.Undelivered.Load(), name)
 		for i := range st.Steps {
 			s := &st.Steps[i]
 			counter(m.stepIn, s.In.Load(), name, s.Name)
@@ -149,6 +154,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			s := &st.Sinks[i]
 			counter(m.sinkRecords, s.Records.Load(), name, s.Name)
 			counter(m.sinkFailed, s.Failed.Load(), name, s.Name)
+			counter(m.sinkUndelivered, s.Undelivered.Load(), name, s.Name)
 			if f, ok := sk.Sink.(freshness); ok {
 				age := 0.0
 				if t := f.OldestUndelivered(); !t.IsZero() {

@@ -143,17 +143,20 @@ type Status struct {
 		Bytes   int64            `json:"bytes"`
 		LagMs   map[string]int64 `json:"lag_ms,omitempty"`
 	} `json:"source"`
-	Steps          []StepStatus      `json:"steps"`
-	Sinks          []SinkStatus      `json:"sinks"`
-	Alerts         []AlertStatus     `json:"alerts"`
-	Windows        []WindowStatus    `json:"windows"`
-	Points         []engine.TapPoint `json:"points"`
-	RecordsOut     int64             `json:"records_out"`
-	Errors         int64             `json:"errors"`
-	QueuedBytes    int64             `json:"queued_bytes"`
-	BufferedBytes  int64             `json:"buffered_bytes"`
-	Checkpoints    int64             `json:"checkpoints"`
-	LastCheckpoint time.Time         `json:"last_checkpoint,omitzero"`
+	Steps      []StepStatus      `json:"steps"`
+	Sinks      []SinkStatus      `json:"sinks"`
+	Alerts     []AlertStatus     `json:"alerts"`
+	Windows    []WindowStatus    `json:"windows"`
+	Points     []engine.TapPoint `json:"points"`
+	RecordsOut int64             `json:"records_out"`
+	Errors     int64             `json:"errors"`
+	// Undelivered counts the records sinks could not deliver (also in
+	// Errors).
+	Undelivered    int64     `json:"undelivered"`
+	QueuedBytes    int64     `json:"queued_bytes"`
+	BufferedBytes  int64     `json:"buffered_bytes"`
+	Checkpoints    int64     `json:"checkpoints"`
+	LastCheckpoint time.Time `json:"last_checkpoint,omitzero"`
 	// CheckpointAge is the seconds since the last checkpoint (or since
 	// the start, before the first).
 	CheckpointAge float64 `json:"checkpoint_age_seconds"`
@@ -175,6 +178,10 @@ type SinkStatus struct {
 	Alert   bool   `json:"alert,omitempty"`
 	Records int64  `json:"records"`
 	Failed  int64  `json:"failed"`
+	// Undelivered counts the records the sink could not deliver, and
+	// UndeliveredTo says where the latest of them went.
+	Undelivered   int64  `json:"undelivered"`
+	UndeliveredTo string `json:"undelivered_to,omitempty"`
 	// Freshness is the age in seconds of the oldest record not yet
 	// delivered, for sinks that know it (null otherwise).
 	Freshness *float64 `json:"freshness_seconds"`
@@ -226,7 +233,10 @@ func (p *pipeline) status(now time.Time) Status {
 		if sk.After >= 0 {
 			after = p.p.Steps[sk.After].Name
 		}
-		ss := SinkStatus{Name: sk.Name, After: after, Records: st.Sinks[i].Records.Load(), Failed: st.Sinks[i].Failed.Load()}
+		ss := SinkStatus{Name: sk.Name, After: after, Records: st.Sinks[i].Records.Load(), Failed: st.Sinks[i].Failed.Load(), Undelivered: st.Sinks[i].Undelivered.Load()}
+		if to := st.Sinks[i].UndeliveredTo.Load(); to != nil {
+			ss.UndeliveredTo = *to
+		}
 		if f, ok := sk.Sink.(freshness); ok {
 			age := 0.0
 			if t := f.OldestUndelivered(); !t.IsZero() {
@@ -271,7 +281,7 @@ func (p *pipeline) status(now time.Time) Status {
 		s.Windows = []WindowStatus{}
 	}
 	s.Points = p.p.TapPoints()
-	s.RecordsOut, s.Errors = st.Out.Load(), st.Errors.Load()
+	s.RecordsOut, s.Errors, s.Undelivered = st.Out.Load(), st.Errors.Load(), st.Undelivered.Load()
 	s.QueuedBytes, s.BufferedBytes = st.Queued.Load(), st.Buffered.Load()
 	s.Checkpoints = st.Checkpoints.Load()
 	since := s.Started

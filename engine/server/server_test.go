@@ -752,3 +752,76 @@ func TestRefusesUnknownHost(t *testing.T) {
 		t.Errorf("an allowed host written as a URL: %v", err)
 	}
 }
+
+// refuser is a sink whose destination takes nothing: at each commit it
+// gives up on what it staged and puts it in its error output, as the http
+// and s3 sinks do once their retry duration has passed.
+type refuser struct {
+	discard
+	staged      int
+	undelivered atomic.Int64
+}
+
+func (r *refuser) Write(_ context.Context, b *engine.Batch) error {
+	r.staged += len(b.Records)
+	return nil
+}
+func (r *refuser) Flush(context.Context, time.Time, bool) (int, error) { return 1, nil }
+func (r *refuser) Commit(context.Context, json.RawMessage) error {
+	r.undelivered.Add(int64(r.staged))
+	r.staged = 0
+	return nil
+}
+func (r *refuser) Undelivered() (int64, string) {
+	return r.undelivered.Load(), "/out/errors/x-undelivered.json"
+}
+
+// TestUndeliveredRecordsAreErrors: records a sink could not deliver are
+// errors in /metrics and the API (which the dashboard shows), counted on
+// their own too, with where the latest went.
+func TestUndeliveredRecordsAreErrors(t *testing.T) {
+	const n = 200
+	r := &refuser{}
+	p := &engine.Pipeline{
+		Name: "demo", Source: &source{n: n, per: 20}, Store: &memStore{}, TickInterval: 10 * time.Millisecond,
+		Sinks: []engine.NamedSink{{Name: "refused", After: -1, Sink: r}},
+	}
+	p.Stats = engine.NewStats(p)
+	srv, hs := newServer(t, p)
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Finished(p.Name, nil)
+	fams := scrape(t, hs.URL)
+	pl := []string{"pipeline", "demo"}
+	for name, want := range map[string]float64{
+		"sluice_records_out_total":         n,
+		"sluice_records_failed_total":      n,
+		"sluice_records_undelivered_total": n,
+	} {
+		if got := value(t, fams, name, pl...); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if got := value(t, fams, "sluice_sink_records_undelivered_total", append(pl, "sink", "refused")...); got != n {
+		t.Errorf("sluice_sink_records_undelivered_total{sink=refused} = %v, want %d", got, n)
+	}
+	_, body := get(t, hs.URL+"/api/pipelines")
+	var api struct {
+		Pipelines []struct {
+			Errors      int64 `json:"errors"`
+			Undelivered int64 `json:"undelivered"`
+			Sinks       []struct {
+				Undelivered   int64  `json:"undelivered"`
+				UndeliveredTo string `json:"undelivered_to"`
+			} `json:"sinks"`
+		} `json:"pipelines"`
+	}
+	if err := json.Unmarshal([]byte(body), &api); err != nil || len(api.Pipelines) != 1 || len(api.Pipelines[0].Sinks) != 1 {
+		t.Fatalf("/api/pipelines: %v\n%s", err, body)
+	}
+	got := api.Pipelines[0]
+	if got.Errors != n || got.Undelivered != n || got.Sinks[0].Undelivered != n || got.Sinks[0].UndeliveredTo != "/out/errors/x-undelivered.json" {
+		t.Errorf("/api/pipelines: %s\nwant %d errors and %d undelivered, the latest at /out/errors/x-undelivered.json", body, n, n)
+	}
+}

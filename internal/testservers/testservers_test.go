@@ -140,3 +140,51 @@ func TestS3rverRestart(t *testing.T) {
 		t.Fatalf("restarted s3rver lists %q, want bucket kept", body)
 	}
 }
+
+// A fault proxy in front of s3rver passes signed requests through, and
+// fails the ones its rule picks as the rule says.
+func TestFaultProxy(t *testing.T) {
+	srv := S3rver(t)
+	if err := os.MkdirAll(filepath.Join(srv.Dir, "listed"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := NewFaultProxy(t, srv.URL)
+	list := func() (int, string, error) {
+		req, err := http.NewRequest(http.MethodGet, p.URL+"/", nil)
+		if err != nil {
+			return 0, "", err
+		}
+		hash := hex.EncodeToString(func() []byte { s := sha256.Sum256(nil); return s[:] }())
+		req.Header.Set("X-Amz-Content-Sha256", hash)
+		creds := aws.Credentials{AccessKeyID: AccessKeyID, SecretAccessKey: SecretAccessKey}
+		if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hash, "s3", Region, time.Now()); err != nil {
+			return 0, "", err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
+	}
+	if code, body, err := list(); err != nil || code != http.StatusOK || !strings.Contains(body, "<Name>listed</Name>") {
+		t.Fatalf("through the proxy: %d %q %v; want s3rver's listing of bucket listed", code, body, err)
+	}
+	p.Fail(func(r *http.Request) Fault { return Fault{Status: http.StatusServiceUnavailable, Code: "SlowDown"} })
+	if code, body, err := list(); err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "<Code>SlowDown</Code>") {
+		t.Fatalf("with a 503 fault: %d %q %v", code, body, err)
+	}
+	p.Fail(func(r *http.Request) Fault { return Fault{Drop: true} })
+	if _, _, err := list(); err == nil {
+		t.Fatal("a dropped request got an answer")
+	}
+	p.Fail(nil)
+	if code, _, err := list(); err != nil || code != http.StatusOK {
+		t.Fatalf("after the faults: %d %v", code, err)
+	}
+	// The client may send a dropped GET again on a new connection.
+	if failed, passed := p.Counts(); failed < 2 || passed != 2 {
+		t.Errorf("counts: %d failed, %d passed; want at least 2 and 2", failed, passed)
+	}
+}

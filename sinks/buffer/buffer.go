@@ -81,6 +81,9 @@ type Sealed struct {
 	// Opened is when its buffer received its first record (zero for
 	// outputs sealed by a version that did not record it).
 	Opened time.Time
+	// Errors is true for an output of the error output, whose records
+	// are failures already.
+	Errors bool
 }
 
 // Publisher makes sealed outputs visible where they belong.
@@ -162,6 +165,7 @@ type sealedState struct {
 	Records int       `json:"records"`
 	Size    int64     `json:"size"`
 	Opened  time.Time `json:"opened,omitzero"`
+	Errors  bool      `json:"errors,omitempty"`
 }
 
 // spool is an open buffer.
@@ -516,7 +520,7 @@ func (b *Buffers) sealWith(sp *spool, sealer Sealer) error {
 	delete(b.open[kind], sp.partition)
 	b.total -= sp.size()
 	b.retired = append(b.retired, sp.file)
-	b.sealed = append(b.sealed, sealedState{File: file, Key: b.name(sp, seq, sealer.Ext()), Records: sp.records, Size: cw.n, Opened: sp.opened})
+	b.sealed = append(b.sealed, sealedState{File: file, Key: b.name(sp, seq, sealer.Ext()), Records: sp.records, Size: cw.n, Opened: sp.opened, Errors: sp.errors})
 	if kind == 0 {
 		b.freshMu.Lock()
 		delete(b.fresh, sp.file)
@@ -611,7 +615,7 @@ func (b *Buffers) Commit(ctx context.Context, raw json.RawMessage) error {
 
 func (b *Buffers) commit(ctx context.Context, st *state) error {
 	for _, s := range st.Sealed {
-		out := Sealed{Key: s.Key, Path: b.path(s.File), Records: s.Records, Size: s.Size, Opened: s.Opened}
+		out := Sealed{Key: s.Key, Path: b.path(s.File), Records: s.Records, Size: s.Size, Opened: s.Opened, Errors: s.Errors}
 		if err := b.cfg.Publisher.Publish(ctx, out); err != nil {
 			return b.fail(fmt.Errorf("buffer: publish %s as %s: %w", s.File, s.Key, err))
 		}

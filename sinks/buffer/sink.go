@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
@@ -100,6 +101,28 @@ type SinkConfig struct {
 	Now func() time.Time
 }
 
+// ConfigError is a problem with one key of a sink's configuration. Key
+// names it as the pipeline file does, relative to the sink: prefix,
+// error_prefix, partition_keys.NAME; the pipeline compiler points at it.
+type ConfigError struct {
+	Key, Msg string
+}
+
+func (e *ConfigError) Error() string { return e.Msg }
+
+// CheckOutsideStaging refuses a template (of key: prefix, error_prefix)
+// whose outputs would land in dir, the staging directory that sits
+// beside them: Recover deletes what it does not know there.
+func CheckOutsideStaging(key string, t *keys.Template, dir string) error {
+	// Whatever the values, a key starts with the template's literal
+	// text, and a value never starts with '.'.
+	sample := string(t.Append(nil, &keys.Values{Keys: slices.Repeat([]string{"x"}, len(t.PartitionKeys())), Random: "x", ErrorType: "x"}))
+	if strings.HasPrefix(sample, dir) {
+		return &ConfigError{Key: key, Msg: fmt.Sprintf("%s %q would write into %s, the staging directory; choose another first level", key, t, dir)}
+	}
+	return nil
+}
+
 // Sink is an engine.Sink that stages records per rendered prefix in
 // Buffers and publishes sealed outputs through a Publisher. The files and
 // S3 sinks are a Sink with their own Publisher. Like every engine.Sink it
@@ -139,6 +162,9 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	}
 	errf := func(format string, args ...any) error {
 		return fmt.Errorf("%s sink %s: "+format, append([]any{cfg.Kind, name}, args...)...)
+	}
+	keyErr := func(key, format string, args ...any) error {
+		return fmt.Errorf("%s sink %s: %w", cfg.Kind, name, &ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 	if cfg.Format == nil {
 		return nil, errf("no format")
@@ -187,7 +213,7 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	s.keyNames = s.prefix.PartitionKeys()
 	for _, k := range names {
 		if !slices.Contains(s.keyNames, k) {
-			return nil, errf("partition key %q is not used by the prefix; use it as !{partitionKeyFromQuery:%s} or remove it", k, k)
+			return nil, keyErr("partition_keys."+k, "partition key %q is not used by the prefix; use it as !{partitionKeyFromQuery:%s} or remove it", k, k)
 		}
 		if cfg.PartitionKeys[k] == nil {
 			return nil, errf("partition key %q has no expression", k)
@@ -198,12 +224,13 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	}
 	s.vals.Keys = make([]string, len(s.keyNames))
 	for _, t := range []struct {
+		key  string
 		tmpl *keys.Template
 		ext  string
-	}{{s.prefix, cfg.Format.Ext()}, {s.errPrefix, cfg.Errors.Ext()}} {
+	}{{"prefix", s.prefix, cfg.Format.Ext()}, {"error_prefix", s.errPrefix, cfg.Errors.Ext()}} {
 		fileLen := FileNameLen(cfg.Pipeline, cfg.Name, t.ext)
 		if t.tmpl.MaxTail()+fileLen > keys.MaxSegmentLen {
-			return nil, errf("prefix %q: its last level and the file name can reach %d bytes, more than %d; end the prefix with '/'", t.tmpl, t.tmpl.MaxTail()+fileLen, keys.MaxSegmentLen)
+			return nil, keyErr(t.key, "%s %q: its last level and the file name can reach %d bytes, more than %d; end the %s with '/'", t.key, t.tmpl, t.tmpl.MaxTail()+fileLen, keys.MaxSegmentLen, t.key)
 		}
 	}
 	s.buf, err = New(Config{

@@ -19,8 +19,6 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
@@ -120,15 +118,19 @@ func New(cfg Config) (*Sink, error) {
 		return nil, err
 	}
 	prefix, errPrefix := bs.Prefixes()
-	for _, t := range []*keys.Template{prefix, errPrefix} {
-		// Whatever the values, a key starts with the template's literal
-		// text, and a value never starts with '.'.
-		sample := string(t.Append(nil, &keys.Values{Keys: slices.Repeat([]string{"x"}, len(t.PartitionKeys())), Random: "x", ErrorType: "x"}))
-		if strings.HasPrefix(sample, StagingDir) {
-			return nil, errf("prefix %q would write into %s, the staging directory", t, StagingDir)
+	for i, t := range []*keys.Template{prefix, errPrefix} {
+		if err := buffer.CheckOutsideStaging([]string{"prefix", "error_prefix"}[i], t, StagingDir); err != nil {
+			return nil, errf("%w", err)
 		}
 	}
 	return &Sink{bs}, nil
+}
+
+// Check reports what New would refuse in cfg. Like New, it touches no
+// file; validating a pipeline file calls it.
+func (cfg Config) Check() error {
+	_, err := New(cfg)
+	return err
 }
 
 // publisher publishes a sealed file by renaming it into Dir.

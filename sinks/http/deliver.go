@@ -141,11 +141,14 @@ func (p publisher) Publish(ctx context.Context, sealed buffer.Sealed) error {
 	} else {
 		msg += fmt.Sprintf(" (gave up after %d attempts over %s, retry.duration %s)", attempts, s.now().Sub(start).Round(time.Millisecond), s.retry)
 	}
-	s.log.Error("batch not delivered; written to the error output", "request_id", id, "records", sealed.Records, "err", msg)
-	if err := s.writeFailedBatch(sealed, id, content, msg); err != nil {
+	dst, err := s.writeFailedBatch(sealed, id, content, msg)
+	if err != nil {
 		return err
 	}
+	s.log.Error("batch not delivered; written to the error output", "request_id", id, "records", sealed.Records, "error_output", dst, "err", msg)
 	s.failedBatches.Add(1)
+	s.undelivered.Add(int64(sealed.Records))
+	s.undeliveredTo.Store(&dst)
 	return s.removeSealed(sealed.Path)
 }
 
@@ -285,13 +288,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // writeFailedBatch writes the records of an undelivered batch to the error
-// output, as one file named after the batch (NAME-undelivered.json), durably and idempotently
-// (a second call after a crash rewrites the same file with the same
-// records).
-func (s *Sink) writeFailedBatch(sealed buffer.Sealed, id string, content []byte, msg string) error {
+// output, as one file named after the batch (NAME-undelivered.json),
+// durably and idempotently (a second call after a crash rewrites the same
+// file with the same records), and returns the file's path.
+func (s *Sink) writeFailedBatch(sealed buffer.Sealed, id string, content []byte, msg string) (string, error) {
 	els, err := elements(s.body, content)
 	if err != nil {
-		return fmt.Errorf("error output of batch %s: %w", id, err)
+		return "", fmt.Errorf("error output of batch %s: %w", id, err)
 	}
 	now := s.now()
 	var out []byte
@@ -314,12 +317,12 @@ func (s *Sink) writeFailedBatch(sealed buffer.Sealed, id string, content []byte,
 	name := strings.TrimSuffix(path.Base(sealed.Key), path.Ext(sealed.Key)) + "-undelivered.json"
 	dst := filepath.Join(s.cfg.Dir, filepath.FromSlash(prefix), name)
 	if err := fsys.MkdirAll(s.cfg.FS, filepath.Dir(dst)); err != nil {
-		return fmt.Errorf("error output: %w", err)
+		return "", fmt.Errorf("error output: %w", err)
 	}
 	if err := fsys.WriteAtomic(s.cfg.FS, dst, out); err != nil {
-		return fmt.Errorf("error output: %w", err)
+		return "", fmt.Errorf("error output: %w", err)
 	}
-	return nil
+	return dst, nil
 }
 
 // batchTime reads the time a batch's buffer opened from its sealed name

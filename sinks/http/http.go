@@ -149,13 +149,30 @@ type Sink struct {
 	observer func(records int, bytes int64, took time.Duration, err error)
 
 	delivered, deliveredBytes, failedBatches atomic.Int64
+	// undelivered counts the records of batches written to the error
+	// output; undeliveredTo is the latest such file.
+	undelivered   atomic.Int64
+	undeliveredTo atomic.Pointer[string]
 }
 
-var _ engine.Sink = (*Sink)(nil)
+var (
+	_ engine.Sink        = (*Sink)(nil)
+	_ engine.Undeliverer = (*Sink)(nil)
+)
 
-// New validates cfg and returns a sink. It touches no file and sends no
-// request: the staging directory is made by Recover.
-func New(cfg Config) (*Sink, error) {
+// New validates cfg and returns a sink. It reads the TLS files, if any,
+// and sends no request: the staging directory is made by Recover.
+func New(cfg Config) (*Sink, error) { return newSink(cfg, true) }
+
+// Check reports what New would refuse in cfg, without reading the TLS
+// files: validating a pipeline file reads nothing else.
+func (cfg Config) Check() error {
+	_, err := newSink(cfg, false)
+	return err
+}
+
+// newSink is New; without connect it makes no transport.
+func newSink(cfg Config, connect bool) (*Sink, error) {
 	name := cfg.Name
 	if name == "" {
 		name = "(unnamed)"
@@ -224,6 +241,9 @@ func New(cfg Config) (*Sink, error) {
 	if s.errPrefix, err = keys.Parse(cfg.ErrorPrefix, keys.Options{ErrorOutput: true}); err != nil {
 		return nil, errf("error_prefix %v", err)
 	}
+	if err := buffer.CheckOutsideStaging("error_prefix", s.errPrefix, StagingDir); err != nil {
+		return nil, errf("%w", err)
+	}
 	if cfg.FS == nil {
 		cfg.FS = fsys.OS{}
 	}
@@ -241,7 +261,7 @@ func New(cfg Config) (*Sink, error) {
 		s.rand = rand.Float64
 	}
 	transport := cfg.Transport
-	if transport == nil {
+	if transport == nil && connect {
 		if transport, err = newTransport(cfg); err != nil {
 			return nil, errf("%v", err)
 		}
@@ -544,4 +564,14 @@ func (s *Sink) observe(records int, bytes int64, took time.Duration, aerr *attem
 // error output instead. Safe from any goroutine.
 func (s *Sink) Delivered() (records, bytes, failedBatches int64) {
 	return s.delivered.Load(), s.deliveredBytes.Load(), s.failedBatches.Load()
+}
+
+// Undelivered implements engine.Undeliverer: the records of batches the
+// endpoint did not take within the retry duration (or refused for good),
+// and the error output file the latest went to. Safe from any goroutine.
+func (s *Sink) Undelivered() (records int64, last string) {
+	if p := s.undeliveredTo.Load(); p != nil {
+		last = *p
+	}
+	return s.undelivered.Load(), last
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -51,6 +52,10 @@ const (
 type publisher struct {
 	cfg       *Config
 	errPrefix *keys.Template
+	// undelivered counts the records of outputs diverted under the error
+	// prefix; undeliveredTo is where the latest went.
+	undelivered   atomic.Int64
+	undeliveredTo atomic.Pointer[string]
 }
 
 // object is what a HEAD found.
@@ -64,10 +69,11 @@ type object struct {
 // staging. It is idempotent: an object found under the key (or under the
 // error prefix, where an earlier run diverted it) with this output's
 // SHA-256 counts as done; an object with other content is never
-// replaced. Uploads are retried until cfg.Retry has passed; then the
-// output goes under the error prefix with the reason, retried as long
-// again; if that fails too, Publish fails and the pipeline stops, to
-// resume from its checkpoint.
+// replaced. Looking the key up and uploading are retried until cfg.Retry
+// has passed, or fail at once for an error no retry fixes; then the
+// output goes under the error prefix with the reason, looked up and
+// uploaded for cfg.Retry again; if that fails too, Publish fails with
+// both reasons and the pipeline stops, to resume from its checkpoint.
 func (p *publisher) Publish(ctx context.Context, s buffer.Sealed) error {
 	errKey := p.errorKey(s)
 	f, err := p.cfg.FS.Open(s.Path)
@@ -94,9 +100,44 @@ func (p *publisher) Publish(ctx context.Context, s buffer.Sealed) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", s.Path, err)
 	}
-	deadline := p.cfg.Now().Add(p.cfg.Retry)
-	for _, key := range []string{s.Key, errKey} {
-		obj, err := p.head(ctx, key, deadline)
+	err = p.deliver(ctx, f, s, sum, s.Key, nil, p.cfg.Now().Add(p.cfg.Retry), errKey)
+	if err == nil {
+		return p.done(f, s)
+	}
+	var local *localError
+	var foreign *foreignError
+	if ctx.Err() != nil || errors.As(err, &local) || errors.As(err, &foreign) {
+		// The staging disk failing, or an object in the way, is no
+		// reason to divert the output.
+		return err
+	}
+	reason := err.Error()
+	p.cfg.Logger.Warn("s3: delivery failed; sending the object to the error prefix", "sink", p.cfg.Name, "key", s.Key, "error_key", errKey, "err", err)
+	// An attempt that timed out may still have landed: look once more,
+	// with a single request.
+	if obj, herr := p.head(ctx, s.Key, p.cfg.Now()); herr == nil && obj.exists && obj.sha == sum && obj.size == s.Size {
+		return p.done(f, s)
+	}
+	meta := map[string]string{MetaError: headerValue(reason)}
+	if err2 := p.deliver(ctx, f, s, sum, errKey, meta, p.cfg.Now().Add(p.cfg.Retry)); err2 != nil {
+		return fmt.Errorf("upload s3://%s/%s: %v; and to the error prefix as %s: %w", p.cfg.Bucket, s.Key, reason, errKey, err2)
+	}
+	where := "s3://" + p.cfg.Bucket + "/" + errKey
+	p.cfg.Logger.Error("s3: object not delivered; uploaded under the error prefix", "sink", p.cfg.Name, "key", s.Key, "records", s.Records, "error_output", where, "err", reason)
+	if !s.Errors {
+		p.undelivered.Add(int64(s.Records))
+		p.undeliveredTo.Store(&where)
+	}
+	return p.done(f, s)
+}
+
+// deliver puts the sealed output f under key, unless it is there
+// already, or under one of also (where an earlier run diverted it). An
+// object at key with other content is a *foreignError: it is never
+// replaced.
+func (p *publisher) deliver(ctx context.Context, f fsys.File, s buffer.Sealed, sum, key string, meta map[string]string, deadline time.Time, also ...string) error {
+	for _, k := range append([]string{key}, also...) {
+		obj, err := p.head(ctx, k, deadline)
 		if err != nil {
 			return err
 		}
@@ -104,33 +145,19 @@ func (p *publisher) Publish(ctx context.Context, s buffer.Sealed) error {
 		case !obj.exists:
 			continue
 		case obj.sha == sum && obj.size == s.Size:
-			return p.done(f, s)
-		case key == s.Key:
-			return fmt.Errorf("s3://%s/%s exists and is not this output (%d bytes, sha256 %q; this output: %d bytes, %s); refusing to replace it: move it away, or check that no other pipeline writes under this prefix with the same names", p.cfg.Bucket, key, obj.size, obj.sha, s.Size, sum)
+			return nil
+		case k == key:
+			return &foreignError{fmt.Errorf("s3://%s/%s exists and is not this output (%d bytes, sha256 %q; this output: %d bytes, %s); refusing to replace it: move it away, or check that no other pipeline writes under this prefix with the same names", p.cfg.Bucket, k, obj.size, obj.sha, s.Size, sum)}
 		}
 	}
-	err = p.upload(ctx, f, s.Size, s.Key, sum, nil, deadline)
-	if err == nil {
-		return p.done(f, s)
-	}
-	var local *localError
-	if ctx.Err() != nil || errors.As(err, &local) {
-		// The staging disk failing is no reason to divert the object.
-		return err
-	}
-	reason := err.Error()
-	p.cfg.Logger.Warn("s3: delivery failed; sending the object to the error prefix", "sink", p.cfg.Name, "key", s.Key, "error_key", errKey, "err", err)
-	deadline = p.cfg.Now().Add(p.cfg.Retry)
-	// An attempt that timed out may still have landed: look once more.
-	if obj, herr := p.head(ctx, s.Key, deadline); herr == nil && obj.exists && obj.sha == sum {
-		return p.done(f, s)
-	}
-	meta := map[string]string{MetaError: headerValue(reason)}
-	if err2 := p.upload(ctx, f, s.Size, errKey, sum, meta, deadline); err2 != nil {
-		return fmt.Errorf("upload s3://%s/%s: %v; and to the error prefix as %s: %w", p.cfg.Bucket, s.Key, reason, errKey, err2)
-	}
-	return p.done(f, s)
+	return p.upload(ctx, f, s.Size, key, sum, meta, deadline)
 }
+
+// foreignError is an object in the way of an output.
+type foreignError struct{ err error }
+
+func (e *foreignError) Error() string { return e.err.Error() }
+func (e *foreignError) Unwrap() error { return e.err }
 
 // done removes a published output from staging. The removal need not be
 // durable: if it is lost, the next Publish finds the object and is done.

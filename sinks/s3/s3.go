@@ -115,14 +115,28 @@ type Config struct {
 // uploading them.
 type Sink struct {
 	*buffer.Sink
+	pub *publisher
 }
 
-var _ engine.Sink = (*Sink)(nil)
+var (
+	_ engine.Sink        = (*Sink)(nil)
+	_ engine.Undeliverer = (*Sink)(nil)
+)
 
 // New validates cfg and returns a sink. It builds the S3 client (which
 // reads the credential chain's configuration, not the network) and
 // touches no file: the staging directory is made by Recover.
-func New(cfg Config) (*Sink, error) {
+func New(cfg Config) (*Sink, error) { return newSink(cfg, true) }
+
+// Check reports what New would refuse in cfg, without reading the AWS
+// configuration: validating a pipeline file needs no credentials.
+func (cfg Config) Check() error {
+	_, err := newSink(cfg, false)
+	return err
+}
+
+// newSink is New; without connect it makes no S3 client.
+func newSink(cfg Config, connect bool) (*Sink, error) {
 	name := cfg.Name
 	if name == "" {
 		name = "(unnamed)"
@@ -134,7 +148,7 @@ func New(cfg Config) (*Sink, error) {
 	case cfg.Bucket == "":
 		return nil, errf("no bucket; set s3.bucket")
 	case strings.ContainsAny(cfg.Bucket, "/\\ ") || len(cfg.Bucket) > 255:
-		return nil, errf("bucket %q is not a bucket name; give the name alone, without s3:// or a path (the path goes in prefix)", cfg.Bucket)
+		return nil, errf("%w", &buffer.ConfigError{Key: "bucket", Msg: fmt.Sprintf("bucket %q is not a bucket name; give the name alone, without s3:// or a path (the path goes in prefix)", cfg.Bucket)})
 	case cfg.Staging == "":
 		return nil, errf("no staging directory")
 	case cfg.Retry < 0:
@@ -190,7 +204,7 @@ func New(cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, errf("%v", err)
 	}
-	if cfg.Client == nil {
+	if cfg.Client == nil && connect {
 		if cfg.Client, err = NewClient(context.Background(), ClientConfig{
 			Who:    "s3 sink " + name,
 			Region: cfg.Region, Endpoint: cfg.Endpoint, PathStyle: cfg.PathStyle, Profile: cfg.Profile,
@@ -220,7 +234,17 @@ func New(cfg Config) (*Sink, error) {
 		return nil, err
 	}
 	_, pub.errPrefix = bs.Prefixes()
-	return &Sink{bs}, nil
+	return &Sink{Sink: bs, pub: pub}, nil
+}
+
+// Undelivered implements engine.Undeliverer: the records of objects that
+// went under the error prefix because their upload kept failing, and the
+// latest such object's URL. Safe from any goroutine.
+func (s *Sink) Undelivered() (records int64, last string) {
+	if p := s.pub.undeliveredTo.Load(); p != nil {
+		last = *p
+	}
+	return s.pub.undelivered.Load(), last
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/fsys"
 	"github.com/sluice-dev/sluice/internal/testservers"
 	s3sink "github.com/sluice-dev/sluice/sinks/s3"
@@ -305,4 +308,111 @@ type countingAPI struct {
 func (c *countingAPI) UploadPart(ctx context.Context, in *awss3.UploadPartInput, opts ...func(*awss3.Options)) (*awss3.UploadPartOutput, error) {
 	c.parts.Add(1)
 	return c.API.UploadPart(ctx, in, opts...)
+}
+
+// TestS3rverErrorPrefixThroughFaults puts a proxy that fails S3 calls
+// between the sink and s3rver. While every HeadObject and PutObject of the
+// output's own key fails, the object goes under the error prefix once the
+// retry duration has passed, with the reason in its metadata, and its
+// records count as undelivered. While every call fails, the pipeline
+// stops with both reasons, and a run after the faults delivers every
+// record once under its own key.
+func TestS3rverErrorPrefixThroughFaults(t *testing.T) {
+	ownKey := func(r *http.Request) testservers.Fault {
+		if strings.HasPrefix(r.URL.Path, "/bucket/data/") {
+			return testservers.Fault{Status: http.StatusServiceUnavailable, Code: "SlowDown"}
+		}
+		return testservers.Fault{}
+	}
+	every := func(r *http.Request) testservers.Fault {
+		return testservers.Fault{Status: http.StatusInternalServerError, Code: "InternalError"}
+	}
+	t.Run("own key failing", func(t *testing.T) {
+		srv, client := startS3rver(t, "bucket")
+		proxy := testservers.NewFaultProxy(t, srv.URL)
+		proxy.Fail(ownKey)
+		src := &source{shards: []string{"s0", "s1"}, perShard: 50, batch: 10}
+		p, sink := faultRun(t, proxy, t.TempDir(), src)
+		if err := p.Run(context.Background()); err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		sink.Close()
+		counts := map[string]int{}
+		objects := bucketObjects(t, client, "bucket")
+		for key, data := range objects {
+			if !strings.HasPrefix(key, "errors/delivery-failed/clicks-archive-") {
+				t.Fatalf("object %s is not under the error prefix", key)
+			}
+			// Under the error prefix, records of every partition may share
+			// an object.
+			delivered(t, "errors/part=all/"+path.Base(key), data, counts)
+			head, err := client.HeadObject(context.Background(), &awss3.HeadObjectInput{Bucket: aws.String("bucket"), Key: aws.String(key)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reason := head.Metadata[s3sink.MetaError]; !strings.Contains(reason, "StatusCode: 503") || !strings.Contains(reason, "s3://bucket/data/part=") {
+				t.Errorf("%s: reason %q does not name the key and the error", key, reason)
+			}
+		}
+		checkOnce(t, src, counts, "under the error prefix")
+		n, last := sink.Undelivered()
+		if n != 100 || !strings.HasPrefix(last, "s3://bucket/errors/delivery-failed/") || objects[strings.TrimPrefix(last, "s3://bucket/")] == nil {
+			t.Errorf("Undelivered() = %d, %q; want 100 records and one of the objects", n, last)
+		}
+		if got := p.Stats.Undelivered.Load(); got != 100 || p.Stats.Errors.Load() != 100 {
+			t.Errorf("pipeline counts %d undelivered, %d errors; want 100 of each", got, p.Stats.Errors.Load())
+		}
+	})
+	t.Run("every call failing", func(t *testing.T) {
+		srv, client := startS3rver(t, "bucket")
+		proxy := testservers.NewFaultProxy(t, srv.URL)
+		proxy.Fail(every)
+		src := &source{shards: []string{"s0", "s1"}, perShard: 50, batch: 10}
+		dir := t.TempDir()
+		p, sink := faultRun(t, proxy, dir, src)
+		err := p.Run(context.Background())
+		sink.Close()
+		if err == nil || strings.Count(err.Error(), "StatusCode: 500") != 2 || !strings.Contains(err.Error(), "; and to the error prefix as errors/delivery-failed/") {
+			t.Fatalf("run: %v; want both reasons", err)
+		}
+		if objects := bucketObjects(t, client, "bucket"); len(objects) != 0 {
+			t.Fatalf("bucket holds %d objects while every call failed", len(objects))
+		}
+		proxy.Fail(nil)
+		p, sink = faultRun(t, proxy, dir, src)
+		if err := p.Run(context.Background()); err != nil {
+			t.Fatalf("run after the faults: %v", err)
+		}
+		sink.Close()
+		counts := map[string]int{}
+		for key, data := range bucketObjects(t, client, "bucket") {
+			if !strings.HasPrefix(key, "data/part=p") {
+				t.Fatalf("object %s is outside the prefix", key)
+			}
+			delivered(t, key, data, counts)
+		}
+		checkOnce(t, src, counts, "after the faults")
+		if n, _ := sink.Undelivered(); n != 0 || p.Stats.Errors.Load() != 0 {
+			t.Errorf("run after the faults counts %d undelivered, %d errors; want none", n, p.Stats.Errors.Load())
+		}
+	})
+}
+
+// faultRun makes a pipeline that delivers src through proxy, with a
+// short retry duration, staging and checkpointing under dir.
+func faultRun(t *testing.T, proxy *testservers.FaultProxy, dir string, src *source) (*engine.Pipeline, *s3sink.Sink) {
+	t.Helper()
+	api, err := s3sink.NewClient(context.Background(), s3sink.ClientConfig{
+		Endpoint: proxy.URL, PathStyle: true, AccessKeyID: testservers.AccessKeyID, SecretAccessKey: testservers.SecretAccessKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run{api: api, sys: fsys.OS{}, format: "json", bufRecs: 40, retry: 300 * time.Millisecond}
+	p, sink, err := r.pipeline(t, src, filepath.Join(dir, "staging"), filepath.Join(dir, "ckpt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Stats = engine.NewStats(p)
+	return p, sink
 }

@@ -1,10 +1,15 @@
 package stdout_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
-	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,7 +99,7 @@ func TestUnencodableRecordGoesToErrors(t *testing.T) {
 
 type failingWriter struct{}
 
-func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+func (failingWriter) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
 
 func TestWriteErrorIsReported(t *testing.T) {
 	sink, err := stdout.New(stdout.Config{Name: "debug", Out: failingWriter{}})
@@ -102,7 +107,7 @@ func TestWriteErrorIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = sink.Write(context.Background(), &engine.Batch{Records: []engine.Record{{Fields: map[string]any{}}}})
-	if err == nil || !strings.Contains(err.Error(), "stdout sink debug: broken pipe") {
+	if err == nil || !strings.Contains(err.Error(), "stdout sink debug: no space left on device") {
 		t.Errorf("error %v, want the writer's error named", err)
 	}
 	if _, err := stdout.New(stdout.Config{}); err == nil {
@@ -111,4 +116,61 @@ func TestWriteErrorIsReported(t *testing.T) {
 	if n, err := sink.Flush(context.Background(), time.Now(), true); n != 0 || err != nil {
 		t.Errorf("Flush = %d, %v", n, err)
 	}
+}
+
+// TestReaderGoneCountsUndelivered: when the reader of the output closes
+// its end (head -c 100), the pipeline is not stopped: it runs to the end
+// of its input, and the records it could no longer write count as
+// undelivered errors.
+func TestReaderGoneCountsUndelivered(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var log bytes.Buffer
+	sink, err := stdout.New(stdout.Config{Name: "debug", Out: w, Errors: io.Discard, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := true
+	src := sourceFunc(func(ctx context.Context, emit func(*engine.Batch) error) error {
+		for i := range 5 {
+			b := &engine.Batch{Shard: "s", Position: fmt.Sprint(i + 1), Records: []engine.Record{{Fields: map[string]any{"n": int64(i)}}, {Fields: map[string]any{"n": int64(i)}}}}
+			if err := emit(b); err != nil {
+				return err
+			}
+			if first {
+				// The reader takes the first batch and goes.
+				first = false
+				line, err := bufio.NewReader(r).ReadString('\n')
+				if err != nil || line != `{"n":0}`+"\n" {
+					t.Errorf("read %q, %v", line, err)
+				}
+				r.Close()
+			}
+		}
+		return nil
+	})
+	p := &engine.Pipeline{Name: "dbg", Source: src, Store: &memStore{}, Sinks: []engine.NamedSink{{Name: "debug", After: -1, Sink: sink}}}
+	p.Stats = engine.NewStats(p)
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if n, _ := sink.Undelivered(); n != 8 || p.Stats.Undelivered.Load() != 8 || p.Stats.Errors.Load() != 8 {
+		t.Errorf("undelivered %d, pipeline %d undelivered and %d errors; want the 8 records after the reader left", n, p.Stats.Undelivered.Load(), p.Stats.Errors.Load())
+	}
+	if p.Store.(*memStore).cp.Positions["s"] != "5" {
+		t.Errorf("last checkpoint at %v, want the end of the input", p.Store.(*memStore).cp.Positions)
+	}
+	if strings.Count(log.String(), "standard output was closed by its reader") != 1 {
+		t.Errorf("log:\n%s\nwant one line saying the reader has gone", log.String())
+	}
+}
+
+// sourceFunc is a source of one shard, read once.
+type sourceFunc func(ctx context.Context, emit func(*engine.Batch) error) error
+
+func (f sourceFunc) Read(ctx context.Context, _ map[string]string, emit engine.Emit) error {
+	return f(ctx, func(b *engine.Batch) error { return emit(ctx, b) })
 }

@@ -110,7 +110,7 @@ function renderSummary(st) {
     card("State", st.state, st.error || (st.started ? "since " + fmtTime(st.started) : "")),
     card("In", fmtCount(r.in) + "/s", fmtCount(st.source.records) + " records"),
     card("Out", fmtCount(r.out) + "/s", fmtCount(st.records_out) + " records"),
-    card("Errors", fmtCount(st.errors), "to error outputs"),
+    card("Errors", fmtCount(st.errors), st.undelivered ? fmtCount(st.undelivered) + " not delivered" : "to error outputs"),
     card("Buffered", fmtBytes(st.buffered_bytes + st.queued_bytes), fmtBytes(st.queued_bytes) + " queued"),
     card("Checkpoint age", fmtSecs(st.checkpoint_age_seconds), st.checkpoints + " checkpoints"),
     card("Data freshness", fresh.length ? fmtSecs(Math.max(...fresh)) : "–", "oldest undelivered"),
@@ -152,7 +152,8 @@ function renderGraph(st) {
       const x0 = xOf(c) + W / 2;
       svg.append(el("path", { class: "edge", d: `M ${x0} ${y - GY - (k ? 0 : 0)} L ${x0} ${y - 2}` }));
       svg.append(node(xOf(c), y, s.alert ? "alert" : "sink", s.name, s.alert ? "alert" : "sink",
-        fmtCount(r.sinks ? r.sinks[i] : 0) + " rec/s", s.failed ? fmtCount(s.failed) + " failed" : null));
+        fmtCount(r.sinks ? r.sinks[i] : 0) + " rec/s",
+        s.undelivered ? fmtCount(s.undelivered) + " undelivered" : s.failed ? fmtCount(s.failed) + " failed" : null));
     });
   }
   document.getElementById("graph").replaceChildren(svg);
@@ -185,9 +186,10 @@ function renderLag(st) {
 
 function renderSinks(st) {
   document.getElementById("sinks").replaceChildren(el("table", {},
-    el("tr", {}, ...["sink", "reads", "records", "failed", "freshness"].map(h => el("th", { text: h }))),
+    el("tr", {}, ...["sink", "reads", "records", "failed", "undelivered", "freshness"].map(h => el("th", { text: h }))),
     ...st.sinks.map(s => el("tr", {}, el("td", { text: s.name }), el("td", { text: s.after }),
       el("td", { text: fmtCount(s.records) }), el("td", { text: fmtCount(s.failed) }),
+      el("td", { text: fmtCount(s.undelivered), title: s.undelivered_to || "" }),
       el("td", { text: s.freshness_seconds === null ? "–" : fmtSecs(s.freshness_seconds) })))));
 }
 
