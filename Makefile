@@ -41,7 +41,7 @@ lint:
 # in ten of the source's supervisor could restart a reader after the stop.
 test: deps lint
 	$(GO) test -race -count=1 -timeout 12m ./...
-	$(GO) test -race -count=100 -run '^TestExpiredIteratorResumesAfterLastEmitted$$' ./engine/kinesis/
+	$(GO) test -race -count=100 -run '^TestExpiredIteratorResumesAfterLastEmitted$$' ./engine/sources/kinesis/
 	$(MAKE) bench-smoke
 
 test-short: lint

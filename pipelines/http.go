@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/engine/hostcheck"
-	httpsink "github.com/sluice-dev/sluice/sinks/http"
+	httpsink "github.com/sluice-dev/sluice/sinks/httpendpoint"
 	"github.com/sluice-dev/sluice/sinks/keys"
 )
 

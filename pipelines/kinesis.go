@@ -9,8 +9,8 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/awsconfig"
-	"github.com/sluice-dev/sluice/engine/kinesis"
 	"github.com/sluice-dev/sluice/engine/leases"
+	"github.com/sluice-dev/sluice/engine/sources/kinesis"
 )
 
 // checkKinesis checks the kinesis source's settings. It does not load the

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
-	"github.com/sluice-dev/sluice/engine/generate"
+	"github.com/sluice-dev/sluice/engine/sources/generate"
 	"github.com/sluice-dev/sluice/operators/decode"
 	"github.com/sluice-dev/sluice/sinks/encode"
 )

@@ -13,7 +13,7 @@ import (
 	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/encode"
 	filesink "github.com/sluice-dev/sluice/sinks/files"
-	httpsink "github.com/sluice-dev/sluice/sinks/http"
+	httpsink "github.com/sluice-dev/sluice/sinks/httpendpoint"
 	"github.com/sluice-dev/sluice/sinks/keys"
 	s3sink "github.com/sluice-dev/sluice/sinks/s3"
 	stdoutsink "github.com/sluice-dev/sluice/sinks/stdout"

@@ -10,10 +10,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluice-dev/sluice/engine"
-	"github.com/sluice-dev/sluice/engine/files"
-	"github.com/sluice-dev/sluice/engine/generate"
-	"github.com/sluice-dev/sluice/engine/local"
-	"github.com/sluice-dev/sluice/engine/stdin"
+	"github.com/sluice-dev/sluice/engine/sources/generate"
+	"github.com/sluice-dev/sluice/engine/sources/local"
+	"github.com/sluice-dev/sluice/engine/sources/stdin"
+	"github.com/sluice-dev/sluice/engine/sources/tail"
 	"github.com/sluice-dev/sluice/operators"
 	"github.com/sluice-dev/sluice/operators/decode"
 )
@@ -100,7 +100,7 @@ func (c *checker) source(rt runtime) (engine.Source, engine.Step, operators.Sche
 				c.atVal(index(path+".paths", i), "bad glob pattern %s: %v", c.show(index(path+".paths", i), p), perr)
 			}
 		}
-		source, err = files.New(files.Config{
+		source, err = tail.New(tail.Config{
 			Paths: paths, Follow: f.Follow, StartAt: f.Start,
 			PollInterval: f.PollInterval, MaxLineBytes: int(f.MaxLine), Now: rt.now,
 		})

@@ -25,9 +25,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/sluice-dev/sluice/engine/kinesisapi"
 	"github.com/sluice-dev/sluice/engine/leases"
-	"github.com/sluice-dev/sluice/engine/stream"
+	"github.com/sluice-dev/sluice/engine/streamstore"
+	"github.com/sluice-dev/sluice/engine/streamstore/kinesisapi"
 	"github.com/sluice-dev/sluice/internal/testservers"
 	"github.com/sluice-dev/sluice/sinks/files"
 )
@@ -85,7 +85,7 @@ func setupKinesisWindowsExample(t *testing.T, _ string) {
 // loopback port, as `sluice serve` does, for the life of the test.
 func serveInProcess(t *testing.T) string {
 	t.Helper()
-	st, err := stream.Open(t.TempDir(), stream.Options{NoSync: true})
+	st, err := streamstore.Open(t.TempDir(), streamstore.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

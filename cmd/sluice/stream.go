@@ -31,13 +31,13 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/awsconfig"
-	"github.com/sluice-dev/sluice/engine/generate"
 	"github.com/sluice-dev/sluice/engine/hostcheck"
-	kinesisclient "github.com/sluice-dev/sluice/engine/kinesis"
-	"github.com/sluice-dev/sluice/engine/kinesisapi"
 	"github.com/sluice-dev/sluice/engine/kpl"
-	"github.com/sluice-dev/sluice/engine/local"
-	"github.com/sluice-dev/sluice/engine/stream"
+	"github.com/sluice-dev/sluice/engine/sources/generate"
+	kinesisclient "github.com/sluice-dev/sluice/engine/sources/kinesis"
+	"github.com/sluice-dev/sluice/engine/sources/local"
+	"github.com/sluice-dev/sluice/engine/streamstore"
+	"github.com/sluice-dev/sluice/engine/streamstore/kinesisapi"
 )
 
 // parseFlags parses flags that may come before or after the positional
@@ -121,14 +121,14 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	st, err := stream.Open(*dir, stream.Options{NoSync: !*fsync, SegmentBytes: *segBytes, MaxOpenShards: *shardLimit, Region: *region, Logger: log})
+	st, err := streamstore.Open(*dir, streamstore.Options{NoSync: !*fsync, SegmentBytes: *segBytes, MaxOpenShards: *shardLimit, Region: *region, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitRuntime
 	}
 	defer st.Close()
 	for _, c := range toCreate {
-		if err := st.CreateStream(c.name, c.shards, ""); err != nil && stream.KindOf(err) != stream.KindInUse {
+		if err := st.CreateStream(c.name, c.shards, ""); err != nil && streamstore.KindOf(err) != streamstore.KindInUse {
 			fmt.Fprintf(stderr, "sluice serve: --create %s: %v\n", c.name, err)
 			return exitUsage
 		}
@@ -199,16 +199,16 @@ func readKeys(path string) (map[string]string, error) {
 
 // putter writes batches of records to a stream.
 type putter interface {
-	put(ctx context.Context, entries []stream.PutEntry) error
+	put(ctx context.Context, entries []streamstore.PutEntry) error
 }
 
 // storePutter writes to the store directly.
 type storePutter struct {
-	st   *stream.Store
+	st   *streamstore.Store
 	name string
 }
 
-func (p storePutter) put(ctx context.Context, entries []stream.PutEntry) error {
+func (p storePutter) put(ctx context.Context, entries []streamstore.PutEntry) error {
 	res, err := p.st.Put(ctx, p.name, entries, nil)
 	if err != nil {
 		return err
@@ -227,7 +227,7 @@ type apiPutter struct {
 	name string
 }
 
-func (p apiPutter) put(ctx context.Context, entries []stream.PutEntry) error {
+func (p apiPutter) put(ctx context.Context, entries []streamstore.PutEntry) error {
 	recs := make([]types.PutRecordsRequestEntry, len(entries))
 	for i, e := range entries {
 		recs[i] = types.PutRecordsRequestEntry{Data: e.Data, PartitionKey: aws.String(e.PartitionKey)}
@@ -336,7 +336,7 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Wr
 		return exitUsage
 	}
 	name := pos[0]
-	if err := stream.ValidateStreamName(name); err != nil {
+	if err := streamstore.ValidateStreamName(name); err != nil {
 		fmt.Fprintf(stderr, "sluice put: %v\n", err)
 		return exitUsage
 	}
@@ -398,13 +398,13 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Wr
 		}
 		p = apiPutter{c, name}
 	} else {
-		st, err := stream.Open(*dir, stream.Options{})
+		st, err := streamstore.Open(*dir, streamstore.Options{})
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice put: %v (to write while sluice serve runs, use --endpoint http://ADDRESS)\n", err)
 			return exitRuntime
 		}
 		defer st.Close()
-		if _, err := st.Describe(name); stream.KindOf(err) == stream.KindNotFound {
+		if _, err := st.Describe(name); streamstore.KindOf(err) == streamstore.KindNotFound {
 			if *create == 0 {
 				fmt.Fprintf(stderr, "sluice put: stream %s does not exist in %s; create it with --create SHARDS\n", name, *dir)
 				return exitRuntime
@@ -430,7 +430,7 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Wr
 		r := bufio.NewReaderSize(stdin, 64<<10)
 		n := 0
 		for {
-			b, err := readLine(r, stream.MaxRecordBytes-stream.MaxPartitionKeyLen*4)
+			b, err := readLine(r, streamstore.MaxRecordBytes-streamstore.MaxPartitionKeyLen*4)
 			if len(b) > 0 || (err != nil && err != io.EOF) {
 				n++
 				select {
@@ -447,7 +447,7 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Wr
 		}
 	}()
 
-	var pending []stream.PutEntry
+	var pending []streamstore.PutEntry
 	written, badKeys := 0, 0
 	flush := func() error {
 		if len(pending) == 0 {
@@ -484,7 +484,7 @@ loop:
 				fmt.Fprintf(stderr, "sluice put: line %d: partition key: %v; using a random key\n", l.n, err)
 				k = randomKey()
 			}
-			pending = append(pending, stream.PutEntry{PartitionKey: k, Data: l.text})
+			pending = append(pending, streamstore.PutEntry{PartitionKey: k, Data: l.text})
 			if len(pending) == 1 {
 				timer.Reset(*linger)
 			}
@@ -567,7 +567,7 @@ func randomKey() string {
 func keyFunc(key, src string) (func(line []byte, n int) (string, error), error) {
 	switch {
 	case key != "":
-		if err := stream.ValidateEntry(&stream.PutEntry{PartitionKey: key}); err != nil {
+		if err := streamstore.ValidateEntry(&streamstore.PutEntry{PartitionKey: key}); err != nil {
 			return nil, err
 		}
 		return func([]byte, int) (string, error) { return key, nil }, nil
@@ -598,7 +598,7 @@ func evalKey(prog *vm.Program, line []byte, n int) (string, error) {
 		return "", errors.New("the expression gave nil")
 	}
 	k := fmt.Sprint(v)
-	if err := stream.ValidateEntry(&stream.PutEntry{PartitionKey: k}); err != nil {
+	if err := streamstore.ValidateEntry(&streamstore.PutEntry{PartitionKey: k}); err != nil {
 		return "", err
 	}
 	return k, nil

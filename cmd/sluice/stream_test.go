@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/sluice-dev/sluice/engine/kpl"
-	"github.com/sluice-dev/sluice/engine/stream"
+	"github.com/sluice-dev/sluice/engine/streamstore"
 )
 
 // putLines runs `sluice put` in-process and returns its exit code and
@@ -192,7 +192,7 @@ func TestPutCreatesThroughEndpoint(t *testing.T) {
 // read it; --raw shows the stored record.
 func TestTailDeaggregates(t *testing.T) {
 	dir := t.TempDir()
-	st, err := stream.Open(dir, stream.Options{})
+	st, err := streamstore.Open(dir, streamstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestTailDeaggregates(t *testing.T) {
 		t.Fatal(err)
 	}
 	agg := kpl.Aggregate([]kpl.Record{{PartitionKey: "ka", Data: []byte(`{"n":1}`)}, {PartitionKey: "kb", Data: []byte(`{"n":2}`)}})
-	if _, err := st.Put(context.Background(), "agg", []stream.PutEntry{{PartitionKey: "outer", Data: agg}, {PartitionKey: "plain", Data: []byte("plain")}}, nil); err != nil {
+	if _, err := st.Put(context.Background(), "agg", []streamstore.PutEntry{{PartitionKey: "outer", Data: agg}, {PartitionKey: "plain", Data: []byte("plain")}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()

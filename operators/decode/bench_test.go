@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
-	"github.com/sluice-dev/sluice/engine/generate"
+	"github.com/sluice-dev/sluice/engine/sources/generate"
 )
 
 // clickstream returns n generated records of about 200 bytes.

@@ -1,0 +1,93 @@
+package kinesisapi
+
+import (
+	"context"
+	"crypto/md5"
+	"math/big"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/sluice-dev/sluice/engine/streamstore"
+)
+
+// startServer serves a fresh store on a loopback port and returns its
+// endpoint URL and the store.
+func startServer(t testing.TB, cfg Config, so streamstore.Options) (string, *streamstore.Store) {
+	t.Helper()
+	st, err := streamstore.Open(t.TempDir(), so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Store = st
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		st.Close()
+	})
+	return "http://" + ln.Addr().String(), st
+}
+
+// newClient returns an aws-sdk-go-v2 Kinesis client for an endpoint, with
+// static test credentials.
+func newClient(endpoint string, key, secret string) *kinesis.Client {
+	if key == "" {
+		key, secret = "AKIDTEST", "secret"
+	}
+	return kinesis.New(kinesis.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, ""),
+		Retryer:      retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 5 }),
+		HTTPClient:   &http.Client{Timeout: 30 * time.Second},
+	})
+}
+
+// shardOfKey finds, independently of the store, the shard whose hash key
+// range holds the MD5 of key.
+func shardOfKey(shards []types.Shard, key string) string {
+	sum := md5.Sum([]byte(key))
+	h := new(big.Int).SetBytes(sum[:])
+	for _, s := range shards {
+		if s.SequenceNumberRange.EndingSequenceNumber != nil {
+			continue
+		}
+		lo, _ := new(big.Int).SetString(*s.HashKeyRange.StartingHashKey, 10)
+		hi, _ := new(big.Int).SetString(*s.HashKeyRange.EndingHashKey, 10)
+		if lo.Cmp(h) <= 0 && h.Cmp(hi) <= 0 {
+			return *s.ShardId
+		}
+	}
+	return ""
+}
+
+// waitActive waits until a stream is ACTIVE (kinesalite creates streams
+// asynchronously; sluice at once).
+func waitActive(t testing.TB, c *kinesis.Client, name string) {
+	t.Helper()
+	w := kinesis.NewStreamExistsWaiter(c, func(o *kinesis.StreamExistsWaiterOptions) {
+		o.MinDelay = 20 * time.Millisecond
+		o.MaxDelay = 100 * time.Millisecond
+	})
+	if err := w.Wait(context.Background(), &kinesis.DescribeStreamInput{StreamName: aws.String(name)}, 30*time.Second); err != nil {
+		t.Fatalf("stream %s never became active: %v", name, err)
+	}
+}

@@ -1,0 +1,121 @@
+package streamstore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Trim applies retention: it deletes every segment whose newest record is
+// older than the stream's retention period, and forgets closed shards
+// that have nothing left. Records are trimmed a whole segment at a time,
+// so a record may outlive its retention by up to Options.SegmentAge.
+// sluice serve calls Trim every minute.
+func (s *Store) Trim() error {
+	if err := s.writable(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	streams := make([]*streamState, 0, len(s.streams))
+	for _, st := range s.streams {
+		streams = append(streams, st)
+	}
+	s.mu.RUnlock()
+	var errs []error
+	for _, st := range streams {
+		errs = append(errs, s.trimStream(st))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) trimStream(st *streamState) error {
+	nowMs := s.now().UnixMilli()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.deleted {
+		return nil
+	}
+	cutoff := nowMs - int64(st.meta.RetentionHours)*3600_000
+	var expired []*shardMeta
+	for _, sm := range st.meta.Shards {
+		sh := st.shards[sm.ID]
+		if sh == nil {
+			continue
+		}
+		if err := sh.trim(cutoff, nowMs, sm.Closed, s.ao); err != nil {
+			return fmt.Errorf("stream %s: %w", st.meta.Name, err)
+		}
+		if sm.Closed && sm.ClosedMs < cutoff && sh.empty() {
+			expired = append(expired, sm)
+		}
+	}
+	if len(expired) == 0 {
+		return nil
+	}
+	m := st.meta.clone()
+	keep := m.Shards[:0]
+	for _, sm := range m.Shards {
+		gone := false
+		for _, e := range expired {
+			gone = gone || e.ID == sm.ID
+		}
+		if !gone {
+			keep = append(keep, sm)
+		}
+	}
+	m.Shards = keep
+	if err := m.write(st.dir); err != nil {
+		return err
+	}
+	st.meta = m
+	for _, e := range expired {
+		st.shards[e.ID].close()
+		delete(st.shards, e.ID)
+		if err := os.RemoveAll(filepath.Join(st.dir, e.ID)); err != nil {
+			return err
+		}
+	}
+	st.index()
+	return nil
+}
+
+// trim deletes the shard's segments whose records are all older than
+// cutoff. The segment being written is first sealed, and a new empty one
+// started, so that the counter goes on after a restart.
+func (sh *shard) trim(cutoff, nowMs int64, closed bool, o appendOptions) error {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for !closed && len(sh.segs) > 0 && sh.err == nil {
+		last := sh.segs[len(sh.segs)-1]
+		if last.count == 0 || last.lastMs >= cutoff {
+			break
+		}
+		if err := sh.roll(nowMs, o); err != nil {
+			return err
+		}
+	}
+	keepFrom := 0
+	for i, seg := range sh.segs {
+		isActive := !closed && i == len(sh.segs)-1
+		if isActive || seg.lastMs >= cutoff || seg.base >= sh.durable {
+			break
+		}
+		if err := os.Remove(seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("retention: remove %s: %w", seg.path, err)
+		}
+		keepFrom = i + 1
+	}
+	if keepFrom > 0 {
+		sh.segs = append(sh.segs[:0:0], sh.segs[keepFrom:]...)
+		return syncDir(sh.dir)
+	}
+	return nil
+}
+
+func (sh *shard) empty() bool {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return len(sh.segs) == 0
+}
