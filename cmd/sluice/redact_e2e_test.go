@@ -73,8 +73,9 @@ sinks:
 		}
 		places["/"+path] = string(body)
 	}
-	if code := r.stop(); code != exitOK {
-		t.Errorf("exit %d", code)
+	// The endpoint took nothing, so the run fails (--fail-on undelivered).
+	if code := r.stop(); code != exitRuntime {
+		t.Errorf("exit %d, want %d: records went undelivered", code, exitRuntime)
 	}
 	places["the log"] = r.logs.String()
 	var errorOutput strings.Builder
