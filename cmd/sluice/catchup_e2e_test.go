@@ -7,8 +7,6 @@ import (
 	"io"
 	"math/big"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -74,17 +72,7 @@ func TestWindowsCatchUpAsTheyReadLive(t *testing.T) {
 	for _, reshard := range []bool{false, true} {
 		t.Run(fmt.Sprintf("reshard=%v", reshard), func(t *testing.T) {
 			dir := t.TempDir()
-			port := freePort(t)
-			serve := exec.Command(bin, "serve", "--listen", "127.0.0.1:"+port, "--dir", filepath.Join(dir, "streams"), "--fsync=false", "--create", "events:4")
-			serveLog, _ := os.Create(filepath.Join(dir, "serve.log"))
-			serve.Stdout, serve.Stderr = serveLog, serveLog
-			if err := serve.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { serve.Process.Kill(); serve.Wait() })
-			endpoint := "http://127.0.0.1:" + port
-			kc := kinesisClient(endpoint)
-			waitFor(t, 30*time.Second, "sluice serve to answer", func() bool { return streamActive(kc) })
+			endpoint, kc := serveProcess(t, bin, dir, "events:4")
 
 			env := []string{"KINESIS_ENDPOINT=" + endpoint, "AWS_EC2_METADATA_DISABLED=true",
 				"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1"}

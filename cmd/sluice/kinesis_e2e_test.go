@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,8 +24,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/sluice-dev/sluice/engine/leases"
+	"github.com/sluice-dev/sluice/engine/producer"
 	"github.com/sluice-dev/sluice/engine/streamstore"
 	"github.com/sluice-dev/sluice/engine/streamstore/kinesisapi"
+	"github.com/sluice-dev/sluice/internal/kinesistest"
 	"github.com/sluice-dev/sluice/internal/testservers"
 	"github.com/sluice-dev/sluice/sinks/files"
 )
@@ -85,84 +85,54 @@ func setupKinesisWindowsExample(t *testing.T, _ string) {
 // loopback port, as `sluice serve` does, for the life of the test.
 func serveInProcess(t *testing.T) string {
 	t.Helper()
-	st, err := streamstore.Open(t.TempDir(), streamstore.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := kinesisapi.New(kinesisapi.Config{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		st.Close()
+	url, _ := kinesistest.Serve(t, streamstore.Options{NoSync: true}, func(st *streamstore.Store) (kinesistest.Server, error) {
+		return kinesisapi.New(kinesisapi.Config{Store: st})
 	})
-	return "http://" + ln.Addr().String()
+	return url
 }
 
-// readOnlyBody hides the SDK request body's WriteTo from net/http: once a
-// fast local server has answered, the SDK closes the body and its WriteTo
-// returns io.EOF to net/http's check for trailing body bytes, which tears
-// the connection down under a good response; retried, a PutRecords would
-// land twice and the exactly-once checks would blame the pipeline.
-type readOnlyBody struct{ io.ReadCloser }
-
-type plainBodies struct{ rt http.RoundTripper }
-
-func (p plainBodies) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		r.Body = readOnlyBody{r.Body}
+// serveProcess starts `sluice serve` as its own process on a free
+// loopback port, without fsync, creating the streams of create
+// (NAME:SHARDS), and returns its endpoint and a producer's client for it
+// once it answers. The process is killed when the test ends.
+func serveProcess(t *testing.T, bin, dir, create string) (string, *kinesis.Client) {
+	t.Helper()
+	port := freePort(t)
+	serve := exec.Command(bin, "serve", "--listen", "127.0.0.1:"+port, "--dir", filepath.Join(dir, "streams"), "--fsync=false", "--create", create)
+	serveLog, _ := os.Create(filepath.Join(dir, "serve.log"))
+	serve.Stdout, serve.Stderr = serveLog, serveLog
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
 	}
-	return p.rt.RoundTrip(r)
+	t.Cleanup(func() { serve.Process.Kill(); serve.Wait() })
+	endpoint := "http://127.0.0.1:" + port
+	kc := kinesisClient(endpoint)
+	name, _, _ := strings.Cut(create, ":")
+	waitFor(t, 30*time.Second, "sluice serve to answer", func() bool {
+		out, err := kc.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+		return err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
+	})
+	return endpoint, kc
 }
 
 // kinesisClient is a producer's client: it never retries on its own, so a
 // failed put is visible rather than possibly doubled.
-func kinesisClient(endpoint string) *kinesis.Client {
-	return kinesis.New(kinesis.Options{
-		Region:       testservers.Region,
-		BaseEndpoint: aws.String(endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(testservers.AccessKeyID, testservers.SecretAccessKey, ""),
-		Retryer:      aws.NopRetryer{},
-		HTTPClient:   &http.Client{Transport: plainBodies{http.DefaultTransport}, Timeout: 30 * time.Second},
-	})
-}
+func kinesisClient(endpoint string) *kinesis.Client { return kinesistest.NoRetryClient(endpoint) }
 
-// putEvents puts {"k": key, "i": i} for i in [from, to), in order, 500 per
-// call, resending from the first entry a call rejects.
+// putEvents puts {"k": key, "i": i} for i in [from, to) through a
+// producer, which keeps their order per key.
 func putEvents(t *testing.T, c *kinesis.Client, name string, from, to int) {
-	for i := from; i < to; {
-		n := min(500, to-i)
-		entries := make([]types.PutRecordsRequestEntry, n)
-		for j := range entries {
-			k := "key-" + strconv.Itoa((i+j)%64)
-			entries[j] = types.PutRecordsRequestEntry{Data: fmt.Appendf(nil, `{"k":%q,"i":%d}`, k, i+j), PartitionKey: aws.String(k)}
-		}
-		out, err := c.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String(name), Records: entries})
-		if err != nil {
-			t.Errorf("put %d..%d: %v", i, i+n, err)
-			return
-		}
-		ok := n
-		for j, r := range out.Records {
-			if r.ErrorCode != nil {
-				ok = j
-				break
-			}
-		}
-		if ok < n && int(aws.ToInt32(out.FailedRecordCount)) != n-ok {
-			t.Errorf("put %d..%d: a record after a failed one was accepted", i, i+n)
-			return
-		}
-		i += ok
+	p, err := producer.New(producer.Config{Stream: name, Client: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]producer.Record, 0, to-from)
+	for i := from; i < to; i++ {
+		k := "key-" + strconv.Itoa(i%64)
+		recs = append(recs, producer.Record{PartitionKey: k, Data: fmt.Appendf(nil, `{"k":%q,"i":%d}`, k, i)})
+	}
+	if err := p.Put(context.Background(), recs); err != nil {
+		t.Errorf("put %d..%d: %v", from, to, err)
 	}
 }
 
@@ -293,20 +263,7 @@ func TestWorkersShareShardsThroughLeases(t *testing.T) {
 	dir := t.TempDir()
 	ddb := testservers.Dynalite(t)
 
-	port := freePort(t)
-	serve := exec.Command(bin, "serve", "--listen", "127.0.0.1:"+port, "--dir", filepath.Join(dir, "streams"), "--fsync=false", "--create", "events:8")
-	serveLog, _ := os.Create(filepath.Join(dir, "serve.log"))
-	serve.Stdout, serve.Stderr = serveLog, serveLog
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { serve.Process.Kill(); serve.Wait() })
-	endpoint := "http://127.0.0.1:" + port
-	kc := kinesisClient(endpoint)
-	waitFor(t, 30*time.Second, "sluice serve to answer", func() bool {
-		_, err := kc.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("events")})
-		return err == nil
-	})
+	endpoint, kc := serveProcess(t, bin, dir, "events:8")
 
 	pipeline := filepath.Join(dir, "shared.yaml")
 	writeFile(t, pipeline, sharedPipeline)

@@ -26,18 +26,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/vm"
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/awsconfig"
 	"github.com/sluice-dev/sluice/engine/hostcheck"
 	"github.com/sluice-dev/sluice/engine/kpl"
+	"github.com/sluice-dev/sluice/engine/producer"
 	"github.com/sluice-dev/sluice/engine/sources/generate"
 	kinesisclient "github.com/sluice-dev/sluice/engine/sources/kinesis"
 	"github.com/sluice-dev/sluice/engine/sources/local"
 	"github.com/sluice-dev/sluice/engine/streamstore"
 	"github.com/sluice-dev/sluice/engine/streamstore/kinesisapi"
+	"github.com/sluice-dev/sluice/operators"
+	"github.com/sluice-dev/sluice/operators/decode"
 )
 
 // parseFlags parses flags that may come before or after the positional
@@ -221,43 +222,12 @@ func (p storePutter) put(ctx context.Context, entries []streamstore.PutEntry) er
 	return nil
 }
 
-// apiPutter writes through a Kinesis API, retrying records that failed.
-type apiPutter struct {
-	c    *kinesis.Client
-	name string
-}
+// apiPutter writes through a Kinesis API with a producer, which retries
+// the records a call rejects and keeps their order per partition key.
+type apiPutter struct{ p *producer.Producer }
 
 func (p apiPutter) put(ctx context.Context, entries []streamstore.PutEntry) error {
-	recs := make([]types.PutRecordsRequestEntry, len(entries))
-	for i, e := range entries {
-		recs[i] = types.PutRecordsRequestEntry{Data: e.Data, PartitionKey: aws.String(e.PartitionKey)}
-	}
-	for attempt := 0; len(recs) > 0; attempt++ {
-		out, err := p.c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(p.name), Records: recs})
-		if err != nil {
-			return err
-		}
-		var retry []types.PutRecordsRequestEntry
-		var last string
-		for i, r := range out.Records {
-			if r.ErrorCode != nil {
-				retry = append(retry, recs[i])
-				last = aws.ToString(r.ErrorCode) + ": " + aws.ToString(r.ErrorMessage)
-			}
-		}
-		if len(retry) > 0 && attempt >= 8 {
-			return fmt.Errorf("%d records still failing after retries: %s", len(retry), last)
-		}
-		if len(retry) > 0 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
-			}
-		}
-		recs = retry
-	}
-	return nil
+	return p.p.Put(ctx, entries)
 }
 
 // apiClient is a Kinesis client for --endpoint, its configuration loaded
@@ -396,7 +366,12 @@ func cmdPut(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Wr
 				return exitRuntime
 			}
 		}
-		p = apiPutter{c, name}
+		pr, err := producer.New(producer.Config{Stream: name, Client: c})
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice put: %v\n", err)
+			return exitRuntime
+		}
+		p = apiPutter{pr}
 	} else {
 		st, err := streamstore.Open(*dir, streamstore.Options{})
 		if err != nil {
@@ -563,7 +538,10 @@ func randomKey() string {
 	return hex.EncodeToString(b[:])
 }
 
-// keyFunc returns how a line's partition key is chosen.
+// keyFunc returns how a line's partition key is chosen. --key-expr is an
+// expression of the pipeline file's dialect (package operators) that sees
+// the fields of a JSON line, decoded as the json decoder does, and line
+// and n.
 func keyFunc(key, src string) (func(line []byte, n int) (string, error), error) {
 	switch {
 	case key != "":
@@ -574,34 +552,38 @@ func keyFunc(key, src string) (func(line []byte, n int) (string, error), error) 
 	case src == "":
 		return func([]byte, int) (string, error) { return randomKey(), nil }, nil
 	}
-	prog, err := expr.Compile(src, expr.AllowUndefinedVariables())
+	e, err := operators.Compile(src, operators.Schema{}, operators.Any)
 	if err != nil {
 		return nil, err
 	}
-	return func(line []byte, n int) (string, error) { return evalKey(prog, line, n) }, nil
-}
-
-func evalKey(prog *vm.Program, line []byte, n int) (string, error) {
-	env := map[string]any{}
-	var obj map[string]any
-	if json.Unmarshal(line, &obj) == nil {
-		for k, v := range obj {
-			env[k] = v
-		}
-	}
-	env["line"], env["n"] = string(line), n
-	v, err := expr.Run(prog, env)
+	dec, err := decode.New(decode.Config{Format: "json", Fields: e.Fields()})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if v == nil {
-		return "", errors.New("the expression gave nil")
-	}
-	k := fmt.Sprint(v)
-	if err := streamstore.ValidateEntry(&streamstore.PutEntry{PartitionKey: k}); err != nil {
-		return "", err
-	}
-	return k, nil
+	return func(line []byte, n int) (string, error) {
+		// A line that is not a JSON object has no fields, only line and n.
+		b := engine.Batch{Records: []engine.Record{{Data: line}}}
+		if _, err := dec.Process(context.Background(), &b); err != nil {
+			return "", err
+		}
+		fields := map[string]any{}
+		if len(b.Records) == 1 && b.Records[0].Fields != nil {
+			fields = b.Records[0].Fields
+		}
+		fields["line"], fields["n"] = string(line), int64(n)
+		v, err := e.Eval(&engine.Record{Data: line, Fields: fields})
+		if err != nil {
+			return "", err
+		}
+		if v == nil {
+			return "", errors.New("the expression gave nil")
+		}
+		k := fmt.Sprint(v)
+		if err := streamstore.ValidateEntry(&streamstore.PutEntry{PartitionKey: k}); err != nil {
+			return "", err
+		}
+		return k, nil
+	}, nil
 }
 
 func cmdTail(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {

@@ -5,10 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,17 +15,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/checkpoint"
+	"github.com/sluice-dev/sluice/engine/producer"
 	kin "github.com/sluice-dev/sluice/engine/sources/kinesis"
 	"github.com/sluice-dev/sluice/engine/streamstore"
 	"github.com/sluice-dev/sluice/engine/streamstore/kinesisapi"
+	"github.com/sluice-dev/sluice/internal/kinesistest"
 	"github.com/sluice-dev/sluice/internal/testservers"
 	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/files"
@@ -48,74 +43,27 @@ var servers = []struct {
 // serve` does, and returns its endpoint.
 func startServe(t testing.TB) string {
 	t.Helper()
-	st, err := streamstore.Open(t.TempDir(), streamstore.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := kinesisapi.New(kinesisapi.Config{Store: st, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		st.Close()
+	url, _ := kinesistest.Serve(t, streamstore.Options{NoSync: true}, func(st *streamstore.Store) (kinesistest.Server, error) {
+		return kinesisapi.New(kinesisapi.Config{Store: st, Logger: testLogger()})
 	})
-	return "http://" + ln.Addr().String()
+	return url
 }
 
-func newClient(endpoint string) *kinesis.Client {
-	return kinesis.New(kinesis.Options{
-		Region:       testservers.Region,
-		BaseEndpoint: aws.String(endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(testservers.AccessKeyID, testservers.SecretAccessKey, ""),
-		Retryer:      retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 5 }),
-		HTTPClient:   &http.Client{Timeout: 30 * time.Second},
-	})
-}
+func newClient(endpoint string) *kinesis.Client { return kinesistest.Client(endpoint) }
 
 // newProducer is a client that never retries on its own: a retried
 // PutRecords whose first attempt landed would put records twice, and the
 // exactly-once checks would blame the source.
-func newProducer(endpoint string) *kinesis.Client {
-	return kinesis.New(kinesis.Options{
-		Region:       testservers.Region,
-		BaseEndpoint: aws.String(endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(testservers.AccessKeyID, testservers.SecretAccessKey, ""),
-		Retryer:      aws.NopRetryer{},
-		HTTPClient:   &http.Client{Transport: plainBodies{http.DefaultTransport}, Timeout: 30 * time.Second},
-	})
-}
+func newProducer(endpoint string) *kinesis.Client { return kinesistest.NoRetryClient(endpoint) }
 
 func createStream(t testing.TB, c *kinesis.Client, name string, shards int32) {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(shards)}); err != nil {
-		t.Fatal(err)
-	}
-	waitActive(t, c, name)
+	kinesistest.CreateStream(t, c, name, shards)
 }
 
 func waitActive(t testing.TB, c *kinesis.Client, name string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		out, err := c.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
-		if err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream %s not active: %v", name, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	kinesistest.WaitActive(t, c, name)
 }
 
 // event is what the test records hold: key k, global index i.
@@ -131,40 +79,21 @@ func eventData(i int) ([]byte, string) {
 	return fmt.Appendf(nil, `{"k":%q,"i":%d}`, k, i), k
 }
 
-// put writes events [from, to) in order, 500 per call, retrying the
-// entries a call rejects so that order per key is kept.
+// put writes events [from, to) through a producer, which keeps their
+// order per key and resends what a call rejects.
 func put(t testing.TB, c *kinesis.Client, name string, from, to int) {
 	t.Helper()
-	for i := from; i < to; {
-		n := min(500, to-i)
-		entries := make([]types.PutRecordsRequestEntry, n)
-		for j := range entries {
-			data, k := eventData(i + j)
-			entries[j] = types.PutRecordsRequestEntry{Data: data, PartitionKey: aws.String(k)}
-		}
-		out, err := c.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String(name), Records: entries})
-		if err != nil {
-			t.Errorf("put records %d..%d: %v", i, i+n, err)
-			return
-		}
-		// Keep order per key: resend from the first failure on.
-		ok := n
-		for j, r := range out.Records {
-			if r.ErrorCode != nil {
-				ok = j
-				break
-			}
-		}
-		if ok < n {
-			// A later entry may have landed; the exactly-once check would
-			// flag it, so only accept a failure-free prefix here.
-			if int(aws.ToInt32(out.FailedRecordCount)) != n-ok {
-				t.Errorf("put records: %d failed, not all after the first failure", aws.ToInt32(out.FailedRecordCount))
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		i += ok
+	p, err := producer.New(producer.Config{Stream: name, Client: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]producer.Record, 0, to-from)
+	for i := from; i < to; i++ {
+		data, k := eventData(i)
+		recs = append(recs, producer.Record{PartitionKey: k, Data: data})
+	}
+	if err := p.Put(context.Background(), recs); err != nil {
+		t.Errorf("put records %d..%d: %v", from, to, err)
 	}
 }
 
@@ -355,13 +284,13 @@ func checkOrderPerKey(t testing.TB, evs []event) {
 	}
 }
 
-// producer puts events in the background.
-type producer struct {
+// background puts events in the background.
+type background struct {
 	wg sync.WaitGroup
 }
 
-func produce(t testing.TB, c *kinesis.Client, name string, from, to int) *producer {
-	p := &producer{}
+func produce(t testing.TB, c *kinesis.Client, name string, from, to int) *background {
+	p := &background{}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -370,22 +299,4 @@ func produce(t testing.TB, c *kinesis.Client, name string, from, to int) *produc
 	return p
 }
 
-func (p *producer) wait() { p.wg.Wait() }
-
-// readOnlyBody hides the WriterTo of the SDK's request body from net/http.
-// The SDK closes that body as soon as a response arrives, and its WriteTo
-// then returns io.EOF, which net/http's check for extra body bytes takes
-// for a write error: against a server fast enough to answer before that
-// check, the connection is torn down under a good response, and the SDK
-// retries a PutRecords that had landed. Plain Read returns io.EOF there,
-// which is harmless.
-type readOnlyBody struct{ io.ReadCloser }
-
-type plainBodies struct{ rt http.RoundTripper }
-
-func (p plainBodies) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		r.Body = readOnlyBody{r.Body}
-	}
-	return p.rt.RoundTrip(r)
-}
+func (p *background) wait() { p.wg.Wait() }

@@ -4,60 +4,36 @@ import (
 	"context"
 	"crypto/md5"
 	"math/big"
-	"net"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/sluice-dev/sluice/engine/streamstore"
+	"github.com/sluice-dev/sluice/internal/kinesistest"
 )
 
 // startServer serves a fresh store on a loopback port and returns its
 // endpoint URL and the store.
 func startServer(t testing.TB, cfg Config, so streamstore.Options) (string, *streamstore.Store) {
 	t.Helper()
-	st, err := streamstore.Open(t.TempDir(), so)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Store = st
-	h, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		st.Close()
+	return kinesistest.Serve(t, so, func(st *streamstore.Store) (kinesistest.Server, error) {
+		cfg.Store = st
+		return New(cfg)
 	})
-	return "http://" + ln.Addr().String(), st
 }
 
 // newClient returns an aws-sdk-go-v2 Kinesis client for an endpoint, with
-// static test credentials.
+// static test credentials (key and secret when set).
 func newClient(endpoint string, key, secret string) *kinesis.Client {
 	if key == "" {
-		key, secret = "AKIDTEST", "secret"
+		return kinesistest.Client(endpoint)
 	}
-	return kinesis.New(kinesis.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, ""),
-		Retryer:      retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 5 }),
-		HTTPClient:   &http.Client{Timeout: 30 * time.Second},
+	return kinesistest.Client(endpoint, func(o *kinesis.Options) {
+		o.Credentials = credentials.NewStaticCredentialsProvider(key, secret, "")
 	})
 }
 
