@@ -83,14 +83,46 @@ func (p *Projection) Has(name string) bool { return p.names[name] }
 // failed, so that bad input is kept, counted and explained instead of lost.
 type Failure struct {
 	Record Record
-	// Type is the error output type, as Firehose names it in
-	// !{firehose:error-output-type}: "decode-failed", "processing-failed",
-	// "format-conversion-failed", "late-record".
+	// Type is the error output type, one of the constants below, which
+	// !{firehose:error-output-type} renders.
 	Type string
 	// Stage names where it failed: "decode", "filter", "map", a step name.
 	Stage string
 	Err   string
 	Time  time.Time
+}
+
+// The error output types (Failure.Type): Firehose's names where it has
+// one, and sluice's own in the same style. docs/checkpoints.md lists what
+// makes each.
+const (
+	// DecodeFailed: a source or decode step could not read the record
+	// (bad JSON or CSV, a line over the size limit, invalid UTF-8 for a
+	// format that needs text).
+	DecodeFailed = "decode-failed"
+	// ProcessingFailed: a step's expression failed on the record (filter,
+	// map, a window's group key, event time or aggregate input).
+	ProcessingFailed = "processing-failed"
+	// LateRecord: a window step got the record after its window closed,
+	// with late: dead_letter.
+	LateRecord = "late-record"
+	// PartitioningFailed: a sink could not render the record's prefix (a
+	// partition key or event time failed).
+	PartitioningFailed = "partitioning-failed"
+	// FormatConversionFailed: a sink's format cannot hold the record (a
+	// value JSON cannot hold, a record that does not fit the Parquet
+	// schema).
+	FormatConversionFailed = "format-conversion-failed"
+	// DeliveryFailed: the s3 sink gave up uploading an object.
+	DeliveryFailed = "delivery-failed"
+	// HTTPEndpointFailed: the http sink gave up delivering a batch.
+	HTTPEndpointFailed = "http-endpoint-failed"
+)
+
+// FailureTypes returns every error output type, in the order of the
+// data path.
+func FailureTypes() []string {
+	return []string{DecodeFailed, ProcessingFailed, LateRecord, PartitioningFailed, FormatConversionFailed, DeliveryFailed, HTTPEndpointFailed}
 }
 
 // Batch is the unit of work: records from one shard (or file, or stream

@@ -50,7 +50,7 @@ func (f *Filter) Process(_ context.Context, b *engine.Batch) (*engine.Batch, err
 			}
 			b.Failed = append(b.Failed, engine.Failure{
 				Record: *r,
-				Type:   "processing-failed",
+				Type:   engine.ProcessingFailed,
 				Stage:  "filter",
 				Err:    err.Error(),
 				Time:   failedAt,

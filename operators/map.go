@@ -153,7 +153,7 @@ func (m *Map) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error)
 			}
 			b.Failed = append(b.Failed, engine.Failure{
 				Record: *r,
-				Type:   "processing-failed",
+				Type:   engine.ProcessingFailed,
 				Stage:  "map",
 				Err:    err.Error(),
 				Time:   failedAt,

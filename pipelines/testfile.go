@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sluice-dev/sluice/engine"
 )
 
 // This file reads test files: the unit tests of a pipeline that `sluice
@@ -33,7 +35,7 @@ const (
 
 // FailureTypes are the error output types a record can fail with, as
 // engine.Failure.Type names them.
-var FailureTypes = []string{"decode-failed", "processing-failed", "late-record", "format-conversion-failed", "partitioning-failed", "delivery-failed"}
+var FailureTypes = engine.FailureTypes()
 
 // TestFile is a test file, decoded.
 type TestFile struct {

@@ -191,7 +191,7 @@ func (s *Step) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error
 				now = s.cfg.Now()
 			}
 			rec.Fields = nil
-			b.Failed = append(b.Failed, engine.Failure{Record: *rec, Type: "decode-failed", Stage: "decode", Err: err.Error(), Time: now})
+			b.Failed = append(b.Failed, engine.Failure{Record: *rec, Type: engine.DecodeFailed, Stage: "decode", Err: err.Error(), Time: now})
 		}
 	}
 	clear(b.Records[len(kept):]) // no references to moved records
@@ -256,7 +256,7 @@ func (s *Step) decodeJSONRange(d *jsonDecoder, recs []engine.Record, failed []en
 		}
 		if err != nil {
 			rec.Fields = nil
-			failed = append(failed, engine.Failure{Record: *rec, Type: "decode-failed", Stage: "decode", Err: err.Error(), Time: now})
+			failed = append(failed, engine.Failure{Record: *rec, Type: engine.DecodeFailed, Stage: "decode", Err: err.Error(), Time: now})
 			continue
 		}
 		if kept != i {

@@ -729,16 +729,16 @@ func (w *Window) add(r *engine.Record, now time.Time) {
 		err = w.checkFuture(t, now)
 	}
 	if err != nil {
-		w.fail(r, "processing-failed", err.Error())
+		w.fail(r, engine.ProcessingFailed, err.Error())
 		return
 	}
 	key, err := w.keyOf(r)
 	if err != nil {
-		w.fail(r, "processing-failed", err.Error())
+		w.fail(r, engine.ProcessingFailed, err.Error())
 		return
 	}
 	if err := w.argsOf(r); err != nil {
-		w.fail(r, "processing-failed", err.Error())
+		w.fail(r, engine.ProcessingFailed, err.Error())
 		return
 	}
 	// The record's own shard moves first: the record is judged against its
@@ -763,7 +763,7 @@ func (w *Window) add(r *engine.Record, now time.Time) {
 			w.rejectLate(r, t, cut, key)
 			return
 		}
-		w.fail(r, "processing-failed", err.Error())
+		w.fail(r, engine.ProcessingFailed, err.Error())
 	}
 }
 
@@ -807,7 +807,7 @@ func (w *Window) rejectLate(r *engine.Record, t, wm int64, key []byte) {
 		w.name, fmtTime(t), time.Duration(wm-t), fmtTime(wm), time.Duration(w.lateness))
 	w.logLate(t, wm, key)
 	if w.dead {
-		w.fail(r, "late-record", reason)
+		w.fail(r, engine.LateRecord, reason)
 	}
 }
 
@@ -957,7 +957,7 @@ func (w *Window) row(start, end int64, key string, states []aggregate.State) (en
 	if w.having != nil {
 		v, err := w.having.Eval(&rec)
 		if err != nil {
-			w.fail(&rec, "processing-failed", fmt.Sprintf("window %s: having: %v", w.name, err))
+			w.fail(&rec, engine.ProcessingFailed, fmt.Sprintf("window %s: having: %v", w.name, err))
 			return rec, false
 		}
 		if v != true {

@@ -97,7 +97,7 @@ func (s *captureSink) Write(_ context.Context, b *engine.Batch) error {
 		r := &b.Records[i]
 		line, err := s.enc.AppendWhole(nil, r)
 		if err != nil {
-			s.failures = append(s.failures, failure{typ: "format-conversion-failed", stage: "sink", reason: err.Error()})
+			s.failures = append(s.failures, failure{typ: engine.FormatConversionFailed, stage: "sink", reason: err.Error()})
 			continue
 		}
 		s.records = append(s.records, record{line: bytes.TrimSuffix(line, []byte("\n")), times: timesOf(r.Fields)})

@@ -282,13 +282,13 @@ func (s *Sink) Write(_ context.Context, b *engine.Batch) error {
 		r := &b.Records[i]
 		part, stage, err := s.render(r, now)
 		if err != nil {
-			if err := s.fail(r, "partitioning-failed", stage, err.Error(), now); err != nil {
+			if err := s.fail(r, engine.PartitioningFailed, stage, err.Error(), now); err != nil {
 				return err
 			}
 			continue
 		}
 		if s.line, err = s.cfg.Format.Encode(s.line[:0], r); err != nil {
-			if err := s.fail(r, "format-conversion-failed", "encode", err.Error(), now); err != nil {
+			if err := s.fail(r, engine.FormatConversionFailed, "encode", err.Error(), now); err != nil {
 				return err
 			}
 			continue
@@ -345,7 +345,7 @@ func (s *Sink) fail(r *engine.Record, typ, stage, msg string, now time.Time) err
 func (s *Sink) writeFailure(f *engine.Failure, now time.Time) error {
 	s.vals.ErrorType = f.Type
 	if s.vals.ErrorType == "" {
-		s.vals.ErrorType = "processing-failed"
+		s.vals.ErrorType = engine.ProcessingFailed
 	}
 	s.vals.Time = f.Record.Meta.ArrivalTime
 	if s.vals.Time.IsZero() {

@@ -45,8 +45,6 @@ const (
 	Jitter       = 0.15
 	// MaxResponseBytes is how much of a response body is read.
 	MaxResponseBytes = 1 << 20
-	// ErrorType is the error output type of records whose delivery failed.
-	ErrorType = "http-endpoint-failed"
 )
 
 // Header names of the Firehose HTTP endpoint protocol.
@@ -302,14 +300,14 @@ func (s *Sink) writeFailedBatch(sealed buffer.Sealed, id string, content []byte,
 	for _, el := range els {
 		f := engine.Failure{
 			Record: engine.Record{Data: el},
-			Type:   ErrorType,
+			Type:   engine.HTTPEndpointFailed,
 			Stage:  "deliver",
 			Err:    msg + " (request " + id + ")",
 			Time:   now,
 		}
 		out = enc.AppendFailure(out, &f)
 	}
-	vals := keys.Values{ErrorType: ErrorType, Time: batchTime(sealed.Key, now)}
+	vals := keys.Values{ErrorType: engine.HTTPEndpointFailed, Time: batchTime(sealed.Key, now)}
 	prefix := string(s.errPrefix.Append(nil, &vals))
 	// The suffix keeps these names apart from the per-record error
 	// output's, which has its own sequence numbers, whatever error_prefix

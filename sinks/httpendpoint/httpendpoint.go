@@ -387,14 +387,14 @@ func (s *Sink) Write(_ context.Context, b *engine.Batch) error {
 		var err error
 		s.line, err = s.elems.appendElement(s.line[:0], r)
 		if err != nil {
-			if err := s.fail(r, "format-conversion-failed", "encode", err.Error(), now); err != nil {
+			if err := s.fail(r, engine.FormatConversionFailed, "encode", err.Error(), now); err != nil {
 				return err
 			}
 			continue
 		}
 		if len(s.line)+envelopeBytes > MaxRequestBytes {
 			msg := fmt.Sprintf("the record is %d bytes as sent; a request carries at most %d", len(s.line), MaxRequestBytes)
-			if err := s.fail(r, ErrorType, "deliver", msg, now); err != nil {
+			if err := s.fail(r, engine.HTTPEndpointFailed, "deliver", msg, now); err != nil {
 				return err
 			}
 			continue
@@ -425,7 +425,7 @@ func (s *Sink) fail(r *engine.Record, typ, stage, msg string, now time.Time) err
 }
 
 func (s *Sink) writeFailure(f *engine.Failure, now time.Time) error {
-	s.vals.ErrorType = cmp(f.Type, "processing-failed")
+	s.vals.ErrorType = cmp(f.Type, engine.ProcessingFailed)
 	s.vals.Time = f.Record.Meta.ArrivalTime
 	if s.vals.Time.IsZero() {
 		s.vals.Time = cmp(f.Time, now)

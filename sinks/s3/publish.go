@@ -23,6 +23,7 @@ import (
 	"github.com/aws/smithy-go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/fsys"
 	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/keys"
@@ -36,9 +37,6 @@ const (
 	// MetaError holds why an object under the error prefix could not be
 	// delivered under its own key.
 	MetaError = "sluice-error"
-	// DeliveryFailed is the !{firehose:error-output-type} of objects that
-	// could not be delivered within the retry duration.
-	DeliveryFailed = "delivery-failed"
 )
 
 // Backoff between attempts: doubling from minBackoff up to maxBackoff
@@ -178,7 +176,7 @@ func (p *publisher) errorKey(s buffer.Sealed) string {
 		opened = timeFromName(name)
 	}
 	sum := sha256.Sum256([]byte(s.Key))
-	v := keys.Values{Time: opened, ErrorType: DeliveryFailed, Random: randomString(sum[:8])}
+	v := keys.Values{Time: opened, ErrorType: engine.DeliveryFailed, Random: randomString(sum[:8])}
 	return string(p.errPrefix.Append(nil, &v)) + name
 }
 

@@ -108,7 +108,7 @@ func (s *Sink) Write(_ context.Context, b *engine.Batch) error {
 		line, err := s.enc.AppendRecord(s.out, r.Fields)
 		if err != nil {
 			s.err = s.enc.AppendFailure(s.err, &engine.Failure{
-				Record: *r, Type: "format-conversion-failed", Stage: "encode", Err: err.Error(), Time: time.Now(),
+				Record: *r, Type: engine.FormatConversionFailed, Stage: "encode", Err: err.Error(), Time: time.Now(),
 			})
 			continue
 		}

@@ -206,7 +206,7 @@ func (b *batch) add(l lines.Line, lineNo int64) {
 	}
 	b.failed = append(b.failed, engine.Failure{
 		Record: rec,
-		Type:   "decode-failed",
+		Type:   engine.DecodeFailed,
 		Stage:  "source",
 		Err: fmt.Sprintf("line %d of stdin (at byte %d) is %d bytes, longer than max_line (%d); its first %d bytes are kept here; raise max_line to read such lines",
 			lineNo, l.Offset, l.Len, b.max, len(l.Data)),

@@ -73,7 +73,7 @@ func (b *batch) add(l lines.Line) {
 		return
 	}
 	b.failed = append(b.failed, engine.Failure{
-		Type:  "decode-failed",
+		Type:  engine.DecodeFailed,
 		Stage: "source",
 		Err: fmt.Sprintf("line of %d bytes at byte %d of %s is longer than max_line (%d); its first %d bytes are kept here; raise max_line to read such lines",
 			l.Len, l.Offset, b.path, b.max, len(l.Data)),
