@@ -40,6 +40,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/internal/jsonstring"
 )
 
 // MaxDepth bounds the nesting of arrays and objects in a value; deeper
@@ -235,69 +236,10 @@ func AppendFloat(dst []byte, f float64, bits int) []byte {
 	return dst
 }
 
-const hexDigits = "0123456789abcdef"
-
-// plain marks the ASCII bytes that appear in a JSON string as they are.
-var plain = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
 // AppendString appends s as a JSON string. Bytes that are not valid UTF-8
-// become U+FFFD, one per byte.
-func AppendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if plain[c] {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// become U+FFFD, one per byte. It is package jsonstring's, under the name
+// the encoders of this package use.
+func AppendString(dst []byte, s string) []byte { return jsonstring.Append(dst, s) }
 
 // AppendFailure appends a failed record as one JSON object and a newline,
 // in the shape of error outputs. Keys, always in this order:

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/sinks/encode"
@@ -179,34 +178,6 @@ func TestAppendFailureGolden(t *testing.T) {
 	if err != nil || !bytes.Equal(raw, cases[1].Record.Data) {
 		t.Errorf("data_base64 decodes to %q (%v), want the record's bytes %q", raw, err, cases[1].Record.Data)
 	}
-}
-
-// FuzzAppendString checks that any string encodes to valid JSON that
-// reads back as the string with each invalid byte replaced by U+FFFD.
-func FuzzAppendString(f *testing.F) {
-	for _, s := range []string{"", "plain", "a\"b\\c", "\x00\x1f\x7f", "\xff\xfe", "日本\u2028", "\xed\xa0\x80", "🙂"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		out := encode.AppendString(nil, s)
-		if !utf8.Valid(out) {
-			t.Fatalf("output is not UTF-8: %q", out)
-		}
-		var back string
-		if err := json.Unmarshal(out, &back); err != nil {
-			t.Fatalf("output %q is not a JSON string: %v", out, err)
-		}
-		var want strings.Builder
-		for _, r := range s { // range yields U+FFFD for each invalid byte
-			want.WriteRune(r)
-		}
-		if back != want.String() {
-			t.Fatalf("AppendString(%q) reads back as %q, want %q", s, back, want.String())
-		}
-		if bytes.ContainsAny(out, "\n\r") {
-			t.Fatalf("output %q holds a line break", out)
-		}
-	})
 }
 
 func FuzzAppendFloat(f *testing.F) {

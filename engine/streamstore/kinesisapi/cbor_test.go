@@ -27,6 +27,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/sluice-dev/sluice/engine/streamstore"
+	"github.com/sluice-dev/sluice/internal/jsonstring"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -829,7 +830,7 @@ func TestValidText(t *testing.T) {
 			t.Errorf("validText(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 		var fromJSON string
-		if err := json.Unmarshal(appendJSONString(nil, tc.in), &fromJSON); err != nil || fromJSON != tc.want {
+		if err := json.Unmarshal(jsonstring.Append(nil, tc.in), &fromJSON); err != nil || fromJSON != tc.want {
 			t.Errorf("JSON writes %q as %q, CBOR as %q", tc.in, fromJSON, tc.want)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluice-dev/sluice/engine/streamstore"
+	"github.com/sluice-dev/sluice/internal/jsonstring"
 )
 
 // Limits of the record calls, as Kinesis has them.
@@ -63,7 +64,7 @@ func (h *Handler) putRecord(ctx context.Context, in request) (any, error) {
 	}
 	b := make([]byte, 0, 128)
 	b = append(b, `{"ShardId":`...)
-	b = appendJSONString(b, res[0].ShardID)
+	b = jsonstring.Append(b, res[0].ShardID)
 	b = append(b, `,"SequenceNumber":"`...)
 	b = res[0].Seq.Append(b)
 	b = append(b, `"}`...)
@@ -168,16 +169,16 @@ func (h *Handler) putRecords(ctx context.Context, in request) (any, error) {
 		if err := res[i].Err; err != nil {
 			ae := fromStore(err)
 			b = append(b, `{"ErrorCode":`...)
-			b = appendJSONString(b, ae.typ)
+			b = jsonstring.Append(b, ae.typ)
 			b = append(b, `,"ErrorMessage":`...)
-			b = appendJSONString(b, ae.message)
+			b = jsonstring.Append(b, ae.message)
 			b = append(b, '}')
 			continue
 		}
 		b = append(b, `{"SequenceNumber":"`...)
 		b = res[i].Seq.Append(b)
 		b = append(b, `","ShardId":`...)
-		b = appendJSONString(b, res[i].ShardID)
+		b = jsonstring.Append(b, res[i].ShardID)
 		b = append(b, '}')
 	}
 	b = append(b, "]}"...)
@@ -297,7 +298,7 @@ func (h *Handler) getRecords(_ context.Context, in request) (any, error) {
 		b = append(b, `,"Data":"`...)
 		b = base64.StdEncoding.AppendEncode(b, r.Data)
 		b = append(b, `","PartitionKey":`...)
-		b = appendJSONBytes(b, r.PartitionKey)
+		b = jsonstring.Append(b, string(r.PartitionKey))
 		b = append(b, '}')
 	}
 	if h.limits != nil {
@@ -318,12 +319,12 @@ func (h *Handler) getRecords(_ context.Context, in request) (any, error) {
 				b = append(b, ',')
 			}
 			b = append(b, `{"ShardId":`...)
-			b = appendJSONString(b, ch.ID)
+			b = jsonstring.Append(b, ch.ID)
 			b = append(b, `,"ParentShards":[`...)
-			b = appendJSONString(b, ch.Parent)
+			b = jsonstring.Append(b, ch.Parent)
 			if ch.AdjacentParent != "" {
 				b = append(b, ',')
-				b = appendJSONString(b, ch.AdjacentParent)
+				b = jsonstring.Append(b, ch.AdjacentParent)
 			}
 			b = append(b, `],"HashKeyRange":{"StartingHashKey":"`...)
 			b = append(b, ch.StartHash.String()...)
