@@ -134,7 +134,7 @@ type Sink struct {
 	keyNames  []string
 	keyFuncs  []KeyFunc
 	buf       *Buffers
-	enc       encode.JSON
+	errs      *ErrorOutput
 	now       func() time.Time
 	// scratch
 	line, part []byte
@@ -252,6 +252,7 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	if err != nil {
 		return nil, errf("%v", err)
 	}
+	s.errs = NewErrorOutput(s.errPrefix, s.buf)
 	s.cfg = cfg
 	return s, nil
 }
@@ -297,10 +298,8 @@ func (s *Sink) Write(_ context.Context, b *engine.Batch) error {
 			return s.wrap(err)
 		}
 	}
-	for i := range b.Failed {
-		if err := s.writeFailure(&b.Failed[i], now); err != nil {
-			return err
-		}
+	if err := s.errs.Write(b.Failed, now); err != nil {
+		return s.wrapErrors(err)
 	}
 	return nil
 }
@@ -339,27 +338,14 @@ func (s *Sink) render(r *engine.Record, now time.Time) ([]byte, string, error) {
 }
 
 func (s *Sink) fail(r *engine.Record, typ, stage, msg string, now time.Time) error {
-	return s.writeFailure(&engine.Failure{Record: *r, Type: typ, Stage: stage, Err: msg, Time: now}, now)
-}
-
-func (s *Sink) writeFailure(f *engine.Failure, now time.Time) error {
-	s.vals.ErrorType = f.Type
-	if s.vals.ErrorType == "" {
-		s.vals.ErrorType = engine.ProcessingFailed
-	}
-	s.vals.Time = f.Record.Meta.ArrivalTime
-	if s.vals.Time.IsZero() {
-		s.vals.Time = f.Time
-	}
-	if s.vals.Time.IsZero() {
-		s.vals.Time = now
-	}
-	s.part = s.errPrefix.Append(s.part[:0], &s.vals)
-	s.line = s.enc.AppendFailure(s.line[:0], f)
-	if err := s.buf.AppendError(s.part, s.line, now); err != nil {
-		return fmt.Errorf("%s sink %s: error output: %w", s.cfg.Kind, s.cfg.Name, err)
+	if err := s.errs.Fail(r, typ, stage, msg, now); err != nil {
+		return s.wrapErrors(err)
 	}
 	return nil
+}
+
+func (s *Sink) wrapErrors(err error) error {
+	return fmt.Errorf("%s sink %s: error output: %w", s.cfg.Kind, s.cfg.Name, err)
 }
 
 // Flush seals the buffers whose trigger fired, or all of them.

@@ -133,11 +133,10 @@ type Sink struct {
 	rand             func() float64
 
 	buf, errBuf *buffer.Buffers
+	errs        *buffer.ErrorOutput
 	errPrefix   *keys.Template
 	elems       elementEncoder
-	enc         encode.JSON
-	line, part  []byte
-	vals        keys.Values
+	line        []byte
 
 	// pending holds, for each batch not yet delivered (sealed ones first,
 	// then the open one), the arrival time of its oldest record. There is
@@ -297,7 +296,7 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 		Sink:       cfg.Name,
 		Staging:    staging + ".errors",
 		FS:         cfg.FS,
-		Publisher:  renamer{fs: cfg.FS, dir: cfg.Dir},
+		Publisher:  &buffer.RenamePublisher{FS: cfg.FS, Dir: cfg.Dir},
 		Records:    errFormat,
 		MaxBytes:   cfg.BufferBytes,
 		MaxAge:     cfg.BufferInterval,
@@ -307,6 +306,7 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 	if err != nil {
 		return nil, errf("%v", err)
 	}
+	s.errs = buffer.NewErrorOutput(s.errPrefix, s.errBuf)
 	return s, nil
 }
 
@@ -412,27 +412,14 @@ func (s *Sink) Write(_ context.Context, b *engine.Batch) error {
 		}
 		s.track(now, r.Meta.ArrivalTime)
 	}
-	for i := range b.Failed {
-		if err := s.writeFailure(&b.Failed[i], now); err != nil {
-			return err
-		}
+	if err := s.errs.Write(b.Failed, now); err != nil {
+		return fmt.Errorf("http sink %s: error output: %w", s.cfg.Name, err)
 	}
 	return nil
 }
 
 func (s *Sink) fail(r *engine.Record, typ, stage, msg string, now time.Time) error {
-	return s.writeFailure(&engine.Failure{Record: *r, Type: typ, Stage: stage, Err: msg, Time: now}, now)
-}
-
-func (s *Sink) writeFailure(f *engine.Failure, now time.Time) error {
-	s.vals.ErrorType = cmp(f.Type, engine.ProcessingFailed)
-	s.vals.Time = f.Record.Meta.ArrivalTime
-	if s.vals.Time.IsZero() {
-		s.vals.Time = cmp(f.Time, now)
-	}
-	s.part = s.errPrefix.Append(s.part[:0], &s.vals)
-	s.line = s.enc.AppendFailure(s.line[:0], f)
-	if err := s.errBuf.AppendError(s.part, s.line, now); err != nil {
+	if err := s.errs.Fail(r, typ, stage, msg, now); err != nil {
 		return fmt.Errorf("http sink %s: error output: %w", s.cfg.Name, err)
 	}
 	return nil
