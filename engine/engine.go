@@ -186,6 +186,16 @@ type Source interface {
 	Read(ctx context.Context, start map[string]string, emit Emit) error
 }
 
+// Lagger is implemented by sources that know how far behind the newest
+// record of their input they are reading, such as the kinesis source
+// (MillisBehindLatest of each shard). The status line and /metrics show
+// it. Lag is safe from any goroutine.
+type Lagger interface {
+	// Lag returns, for each shard being read, how far its reader is behind
+	// the newest record of that shard.
+	Lag() map[string]time.Duration
+}
+
 // Step transforms batches. A pipeline calls its steps from one goroutine,
 // so a step needs no locking. Process may change b in place and return it,
 // or return another batch; records it rejects go to the returned batch's
@@ -236,8 +246,10 @@ type Stateful interface {
 // runtime, always from the pipeline's goroutine:
 //
 //   - Write stages the records of a batch (and its Failed records, to the
-//     sink's error output). The sink must not keep b or its records after
-//     Write returns; it encodes or copies what it needs.
+//     sink's error output). The sink must not change b, its records, their
+//     bytes or their fields: the same batch goes to the pipeline's other
+//     sinks and to the steps after this one. Nor may it keep b or its
+//     records after Write returns; it encodes or copies what it needs.
 //   - Flush seals the buffers whose trigger has fired by now (size,
 //     records, interval), or every buffer when all is true, and returns how
 //     many sealed outputs await commit. A sealed output's content and name
@@ -254,15 +266,31 @@ type Stateful interface {
 //     after that checkpoint, keeps what it lists, and commits what it lists
 //     as sealed.
 //
-// A sink that holds resources also implements io.Closer; one that knows how
-// many bytes it holds staged implements BufferedBytes() int64, which the
-// status line and metrics show.
+// A sink that holds resources also implements io.Closer. What else a sink
+// can tell is an optional interface of its own (Bufferer, Freshness,
+// Undeliverer), which the runtime and the server assert for, as io.Copy
+// asserts for io.WriterTo.
 type Sink interface {
 	Recover(ctx context.Context, state json.RawMessage) error
 	Write(ctx context.Context, b *Batch) error
 	Flush(ctx context.Context, now time.Time, all bool) (sealed int, err error)
 	Prepare(ctx context.Context) (json.RawMessage, error)
 	Commit(ctx context.Context, state json.RawMessage) error
+}
+
+// Bufferer is implemented by sinks that know how many bytes they hold
+// staged and not yet delivered, which the status line and metrics show
+// (Stats.Buffered). BufferedBytes is called from the pipeline's goroutine.
+type Bufferer interface {
+	BufferedBytes() int64
+}
+
+// Freshness is implemented by sinks that know the arrival time of the
+// oldest record they hold undelivered (zero when they hold none): data
+// freshness, as Firehose measures it, is the time since, which /metrics
+// and the API show. OldestUndelivered is safe from any goroutine.
+type Freshness interface {
+	OldestUndelivered() time.Time
 }
 
 // Undeliverer is implemented by sinks that can give up delivering
@@ -291,11 +319,18 @@ type Checkpoint struct {
 	Sinks     map[string]json.RawMessage `json:"sinks,omitempty"`
 }
 
-// Store keeps checkpoints. Save must be atomic: after a crash, Load returns
-// either the previous checkpoint or the new one, never a mix.
+// Store keeps checkpoints. The runtime calls it from the pipeline's
+// goroutine.
 type Store interface {
 	// Load returns the last saved checkpoint of the pipeline, or nil when
 	// there is none.
 	Load(ctx context.Context, pipeline string) (*Checkpoint, error)
+	// Save replaces the pipeline's checkpoint with c. It must be atomic —
+	// after a crash at any point, Load returns either the previous
+	// checkpoint or c, never a mix — and durable on return: once Save
+	// returns nil, c survives a crash or a power loss (synced to disk and
+	// renamed with the directory synced, or acknowledged by a store that
+	// keeps what it acknowledges, as DynamoDB does), because the runtime
+	// then commits sink outputs that only c records.
 	Save(ctx context.Context, c *Checkpoint) error
 }

@@ -413,9 +413,6 @@ func (r *runner) tap(kind, name string, b *Batch) {
 	r.p.Tap.offer(TapPoint{Kind: kind, Name: name}, b, r.now())
 }
 
-// bufferer is implemented by sinks that report the bytes they hold staged.
-type bufferer interface{ BufferedBytes() int64 }
-
 // flush seals sink buffers whose triggers fired (all of them when all is
 // true) and takes a checkpoint when one is due.
 func (r *runner) flush(ctx context.Context, all bool) error {
@@ -427,7 +424,7 @@ func (r *runner) flush(ctx context.Context, all bool) error {
 			return fmt.Errorf("pipeline %s: sink %s: flush: %w", r.p.Name, s.Name, err)
 		}
 		r.sealed += n
-		if b, ok := s.Sink.(bufferer); ok {
+		if b, ok := s.Sink.(Bufferer); ok {
 			buffered += b.BufferedBytes()
 		}
 	}

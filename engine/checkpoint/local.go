@@ -92,7 +92,9 @@ func (l *Local) Load(_ context.Context, pipeline string) (*engine.Checkpoint, er
 }
 
 // Save replaces the pipeline's checkpoint with c: it writes a temporary
-// file, syncs it, renames it over the old one and syncs the directory.
+// file, syncs it, renames it over the old one and syncs the directory, so
+// that c is durable when Save returns, as engine.Store requires
+// (TestSaveIsDurable crashes right after).
 func (l *Local) Save(_ context.Context, c *engine.Checkpoint) error {
 	if c == nil {
 		return errors.New("checkpoint store: save of a nil checkpoint")

@@ -336,7 +336,9 @@ func (t *Table) getWorker(ctx context.Context, id string) (*workerItem, error) {
 // point), conditional on this process's incarnation and on no shard having
 // been revoked, and then moves the checkpoint of every lease it holds,
 // conditional on still owning it. It never writes the checkpoint of a
-// lease another worker holds.
+// lease another worker holds. It returns once DynamoDB has acknowledged the
+// worker item, which DynamoDB keeps durably: the checkpoint is durable on
+// return, as engine.Store requires.
 func (t *Table) Save(ctx context.Context, cp *engine.Checkpoint) error {
 	if cp.Pipeline != t.cfg.Pipeline {
 		return fmt.Errorf("lease table %s: save for pipeline %q, configured for %q", t.cfg.Table, cp.Pipeline, t.cfg.Pipeline)

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/engine"
 )
 
 // metrics exposes the pipelines' counters. Counters and gauges are read
@@ -155,7 +157,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			counter(m.sinkRecords, s.Records.Load(), name, s.Name)
 			counter(m.sinkFailed, s.Failed.Load(), name, s.Name)
 			counter(m.sinkUndelivered, s.Undelivered.Load(), name, s.Name)
-			if f, ok := sk.Sink.(freshness); ok {
+			if f, ok := sk.Sink.(engine.Freshness); ok {
 				age := 0.0
 				if t := f.OldestUndelivered(); !t.IsZero() {
 					age = max(now.Sub(t).Seconds(), 0)
@@ -171,7 +173,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(m.queued, float64(st.Queued.Load()), name)
 		gauge(m.buffered, float64(st.Buffered.Load()), name)
-		if l, ok := p.p.Source.(lagger); ok {
+		if l, ok := p.p.Source.(engine.Lagger); ok {
 			for shard, d := range l.Lag() {
 				gauge(m.lag, float64(d.Milliseconds()), name, shard)
 			}

@@ -12,19 +12,10 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 )
 
-// What the server reads of sources, steps and sinks, through small
-// interfaces at the point of use: each is optional.
+// What the server reads of sources, steps and sinks besides the optional
+// interfaces of package engine (Lagger, Freshness), through
+// small interfaces at the point of use: each is optional.
 type (
-	// lagger is a source that knows how far behind it reads
-	// (engine.Lagger).
-	lagger interface {
-		Lag() map[string]time.Duration
-	}
-	// bufferer is a sink that knows how many bytes it holds staged.
-	bufferer interface{ BufferedBytes() int64 }
-	// freshness is a sink that knows the arrival time of its oldest
-	// undelivered record (zero: none).
-	freshness interface{ OldestUndelivered() time.Time }
 	// deliveryObserver is a sink that reports each delivery attempt.
 	deliveryObserver interface {
 		ObserveDelivery(func(records int, bytes int64, took time.Duration, err error))
@@ -218,7 +209,7 @@ func (p *pipeline) status(now time.Time) Status {
 	}
 	s.Source.Kind = sourceKind(p.p.Source)
 	s.Source.Records, s.Source.Bytes = st.In.Load(), st.InBytes.Load()
-	if l, ok := p.p.Source.(lagger); ok {
+	if l, ok := p.p.Source.(engine.Lagger); ok {
 		s.Source.LagMs = map[string]int64{}
 		for shard, d := range l.Lag() {
 			s.Source.LagMs[shard] = d.Milliseconds()
@@ -237,7 +228,7 @@ func (p *pipeline) status(now time.Time) Status {
 		if to := st.Sinks[i].UndeliveredTo.Load(); to != nil {
 			ss.UndeliveredTo = *to
 		}
-		if f, ok := sk.Sink.(freshness); ok {
+		if f, ok := sk.Sink.(engine.Freshness); ok {
 			age := 0.0
 			if t := f.OldestUndelivered(); !t.IsZero() {
 				age = max(now.Sub(t).Seconds(), 0)

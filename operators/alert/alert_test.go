@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/internal/enginetest"
 	"github.com/sluice-dev/sluice/operators"
 	"github.com/sluice-dev/sluice/operators/window"
 )
@@ -498,4 +500,28 @@ func FuzzTemplate(f *testing.F) {
 		}
 		execTemplate(tmpl, data) // must not panic
 	})
+}
+
+// TestWriteLeavesTheBatch: a rule reads the window's rows, which other
+// sinks and steps get too, and must not change them (engine.Sink).
+func TestWriteLeavesTheBatch(t *testing.T) {
+	rcv := newReceiver(t)
+	r := newRule(t, rcv.srv.URL, nil)
+	if err := r.Recover(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for m := range 4 {
+		b := &engine.Batch{Records: []engine.Record{row(m, "/checkout", 200, 20), row(m, "/home", 100, 0)}}
+		want := enginetest.CloneBatch(b)
+		if err := r.Write(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(b, want) {
+			t.Fatalf("minute %d: Write changed its batch:\n got %#v\nwant %#v", m, b, want)
+		}
+		cycle(t, r, time.Now())
+	}
+	if len(rcv.notifications(t)) != 1 {
+		t.Errorf("want the alert of /checkout to fire once")
+	}
 }

@@ -141,7 +141,11 @@ type Sink struct {
 	vals       keys.Values
 }
 
-var _ engine.Sink = (*Sink)(nil)
+var (
+	_ engine.Sink      = (*Sink)(nil)
+	_ engine.Bufferer  = (*Sink)(nil)
+	_ engine.Freshness = (*Sink)(nil)
+)
 
 // FileNameLen is the length of an output's file name after its prefix,
 // for a pipeline and sink name and an extension: PIPELINE-SINK-yyyy-MM-dd-

@@ -67,7 +67,11 @@ type Sink struct {
 	*buffer.Sink
 }
 
-var _ engine.Sink = (*Sink)(nil)
+var (
+	_ engine.Sink      = (*Sink)(nil)
+	_ engine.Bufferer  = (*Sink)(nil)
+	_ engine.Freshness = (*Sink)(nil)
+)
 
 // New validates cfg and returns a sink. It touches no file: the staging
 // directory is made by Recover, which the pipeline calls first.

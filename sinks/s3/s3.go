@@ -120,6 +120,8 @@ type Sink struct {
 
 var (
 	_ engine.Sink        = (*Sink)(nil)
+	_ engine.Bufferer    = (*Sink)(nil)
+	_ engine.Freshness   = (*Sink)(nil)
 	_ engine.Undeliverer = (*Sink)(nil)
 )
 

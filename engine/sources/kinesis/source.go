@@ -140,6 +140,12 @@ type Source struct {
 	announced map[string]bool
 }
 
+var (
+	_ engine.Source  = (*Source)(nil)
+	_ engine.Lagger  = (*Source)(nil)
+	_ engine.Aligner = (*Source)(nil)
+)
+
 // Check reports what is wrong with cfg, without looking at the AWS
 // configuration: validating a pipeline file needs no credentials.
 func (cfg Config) Check() error {
