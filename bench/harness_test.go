@@ -103,9 +103,7 @@ func TestFilterMapCheck(t *testing.T) {
 
 func TestWindowCheck(t *testing.T) {
 	c := &windowCheck{}
-	lat := []int64{}
 	for i := range 100 {
-		lat = append(lat, int64(i+1))
 		c.see(event{ts: genStart.Add(10e9), path: "/a", latencyMS: int64(i + 1), bytes: 2}, nil)
 	}
 	row := func(p95 float64, requests int) string {

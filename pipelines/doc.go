@@ -14,7 +14,7 @@
 // Values taken from the environment are treated as secrets: messages show
 // the ${VAR} they came from, never the value.
 //
-// The flow is Load (or Parse) → Spec → Build → *engine.Pipeline. Validate
-// re-checks a Spec changed in code. docs/pipeline-file.md is the user's
+// The flow is Load (or Parse) → Spec → Build → *engine.Pipeline.
+// docs/pipeline-file.md is the user's
 // reference for the file format this package reads.
 package pipelines

@@ -48,7 +48,7 @@ func (e Error) Error() string {
 }
 
 // ErrorList is every problem found in a pipeline file, sorted by position.
-// Load, Parse, Validate and Build return one (as an error) when the file
+// Load, Parse and Build return one (as an error) when the file
 // is invalid; errors.As gets it back.
 type ErrorList []Error
 

@@ -9,8 +9,8 @@ import (
 )
 
 // Spec is a pipeline file, decoded. It holds every key of the file format,
-// including parts that this version cannot run yet (Validate reports
-// those). Durations and sizes are already parsed and ${VAR} references
+// including parts that this version cannot run yet (Load and Parse
+// report those). Durations and sizes are already parsed and ${VAR} references
 // already expanded; expressions are kept as text, with where each byte was
 // written so that compile errors point into the file.
 type Spec struct {
@@ -41,7 +41,7 @@ type Source struct {
 	Stdin    *StdinSource
 
 	// Decode turns the source's bytes into fields; nil means the default
-	// for the kind (see Validate).
+	// for the kind.
 	Decode *Decode
 	// Schema declares field types (string, int, float, bool, timestamp,
 	// list, object, any) so that expressions are type-checked against
@@ -469,9 +469,6 @@ type Expr struct {
 	src  *source
 	node *yaml.Node
 }
-
-// NewExpr makes an expression that was not read from a file.
-func NewExpr(src string) *Expr { return &Expr{Src: src} }
 
 // position returns the file position of the character at line, col
 // (1-based, col counted in characters) of the expression, and its byte

@@ -24,17 +24,6 @@ var (
 // DynamoDB keys.
 const maxNameLen = 64
 
-// Validate checks a Spec as a whole — names, references between its parts,
-// what this version can run — and compiles its expressions against the
-// schema of the records at their point of the pipeline. Load and Parse call
-// it; call it again after changing a Spec in code. The error is an
-// ErrorList.
-func Validate(s *Spec) error {
-	_, errs := compile(s, runtime{dir: s.Dir}, nil)
-	s.redactErrors(errs)
-	return errs.err()
-}
-
 // compiled is a Spec checked and turned into the parts that are made
 // without touching anything outside the process: the source, the decode
 // step, the steps and the schema at every point. Build adds the sinks and

@@ -87,7 +87,6 @@ func (dropOdd) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error
 // takes every record whose n is a multiple of 10 for a late one.
 type counter struct {
 	counts map[string]int64
-	start  time.Time
 	ticks  int
 	late   atomic.Int64
 }

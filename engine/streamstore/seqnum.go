@@ -29,8 +29,6 @@ const (
 	seqMsDigits  = 15
 	seqShDigits  = 6
 	seqCtrDigits = 20
-	// maxShardNumber is the largest shard number a sequence number holds.
-	maxShardNumber = 999_999
 )
 
 // String returns the decimal form.

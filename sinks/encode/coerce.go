@@ -35,7 +35,6 @@ type coercer struct {
 	// string columns are where conflicting types were widened.
 	lenient bool
 	json    JSON
-	keys    []string
 	// extra is the name of the top-level json column that holds the
 	// fields a lenient schema has no column for ("" when none).
 	extra string

@@ -181,7 +181,7 @@ func TestAppendFailureGolden(t *testing.T) {
 }
 
 func FuzzAppendFloat(f *testing.F) {
-	for _, x := range []float64{0, -0.0, 1, 1e21, 1e-7, 123456789.125, math.MaxFloat64, math.SmallestNonzeroFloat64} {
+	for _, x := range []float64{0, math.Copysign(0, -1), 1, 1e21, 1e-7, 123456789.125, math.MaxFloat64, math.SmallestNonzeroFloat64} {
 		f.Add(x)
 	}
 	f.Fuzz(func(t *testing.T, x float64) {

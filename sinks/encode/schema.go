@@ -354,9 +354,8 @@ func parse(s string, field bool) (*Type, bool, error) {
 }
 
 type typeParser struct {
-	s     string
-	i     int
-	depth int
+	s string
+	i int
 }
 
 func (p *typeParser) errf(format string, args ...any) error {

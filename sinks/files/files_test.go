@@ -192,7 +192,6 @@ func TestHostilePartitionValues(t *testing.T) {
 		n++
 	}
 	h.write(rec(n, "fail", true))
-	n++
 	h.checkpoint(true)
 	got := h.lines()
 	dirs := map[string]bool{}

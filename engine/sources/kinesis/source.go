@@ -154,7 +154,7 @@ func (cfg Config) Check() error {
 		return err
 	}
 	if cfg.Stream == "" {
-		return errors.New("kinesis source: no stream: set stream:")
+		return errors.New("kinesis source: no stream; set stream to the stream's name")
 	}
 	if cfg.PollInterval < 0 || cfg.DiscoveryInterval < 0 || cfg.MaxRecords < 0 || cfg.MaxRecords > 10000 {
 		return errors.New("kinesis source: poll and discovery intervals must not be negative, and max records must be 1 to 10000")
