@@ -2,6 +2,7 @@
 #
 #   make run    the demo: examples/quickstart.yaml on embedded defaults
 #   make test   everything CI runs (installs the npm test servers first)
+#   make lint   gofmt, go vet, staticcheck and the go.mod tidy check
 #   make bench  Go benchmarks (records/s, MB/s, allocations), then sluice
 #               against Benthos on the same input (bench/, writes bench/results.md)
 
@@ -32,10 +33,20 @@ deps:
 		npm ci --prefix testservers --no-audit --no-fund --loglevel=error; \
 	fi
 
+# lint: gofmt, go vet, staticcheck and a tidy check (go.mod and go.sum say
+# exactly what the code imports), for the module and the benchmark
+# harness. staticcheck is pinned and comes from the Go module proxy
+# through go run, built once and then cached.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
+	cd bench && $(GO) vet . && $(GO) run $(STATICCHECK) . && \
+		{ $(GO) mod tidy -diff || { echo "bench/go.mod or go.sum is not tidy: run go mod tidy in bench"; exit 1; }; }
 
 # The second line repeats a test whose failure is a shutdown race: one run
 # in ten of the source's supervisor could restart a reader after the stop.
