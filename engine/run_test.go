@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
@@ -358,8 +359,14 @@ func TestRunEndOfInputFiresTickers(t *testing.T) {
 }
 
 // TestQueueBackpressure checks that a source cannot read further ahead of
-// a stalled pipeline than the queue's byte budget allows.
+// a stalled pipeline than the queue's byte budget allows. In a synctest
+// bubble, once every goroutine is blocked the source has read all it ever
+// will behind the stalled sink.
 func TestQueueBackpressure(t *testing.T) {
+	synctest.Test(t, testQueueBackpressure)
+}
+
+func testQueueBackpressure(t *testing.T) {
 	var log []string
 	release := make(chan struct{})
 	var emitted atomic.Int64
@@ -371,12 +378,8 @@ func TestQueueBackpressure(t *testing.T) {
 	go func() { done <- p.Run(context.Background()) }()
 	// The sink holds the first batch; the queue holds at most four more.
 	<-stall.entered
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) && emitted.Load() < 5 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond) // room for a wrongly unbounded source to run ahead
-	if n := emitted.Load(); n > 6 {
+	synctest.Wait()
+	if n := emitted.Load(); n < 4 || n > 6 {
 		t.Fatalf("source emitted %d batches of 1 MiB into a 4 MiB queue behind a stalled sink", n)
 	}
 	close(release)
