@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -15,9 +13,9 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/checkpoint"
 	"github.com/sluice-dev/sluice/engine/fsys"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+	"github.com/sluice-dev/sluice/internal/golden"
+)
 
 func sample(seq uint64) *engine.Checkpoint {
 	return &engine.Checkpoint{
@@ -104,19 +102,7 @@ func TestSaveOperationOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := []byte(strings.Join(rec.Ops(), "\n") + "\n")
-	p := filepath.Join("testdata", "save.golden")
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("Save did\n%s\nwant\n%s", got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "save.golden"), got)
 }
 
 func TestLoadRejectsBadFiles(t *testing.T) {

@@ -3,7 +3,6 @@ package fsys_test
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,27 +10,15 @@ import (
 	"testing"
 
 	"github.com/sluice-dev/sluice/engine/fsys"
+
+	"github.com/sluice-dev/sluice/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
-
-// golden compares got with testdata/name, or rewrites it under -update.
-func golden(t *testing.T, name string, got []byte) {
+// checkGolden compares got with testdata/name, or rewrites it under
+// -update.
+func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file:\n--- got\n%s--- want\n%s", p, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", name), got)
 }
 
 func TestWriteAtomicOperationOrder(t *testing.T) {
@@ -43,7 +30,7 @@ func TestWriteAtomicOperationOrder(t *testing.T) {
 	if err := fsys.WriteAtomic(rec, "/state/ckpt/p.json", []byte(`{"seq":1}`)); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "write_atomic.golden", []byte(strings.Join(rec.Ops(), "\n")+"\n"))
+	checkGolden(t, "write_atomic.golden", []byte(strings.Join(rec.Ops(), "\n")+"\n"))
 }
 
 func TestMkdirAllOperationOrder(t *testing.T) {
@@ -55,7 +42,7 @@ func TestMkdirAllOperationOrder(t *testing.T) {
 	if err := fsys.MkdirAll(rec, "/a/b/c"); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "mkdir_all.golden", []byte(strings.Join(rec.Ops(), "\n")+"\n"))
+	checkGolden(t, "mkdir_all.golden", []byte(strings.Join(rec.Ops(), "\n")+"\n"))
 }
 
 // TestWriteAtomicFailureAtEachStep fails each operation of WriteAtomic in

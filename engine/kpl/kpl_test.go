@@ -5,16 +5,14 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/sluice-dev/sluice/internal/golden"
+)
 
 // frame wraps a protobuf message in the aggregate envelope: magic, the
 // message, and its MD5.
@@ -185,19 +183,7 @@ func TestAggregateGolden(t *testing.T) {
 		{PartitionKey: "alpha", Data: []byte{}},
 	}
 	got := Aggregate(recs)
-	path := filepath.Join("testdata", "aggregate.hex")
-	if *update {
-		if err := os.WriteFile(path, []byte(hex.Dump(got)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if hex.Dump(got) != string(want) {
-		t.Errorf("Aggregate bytes changed:\n%s\nwant:\n%s", hex.Dump(got), want)
-	}
+	golden.Check(t, filepath.Join("testdata", "aggregate.hex"), []byte(hex.Dump(got)))
 	back, err := Deaggregate(got)
 	if err != nil {
 		t.Fatal(err)

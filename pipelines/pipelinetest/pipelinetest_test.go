@@ -4,16 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/sluice-dev/sluice/pipelines"
-)
 
-var update = flag.Bool("update", false, "rewrite the testdata/*.golden files")
+	"github.com/sluice-dev/sluice/internal/golden"
+)
 
 // noEnv keeps the process's environment out of the tests: only a test
 // file's env sets variables.
@@ -26,22 +25,9 @@ func run(t *testing.T, path string) (*Result, error) {
 
 // golden compares got with the golden file next to file (go test -update
 // rewrites it).
-func golden(t *testing.T, file, got string) {
+func checkGolden(t *testing.T, file, got string) {
 	t.Helper()
-	path := strings.TrimSuffix(file, ".yaml") + ".golden"
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
+	golden.Check(t, strings.TrimSuffix(file, ".yaml")+".golden", []byte(got))
 }
 
 func glob(t *testing.T, pattern string) []string {
@@ -97,7 +83,7 @@ func TestFailing(t *testing.T) {
 			if err := res.WriteReport(&out); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, file, out.String())
+			checkGolden(t, file, out.String())
 		})
 	}
 }
@@ -121,7 +107,7 @@ func TestInvalid(t *testing.T) {
 					t.Errorf("error without a full position: %#v", e)
 				}
 			}
-			golden(t, file, err.Error()+"\n")
+			checkGolden(t, file, err.Error()+"\n")
 		})
 	}
 }

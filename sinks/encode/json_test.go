@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,26 +13,13 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/sinks/encode"
+
+	"github.com/sluice-dev/sluice/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
+func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs:\n--- got\n%s--- want\n%s", p, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", name), got)
 }
 
 var ts = time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.FixedZone("JST", 9*3600))
@@ -74,7 +59,7 @@ func TestAppendRecordGolden(t *testing.T) {
 		}
 		out = fmt.Appendf(out, "# %s\n%s", tc.name, line)
 	}
-	golden(t, "records.golden", out)
+	checkGolden(t, "records.golden", out)
 }
 
 // TestAppendRecordMatchesDecoding checks the encoding against what a JSON
@@ -164,7 +149,7 @@ func TestAppendFailureGolden(t *testing.T) {
 		}
 		out = append(out, line...)
 	}
-	golden(t, "failures.golden", out)
+	checkGolden(t, "failures.golden", out)
 
 	// The exact bytes of a non-UTF-8 record come back from data_base64.
 	var got struct {

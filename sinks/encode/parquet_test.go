@@ -460,7 +460,7 @@ func TestParquetGolden(t *testing.T) {
 			fmt.Fprintf(&out, "%s\n", b)
 		}
 	}
-	golden(t, "parquet.golden", out.Bytes())
+	checkGolden(t, "parquet.golden", out.Bytes())
 }
 
 // TestParquetTimestamps: a timestamp column reads times, RFC 3339 text

@@ -4,17 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files")
+	"github.com/sluice-dev/sluice/internal/golden"
+)
 
 // goldenRecords cover what a body must carry: raw bytes (text, JSON,
 // binary, with newlines), and decoded fields of every type.
@@ -52,19 +50,7 @@ func TestBodyGolden(t *testing.T) {
 	for _, mode := range []string{BodyFirehose, BodyJSON, BodyNDJSON} {
 		t.Run(mode, func(t *testing.T) {
 			got := body(t, mode, goldenRecords)
-			path := filepath.Join("testdata", mode+".golden")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("body differs from %s (run with -update after checking):\n%s", path, got)
-			}
+			golden.Check(t, filepath.Join("testdata", mode+".golden"), got)
 			if mode != BodyNDJSON && !json.Valid(got) {
 				t.Fatalf("body is not JSON:\n%s", got)
 			}

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -16,9 +14,9 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+	"github.com/sluice-dev/sluice/internal/golden"
+)
 
 var start = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -62,19 +60,7 @@ func TestGolden(t *testing.T) {
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			got := append(bytes.Join(data(collect(t, tt.cfg, nil)), []byte("\n")), '\n')
-			path := filepath.Join("testdata", tt.file)
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("records differ from %s (rerun with -update if the change is meant)", path)
-			}
+			golden.Check(t, filepath.Join("testdata", tt.file), got)
 		})
 	}
 }

@@ -7,14 +7,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -28,9 +26,9 @@ import (
 
 	"github.com/sluice-dev/sluice/engine/streamstore"
 	"github.com/sluice-dev/sluice/internal/jsonstring"
-)
 
-var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
+	"github.com/sluice-dev/sluice/internal/golden"
+)
 
 // testDec decodes answers for the tests: maps with text keys, byte
 // strings as []byte, and tag 1 as time.Time (whose Unix() is then the
@@ -757,20 +755,7 @@ func TestCBORAnswersGolden(t *testing.T) {
 		}
 		fmt.Fprintf(&out, "%s %d\n%s\n\n", c.op, a.status, diag)
 	}
-	path := filepath.Join("testdata", "cbor", "answers.golden")
-	if *updateGolden {
-		os.MkdirAll(filepath.Dir(path), 0o755)
-		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to write it)", err)
-	}
-	if out.String() != string(want) {
-		t.Fatalf("answers differ from %s:\n%s", path, out.String())
-	}
+	golden.Check(t, filepath.Join("testdata", "cbor", "answers.golden"), []byte(out.String()))
 }
 
 // A SigV4 signature covers the CBOR body as sent; a refused key or
