@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	waitpkg "github.com/sluice-dev/sluice/internal/wait"
 )
 
 // Client is the part of the DynamoDB API the lease table uses;
@@ -212,10 +214,8 @@ func ensureTable(ctx context.Context, c Client, table string, now func() time.Ti
 		if now().After(deadline) {
 			return fmt.Errorf("lease table %s did not become active within 5 minutes", table)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+		if err := waitpkg.Sleep(ctx, wait); err != nil {
+			return err
 		}
 	}
 }

@@ -34,6 +34,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/sluice-dev/sluice/engine/streamstore"
+
+	"github.com/sluice-dev/sluice/internal/wait"
 )
 
 // Kinesis's limits of a PutRecords call.
@@ -240,7 +242,7 @@ func (p *Producer) Put(ctx context.Context, recs []Record) error {
 			backoff = 0
 			continue
 		}
-		if err := sleep(ctx, p.wait(backoff)); err != nil {
+		if err := wait.Sleep(ctx, p.wait(backoff)); err != nil {
 			return err
 		}
 		backoff++
@@ -260,15 +262,4 @@ func (p *Producer) wait(n int) time.Duration {
 	}
 	d = min(d, p.cfg.MaxBackoff)
 	return d/2 + time.Duration(p.cfg.Rand()*float64(d/2))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -274,17 +274,6 @@ func (s *Sink) backoff(n int) time.Duration {
 	return time.Duration(d)
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // writeFailedBatch writes the records of an undelivered batch to the error
 // output, as one file named after the batch (NAME-undelivered.json),
 // durably and idempotently (a second call after a crash rewrites the same

@@ -44,6 +44,8 @@ import (
 	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/encode"
 	"github.com/sluice-dev/sluice/sinks/keys"
+
+	"github.com/sluice-dev/sluice/internal/wait"
 )
 
 // Defaults of the buffer, after Firehose's for HTTP endpoints.
@@ -256,7 +258,7 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 		s.now = time.Now
 	}
 	if s.sleep == nil {
-		s.sleep = sleep
+		s.sleep = wait.Sleep
 	}
 	if s.rand == nil {
 		s.rand = rand.Float64

@@ -33,6 +33,8 @@ import (
 	"github.com/sluice-dev/sluice/engine/fsys"
 	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/encode"
+
+	"github.com/sluice-dev/sluice/internal/wait"
 )
 
 // Defaults of Config.
@@ -195,7 +197,7 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleep
+		cfg.Sleep = wait.Sleep
 	}
 	fo := cfg.FormatOptions
 	format, err := encode.NewFormat(fo)
@@ -247,17 +249,6 @@ func (s *Sink) Undelivered() (records int64, last string) {
 		last = *p
 	}
 	return s.pub.undelivered.Load(), last
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // errNotStaged reports a sealed output that is neither staged nor found

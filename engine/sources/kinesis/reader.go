@@ -16,6 +16,8 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/kpl"
 	"github.com/sluice-dev/sluice/engine/leases"
+
+	"github.com/sluice-dev/sluice/internal/wait"
 )
 
 // fatalError marks an error no retry can fix.
@@ -66,21 +68,6 @@ func backoffDelay(attempt int, base, ceiling time.Duration) time.Duration {
 	return time.Duration(rand.Int64N(int64(d)) + 1)
 }
 
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // readShard reads one shard from just after `from` until ctx is done, the
 // shard ends or it disappears. It reports the last position it emitted.
 func (s *Source) readShard(ctx context.Context, shard string, from leases.Position, emit engine.Emit) done {
@@ -104,7 +91,7 @@ func (s *Source) readShard(ctx context.Context, shard string, from leases.Positi
 	var lastCall time.Time
 	failures := 0
 	for {
-		if err := sleep(ctx, time.Until(lastCall.Add(minCallInterval))); err != nil {
+		if err := wait.Sleep(ctx, time.Until(lastCall.Add(minCallInterval))); err != nil {
 			return d
 		}
 		if err := s.align.wait(ctx, shard); err != nil {
@@ -133,13 +120,13 @@ func (s *Source) readShard(ctx context.Context, shard string, from leases.Positi
 				return d
 			}
 			failures++
-			wait := backoffDelay(failures, 100*time.Millisecond, 5*time.Second)
+			delay := backoffDelay(failures, 100*time.Millisecond, 5*time.Second)
 			if isThrottle(code) {
-				log.Debug("kinesis source: throttled; backing off", "code", code, "wait", wait)
+				log.Debug("kinesis source: throttled; backing off", "code", code, "wait", delay)
 			} else {
-				log.Warn("kinesis source: get records; retrying", "err", err, "wait", wait)
+				log.Warn("kinesis source: get records; retrying", "err", err, "wait", delay)
 			}
-			if sleep(ctx, wait) != nil {
+			if wait.Sleep(ctx, delay) != nil {
 				return d
 			}
 			continue
@@ -175,7 +162,7 @@ func (s *Source) readShard(ctx context.Context, shard string, from leases.Positi
 		}
 		iter = *out.NextShardIterator
 		if len(out.Records) == 0 {
-			if sleep(ctx, s.cfg.PollInterval) != nil {
+			if wait.Sleep(ctx, s.cfg.PollInterval) != nil {
 				return d
 			}
 		}
@@ -274,7 +261,7 @@ func (s *Source) iterator(ctx context.Context, shard string, p leases.Position) 
 		case code == "InvalidArgumentException":
 			return "", skip, err
 		}
-		if sleep(ctx, backoffDelay(attempt, 100*time.Millisecond, 5*time.Second)) != nil {
+		if wait.Sleep(ctx, backoffDelay(attempt, 100*time.Millisecond, 5*time.Second)) != nil {
 			return "", skip, ctx.Err()
 		}
 	}
