@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	waitpkg "github.com/sluice-dev/sluice/internal/wait"
+	"github.com/sluice-dev/sluice/internal/wait"
 )
 
 // Client is the part of the DynamoDB API the lease table uses;
@@ -206,7 +206,7 @@ func ensureTable(ctx context.Context, c Client, table string, now func() time.Ti
 		}
 	}
 	deadline := now().Add(5 * time.Minute)
-	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
 		out, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
 		if err == nil && out.Table.TableStatus == types.TableStatusActive {
 			return checkKeySchema(table, out.Table)
@@ -214,7 +214,7 @@ func ensureTable(ctx context.Context, c Client, table string, now func() time.Ti
 		if now().After(deadline) {
 			return fmt.Errorf("lease table %s did not become active within 5 minutes", table)
 		}
-		if err := waitpkg.Sleep(ctx, wait); err != nil {
+		if err := wait.Sleep(ctx, delay); err != nil {
 			return err
 		}
 	}
