@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,45 +13,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/sluice-dev/sluice/engine/awsconfig"
+	"github.com/sluice-dev/sluice/internal/awstest"
 )
 
-// metadataService stands in for the instance metadata address: it records
-// every request and answers 404, as the address does where there is no
-// instance role. The environment points the SDK at it, so that a lookup
-// that would go to 169.254.169.254 is counted here instead.
-func metadataService(t *testing.T) *atomic.Int64 {
-	t.Helper()
-	var hits atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		http.NotFound(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", srv.URL)
-	return &hits
-}
-
-// noCredentials clears every credential source of the standard chain
-// except the instance metadata service.
-func noCredentials(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	for _, k := range []string{
-		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-		"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-		"AWS_EC2_METADATA_DISABLED", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL_S3",
-	} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-}
-
 func TestLoopbackEndpointNeverAsksMetadataService(t *testing.T) {
-	noCredentials(t)
-	hits := metadataService(t)
+	awstest.NoCredentials(t)
+	hits := awstest.MetadataService(t)
 
 	// A Kinesis-compatible server on loopback that keeps the signature.
 	var auth atomic.Value
@@ -92,8 +57,8 @@ func TestLoopbackEndpointNeverAsksMetadataService(t *testing.T) {
 }
 
 func TestLoopbackEndpointUsesConfiguredCredentials(t *testing.T) {
-	noCredentials(t)
-	hits := metadataService(t)
+	awstest.NoCredentials(t)
+	hits := awstest.MetadataService(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
 	var log bytes.Buffer
@@ -124,8 +89,8 @@ func TestMissingCredentialsIsAClearError(t *testing.T) {
 		{"remote endpoint", true, awsconfig.Options{Who: "s3 sink archive", Endpoint: "https://s3.example.com"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			noCredentials(t)
-			hits := metadataService(t)
+			awstest.NoCredentials(t)
+			hits := awstest.MetadataService(t)
 			if tc.disabled {
 				t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 			}
@@ -150,7 +115,7 @@ func TestMissingCredentialsIsAClearError(t *testing.T) {
 }
 
 func TestOptionsErrors(t *testing.T) {
-	noCredentials(t)
+	awstest.NoCredentials(t)
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	for _, tc := range []struct {
 		opts awsconfig.Options
@@ -171,8 +136,8 @@ func TestOptionsErrors(t *testing.T) {
 }
 
 func TestStaticKeysAndEndpoint(t *testing.T) {
-	noCredentials(t)
-	hits := metadataService(t)
+	awstest.NoCredentials(t)
+	hits := awstest.MetadataService(t)
 	cfg, err := awsconfig.Load(context.Background(), awsconfig.Options{
 		Region: "ap-northeast-1", Endpoint: "http://[::1]:9000", AccessKeyID: "AK", SecretAccessKey: "SK", SessionToken: "ST",
 	})
@@ -205,8 +170,8 @@ func TestIsLoopback(t *testing.T) {
 
 // AWS_ENDPOINT_URL_KINESIS on loopback counts as a loopback endpoint.
 func TestLoopbackEndpointFromEnvironment(t *testing.T) {
-	noCredentials(t)
-	hits := metadataService(t)
+	awstest.NoCredentials(t)
+	hits := awstest.MetadataService(t)
 	t.Setenv("AWS_ENDPOINT_URL_KINESIS", "http://127.0.0.1:4567")
 	cfg, err := awsconfig.Load(context.Background(), awsconfig.Options{Who: "kinesis source", Service: "Kinesis"})
 	if err != nil {
