@@ -101,6 +101,23 @@ type SinkConfig struct {
 	Now func() time.Time
 }
 
+// SetFormat sets Format, Errors and SealerFor to the formats o describes
+// (encode.NewFormat, FormatOptions.ErrorFormat and FormatForSpool), as a
+// sink configured with a format and a compression stages and seals.
+func (c *SinkConfig) SetFormat(o encode.FormatOptions) error {
+	format, err := encode.NewFormat(o)
+	if err != nil {
+		return err
+	}
+	errFormat, err := o.ErrorFormat()
+	if err != nil {
+		return err
+	}
+	c.Format, c.Errors = format, errFormat
+	c.SealerFor = func(spoolFormat string) (Sealer, error) { return o.FormatForSpool(spoolFormat) }
+	return nil
+}
+
 // ConfigError is a problem with one key of a sink's configuration. Key
 // names it as the pipeline file does, relative to the sink: prefix,
 // error_prefix, partition_keys.NAME; the pipeline compiler points at it.

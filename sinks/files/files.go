@@ -86,33 +86,18 @@ func New(cfg Config) (*Sink, error) {
 	if cfg.Dir == "" {
 		return nil, errf("no dir; set files.dir to the output directory")
 	}
-	fo := cfg.FormatOptions
-	format, err := encode.NewFormat(fo)
-	if err != nil {
-		return nil, errf("%v", err)
-	}
-	errFormat, err := fo.ErrorFormat()
-	if err != nil {
+	var sc buffer.SinkConfig
+	if err := sc.SetFormat(cfg.FormatOptions); err != nil {
 		return nil, errf("%v", err)
 	}
 	if cfg.FS == nil {
 		cfg.FS = fsys.OS{}
 	}
-	bs, err := buffer.NewSink(buffer.SinkConfig{
-		Kind:      "files",
-		Pipeline:  cfg.Pipeline,
-		Name:      cfg.Name,
-		Staging:   filepath.Join(cfg.Dir, StagingDir, cfg.Pipeline+"."+cfg.Name),
-		FS:        cfg.FS,
-		Publisher: &buffer.RenamePublisher{FS: cfg.FS, Dir: cfg.Dir},
-		Format:    format,
-		Errors:    errFormat,
-		SealerFor: func(spoolFormat string) (buffer.Sealer, error) {
-			return fo.FormatForSpool(spoolFormat)
-		},
-		Buffering: cfg.Buffering,
-		Now:       cfg.Now,
-	})
+	sc.Kind, sc.Pipeline, sc.Name = "files", cfg.Pipeline, cfg.Name
+	sc.Staging = filepath.Join(cfg.Dir, StagingDir, cfg.Pipeline+"."+cfg.Name)
+	sc.FS, sc.Publisher = cfg.FS, &buffer.RenamePublisher{FS: cfg.FS, Dir: cfg.Dir}
+	sc.Buffering, sc.Now = cfg.Buffering, cfg.Now
+	bs, err := buffer.NewSink(sc)
 	if err != nil {
 		return nil, err
 	}

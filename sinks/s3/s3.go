@@ -199,16 +199,12 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 	if cfg.Sleep == nil {
 		cfg.Sleep = wait.Sleep
 	}
-	fo := cfg.FormatOptions
-	format, err := encode.NewFormat(fo)
-	if err != nil {
-		return nil, errf("%v", err)
-	}
-	errFormat, err := fo.ErrorFormat()
-	if err != nil {
+	var sc buffer.SinkConfig
+	if err := sc.SetFormat(cfg.FormatOptions); err != nil {
 		return nil, errf("%v", err)
 	}
 	if cfg.Client == nil && connect {
+		var err error
 		if cfg.Client, err = NewClient(context.Background(), ClientConfig{
 			Who:    "s3 sink " + name,
 			Region: cfg.Region, Endpoint: cfg.Endpoint, PathStyle: cfg.PathStyle, Profile: cfg.Profile,
@@ -219,21 +215,10 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 		}
 	}
 	pub := &publisher{cfg: &cfg}
-	bs, err := buffer.NewSink(buffer.SinkConfig{
-		Kind:      "s3",
-		Pipeline:  cfg.Pipeline,
-		Name:      cfg.Name,
-		Staging:   cfg.Staging,
-		FS:        cfg.FS,
-		Publisher: pub,
-		Format:    format,
-		Errors:    errFormat,
-		SealerFor: func(spoolFormat string) (buffer.Sealer, error) {
-			return fo.FormatForSpool(spoolFormat)
-		},
-		Buffering: cfg.Buffering,
-		Now:       cfg.Now,
-	})
+	sc.Kind, sc.Pipeline, sc.Name = "s3", cfg.Pipeline, cfg.Name
+	sc.Staging, sc.FS, sc.Publisher = cfg.Staging, cfg.FS, pub
+	sc.Buffering, sc.Now = cfg.Buffering, cfg.Now
+	bs, err := buffer.NewSink(sc)
 	if err != nil {
 		return nil, err
 	}
