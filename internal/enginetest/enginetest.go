@@ -1,10 +1,15 @@
 // Package enginetest holds what tests of engine parts share: a deep copy
 // of a batch, to check after a call that a sink or a step left what it
-// was handed unchanged (engine.Sink.Write must).
+// was handed unchanged (engine.Sink.Write must), and a replayable source
+// of numbered records.
 package enginetest
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
 
 	"github.com/sluice-dev/sluice/engine"
 )
@@ -60,4 +65,64 @@ func cloneValue(v any) any {
 		return l
 	}
 	return v
+}
+
+// Numbered describes a replayable source for tests: shards of numbered
+// records, read in batches of Batch shard by shard in turn, that resumes
+// after the positions it is given (a position is the next index).
+type Numbered struct {
+	Shards   []string
+	PerShard int
+	Batch    int
+	// Add appends record i of shard to b: to b.Records, or to b.Failed
+	// for a record that failed to decode, adding its size to b.Bytes.
+	Add func(b *engine.Batch, shard string, i int)
+	// Before, when set, is called before each batch (to pace the source
+	// or watch it); Emitted, when set, counts the records emitted.
+	Before  func(ctx context.Context) error
+	Emitted *atomic.Int64
+}
+
+// Read reads n as engine.Source.Read does.
+func (n Numbered) Read(ctx context.Context, start map[string]string, emit engine.Emit) error {
+	next := map[string]int{}
+	for _, sh := range n.Shards {
+		if p, ok := start[sh]; ok {
+			i, err := strconv.Atoi(p)
+			if err != nil {
+				return fmt.Errorf("bad position %q", p)
+			}
+			next[sh] = i
+		}
+	}
+	for {
+		progressed := false
+		for _, sh := range n.Shards {
+			i := next[sh]
+			if i >= n.PerShard {
+				continue
+			}
+			if n.Before != nil {
+				if err := n.Before(ctx); err != nil {
+					return err
+				}
+			}
+			end := min(i+n.Batch, n.PerShard)
+			b := &engine.Batch{Shard: sh, Position: strconv.Itoa(end)}
+			for j := i; j < end; j++ {
+				n.Add(b, sh, j)
+			}
+			if err := emit(ctx, b); err != nil {
+				return err
+			}
+			if n.Emitted != nil {
+				n.Emitted.Add(int64(end - i))
+			}
+			next[sh] = end
+			progressed = true
+		}
+		if !progressed {
+			return nil
+		}
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/fsys"
+	"github.com/sluice-dev/sluice/internal/enginetest"
 	"github.com/sluice-dev/sluice/sinks/encode"
 	"github.com/sluice-dev/sluice/sinks/files"
 )
@@ -49,53 +50,26 @@ func (s *source) meta(shard string, i int) engine.Meta {
 }
 
 func (s *source) Read(ctx context.Context, start map[string]string, emit engine.Emit) error {
-	next := map[string]int{}
-	for _, sh := range s.shards {
-		if p, ok := start[sh]; ok {
-			n, err := strconv.Atoi(p)
-			if err != nil {
-				return fmt.Errorf("bad position %q", p)
-			}
-			next[sh] = n
-		}
+	return enginetest.Numbered{Shards: s.shards, PerShard: s.perShard, Batch: s.batch, Add: s.add}.Read(ctx, start, emit)
+}
+
+func (s *source) add(b *engine.Batch, sh string, j int) {
+	if s.bad(j) {
+		b.Failed = append(b.Failed, engine.Failure{
+			Type: "decode-failed", Stage: "decode", Err: "invalid JSON", Time: s.meta(sh, j).ArrivalTime,
+			Record: engine.Record{Data: fmt.Appendf(nil, "bad %s %d \xff", sh, j), Meta: s.meta(sh, j)},
+		})
+	} else {
+		b.Records = append(b.Records, engine.Record{
+			Data: []byte("{}"),
+			Fields: map[string]any{
+				"shard": sh, "i": int64(j), "region": regions[j%len(regions)],
+				"msg": strings.Repeat("x", s.payload), "ok": j%2 == 0, "score": float64(j) / 4,
+			},
+			Meta: s.meta(sh, j),
+		})
 	}
-	for {
-		progressed := false
-		for _, sh := range s.shards {
-			i := next[sh]
-			if i >= s.perShard {
-				continue
-			}
-			end := min(i+s.batch, s.perShard)
-			b := &engine.Batch{Shard: sh, Position: strconv.Itoa(end)}
-			for j := i; j < end; j++ {
-				if s.bad(j) {
-					b.Failed = append(b.Failed, engine.Failure{
-						Type: "decode-failed", Stage: "decode", Err: "invalid JSON", Time: s.meta(sh, j).ArrivalTime,
-						Record: engine.Record{Data: fmt.Appendf(nil, "bad %s %d \xff", sh, j), Meta: s.meta(sh, j)},
-					})
-				} else {
-					b.Records = append(b.Records, engine.Record{
-						Data: []byte("{}"),
-						Fields: map[string]any{
-							"shard": sh, "i": int64(j), "region": regions[j%len(regions)],
-							"msg": strings.Repeat("x", s.payload), "ok": j%2 == 0, "score": float64(j) / 4,
-						},
-						Meta: s.meta(sh, j),
-					})
-				}
-				b.Bytes += 64 + s.payload
-			}
-			if err := emit(ctx, b); err != nil {
-				return err
-			}
-			next[sh] = end
-			progressed = true
-		}
-		if !progressed {
-			return nil
-		}
-	}
+	b.Bytes += 64 + s.payload
 }
 
 // clock is a test clock that moves forward by step at every reading.

@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/checkpoint"
 	"github.com/sluice-dev/sluice/engine/fsys"
+	"github.com/sluice-dev/sluice/internal/enginetest"
 	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/encode"
 	s3sink "github.com/sluice-dev/sluice/sinks/s3"
@@ -65,48 +66,15 @@ func (s *source) fields(shard string, i int) map[string]any {
 }
 
 func (s *source) Read(ctx context.Context, start map[string]string, emit engine.Emit) error {
-	next := map[string]int{}
-	for _, sh := range s.shards {
-		if p, ok := start[sh]; ok {
-			n, err := strconv.Atoi(p)
-			if err != nil {
-				return fmt.Errorf("bad position %q", p)
-			}
-			next[sh] = n
-		}
-	}
-	for {
-		progressed := false
-		for _, sh := range s.shards {
-			i := next[sh]
-			if i >= s.perShard {
-				continue
-			}
-			if s.before != nil {
-				if err := s.before(ctx); err != nil {
-					return err
-				}
-			}
-			end := min(i+s.batch, s.perShard)
-			b := &engine.Batch{Shard: sh, Position: strconv.Itoa(end)}
-			for j := i; j < end; j++ {
-				b.Records = append(b.Records, engine.Record{
-					Data: []byte("{}"), Fields: s.fields(sh, j),
-					Meta: engine.Meta{ShardID: sh, SequenceNumber: strconv.Itoa(j), ArrivalTime: t0.Add(time.Duration(j) * time.Millisecond)},
-				})
-				b.Bytes += 200
-			}
-			if err := emit(ctx, b); err != nil {
-				return err
-			}
-			s.emitted.Add(int64(end - i))
-			next[sh] = end
-			progressed = true
-		}
-		if !progressed {
-			return nil
-		}
-	}
+	return enginetest.Numbered{Shards: s.shards, PerShard: s.perShard, Batch: s.batch, Add: s.add, Before: s.before, Emitted: &s.emitted}.Read(ctx, start, emit)
+}
+
+func (s *source) add(b *engine.Batch, sh string, j int) {
+	b.Records = append(b.Records, engine.Record{
+		Data: []byte("{}"), Fields: s.fields(sh, j),
+		Meta: engine.Meta{ShardID: sh, SequenceNumber: strconv.Itoa(j), ArrivalTime: t0.Add(time.Duration(j) * time.Millisecond)},
+	})
+	b.Bytes += 200
 }
 
 func partKey(r *engine.Record) (any, error) { return r.Fields["part"], nil }
