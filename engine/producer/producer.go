@@ -111,15 +111,9 @@ func New(cfg Config) (*Producer, error) {
 	case cfg.MaxAttempts < 0 || cfg.FirstBackoff < 0 || cfg.MaxBackoff < 0:
 		return nil, fmt.Errorf("kinesis producer %s: attempts and backoff cannot be negative", cfg.Stream)
 	}
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = DefaultMaxAttempts
-	}
-	if cfg.FirstBackoff == 0 {
-		cfg.FirstBackoff = DefaultFirstBackoff
-	}
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = max(DefaultMaxBackoff, cfg.FirstBackoff)
-	}
+	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, DefaultMaxAttempts)
+	cfg.FirstBackoff = cmp.Or(cfg.FirstBackoff, DefaultFirstBackoff)
+	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, max(DefaultMaxBackoff, cfg.FirstBackoff))
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
 	}
