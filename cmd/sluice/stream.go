@@ -64,14 +64,24 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+// newFlagSet makes the flag set of a verb, which prints its errors and its
+// usage — the usage lines, then the flags — to stderr.
+func newFlagSet(verb string, stderr io.Writer, usage ...string) *flag.FlagSet {
+	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: sluice serve [--listen 127.0.0.1:4567] [--dir ./data] [flags]")
-		fmt.Fprintln(stderr, "\nServes the embedded stream store over the Kinesis Data Streams API.")
+		for _, l := range usage {
+			fmt.Fprintln(stderr, l)
+		}
 		fs.PrintDefaults()
 	}
+	return fs
+}
+
+func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
+	fs := newFlagSet("serve", stderr,
+		"usage: sluice serve [--listen 127.0.0.1:4567] [--dir ./data] [flags]",
+		"\nServes the embedded stream store over the Kinesis Data Streams API.")
 	listen := fs.String("listen", "127.0.0.1:4567", "address to listen on; loopback unless you name another interface")
 	dir := fs.String("dir", "./data", "directory of the stream store")
 	fsync := fs.Bool("fsync", true, "fsync every write batch before acknowledging it")
@@ -276,13 +286,9 @@ func generatedLines(ctx context.Context, gen *generate.Source) io.Reader {
 }
 
 func cmdPut(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Writer) int {
-	fs := flag.NewFlagSet("put", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: sluice put [flags] STREAM < lines\n       sluice put --generate clickstream [--count N] [flags] STREAM")
-		fmt.Fprintln(stderr, "\nWrites each line of standard input to STREAM as one record (blank lines are skipped),\nor synthetic records of a generator profile (the generate source's) with --generate.")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("put", stderr,
+		"usage: sluice put [flags] STREAM < lines\n       sluice put --generate clickstream [--count N] [flags] STREAM",
+		"\nWrites each line of standard input to STREAM as one record (blank lines are skipped),\nor synthetic records of a generator profile (the generate source's) with --generate.")
 	dir := fs.String("dir", "./data", "directory of the stream store (ignored with --endpoint)")
 	endpoint := fs.String("endpoint", "", "put through a Kinesis API at this URL instead, such as a running sluice serve")
 	region := fs.String("region", "us-east-1", "region for --endpoint")
@@ -587,13 +593,9 @@ func keyFunc(key, src string) (func(line []byte, n int) (string, error), error) 
 }
 
 func cmdTail(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: sluice tail [flags] STREAM")
-		fmt.Fprintln(stderr, "\nPrints the records of STREAM, read from the store directory (also while sluice serve runs).")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("tail", stderr,
+		"usage: sluice tail [flags] STREAM",
+		"\nPrints the records of STREAM, read from the store directory (also while sluice serve runs).")
 	dir := fs.String("dir", "./data", "directory of the stream store")
 	from := fs.String("from", "trim_horizon", "where to start: trim_horizon, latest or at_timestamp")
 	ts := fs.String("timestamp", "", "arrival time to start at with --from at_timestamp (RFC 3339)")
