@@ -207,7 +207,10 @@ func appendValue(b []byte, v any) []byte {
 
 // appendKey appends the canonical encoding of v: values that are equal as
 // record values (the int 3 and the float 3.0) encode the same. Group keys,
-// count_distinct and top_k use it.
+// count_distinct and top_k use it. It walks lists and objects itself,
+// like appendValue, because the canonical form must hold at every depth;
+// folding both into one function with a flag would put a branch on the
+// path of every value of every aggregate.
 func appendKey(b []byte, v any) []byte {
 	switch x := v.(type) {
 	case float64:
