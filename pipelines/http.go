@@ -3,69 +3,26 @@ package pipelines
 import (
 	"log/slog"
 	"net"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/sluice-dev/sluice/engine/hostcheck"
 	httpsink "github.com/sluice-dev/sluice/sinks/httpendpoint"
-	"github.com/sluice-dev/sluice/sinks/keys"
 )
 
-// http checks the keys of an http sink that the sink would only refuse
-// when built, so that validate places them in the file.
+// http checks the sink keys that the http sink does not take; its own
+// package checks the rest.
 func (c *checker) http(path string, sk *Sink) {
-	h, p := sk.HTTP, path+".http"
-	if h.URL != "" && !c.has(p+".url") {
-		if u, err := url.Parse(h.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			c.atVal(p+".url", "url %s is not an http(s) URL such as https://collector.example.com/ingest", c.show(p+".url", redactURL(h.URL)))
-		}
-	}
-	if len(h.AccessKey) > httpsink.MaxAccessKeyBytes {
-		c.atVal(p+".access_key", "the access key is %d bytes; the Firehose protocol allows at most %d", len(h.AccessKey), httpsink.MaxAccessKeyBytes)
-	}
-	if h.Timeout < 0 {
-		c.atVal(p+".timeout", "the timeout cannot be negative")
-	}
-	if (h.TLS.CertFile == "") != (h.TLS.KeyFile == "") {
-		c.atKey(p+".tls", p, "a client certificate needs both cert_file and key_file")
-	}
-	c.template(p+".error_prefix", h.ErrorPrefix, keys.Options{ErrorOutput: true})
-	if sk.Compression != "" && sk.Compression != "none" && sk.Compression != "gzip" {
-		c.atVal(path+".compression", "an HTTP endpoint takes gzip or none (Content-Encoding)")
-	}
 	if len(sk.PartitionKeys) > 0 {
 		c.atKey(path+".partition_keys", path, "partition_keys name parts of output keys; the http sink posts every record to one URL")
 	}
-	b := sk.Buffer
-	switch {
-	case b.Size > httpsink.MaxRequestBytes:
-		c.atVal(path+".buffer.size", "a request carries at most 64MiB; lower buffer.size")
-	case b.Records > httpsink.MaxRecordsPerRequest:
-		c.atVal(path+".buffer.records", "a request carries at most %d records; lower buffer.records", httpsink.MaxRecordsPerRequest)
-	case b.MaxPartitions != 0:
+	if sk.Buffer.MaxPartitions != 0 {
 		c.atKey(path+".buffer.max_partitions", path, "the http sink has one buffer (no partitions); remove max_partitions")
-	case b.MaxBytes != 0:
+	}
+	if sk.Buffer.MaxBytes != 0 {
 		c.atKey(path+".buffer.max_bytes", path, "the http sink has one buffer; buffer.size bounds it")
 	}
-}
-
-// httpRetry checks an http sink's retry duration: 0 (one attempt) to two
-// hours, Firehose's range.
-func (c *checker) httpRetry(path string, d time.Duration) {
-	if (d < 0 || d > httpsink.MaxRetryDuration) && !c.has(path+".retry.duration") {
-		c.atVal(path+".retry.duration", "the retry duration is from 0s (no retries) to 2h")
-	}
-}
-
-// redactURL hides a password in a URL shown in a message.
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	return s
 }
 
 // server checks the server block.
@@ -126,7 +83,10 @@ func httpConfig(s *Spec, sk *Sink, rt runtime, logger *slog.Logger) httpsink.Con
 		cfg.CAFile = rt.abs(h.TLS.CAFile)
 	}
 	if h.TLS.CertFile != "" {
-		cfg.CertFile, cfg.KeyFile = rt.abs(h.TLS.CertFile), rt.abs(h.TLS.KeyFile)
+		cfg.CertFile = rt.abs(h.TLS.CertFile)
+	}
+	if h.TLS.KeyFile != "" {
+		cfg.KeyFile = rt.abs(h.TLS.KeyFile)
 	}
 	if s.loc.key[sinkPath(s, sk)+".retry"] != (Pos{}) || sk.Retry != (Retry{}) {
 		d := sk.Retry.Duration

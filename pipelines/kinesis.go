@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/sluice-dev/sluice/engine"
@@ -17,18 +16,7 @@ import (
 // AWS configuration: validating a file needs no credentials or region;
 // Build makes the client.
 func (c *checker) checkKinesis(path string) {
-	k := c.s.Source.Kinesis
-	cfg := kinesis.Config{Stream: k.Stream, Start: k.Start, StartTimestamp: k.StartTimestamp}
-	if err := cfg.Check(); err != nil {
-		c.atKey(path, path, "%s", strings.TrimPrefix(err.Error(), "kinesis source: "))
-	}
-	if k.Endpoint != "" {
-		u, err := url.Parse(k.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			c.atVal(path+".endpoint", "the endpoint is an http:// or https:// URL, not %s", c.show(path+".endpoint", k.Endpoint))
-		}
-	}
-	c.credentials(path, k.AccessKeyID, k.SecretAccessKey, k.SessionToken, k.RoleARN)
+	c.place(kinesisConfig(c.s, BuildOptions{}).Check(), path, path, path)
 }
 
 // checkLeaseStore checks a dynamodb:// checkpoint store.
@@ -44,6 +32,20 @@ func (c *checker) checkLeaseStore() {
 	}
 }
 
+// kinesisConfig is the configuration of the kinesis source of s.
+func kinesisConfig(s *Spec, opts BuildOptions) kinesis.Config {
+	k := s.Source.Kinesis
+	return kinesis.Config{
+		Stream: k.Stream,
+		AWS: awsconfig.Options{
+			Service: "Kinesis", Region: k.Region, Endpoint: k.Endpoint, Profile: k.Profile,
+			AccessKeyID: k.AccessKeyID, SecretAccessKey: k.SecretAccessKey, SessionToken: k.SessionToken,
+			RoleARN: k.RoleARN, Logger: opts.Logger,
+		},
+		Start: k.Start, StartTimestamp: k.StartTimestamp, Logger: opts.Logger,
+	}
+}
+
 // buildKinesis makes the kinesis source and, when the checkpoint store is
 // dynamodb://TABLE, the lease table that shares the stream's shards among
 // the processes running this pipeline and keeps this process's part of the
@@ -51,15 +53,8 @@ func (c *checker) checkLeaseStore() {
 func buildKinesis(s *Spec, opts BuildOptions) (engine.Source, engine.Store, error) {
 	ctx := context.Background()
 	k := s.Source.Kinesis
-	aws := awsconfig.Options{
-		Region: k.Region, Endpoint: k.Endpoint, Profile: k.Profile,
-		AccessKeyID: k.AccessKeyID, SecretAccessKey: k.SecretAccessKey, SessionToken: k.SessionToken,
-		RoleARN: k.RoleARN, Logger: opts.Logger,
-	}
-	cfg := kinesis.Config{
-		Stream: k.Stream, AWS: aws,
-		Start: k.Start, StartTimestamp: k.StartTimestamp, Logger: opts.Logger,
-	}
+	cfg := kinesisConfig(s, opts)
+	aws := cfg.AWS
 	var table *leases.Table
 	if leases.IsStoreURL(s.Checkpoint.Store) {
 		u, err := leases.ParseStoreURL(s.Checkpoint.Store)

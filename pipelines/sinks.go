@@ -14,7 +14,6 @@ import (
 	"github.com/sluice-dev/sluice/sinks/encode"
 	filesink "github.com/sluice-dev/sluice/sinks/files"
 	httpsink "github.com/sluice-dev/sluice/sinks/httpendpoint"
-	"github.com/sluice-dev/sluice/sinks/keys"
 	s3sink "github.com/sluice-dev/sluice/sinks/s3"
 	stdoutsink "github.com/sluice-dev/sluice/sinks/stdout"
 )
@@ -91,20 +90,14 @@ func (c *checker) sinks(schemas []operators.Schema, rt runtime) []compiledSink {
 				out[i].keys[pk.Name] = x
 			}
 		}
+		out[i].names = names
 		switch kind {
 		case "files":
-			loc := c.timeZone(path+".files.time_zone", sk.Files.TimeZone)
-			c.template(path+".files.prefix", sk.Files.Prefix, keys.Options{PartitionKeys: names, Location: loc})
-			c.template(path+".files.error_prefix", sk.Files.ErrorPrefix, keys.Options{ErrorOutput: true, Location: loc})
+			out[i].location = c.timeZone(path+".files.time_zone", sk.Files.TimeZone)
 			out[i].eventTime = c.prefixTime(path+".files.timestamp", sk.Files.Timestamp, schema)
-			out[i].location = loc
 		case "s3":
-			loc := c.timeZone(path+".s3.time_zone", sk.S3.TimeZone)
-			c.template(path+".s3.prefix", sk.S3.Prefix, keys.Options{PartitionKeys: names, Location: loc})
-			c.template(path+".s3.error_prefix", sk.S3.ErrorPrefix, keys.Options{ErrorOutput: true, Location: loc})
+			out[i].location = c.timeZone(path+".s3.time_zone", sk.S3.TimeZone)
 			out[i].eventTime = c.prefixTime(path+".s3.timestamp", sk.S3.Timestamp, schema)
-			out[i].location = loc
-			c.s3(path, sk.S3)
 		case "http":
 			c.http(path, sk)
 		case "stdout":
@@ -116,7 +109,6 @@ func (c *checker) sinks(schemas []operators.Schema, rt runtime) []compiledSink {
 			}
 		}
 		out[i].schema = c.sinkSchema(path, sk)
-		c.buffer(path, sk)
 		out[i].interval = sk.Buffer.Interval
 		if sk.Buffer.Interval == 0 && c.s.loc.key[path+".buffer.interval"] != (Pos{}) {
 			out[i].interval = time.Nanosecond
@@ -127,13 +119,13 @@ func (c *checker) sinks(schemas []operators.Schema, rt runtime) []compiledSink {
 				c.atKey(path+".retry", path, "retry applies to deliveries over the network (the s3 and http sinks); the %s sink writes locally", kind)
 			case c.s.loc.key[path+".retry.duration"] == (Pos{}) && c.fromFile:
 				c.atKey(path+".retry", path, "retry needs a duration, such as {duration: 10m}")
-			case kind == "http":
-				c.httpRetry(path, sk.Retry.Duration)
-			case sk.Retry.Duration <= 0 && !c.has(path+".retry.duration"):
+			case kind == "s3" && sk.Retry.Duration == 0 && !c.has(path+".retry.duration"):
+				// The s3 sink reads 0 as its default; written in the
+				// file, it would mean no retries.
 				c.atVal(path+".retry.duration", "the retry duration must be positive, such as 10m")
 			}
 		}
-		if !c.has(path) && !c.has("name") {
+		if !c.has("name") && !c.has(path+".name") {
 			c.checkSink(path, sk, out[i], rt)
 		}
 	}
@@ -270,46 +262,6 @@ func (c *checker) schemaType(path string, fields []SchemaField) *encode.Type {
 	return st
 }
 
-// buffer checks the caps of the buffers.
-func (c *checker) buffer(path string, sk *Sink) {
-	b := sk.Buffer
-	switch {
-	case b.Size < 0:
-		c.atVal(path+".buffer.size", "the buffer size must be positive, such as 64MiB")
-	case b.Interval < 0:
-		c.atVal(path+".buffer.interval", "the buffer interval cannot be negative")
-	case b.Records < 0:
-		c.atVal(path+".buffer.records", "the record count cannot be negative")
-	case b.MaxPartitions < 0 || b.MaxPartitions > 1<<20:
-		c.atVal(path+".buffer.max_partitions", "max_partitions is from 1 to %d open buffers", 1<<20)
-	case b.MaxBytes < 0:
-		c.atVal(path+".buffer.max_bytes", "max_bytes must be positive, such as 1GiB")
-	case b.MaxBytes > 0 && b.MaxBytes < max(b.Size, 1):
-		c.atVal(path+".buffer.max_bytes", "max_bytes (%d) is less than buffer.size (%d); raise it or lower the size", b.MaxBytes, b.Size)
-	case b.MaxBytes > 0 && b.Size == 0 && b.MaxBytes < filesink.DefaultBufferBytes:
-		c.atVal(path+".buffer.max_bytes", "max_bytes (%d) is less than the default buffer size (64MiB); raise it or set buffer.size", b.MaxBytes)
-	}
-}
-
-// template checks a key template (a prefix), placing a problem at its
-// character.
-func (c *checker) template(path, src string, opt keys.Options) *keys.Template {
-	if src == "" || c.has(path) {
-		return nil
-	}
-	t, err := keys.Parse(src, opt)
-	if err != nil {
-		var ke *keys.Error
-		if errors.As(err, &ke) {
-			c.atByte(path, ke.Column-1, "%s", ke.Msg)
-		} else {
-			c.atVal(path, "%v", err)
-		}
-		return nil
-	}
-	return t
-}
-
 // sinkFormatsNow lists the formats each sink kind writes in this version.
 var sinkFormatsNow = map[string][]string{
 	"files":  {"json", "parquet"},
@@ -331,9 +283,15 @@ func (c *checker) checkFormat(path, kind string, sk *Sink) {
 // buffering is how a buffering sink (files, s3) groups, names and seals
 // its outputs, from the sink's keys in the file.
 func buffering(sk *Sink, cs compiledSink, prefix, errorPrefix string) buffer.Buffering {
-	keys := make(map[string]buffer.KeyFunc, len(cs.keys))
-	for name, x := range cs.keys {
-		keys[name] = x.Eval
+	keys := make(map[string]buffer.KeyFunc, len(cs.names))
+	for _, name := range cs.names {
+		if x := cs.keys[name]; x != nil {
+			keys[name] = x.Eval
+		} else {
+			// Its expression did not compile (reported where it is):
+			// the sink's check still sees the key the prefix uses.
+			keys[name] = func(*engine.Record) (any, error) { return nil, errNotCompiled }
+		}
 	}
 	return buffer.Buffering{
 		Prefix:            prefix,
@@ -348,6 +306,10 @@ func buffering(sk *Sink, cs compiledSink, prefix, errorPrefix string) buffer.Buf
 		MaxBufferedBytes:  sk.Buffer.MaxBytes,
 	}
 }
+
+// errNotCompiled stands for an expression that did not compile; a sink
+// made from it is never run.
+var errNotCompiled = errors.New("the expression did not compile")
 
 // formatOptions is a buffering sink's output format, from its keys.
 func formatOptions(sk *Sink, cs compiledSink) encode.FormatOptions {
@@ -374,8 +336,7 @@ func filesConfig(s *Spec, sk *Sink, cs compiledSink, rt runtime) filesink.Config
 
 // checkSink runs the check of the sink's own package on the
 // configuration Build would give it, so that validation refuses all that
-// Build would: a problem found there that the checks above missed is
-// placed at the key it names, or at the sink.
+// Build would, and places each problem at the key it names.
 func (c *checker) checkSink(path string, sk *Sink, cs compiledSink, rt runtime) {
 	var err error
 	switch sk.Kind() {
@@ -386,27 +347,8 @@ func (c *checker) checkSink(path string, sk *Sink, cs compiledSink, rt runtime) 
 	case "http":
 		err = httpConfig(c.s, sk, rt, nil).Check()
 	}
-	if err == nil {
-		return
-	}
-	var ke *buffer.ConfigError
-	if !errors.As(err, &ke) {
-		msg := strings.TrimPrefix(err.Error(), sk.Kind()+" sink "+sk.Name+": ")
-		c.atKey(path+"."+sk.Kind(), path, "%s", msg)
-		return
-	}
-	key := path + "." + ke.Key
-	if !strings.HasPrefix(ke.Key, "partition_keys.") {
-		key = path + "." + sk.Kind() + "." + ke.Key
-	}
-	switch {
-	case c.s.loc.val[key] != (Pos{}):
-		c.atVal(key, "%s", ke.Msg)
-	case c.s.loc.key[key] != (Pos{}):
-		c.atKey(key, key, "%s", ke.Msg)
-	default:
-		c.atKey(path+"."+sk.Kind(), path, "%s", ke.Msg)
-	}
+	kind := path + "." + sk.Kind()
+	c.place(err, kind, path, kind, path)
 }
 
 // buildSink makes the sink of sk.

@@ -4,7 +4,6 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -34,16 +33,6 @@ func (rt runtime) abs(p string) string {
 		return p
 	}
 	return filepath.Join(rt.dir, p)
-}
-
-// constructorMessage trims the "files source: " a constructor puts in
-// front, since the error's key path says where it is.
-func constructorMessage(err error) string {
-	msg := err.Error()
-	for _, p := range []string{"files source: ", "generate source: ", "stdin source: ", "decode: "} {
-		msg = strings.TrimPrefix(msg, p)
-	}
-	return msg
 }
 
 // source checks the source, makes it and its decode step, and returns the
@@ -89,16 +78,9 @@ func (c *checker) source(rt runtime) (engine.Source, engine.Step, operators.Sche
 		source, err = stdin.New(r, stdin.Config{MaxRecordBytes: int(src.Stdin.MaxLine), Now: rt.now})
 	case "files":
 		f := src.Files
-		if len(f.Paths) == 0 && (f.Paths != nil || !c.fromFile) {
-			c.atVal(path+".paths", "needs at least one file or glob pattern")
-			break
-		}
-		paths := make([]string, len(f.Paths))
-		for i, p := range f.Paths {
-			paths[i] = rt.abs(p)
-			if _, perr := filepath.Match(p, ""); perr != nil {
-				c.atVal(index(path+".paths", i), "bad glob pattern %s: %v", c.show(index(path+".paths", i), p), perr)
-			}
+		var paths []string
+		for _, p := range f.Paths {
+			paths = append(paths, rt.abs(p))
 		}
 		source, err = tail.New(tail.Config{
 			Paths: paths, Follow: f.Follow, StartAt: f.Start,
@@ -108,9 +90,7 @@ func (c *checker) source(rt runtime) (engine.Source, engine.Step, operators.Sche
 		g := src.Generate
 		source, err = generate.New(generate.Config{Profile: g.Profile, Rate: g.Rate, Count: g.Count, Seed: g.Seed, Now: rt.now})
 	}
-	if err != nil {
-		c.atKey(path, path, "%s", constructorMessage(err))
-	}
+	c.place(err, path, path, path)
 
 	dec, schema := c.decode(kinds[0], rt)
 	return source, dec, schema
@@ -147,26 +127,20 @@ func (c *checker) decode(kind string, rt runtime) (engine.Step, operators.Schema
 	cfg := decode.Config{Format: dc.Format, Columns: dc.Columns, MaxRecordBytes: int(dc.MaxRecord), Now: rt.now}
 	ok := !c.has("source.decode")
 	if dc.Delimiter != "" {
-		r, n := utf8.DecodeRuneInString(dc.Delimiter)
-		if n != len(dc.Delimiter) {
+		// The file writes the delimiter as text; the decoder takes a
+		// character.
+		if r, n := utf8.DecodeRuneInString(dc.Delimiter); n == len(dc.Delimiter) {
+			cfg.Delimiter = r
+		} else {
 			c.atVal("source.decode.delimiter", "the delimiter is one character, not %s", c.show("source.decode.delimiter", dc.Delimiter))
-			ok = false
-		}
-		cfg.Delimiter = r
-	}
-	for i, col := range dc.Columns {
-		if j := slices.Index(dc.Columns[:i], col); j >= 0 {
-			p := index("source.decode.columns", i)
-			c.atVal(p, "column %q is listed twice (first as columns[%d])", col, j)
-			ok = false
 		}
 	}
 	var step engine.Step
 	if ok {
-		var err error
-		if step, err = decode.New(cfg); err != nil {
-			c.atKey("source.decode", "source.decode", "%s", constructorMessage(err))
-			step = nil
+		d, err := decode.New(cfg)
+		c.place(err, "source.decode", "source.decode", "source.decode")
+		if err == nil && !c.has("source.decode") {
+			step = d
 		}
 	}
 

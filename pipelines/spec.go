@@ -480,18 +480,7 @@ func (e *Expr) position(line, col int) (Pos, int) {
 	if e.pos == nil && e.node != nil {
 		e.pos = e.src.scalarPositions(e.node)
 	}
-	off := 0
-	for l := 1; l < line && off < len(e.Src); off++ {
-		if e.Src[off] == '\n' {
-			l++
-		}
-	}
-	for c := 1; c < col && off < len(e.Src) && e.Src[off] != '\n'; c++ {
-		off++
-		for off < len(e.Src) && e.Src[off]&0xC0 == 0x80 {
-			off++ // continuation bytes of a multi-byte character
-		}
-	}
+	off := byteOffset(e.Src, line, col)
 	switch {
 	case len(e.pos) == 0:
 		return e.at, off
@@ -501,6 +490,24 @@ func (e *Expr) position(line, col int) (Pos, int) {
 	// Just past the end: one column after the last character.
 	last := e.pos[len(e.pos)-1]
 	return Pos{last.Line, last.Col + 1}, off
+}
+
+// byteOffset returns the byte offset in text of the character at line,
+// col (1-based, col counted in characters), or len(text) past its end.
+func byteOffset(text string, line, col int) int {
+	off := 0
+	for l := 1; l < line && off < len(text); off++ {
+		if text[off] == '\n' {
+			l++
+		}
+	}
+	for c := 1; c < col && off < len(text) && text[off] != '\n'; c++ {
+		off++
+		for off < len(text) && text[off]&0xC0 == 0x80 {
+			off++ // continuation bytes of a multi-byte character
+		}
+	}
+	return off
 }
 
 // locations records where each key and value of a decoded file was, by
@@ -515,6 +522,16 @@ type locations struct {
 	// scalars are the scalar values by path, to place a problem found
 	// inside one (a bad key template) at its character.
 	scalars map[string]*scalarRef
+	// exprs are the expressions by path, to place a problem that a
+	// component found inside one.
+	exprs map[string]*Expr
+}
+
+// newLocations returns empty locations of file ("" for a Spec made in
+// code).
+func newLocations(file string) locations {
+	return locations{file: file, key: map[string]Pos{}, val: map[string]Pos{}, shown: map[string]string{},
+		scalars: map[string]*scalarRef{}, exprs: map[string]*Expr{}}
 }
 
 // scalarRef is where a scalar value was written.
@@ -522,6 +539,10 @@ type scalarRef struct {
 	src  *source
 	node *yaml.Node
 	pos  []Pos // of each byte of the value after ${VAR} expansion; nil: not yet worked out
+	// text is the value after expansion; secrets the parts of it taken
+	// from the environment.
+	text    string
+	secrets []secret
 }
 
 // at returns the file position of byte off of the value.

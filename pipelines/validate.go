@@ -56,7 +56,10 @@ type compiledSink struct {
 	// after is the index in Spec.Steps whose output the sink reads, or -1
 	// for the decoded source records.
 	after int
+	// keys are the compiled partition keys; names all of them, as
+	// written, compiled or not.
 	keys  map[string]*operators.Expr
+	names []string
 	// schema is the declared Parquet schema (nil: none, or inferred);
 	// eventTime what !{timestamp:…} renders (nil: the arrival time), in
 	// location (nil: UTC).
@@ -153,7 +156,7 @@ func (c *checker) compileExpr(e *Expr, schema operators.Schema, want operators.T
 
 func compile(s *Spec, rt runtime, prior ErrorList) (*compiled, ErrorList) {
 	if s.loc.key == nil {
-		s.loc = locations{key: map[string]Pos{}, val: map[string]Pos{}, shown: map[string]string{}, scalars: map[string]*scalarRef{}}
+		s.loc = newLocations("")
 	}
 	c := &checker{s: s, fromFile: s.loc.file != "", prior: prior, now: rt.now, fixedClock: rt.fixedClock, log: rt.log}
 	out := &compiled{}

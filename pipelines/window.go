@@ -1,7 +1,6 @@
 package pipelines
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -60,13 +59,6 @@ func (c *checker) windowStep(st *Step, i int, path string, in operators.Schema, 
 	case w.Session != nil && w.Session.Gap <= 0 && !c.has(wpath+".session"):
 		c.atVal(wpath+".session.gap", "the session gap must be positive, such as 30m")
 		return nil, operators.Schema{}
-	case w.Tumbling < 0:
-		c.atVal(wpath+".tumbling", "the window length must be positive, such as 1m")
-		return nil, operators.Schema{}
-	}
-	if w.MaxKeys < 0 || w.MaxKeys > 1<<40 {
-		c.atVal(wpath+".max_keys", "max_keys is a number of groups from 1 up, not %d", w.MaxKeys)
-		return nil, operators.Schema{}
 	}
 	cfg.MaxKeys = int(w.MaxKeys)
 	if w.Sliding != nil {
@@ -94,7 +86,9 @@ func (c *checker) windowStep(st *Step, i int, path string, in operators.Schema, 
 	}
 	built, err := window.New(cfg)
 	if err != nil {
-		c.windowErrors(err, st, wpath, out)
+		// The window's keys are its mapping's; event_time and
+		// watermark are the file's top level.
+		c.place(err, wpath, wpath, wpath, "")
 		return nil, operators.Schema{}
 	}
 	if out.windows == nil {
@@ -102,62 +96,6 @@ func (c *checker) windowStep(st *Step, i int, path string, in operators.Schema, 
 	}
 	out.windows[st.Name] = compiledWindow{index: i, w: built}
 	return built, built.Schema()
-}
-
-// windowErrors places each problem the window found at its key.
-func (c *checker) windowErrors(err error, st *Step, wpath string, out *compiled) {
-	var list window.ConfigErrors
-	if !errors.As(err, &list) {
-		c.atKey(wpath, wpath, "%s", err)
-		return
-	}
-	w := st.Window
-	for _, e := range list {
-		var at *Expr
-		key := e.Key
-		switch {
-		case key == "event_time":
-			if out.eventTime == nil {
-				continue // reported where event_time is
-			}
-			at = c.s.EventTime
-		case key == "having":
-			at = w.Having
-		case strings.HasPrefix(key, "group_by["):
-			var i int
-			if _, err := fmt.Sscanf(key, "group_by[%d]", &i); err == nil && i >= 0 && i < len(w.GroupBy) {
-				at = w.GroupBy[i]
-			}
-		case strings.HasPrefix(key, "aggregate."):
-			name := strings.TrimPrefix(key, "aggregate.")
-			if i := slices.IndexFunc(w.Aggregate, func(a Aggregate) bool { return a.Name == name }); i >= 0 {
-				at = w.Aggregate[i].Expr
-			}
-		}
-		if at != nil {
-			c.exprError(at, exprErr(e.Line, e.Column, e.Msg))
-			continue
-		}
-		switch key {
-		case "sliding", "session", "tumbling", "late", "max_keys", "aggregate", "allowed_lateness":
-			c.atVal(wpath+"."+key, "%s", e.Msg)
-		case "out_of_orderness", "max_future":
-			if !c.has("watermark." + key) {
-				c.atVal("watermark."+key, "%s", e.Msg)
-			}
-		default:
-			c.atKey(wpath, wpath, "%s", e.Msg)
-		}
-	}
-}
-
-// exprErr makes an error that exprError places inside the expression when
-// it has a position.
-func exprErr(line, col int, msg string) error {
-	if line > 0 {
-		return &operators.ExprError{Line: line, Column: col, Msg: msg}
-	}
-	return errors.New(msg)
 }
 
 // alerts checks the alert rules against the windows they read.
@@ -216,40 +154,13 @@ func (c *checker) alerts(out *compiled, rt runtime) []compiledAlert {
 			}
 			cfg.Notify = append(cfg.Notify, alert.Webhook{URL: n.HTTP.URL, Headers: n.HTTP.Headers, Format: n.HTTP.Format, Timeout: n.HTTP.Timeout})
 		}
-		if _, err := alert.New(cfg); err != nil {
-			c.alertErrors(err, a, path)
+		if err := cfg.Check(); err != nil {
+			c.place(err, path, path, path)
 			continue
 		}
 		rules = append(rules, compiledAlert{cfg: cfg, after: cw.index})
 	}
 	return rules
-}
-
-func (c *checker) alertErrors(err error, a *Alert, path string) {
-	var list alert.ConfigErrors
-	if !errors.As(err, &list) {
-		c.atKey(path, path, "%s", err)
-		return
-	}
-	for _, e := range list {
-		switch {
-		case e.Key == "when":
-			c.exprError(a.When, exprErr(e.Line, e.Column, e.Msg))
-		case strings.HasPrefix(e.Key, "notify["):
-			// notify[i] → the URL (what is wrong with it is in the message).
-			p := path + "." + e.Key + ".http"
-			if strings.Contains(e.Msg, "url") {
-				p += ".url"
-			} else if strings.Contains(e.Msg, "format") {
-				p += ".format"
-			}
-			c.atVal(p, "%s", e.Msg)
-		case e.Key == "":
-			c.atKey(path, path, "%s", e.Msg)
-		default:
-			c.atVal(path+"."+e.Key, "%s", e.Msg)
-		}
-	}
 }
 
 // alertSinks makes the alert rules, each an engine sink after its window.

@@ -25,7 +25,6 @@ import (
 	"github.com/sluice-dev/sluice/engine/fsys"
 	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/encode"
-	"github.com/sluice-dev/sluice/sinks/keys"
 )
 
 // Defaults, after Amazon Data Firehose's where it has one (see package
@@ -81,29 +80,54 @@ func New(cfg Config) (*Sink, error) {
 	if name == "" {
 		name = "(unnamed)"
 	}
-	errf := func(format string, args ...any) error {
-		return fmt.Errorf("files sink %s: "+format, append([]any{name}, args...)...)
+	bc, err := cfg.sinkConfig()
+	if err == nil {
+		err = bc.Check()
 	}
+	if err != nil {
+		return nil, fmt.Errorf("files sink %s: %w", name, err)
+	}
+	bs, err := buffer.NewSink(bc)
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{bs}, nil
+}
+
+// Check reports what New would refuse in cfg. Like New, it touches no
+// file; validating a pipeline file calls it. The error is an
+// engine.ConfigErrors that names each problem by the pipeline file's key
+// (see buffer.Buffering.Check).
+func (cfg Config) Check() error {
+	bc, err := cfg.sinkConfig()
+	if err != nil {
+		return err
+	}
+	return bc.Check()
+}
+
+// sinkConfig is the buffer.SinkConfig of cfg; its error is an
+// engine.ConfigErrors.
+func (cfg Config) sinkConfig() (buffer.SinkConfig, error) {
+	var errs engine.ConfigErrors
 	if cfg.Dir == "" {
-		return nil, errf("no dir; set files.dir to the output directory")
+		errs.Add("dir", "no dir; set files.dir to the output directory")
 	}
 	fo := cfg.FormatOptions
-	format, err := encode.NewFormat(fo)
-	if err != nil {
-		return nil, errf("%v", err)
-	}
-	errFormat, err := fo.ErrorFormat()
-	if err != nil {
-		return nil, errf("%v", err)
+	format, errFormat, err := fo.Formats()
+	errs.Join("", err)
+	if err := errs.Err(); err != nil {
+		return buffer.SinkConfig{}, err
 	}
 	if cfg.FS == nil {
 		cfg.FS = fsys.OS{}
 	}
-	bs, err := buffer.NewSink(buffer.SinkConfig{
+	return buffer.SinkConfig{
 		Kind:      "files",
 		Pipeline:  cfg.Pipeline,
 		Name:      cfg.Name,
 		Staging:   filepath.Join(cfg.Dir, StagingDir, cfg.Pipeline+"."+cfg.Name),
+		Reserved:  StagingDir,
 		FS:        cfg.FS,
 		Publisher: &publisher{fs: cfg.FS, dir: cfg.Dir},
 		Format:    format,
@@ -113,24 +137,7 @@ func New(cfg Config) (*Sink, error) {
 		},
 		Buffering: cfg.Buffering,
 		Now:       cfg.Now,
-	})
-	if err != nil {
-		return nil, err
-	}
-	prefix, errPrefix := bs.Prefixes()
-	for i, t := range []*keys.Template{prefix, errPrefix} {
-		if err := buffer.CheckOutsideStaging([]string{"prefix", "error_prefix"}[i], t, StagingDir); err != nil {
-			return nil, errf("%w", err)
-		}
-	}
-	return &Sink{bs}, nil
-}
-
-// Check reports what New would refuse in cfg. Like New, it touches no
-// file; validating a pipeline file calls it.
-func (cfg Config) Check() error {
-	_, err := New(cfg)
-	return err
+	}, nil
 }
 
 // publisher publishes a sealed file by renaming it into Dir.
