@@ -9,10 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluice-dev/sluice/engine"
-	"github.com/sluice-dev/sluice/engine/sources/generate"
-	"github.com/sluice-dev/sluice/engine/sources/local"
-	"github.com/sluice-dev/sluice/engine/sources/stdin"
-	"github.com/sluice-dev/sluice/engine/sources/tail"
 	"github.com/sluice-dev/sluice/operators"
 	"github.com/sluice-dev/sluice/operators/decode"
 )
@@ -39,60 +35,18 @@ func (rt runtime) abs(p string) string {
 // schema of the decoded records.
 func (c *checker) source(rt runtime) (engine.Source, engine.Step, operators.Schema) {
 	src := &c.s.Source
-	kinds := src.kinds()
-	if !c.fromFile {
-		switch {
-		case len(kinds) == 0:
-			c.errorf(Pos{}, "source", "source needs one of %s", oneOf(sourceKinds))
-		case len(kinds) > 1:
-			c.errorf(Pos{}, "source", "source has exactly one kind, but has %s", oneOf(kinds))
+	if src.Config == nil {
+		if !c.fromFile {
+			c.errorf(Pos{}, "source", "source needs one of %s", oneOf(kindNames(sourceKinds)))
 		}
-	}
-	if len(kinds) != 1 {
 		return nil, nil, operators.Schema{}
 	}
-	kind := kinds[0]
-	path := "source." + kind
-	var (
-		source engine.Source
-		err    error
-	)
-	if c.has(path) {
-		kind = "" // its problems are reported already
+	path := "source." + src.Kind()
+	var source engine.Source
+	if !c.has(path) { // else its problems are reported already
+		source = src.Config.open(c, path, rt)
 	}
-	switch kind {
-	case "kinesis":
-		// Only checked here; Build makes it, with the AWS configuration.
-		c.checkKinesis(path)
-	case "local":
-		l := src.Local
-		source, err = local.New(local.Config{
-			Dir: rt.abs(l.Dir), Stream: l.Stream, Start: l.Start, StartTimestamp: l.StartTimestamp,
-			PollInterval: l.PollInterval, BatchRecords: int(l.BatchRecords),
-		})
-	case "stdin":
-		r := rt.stdin
-		if r == nil {
-			r = strings.NewReader("")
-		}
-		source, err = stdin.New(r, stdin.Config{MaxRecordBytes: int(src.Stdin.MaxLine), Now: rt.now})
-	case "files":
-		f := src.Files
-		var paths []string
-		for _, p := range f.Paths {
-			paths = append(paths, rt.abs(p))
-		}
-		source, err = tail.New(tail.Config{
-			Paths: paths, Follow: f.Follow, StartAt: f.Start,
-			PollInterval: f.PollInterval, MaxLineBytes: int(f.MaxLine), Now: rt.now,
-		})
-	case "generate":
-		g := src.Generate
-		source, err = generate.New(generate.Config{Profile: g.Profile, Rate: g.Rate, Count: g.Count, Seed: g.Seed, Now: rt.now})
-	}
-	c.place(err, path, path, path)
-
-	dec, schema := c.decode(kinds[0], rt)
+	dec, schema := c.decode(rt)
 	return source, dec, schema
 }
 
@@ -110,16 +64,17 @@ func (c *checker) has(path string) bool {
 
 // decode makes the decode step and returns the schema of the records it
 // makes.
-func (c *checker) decode(kind string, rt runtime) (engine.Step, operators.Schema) {
+func (c *checker) decode(rt runtime) (engine.Step, operators.Schema) {
 	src := &c.s.Source
 	dc := Decode{Format: "json"}
-	if kind == "generate" {
-		// Generated records are JSON; their fields are known.
+	maker, fixed := src.Config.(recordMaker)
+	if fixed {
+		// The source makes JSON records; their fields are known.
 		if src.Decode != nil && src.Decode.Format != "json" && !c.has("source.decode") {
-			c.atVal("source.decode", "the generate source makes JSON records: decode is json (or leave it out)")
+			c.atVal("source.decode", "the %s source makes JSON records: decode is json (or leave it out)", src.Kind())
 		}
 		if src.Schema != nil {
-			c.atKey("source.schema", "source", "the generate source has a fixed schema; remove schema")
+			c.atKey("source.schema", "source", "the %s source has a fixed schema; remove schema", src.Kind())
 		}
 	} else if src.Decode != nil {
 		dc = *src.Decode
@@ -146,8 +101,8 @@ func (c *checker) decode(kind string, rt runtime) (engine.Step, operators.Schema
 
 	var fields map[string]string
 	switch {
-	case kind == "generate":
-		fields = generate.Fields()
+	case fixed:
+		fields = maker.fields()
 	case src.Schema != nil:
 		fields = src.Schema
 	case dc.Format == "csv" && len(dc.Columns) > 0:

@@ -6,16 +6,8 @@ import (
 	"strings"
 
 	"github.com/sluice-dev/sluice/engine"
-	"github.com/sluice-dev/sluice/operators"
 	"github.com/sluice-dev/sluice/operators/alert"
-	"github.com/sluice-dev/sluice/operators/window"
 )
-
-// compiledWindow is a window step and where it is in Spec.Steps.
-type compiledWindow struct {
-	index int
-	w     *window.Window
-}
 
 // compiledAlert is an alert rule checked against its window. Build makes
 // the rule again with the run's logger.
@@ -27,76 +19,6 @@ type compiledAlert struct {
 // alertSinkPrefix names an alert's sink in checkpoints and metrics; user
 // sink names cannot hold a colon, so they never clash.
 const alertSinkPrefix = "alert:"
-
-// windowStep compiles a window step against the schema of its input and
-// returns it with the schema of its rows.
-func (c *checker) windowStep(st *Step, i int, path string, in operators.Schema, out *compiled) (engine.Step, operators.Schema) {
-	s, w := c.s, st.Window
-	wpath := path + ".window"
-	cfg := window.Config{
-		Name:            st.Name,
-		Tumbling:        w.Tumbling,
-		OutOfOrderness:  s.Watermark.OutOfOrderness,
-		Idle:            s.Watermark.Idle,
-		MaxFuture:       s.Watermark.MaxFuture,
-		Late:            w.Late,
-		AllowedLateness: w.AllowedLateness,
-		Schema:          in,
-		Now:             c.now,
-		FixedClock:      c.fixedClock,
-		Logger:          c.log,
-	}
-	kinds := 0
-	for _, set := range []bool{w.Tumbling != 0, w.Sliding != nil, w.Session != nil} {
-		if set {
-			kinds++
-		}
-	}
-	switch {
-	case kinds != 1 && !c.has(wpath):
-		c.atKey(wpath, wpath, "a window has exactly one of tumbling, sliding or session (it has %d)", kinds)
-		return nil, operators.Schema{}
-	case w.Session != nil && w.Session.Gap <= 0 && !c.has(wpath+".session"):
-		c.atVal(wpath+".session.gap", "the session gap must be positive, such as 30m")
-		return nil, operators.Schema{}
-	}
-	cfg.MaxKeys = int(w.MaxKeys)
-	if w.Sliding != nil {
-		cfg.Size, cfg.Every = w.Sliding.Size, w.Sliding.Every
-	}
-	if w.Session != nil {
-		cfg.Session = w.Session.Gap
-	}
-	if s.EventTime != nil {
-		cfg.EventTime = s.EventTime.Src
-	}
-	for _, g := range w.GroupBy {
-		cfg.GroupBy = append(cfg.GroupBy, window.Group{Expr: g.Src})
-	}
-	for _, a := range w.Aggregate {
-		cfg.Aggregate = append(cfg.Aggregate, window.Output{Name: a.Name, Call: a.Expr.Src})
-	}
-	if w.Having != nil {
-		cfg.Having = w.Having.Src
-	}
-	if c.has(wpath) {
-		// The window's own keys are wrong already; compiling would only
-		// repeat it.
-		return nil, operators.Schema{}
-	}
-	built, err := window.New(cfg)
-	if err != nil {
-		// The window's keys are its mapping's; event_time and
-		// watermark are the file's top level.
-		c.place(err, wpath, wpath, wpath, "")
-		return nil, operators.Schema{}
-	}
-	if out.windows == nil {
-		out.windows = map[string]compiledWindow{}
-	}
-	out.windows[st.Name] = compiledWindow{index: i, w: built}
-	return built, built.Schema()
-}
 
 // alerts checks the alert rules against the windows they read.
 func (c *checker) alerts(out *compiled, rt runtime) []compiledAlert {
@@ -123,7 +45,7 @@ func (c *checker) alerts(out *compiled, rt runtime) []compiledAlert {
 		if !ok {
 			var names []string
 			for _, st := range s.Steps {
-				if st.Window != nil {
+				if _, ok := st.Config.(ownNamer); ok {
 					names = append(names, st.Name)
 				}
 			}
