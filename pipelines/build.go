@@ -109,10 +109,10 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 		p.Source = opts.Source
 	}
 	p.Store = opts.Store
-	if s.Source.Kinesis != nil && opts.Source == nil {
-		src, st, err := buildKinesis(s, opts)
+	if b, ok := s.Source.Config.(sourceBuilder); ok && opts.Source == nil {
+		src, st, err := b.build(s, opts)
 		if err != nil {
-			return nil, s.buildError("source.kinesis", "source", err)
+			return nil, s.buildError("source."+s.Source.Kind(), "source", err)
 		}
 		p.Source = src
 		if p.Store == nil {
@@ -142,7 +142,7 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 		if opts.Sink != nil {
 			sink, err = opts.Sink(sk.Name)
 		} else {
-			sink, err = buildSink(s, sk, comp.sinks[i], rt, opts)
+			sink, err = sk.Config.build(s, sk, comp.sinks[i], rt, opts)
 		}
 		if err != nil {
 			closeAll(p)

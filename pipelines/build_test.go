@@ -157,7 +157,7 @@ func TestBuildInvalid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec.Steps[0].Filter.Src = "a >"
+	spec.Steps[0].Config.(*FilterStep).Expr.Src = "a >"
 	spec.Sinks = append(spec.Sinks, spec.Sinks[0])
 	_, err = Build(spec, BuildOptions{})
 	var list ErrorList

@@ -289,7 +289,7 @@ func (d *decoder) scalar(n *yaml.Node, path, what string, depth int) *scalar {
 		// Positions inside the value are only needed for an error found
 		// inside it: they are worked out then.
 		s.text = n.Value
-		d.loc.scalars[path] = &scalarRef{src: d.src, node: n}
+		d.loc.scalars[path] = &scalarRef{src: d.src, node: n, text: s.text}
 		return s
 	}
 	ip, errs := interpolate(n.Value, d.src.scalarPositions(n), d.lookup)
@@ -300,7 +300,7 @@ func (d *decoder) scalar(n *yaml.Node, path, what string, depth int) *scalar {
 		return nil
 	}
 	s.text, s.pos, s.secrets = string(ip.text.text), ip.text.pos, ip.secrets
-	d.loc.scalars[path] = &scalarRef{src: d.src, node: n, pos: s.pos}
+	d.loc.scalars[path] = &scalarRef{src: d.src, node: n, pos: s.pos, text: s.text, secrets: s.secrets}
 	if len(s.secrets) > 0 {
 		d.loc.shown[path] = n.Value
 		d.loc.secrets = append(d.loc.secrets, s.secrets...)
@@ -494,6 +494,7 @@ func (d *decoder) expr(n *yaml.Node, path string, depth int) *Expr {
 	if e.pos == nil {
 		e.src, e.node = d.src, s.node
 	}
+	d.loc.exprs[path] = e
 	return e
 }
 

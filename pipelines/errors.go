@@ -102,12 +102,17 @@ func didYouMean(s string, candidates []string) string {
 }
 
 // oneOf lists choices for a message: "a, b or c".
-func oneOf(choices []string) string {
-	switch len(choices) {
+func oneOf(choices []string) string { return list(choices, " or ") }
+
+// allOf lists names for a message: "a, b and c".
+func allOf(names []string) string { return list(names, " and ") }
+
+func list(items []string, last string) string {
+	switch len(items) {
 	case 0:
 		return ""
 	case 1:
-		return choices[0]
+		return items[0]
 	}
-	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
+	return strings.Join(items[:len(items)-1], ", ") + last + items[len(items)-1]
 }

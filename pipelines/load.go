@@ -51,7 +51,7 @@ func decodeFile(file string, data []byte, lookup Lookup) (*Spec, ErrorList) {
 		lookup = os.LookupEnv
 	}
 	spec := &Spec{File: file}
-	spec.loc = locations{file: file, key: map[string]Pos{}, val: map[string]Pos{}, shown: map[string]string{}, scalars: map[string]*scalarRef{}}
+	spec.loc = newLocations(file)
 	d := &decoder{file: file, src: newSource(data), lookup: lookup, loc: &spec.loc}
 	if root := d.parseDocument(data); root != nil {
 		d.spec(root, spec)

@@ -69,15 +69,10 @@ func (comp *compiled) projection(s *Spec) (fields []string, lazy, ok bool) {
 		}
 		// The sink writes decoded records whole: only the JSON lines
 		// encoder of the buffering sinks knows lazy records.
-		switch sk.Kind() {
-		case "files", "s3":
-			if sk.Format != "" && sk.Format != "json" {
-				return nil, false, false
-			}
-			lazy = true
-		default:
+		if sk.Config == nil || !sk.Config.traits().buffering || (sk.Format != "" && sk.Format != "json") {
 			return nil, false, false
 		}
+		lazy = true
 	}
 	slices.Sort(fields)
 	return slices.Compact(fields), lazy, true

@@ -3,20 +3,19 @@ package pipelines
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+	// The zone database is built in, so that time_zone works on machines
+	// and containers without one (a single static binary).
+	_ "time/tzdata"
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/operators"
 	"github.com/sluice-dev/sluice/operators/window"
 	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/encode"
-	filesink "github.com/sluice-dev/sluice/sinks/files"
-	httpsink "github.com/sluice-dev/sluice/sinks/httpendpoint"
-	"github.com/sluice-dev/sluice/sinks/keys"
-	s3sink "github.com/sluice-dev/sluice/sinks/s3"
-	stdoutsink "github.com/sluice-dev/sluice/sinks/stdout"
 )
 
 // sinks checks the sinks and compiles their partition keys against the
@@ -66,81 +65,59 @@ func (c *checker) sinks(schemas []operators.Schema, rt runtime) []compiledSink {
 		}
 		out[i].after = after
 
-		kind := sk.Kind()
-		if kind == "" {
+		if sk.Config == nil {
 			if !c.fromFile {
-				c.errorf(Pos{}, path, "a sink needs one of %s", oneOf(sinkKinds))
+				c.errorf(Pos{}, path, "a sink needs one of %s", oneOf(kindNames(sinkKinds)))
 			}
 			continue
 		}
-		switch kind {
-		case "files", "stdout", "s3", "http":
-		default:
-			c.atKey(path+"."+kind, path, "the %s sink is not available in this version", kind)
-			continue
+		kind, traits := sk.Kind(), sk.Config.traits()
+		if sk.Format != "" && !slices.Contains(traits.formats, sk.Format) {
+			c.atVal(path+".format", "the %s sink writes %s, not %s", kind, oneOf(traits.formats), sk.Format)
 		}
-		c.checkFormat(path, kind, sk)
 		schema := schemas[after+1]
+		out[i].schemaIn = schema
 		if len(sk.PartitionKeys) > 0 {
 			out[i].keys = map[string]*operators.Expr{}
 		}
-		var names []string
 		for _, pk := range sk.PartitionKeys {
-			names = append(names, pk.Name)
+			out[i].names = append(out[i].names, pk.Name)
 			if x := c.compileExpr(pk.Expr, schema, operators.Any); x != nil {
 				out[i].keys[pk.Name] = x
 			}
 		}
-		switch kind {
-		case "files":
-			loc := c.timeZone(path+".files.time_zone", sk.Files.TimeZone)
-			c.template(path+".files.prefix", sk.Files.Prefix, keys.Options{PartitionKeys: names, Location: loc})
-			c.template(path+".files.error_prefix", sk.Files.ErrorPrefix, keys.Options{ErrorOutput: true, Location: loc})
-			out[i].eventTime = c.prefixTime(path+".files.timestamp", sk.Files.Timestamp, schema)
-			out[i].location = loc
-		case "s3":
-			loc := c.timeZone(path+".s3.time_zone", sk.S3.TimeZone)
-			c.template(path+".s3.prefix", sk.S3.Prefix, keys.Options{PartitionKeys: names, Location: loc})
-			c.template(path+".s3.error_prefix", sk.S3.ErrorPrefix, keys.Options{ErrorOutput: true, Location: loc})
-			out[i].eventTime = c.prefixTime(path+".s3.timestamp", sk.S3.Timestamp, schema)
-			out[i].location = loc
-			c.s3(path, sk.S3)
-		case "http":
-			c.http(path, sk)
-		case "stdout":
-			if len(sk.PartitionKeys) > 0 {
-				c.atKey(path+".partition_keys", path, "partition_keys name parts of output keys; stdout has none")
-			}
-			if sk.Buffer != (Buffer{}) {
-				c.atKey(path+".buffer", path, "stdout writes records as they come; remove buffer")
-			}
-		}
 		out[i].schema = c.sinkSchema(path, sk)
-		c.buffer(path, sk)
 		out[i].interval = sk.Buffer.Interval
 		if sk.Buffer.Interval == 0 && c.s.loc.key[path+".buffer.interval"] != (Pos{}) {
 			out[i].interval = time.Nanosecond
 		}
 		if c.s.loc.key[path+".retry"] != (Pos{}) || sk.Retry != (Retry{}) {
 			switch {
-			case kind != "s3" && kind != "http":
-				c.atKey(path+".retry", path, "retry applies to deliveries over the network (the s3 and http sinks); the %s sink writes locally", kind)
+			case !traits.network:
+				network := sinksWith(func(t sinkTraits) bool { return t.network })
+				c.atKey(path+".retry", path, "retry applies to deliveries over the network (the %s sinks); the %s sink writes locally", allOf(network), kind)
 			case c.s.loc.key[path+".retry.duration"] == (Pos{}) && c.fromFile:
 				c.atKey(path+".retry", path, "retry needs a duration, such as {duration: 10m}")
-			case kind == "http":
-				c.httpRetry(path, sk.Retry.Duration)
-			case sk.Retry.Duration <= 0 && !c.has(path+".retry.duration"):
-				c.atVal(path+".retry.duration", "the retry duration must be positive, such as 10m")
 			}
 		}
-		if !c.has(path) && !c.has("name") {
-			c.checkSink(path, sk, out[i], rt)
-		}
+		sk.Config.check(c, sk, path, &out[i], rt)
 	}
 	return out
 }
 
-// timeZone reads a time zone name; nil means UTC.
+// placeSink places the problems that the check of a sink's package found
+// (err): at the sink kind's keys, or the sink's. A sink whose name or
+// pipeline name is bad is not checked further: output names are made of
+// them.
+func (c *checker) placeSink(path string, sk *Sink, err error) {
+	if c.has("name") || c.has(path+".name") {
+		return
+	}
+	kind := path + "." + sk.Kind()
+	c.place(err, kind, path, kind, path)
+}
+
+// timeZone reads a time zone name; nil means UTC.; nil means UTC.
 func (c *checker) timeZone(path, name string) *time.Location {
 	if name == "" {
 		return nil
@@ -270,70 +247,18 @@ func (c *checker) schemaType(path string, fields []SchemaField) *encode.Type {
 	return st
 }
 
-// buffer checks the caps of the buffers.
-func (c *checker) buffer(path string, sk *Sink) {
-	b := sk.Buffer
-	switch {
-	case b.Size < 0:
-		c.atVal(path+".buffer.size", "the buffer size must be positive, such as 64MiB")
-	case b.Interval < 0:
-		c.atVal(path+".buffer.interval", "the buffer interval cannot be negative")
-	case b.Records < 0:
-		c.atVal(path+".buffer.records", "the record count cannot be negative")
-	case b.MaxPartitions < 0 || b.MaxPartitions > 1<<20:
-		c.atVal(path+".buffer.max_partitions", "max_partitions is from 1 to %d open buffers", 1<<20)
-	case b.MaxBytes < 0:
-		c.atVal(path+".buffer.max_bytes", "max_bytes must be positive, such as 1GiB")
-	case b.MaxBytes > 0 && b.MaxBytes < max(b.Size, 1):
-		c.atVal(path+".buffer.max_bytes", "max_bytes (%d) is less than buffer.size (%d); raise it or lower the size", b.MaxBytes, b.Size)
-	case b.MaxBytes > 0 && b.Size == 0 && b.MaxBytes < filesink.DefaultBufferBytes:
-		c.atVal(path+".buffer.max_bytes", "max_bytes (%d) is less than the default buffer size (64MiB); raise it or set buffer.size", b.MaxBytes)
-	}
-}
-
-// template checks a key template (a prefix), placing a problem at its
-// character.
-func (c *checker) template(path, src string, opt keys.Options) *keys.Template {
-	if src == "" || c.has(path) {
-		return nil
-	}
-	t, err := keys.Parse(src, opt)
-	if err != nil {
-		var ke *keys.Error
-		if errors.As(err, &ke) {
-			c.atByte(path, ke.Column-1, "%s", ke.Msg)
-		} else {
-			c.atVal(path, "%v", err)
-		}
-		return nil
-	}
-	return t
-}
-
-// sinkFormatsNow lists the formats each sink kind writes in this version.
-var sinkFormatsNow = map[string][]string{
-	"files":  {"json", "parquet"},
-	"s3":     {"json", "parquet"},
-	"stdout": {"json"},
-	"http":   {"json"},
-}
-
-// checkFormat reports a format or compression the sink kind cannot write.
-func (c *checker) checkFormat(path, kind string, sk *Sink) {
-	if sk.Format != "" && !slices.Contains(sinkFormatsNow[kind], sk.Format) {
-		c.atVal(path+".format", "the %s sink writes %s; format %s is not available in this version", kind, oneOf(sinkFormatsNow[kind]), sk.Format)
-	}
-	if kind == "stdout" && sk.Compression != "" && sk.Compression != "none" {
-		c.atVal(path+".compression", "stdout is written uncompressed")
-	}
-}
-
 // buffering is how a buffering sink (files, s3) groups, names and seals
 // its outputs, from the sink's keys in the file.
 func buffering(sk *Sink, cs compiledSink, prefix, errorPrefix string) buffer.Buffering {
-	keys := make(map[string]buffer.KeyFunc, len(cs.keys))
-	for name, x := range cs.keys {
-		keys[name] = x.Eval
+	keys := make(map[string]buffer.KeyFunc, len(cs.names))
+	for _, name := range cs.names {
+		if x := cs.keys[name]; x != nil {
+			keys[name] = x.Eval
+		} else {
+			// Its expression did not compile (reported where it is):
+			// the sink's check still sees the key the prefix uses.
+			keys[name] = func(*engine.Record) (any, error) { return nil, errNotCompiled }
+		}
 	}
 	return buffer.Buffering{
 		Prefix:            prefix,
@@ -349,6 +274,10 @@ func buffering(sk *Sink, cs compiledSink, prefix, errorPrefix string) buffer.Buf
 	}
 }
 
+// errNotCompiled stands for an expression that did not compile; a sink
+// made from it is never run.
+var errNotCompiled = errors.New("the expression did not compile")
+
 // formatOptions is a buffering sink's output format, from its keys.
 func formatOptions(sk *Sink, cs compiledSink) encode.FormatOptions {
 	return encode.FormatOptions{
@@ -361,65 +290,37 @@ func formatOptions(sk *Sink, cs compiledSink) encode.FormatOptions {
 	}
 }
 
-func filesConfig(s *Spec, sk *Sink, cs compiledSink, rt runtime) filesink.Config {
-	return filesink.Config{
-		Pipeline:      s.Name,
-		Name:          sk.Name,
-		Dir:           rt.abs(sk.Files.Dir),
-		Now:           rt.now,
-		Buffering:     buffering(sk, cs, sk.Files.Prefix, sk.Files.ErrorPrefix),
-		FormatOptions: formatOptions(sk, cs),
+// prefixClock reads what a buffering sink's !{timestamp:…} renders
+// (timestamp, arrival or event) and in which zone, at the kind's keys
+// under path.
+func (c *checker) prefixClock(path, timestamp, zone string, cs *compiledSink) {
+	cs.location = c.timeZone(path+".time_zone", zone)
+	cs.eventTime = c.prefixTime(path+".timestamp", timestamp, cs.schemaIn)
+}
+
+// prefixKeys and clockKeys are the keys of a buffering sink kind that
+// name and date its outputs, bound to its fields.
+func prefixKeys(prefix, errorPrefix *string) []keyDef {
+	return []keyDef{
+		stringKey("prefix", prefix, "a key template for record outputs: !{timestamp:…}, !{partitionKeyFromQuery:…}, !{firehose:random-string}").defaults("none"),
+		stringKey("error_prefix", errorPrefix, "a key template for the error output").defaults(buffer.DefaultErrorPrefix),
 	}
 }
 
-// checkSink runs the check of the sink's own package on the
-// configuration Build would give it, so that validation refuses all that
-// Build would: a problem found there that the checks above missed is
-// placed at the key it names, or at the sink.
-func (c *checker) checkSink(path string, sk *Sink, cs compiledSink, rt runtime) {
-	var err error
-	switch sk.Kind() {
-	case "files":
-		err = filesConfig(c.s, sk, cs, rt).Check()
-	case "s3":
-		err = s3Config(c.s, sk, cs, rt, nil).Check()
-	case "http":
-		err = httpConfig(c.s, sk, rt, nil).Check()
-	}
-	if err == nil {
-		return
-	}
-	var ke *buffer.ConfigError
-	if !errors.As(err, &ke) {
-		msg := strings.TrimPrefix(err.Error(), sk.Kind()+" sink "+sk.Name+": ")
-		c.atKey(path+"."+sk.Kind(), path, "%s", msg)
-		return
-	}
-	key := path + "." + ke.Key
-	if !strings.HasPrefix(ke.Key, "partition_keys.") {
-		key = path + "." + sk.Kind() + "." + ke.Key
-	}
-	switch {
-	case c.s.loc.val[key] != (Pos{}):
-		c.atVal(key, "%s", ke.Msg)
-	case c.s.loc.key[key] != (Pos{}):
-		c.atKey(key, key, "%s", ke.Msg)
-	default:
-		c.atKey(path+"."+sk.Kind(), path, "%s", ke.Msg)
+func clockKeys(timestamp, zone *string) []keyDef {
+	return []keyDef{
+		choiceKey("timestamp", timestamp, []string{"arrival", "event"}, "what !{timestamp:…} renders: the arrival time, or the event_time (a window's window_start)").defaults("arrival"),
+		textKey("time_zone", zone, "the IANA zone !{timestamp:…} renders in, such as Asia/Tokyo").defaults("UTC"),
 	}
 }
 
-// buildSink makes the sink of sk.
-func buildSink(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions) (engine.Sink, error) {
-	switch sk.Kind() {
-	case "files":
-		return filesink.New(filesConfig(s, sk, cs, rt))
-	case "s3":
-		return s3sink.New(s3Config(s, sk, cs, rt, opts.Logger))
-	case "http":
-		return httpsink.New(httpConfig(s, sk, rt, opts.Logger))
-	case "stdout":
-		return stdoutsink.New(stdoutsink.Config{Name: sk.Name, Out: opts.Stdout, Errors: opts.Stderr, Logger: opts.Logger})
+// besideCheckpoints is where a sink keeps what it stages by default:
+// under dir beside a local checkpoint store (or the default one), per
+// pipeline and sink (dir/PIPELINE.SINK).
+func besideCheckpoints(s *Spec, rt runtime, dir, sink string) string {
+	store := s.Checkpoint.Store
+	if store == "" || strings.Contains(store, "://") {
+		store = DefaultCheckpointStore
 	}
-	return nil, fmt.Errorf("the %s sink is not available in this version", sk.Kind())
+	return filepath.Join(filepath.Dir(rt.abs(store)), dir, s.Name+"."+sink)
 }

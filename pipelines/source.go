@@ -4,16 +4,11 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/sluice-dev/sluice/engine"
-	"github.com/sluice-dev/sluice/engine/sources/generate"
-	"github.com/sluice-dev/sluice/engine/sources/local"
-	"github.com/sluice-dev/sluice/engine/sources/stdin"
-	"github.com/sluice-dev/sluice/engine/sources/tail"
 	"github.com/sluice-dev/sluice/operators"
 	"github.com/sluice-dev/sluice/operators/decode"
 )
@@ -36,83 +31,22 @@ func (rt runtime) abs(p string) string {
 	return filepath.Join(rt.dir, p)
 }
 
-// constructorMessage trims the "files source: " a constructor puts in
-// front, since the error's key path says where it is.
-func constructorMessage(err error) string {
-	msg := err.Error()
-	for _, p := range []string{"files source: ", "generate source: ", "stdin source: ", "decode: "} {
-		msg = strings.TrimPrefix(msg, p)
-	}
-	return msg
-}
-
 // source checks the source, makes it and its decode step, and returns the
 // schema of the decoded records.
 func (c *checker) source(rt runtime) (engine.Source, engine.Step, operators.Schema) {
 	src := &c.s.Source
-	kinds := src.kinds()
-	if !c.fromFile {
-		switch {
-		case len(kinds) == 0:
-			c.errorf(Pos{}, "source", "source needs one of %s", oneOf(sourceKinds))
-		case len(kinds) > 1:
-			c.errorf(Pos{}, "source", "source has exactly one kind, but has %s", oneOf(kinds))
+	if src.Config == nil {
+		if !c.fromFile {
+			c.errorf(Pos{}, "source", "source needs one of %s", oneOf(kindNames(sourceKinds)))
 		}
-	}
-	if len(kinds) != 1 {
 		return nil, nil, operators.Schema{}
 	}
-	kind := kinds[0]
-	path := "source." + kind
-	var (
-		source engine.Source
-		err    error
-	)
-	if c.has(path) {
-		kind = "" // its problems are reported already
+	path := "source." + src.Kind()
+	var source engine.Source
+	if !c.has(path) { // else its problems are reported already
+		source = src.Config.open(c, path, rt)
 	}
-	switch kind {
-	case "kinesis":
-		// Only checked here; Build makes it, with the AWS configuration.
-		c.checkKinesis(path)
-	case "local":
-		l := src.Local
-		source, err = local.New(local.Config{
-			Dir: rt.abs(l.Dir), Stream: l.Stream, Start: l.Start, StartTimestamp: l.StartTimestamp,
-			PollInterval: l.PollInterval, BatchRecords: int(l.BatchRecords),
-		})
-	case "stdin":
-		r := rt.stdin
-		if r == nil {
-			r = strings.NewReader("")
-		}
-		source, err = stdin.New(r, stdin.Config{MaxRecordBytes: int(src.Stdin.MaxLine), Now: rt.now})
-	case "files":
-		f := src.Files
-		if len(f.Paths) == 0 && (f.Paths != nil || !c.fromFile) {
-			c.atVal(path+".paths", "needs at least one file or glob pattern")
-			break
-		}
-		paths := make([]string, len(f.Paths))
-		for i, p := range f.Paths {
-			paths[i] = rt.abs(p)
-			if _, perr := filepath.Match(p, ""); perr != nil {
-				c.atVal(index(path+".paths", i), "bad glob pattern %s: %v", c.show(index(path+".paths", i), p), perr)
-			}
-		}
-		source, err = tail.New(tail.Config{
-			Paths: paths, Follow: f.Follow, StartAt: f.Start,
-			PollInterval: f.PollInterval, MaxLineBytes: int(f.MaxLine), Now: rt.now,
-		})
-	case "generate":
-		g := src.Generate
-		source, err = generate.New(generate.Config{Profile: g.Profile, Rate: g.Rate, Count: g.Count, Seed: g.Seed, Now: rt.now})
-	}
-	if err != nil {
-		c.atKey(path, path, "%s", constructorMessage(err))
-	}
-
-	dec, schema := c.decode(kinds[0], rt)
+	dec, schema := c.decode(rt)
 	return source, dec, schema
 }
 
@@ -130,16 +64,17 @@ func (c *checker) has(path string) bool {
 
 // decode makes the decode step and returns the schema of the records it
 // makes.
-func (c *checker) decode(kind string, rt runtime) (engine.Step, operators.Schema) {
+func (c *checker) decode(rt runtime) (engine.Step, operators.Schema) {
 	src := &c.s.Source
 	dc := Decode{Format: "json"}
-	if kind == "generate" {
-		// Generated records are JSON; their fields are known.
+	maker, fixed := src.Config.(recordMaker)
+	if fixed {
+		// The source makes JSON records; their fields are known.
 		if src.Decode != nil && src.Decode.Format != "json" && !c.has("source.decode") {
-			c.atVal("source.decode", "the generate source makes JSON records: decode is json (or leave it out)")
+			c.atVal("source.decode", "the %s source makes JSON records: decode is json (or leave it out)", src.Kind())
 		}
 		if src.Schema != nil {
-			c.atKey("source.schema", "source", "the generate source has a fixed schema; remove schema")
+			c.atKey("source.schema", "source", "the %s source has a fixed schema; remove schema", src.Kind())
 		}
 	} else if src.Decode != nil {
 		dc = *src.Decode
@@ -147,33 +82,27 @@ func (c *checker) decode(kind string, rt runtime) (engine.Step, operators.Schema
 	cfg := decode.Config{Format: dc.Format, Columns: dc.Columns, MaxRecordBytes: int(dc.MaxRecord), Now: rt.now}
 	ok := !c.has("source.decode")
 	if dc.Delimiter != "" {
-		r, n := utf8.DecodeRuneInString(dc.Delimiter)
-		if n != len(dc.Delimiter) {
+		// The file writes the delimiter as text; the decoder takes a
+		// character.
+		if r, n := utf8.DecodeRuneInString(dc.Delimiter); n == len(dc.Delimiter) {
+			cfg.Delimiter = r
+		} else {
 			c.atVal("source.decode.delimiter", "the delimiter is one character, not %s", c.show("source.decode.delimiter", dc.Delimiter))
-			ok = false
-		}
-		cfg.Delimiter = r
-	}
-	for i, col := range dc.Columns {
-		if j := slices.Index(dc.Columns[:i], col); j >= 0 {
-			p := index("source.decode.columns", i)
-			c.atVal(p, "column %q is listed twice (first as columns[%d])", col, j)
-			ok = false
 		}
 	}
 	var step engine.Step
 	if ok {
-		var err error
-		if step, err = decode.New(cfg); err != nil {
-			c.atKey("source.decode", "source.decode", "%s", constructorMessage(err))
-			step = nil
+		d, err := decode.New(cfg)
+		c.place(err, "source.decode", "source.decode", "source.decode")
+		if err == nil && !c.has("source.decode") {
+			step = d
 		}
 	}
 
 	var fields map[string]string
 	switch {
-	case kind == "generate":
-		fields = generate.Fields()
+	case fixed:
+		fields = maker.fields()
 	case src.Schema != nil:
 		fields = src.Schema
 	case dc.Format == "csv" && len(dc.Columns) > 0:

@@ -8,11 +8,11 @@ import (
 	"github.com/sluice-dev/sluice/engine/redact"
 )
 
-// Spec is a pipeline file, decoded. It holds every key of the file format,
-// including parts that this version cannot run yet (Load and Parse
-// report those). Durations and sizes are already parsed and ${VAR} references
-// already expanded; expressions are kept as text, with where each byte was
-// written so that compile errors point into the file.
+// Spec is a pipeline file, decoded. Its source, steps and sinks hold the
+// settings of their kind (the kinds are listed in kinds.go). Durations and
+// sizes are already parsed and ${VAR} references already expanded;
+// expressions are kept as text, with where each byte was written so that
+// compile errors point into the file.
 type Spec struct {
 	// File is the name errors use for the file; Dir is the directory that
 	// relative paths in the file are relative to.
@@ -32,13 +32,11 @@ type Spec struct {
 	loc locations
 }
 
-// Source is where records come from: exactly one kind is set.
+// Source is where records come from.
 type Source struct {
-	Kinesis  *KinesisSource
-	Local    *LocalSource
-	Files    *FilesSource
-	Generate *GenerateSource
-	Stdin    *StdinSource
+	// Config is the source's kind and its settings (the value of its
+	// kinesis:, files:, … key); nil when the file names none.
+	Config SourceConfig
 
 	// Decode turns the source's bytes into fields; nil means the default
 	// for the kind.
@@ -49,89 +47,12 @@ type Source struct {
 	Schema map[string]string
 }
 
-// Kind names the source kind that is set, or "" when none is.
+// Kind names the source's kind, or "" when the file names none.
 func (s *Source) Kind() string {
-	kinds := s.kinds()
-	if len(kinds) == 0 {
+	if s.Config == nil {
 		return ""
 	}
-	return kinds[0]
-}
-
-func (s *Source) kinds() []string {
-	var k []string
-	for _, c := range []struct {
-		name string
-		set  bool
-	}{
-		{"kinesis", s.Kinesis != nil}, {"local", s.Local != nil}, {"files", s.Files != nil},
-		{"generate", s.Generate != nil}, {"stdin", s.Stdin != nil},
-	} {
-		if c.set {
-			k = append(k, c.name)
-		}
-	}
-	return k
-}
-
-// KinesisSource reads a Kinesis stream, or any Kinesis-compatible API.
-type KinesisSource struct {
-	Stream   string
-	Region   string // empty: the AWS configuration chain
-	Endpoint string // empty: the real service
-	// Start is trim_horizon, latest or at_timestamp; it applies to shards
-	// without a checkpoint.
-	Start          string
-	StartTimestamp time.Time
-	// Profile, static credentials and a role to assume; empty: the
-	// standard chain. The lease table of a dynamodb:// store uses them
-	// too.
-	Profile, AccessKeyID, SecretAccessKey, SessionToken, RoleARN string
-}
-
-// LocalSource reads a stream of the embedded stream store, in process.
-type LocalSource struct {
-	Stream string
-	Dir    string // relative: to Spec.Dir
-	// Start is trim_horizon, latest or at_timestamp; it applies to shards
-	// without a checkpoint.
-	Start          string
-	StartTimestamp time.Time
-	PollInterval   time.Duration
-	BatchRecords   int64
-}
-
-// FilesSource tails files, as the Kinesis Agent does.
-type FilesSource struct {
-	// Paths are glob patterns; relative ones are relative to Spec.Dir.
-	Paths []string
-	// Start is where a file found at start without a checkpoint is read
-	// from: beginning or end; empty: beginning.
-	Start string
-	// Follow keeps reading as files grow and appear (the default); false
-	// reads the files that exist once and ends.
-	Follow bool
-	// PollInterval is how often files are checked for growth; 0: the
-	// source's default.
-	PollInterval time.Duration
-	// MaxLine is the longest line kept whole, in bytes; 0: the source's
-	// default.
-	MaxLine int64
-}
-
-// GenerateSource makes synthetic records.
-type GenerateSource struct {
-	Profile string
-	Rate    float64 // records per second; 0: as fast as possible
-	Count   int64   // records in all; 0: no end
-	Seed    int64
-}
-
-// StdinSource reads the process's standard input, one record per line.
-type StdinSource struct {
-	// MaxLine is the longest line kept whole, in bytes; 0: the source's
-	// default.
-	MaxLine int64
+	return s.Config.kind().name
 }
 
 // Decode says how bytes become fields.
@@ -171,70 +92,22 @@ type Checkpoint struct {
 // that names none, relative to the file's directory.
 const DefaultCheckpointStore = "data/checkpoints"
 
-// Step is one step of the pipeline: exactly one kind is set.
+// Step is one step of the pipeline.
 type Step struct {
 	// Name keys the step's state in checkpoints and its metrics; when the
 	// file gives none it is the kind and the index, as "filter-0".
-	Name   string
-	Filter *Expr
-	// Map sets (or, with a nil Expr, deletes) fields, in the file's order.
-	Map    []Assignment
-	Window *Window
-}
-
-// Kind names the step's kind, or "" when none is set.
-func (s *Step) Kind() string {
-	switch {
-	case s.Filter != nil:
-		return "filter"
-	case s.Map != nil:
-		return "map"
-	case s.Window != nil:
-		return "window"
-	}
-	return ""
-}
-
-// Assignment is one field of a map step.
-type Assignment struct {
-	Field string
-	Expr  *Expr // nil deletes the field
-}
-
-// Window aggregates records into event-time windows: exactly one of
-// Tumbling, Sliding and Session is set.
-type Window struct {
-	Tumbling time.Duration
-	Sliding  *Sliding
-	Session  *Session
-	// GroupBy are the expressions of the group keys.
-	GroupBy   []*Expr
-	Aggregate []Aggregate
-	// Having filters the window's rows; nil keeps them all.
-	Having *Expr
-	// Late is what happens to a record for a window already emitted: drop
-	// or dead_letter.
-	Late string
-	// AllowedLateness keeps closed windows that long for late records.
-	AllowedLateness time.Duration
-	// MaxKeys bounds the open (window, group) pairs; 0: the default.
-	MaxKeys int64
-}
-
-// Sliding windows are Size long and start every Every.
-type Sliding struct {
-	Size, Every time.Duration
-}
-
-// Session windows end after Gap without a record of their group.
-type Session struct {
-	Gap time.Duration
-}
-
-// Aggregate is one output column of a window: count(), sum(x), ...
-type Aggregate struct {
 	Name string
-	Expr *Expr
+	// Config is the step's kind and its settings; nil when the file
+	// names none.
+	Config StepConfig
+}
+
+// Kind names the step's kind, or "" when the file names none.
+func (s *Step) Kind() string {
+	if s.Config == nil {
+		return ""
+	}
+	return s.Config.kind().name
 }
 
 // Alert watches a window's output.
@@ -265,20 +138,16 @@ type HTTPNotify struct {
 	Timeout time.Duration
 }
 
-// Sink delivers records: exactly one kind is set.
+// Sink delivers records.
 type Sink struct {
 	Name string
 	// From is "source", a step name or a window name; empty: the last
 	// step.
 	From string
 
-	S3       *S3Sink
-	Files    *FilesSink
-	Stdout   *StdoutSink
-	Redshift *RedshiftSink
-	Postgres *PostgresSink
-	HTTP     *HTTPSink
-	Kinesis  *KinesisSink
+	// Config is the sink's kind and its settings (the value of its s3:,
+	// files:, … key); nil when the file names none.
+	Config SinkConfig
 
 	Format      string // empty: the kind's default
 	Compression string // empty: none (snappy for parquet)
@@ -319,30 +188,12 @@ type Retry struct {
 	Duration time.Duration
 }
 
-// Kind names the sink kind that is set, or "" when none is.
+// Kind names the sink's kind, or "" when the file names none.
 func (s *Sink) Kind() string {
-	kinds := s.kinds()
-	if len(kinds) == 0 {
+	if s.Config == nil {
 		return ""
 	}
-	return kinds[0]
-}
-
-func (s *Sink) kinds() []string {
-	var k []string
-	for _, c := range []struct {
-		name string
-		set  bool
-	}{
-		{"s3", s.S3 != nil}, {"files", s.Files != nil}, {"stdout", s.Stdout != nil},
-		{"redshift", s.Redshift != nil}, {"postgres", s.Postgres != nil},
-		{"http", s.HTTP != nil}, {"kinesis", s.Kinesis != nil},
-	} {
-		if c.set {
-			k = append(k, c.name)
-		}
-	}
-	return k
+	return s.Config.kind().name
 }
 
 // Buffer says when a sink seals an output: whichever comes first. Zero
@@ -362,89 +213,6 @@ type Buffer struct {
 type PartitionKey struct {
 	Name string
 	Expr *Expr
-}
-
-// S3Sink writes objects to a bucket.
-type S3Sink struct {
-	Bucket, Prefix, ErrorPrefix string
-	Region, Endpoint            string
-	// PathStyle addresses the bucket in the path; nil: true when an
-	// endpoint is set.
-	PathStyle *bool
-	// Profile, static credentials and a role to assume; empty: the
-	// standard chain.
-	Profile, AccessKeyID, SecretAccessKey, SessionToken, RoleARN string
-	// Encryption is AES256, aws:kms or aws:kms:dsse; KMSKeyID the key.
-	Encryption, KMSKeyID string
-	StorageClass         string
-	// Staging is the local directory for staged objects; empty: next to
-	// the checkpoint store.
-	Staging string
-	// Timestamp is arrival or event: the time !{timestamp:…} renders.
-	Timestamp string
-	// TimeZone is the IANA zone of !{timestamp:…}; empty: UTC.
-	TimeZone string
-	// PartSize is the size of multipart upload parts.
-	PartSize int64
-}
-
-// FilesSink writes files under a directory.
-type FilesSink struct {
-	Dir         string // relative to Spec.Dir
-	Prefix      string
-	ErrorPrefix string
-	Timestamp   string
-	TimeZone    string
-}
-
-// StdoutSink writes records to standard output.
-type StdoutSink struct{}
-
-// RedshiftSink loads into Redshift through S3 and COPY.
-type RedshiftSink struct {
-	DSN     string
-	Table   string
-	Staging S3Staging
-	IAMRole string
-}
-
-// S3Staging is where a Redshift sink stages its files.
-type S3Staging struct {
-	Bucket, Prefix   string
-	Region, Endpoint string
-}
-
-// PostgresSink inserts into a PostgreSQL table.
-type PostgresSink struct {
-	DSN, Table string
-}
-
-// HTTPSink posts batches to an HTTP endpoint, in the Firehose HTTP
-// endpoint format or as JSON.
-type HTTPSink struct {
-	URL       string
-	AccessKey string
-	// Body is firehose, json or ndjson; empty: firehose.
-	Body             string
-	CommonAttributes map[string]string
-	// Timeout bounds one request; 0: the sink's default.
-	Timeout time.Duration
-	TLS     HTTPTLS
-	// Dir holds staging and the error output; empty: next to the
-	// checkpoint store. ErrorPrefix is a key template under it.
-	Dir, ErrorPrefix string
-}
-
-// HTTPTLS holds the TLS settings of an HTTP sink.
-type HTTPTLS struct {
-	CAFile, CertFile, KeyFile string
-}
-
-// KinesisSink puts records into a Kinesis stream.
-type KinesisSink struct {
-	Stream           string
-	PartitionKey     *Expr
-	Region, Endpoint string
 }
 
 // Server is the HTTP server for metrics, health and the dashboard.
@@ -477,18 +245,7 @@ func (e *Expr) position(line, col int) (Pos, int) {
 	if e.pos == nil && e.node != nil {
 		e.pos = e.src.scalarPositions(e.node)
 	}
-	off := 0
-	for l := 1; l < line && off < len(e.Src); off++ {
-		if e.Src[off] == '\n' {
-			l++
-		}
-	}
-	for c := 1; c < col && off < len(e.Src) && e.Src[off] != '\n'; c++ {
-		off++
-		for off < len(e.Src) && e.Src[off]&0xC0 == 0x80 {
-			off++ // continuation bytes of a multi-byte character
-		}
-	}
+	off := byteOffset(e.Src, line, col)
 	switch {
 	case len(e.pos) == 0:
 		return e.at, off
@@ -498,6 +255,24 @@ func (e *Expr) position(line, col int) (Pos, int) {
 	// Just past the end: one column after the last character.
 	last := e.pos[len(e.pos)-1]
 	return Pos{last.Line, last.Col + 1}, off
+}
+
+// byteOffset returns the byte offset in text of the character at line,
+// col (1-based, col counted in characters), or len(text) past its end.
+func byteOffset(text string, line, col int) int {
+	off := 0
+	for l := 1; l < line && off < len(text); off++ {
+		if text[off] == '\n' {
+			l++
+		}
+	}
+	for c := 1; c < col && off < len(text) && text[off] != '\n'; c++ {
+		off++
+		for off < len(text) && text[off]&0xC0 == 0x80 {
+			off++ // continuation bytes of a multi-byte character
+		}
+	}
+	return off
 }
 
 // locations records where each key and value of a decoded file was, by
@@ -512,6 +287,16 @@ type locations struct {
 	// scalars are the scalar values by path, to place a problem found
 	// inside one (a bad key template) at its character.
 	scalars map[string]*scalarRef
+	// exprs are the expressions by path, to place a problem that a
+	// component found inside one.
+	exprs map[string]*Expr
+}
+
+// newLocations returns empty locations of file ("" for a Spec made in
+// code).
+func newLocations(file string) locations {
+	return locations{file: file, key: map[string]Pos{}, val: map[string]Pos{}, shown: map[string]string{},
+		scalars: map[string]*scalarRef{}, exprs: map[string]*Expr{}}
 }
 
 // scalarRef is where a scalar value was written.
@@ -519,6 +304,10 @@ type scalarRef struct {
 	src  *source
 	node *yaml.Node
 	pos  []Pos // of each byte of the value after ${VAR} expansion; nil: not yet worked out
+	// text is the value after expansion; secrets the parts of it taken
+	// from the environment.
+	text    string
+	secrets []secret
 }
 
 // at returns the file position of byte off of the value.
@@ -570,18 +359,17 @@ func (s *Spec) Redactor() *redact.Redactor {
 	}
 	add := func(vals ...string) {
 		for _, v := range vals {
-			secrets = append(secrets, redact.Secret{Value: v})
+			if v != "" {
+				secrets = append(secrets, redact.Secret{Value: v})
+			}
 		}
 	}
-	if k := s.Source.Kinesis; k != nil {
-		add(k.SecretAccessKey, k.SessionToken)
+	if s.Source.Config != nil {
+		add(s.Source.Config.kind().secrets()...)
 	}
 	for _, sk := range s.Sinks {
-		if sk.S3 != nil {
-			add(sk.S3.SecretAccessKey, sk.S3.SessionToken)
-		}
-		if sk.HTTP != nil {
-			add(sk.HTTP.AccessKey)
+		if sk.Config != nil {
+			add(sk.Config.kind().secrets()...)
 		}
 	}
 	for _, a := range s.Alerts {

@@ -172,7 +172,7 @@ func LoadTestFile(path string) (*TestFile, error) {
 // LoadTestFile, it returns an ErrorList when the file is invalid.
 func ParseTestFile(file, dir string, data []byte) (*TestFile, error) {
 	tf := &TestFile{File: file, Dir: dir}
-	loc := locations{file: file, key: map[string]Pos{}, val: map[string]Pos{}, shown: map[string]string{}, scalars: map[string]*scalarRef{}}
+	loc := newLocations(file)
 	// Test files take nothing from the environment: test data is
 	// literal, and ${...} in it stays as written.
 	noEnv := func(string) (string, bool) { return "", false }

@@ -29,7 +29,7 @@ func TestValidFiles(t *testing.T) {
 			}
 		}},
 		{"generate_files", func(t *testing.T, s *Spec) {
-			g := s.Source.Generate
+			g, _ := s.Source.Config.(*GenerateSource)
 			if g == nil || g.Count != 1000 || g.Seed != 42 || g.Profile != "" || g.Rate != 0 {
 				t.Errorf("generate %+v", g)
 			}
@@ -39,16 +39,16 @@ func TestValidFiles(t *testing.T) {
 			if len(s.Steps) != 2 || s.Steps[0].Name != "filter-0" || s.Steps[1].Name != "enrich" {
 				t.Fatalf("steps %+v", s.Steps)
 			}
-			if got := s.Steps[0].Filter.Src; got != "latency_ms > 100" {
+			if got := s.Steps[0].Config.(*FilterStep).Expr.Src; got != "latency_ms > 100" {
 				t.Errorf("filter %q", got)
 			}
-			m := s.Steps[1].Map
+			m := s.Steps[1].Config.(*MapStep).Assignments
 			if len(m) != 3 || m[0].Field != "route" || m[0].Expr.Src != `split(path, "?")[0]` ||
 				m[1].Field != "slow" || m[2].Field != "user_agent" || m[2].Expr != nil {
 				t.Errorf("map %+v", m)
 			}
 			sk := s.Sinks[0]
-			if sk.Name != "slow" || *sk.Files != (FilesSink{Dir: "out", Prefix: "slow/", ErrorPrefix: "errors/"}) || sk.Format != "json" {
+			if sk.Name != "slow" || *sk.Config.(*FilesSink) != (FilesSink{Dir: "out", Prefix: "slow/", ErrorPrefix: "errors/"}) || sk.Format != "json" {
 				t.Errorf("sink %+v", sk)
 			}
 			if sk.Buffer != (Buffer{Size: 1 << 20, Interval: 90 * time.Second, Records: 500}) {
@@ -62,7 +62,7 @@ func TestValidFiles(t *testing.T) {
 			if s.Name != "interp" {
 				t.Errorf("name %q: the default applies to an unset variable", s.Name)
 			}
-			f := s.Source.Files
+			f := s.Source.Config.(*FilesSource)
 			want := []string{"/srv/logs/*.log", "/var/log/app-*.log", "fallback/x", "${LITERAL}/y"}
 			if !reflect.DeepEqual(f.Paths, want) {
 				t.Errorf("paths %q, want %q", f.Paths, want)
@@ -74,28 +74,28 @@ func TestValidFiles(t *testing.T) {
 			if d.Format != "csv" || !reflect.DeepEqual(d.Columns, []string{"ts", "user", "status"}) || d.Delimiter != ";" {
 				t.Errorf("decode %+v", d)
 			}
-			if got := s.Steps[0].Filter.Src; got != `status != "200"` {
+			if got := s.Steps[0].Config.(*FilterStep).Expr.Src; got != `status != "200"` {
 				t.Errorf("filter %q", got)
 			}
-			if s.Sinks[0].Files.Dir != "out" || s.Sinks[0].Buffer.Size != 2_000_000 {
-				t.Errorf("sink %+v %+v", s.Sinks[0].Files, s.Sinks[0].Buffer)
+			if s.Sinks[0].Config.(*FilesSink).Dir != "out" || s.Sinks[0].Buffer.Size != 2_000_000 {
+				t.Errorf("sink %+v %+v", s.Sinks[0].Config, s.Sinks[0].Buffer)
 			}
 			if got := s.Redact("the filter is status != 200, from /srv/logs"); got != "the filter is status != ${STATUS}, from ${LOG_DIR}" {
 				t.Errorf("Redact: %q", got)
 			}
 		}},
 		{"anchors", func(t *testing.T, s *Spec) {
-			if len(s.Steps) != 2 || s.Steps[1].Name != "again" || s.Steps[1].Filter.Src != `line != ""` {
+			if len(s.Steps) != 2 || s.Steps[1].Name != "again" || s.Steps[1].Config.(*FilterStep).Expr.Src != `line != ""` {
 				t.Errorf("steps %+v", s.Steps)
 			}
-			if len(s.Sinks) != 2 || s.Sinks[1].Name != "two" || s.Sinks[1].Files.Dir != "one" ||
+			if len(s.Sinks) != 2 || s.Sinks[1].Name != "two" || s.Sinks[1].Config.(*FilesSink).Dir != "one" ||
 				s.Sinks[1].Buffer != (Buffer{Size: 1024, Interval: 24 * time.Hour}) {
 				t.Errorf("sinks %+v", s.Sinks)
 			}
 		}},
 		{"s3_parquet", func(t *testing.T, s *Spec) {
 			sk := s.Sinks[0]
-			c := sk.S3
+			c, _ := sk.Config.(*S3Sink)
 			if c == nil || c.Bucket != "logs" || c.Endpoint != "http://127.0.0.1:4568" || c.AccessKeyID != "S3RVER" ||
 				c.Encryption != "aws:kms" || c.KMSKeyID != "alias/logs" || c.StorageClass != "STANDARD_IA" ||
 				c.Timestamp != "event" || c.TimeZone != "Asia/Tokyo" || c.PartSize != 32<<20 || c.PathStyle != nil {

@@ -45,7 +45,12 @@ type compiledSink struct {
 	// after is the index in Spec.Steps whose output the sink reads, or -1
 	// for the decoded source records.
 	after int
+	// keys are the compiled partition keys; names all of them, as
+	// written, compiled or not.
 	keys  map[string]*operators.Expr
+	names []string
+	// schemaIn is the schema of the records the sink reads.
+	schemaIn operators.Schema
 	// schema is the declared Parquet schema (nil: none, or inferred);
 	// eventTime what !{timestamp:…} renders (nil: the arrival time), in
 	// location (nil: UTC).
@@ -142,7 +147,7 @@ func (c *checker) compileExpr(e *Expr, schema operators.Schema, want operators.T
 
 func compile(s *Spec, rt runtime, prior ErrorList) (*compiled, ErrorList) {
 	if s.loc.key == nil {
-		s.loc = locations{key: map[string]Pos{}, val: map[string]Pos{}, shown: map[string]string{}, scalars: map[string]*scalarRef{}}
+		s.loc = newLocations("")
 	}
 	c := &checker{s: s, fromFile: s.loc.file != "", prior: prior, now: rt.now, fixedClock: rt.fixedClock, log: rt.log}
 	out := &compiled{}
@@ -195,27 +200,14 @@ func (c *checker) steps(out *compiled) []engine.NamedStep {
 		path := index("steps", i)
 		c.stepName(st, path, seen)
 		in := out.schemas[len(out.schemas)-1]
-		after := operators.Schema{Fields: in.Fields, Closed: in.Closed}
-		var step engine.Step
-		switch st.Kind() {
-		case "filter":
-			if x := c.compileExpr(st.Filter, in, operators.Bool); x != nil {
-				f, err := operators.NewFilter(x)
-				if err != nil {
-					c.exprError(st.Filter, err)
-				} else {
-					step = f
-				}
-			}
-		case "map":
-			step, after = c.mapStep(st, path, in)
-		case "window":
-			step, after = c.windowStep(st, i, path, in, out)
-		default:
-			if !c.fromFile {
-				c.errorf(Pos{}, path, "a step needs one of %s", oneOf(stepKinds))
-			}
-			after = operators.Schema{}
+		var (
+			step  engine.Step
+			after operators.Schema
+		)
+		if st.Config != nil {
+			step, after = st.Config.compile(c, st, i, path, in, out)
+		} else if !c.fromFile {
+			c.errorf(Pos{}, path, "a step needs one of %s", oneOf(kindNames(stepKinds)))
 		}
 		out.schemas = append(out.schemas, after)
 		steps = append(steps, engine.NamedStep{Name: st.Name, Step: step})
@@ -239,34 +231,4 @@ func (c *checker) stepName(st *Step, path string, seen map[string]string) {
 	default:
 		seen[st.Name] = path
 	}
-}
-
-func (c *checker) mapStep(st *Step, path string, in operators.Schema) (engine.Step, operators.Schema) {
-	ok := true
-	assign := make([]operators.Assignment, 0, len(st.Map))
-	for _, a := range st.Map {
-		fieldPath := path + ".map." + a.Field
-		if strings.Split(a.Field, ".")[0] == "meta" {
-			c.atKey(fieldPath, path+".map", "cannot set %q: meta is the record's metadata, which is read-only", a.Field)
-			ok = false
-			continue
-		}
-		var x *operators.Expr
-		if a.Expr != nil {
-			if x = c.compileExpr(a.Expr, in, operators.Any); x == nil {
-				ok = false
-				continue
-			}
-		}
-		assign = append(assign, operators.Assignment{Field: a.Field, Expr: x})
-	}
-	if !ok {
-		return nil, operators.Schema{}
-	}
-	m, err := operators.NewMap(assign)
-	if err != nil {
-		c.atKey(path+".map", path, "%s", strings.TrimPrefix(err.Error(), "map: "))
-		return nil, operators.Schema{}
-	}
-	return m, m.Schema(in)
 }

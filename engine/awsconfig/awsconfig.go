@@ -31,6 +31,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/sluice-dev/sluice/engine"
 )
 
 // Options say how a client reaches AWS or an AWS-compatible server. Zero
@@ -78,6 +80,46 @@ const (
 // a signature names one.
 const DefaultEmulatorRegion = "us-east-1"
 
+// Check reports what Load would refuse in o without looking at the
+// machine's configuration: static keys without their pair, a role that is
+// not an ARN, an endpoint that is not an http(s) URL. Keys are named as a
+// pipeline file names them (access_key_id, role_arn, endpoint). The error
+// is an engine.ConfigErrors.
+func (o Options) Check() error { return o.check().Err() }
+
+func (o Options) check() engine.ConfigErrors {
+	var errs engine.ConfigErrors
+	switch {
+	case o.AccessKeyID != "" && o.SecretAccessKey == "":
+		errs.AddKey("access_key_id", "access_key_id needs secret_access_key; or remove both to use the standard credential chain")
+	case o.SecretAccessKey != "" && o.AccessKeyID == "":
+		errs.AddKey("secret_access_key", "secret_access_key needs access_key_id; or remove both to use the standard credential chain")
+	case o.SessionToken != "" && o.AccessKeyID == "":
+		errs.AddKey("session_token", "session_token goes with access_key_id and secret_access_key")
+	}
+	if o.RoleARN != "" && !strings.HasPrefix(o.RoleARN, "arn:") {
+		errs.Add("role_arn", "role_arn %q is not an ARN such as arn:aws:iam::123456789012:role/sluice", o.RoleARN)
+	}
+	if o.Endpoint != "" {
+		if u, err := url.Parse(o.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			example := exampleEndpoints[o.Service]
+			if example == "" {
+				example = exampleEndpoints["Kinesis"]
+			}
+			errs.Add("endpoint", "endpoint %q is not an http(s) URL such as %s", o.Endpoint, example)
+		}
+	}
+	return errs
+}
+
+// exampleEndpoints are the addresses of the local servers of each service
+// that the tests and docs use, for messages about a bad endpoint.
+var exampleEndpoints = map[string]string{
+	"Kinesis":  "http://127.0.0.1:4567",
+	"S3":       "http://127.0.0.1:9000",
+	"DynamoDB": "http://127.0.0.1:8000",
+}
+
 // resolveTimeout bounds the credential lookup at start.
 const resolveTimeout = 30 * time.Second
 
@@ -93,18 +135,16 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 	errf := func(format string, args ...any) error {
 		return fmt.Errorf("%s: "+format, append([]any{who}, args...)...)
 	}
-	if (o.AccessKeyID == "") != (o.SecretAccessKey == "") {
-		return aws.Config{}, errf("give both access_key_id and secret_access_key, or neither to use the standard credential chain")
-	}
-	if o.SessionToken != "" && o.AccessKeyID == "" {
-		return aws.Config{}, errf("session_token goes with access_key_id and secret_access_key")
+	if errs := o.check(); len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Msg
+		}
+		return aws.Config{}, errf("%s", strings.Join(msgs, "; "))
 	}
 	local := false
 	if o.Endpoint != "" {
-		u, err := url.Parse(o.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return aws.Config{}, errf("endpoint %q is not an http(s) URL such as http://127.0.0.1:4567", o.Endpoint)
-		}
+		u, _ := url.Parse(o.Endpoint)
 		local = IsLoopback(u.Hostname())
 	} else if env := endpointFromEnv(o.Service); env != "" {
 		// The SDK reads the variable itself; only whether it points at

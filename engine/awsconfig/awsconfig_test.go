@@ -3,6 +3,7 @@ package awsconfig_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/awsconfig"
 	"github.com/sluice-dev/sluice/internal/awstest"
 )
@@ -123,7 +125,9 @@ func TestOptionsErrors(t *testing.T) {
 	}{
 		{awsconfig.Options{Who: "lease table", RegionKey: "?region= in the dynamodb:// store", AccessKeyID: "a", SecretAccessKey: "b"},
 			"lease table: no AWS region: set ?region= in the dynamodb:// store, or AWS_REGION in the environment"},
-		{awsconfig.Options{Who: "s3 sink x", AccessKeyID: "a"}, "s3 sink x: give both access_key_id and secret_access_key"},
+		{awsconfig.Options{Who: "s3 sink x", AccessKeyID: "a"}, "s3 sink x: access_key_id needs secret_access_key"},
+		{awsconfig.Options{Who: "s3 sink x", SecretAccessKey: "b"}, "s3 sink x: secret_access_key needs access_key_id"},
+		{awsconfig.Options{Who: "s3 sink x", AccessKeyID: "a", SecretAccessKey: "b", RoleARN: "sluice"}, `role_arn "sluice" is not an ARN`},
 		{awsconfig.Options{Who: "s3 sink x", SessionToken: "t"}, "session_token goes with access_key_id"},
 		{awsconfig.Options{Who: "kinesis source", Endpoint: "127.0.0.1:4567"}, `endpoint "127.0.0.1:4567" is not an http(s) URL`},
 		{awsconfig.Options{Who: "kinesis source", Region: "us-east-1", Profile: "nosuch"}, `kinesis source: profile "nosuch"`},
@@ -187,5 +191,37 @@ func TestLoopbackEndpointFromEnvironment(t *testing.T) {
 	// The variable of another service does not count.
 	if _, err := awsconfig.Load(context.Background(), awsconfig.Options{Who: "s3 sink x", Service: "S3", Region: "eu-west-1"}); err == nil {
 		t.Error("an S3 client without credentials loaded, though only Kinesis's endpoint is local")
+	}
+}
+
+// TestCheckNamesTheKey holds Check to naming each problem by the pipeline
+// file's key, so that validation points at it, and to the same verdict as
+// Load.
+func TestCheckNamesTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		opts  awsconfig.Options
+		key   string
+		atKey bool
+	}{
+		{awsconfig.Options{AccessKeyID: "a"}, "access_key_id", true},
+		{awsconfig.Options{SecretAccessKey: "b"}, "secret_access_key", true},
+		{awsconfig.Options{SessionToken: "t"}, "session_token", true},
+		{awsconfig.Options{RoleARN: "role/x"}, "role_arn", false},
+		{awsconfig.Options{Endpoint: "localhost:9000", Service: "S3"}, "endpoint", false},
+	} {
+		var list engine.ConfigErrors
+		if err := tc.opts.Check(); !errors.As(err, &list) || len(list) != 1 {
+			t.Errorf("%+v: Check() = %v, want one problem", tc.opts, err)
+			continue
+		}
+		if list[0].Key != tc.key || list[0].AtKey != tc.atKey {
+			t.Errorf("%+v: problem %+v, want key %s (at the key: %v)", tc.opts, list[0], tc.key, tc.atKey)
+		}
+		if _, err := awsconfig.Load(context.Background(), tc.opts); err == nil || !strings.Contains(err.Error(), list[0].Msg) {
+			t.Errorf("%+v: Load refuses with %v, Check with %q", tc.opts, err, list[0].Msg)
+		}
+	}
+	if err := (awsconfig.Options{AccessKeyID: "a", SecretAccessKey: "b", RoleARN: "arn:aws:iam::1:role/r", Endpoint: "http://127.0.0.1:9"}).Check(); err != nil {
+		t.Errorf("Check refuses good options: %v", err)
 	}
 }

@@ -103,38 +103,6 @@ const (
 	StateResolved = "resolved"
 )
 
-// ConfigError is one problem in a Config: Key names the setting as in a
-// pipeline file ("when", "annotations.summary", "notify[0].url"); Line
-// and Column, when not 0, are a position inside its text.
-type ConfigError struct {
-	Key          string
-	Line, Column int
-	Msg          string
-}
-
-func (e *ConfigError) Error() string {
-	var b strings.Builder
-	if e.Key != "" {
-		b.WriteString(e.Key + ": ")
-	}
-	if e.Line > 0 {
-		fmt.Fprintf(&b, "line %d, column %d: ", e.Line, e.Column)
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
-
-// ConfigErrors is every problem New found.
-type ConfigErrors []*ConfigError
-
-func (l ConfigErrors) Error() string {
-	msgs := make([]string, len(l))
-	for i, e := range l {
-		msgs[i] = e.Error()
-	}
-	return strings.Join(msgs, "\n")
-}
-
 // Rule is a compiled alerting rule. It implements engine.Sink. Its
 // methods are called from the pipeline's goroutine; Status may be called
 // from any.
@@ -220,11 +188,20 @@ type Status struct {
 	Active time.Time
 }
 
-// New compiles a rule.
+// Check reports what New would refuse in cfg. The error is an
+// engine.ConfigErrors that names each problem by the pipeline file's key,
+// relative to the alert ("when", "labels.severity",
+// "notify[0].http.url"), with the position inside the when expression.
+func (cfg Config) Check() error {
+	_, err := New(cfg)
+	return err
+}
+
+// New compiles a rule. Its error is an engine.ConfigErrors, as Check's.
 func New(cfg Config) (*Rule, error) {
-	var errs ConfigErrors
+	var errs engine.ConfigErrors
 	add := func(key string, line, col int, format string, a ...any) {
-		errs = append(errs, &ConfigError{Key: key, Line: line, Column: col, Msg: fmt.Sprintf(format, a...)})
+		errs = append(errs, engine.ConfigError{Key: key, Line: line, Column: col, Msg: fmt.Sprintf(format, a...)})
 	}
 	r := &Rule{cfg: cfg, log: cfg.Logger, now: cfg.Now, alerts: map[string]*instance{},
 		labels: map[string]*template.Template{}, annotations: map[string]*template.Template{}}
@@ -244,8 +221,11 @@ func New(cfg Config) (*Rule, error) {
 	if cfg.Name == "" {
 		add("name", 0, 0, "an alert needs a name")
 	}
-	if cfg.For < 0 || cfg.RepeatInterval < 0 {
-		add("", 0, 0, "for and repeat_interval cannot be negative")
+	if cfg.For < 0 {
+		add("for", 0, 0, "for cannot be negative")
+	}
+	if cfg.RepeatInterval < 0 {
+		add("repeat_interval", 0, 0, "repeat_interval cannot be negative")
 	}
 	if strings.TrimSpace(cfg.When) == "" {
 		add("when", 0, 0, "an alert needs a condition, such as errors / requests > 0.05")
@@ -287,13 +267,13 @@ func New(cfg Config) (*Rule, error) {
 	for i, h := range cfg.Notify {
 		hook, err := newWebhook(h)
 		if err != nil {
-			add(fmt.Sprintf("notify[%d]", i), 0, 0, "%s", err)
+			errs.Join(fmt.Sprintf("notify[%d].http", i), err)
 			continue
 		}
 		r.hooks = append(r.hooks, hook)
 	}
-	if len(errs) > 0 {
-		return nil, errs
+	if err := errs.Err(); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -387,15 +387,17 @@ func TestConfigErrors(t *testing.T) {
 		{"annotation field", func(c *Config) { c.Annotations = map[string]string{"summary": "{{.eror}}"} }, "annotations.summary", `no field "eror"`},
 		{"annotation syntax", func(c *Config) { c.Annotations = map[string]string{"summary": "{{.errors"} }, "annotations.summary", "bad template"},
 		{"reserved label", func(c *Config) { c.Labels = map[string]string{"route": "x"} }, "labels.route", "set by sluice"},
-		{"bad url", func(c *Config) { c.Notify = []Webhook{{URL: "ftp://user:pw@x/"}} }, "notify[0]", "not an http:// or https:// URL"},
-		{"bad format", func(c *Config) { c.Notify = []Webhook{{URL: "http://x/", Format: "slack"}} }, "notify[0]", `not "slack"`},
+		{"bad url", func(c *Config) { c.Notify = []Webhook{{URL: "ftp://user:pw@x/"}} }, "notify[0].http.url", "not an http:// or https:// URL"},
+		{"bad format", func(c *Config) { c.Notify = []Webhook{{URL: "http://x/", Format: "slack"}} }, "notify[0].http.format", `not "slack"`},
+		{"bad header", func(c *Config) { c.Notify = []Webhook{{URL: "http://x/", Headers: map[string]string{"X Team": "a"}}} }, "notify[0].http.headers.X Team", "not valid"},
+		{"negative for", func(c *Config) { c.For = -time.Second }, "for", "cannot be negative"},
 		{"no notify", func(c *Config) { c.Notify = nil }, "notify", "somewhere to notify"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := Config{Name: "r", When: "errors > 1", Schema: rowSchema, Keys: []string{"route"}, Notify: []Webhook{{URL: "http://127.0.0.1:1/"}}}
 			c.change(&cfg)
 			_, err := New(cfg)
-			var errs ConfigErrors
+			var errs engine.ConfigErrors
 			if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != c.key || !strings.Contains(errs[0].Msg, c.msg) {
 				t.Fatalf("New: %v, want %s: …%s…", err, c.key, c.msg)
 			}

@@ -7,10 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/sluice-dev/sluice/engine"
 )
 
 // Webhook is one HTTP endpoint that receives notifications.
@@ -43,22 +47,33 @@ type webhook struct {
 	redacted string // the URL without credentials or query, for logs
 }
 
-func newWebhook(cfg Webhook) (*webhook, error) {
-	u, err := url.Parse(cfg.URL)
+// check reports what is wrong with w, each problem named by its key under
+// a notification's http: in a pipeline file.
+func (w Webhook) check() engine.ConfigErrors {
+	var errs engine.ConfigErrors
+	u, err := url.Parse(w.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("url %q is not an http:// or https:// URL", redactURL(cfg.URL))
+		errs.Add("url", "url %q is not an http:// or https:// URL", redactURL(w.URL))
 	}
-	switch cfg.Format {
-	case "":
-		cfg.Format = FormatSluice
-	case FormatSluice, FormatAlertmanager:
+	switch w.Format {
+	case "", FormatSluice, FormatAlertmanager:
 	default:
-		return nil, fmt.Errorf("format is %q or %q, not %q", FormatSluice, FormatAlertmanager, cfg.Format)
+		errs.Add("format", "format is %q or %q, not %q", FormatSluice, FormatAlertmanager, w.Format)
 	}
-	for k := range cfg.Headers {
+	for _, k := range slices.Sorted(maps.Keys(w.Headers)) {
 		if k == "" || strings.ContainsAny(k, " :\r\n") {
-			return nil, fmt.Errorf("header name %q is not valid", k)
+			errs.AddKey("headers."+k, "header name %q is not valid", k)
 		}
+	}
+	return errs
+}
+
+func newWebhook(cfg Webhook) (*webhook, error) {
+	if errs := cfg.check(); len(errs) > 0 {
+		return nil, errs
+	}
+	if cfg.Format == "" {
+		cfg.Format = FormatSluice
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout

@@ -76,10 +76,46 @@ var (
 	_ engine.Stateful = (*Step)(nil)
 )
 
+// Check reports what New would refuse in cfg. The error is an
+// engine.ConfigErrors that names each problem by the key of a pipeline
+// file's decode: mapping.
+func (cfg Config) Check() error {
+	var errs engine.ConfigErrors
+	if cfg.MaxRecordBytes < 0 {
+		errs.Add("max_record", "max_record %d is negative", cfg.MaxRecordBytes)
+	}
+	if cfg.Format != "csv" && (len(cfg.Columns) > 0 || cfg.Delimiter != 0) {
+		errs.Add("", "columns and delimiter apply to csv, not to %s", cfg.Format)
+	}
+	if cfg.Format != "json" && len(cfg.Fields) > 0 {
+		errs.Add("", "fields apply to json, not to %s", cfg.Format)
+	}
+	switch cfg.Format {
+	case "json", "lines", "raw":
+	case "csv":
+		if cfg.Delimiter != 0 && !validDelimiter(cfg.Delimiter) {
+			errs.Add("delimiter", "csv delimiter %q cannot separate fields: use a character other than a quote or a line break", cfg.Delimiter)
+		}
+		for i, c := range cfg.Columns {
+			key := fmt.Sprintf("columns[%d]", i)
+			if c == "" {
+				errs.Add(key, "csv column %d has no name", i+1)
+			} else if j := slices.Index(cfg.Columns[:i], c); j >= 0 {
+				errs.Add(key, "column %q is listed twice (first as columns[%d])", c, j)
+			}
+		}
+	case "":
+		errs.Add("format", "no format: use json, csv, lines or raw")
+	default:
+		errs.Add("format", "unknown format %q: use json, csv, lines or raw", cfg.Format)
+	}
+	return errs.Err()
+}
+
 // New validates cfg and returns a decode step.
 func New(cfg Config) (*Step, error) {
-	if cfg.MaxRecordBytes < 0 {
-		return nil, fmt.Errorf("decode: max_record %d is negative", cfg.MaxRecordBytes)
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
 	}
 	if cfg.MaxRecordBytes == 0 {
 		cfg.MaxRecordBytes = DefaultMaxRecordBytes
@@ -88,12 +124,6 @@ func New(cfg Config) (*Step, error) {
 		cfg.Now = time.Now
 	}
 	s := &Step{cfg: cfg, headers: map[string][]string{}, parallel: runtime.GOMAXPROCS(0) > 1}
-	if cfg.Format != "csv" && (len(cfg.Columns) > 0 || cfg.Delimiter != 0) {
-		return nil, fmt.Errorf("decode: columns and delimiter apply to csv, not to %s", cfg.Format)
-	}
-	if cfg.Format != "json" && len(cfg.Fields) > 0 {
-		return nil, fmt.Errorf("decode: fields apply to json, not to %s", cfg.Format)
-	}
 	switch cfg.Format {
 	case "json":
 		s.json = newJSONDecoder(cfg.Fields, false)
@@ -101,25 +131,8 @@ func New(cfg Config) (*Step, error) {
 		if cfg.Delimiter == 0 {
 			cfg.Delimiter = ','
 		}
-		if !validDelimiter(cfg.Delimiter) {
-			return nil, fmt.Errorf("decode: csv delimiter %q cannot separate fields: use a character other than a quote or a line break", cfg.Delimiter)
-		}
-		for i, c := range cfg.Columns {
-			if c == "" {
-				return nil, fmt.Errorf("decode: csv column %d has no name", i+1)
-			}
-			if j := slices.Index(cfg.Columns[:i], c); j >= 0 {
-				return nil, fmt.Errorf("decode: csv columns %d and %d are both named %q", j+1, i+1, c)
-			}
-		}
 		s.cfg.Columns = slices.Clone(cfg.Columns)
 		s.csv = newCSVParser(cfg.Delimiter)
-	case "lines":
-	case "raw":
-	case "":
-		return nil, errors.New("decode: no format: use json, csv, lines or raw")
-	default:
-		return nil, fmt.Errorf("decode: unknown format %q: use json, csv, lines or raw", cfg.Format)
 	}
 	return s, nil
 }

@@ -139,21 +139,26 @@ func TestLinesAndRaw(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	for _, tt := range []struct {
 		cfg  Config
-		want string
+		want string // a part of the message
+		key  string // where a pipeline file shows it
 	}{
-		{Config{}, "no format"},
-		{Config{Format: "xml"}, `unknown format "xml"`},
-		{Config{Format: "json", Columns: []string{"a"}}, "apply to csv"},
-		{Config{Format: "lines", Delimiter: ';'}, "apply to csv"},
-		{Config{Format: "csv", Fields: []string{"a"}}, "apply to json"},
-		{Config{Format: "csv", Delimiter: '"'}, "delimiter"},
-		{Config{Format: "csv", Delimiter: '\n'}, "delimiter"},
-		{Config{Format: "csv", Columns: []string{"a", ""}}, "column 2 has no name"},
-		{Config{Format: "csv", Columns: []string{"a", "b", "a"}}, `columns 1 and 3 are both named "a"`},
-		{Config{Format: "json", MaxRecordBytes: -1}, "max_record"},
+		{Config{}, "no format", "format"},
+		{Config{Format: "xml"}, `unknown format "xml"`, "format"},
+		{Config{Format: "json", Columns: []string{"a"}}, "apply to csv", ""},
+		{Config{Format: "lines", Delimiter: ';'}, "apply to csv", ""},
+		{Config{Format: "csv", Fields: []string{"a"}}, "apply to json", ""},
+		{Config{Format: "csv", Delimiter: '"'}, "delimiter", "delimiter"},
+		{Config{Format: "csv", Delimiter: '\n'}, "delimiter", "delimiter"},
+		{Config{Format: "csv", Columns: []string{"a", ""}}, "column 2 has no name", "columns[1]"},
+		{Config{Format: "csv", Columns: []string{"a", "b", "a"}}, `column "a" is listed twice (first as columns[0])`, "columns[2]"},
+		{Config{Format: "json", MaxRecordBytes: -1}, "max_record", "max_record"},
 	} {
 		if _, err := New(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%+v: got %v, want an error about %s", tt.cfg, err, tt.want)
+		}
+		var list engine.ConfigErrors
+		if err := tt.cfg.Check(); !errors.As(err, &list) || len(list) != 1 || list[0].Key != tt.key {
+			t.Errorf("%+v: Check() = %#v, want one problem at %q", tt.cfg, err, tt.key)
 		}
 	}
 }

@@ -149,39 +149,6 @@ const (
 	FieldEnd   = "window_end"
 )
 
-// ConfigError is one problem in a Config. Key names the setting as in a
-// pipeline file ("aggregate.p95_ms", "group_by[0]", "having"); Line and
-// Column, when not 0, are a position inside that setting's text.
-type ConfigError struct {
-	Key          string
-	Line, Column int
-	Msg          string
-}
-
-func (e *ConfigError) Error() string {
-	var b strings.Builder
-	if e.Key != "" {
-		b.WriteString(e.Key)
-		b.WriteString(": ")
-	}
-	if e.Line > 0 {
-		fmt.Fprintf(&b, "line %d, column %d: ", e.Line, e.Column)
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
-
-// ConfigErrors is every problem New found; errors.As gets it back.
-type ConfigErrors []*ConfigError
-
-func (l ConfigErrors) Error() string {
-	msgs := make([]string, len(l))
-	for i, e := range l {
-		msgs[i] = e.Error()
-	}
-	return strings.Join(msgs, "\n")
-}
-
 // Window is the window step. It implements engine.Step, engine.Ticker,
 // engine.Stateful and engine.EventClock. Like every step it is used from
 // one goroutine; only LateRecords may be read from others.
@@ -256,11 +223,27 @@ type scratch struct {
 	failed []engine.Failure
 }
 
-// New compiles cfg into a window step.
+// Check reports what New would refuse in cfg: it compiles the
+// expressions against cfg.Schema and drops them. The error is an
+// engine.ConfigErrors that names each problem by the pipeline file's key
+// (relative to the window's mapping, or "event_time" and "watermark.…"
+// for the settings of the file's top level), with the position inside an
+// expression.
+func (cfg Config) Check() error {
+	_, err := New(cfg)
+	var list engine.ConfigErrors
+	if errors.As(err, &list) {
+		return list
+	}
+	return err
+}
+
+// New compiles cfg into a window step. Its error is an
+// engine.ConfigErrors, as Check's.
 func New(cfg Config) (*Window, error) {
-	var errs ConfigErrors
+	var errs engine.ConfigErrors
 	add := func(key string, line, col int, format string, a ...any) {
-		errs = append(errs, &ConfigError{Key: key, Line: line, Column: col, Msg: fmt.Sprintf(format, a...)})
+		errs = append(errs, engine.ConfigError{Key: key, Line: line, Column: col, Msg: fmt.Sprintf(format, a...)})
 	}
 	w := &Window{
 		name:      cfg.Name,
@@ -322,24 +305,27 @@ func New(cfg Config) (*Window, error) {
 		}
 	}
 	if kinds != 1 {
-		add("", 0, 0, "a window needs exactly one of tumbling, sliding or session (it has %d)", kinds)
-	}
-	if cfg.OutOfOrderness < 0 || cfg.Idle < 0 || cfg.AllowedLateness < 0 || cfg.MaxFuture < 0 {
-		add("", 0, 0, "out_of_orderness, idle, max_future and allowed_lateness cannot be negative")
+		add("", 0, 0, "a window has exactly one of tumbling, sliding or session (it has %d)", kinds)
 	}
 	for _, l := range []struct {
 		key string
 		d   time.Duration
 	}{
 		{"tumbling", cfg.Tumbling}, {"sliding", cfg.Size}, {"session", cfg.Session},
-		{"out_of_orderness", cfg.OutOfOrderness}, {"allowed_lateness", cfg.AllowedLateness}, {"max_future", cfg.MaxFuture},
+		{"watermark.out_of_orderness", cfg.OutOfOrderness}, {"watermark.idle", cfg.Idle},
+		{"allowed_lateness", cfg.AllowedLateness}, {"watermark.max_future", cfg.MaxFuture},
 	} {
-		if l.d > maxLength {
+		switch {
+		case l.d < 0 && (l.key == "tumbling" || l.key == "sliding" || l.key == "session"):
+			// Reported with the window's kind above.
+		case l.d < 0:
+			add(l.key, 0, 0, "%s cannot be negative", l.key[strings.LastIndexByte(l.key, '.')+1:])
+		case l.d > maxLength:
 			add(l.key, 0, 0, "%s is longer than ten years (%s), the most a window works with", l.d, maxLength)
 		}
 	}
-	if cfg.MaxKeys < 0 {
-		add("max_keys", 0, 0, "max_keys cannot be negative")
+	if cfg.MaxKeys < 0 || cfg.MaxKeys > 1<<40 {
+		add("max_keys", 0, 0, "max_keys is a number of groups from 1 up, not %d", cfg.MaxKeys)
 	}
 	switch cfg.Late {
 	case "", LateDrop:
@@ -396,10 +382,10 @@ func New(cfg Config) (*Window, error) {
 		}
 		a, typ, err := compileCall(o.Call, cfg.Schema)
 		if err != nil {
-			var ce *ConfigError
+			var ce *engine.ConfigError
 			if errors.As(err, &ce) {
 				ce.Key = key
-				errs = append(errs, ce)
+				errs = append(errs, *ce)
 			} else {
 				add(key, 0, 0, "%s", err)
 			}
@@ -473,13 +459,13 @@ func compileCall(src string, s operators.Schema) (compiledAgg, operators.Type, e
 		var ce *aggregate.CallError
 		if errors.As(err, &ce) {
 			line, col := offsetPos(src, ce.Offset)
-			return compiledAgg{}, 0, &ConfigError{Line: line, Column: col, Msg: ce.Msg}
+			return compiledAgg{}, 0, &engine.ConfigError{Line: line, Column: col, Msg: ce.Msg}
 		}
 		return compiledAgg{}, 0, err
 	}
 	f, err := aggregate.Lookup(call.Name)
 	if err != nil {
-		return compiledAgg{}, 0, &ConfigError{Line: 1, Column: 1, Msg: err.Error()}
+		return compiledAgg{}, 0, &engine.ConfigError{Line: 1, Column: 1, Msg: err.Error()}
 	}
 	var consts []float64
 	var args []*operators.Expr
@@ -488,7 +474,7 @@ func compileCall(src string, s operators.Schema) (compiledAgg, operators.Type, e
 	if n < f.MinArgs() || (f.MaxArgs() >= 0 && n > f.MaxArgs()) {
 		// Let Bind word the arity error.
 		_, err := f.Bind(n, nil)
-		return compiledAgg{}, 0, &ConfigError{Line: 1, Column: 1, Msg: err.Error()}
+		return compiledAgg{}, 0, &engine.ConfigError{Line: 1, Column: 1, Msg: err.Error()}
 	}
 	for i, a := range call.Args {
 		p := f.ParamAt(i)
@@ -500,7 +486,7 @@ func compileCall(src string, s operators.Schema) (compiledAgg, operators.Type, e
 			} else if col > 0 {
 				c += col - 1
 			}
-			return &ConfigError{Line: l, Column: c, Msg: fmt.Sprintf("%s, argument %s: %s", f.Name, p.Name, msg)}
+			return &engine.ConfigError{Line: l, Column: c, Msg: fmt.Sprintf("%s, argument %s: %s", f.Name, p.Name, msg)}
 		}
 		if p.Kind == aggregate.Const {
 			v, err := parseConst(a.Src)
@@ -539,7 +525,7 @@ func compileCall(src string, s operators.Schema) (compiledAgg, operators.Type, e
 	}
 	agg, err := f.Bind(n, consts)
 	if err != nil {
-		return compiledAgg{}, 0, &ConfigError{Line: 1, Column: 1, Msg: err.Error()}
+		return compiledAgg{}, 0, &engine.ConfigError{Line: 1, Column: 1, Msg: err.Error()}
 	}
 	return compiledAgg{agg: agg, args: args}, resultType(f.Result, argType), nil
 }

@@ -33,55 +33,63 @@ func TestNewReportsEveryProblemWithItsKey(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		change func(*Config)
-		want   []ConfigError // Key, Line, Column and a part of Msg
+		want   []engine.ConfigError // Key, Line, Column and a part of Msg
 	}{
-		{"no kind", func(c *Config) { c.Tumbling = 0 }, []ConfigError{{Msg: "exactly one of tumbling, sliding or session"}}},
-		{"two kinds", func(c *Config) { c.Session = time.Second }, []ConfigError{{Msg: "(it has 2)"}}},
+		{"no kind", func(c *Config) { c.Tumbling = 0 }, []engine.ConfigError{{Msg: "exactly one of tumbling, sliding or session"}}},
+		{"two kinds", func(c *Config) { c.Session = time.Second }, []engine.ConfigError{{Msg: "(it has 2)"}}},
 		{"sliding not a multiple", func(c *Config) { c.Tumbling, c.Size, c.Every = 0, 5*time.Minute, 2*time.Minute },
-			[]ConfigError{{Key: "sliding", Msg: "size 5m0s is not a multiple of every 2m0s"}}},
-		{"bad late", func(c *Config) { c.Late = "ignore" }, []ConfigError{{Key: "late", Msg: `not "ignore"`}}},
+			[]engine.ConfigError{{Key: "sliding", Msg: "size 5m0s is not a multiple of every 2m0s"}}},
+		{"bad late", func(c *Config) { c.Late = "ignore" }, []engine.ConfigError{{Key: "late", Msg: `not "ignore"`}}},
 		{"unknown field in event_time", func(c *Config) { c.EventTime = "tss" },
-			[]ConfigError{{Key: "event_time", Line: 1, Column: 1, Msg: "tss"}}},
+			[]engine.ConfigError{{Key: "event_time", Line: 1, Column: 1, Msg: "tss"}}},
 		{"event_time of the wrong type", func(c *Config) { c.EventTime = "status > 1" },
-			[]ConfigError{{Key: "event_time", Msg: "event_time gives bool"}}},
+			[]engine.ConfigError{{Key: "event_time", Msg: "event_time gives bool"}}},
 		{"unknown aggregate", func(c *Config) { c.Aggregate[0].Call = "median(latency_ms)" },
-			[]ConfigError{{Key: "aggregate.n", Line: 1, Column: 1, Msg: `unknown aggregate "median": use one of avg, count,`}}},
+			[]engine.ConfigError{{Key: "aggregate.n", Line: 1, Column: 1, Msg: `unknown aggregate "median": use one of avg, count,`}}},
 		{"syntax", func(c *Config) { c.Aggregate[0].Call = "sum(latency_ms" },
-			[]ConfigError{{Key: "aggregate.n", Line: 1, Column: 4, Msg: "sum( is not closed: add )"}}},
+			[]engine.ConfigError{{Key: "aggregate.n", Line: 1, Column: 4, Msg: "sum( is not closed: add )"}}},
 		{"arity", func(c *Config) { c.Aggregate[0].Call = "percentile(latency_ms)" },
-			[]ConfigError{{Key: "aggregate.n", Msg: "percentile takes 2 arguments, not 1: write percentile(x, p)"}}},
+			[]engine.ConfigError{{Key: "aggregate.n", Msg: "percentile takes 2 arguments, not 1: write percentile(x, p)"}}},
 		{"argument type", func(c *Config) { c.Aggregate[0].Call = "sum(route)" },
-			[]ConfigError{{Key: "aggregate.n", Line: 1, Column: 5, Msg: "sum, argument x: sum needs a number, but this gives string"}}},
+			[]engine.ConfigError{{Key: "aggregate.n", Line: 1, Column: 5, Msg: "sum, argument x: sum needs a number, but this gives string"}}},
 		{"min of a list", func(c *Config) { c.Aggregate[0].Call = "min(split(route, \"/\"))" },
-			[]ConfigError{{Key: "aggregate.n", Line: 1, Column: 5, Msg: "min needs a number, string, timestamp or boolean, but this gives list"}}},
+			[]engine.ConfigError{{Key: "aggregate.n", Line: 1, Column: 5, Msg: "min needs a number, string, timestamp or boolean, but this gives list"}}},
 		{"error inside an argument", func(c *Config) { c.Aggregate[0].Call = "count(status >= 500 && latncy_ms > 3)" },
-			[]ConfigError{{Key: "aggregate.n", Line: 1, Column: 24, Msg: "latncy_ms"}}},
+			[]engine.ConfigError{{Key: "aggregate.n", Line: 1, Column: 24, Msg: "latncy_ms"}}},
 		{"constant not a number", func(c *Config) { c.Aggregate[0].Call = "percentile(latency_ms, status)" },
-			[]ConfigError{{Key: "aggregate.n", Line: 1, Column: 24, Msg: `must be a number written in the call, such as 95, not "status"`}}},
+			[]engine.ConfigError{{Key: "aggregate.n", Line: 1, Column: 24, Msg: `must be a number written in the call, such as 95, not "status"`}}},
 		{"percentile range", func(c *Config) { c.Aggregate[0].Call = "percentile(latency_ms, 150)" },
-			[]ConfigError{{Key: "aggregate.n", Msg: "a percentile is a number from 0 to 100"}}},
+			[]engine.ConfigError{{Key: "aggregate.n", Msg: "a percentile is a number from 0 to 100"}}},
 		{"name clash", func(c *Config) {
 			c.GroupBy = []Group{{Expr: "route"}}
 			c.Aggregate = append(c.Aggregate, Output{Name: "route", Call: "count()"}, Output{Name: "window_end", Call: "count()"})
-		}, []ConfigError{
+		}, []engine.ConfigError{
 			{Key: "aggregate.route", Msg: `"route" is already taken`},
 			{Key: "aggregate.window_end", Msg: `"window_end" is already taken`},
 		}},
 		{"bad group_by", func(c *Config) { c.GroupBy = []Group{{Expr: "route"}, {Expr: "rout"}} },
-			[]ConfigError{{Key: "group_by[1]", Line: 1, Column: 1, Msg: "rout"}}},
+			[]engine.ConfigError{{Key: "group_by[1]", Line: 1, Column: 1, Msg: "rout"}}},
 		{"having over unknown fields", func(c *Config) { c.Having = "status > 500" },
-			[]ConfigError{{Key: "having", Line: 1, Column: 1, Msg: "status"}}},
+			[]engine.ConfigError{{Key: "having", Line: 1, Column: 1, Msg: "status"}}},
 		{"having not a boolean", func(c *Config) { c.Having = "n + 1" },
-			[]ConfigError{{Key: "having", Msg: "must give a bool"}}},
-		{"no aggregates", func(c *Config) { c.Aggregate = nil }, []ConfigError{{Key: "aggregate", Msg: "at least one aggregate"}}},
+			[]engine.ConfigError{{Key: "having", Msg: "must give a bool"}}},
+		{"no aggregates", func(c *Config) { c.Aggregate = nil }, []engine.ConfigError{{Key: "aggregate", Msg: "at least one aggregate"}}},
+		{"negative watermark settings", func(c *Config) { c.OutOfOrderness, c.MaxFuture = -time.Second, -time.Minute }, []engine.ConfigError{
+			{Key: "watermark.out_of_orderness", Msg: "out_of_orderness cannot be negative"},
+			{Key: "watermark.max_future", Msg: "max_future cannot be negative"},
+		}},
+		{"too many keys", func(c *Config) { c.MaxKeys = -1 }, []engine.ConfigError{{Key: "max_keys", Msg: "from 1 up, not -1"}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := base()
 			c.change(&cfg)
 			_, err := New(cfg)
-			var errs ConfigErrors
+			var errs engine.ConfigErrors
 			if !errors.As(err, &errs) {
 				t.Fatalf("New: %v, want ConfigErrors", err)
+			}
+			if cerr := cfg.Check(); cerr == nil || cerr.Error() != err.Error() {
+				t.Errorf("Check() = %v, New refuses with %v", cerr, err)
 			}
 			if len(errs) != len(c.want) {
 				t.Fatalf("New gave %d errors, want %d:\n%v", len(errs), len(c.want), err)
@@ -89,7 +97,7 @@ func TestNewReportsEveryProblemWithItsKey(t *testing.T) {
 			for i, w := range c.want {
 				g := errs[i]
 				if g.Key != w.Key || !strings.Contains(g.Msg, w.Msg) || (w.Line != 0 && (g.Line != w.Line || g.Column != w.Column)) {
-					t.Errorf("error %d = %+v, want %+v", i, *g, w)
+					t.Errorf("error %d = %+v, want %+v", i, g, w)
 				}
 			}
 		})

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/fsys"
@@ -87,8 +89,12 @@ type SinkConfig struct {
 	// archive: …"; Name and Pipeline also name the outputs.
 	Kind, Pipeline, Name string
 	Staging              string
-	FS                   fsys.FS
-	Publisher            Publisher
+	// Reserved, when set, is a first level of the output keys that
+	// belongs to the sink (the files sink's staging directory, beside its
+	// outputs): a prefix whose keys would start with it is refused.
+	Reserved  string
+	FS        fsys.FS
+	Publisher Publisher
 	// Format stages and seals record outputs; Errors seals the error
 	// output (nil: uncompressed JSON lines).
 	Format Format
@@ -101,43 +107,133 @@ type SinkConfig struct {
 	Now func() time.Time
 }
 
-// SetFormat sets Format, Errors and SealerFor to the formats o describes
-// (encode.NewFormat, FormatOptions.ErrorFormat and FormatForSpool), as a
-// sink configured with a format and a compression stages and seals.
-func (c *SinkConfig) SetFormat(o encode.FormatOptions) error {
-	format, err := encode.NewFormat(o)
-	if err != nil {
-		return err
-	}
-	errFormat, err := o.ErrorFormat()
-	if err != nil {
-		return err
-	}
-	c.Format, c.Errors = format, errFormat
-	c.SealerFor = func(spoolFormat string) (Sealer, error) { return o.FormatForSpool(spoolFormat) }
-	return nil
-}
-
-// ConfigError is a problem with one key of a sink's configuration. Key
-// names it as the pipeline file does, relative to the sink: prefix,
-// error_prefix, partition_keys.NAME; the pipeline compiler points at it.
-type ConfigError struct {
-	Key, Msg string
-}
-
-func (e *ConfigError) Error() string { return e.Msg }
-
-// CheckOutsideStaging refuses a template (of key: prefix, error_prefix)
-// whose outputs would land in dir, the staging directory that sits
-// beside them: Recover deletes what it does not know there.
-func CheckOutsideStaging(key string, t *keys.Template, dir string) error {
+// CheckOutsideStaging reports a template (of key: prefix, error_prefix)
+// whose outputs would land in dir, the staging directory that sits beside
+// them: Recover deletes what it does not know there.
+func CheckOutsideStaging(errs *engine.ConfigErrors, key string, t *keys.Template, dir string) {
 	// Whatever the values, a key starts with the template's literal
 	// text, and a value never starts with '.'.
 	sample := string(t.Append(nil, &keys.Values{Keys: slices.Repeat([]string{"x"}, len(t.PartitionKeys())), Random: "x", ErrorType: "x"}))
 	if strings.HasPrefix(sample, dir) {
-		return &ConfigError{Key: key, Msg: fmt.Sprintf("%s %q would write into %s, the staging directory; choose another first level", key, t, dir)}
+		errs.Add(key, "%s %q would write into %s, the staging directory; choose another first level", key, t, dir)
+	}
+}
+
+// ParseTemplate parses the key template src of the setting key, adding
+// a problem that points at its character when it is bad. It returns nil
+// then.
+func ParseTemplate(errs *engine.ConfigErrors, key, src string, opt keys.Options) *keys.Template {
+	t, err := keys.Parse(src, opt)
+	if err == nil {
+		return t
+	}
+	var ke *keys.Error
+	if errors.As(err, &ke) {
+		// keys counts bytes; a ConfigError counts characters.
+		off := min(max(ke.Column-1, 0), len(src))
+		*errs = append(*errs, engine.ConfigError{Key: key, Msg: ke.Msg, Line: 1, Column: utf8.RuneCountInString(src[:off]) + 1})
+	} else {
+		errs.Add(key, "%s %v", key, err)
 	}
 	return nil
+}
+
+// Check reports what is wrong with b for a sink whose record outputs
+// end in ext and error outputs in errExt (file names count towards the
+// longest level of a key), named pipeline and name. Keys are named as a
+// pipeline file names them: prefix and error_prefix are the sink kind's,
+// partition_keys.NAME and buffer.… the sink's.
+func (b Buffering) Check(pipeline, name, ext, errExt string) engine.ConfigErrors {
+	var errs engine.ConfigErrors
+	b.check(&errs, pipeline, name, ext, errExt, "")
+	return errs
+}
+
+// check is Check, and returns the parsed prefixes (nil where bad);
+// reserved, when set, is a first level that outputs must not start with.
+func (b Buffering) check(errs *engine.ConfigErrors, pipeline, name, ext, errExt, reserved string) (prefix, errPrefix *keys.Template) {
+	if b.BufferBytes < 0 {
+		errs.Add("buffer.size", "the buffer size must be positive, such as 64MiB")
+	}
+	if b.BufferInterval < 0 {
+		errs.Add("buffer.interval", "the buffer interval cannot be negative")
+	}
+	if b.BufferRecords < 0 {
+		errs.Add("buffer.records", "the record count cannot be negative")
+	}
+	if b.MaxOpenPartitions < 0 || b.MaxOpenPartitions > MaxOpenPartitions {
+		errs.Add("buffer.max_partitions", "max_partitions is from 1 to %d open buffers", MaxOpenPartitions)
+	}
+	switch {
+	case b.MaxBufferedBytes < 0:
+		errs.Add("buffer.max_bytes", "max_bytes must be positive, such as 1GiB")
+	case b.MaxBufferedBytes > 0 && b.BufferBytes > 0 && b.MaxBufferedBytes < b.BufferBytes:
+		errs.Add("buffer.max_bytes", "max_bytes (%d) is less than buffer.size (%d); raise it or lower the size", b.MaxBufferedBytes, b.BufferBytes)
+	case b.MaxBufferedBytes > 0 && b.BufferBytes == 0 && b.MaxBufferedBytes < DefaultBufferBytes:
+		errs.Add("buffer.max_bytes", "max_bytes (%d) is less than the default buffer size (64MiB); raise it or set buffer.size", b.MaxBufferedBytes)
+	}
+	names := slices.Sorted(maps.Keys(b.PartitionKeys))
+	errorPrefix := b.ErrorPrefix
+	if errorPrefix == "" {
+		errorPrefix = DefaultErrorPrefix
+	}
+	prefix = ParseTemplate(errs, "prefix", b.Prefix, keys.Options{PartitionKeys: names, Location: b.Location})
+	errPrefix = ParseTemplate(errs, "error_prefix", errorPrefix, keys.Options{ErrorOutput: true, Location: b.Location})
+	if prefix != nil {
+		used := prefix.PartitionKeys()
+		for _, k := range names {
+			if !slices.Contains(used, k) {
+				errs.AddKey("partition_keys."+k, "partition key %q is not used by the prefix; use it as !{partitionKeyFromQuery:%s} or remove it", k, k)
+			} else if b.PartitionKeys[k] == nil {
+				errs.Add("partition_keys."+k, "partition key %q has no expression", k)
+			}
+		}
+	}
+	for _, t := range []struct {
+		key  string
+		tmpl *keys.Template
+		ext  string
+	}{{"prefix", prefix, ext}, {"error_prefix", errPrefix, errExt}} {
+		if t.tmpl == nil {
+			continue
+		}
+		if fileLen := FileNameLen(pipeline, name, t.ext); t.tmpl.MaxTail()+fileLen > keys.MaxSegmentLen {
+			errs.Add(t.key, "%s %q: its last level and the file name can reach %d bytes, more than %d; end the %s with '/'", t.key, t.tmpl, t.tmpl.MaxTail()+fileLen, keys.MaxSegmentLen, t.key)
+		}
+		if reserved != "" {
+			CheckOutsideStaging(errs, t.key, t.tmpl, reserved)
+		}
+	}
+	return prefix, errPrefix
+}
+
+// MaxOpenPartitions is the most open buffers a sink may be given.
+const MaxOpenPartitions = 1 << 20
+
+// Check reports what NewSink would refuse in cfg. The error is an
+// engine.ConfigErrors whose keys are named as in Buffering.Check.
+func (cfg SinkConfig) Check() error {
+	var errs engine.ConfigErrors
+	cfg.check(&errs)
+	return errs.Err()
+}
+
+func (cfg SinkConfig) check(errs *engine.ConfigErrors) (prefix, errPrefix *keys.Template) {
+	if !safeName.MatchString(cfg.Pipeline) {
+		errs.Add("", "pipeline name %q: use letters, digits, '-' and '_'", cfg.Pipeline)
+	}
+	if !safeName.MatchString(cfg.Name) {
+		errs.Add("", "sink name %q: use letters, digits, '-' and '_'", cfg.Name)
+	}
+	if cfg.Format == nil {
+		errs.Add("format", "no format")
+		return nil, nil
+	}
+	errFormat := cfg.Errors
+	if errFormat == nil {
+		errFormat = encode.JSONLines{}
+	}
+	return cfg.Buffering.check(errs, cfg.Pipeline, cfg.Name, cfg.Format.Ext(), errFormat.Ext(), cfg.Reserved)
 }
 
 // Sink is an engine.Sink that stages records per rendered prefix in
@@ -184,17 +280,13 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	errf := func(format string, args ...any) error {
 		return fmt.Errorf("%s sink %s: "+format, append([]any{cfg.Kind, name}, args...)...)
 	}
-	keyErr := func(key, format string, args ...any) error {
-		return fmt.Errorf("%s sink %s: %w", cfg.Kind, name, &ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
-	}
-	if cfg.Format == nil {
-		return nil, errf("no format")
+	var errs engine.ConfigErrors
+	prefix, errPrefix := cfg.check(&errs)
+	if err := errs.Err(); err != nil {
+		return nil, errf("%w", err)
 	}
 	if cfg.Errors == nil {
 		cfg.Errors = encode.JSONLines{}
-	}
-	if cfg.BufferBytes < 0 || cfg.BufferInterval < 0 || cfg.BufferRecords < 0 || cfg.MaxOpenPartitions < 0 || cfg.MaxBufferedBytes < 0 {
-		return nil, errf("buffer size, interval, records and caps cannot be negative")
 	}
 	if cfg.BufferBytes == 0 {
 		cfg.BufferBytes = DefaultBufferBytes
@@ -207,53 +299,20 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	}
 	if cfg.MaxBufferedBytes == 0 {
 		cfg.MaxBufferedBytes = max(DefaultMaxBufferedBytes, cfg.BufferBytes)
-	} else if cfg.MaxBufferedBytes < cfg.BufferBytes {
-		return nil, errf("max buffered bytes %d is less than the buffer size %d; raise buffer.max_bytes or lower buffer.size", cfg.MaxBufferedBytes, cfg.BufferBytes)
 	}
 	if cfg.ErrorPrefix == "" {
 		cfg.ErrorPrefix = DefaultErrorPrefix
 	}
-	s := &Sink{cfg: cfg, now: cfg.Now}
+	s := &Sink{cfg: cfg, now: cfg.Now, prefix: prefix, errPrefix: errPrefix}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	names := slices.Sorted(func(yield func(string) bool) {
-		for k := range cfg.PartitionKeys {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-	var err error
-	if s.prefix, err = keys.Parse(cfg.Prefix, keys.Options{PartitionKeys: names, Location: cfg.Location}); err != nil {
-		return nil, errf("prefix %v", err)
-	}
-	if s.errPrefix, err = keys.Parse(cfg.ErrorPrefix, keys.Options{ErrorOutput: true, Location: cfg.Location}); err != nil {
-		return nil, errf("error_prefix %v", err)
-	}
 	s.keyNames = s.prefix.PartitionKeys()
-	for _, k := range names {
-		if !slices.Contains(s.keyNames, k) {
-			return nil, keyErr("partition_keys."+k, "partition key %q is not used by the prefix; use it as !{partitionKeyFromQuery:%s} or remove it", k, k)
-		}
-		if cfg.PartitionKeys[k] == nil {
-			return nil, errf("partition key %q has no expression", k)
-		}
-	}
 	for _, k := range s.keyNames {
 		s.keyFuncs = append(s.keyFuncs, cfg.PartitionKeys[k])
 	}
 	s.vals.Keys = make([]string, len(s.keyNames))
-	for _, t := range []struct {
-		key  string
-		tmpl *keys.Template
-		ext  string
-	}{{"prefix", s.prefix, cfg.Format.Ext()}, {"error_prefix", s.errPrefix, cfg.Errors.Ext()}} {
-		fileLen := FileNameLen(cfg.Pipeline, cfg.Name, t.ext)
-		if t.tmpl.MaxTail()+fileLen > keys.MaxSegmentLen {
-			return nil, keyErr(t.key, "%s %q: its last level and the file name can reach %d bytes, more than %d; end the %s with '/'", t.key, t.tmpl, t.tmpl.MaxTail()+fileLen, keys.MaxSegmentLen, t.key)
-		}
-	}
+	var err error
 	s.buf, err = New(Config{
 		Pipeline:      cfg.Pipeline,
 		Sink:          cfg.Name,

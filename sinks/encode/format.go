@@ -37,6 +37,28 @@ type FormatOptions struct {
 	NoDictionary  bool
 }
 
+// Formats returns the record format and the error output's format that
+// o describes. Its error is an engine.ConfigErrors that names the sink's
+// key at fault, compression or format, as a pipeline file does.
+func (o FormatOptions) Formats() (Format, JSONLines, error) {
+	var errs engine.ConfigErrors
+	if _, err := ParseCompression(o.Compression); err != nil {
+		errs.Add("compression", "%v", err)
+		return nil, JSONLines{}, errs
+	}
+	format, err := NewFormat(o)
+	if err != nil {
+		errs.Add("format", "%v", err)
+		return nil, JSONLines{}, errs
+	}
+	errFormat, err := o.ErrorFormat()
+	if err != nil {
+		errs.Add("compression", "%v", err)
+		return nil, JSONLines{}, errs
+	}
+	return format, errFormat, nil
+}
+
 // NewFormat returns the format o describes, or an error that says what to
 // change.
 func NewFormat(o FormatOptions) (Format, error) {

@@ -20,7 +20,6 @@ import (
 	"github.com/sluice-dev/sluice/engine/fsys"
 	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/encode"
-	"github.com/sluice-dev/sluice/sinks/keys"
 )
 
 // Defaults, after Amazon Data Firehose's where it has one (see package
@@ -80,39 +79,62 @@ func New(cfg Config) (*Sink, error) {
 	if name == "" {
 		name = "(unnamed)"
 	}
-	errf := func(format string, args ...any) error {
-		return fmt.Errorf("files sink %s: "+format, append([]any{name}, args...)...)
+	bc, err := cfg.sinkConfig()
+	if err == nil {
+		err = bc.Check()
 	}
-	if cfg.Dir == "" {
-		return nil, errf("no dir; set files.dir to the output directory")
+	if err != nil {
+		return nil, fmt.Errorf("files sink %s: %w", name, err)
 	}
-	var sc buffer.SinkConfig
-	if err := sc.SetFormat(cfg.FormatOptions); err != nil {
-		return nil, errf("%v", err)
-	}
-	if cfg.FS == nil {
-		cfg.FS = fsys.OS{}
-	}
-	sc.Kind, sc.Pipeline, sc.Name = "files", cfg.Pipeline, cfg.Name
-	sc.Staging = filepath.Join(cfg.Dir, StagingDir, cfg.Pipeline+"."+cfg.Name)
-	sc.FS, sc.Publisher = cfg.FS, &buffer.RenamePublisher{FS: cfg.FS, Dir: cfg.Dir}
-	sc.Buffering, sc.Now = cfg.Buffering, cfg.Now
-	bs, err := buffer.NewSink(sc)
+	bs, err := buffer.NewSink(bc)
 	if err != nil {
 		return nil, err
-	}
-	prefix, errPrefix := bs.Prefixes()
-	for i, t := range []*keys.Template{prefix, errPrefix} {
-		if err := buffer.CheckOutsideStaging([]string{"prefix", "error_prefix"}[i], t, StagingDir); err != nil {
-			return nil, errf("%w", err)
-		}
 	}
 	return &Sink{bs}, nil
 }
 
 // Check reports what New would refuse in cfg. Like New, it touches no
-// file; validating a pipeline file calls it.
+// file; validating a pipeline file calls it. The error is an
+// engine.ConfigErrors that names each problem by the pipeline file's key
+// (see buffer.Buffering.Check).
 func (cfg Config) Check() error {
-	_, err := New(cfg)
-	return err
+	bc, err := cfg.sinkConfig()
+	if err != nil {
+		return err
+	}
+	return bc.Check()
+}
+
+// sinkConfig is the buffer.SinkConfig of cfg; its error is an
+// engine.ConfigErrors.
+func (cfg Config) sinkConfig() (buffer.SinkConfig, error) {
+	var errs engine.ConfigErrors
+	if cfg.Dir == "" {
+		errs.Add("dir", "no dir; set files.dir to the output directory")
+	}
+	fo := cfg.FormatOptions
+	format, errFormat, err := fo.Formats()
+	errs.Join("", err)
+	if err := errs.Err(); err != nil {
+		return buffer.SinkConfig{}, err
+	}
+	if cfg.FS == nil {
+		cfg.FS = fsys.OS{}
+	}
+	return buffer.SinkConfig{
+		Kind:      "files",
+		Pipeline:  cfg.Pipeline,
+		Name:      cfg.Name,
+		Staging:   filepath.Join(cfg.Dir, StagingDir, cfg.Pipeline+"."+cfg.Name),
+		Reserved:  StagingDir,
+		FS:        cfg.FS,
+		Publisher: &buffer.RenamePublisher{FS: cfg.FS, Dir: cfg.Dir},
+		Format:    format,
+		Errors:    errFormat,
+		SealerFor: func(spoolFormat string) (buffer.Sealer, error) {
+			return fo.FormatForSpool(spoolFormat)
+		},
+		Buffering: cfg.Buffering,
+		Now:       cfg.Now,
+	}, nil
 }

@@ -323,7 +323,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		}, "a schema applies to format parquet"},
 		{"parquet sizes", func(c *files.Config) { c.Format = "parquet"; c.RowGroupBytes = -1 }, "cannot be negative"},
 		{"compression", func(c *files.Config) { c.Compression = "lz4" }, "none, gzip, zstd or snappy"},
-		{"bad prefix", func(c *files.Config) { c.Prefix = "x/!{bogus:1}/" }, `prefix "x/!{bogus:1}/" column 5: unknown namespace`},
+		{"bad prefix", func(c *files.Config) { c.Prefix = "x/!{bogus:1}/" }, `prefix: line 1, column 5: unknown namespace`},
 		{"prefix escapes", func(c *files.Config) { c.Prefix = "../x/" }, `".." in literal text`},
 		{"error type in prefix", func(c *files.Config) { c.Prefix = "!{firehose:error-output-type}/" }, "only valid in an error prefix"},
 		{"undefined key", func(c *files.Config) { c.Prefix = "!{partitionKeyFromQuery:region}/" }, "add it under partition_keys"},
@@ -338,7 +338,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"into staging", func(c *files.Config) { c.Prefix = ".sluice-staging/x/" }, "staging directory"},
 		{"long tail", func(c *files.Config) { c.Prefix = strings.Repeat("n", 230) }, "end the prefix with '/'"},
 		{"negative", func(c *files.Config) { c.BufferRecords = -1 }, "cannot be negative"},
-		{"caps", func(c *files.Config) { c.MaxBufferedBytes = 10; c.BufferBytes = 100 }, "less than the buffer size"},
+		{"caps", func(c *files.Config) { c.MaxBufferedBytes = 10; c.BufferBytes = 100 }, "max_bytes (10) is less than buffer.size (100)"},
 		{"sink name", func(c *files.Config) { c.Name = "a/b" }, "sink name"},
 	}
 	for _, tt := range tests {
@@ -348,6 +348,11 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			_, err := files.New(cfg)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("New error %v, want one containing %q", err, tt.wantErr)
+			}
+			// Validation reports what New refuses, each problem at its key.
+			var list engine.ConfigErrors
+			if cerr := cfg.Check(); !errors.As(cerr, &list) || !strings.Contains(err.Error(), cerr.Error()) {
+				t.Errorf("Check() = %v, New refuses with %v", cerr, err)
 			}
 		})
 	}

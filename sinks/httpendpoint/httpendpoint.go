@@ -168,10 +168,74 @@ var (
 func New(cfg Config) (*Sink, error) { return newSink(cfg, true) }
 
 // Check reports what New would refuse in cfg, without reading the TLS
-// files: validating a pipeline file reads nothing else.
+// files: validating a pipeline file reads nothing else. The error is an
+// engine.ConfigErrors that names each problem by the pipeline file's key:
+// the http kind's (url, tls, error_prefix, …) and the sink's
+// (compression, buffer.…, retry.duration).
 func (cfg Config) Check() error {
-	_, err := newSink(cfg, false)
+	_, err := cfg.check()
 	return err
+}
+
+// redactURL hides a password in a URL shown in a message.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
+}
+
+// check reports what is wrong with cfg and returns the parsed error
+// prefix. Its error is an engine.ConfigErrors.
+func (cfg Config) check() (*keys.Template, error) {
+	var errs engine.ConfigErrors
+	if cfg.URL == "" {
+		errs.Add("url", "no url; set http.url to the endpoint")
+	} else if u, err := url.Parse(cfg.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs.Add("url", "url %q is not an http(s) URL such as https://collector.example.com/ingest", redactURL(cfg.URL))
+	}
+	if len(cfg.AccessKey) > MaxAccessKeyBytes {
+		errs.Add("access_key", "the access key is %d bytes; the Firehose protocol allows at most %d", len(cfg.AccessKey), MaxAccessKeyBytes)
+	}
+	if cfg.Dir == "" {
+		errs.Add("dir", "no directory for staging and the error output")
+	}
+	if _, err := ParseBody(cfg.Body); err != nil {
+		errs.Add("body", "%v", err)
+	}
+	if comp, err := encode.ParseCompression(cfg.Compression); err != nil || (comp != encode.None && comp != encode.Gzip) {
+		errs.Add("compression", "an HTTP endpoint takes gzip or none (Content-Encoding)")
+	}
+	if d := cfg.RetryDuration; d != nil && (*d < 0 || *d > MaxRetryDuration) {
+		errs.Add("retry.duration", "the retry duration is from 0s (no retries) to 2h")
+	}
+	if cfg.Timeout < 0 {
+		errs.Add("timeout", "the timeout cannot be negative")
+	}
+	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
+		errs.AddKey("tls", "a client certificate needs both cert_file and key_file")
+	}
+	switch {
+	case cfg.BufferBytes < 0:
+		errs.Add("buffer.size", "the buffer size must be positive, such as 5MiB")
+	case cfg.BufferBytes > MaxRequestBytes:
+		errs.Add("buffer.size", "a request carries at most 64MiB; lower buffer.size")
+	}
+	switch {
+	case cfg.BufferRecords < 0:
+		errs.Add("buffer.records", "the record count cannot be negative")
+	case cfg.BufferRecords > MaxRecordsPerRequest:
+		errs.Add("buffer.records", "a request carries at most %d records; lower buffer.records", MaxRecordsPerRequest)
+	}
+	if cfg.BufferInterval < 0 {
+		errs.Add("buffer.interval", "the buffer interval cannot be negative")
+	}
+	errorPrefix := cmp(cfg.ErrorPrefix, DefaultErrorPrefix)
+	errPrefix := buffer.ParseTemplate(&errs, "error_prefix", errorPrefix, keys.Options{ErrorOutput: true})
+	if errPrefix != nil {
+		buffer.CheckOutsideStaging(&errs, "error_prefix", errPrefix, StagingDir)
+	}
+	return errPrefix, errs.Err()
 }
 
 // newSink is New; without connect it makes no transport.
@@ -184,39 +248,18 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 	errf := func(format string, args ...any) error {
 		return red.Error(fmt.Errorf("http sink %s: "+format, append([]any{name}, args...)...))
 	}
-	u, err := url.Parse(cfg.URL)
-	switch {
-	case cfg.URL == "":
-		return nil, errf("no url; set http.url to the endpoint")
-	case err != nil:
-		return nil, errf("url: %v", err)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, errf("url %s: use an http:// or https:// URL", cfg.URL)
-	case u.Host == "":
-		return nil, errf("url %s has no host", cfg.URL)
-	case len(cfg.AccessKey) > MaxAccessKeyBytes:
-		return nil, errf("access_key is %d bytes; the protocol allows at most %d", len(cfg.AccessKey), MaxAccessKeyBytes)
-	case cfg.Dir == "":
-		return nil, errf("no directory for staging and the error output")
+	errPrefix, err := cfg.check()
+	if err != nil {
+		return nil, errf("%w", err)
 	}
-	s := &Sink{cfg: cfg, log: cfg.Logger, redactor: red, now: cfg.Now, sleep: cfg.Sleep, rand: cfg.Rand}
-	if s.body, err = ParseBody(cfg.Body); err != nil {
-		return nil, errf("body: %v", err)
-	}
-	if s.comp, err = encode.ParseCompression(cfg.Compression); err != nil || (s.comp != encode.None && s.comp != encode.Gzip) {
-		return nil, errf("compression %q: an HTTP endpoint takes none or gzip", cfg.Compression)
-	}
+	s := &Sink{cfg: cfg, log: cfg.Logger, redactor: red, now: cfg.Now, sleep: cfg.Sleep, rand: cfg.Rand, errPrefix: errPrefix}
+	s.body, _ = ParseBody(cfg.Body)
+	s.comp, _ = encode.ParseCompression(cfg.Compression)
 	s.retry = DefaultRetryDuration
 	if cfg.RetryDuration != nil {
 		s.retry = *cfg.RetryDuration
 	}
-	if s.retry < 0 || s.retry > MaxRetryDuration {
-		return nil, errf("retry.duration %s: use 0s (no retries) to %s", s.retry, MaxRetryDuration)
-	}
 	s.timeout = cmp(cfg.Timeout, DefaultTimeout)
-	if cfg.Timeout < 0 {
-		return nil, errf("timeout cannot be negative")
-	}
 	if len(cfg.CommonAttributes) > 0 {
 		b, err := json.Marshal(map[string]any{"commonAttributes": cfg.CommonAttributes})
 		if err != nil {
@@ -225,28 +268,10 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 		s.commonAttributes = string(b)
 	}
 	s.userAgent = "sluice/" + cmp(cfg.Version, "dev")
-
-	if cfg.BufferBytes < 0 || cfg.BufferInterval < 0 || cfg.BufferRecords < 0 {
-		return nil, errf("buffer size, interval and records cannot be negative")
-	}
 	cfg.BufferBytes = cmp(cfg.BufferBytes, DefaultBufferBytes)
 	cfg.BufferInterval = cmp(cfg.BufferInterval, DefaultBufferInterval)
 	cfg.BufferRecords = cmp(cfg.BufferRecords, MaxRecordsPerRequest)
-	if cfg.BufferBytes > MaxRequestBytes {
-		return nil, errf("buffer.size %d: a request carries at most 64 MiB", cfg.BufferBytes)
-	}
-	if cfg.BufferRecords > MaxRecordsPerRequest {
-		return nil, errf("buffer.records %d: a request carries at most %d records", cfg.BufferRecords, MaxRecordsPerRequest)
-	}
-	if cfg.ErrorPrefix == "" {
-		cfg.ErrorPrefix = DefaultErrorPrefix
-	}
-	if s.errPrefix, err = keys.Parse(cfg.ErrorPrefix, keys.Options{ErrorOutput: true}); err != nil {
-		return nil, errf("error_prefix %v", err)
-	}
-	if err := buffer.CheckOutsideStaging("error_prefix", s.errPrefix, StagingDir); err != nil {
-		return nil, errf("%w", err)
-	}
+	cfg.ErrorPrefix = cmp(cfg.ErrorPrefix, DefaultErrorPrefix)
 	if cfg.FS == nil {
 		cfg.FS = fsys.OS{}
 	}

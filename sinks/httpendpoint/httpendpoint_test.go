@@ -555,14 +555,14 @@ func TestConfigErrors(t *testing.T) {
 		want   string
 	}{
 		{func(c *httpsink.Config) { c.URL = "" }, "no url"},
-		{func(c *httpsink.Config) { c.URL = "ftp://x/y" }, "http:// or https://"},
-		{func(c *httpsink.Config) { c.URL = "http://user:pw@/x" }, "no host"},
+		{func(c *httpsink.Config) { c.URL = "ftp://x/y" }, "not an http(s) URL"},
+		{func(c *httpsink.Config) { c.URL = "http://user:pw@/x" }, "not an http(s) URL"},
 		{func(c *httpsink.Config) { c.AccessKey = strings.Repeat("k", 4097) }, "at most 4096"},
 		{func(c *httpsink.Config) { c.Body = "xml" }, "use firehose, json or ndjson"},
-		{func(c *httpsink.Config) { c.Compression = "zstd" }, "none or gzip"},
+		{func(c *httpsink.Config) { c.Compression = "zstd" }, "takes gzip or none"},
 		{func(c *httpsink.Config) { c.RetryDuration = &neg }, "retry.duration"},
 		{func(c *httpsink.Config) { c.RetryDuration = &long }, "retry.duration"},
-		{func(c *httpsink.Config) { c.BufferBytes = 65 << 20 }, "at most 64 MiB"},
+		{func(c *httpsink.Config) { c.BufferBytes = 65 << 20 }, "at most 64MiB"},
 		{func(c *httpsink.Config) { c.BufferRecords = 10_001 }, "at most 10000 records"},
 		{func(c *httpsink.Config) { c.ErrorPrefix = "e/!{partitionKeyFromQuery:x}/" }, "error_prefix"},
 		{func(c *httpsink.Config) { c.CAFile = "/nonexistent/ca.pem" }, "tls.ca_file"},
@@ -579,6 +579,18 @@ func TestConfigErrors(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "topsecret") || strings.Contains(err.Error(), "pw@") {
 			t.Errorf("error %q shows a secret", err)
+		}
+		// Validation reports what New refuses but for what is read from
+		// the machine (the TLS files), each problem at its key.
+		var list engine.ConfigErrors
+		cerr := cfg.Check()
+		switch {
+		case tc.want == "tls.ca_file":
+			if cerr != nil {
+				t.Errorf("Check() = %v; it reads no file", cerr)
+			}
+		case !errors.As(cerr, &list) || !strings.Contains(err.Error(), strings.ReplaceAll(cerr.Error(), "xxxxx@", "REDACTED@")):
+			t.Errorf("Check() = %v, New refuses with %v", cerr, err)
 		}
 	}
 }

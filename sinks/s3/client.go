@@ -55,6 +55,15 @@ const (
 	responseHeaderTimeout = 2 * time.Minute
 )
 
+// options are the AWS options of c.
+func (c ClientConfig) options() awsconfig.Options {
+	return awsconfig.Options{
+		Who: c.Who, Service: "S3", RegionKey: "s3.region", Region: c.Region, Endpoint: c.Endpoint, Profile: c.Profile,
+		AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
+		RoleARN: c.RoleARN, ExternalID: c.ExternalID, Logger: c.Logger,
+	}
+}
+
 // NewClient returns an S3 client, its AWS configuration loaded by package
 // awsconfig as for every client. The SDK's own retries are off: the sink
 // retries with its own deadline (Config.Retry), which a second layer of
@@ -68,11 +77,9 @@ func NewClient(ctx context.Context, c ClientConfig) (*s3.Client, error) {
 	if who == "" {
 		who = "s3"
 	}
-	awsCfg, err := awsconfig.Load(ctx, awsconfig.Options{
-		Who: who, Service: "S3", RegionKey: "s3.region", Region: c.Region, Endpoint: c.Endpoint, Profile: c.Profile,
-		AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
-		RoleARN: c.RoleARN, ExternalID: c.ExternalID, HTTPClient: httpClient, Logger: c.Logger,
-	})
+	o := c.options()
+	o.Who, o.HTTPClient = who, httpClient
+	awsCfg, err := awsconfig.Load(ctx, o)
 	if err != nil {
 		return nil, err
 	}

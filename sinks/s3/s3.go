@@ -47,8 +47,9 @@ const (
 	DefaultPartSize = 16 << 20
 	// DefaultConcurrency is how many parts of one object upload at once.
 	DefaultConcurrency = 4
-	// MinPartSize and MaxParts are S3's limits.
+	// MinPartSize, MaxPartSize and MaxParts are S3's limits.
 	MinPartSize = 5 << 20
+	MaxPartSize = 5 << 30
 	MaxParts    = 10000
 )
 
@@ -127,65 +128,100 @@ var (
 	_ engine.Undeliverer = (*Sink)(nil)
 )
 
-// New validates cfg and returns a sink. It builds the S3 client (which
-// reads the credential chain's configuration, not the network) and
-// touches no file: the staging directory is made by Recover.
-func New(cfg Config) (*Sink, error) { return newSink(cfg, true) }
-
 // Check reports what New would refuse in cfg, without reading the AWS
-// configuration: validating a pipeline file needs no credentials.
+// configuration: validating a pipeline file needs no credentials. The
+// error is an engine.ConfigErrors that names each problem by the pipeline
+// file's key: the s3 kind's (bucket, part_size, …) and the sink's
+// (buffer.…, partition_keys.…, retry.duration).
 func (cfg Config) Check() error {
-	_, err := newSink(cfg, false)
-	return err
+	var errs engine.ConfigErrors
+	cfg.check(&errs)
+	return errs.Err()
 }
 
-// newSink is New; without connect it makes no S3 client.
-func newSink(cfg Config, connect bool) (*Sink, error) {
-	name := cfg.Name
-	if name == "" {
-		name = "(unnamed)"
-	}
-	errf := func(format string, args ...any) error {
-		return fmt.Errorf("s3 sink %s: "+format, append([]any{name}, args...)...)
-	}
+// storageClasses are the storage classes a message suggests, in the order
+// a user weighs them; S3 takes any of types.StorageClass.
+var storageClasses = []string{"STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE", "REDUCED_REDUNDANCY"}
+
+// check adds what is wrong with cfg to errs, and returns the buffer sink's
+// configuration when nothing is.
+func (cfg Config) check(errs *engine.ConfigErrors) buffer.SinkConfig {
 	switch {
 	case cfg.Bucket == "":
-		return nil, errf("no bucket; set s3.bucket")
-	case strings.ContainsAny(cfg.Bucket, "/\\ ") || len(cfg.Bucket) > 255:
-		return nil, errf("%w", &buffer.ConfigError{Key: "bucket", Msg: fmt.Sprintf("bucket %q is not a bucket name; give the name alone, without s3:// or a path (the path goes in prefix)", cfg.Bucket)})
-	case cfg.Staging == "":
-		return nil, errf("no staging directory")
-	case cfg.Retry < 0:
-		return nil, errf("retry duration %v cannot be negative", cfg.Retry)
-	case cfg.PartSize != 0 && cfg.PartSize < MinPartSize:
-		return nil, errf("part size %d is below S3's minimum of 5 MiB", cfg.PartSize)
-	case cfg.Concurrency < 0:
-		return nil, errf("concurrency %d cannot be negative", cfg.Concurrency)
+		errs.Add("bucket", "no bucket; set s3.bucket")
+	case strings.Contains(cfg.Bucket, "://") || strings.ContainsAny(cfg.Bucket, "/\\ ") || len(cfg.Bucket) > 255:
+		errs.Add("bucket", "bucket %q is not a bucket name; give the name alone, without s3:// or a path (the path goes in prefix)", cfg.Bucket)
+	}
+	if cfg.Staging == "" {
+		errs.Add("staging", "no staging directory")
+	}
+	if cfg.Retry < 0 {
+		errs.Add("retry.duration", "the retry duration cannot be negative")
+	}
+	if cfg.PartSize != 0 && (cfg.PartSize < MinPartSize || cfg.PartSize > MaxPartSize) {
+		errs.Add("part_size", "part_size must be from 5MiB to 5GiB, S3's limits")
+	}
+	if cfg.Concurrency < 0 {
+		errs.Add("", "concurrency %d cannot be negative", cfg.Concurrency)
 	}
 	switch cfg.ServerSideEncryption {
 	case "", "AES256":
 		if cfg.KMSKeyID != "" {
-			return nil, errf("a KMS key id needs encryption aws:kms (or aws:kms:dsse), not %q", cfg.ServerSideEncryption)
+			errs.AddKey("kms_key_id", "kms_key_id needs encryption: aws:kms (or aws:kms:dsse)")
 		}
 	case "aws:kms", "aws:kms:dsse":
 	default:
-		return nil, errf("unknown server-side encryption %q; use AES256, aws:kms or aws:kms:dsse", cfg.ServerSideEncryption)
+		errs.Add("encryption", "unknown server-side encryption %q; use AES256, aws:kms or aws:kms:dsse", cfg.ServerSideEncryption)
 	}
 	if cfg.StorageClass != "" && !slices.Contains(types.StorageClass("").Values(), types.StorageClass(cfg.StorageClass)) {
-		var names []string
-		for _, c := range types.StorageClass("").Values() {
-			names = append(names, string(c))
-		}
-		return nil, errf("unknown storage class %q; use one of %s", cfg.StorageClass, strings.Join(names, ", "))
+		errs.Add("storage_class", "unknown storage class %q; use %s or %s", cfg.StorageClass, strings.Join(storageClasses[:len(storageClasses)-1], ", "), storageClasses[len(storageClasses)-1])
 	}
-	if cfg.Retry == 0 {
-		cfg.Retry = DefaultRetry
+	errs.Join("", cfg.clientConfig().options().Check())
+	format, errFormat, err := cfg.FormatOptions.Formats()
+	if err != nil {
+		errs.Join("", err)
+		return buffer.SinkConfig{}
 	}
-	if cfg.PartSize == 0 {
-		cfg.PartSize = DefaultPartSize
+	fo := cfg.FormatOptions
+	bc := buffer.SinkConfig{
+		Kind:     "s3",
+		Pipeline: cfg.Pipeline,
+		Name:     cfg.Name,
+		Staging:  cfg.Staging,
+		FS:       cfg.FS,
+		Format:   format,
+		Errors:   errFormat,
+		SealerFor: func(spoolFormat string) (buffer.Sealer, error) {
+			return fo.FormatForSpool(spoolFormat)
+		},
+		Buffering: cfg.Buffering,
+		Now:       cfg.Now,
 	}
-	if cfg.Concurrency == 0 {
-		cfg.Concurrency = DefaultConcurrency
+	errs.Join("", bc.Check())
+	return bc
+}
+
+// clientConfig is what the sink's S3 client is made from.
+func (cfg Config) clientConfig() ClientConfig {
+	name := cfg.Name
+	if name == "" {
+		name = "(unnamed)"
+	}
+	return ClientConfig{
+		Who:    "s3 sink " + name,
+		Region: cfg.Region, Endpoint: cfg.Endpoint, PathStyle: cfg.PathStyle, Profile: cfg.Profile,
+		AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, SessionToken: cfg.SessionToken,
+		RoleARN: cfg.RoleARN, Logger: cfg.Logger,
+	}
+}
+
+// New validates cfg and returns a sink. It builds the S3 client (which
+// reads the credential chain's configuration, not the network) and
+// touches no file: the staging directory is made by Recover.
+func New(cfg Config) (*Sink, error) {
+	name := cfg.Name
+	if name == "" {
+		name = "(unnamed)"
 	}
 	if cfg.FS == nil {
 		cfg.FS = fsys.OS{}
@@ -199,26 +235,29 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 	if cfg.Sleep == nil {
 		cfg.Sleep = wait.Sleep
 	}
-	var sc buffer.SinkConfig
-	if err := sc.SetFormat(cfg.FormatOptions); err != nil {
-		return nil, errf("%v", err)
+	var errs engine.ConfigErrors
+	bc := cfg.check(&errs)
+	if err := errs.Err(); err != nil {
+		return nil, fmt.Errorf("s3 sink %s: %w", name, err)
 	}
-	if cfg.Client == nil && connect {
+	if cfg.Retry == 0 {
+		cfg.Retry = DefaultRetry
+	}
+	if cfg.PartSize == 0 {
+		cfg.PartSize = DefaultPartSize
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Client == nil {
 		var err error
-		if cfg.Client, err = NewClient(context.Background(), ClientConfig{
-			Who:    "s3 sink " + name,
-			Region: cfg.Region, Endpoint: cfg.Endpoint, PathStyle: cfg.PathStyle, Profile: cfg.Profile,
-			AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, SessionToken: cfg.SessionToken,
-			RoleARN: cfg.RoleARN, Logger: cfg.Logger,
-		}); err != nil {
+		if cfg.Client, err = NewClient(context.Background(), cfg.clientConfig()); err != nil {
 			return nil, err
 		}
 	}
 	pub := &publisher{cfg: &cfg}
-	sc.Kind, sc.Pipeline, sc.Name = "s3", cfg.Pipeline, cfg.Name
-	sc.Staging, sc.FS, sc.Publisher = cfg.Staging, cfg.FS, pub
-	sc.Buffering, sc.Now = cfg.Buffering, cfg.Now
-	bs, err := buffer.NewSink(sc)
+	bc.Publisher = pub
+	bs, err := buffer.NewSink(bc)
 	if err != nil {
 		return nil, err
 	}

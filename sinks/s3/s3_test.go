@@ -6,8 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"path"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -408,14 +411,15 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"bucket url", func(c *s3sink.Config) { c.Bucket = "s3://logs/raw" }, "without s3://"},
 		{"no staging", func(c *s3sink.Config) { c.Staging = "" }, "no staging directory"},
 		{"sse", func(c *s3sink.Config) { c.ServerSideEncryption = "rot13" }, "use AES256, aws:kms or aws:kms:dsse"},
-		{"kms without kms", func(c *s3sink.Config) { c.KMSKeyID = "k" }, "needs encryption aws:kms"},
+		{"kms without kms", func(c *s3sink.Config) { c.KMSKeyID = "k" }, "kms_key_id needs encryption: aws:kms"},
 		{"storage class", func(c *s3sink.Config) { c.StorageClass = "COLD" }, `unknown storage class "COLD"`},
-		{"part size", func(c *s3sink.Config) { c.PartSize = 1 << 20 }, "below S3's minimum"},
+		{"part size", func(c *s3sink.Config) { c.PartSize = 1 << 20 }, "part_size must be from 5MiB to 5GiB"},
+		{"many problems", func(c *s3sink.Config) { c.Bucket, c.PartSize = "a/b", 1 }, "part_size must be from 5MiB to 5GiB"},
 		{"retry", func(c *s3sink.Config) { c.Retry = -time.Second }, "cannot be negative"},
 		{"format", func(c *s3sink.Config) { c.Format = "avro" }, `unknown format "avro"; use json or parquet`},
 		{"prefix", func(c *s3sink.Config) { c.Prefix = "/abs/" }, "remove the leading '/'"},
 		{"unused key", func(c *s3sink.Config) { c.Prefix = "x/" }, "not used by the prefix"},
-		{"half credentials", func(c *s3sink.Config) { c.Client = nil; c.AccessKeyID = "AKIA" }, "give both access_key_id and secret_access_key"},
+		{"half credentials", func(c *s3sink.Config) { c.Client = nil; c.AccessKeyID = "AKIA" }, "access_key_id needs secret_access_key"},
 		{"endpoint", func(c *s3sink.Config) { c.Client = nil; c.Endpoint = "localhost:9000" }, "is not an http(s) URL"},
 	}
 	for _, tt := range tests {
@@ -433,6 +437,11 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			_, err := s3sink.New(cfg)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("New error %v, want one containing %q", err, tt.wantErr)
+			}
+			// Validation reports what New refuses, each problem at its key.
+			var list engine.ConfigErrors
+			if cerr := cfg.Check(); !errors.As(cerr, &list) || !strings.Contains(err.Error(), cerr.Error()) {
+				t.Errorf("Check() = %v, New refuses with %v", cerr, err)
 			}
 		})
 	}
@@ -492,4 +501,26 @@ func FuzzHostilePartitionValues(f *testing.F) {
 			t.Fatalf("%d records delivered, want 2 (keys %v)", delivered, api.keys())
 		}
 	})
+}
+
+// TestCheckReportsEveryProblem holds Check to reporting all that is wrong
+// at once, each under the pipeline file's key, as validate shows them.
+func TestCheckReportsEveryProblem(t *testing.T) {
+	cfg := s3sink.Config{
+		Pipeline: "p", Name: "s", Bucket: "s3://logs", Staging: "/staging", PartSize: 1,
+		KMSKeyID: "k", AccessKeyID: "AKIA", Endpoint: "localhost:9000",
+		Buffering: buffer.Buffering{Prefix: "x/", PartitionKeys: map[string]s3sink.KeyFunc{"region": regionKey}},
+	}
+	var list engine.ConfigErrors
+	if !errors.As(cfg.Check(), &list) {
+		t.Fatalf("Check() = %v, want ConfigErrors", cfg.Check())
+	}
+	var got []string
+	for _, e := range list {
+		got = append(got, fmt.Sprintf("%s/%v", e.Key, e.AtKey))
+	}
+	want := []string{"bucket/false", "part_size/false", "kms_key_id/true", "access_key_id/true", "endpoint/false", "partition_keys.region/true"}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems at %v, want %v:\n%v", got, want, list)
+	}
 }

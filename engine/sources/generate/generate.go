@@ -82,23 +82,32 @@ type Source struct {
 
 var _ engine.Source = (*Source)(nil)
 
-// New validates cfg and returns a generator.
-func New(cfg Config) (*Source, error) {
-	switch cfg.Profile {
-	case "":
-		cfg.Profile = "clickstream"
-	case "clickstream":
-	default:
-		return nil, fmt.Errorf("generate source: unknown profile %q: the only profile is clickstream", cfg.Profile)
+// Check reports what New would refuse in cfg. The error is an
+// engine.ConfigErrors that names each problem by the pipeline file's key.
+func (cfg Config) Check() error {
+	var errs engine.ConfigErrors
+	if cfg.Profile != "" && cfg.Profile != "clickstream" {
+		errs.Add("profile", "unknown profile %q: the only profile is clickstream", cfg.Profile)
 	}
 	if cfg.Rate < 0 || math.IsNaN(cfg.Rate) || math.IsInf(cfg.Rate, 0) {
-		return nil, fmt.Errorf("generate source: rate %v: want records per second, or 0 for as fast as possible", cfg.Rate)
+		errs.Add("rate", "rate %v: want records per second, or 0 for as fast as possible", cfg.Rate)
 	}
 	if cfg.Count < 0 {
-		return nil, fmt.Errorf("generate source: count %d is negative: want a number of records, or 0 for no end", cfg.Count)
+		errs.Add("count", "count %d is negative: want a number of records, or 0 for no end", cfg.Count)
 	}
 	if cfg.BatchRecords < 0 {
-		return nil, fmt.Errorf("generate source: batch_records %d is negative", cfg.BatchRecords)
+		errs.Add("batch_records", "batch_records %d is negative", cfg.BatchRecords)
+	}
+	return errs.Err()
+}
+
+// New validates cfg and returns a generator.
+func New(cfg Config) (*Source, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("generate source: %w", err)
+	}
+	if cfg.Profile == "" {
+		cfg.Profile = "clickstream"
 	}
 	if cfg.BatchRecords == 0 {
 		cfg.BatchRecords = DefaultBatchRecords

@@ -146,44 +146,51 @@ var (
 	_ engine.Aligner = (*Source)(nil)
 )
 
-// Check reports what is wrong with cfg, without looking at the AWS
-// configuration: validating a pipeline file needs no credentials.
+// Check reports what New would refuse in cfg, without looking at the AWS
+// configuration: validating a pipeline file needs no credentials. The
+// error is an engine.ConfigErrors that names each problem by the pipeline
+// file's key.
 func (cfg Config) Check() error {
-	_, err := cfg.startPosition()
-	if err != nil {
-		return err
-	}
+	var errs engine.ConfigErrors
 	if cfg.Stream == "" {
-		return errors.New("kinesis source: no stream; set stream to the stream's name")
+		errs.Add("stream", "no stream; set stream to the stream's name")
 	}
-	if cfg.PollInterval < 0 || cfg.DiscoveryInterval < 0 || cfg.MaxRecords < 0 || cfg.MaxRecords > 10000 {
-		return errors.New("kinesis source: poll and discovery intervals must not be negative, and max records must be 1 to 10000")
-	}
-	return nil
-}
-
-func (cfg Config) startPosition() (leases.Position, error) {
 	switch cfg.Start {
-	case "", StartTrimHorizon:
-		return leases.Position{Sequence: leases.TrimHorizon}, nil
-	case StartLatest:
-		return leases.Position{Sequence: leases.Latest}, nil
+	case "", StartTrimHorizon, StartLatest:
+		if !cfg.StartTimestamp.IsZero() {
+			errs.AddKey("start_timestamp", "start_timestamp applies only with start: at_timestamp")
+		}
 	case StartAtTimestamp:
 		if cfg.StartTimestamp.IsZero() {
-			return leases.Position{}, errors.New("kinesis source: start: at_timestamp needs start_timestamp")
+			errs.Add("start", "at_timestamp needs start_timestamp")
 		}
-		return leases.Position{Sequence: leases.AtTimestamp}, nil
+	default:
+		errs.Add("start", "start %q: use trim_horizon, latest or at_timestamp", cfg.Start)
 	}
-	return leases.Position{}, fmt.Errorf("kinesis source: start %q: use trim_horizon, latest or at_timestamp", cfg.Start)
+	if cfg.PollInterval < 0 || cfg.DiscoveryInterval < 0 || cfg.MaxRecords < 0 || cfg.MaxRecords > 10000 {
+		errs.Add("", "poll and discovery intervals must not be negative, and max records must be 1 to 10000")
+	}
+	errs.Join("", cfg.AWS.Check())
+	return errs.Err()
+}
+
+func (cfg Config) startPosition() leases.Position {
+	switch cfg.Start {
+	case StartLatest:
+		return leases.Position{Sequence: leases.Latest}
+	case StartAtTimestamp:
+		return leases.Position{Sequence: leases.AtTimestamp}
+	}
+	return leases.Position{Sequence: leases.TrimHorizon}
 }
 
 // New validates cfg and makes a Source; without cfg.Client it loads the
 // AWS configuration, resolving the credentials (package awsconfig).
 func New(ctx context.Context, cfg Config) (*Source, error) {
 	if err := cfg.Check(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("kinesis source: %w", err)
 	}
-	start, _ := cfg.startPosition()
+	start := cfg.startPosition()
 	s := &Source{cfg: cfg, start: start, log: cfg.Logger, lag: map[string]time.Duration{},
 		lineage: map[string][]string{}, announced: map[string]bool{}}
 	drift := cfg.AlignDrift

@@ -19,7 +19,6 @@ package local
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -68,36 +67,54 @@ type Source struct {
 	cfg Config
 }
 
-// New checks cfg and returns a source.
-func New(cfg Config) (*Source, error) {
+// Check reports what New would refuse in cfg; it touches no file. The
+// error is an engine.ConfigErrors that names each problem by the pipeline
+// file's key.
+func (cfg Config) Check() error {
+	var errs engine.ConfigErrors
 	if cfg.Dir == "" {
-		return nil, errors.New("local source: dir is required: the directory of the stream store (sluice serve --dir)")
+		errs.Add("dir", "dir is required: the directory of the stream store (sluice serve --dir)")
 	}
 	if err := streamstore.ValidateStreamName(cfg.Stream); err != nil {
-		return nil, fmt.Errorf("local source: %w", err)
+		errs.Add("stream", "%v", err)
 	}
 	switch cfg.Start {
-	case "":
-		cfg.Start = StartTrimHorizon
-	case StartTrimHorizon, StartLatest:
+	case "", StartTrimHorizon, StartLatest:
+		if !cfg.StartTimestamp.IsZero() {
+			errs.AddKey("start_timestamp", "start_timestamp applies only with start: at_timestamp")
+		}
 	case StartAtTimestamp:
 		if cfg.StartTimestamp.IsZero() {
-			return nil, errors.New("local source: start at_timestamp needs start_timestamp")
+			errs.Add("start", "at_timestamp needs start_timestamp")
 		}
 	default:
-		return nil, fmt.Errorf("local source: start %q is not one of trim_horizon, latest, at_timestamp", cfg.Start)
+		errs.Add("start", "start %q is not one of trim_horizon, latest, at_timestamp", cfg.Start)
 	}
-	if cfg.PollInterval < 0 || cfg.BatchRecords < 0 {
-		return nil, errors.New("local source: poll_interval and batch_records must not be negative")
+	if cfg.PollInterval < 0 {
+		errs.Add("poll_interval", "poll_interval must not be negative")
+	}
+	switch {
+	case cfg.BatchRecords < 0:
+		errs.Add("batch_records", "batch_records must not be negative")
+	case cfg.BatchRecords > 10_000:
+		errs.Add("batch_records", "batch_records %d is more than 10000", cfg.BatchRecords)
+	}
+	return errs.Err()
+}
+
+// New checks cfg and returns a source.
+func New(cfg Config) (*Source, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("local source: %w", err)
+	}
+	if cfg.Start == "" {
+		cfg.Start = StartTrimHorizon
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = DefaultPollInterval
 	}
 	if cfg.BatchRecords == 0 {
 		cfg.BatchRecords = DefaultBatchRecords
-	}
-	if cfg.BatchRecords > 10_000 {
-		return nil, fmt.Errorf("local source: batch_records %d is more than 10000", cfg.BatchRecords)
 	}
 	return &Source{cfg: cfg}, nil
 }

@@ -50,19 +50,29 @@ type Source struct {
 
 var _ engine.Source = (*Source)(nil)
 
+// Check reports what New would refuse in cfg. The error is an
+// engine.ConfigErrors that names each problem by the pipeline file's key.
+func (cfg Config) Check() error {
+	var errs engine.ConfigErrors
+	if cfg.MaxRecordBytes < 0 {
+		errs.Add("max_line", "max_line %d is negative", cfg.MaxRecordBytes)
+	}
+	if cfg.BatchRecords < 0 {
+		errs.Add("batch_records", "batch_records %d is negative", cfg.BatchRecords)
+	}
+	return errs.Err()
+}
+
 // New returns a source that reads r.
 func New(r io.Reader, cfg Config) (*Source, error) {
 	if r == nil {
 		return nil, errors.New("stdin source: no reader")
 	}
-	if cfg.MaxRecordBytes < 0 {
-		return nil, fmt.Errorf("stdin source: max_line %d is negative", cfg.MaxRecordBytes)
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("stdin source: %w", err)
 	}
 	if cfg.MaxRecordBytes == 0 {
 		cfg.MaxRecordBytes = DefaultMaxRecordBytes
-	}
-	if cfg.BatchRecords < 0 {
-		return nil, fmt.Errorf("stdin source: batch_records %d is negative", cfg.BatchRecords)
 	}
 	if cfg.BatchRecords == 0 {
 		cfg.BatchRecords = DefaultBatchRecords

@@ -87,34 +87,46 @@ type Source struct {
 
 var _ engine.Source = (*Source)(nil)
 
-// New validates cfg and returns a source.
-func New(cfg Config) (*Source, error) {
+// Check reports what New would refuse in cfg, but for the file system's
+// support of file identities; it touches no file. The error is an
+// engine.ConfigErrors that names each problem by the pipeline file's key.
+func (cfg Config) Check() error {
+	var errs engine.ConfigErrors
 	if len(cfg.Paths) == 0 {
-		return nil, errors.New("files source: no paths: list at least one file or glob pattern")
+		errs.Add("paths", "needs at least one file or glob pattern")
 	}
-	for _, p := range cfg.Paths {
+	for i, p := range cfg.Paths {
+		key := fmt.Sprintf("paths[%d]", i)
 		if p == "" {
-			return nil, errors.New("files source: empty path in paths")
-		}
-		if _, err := filepath.Match(p, ""); err != nil {
-			return nil, fmt.Errorf("files source: path %q is not a valid glob pattern: %w", p, err)
+			errs.Add(key, "empty path in paths")
+		} else if _, err := filepath.Match(p, ""); err != nil {
+			errs.Add(key, "bad glob pattern: %v", err)
 		}
 	}
 	switch cfg.StartAt {
-	case "":
-		cfg.StartAt = "beginning"
-	case "beginning", "end":
+	case "", "beginning", "end":
 	default:
-		return nil, fmt.Errorf("files source: start %q: want beginning or end", cfg.StartAt)
+		errs.Add("start", "start %q: want beginning or end", cfg.StartAt)
 	}
 	if cfg.PollInterval < 0 {
-		return nil, fmt.Errorf("files source: poll_interval %v is negative", cfg.PollInterval)
+		errs.Add("poll_interval", "poll_interval %v is negative", cfg.PollInterval)
+	}
+	if cfg.MaxLineBytes < 0 {
+		errs.Add("max_line", "max_line %d is negative", cfg.MaxLineBytes)
+	}
+	return errs.Err()
+}
+
+// New validates cfg and returns a source.
+func New(cfg Config) (*Source, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("files source: %w", err)
+	}
+	if cfg.StartAt == "" {
+		cfg.StartAt = "beginning"
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = DefaultPollInterval
-	}
-	if cfg.MaxLineBytes < 0 {
-		return nil, fmt.Errorf("files source: max_line %d is negative", cfg.MaxLineBytes)
 	}
 	if cfg.MaxLineBytes == 0 {
 		cfg.MaxLineBytes = DefaultMaxLineBytes

@@ -30,9 +30,9 @@ func TestNewValidates(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"no paths", Config{}, "no paths"},
+		{"no paths", Config{}, "needs at least one file or glob pattern"},
 		{"empty path", Config{Paths: []string{""}}, "empty path"},
-		{"bad glob", Config{Paths: []string{"/logs/[a"}}, "not a valid glob"},
+		{"bad glob", Config{Paths: []string{"/logs/[a"}}, "bad glob pattern"},
 		{"bad start_at", Config{Paths: []string{"x"}, StartAt: "middle"}, "start"},
 		{"negative poll", Config{Paths: []string{"x"}, PollInterval: -time.Second}, "poll_interval"},
 		{"negative max line", Config{Paths: []string{"x"}, MaxLineBytes: -1}, "max_line"},
