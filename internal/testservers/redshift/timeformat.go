@@ -137,13 +137,14 @@ func (f *dtFormat) parse(s string) (time.Time, error) {
 	month, day = 1, 1
 	pm, sawAMPM := false, false
 	rest := s
-	digits := func(max int) (int, error) {
+	// Dateparts are fixed width: YYYY four digits, the others two.
+	digits := func(width int) (int, error) {
 		n := 0
-		for n < len(rest) && n < max && rest[n] >= '0' && rest[n] <= '9' {
+		for n < len(rest) && n < width && rest[n] >= '0' && rest[n] <= '9' {
 			n++
 		}
-		if n == 0 {
-			return 0, errors.New("digit expected")
+		if n != width {
+			return 0, fmt.Errorf("%d digits expected", width)
 		}
 		v, _ := strconv.Atoi(rest[:n])
 		rest = rest[n:]
@@ -337,7 +338,11 @@ func parseEpoch(s string, unit time.Duration) (time.Time, error) {
 		}
 	}
 	const maxSecs = 253402300799 // 9999-12-31 23:59:59
-	if secs := n * int64(unit) / int64(time.Second); secs > maxSecs || secs < -62135596800 {
+	secs := n
+	if unit == time.Millisecond {
+		secs = n / 1000
+	}
+	if secs > maxSecs || secs < -62135596800 {
 		return time.Time{}, errors.New("epoch out of range")
 	}
 	if unit == time.Millisecond {
