@@ -298,22 +298,24 @@ func pgInstallation(t testing.TB) *pgInstall {
 var errNoPostgres = errors.New("PostgreSQL is not installed: install Debian's postgresql package " +
 	"(sudo apt-get install -y postgresql; .ci/run does), or set SLUICE_PG_BIN to the directory holding initdb and postgres")
 
-// findPostgres looks for initdb and postgres in SLUICE_PG_BIN, then in
-// Debian's /usr/lib/postgresql/VERSION/bin (newest first), then on PATH.
+// findPostgres looks for initdb and postgres in SLUICE_PG_BIN when it is
+// set, else in Debian's /usr/lib/postgresql/VERSION/bin (newest first),
+// then on PATH.
 func findPostgres() (*pgInstall, error) {
 	var dirs []string
 	if d := os.Getenv("SLUICE_PG_BIN"); d != "" {
 		dirs = append(dirs, d)
-	}
-	versions, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	slices.SortFunc(versions, func(a, b string) int {
-		va, _ := strconv.Atoi(filepath.Base(filepath.Dir(a)))
-		vb, _ := strconv.Atoi(filepath.Base(filepath.Dir(b)))
-		return vb - va
-	})
-	dirs = append(dirs, versions...)
-	if p, err := exec.LookPath("postgres"); err == nil {
-		dirs = append(dirs, filepath.Dir(p))
+	} else {
+		versions, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+		slices.SortFunc(versions, func(a, b string) int {
+			va, _ := strconv.Atoi(filepath.Base(filepath.Dir(a)))
+			vb, _ := strconv.Atoi(filepath.Base(filepath.Dir(b)))
+			return vb - va
+		})
+		dirs = append(dirs, versions...)
+		if p, err := exec.LookPath("postgres"); err == nil {
+			dirs = append(dirs, filepath.Dir(p))
+		}
 	}
 	inst := &pgInstall{uid: -1, gid: -1}
 	for _, d := range dirs {

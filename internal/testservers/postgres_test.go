@@ -3,6 +3,8 @@ package testservers
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +130,28 @@ func TestPostgresTerminateBackends(t *testing.T) {
 	}
 	if n := db.TerminateBackends(t, "no such query"); n != 0 {
 		t.Fatalf("a match of nothing terminated %d backends", n)
+	}
+}
+
+// Without PostgreSQL a test is skipped on a developer's machine and fails
+// under CI, saying how to install it. The test binary runs itself with
+// SLUICE_PG_BIN pointing nowhere.
+func TestPostgresMissing(t *testing.T) {
+	if os.Getenv("SLUICE_PG_BIN") == "/nonexistent" {
+		t.Skip("the child run")
+	}
+	for _, tc := range []struct {
+		ci, want string
+	}{
+		{"", "--- SKIP: TestPostgresDatabasesAreSeparate"},
+		{"true", "--- FAIL: TestPostgresDatabasesAreSeparate"},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestPostgresDatabasesAreSeparate$", "-test.v")
+		cmd.Env = append(os.Environ(), "SLUICE_PG_BIN=/nonexistent", "CI="+tc.ci)
+		out, _ := cmd.CombinedOutput()
+		if !strings.Contains(string(out), tc.want) || !strings.Contains(string(out), "sudo apt-get install -y postgresql") {
+			t.Errorf("CI=%q: want %q and the install hint in:\n%s", tc.ci, tc.want, out)
+		}
 	}
 }
 
