@@ -342,3 +342,22 @@ func FuzzConvert(f *testing.F) {
 		}
 	})
 }
+
+// Decoding and converting alone: JSON lines into COPY rows.
+func BenchmarkLoadJSON(b *testing.B) {
+	var in strings.Builder
+	for i := range 10000 {
+		fmt.Fprintf(&in, `{"id": %d, "route": "/api/r%d", "p95_ms": %d.5, "window_start": "2026-05-06 10:00:%02d"}`+"\n", i, i%100, i%500, i%60)
+	}
+	cols := []column{col("int8", -1), col("varchar", 20), col("float8", -1), col("timestamp", -1)}
+	cols[0].name, cols[1].name, cols[2].name, cols[3].name = "id", "route", "p95_ms", "window_start"
+	b.SetBytes(int64(in.Len()))
+	b.ReportAllocs()
+	for range b.N {
+		l := &loader{c: &Copy{Format: FormatJSON, FormatArg: "auto"}, cols: cols, failAt: 1, out: func([]byte) error { return nil }}
+		if err := l.loadJSON(srcFile{}, bufio.NewReader(strings.NewReader(in.String())), 0); err != nil || l.rows != 10000 {
+			b.Fatal(err, l.rows)
+		}
+	}
+	b.ReportMetric(float64(10000*b.N)/b.Elapsed().Seconds(), "rows/s")
+}

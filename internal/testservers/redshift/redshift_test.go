@@ -31,7 +31,7 @@ const copyRole = "arn:aws:iam::123456789012:role/copy"
 // env is a stand-in in front of a test's database and an s3rver with a
 // bucket named lake.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	pg     *testservers.PG
 	s3     testservers.S3
 	srv    *Server
@@ -43,7 +43,7 @@ type env struct {
 	notes  []string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	e := &env{t: t, pg: testservers.Postgres(t), s3: testservers.S3rver(t)}
@@ -149,7 +149,7 @@ func gzipped(s string) []byte {
 	return b.Bytes()
 }
 
-func pgError(t *testing.T, err error) *pgconn.PgError {
+func pgError(t testing.TB, err error) *pgconn.PgError {
 	t.Helper()
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
@@ -705,4 +705,26 @@ func TestCopyBackendTerminated(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM big`); n != 0 {
 		t.Fatalf("%d rows of a killed COPY", n)
 	}
+}
+
+// The stand-in's own cost, end to end: gzipped JSON lines from s3rver
+// into PostgreSQL through a COPY, as the redshift sink loads a batch.
+func BenchmarkCopyJSONGzip(b *testing.B) {
+	e := newEnv(b)
+	e.exec(e.up, eventsTable)
+	const rows = 20000
+	var data strings.Builder
+	for i := range rows {
+		fmt.Fprintf(&data, `{"id": %d, "route": "/api/r%d", "p95_ms": %d.5, "ok": true, "window_start": "2026-05-06 10:00:%02d", "amount": 1.25}`+"\n", i, i%100, i%500, i%60)
+	}
+	m := e.manifest("bench.manifest", e.file("bench/0.json.gz", gzipped(data.String())))
+	sql := `COPY events FROM '` + m + `' IAM_ROLE '` + copyRole + `' MANIFEST JSON 'auto' GZIP`
+	b.SetBytes(int64(data.Len()))
+	b.ResetTimer()
+	for range b.N {
+		if _, err := e.rs.Exec(context.Background(), sql); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 }
