@@ -766,7 +766,7 @@ type recordReader struct {
 	delim, quote         byte
 	csv, escape          bool
 	removeQuotes         bool
-	buf, raw             []byte
+	raw                  []byte
 	fields               []field
 	text, rawField       []byte
 	inQuote, wasQuoted   bool

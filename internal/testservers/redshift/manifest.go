@@ -111,7 +111,7 @@ func parseJSONPaths(data []byte) (paths []jsonPath, ok bool, err error) {
 		}
 		p, err := parseJSONPath(s)
 		if err != nil {
-			return nil, false, fmt.Errorf("Invalid JSONPath format %q: %v", s, err)
+			return nil, false, fmt.Errorf("%q: %v", s, err)
 		}
 		paths = append(paths, p)
 	}

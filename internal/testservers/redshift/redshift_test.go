@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -727,4 +729,50 @@ func BenchmarkCopyJSONGzip(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// Broken files fail the COPY with the reason, and garbage on the wire
+// costs only its own connection.
+func TestCopyHostileInput(t *testing.T) {
+	e := newEnv(t)
+	e.exec(e.up, eventsTable)
+	ctx := context.Background()
+	e.put("h/plain.json", []byte(`{"id": 1}`))
+	e.put("h/bad.gz", append(gzipped(`{"id": 1}`)[:12], 0xde, 0xad))
+	e.put("h/not.parquet", []byte("PAR1 this is not parquet"))
+	for _, tc := range []struct{ sql, want string }{
+		{`COPY events FROM 's3://lake/h/plain.json' IAM_ROLE '` + copyRole + `' JSON 'auto' GZIP`, "Invalid or unsupported GZIP format in file 's3://lake/h/plain.json'"},
+		{`COPY events FROM 's3://lake/h/bad.gz' IAM_ROLE '` + copyRole + `' JSON 'auto' GZIP`, "Invalid or unsupported GZIP format in file 's3://lake/h/bad.gz'"},
+		{`COPY events FROM 's3://lake/h/plain.json' IAM_ROLE '` + copyRole + `' JSON 'auto' ZSTD`, "Invalid or unsupported ZSTD format"},
+		{`COPY events FROM 's3://lake/h/not.parquet' IAM_ROLE '` + copyRole + `' FORMAT AS PARQUET`, "is not a Parquet file"},
+		{`COPY events FROM 's3://lake/h/none' IAM_ROLE '` + copyRole + `' JSON 'auto'`, "The specified S3 prefix 'h/none' does not exist"},
+		{`COPY events FROM 's3://nobucket/k' IAM_ROLE '` + copyRole + `' JSON 'auto'`, "Error NoSuchBucket"},
+		{`COPY nosuchtable FROM 's3://lake/h/plain.json' IAM_ROLE '` + copyRole + `' JSON 'auto'`, `relation "nosuchtable" does not exist`},
+		{`COPY events (id, nope) FROM 's3://lake/h/plain.json' IAM_ROLE '` + copyRole + `' JSON 'auto'`, `column "nope" of relation "events" does not exist`},
+	} {
+		_, err := e.rs.Exec(ctx, tc.sql)
+		pe := pgError(t, err)
+		if !strings.Contains(pe.Message+" "+pe.Detail, tc.want) {
+			t.Errorf("%s:\n got %s: %s %s\nwant %q", tc.sql, pe.Code, pe.Message, pe.Detail, tc.want)
+		}
+	}
+	// A client that sends junk is cut off; the others go on.
+	for _, junk := range [][]byte{[]byte("GET / HTTP/1.1\r\n\r\n"), {0, 0, 0, 8, 0, 3, 0, 0}, {0, 0, 0xff, 0xff}} {
+		nc, err := net.Dial("tcp", e.srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Write(junk)
+		nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.ReadAll(nc); err != nil {
+			t.Errorf("junk %q: the connection was not closed: %v", junk, err)
+		}
+		nc.Close()
+	}
+	if n := e.count(`SELECT count(*) FROM events`); n != 0 {
+		t.Fatalf("%d rows after failed loads", n)
+	}
+	if _, err := e.connect().Exec(ctx, `COPY events FROM 's3://lake/h/plain.json' IAM_ROLE '`+copyRole+`' JSON 'auto'`); err != nil {
+		t.Fatalf("after the junk: %v", err)
+	}
 }

@@ -115,7 +115,6 @@ type Server struct {
 	clients  map[string]*s3.Client
 	closed   bool
 	wg       sync.WaitGroup
-	lastConn error
 }
 
 // New starts a stand-in listening on cfg.Addr.
