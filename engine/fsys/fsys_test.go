@@ -62,8 +62,9 @@ func TestMkdirAllOperationOrder(t *testing.T) {
 }
 
 // TestWriteAtomicFailureAtEachStep fails each operation of WriteAtomic in
-// turn, with and without a power loss afterwards, and checks that the
-// final name always holds the old content or the new one, whole.
+// turn, with and without a power loss afterwards (strict, or keeping part
+// of the unsynced writes), and checks that the final name always holds
+// the old content or the new one, whole.
 func TestWriteAtomicFailureAtEachStep(t *testing.T) {
 	const name = "/d/state.json"
 	oldData, newData := []byte(`{"old":true}`), []byte(`{"new":true,"padding":"xxxxxxxxxxxxxxxx"}`)
@@ -87,7 +88,11 @@ func TestWriteAtomicFailureAtEachStep(t *testing.T) {
 		t.Fatalf("WriteAtomic did %d operations, want at least create, write, sync, close, rename, syncdir", total)
 	}
 	for failAt := 1; failAt <= total; failAt++ {
-		for _, crash := range []bool{false, true} {
+		// Each is checked as a process crash leaves it, and after a
+		// power loss.
+		losses := fsys.PowerLosses(uint64(failAt), uint64(failAt)+100)[1:]
+		for i := range 2 * len(losses) {
+			crash, loss := i%2 == 1, losses[i/2]
 			mem := setup(t)
 			efs := fsys.NewErrorFS(mem, failAt, crash)
 			err := fsys.WriteAtomic(efs, name, newData)
@@ -108,8 +113,8 @@ func TestWriteAtomicFailureAtEachStep(t *testing.T) {
 				}
 			}
 			check("before power loss")
-			mem.Crash()
-			check("after power loss")
+			loss.Apply(mem)
+			check("after " + loss.Name)
 		}
 	}
 }
@@ -516,5 +521,49 @@ func TestMemModTimeMoves(t *testing.T) {
 	b, _ := mem.Stat("/f")
 	if !b.ModTime().After(a.ModTime()) {
 		t.Errorf("mod time %v then %v after a rewrite of the same size; want it to move", a.ModTime(), b.ModTime())
+	}
+}
+
+// A rename between directories is one change for a crash: until either
+// directory is synced, the file survives under one of its names, never
+// neither or both; once the target is synced, under the new name at least.
+func TestCrashPartialRenameBetweenDirectories(t *testing.T) {
+	for _, syncTarget := range []bool{false, true} {
+		seen := map[string]bool{}
+		for seed := range uint64(64) {
+			mem := fsys.NewMem()
+			for _, d := range []string{"/a", "/b"} {
+				if err := fsys.MkdirAll(mem, d); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := fsys.WriteAtomic(mem, "/a/f", []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if err := mem.Rename("/a/f", "/b/f"); err != nil {
+				t.Fatal(err)
+			}
+			if syncTarget {
+				if err := mem.SyncDir("/b"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mem.CrashPartial(seed, 0.5)
+			_, errOld := mem.Stat("/a/f")
+			_, errNew := mem.Stat("/b/f")
+			atOld, atNew := errOld == nil, errNew == nil
+			switch {
+			case !atOld && !atNew:
+				t.Fatalf("sync target %v, seed %d: the file is under neither name", syncTarget, seed)
+			case atOld && atNew && !syncTarget:
+				t.Fatalf("seed %d: the file is under both names, though neither directory was synced", seed)
+			case syncTarget && !atNew:
+				t.Fatalf("seed %d: the target was synced, but the new name is gone", seed)
+			}
+			seen[fmt.Sprint(atOld, atNew)] = true
+		}
+		if len(seen) != 2 {
+			t.Errorf("sync target %v: 64 seeds gave outcomes %v, want two", syncTarget, seen)
+		}
 	}
 }

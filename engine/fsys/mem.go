@@ -60,11 +60,16 @@ type fileChange struct {
 // either may be empty. A rename within one directory is one change, so a
 // crash keeps the old name or the new one, never both or neither, as
 // journaling file systems promise. A rename between directories is a
-// change in each, made durable by syncing each.
+// change in each, made durable by syncing each; until then the two halves
+// share one fate, so that a crash does not lose the file from both.
 type dirChange struct {
 	del, set string
 	node     *memNode
+	rename   *fate // shared by the halves of a rename between directories
 }
+
+// fate is whether a crash keeps a change, decided once for all who share it.
+type fate struct{ decided, keep bool }
 
 var _ FS = (*Mem)(nil)
 
@@ -102,6 +107,12 @@ func (m *Mem) crash(rng *rand.Rand, keep float64) {
 	m.tick++
 	clear(m.locks)
 	kept := func() bool { return rng != nil && rng.Float64() < keep }
+	keptOnce := func(f *fate) bool {
+		if !f.decided {
+			f.decided, f.keep = true, kept()
+		}
+		return f.keep
+	}
 	seen := map[*memNode]bool{}
 	var reset func(n *memNode)
 	reset = func(n *memNode) {
@@ -122,7 +133,7 @@ func (m *Mem) crash(rng *rand.Rand, keep float64) {
 		}
 		children := maps.Clone(n.syncedChildren)
 		for _, c := range n.dirChanges {
-			if kept() {
+			if c.rename != nil && keptOnce(c.rename) || c.rename == nil && kept() {
 				c.apply(children)
 			}
 		}
@@ -301,8 +312,9 @@ func (m *Mem) Rename(oldname, newname string) error {
 	if od == nd {
 		m.change(od, dirChange{del: obase, set: nbase, node: n})
 	} else {
-		m.change(od, dirChange{del: obase})
-		m.change(nd, dirChange{set: nbase, node: n})
+		f := &fate{}
+		m.change(od, dirChange{del: obase, rename: f})
+		m.change(nd, dirChange{set: nbase, node: n, rename: f})
 	}
 	return nil
 }
@@ -566,4 +578,37 @@ func (f *memFile) Close() error {
 	}
 	f.closed = true
 	return nil
+}
+
+// PowerLoss is one way for a crash test to end a run over a Mem.
+type PowerLoss struct {
+	Name string
+	// Crash loses power; nil means a process crash, after which the disk
+	// still holds everything that was written.
+	Crash func(*Mem)
+}
+
+// Apply ends the run on m.
+func (p PowerLoss) Apply(m *Mem) {
+	if p.Crash != nil {
+		p.Crash(m)
+	}
+}
+
+// PowerLosses returns the ways a crash test tries after each failure: a
+// process crash, a strict power loss (only what was synced survives), and
+// for each seed a power loss that keeps half of the unsynced writes and
+// directory changes at random.
+func PowerLosses(seeds ...uint64) []PowerLoss {
+	pls := []PowerLoss{
+		{Name: "process crash"},
+		{Name: "power loss", Crash: (*Mem).Crash},
+	}
+	for _, seed := range seeds {
+		pls = append(pls, PowerLoss{
+			Name:  fmt.Sprintf("power loss keeping part of the unsynced writes (seed %d)", seed),
+			Crash: func(m *Mem) { m.CrashPartial(seed, 0.5) },
+		})
+	}
+	return pls
 }
