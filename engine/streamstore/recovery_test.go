@@ -9,13 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluice-dev/sluice/engine/fsys"
 )
 
 // lastSegment returns the path of a shard's newest segment file.
 func lastSegment(t *testing.T, dir, stream, shard string) string {
 	t.Helper()
 	d := filepath.Join(dir, "streams", stream, shard)
-	bases, err := listSegments(d)
+	bases, err := listSegments(fsys.OS{}, d)
 	if err != nil || len(bases) == 0 {
 		t.Fatalf("segments of %s: %v", d, err)
 	}
