@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,11 +80,18 @@ type expectation struct {
 	// exact: the store must hold exactly these streams, shards and
 	// records, nothing that was merely attempted.
 	exact bool
+	// at maps a position in a shard ("shard/counter") to the data read
+	// there: a write must never be given a position a read returned, as
+	// a reader seeking to the old sequence number would find the new
+	// record. reused lists the writes that were.
+	at     map[string]string
+	reused []string
 }
 
 func newExpectation() *expectation {
 	return &expectation{
 		records: map[string]map[string]string{}, read: map[string]map[string]string{}, written: map[string]map[string]bool{},
+		at: map[string]string{},
 		trimmed: map[string]map[string]bool{}, streams: map[string]bool{},
 		shards: map[string]map[string]shardFate{}, tags: map[string]map[string]string{},
 	}
@@ -111,9 +119,14 @@ func (e *expectation) put(s *Store, stream string, key int, label string, n int)
 		return
 	}
 	for i, r := range res {
-		if r.Err == nil {
-			addTo(e.records, stream, r.Seq.String(), string(entries[i].Data))
+		if r.Err != nil {
+			continue
 		}
+		seq, data := r.Seq.String(), string(entries[i].Data)
+		if old, ok := e.at[position(stream, r.ShardID, r.Seq.Counter)]; ok {
+			e.reused = append(e.reused, fmt.Sprintf("%s: %s was given to %q, a read had found %q at its position", stream, seq, data, old))
+		}
+		addTo(e.records, stream, seq, data)
 	}
 }
 
@@ -260,6 +273,9 @@ func session(sys fsys.FS, clk *clock, label string, written map[string]map[strin
 			}
 		}
 	}
+	if len(obs.reused) > 0 {
+		return obs, fmt.Errorf("sequence numbers reused: %s", strings.Join(obs.reused, "; "))
+	}
 	if closeStore {
 		return obs, s.Close()
 	}
@@ -292,6 +308,7 @@ func readInto(s *Store, stream, id string, obs *expectation) error {
 				}
 			}
 			addTo(obs.read, stream, r.Seq.String(), string(r.Data))
+			obs.at[position(stream, id, r.Seq.Counter)] = string(r.Data)
 			addTo(obs.records, stream, r.Seq.String(), string(r.Data))
 		}
 		if len(res.Records) == 0 {
@@ -299,6 +316,10 @@ func readInto(s *Store, stream, id string, obs *expectation) error {
 		}
 		c = res.Next
 	}
+}
+
+func position(stream, shard string, counter uint64) string {
+	return fmt.Sprintf("%s/%s/%d", stream, shard, counter)
 }
 
 // check compares what a session observed with what was expected.
