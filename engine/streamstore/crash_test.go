@@ -91,7 +91,7 @@ type expectation struct {
 func newExpectation() *expectation {
 	return &expectation{
 		records: map[string]map[string]string{}, read: map[string]map[string]string{}, written: map[string]map[string]bool{},
-		at: map[string]string{},
+		at:      map[string]string{},
 		trimmed: map[string]map[string]bool{}, streams: map[string]bool{},
 		shards: map[string]map[string]shardFate{}, tags: map[string]map[string]string{},
 	}

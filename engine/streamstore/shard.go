@@ -45,6 +45,7 @@ type shard struct {
 	err      error // why the shard can no longer be written
 	buf      []byte
 	mark     fsys.File // the durable file; writer only
+	markBuf  [8]byte   // what writeMark writes; kept here so it does not escape per call
 }
 
 const markFile = "durable"
@@ -244,9 +245,8 @@ func (sh *shard) writeMark() {
 	if sh.mark == nil {
 		return
 	}
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], sh.durable)
-	if _, err := sh.mark.WriteAt(b[:], 0); err != nil {
+	binary.LittleEndian.PutUint64(sh.markBuf[:], sh.durable)
+	if _, err := sh.mark.WriteAt(sh.markBuf[:], 0); err != nil {
 		sh.log.Warn("cannot publish the durable point for readers in other processes", "err", err)
 	}
 }
@@ -548,8 +548,9 @@ const readChunk = 1<<20 + 64<<10
 // file, starting at off (which must be at or before the record from), up
 // to maxRecords records and maxBytes of data. It returns the records, the
 // offset after the last one, and whether it reached the end of the valid
-// bytes (end).
-func readSegment(sys fsys.FS, path string, off, end int64, from, limit uint64, maxRecords, maxBytes int, out []Record, shardNum int) ([]Record, int64, bool, error) {
+// bytes (end). When off comes from a cursor's hint (hinted), the record
+// there must be the one wanted, from, or the read fails with errBadHint.
+func readSegment(sys fsys.FS, path string, off, end int64, from, limit uint64, maxRecords, maxBytes int, out []Record, shardNum int, hinted bool) ([]Record, int64, bool, error) {
 	f, err := sys.Open(path)
 	if err != nil {
 		return out, off, false, err
@@ -565,6 +566,12 @@ func readSegment(sys fsys.FS, path string, off, end int64, from, limit uint64, m
 		pos := 0
 		for pos < len(buf) && len(out) < maxRecords {
 			rec, size, st := decodeRecord(buf[pos:])
+			if hinted {
+				hinted = false
+				if st != decodeOK || rec.Counter != from {
+					return out, off, false, errBadHint
+				}
+			}
 			if st == decodeIncomplete {
 				if pos == 0 {
 					return out, off, false, fmt.Errorf("read %s at %d: a record larger than a read chunk", path, off)
