@@ -308,6 +308,3 @@ func openSegment(sys fsys.FS, dir string, base uint64, flag int) (fsys.File, *se
 	}
 	return f, &segment{base: base, path: path, size: segHeaderSize, firstMs: ms, lastMs: ms}, nil
 }
-
-// recCounter returns the counter field of an encoded record header.
-func recCounter(h []byte) uint64 { return binary.LittleEndian.Uint64(h[8:]) }
