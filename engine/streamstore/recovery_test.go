@@ -175,3 +175,25 @@ func TestRecoveryRemovesUncommittedParts(t *testing.T) {
 		}
 	}
 }
+
+// An open shard whose directory holds no segment (what a failed stream
+// creation's cleanup can leave after a power loss) gets an empty one at
+// open, and takes writes.
+func TestRecoveryOfShardWithoutSegments(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, s, "x", 1)
+	s.Close()
+	if err := os.Remove(lastSegment(t, dir, "x", "shardId-000000000000")); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, Options{})
+	putN(t, s, "x", 3, rand.New(rand.NewPCG(1, 1)), "r")
+	recs := readAll(t, s, "x")["shardId-000000000000"]
+	if len(recs) != 3 || string(recs[0].Data) != "r-0" || recs[0].Seq.Counter != 0 {
+		t.Fatalf("after recovery the shard reads %d records", len(recs))
+	}
+}

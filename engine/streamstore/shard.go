@@ -110,11 +110,17 @@ func (sh *shard) load(m *shardMeta) error {
 		limit = sh.readMark()
 	}
 	bases, err := listSegments(sh.fs, sh.dir)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || err == nil && len(bases) == 0 {
 		if m.Closed || sh.ro {
 			// A shard created and closed within one reshard has no files.
 			sh.next, sh.durable = m.EndNext, m.EndNext
 			return nil
+		}
+		if err == nil {
+			// What a failed creation's cleanup left after a crash: the
+			// shard never held a record (its segment 0 is made durably
+			// before anything can be written to it).
+			sh.log.Warn("an open shard has no segment; starting an empty one")
 		}
 		if err := createShardDir(sh.fs, sh.dir, m.FloorMs); err != nil {
 			return err

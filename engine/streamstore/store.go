@@ -179,15 +179,9 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	// Durably: a stream created in a directory that a power loss takes
 	// back would be lost with it. MkdirAll syncs the parents of what it
-	// creates; the two syncs after it cover directories that a crashed
-	// process created and could not sync.
+	// creates.
 	if err := fsys.MkdirAll(s.fs, filepath.Join(dir, "streams")); err != nil {
 		return nil, fmt.Errorf("stream store: %w", err)
-	}
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := s.fs.SyncDir(d); err != nil {
-			return nil, fmt.Errorf("stream store: sync directory %s: %w", d, err)
-		}
 	}
 	lock, err := s.fs.Lock(filepath.Join(dir, "LOCK"))
 	if errors.Is(err, fsys.ErrLocked) {
@@ -197,6 +191,21 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("stream store: %w", err)
 	}
 	s.lock = lock
+	// The directories may be what a crashed process created and could not
+	// sync. The parent may not be readable to this user; then its entry
+	// for dir is left to the file system.
+	if err := s.fs.SyncDir(dir); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("stream store: sync directory %s: %w", dir, err)
+	}
+	if p := filepath.Dir(dir); p != dir {
+		if err := s.fs.SyncDir(p); errors.Is(err, fs.ErrPermission) {
+			s.log.Warn("cannot sync the stream store's parent directory", "dir", p, "err", err)
+		} else if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("stream store: sync directory %s: %w", p, err)
+		}
+	}
 	if err := s.recover(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("stream store %s: %w", dir, err)
@@ -563,8 +572,12 @@ func (s *Store) CreateStream(name string, n int, mode string) error {
 		return internal(err, "create stream %s", name)
 	}
 	fail := func(err error) error {
-		// Best effort: Open removes a stream directory without
-		// stream.json anyway.
+		// Best effort. stream.json goes first, durably when it can, so
+		// that what a crash leaves of the rest is a directory without
+		// it, which Open removes.
+		if s.fs.Remove(filepath.Join(dir, metaFile)) == nil {
+			_ = s.fs.SyncDir(dir)
+		}
 		_ = fsys.RemoveAll(s.fs, dir)
 		return internal(err, "create stream %s", name)
 	}
