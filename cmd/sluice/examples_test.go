@@ -53,6 +53,23 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 	},
 }
 
+// exampleDestinations prepare the destination of an example that
+// delivers outside its scratch directory (a database) and return what
+// counts the outputs it received there.
+var exampleDestinations = map[string]func(t *testing.T, dir string) (published func() int){
+	"postgres": func(t *testing.T, _ string) func() int {
+		db := testservers.Postgres(t)
+		t.Setenv("PG_DSN", db.DSN)
+		return func() int {
+			var n int
+			if err := db.Connect(t).QueryRow(context.Background(), "SELECT count(*) FROM public.slow_or_failed").Scan(&n); err != nil {
+				t.Fatalf("count the example's rows: %v", err)
+			}
+			return n
+		}
+	},
+}
+
 // TestExamples validates every pipeline in examples/ and runs it for a
 // few seconds in a scratch directory: it must exit 0 and publish output.
 func TestExamples(t *testing.T) {
@@ -75,6 +92,10 @@ func TestExamples(t *testing.T) {
 			if setup := exampleSetups[name]; setup != nil {
 				setup(t, dir)
 			}
+			published := func() int { return publishedFiles(t, dir) }
+			if dest := exampleDestinations[name]; dest != nil {
+				published = dest(t, dir)
+			}
 			data, err := os.ReadFile(src)
 			if err != nil {
 				t.Fatal(err)
@@ -90,7 +111,7 @@ func TestExamples(t *testing.T) {
 			if code := dispatch(ctx, []string{"run", "--status", "off", p}, strings.NewReader(""), &stdout, &stderr); code != exitOK {
 				t.Fatalf("run exited %d:\n%s", code, tail(stderr.String(), 3000))
 			}
-			if n := publishedFiles(t, dir); n == 0 && stdout.Len() == 0 {
+			if n := published(); n == 0 && stdout.Len() == 0 {
 				t.Fatalf("the example published nothing in 4s:\n%s", tail(stderr.String(), 3000))
 			}
 		})
