@@ -20,7 +20,7 @@ import (
 var (
 	sourceKinds = []func() SourceConfig{newKinesisSource, newLocalSource, newFilesSource, newGenerateSource, newStdinSource}
 	stepKinds   = []func() StepConfig{newFilterStep, newMapStep, newWindowStep}
-	sinkKinds   = []func() SinkConfig{newS3Sink, newFilesSink, newStdoutSink, newHTTPSink, newPostgresSink}
+	sinkKinds   = []func() SinkConfig{newS3Sink, newFilesSink, newStdoutSink, newHTTPSink, newPostgresSink, newRedshiftSink}
 )
 
 // SourceConfig is the settings of one source kind, the value of its key
@@ -68,8 +68,8 @@ type ownNamer interface {
 }
 
 // SinkConfig is the settings of one sink kind, the value of its key in a
-// sink — an *S3Sink, *FilesSink, *StdoutSink, *HTTPSink or
-// *PostgresSink.
+// sink — an *S3Sink, *FilesSink, *StdoutSink, *HTTPSink, *PostgresSink
+// or *RedshiftSink.
 type SinkConfig interface {
 	kind() keyDef
 	// traits says which of the keys every sink has apply to the kind.

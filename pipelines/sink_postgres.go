@@ -4,7 +4,6 @@ import (
 	"log/slog"
 
 	"github.com/sluice-dev/sluice/engine"
-	"github.com/sluice-dev/sluice/operators"
 	"github.com/sluice-dev/sluice/sinks/encode"
 	pgsink "github.com/sluice-dev/sluice/sinks/postgres"
 )
@@ -50,19 +49,7 @@ func (p *PostgresSink) check(c *checker, sk *Sink, path string, cs *compiledSink
 	if sk.Compression != "" && sk.Compression != "none" {
 		c.atVal(path+".compression", "the postgres sink loads rows into the table and writes no files to compress; remove compression")
 	}
-	if p.Columns != nil {
-		cs.columns = make([]encode.Column, 0, len(p.Columns))
-		cs.columnTypes = map[string]operators.Type{}
-		for _, col := range p.Columns {
-			x := c.compileExpr(col.Expr, cs.schemaIn, operators.Any)
-			if x == nil {
-				cs.columns = append(cs.columns, encode.Column{Name: col.Name, Value: func(*engine.Record) (any, error) { return nil, errNotCompiled }})
-				continue
-			}
-			cs.columns = append(cs.columns, encode.Column{Name: col.Name, Value: x.Eval})
-			cs.columnTypes[col.Name] = x.Type()
-		}
-	}
+	c.tableColumns(p.Columns, cs)
 	c.placeSink(path, sk, p.config(c.s, sk, *cs, path, rt, nil).Check())
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/testservers"
+	"github.com/sluice-dev/sluice/internal/testservers/redshift"
 )
 
 // exampleSetups prepares what an example needs besides sluice (a server, an
@@ -63,6 +64,32 @@ var exampleDestinations = map[string]func(t *testing.T, dir string) (published f
 		return func() int {
 			var n int
 			if err := db.Connect(t).QueryRow(context.Background(), "SELECT count(*) FROM public.slow_or_failed").Scan(&n); err != nil {
+				t.Fatalf("count the example's rows: %v", err)
+			}
+			return n
+		}
+	},
+	// The Redshift example loads through the stand-in in front of a
+	// database, staging in s3rver.
+	"redshift": func(t *testing.T, dir string) func() int {
+		db := testservers.Postgres(t)
+		store := filepath.Join(dir, "s3rver")
+		if err := os.MkdirAll(filepath.Join(store, "lake"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		s3 := testservers.S3rverIn(t, store)
+		rs := redshift.Start(t, db, s3)
+		if _, err := db.Connect(t).Exec(context.Background(), `CREATE TABLE per_route (route varchar(256), requests bigint, errors bigint, p95_ms double precision, window_start timestamptz)`); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("REDSHIFT_DSN", rs.DSN())
+		t.Setenv("S3_ENDPOINT", s3.URL)
+		t.Setenv("AWS_ACCESS_KEY_ID", testservers.AccessKeyID)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", testservers.SecretAccessKey)
+		t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+		return func() int {
+			var n int
+			if err := db.Connect(t).QueryRow(context.Background(), "SELECT count(*) FROM per_route").Scan(&n); err != nil {
 				t.Fatalf("count the example's rows: %v", err)
 			}
 			return n
