@@ -116,7 +116,7 @@ type Config struct {
 	// must be idempotent. It is not called for outputs that went under
 	// the error prefix, nor for outputs published before a crash.
 	Uploaded func(ctx context.Context, s buffer.Sealed, key, sha256 string) error
-	Logger *slog.Logger
+	Logger   *slog.Logger
 	// Now is the clock and Sleep waits between retries; nil means the
 	// real ones. Tests set them.
 	Now   func() time.Time
