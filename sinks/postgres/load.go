@@ -318,7 +318,7 @@ func (l *loader) columns(ctx context.Context, conn *pgx.Conn, b *batch) ([]*colu
 		s.log.Warn("fields without a column in the table are not loaded", "fields", strings.Join(unknown, ", "))
 	}
 	if len(out) == 0 && len(b.rows) > len(b.bad) {
-		return nil, &loads.Permanent{Err: fmt.Errorf("no field of the batch's records is a column of table %s (it has %s); name the columns with columns:", s.c.table, columnNames(all))}
+		return nil, &loads.Permanent{Err: fmt.Errorf("no field of the batch's records is a column of table %s (it has %s); list them under columns", s.c.table, columnNames(all))}
 	}
 	return out, nil
 }
