@@ -117,12 +117,19 @@ const (
 	DeliveryFailed = "delivery-failed"
 	// HTTPEndpointFailed: the http sink gave up delivering a batch.
 	HTTPEndpointFailed = "http-endpoint-failed"
+	// PostgresFailed: the postgres sink gave up loading a batch, or the
+	// table refused a row of it (a value that does not fit its column,
+	// a constraint).
+	PostgresFailed = "postgres-failed"
+	// RedshiftFailed: the redshift sink gave up on a COPY (its manifest
+	// goes under the error prefix), or Redshift rejected a row of it.
+	RedshiftFailed = "redshift-failed"
 )
 
 // FailureTypes returns every error output type, in the order of the
 // data path.
 func FailureTypes() []string {
-	return []string{DecodeFailed, ProcessingFailed, LateRecord, PartitioningFailed, FormatConversionFailed, DeliveryFailed, HTTPEndpointFailed}
+	return []string{DecodeFailed, ProcessingFailed, LateRecord, PartitioningFailed, FormatConversionFailed, DeliveryFailed, HTTPEndpointFailed, PostgresFailed, RedshiftFailed}
 }
 
 // Batch is the unit of work: records from one shard (or file, or stream

@@ -334,7 +334,7 @@ func (s *Sink) keys() []keyDef {
 			intKey("max_partitions", &s.Buffer.MaxPartitions, "open buffers at most; one more seals the oldest").defaults("500"),
 			sizeKey("max_bytes", &s.Buffer.MaxBytes, "bytes all open buffers hold at most; more seals the largest").defaults("1GiB"),
 		),
-		customKey("schema", tColumns, "Parquet only: {column: type}, or a nested mapping for a struct (docs/formats.md#types)", func(d *decoder, v *yaml.Node, p string, depth int) {
+		customKey("schema", tColumns, "{column: type}, or a nested mapping for a struct (docs/formats.md#types): the columns of Parquet outputs, or the types create_table gives a table sink's columns", func(d *decoder, v *yaml.Node, p string, depth int) {
 			s.Schema = d.schemaFields(v, p, depth)
 		}).defaults("inferred"),
 		mappingKey("parquet", "Parquet only: tuning",

@@ -60,6 +60,10 @@ type compiledSink struct {
 	// interval is buffer.interval, with an explicit 0 (Firehose's zero
 	// buffering: deliver at once) as the shortest interval there is.
 	interval time.Duration
+	// columns are a table sink's compiled columns (nil: fields by name),
+	// columnTypes the types of their expressions.
+	columns     []encode.Column
+	columnTypes map[string]operators.Type
 }
 
 // checker collects the problems of a Spec.
