@@ -172,7 +172,11 @@ func (o *observer) Finished(name string, err error) {
 	o.finished[name] = err
 	o.mu.Unlock()
 }
-func (o *observer) Removed(name string) { o.mu.Lock(); o.removed = append(o.removed, name); o.mu.Unlock() }
+func (o *observer) Removed(name string) {
+	o.mu.Lock()
+	o.removed = append(o.removed, name)
+	o.mu.Unlock()
+}
 
 func (o *observer) read(f func(o *observer) bool) bool {
 	o.mu.Lock()
