@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -185,4 +187,53 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestFailFastStopsEveryPipeline: with --fail-fast, the first pipeline to
+// fail stops the others, which seal and commit what they hold, and the run
+// exits 1 with the failure; nothing is restarted.
+func TestFailFastStopsEveryPipeline(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.yaml"), `name: a
+source:
+  generate: {rate: 500, seed: 1}
+steps:
+  - map: {seq: meta.sequence_number}
+sinks:
+  - name: out
+    files: {dir: out-a}
+    buffer: {interval: 200ms}
+`)
+	writeFile(t, filepath.Join(dir, "c.yaml"), fmt.Sprintf(`name: c
+source:
+  generate: {count: 100, seed: 3}
+sinks:
+  - name: archive
+    s3: {bucket: archive, endpoint: "%s", region: us-east-1, access_key_id: %s, secret_access_key: %s}
+    retry: {duration: 500ms}
+`, down, testservers.AccessKeyID, testservers.SecretAccessKey))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stderr lockedBuffer
+	code := dispatch(ctx, []string{"run", "--status", "off", "--fail-fast", dir}, strings.NewReader(""), io.Discard, &stderr)
+	logs := stderr.String()
+	if ctx.Err() != nil {
+		t.Fatalf("sluice run --fail-fast did not stop by itself:\n%s", tail(logs, 3000))
+	}
+	if code != exitRuntime || !strings.Contains(logs, `msg="pipeline failed" err="pipeline c: `) || strings.Contains(logs, "restarting it") {
+		t.Errorf("exit %d; want 1 with the failure of c and no restart:\n%s", code, tail(logs, 3000))
+	}
+	// a was stopped, not failed: what it read is published, once.
+	if n := len(uniqueRecords(t, filepath.Join(dir, "out-a"))); !strings.Contains(logs, fmt.Sprintf(`msg="pipeline finished" pipeline=a in=%d out=%d`, n, n)) {
+		t.Errorf("a published %d records; its summary:\n%s", n, grepLines(logs, "pipeline=a"))
+	}
 }
