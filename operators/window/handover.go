@@ -46,7 +46,7 @@ type handoverSnap struct {
 
 // advanceAll advances the windows of both lengths during a handover, the
 // rows of the previous length first (they end by the switch, the new
-// length's start at it), and ends the handover once it is over.
+// length's start at it).
 func (w *Window) advanceAll(wm int64) []engine.Record {
 	h := w.hand
 	if h == nil {
@@ -59,19 +59,13 @@ func (w *Window) advanceAll(wm int64) []engine.Record {
 		return rows
 	}
 	rows := h.prev.advance(wm)
-	rows = append(rows, w.advance(wm)...)
-	if len(h.prev.panes) == 0 && h.prev.fired >= satAdd(h.at, h.prev.lateness) {
-		w.collect()
-		w.hand = nil
-		w.log.Info(fmt.Sprintf("window %s: the change of length is complete: every window of the previous length has closed", w.name),
-			"window", w.name, "switch", fmtTime(h.at))
-	}
-	return rows
+	return append(rows, w.advance(wm)...)
 }
 
-// collect takes over what the previous length's windows rejected and
-// counted as late.
-func (w *Window) collect() {
+// settle takes over what the previous length's windows rejected and
+// counted as late, and ends the handover once it is over. It is called
+// at the end of a batch or tick, when no record is being placed.
+func (w *Window) settle() {
 	h := w.hand
 	if h == nil {
 		return
@@ -80,6 +74,11 @@ func (w *Window) collect() {
 	h.prev.scr.failed = nil
 	if n := h.prev.late.Swap(0); n != 0 {
 		w.late.Add(n)
+	}
+	if len(h.prev.panes) == 0 && h.prev.fired >= satAdd(h.at, h.prev.lateness) {
+		w.hand = nil
+		w.log.Info(fmt.Sprintf("window %s: the change of length is complete: every window of the previous length has closed", w.name),
+			"window", w.name, "switch", fmtTime(h.at))
 	}
 }
 

@@ -237,3 +237,24 @@ func TestHandoverRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestHandoverLateRecords: a record late for a window of the previous
+// length is counted and dead-lettered as any late record, by the window.
+func TestHandoverLateRecords(t *testing.T) {
+	ctx := context.Background()
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	cfg := length{tumbling: time.Minute}.config()
+	cfg.Late = LateDeadLetter
+	w, _ := New(cfg)
+	w.Process(ctx, &engine.Batch{Shard: "s", Records: []engine.Record{rec(base, "/", 1, "u"), rec(base.Add(90*time.Second), "/", 1, "u")}})
+	state, _ := w.Snapshot()
+	cfg.Tumbling = 5 * time.Minute
+	w, _ = New(cfg)
+	if err := w.Restore(state); err != nil || w.hand == nil {
+		t.Fatalf("restore: %v, handover %v", err, w.hand)
+	}
+	out, _ := w.Process(ctx, &engine.Batch{Shard: "s", Records: []engine.Record{rec(base.Add(10*time.Second), "/", 1, "u")}})
+	if len(out.Failed) != 1 || out.Failed[0].Type != engine.LateRecord || w.LateRecords() != 1 {
+		t.Errorf("failed %+v, late records %d; want the late record dead-lettered and counted", out.Failed, w.LateRecords())
+	}
+}

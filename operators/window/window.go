@@ -702,7 +702,7 @@ func (w *Window) Process(_ context.Context, b *engine.Batch) (*engine.Batch, err
 		w.wm.end(b.Shard)
 	}
 	rows := append(w.scr.rows, w.advanceAll(w.wm.compute(w.now()))...)
-	w.collect()
+	w.settle()
 	out := &engine.Batch{Shard: b.Shard, Records: rows, Failed: w.scr.failed}
 	w.scr.rows, w.scr.failed = nil, nil
 	return out, nil
@@ -717,7 +717,7 @@ func (w *Window) Tick(_ context.Context, now time.Time, final bool) (*engine.Bat
 	} else {
 		rows = w.advanceAll(w.wm.compute(now))
 	}
-	w.collect()
+	w.settle()
 	if len(rows) == 0 && len(w.scr.failed) == 0 {
 		return nil, nil
 	}
