@@ -127,6 +127,7 @@ func switchAt(prev, w *Window, horizon int64) (int64, error) {
 	if horizon >= MaxEventTime {
 		return maxTime, nil // the input had ended: nothing more is counted
 	}
+	horizon = max(horizon, MinEventTime) // a checkpoint's times are not trusted
 	q := floorDiv(horizon, l)
 	if q*l < horizon {
 		q++

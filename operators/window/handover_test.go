@@ -258,3 +258,34 @@ func TestHandoverLateRecords(t *testing.T) {
 		t.Errorf("failed %+v, late records %d; want the late record dead-lettered and counted", out.Failed, w.LateRecords())
 	}
 }
+
+// FuzzRestoreHandover restores arbitrary checkpoints, seeded with one of
+// each side of a change of length, into a window of the new length: the
+// window refuses them or works on, with no panic and no endless loop.
+func FuzzRestoreHandover(f *testing.F) {
+	ctx := context.Background()
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	oldCfg, newCfg := length{tumbling: time.Minute}.config(), length{size: 10 * time.Minute, every: 5 * time.Minute}.config()
+	old, _ := New(oldCfg)
+	old.Process(ctx, &engine.Batch{Shard: "s", Records: []engine.Record{rec(base, "/", 1, "u"), rec(base.Add(90*time.Second), "/", 1, "u")}})
+	before, _ := old.Snapshot()
+	f.Add([]byte(before))
+	mid, _ := New(newCfg)
+	mid.Restore(before)
+	mid.Process(ctx, &engine.Batch{Shard: "s", Records: []engine.Record{rec(base.Add(2*time.Minute), "/", 1, "u"), rec(base.Add(6*time.Minute), "/", 1, "u")}})
+	during, _ := mid.Snapshot()
+	f.Add([]byte(during))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		w, _ := New(newCfg)
+		if err := w.Restore(data); err != nil {
+			return
+		}
+		for i := range 3 {
+			w.Process(ctx, &engine.Batch{Shard: "s", Records: []engine.Record{rec(base.Add(time.Duration(i)*7*time.Minute), "/", 1, "u")}})
+		}
+		w.Tick(ctx, time.Now(), true)
+		if _, err := w.Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
