@@ -107,7 +107,7 @@ sinks:
 
 	s3.Start()
 	waitFor(t, 90*time.Second, "c to deliver everything once the endpoint is up", func() bool {
-		return len(uniqueRecords(t, filepath.Join(store, "archive"))) == 1500
+		return len(uploadedRecords(t, filepath.Join(store, "archive"))) == 1500
 	})
 	// Every pipeline's input has ended, so the run ends by itself (there
 	// is no server left to ask): exit 0 says no pipeline was failing then.
@@ -135,10 +135,26 @@ sinks:
 // on a record seen twice.
 func uniqueRecords(t *testing.T, dir string) map[string]bool {
 	t.Helper()
+	return readRecords(t, dir, false)
+}
+
+// uploadedRecords is uniqueRecords while objects may be uploading: s3rver
+// writes an object's file as it receives it, so a line cut short is
+// skipped rather than an error.
+func uploadedRecords(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	return readRecords(t, dir, true)
+}
+
+func readRecords(t *testing.T, dir string, partial bool) map[string]bool {
+	t.Helper()
 	seen := map[string]bool{}
 	eachLine(t, dir, func(path, line string) {
 		var rec struct{ Seq string }
 		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Seq == "" {
+			if partial {
+				return
+			}
 			t.Fatalf("%s: not a record with a seq: %q", path, line)
 		}
 		if seen[rec.Seq] {
