@@ -619,7 +619,6 @@ func TestDashboardIsServedFromTheBinary(t *testing.T) {
 func TestNewRejects(t *testing.T) {
 	p, _ := testPipeline(&source{})
 	for _, cfg := range []server.Config{
-		{},
 		{Pipelines: []*engine.Pipeline{p}, Listen: "8080"},
 		{Pipelines: []*engine.Pipeline{p, p}},
 	} {

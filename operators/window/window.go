@@ -173,6 +173,17 @@ type Window struct {
 	log       *slog.Logger
 	// fingerprint identifies the state's layout in snapshots.
 	fingerprint string
+	// cfg is what New compiled, to build the window of a previous length
+	// when a checkpoint of one is handed over.
+	cfg Config
+
+	// hand is the window of the previous length while a change of length
+	// is handed over (see handover.go); nil otherwise.
+	hand *handover
+	// since and until bound the windows emitted: none starts before since
+	// or ends after until (minTime and maxTime: no bound). They are set
+	// by a handover, on each side of its switch.
+	since, until int64
 
 	wm watermark
 	// fired is the watermark up to which windows have been emitted.
@@ -260,6 +271,9 @@ func New(cfg Config) (*Window, error) {
 		panes:     map[int64]*pane{},
 		keyed:     map[string][]*session{},
 		nextScan:  maxTime,
+		cfg:       cfg,
+		since:     minTime,
+		until:     maxTime,
 	}
 	if w.now == nil {
 		w.now = time.Now
@@ -675,6 +689,9 @@ func (w *Window) Process(_ context.Context, b *engine.Batch) (*engine.Batch, err
 		w.wm.announce(b.Shard, b.Parents, now)
 	}
 	w.shard = b.Shard
+	if w.hand != nil {
+		w.hand.prev.shard = b.Shard
+	}
 	for i := range b.Records {
 		w.add(&b.Records[i], now)
 	}
@@ -684,7 +701,8 @@ func (w *Window) Process(_ context.Context, b *engine.Batch) (*engine.Batch, err
 	case b.End:
 		w.wm.end(b.Shard)
 	}
-	rows := append(w.scr.rows, w.advance(w.wm.compute(w.now()))...)
+	rows := append(w.scr.rows, w.advanceAll(w.wm.compute(w.now()))...)
+	w.settle()
 	out := &engine.Batch{Shard: b.Shard, Records: rows, Failed: w.scr.failed}
 	w.scr.rows, w.scr.failed = nil, nil
 	return out, nil
@@ -695,10 +713,11 @@ func (w *Window) Process(_ context.Context, b *engine.Batch) (*engine.Batch, err
 func (w *Window) Tick(_ context.Context, now time.Time, final bool) (*engine.Batch, error) {
 	var rows []engine.Record
 	if final {
-		rows = w.advance(maxTime)
+		rows = w.advanceAll(maxTime)
 	} else {
-		rows = w.advance(w.wm.compute(now))
+		rows = w.advanceAll(w.wm.compute(now))
 	}
+	w.settle()
 	if len(rows) == 0 && len(w.scr.failed) == 0 {
 		return nil, nil
 	}
@@ -718,12 +737,18 @@ func (w *Window) add(r *engine.Record, now time.Time) {
 		w.fail(r, engine.ProcessingFailed, err.Error())
 		return
 	}
-	key, err := w.keyOf(r)
+	// o holds the record's windows: w, or during a handover the window of
+	// the previous length for event times before the switch.
+	o := w
+	if w.hand != nil && t < w.hand.at {
+		o = w.hand.prev
+	}
+	key, err := o.keyOf(r)
 	if err != nil {
 		w.fail(r, engine.ProcessingFailed, err.Error())
 		return
 	}
-	if err := w.argsOf(r); err != nil {
+	if err := o.argsOf(r); err != nil {
 		w.fail(r, engine.ProcessingFailed, err.Error())
 		return
 	}
@@ -732,21 +757,27 @@ func (w *Window) add(r *engine.Record, now time.Time) {
 	// time. Windows the pipeline has already emitted are closed whatever
 	// the shard's watermark (it lags only after the shard was idle).
 	w.wm.observe(t)
-	cut := max(w.wm.curMark(), w.fired)
-	err = w.place(t, cut, key)
+	cut := max(w.wm.curMark(), o.fired)
+	if t < o.since {
+		// Before a handover's switch, once the previous length's windows
+		// are gone: its windows have all closed.
+		o.rejectLate(r, t, cut, key)
+		return
+	}
+	err = o.place(t, cut, key)
 	if errors.Is(err, errFull) {
 		// Windows that the watermark has passed are still open until the
 		// end of the batch: close them now to make room.
-		w.scr.rows = append(w.scr.rows, w.advance(w.wm.current())...)
-		cut = max(cut, w.fired)
-		err = w.place(t, cut, key)
+		w.scr.rows = append(w.scr.rows, w.advanceAll(w.wm.current())...)
+		cut = max(cut, o.fired)
+		err = o.place(t, cut, key)
 	}
 	if errors.Is(err, errFull) {
-		err = w.tooManyKeys()
+		err = o.tooManyKeys()
 	}
 	if err != nil {
 		if errors.Is(err, errLate) {
-			w.rejectLate(r, t, cut, key)
+			o.rejectLate(r, t, cut, key)
 			return
 		}
 		w.fail(r, engine.ProcessingFailed, err.Error())

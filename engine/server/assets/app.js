@@ -94,7 +94,8 @@ function updateRates(st) {
 function renderTabs() {
   const nav = document.getElementById("tabs");
   nav.replaceChildren(...Object.keys(state.stats).map(name =>
-    el("button", { class: name === state.current ? "active" : "", text: name,
+    el("button", { class: (name === state.current ? "active " : "") + (state.stats[name].state === "failing" ? "failing" : ""),
+      text: name, title: state.stats[name].state,
       onclick: () => { state.current = name; renderAll(); } })));
 }
 
@@ -106,15 +107,18 @@ function card(label, value, sub) {
 function renderSummary(st) {
   const r = state.rates[st.name] || {};
   const fresh = st.sinks.map(s => s.freshness_seconds).filter(v => v !== null && v !== undefined);
-  document.getElementById("summary").replaceChildren(
-    card("State", st.state, st.error || (st.started ? "since " + fmtTime(st.started) : "")),
+  document.getElementById("summary").replaceChildren(...[
+    card("State", st.state, st.state === "failing"
+      ? "restarted " + st.restarts + "×" + (st.retry_at ? ", next " + fmtTime(st.retry_at) : "") + ": " + st.error
+      : st.error || (st.started ? "since " + fmtTime(st.started) : "")),
+    st.file_error ? card("File change", "not loaded", st.file_error) : null,
     card("In", fmtCount(r.in) + "/s", fmtCount(st.source.records) + " records"),
     card("Out", fmtCount(r.out) + "/s", fmtCount(st.records_out) + " records"),
     card("Errors", fmtCount(st.errors), st.undelivered ? fmtCount(st.undelivered) + " not delivered" : "to error outputs"),
     card("Buffered", fmtBytes(st.buffered_bytes + st.queued_bytes), fmtBytes(st.queued_bytes) + " queued"),
     card("Checkpoint age", fmtSecs(st.checkpoint_age_seconds), st.checkpoints + " checkpoints"),
     card("Data freshness", fresh.length ? fmtSecs(Math.max(...fresh)) : "–", "oldest undelivered"),
-  );
+  ].filter(Boolean));
 }
 
 // renderGraph draws source → steps in a row, sinks under the point they read.
@@ -312,8 +316,18 @@ function renderAll() {
   renderSinks(st);
 }
 
+// renderNotices lists the pipeline files whose change was not loaded and
+// that run no pipeline (a new file with an error).
+function renderNotices(doc) {
+  document.getElementById("notices").replaceChildren(...(doc.rejected_files || []).map(f =>
+    el("div", { class: "notice" }, el("strong", { text: f.file + " not loaded" }), el("pre", { text: f.error }))));
+}
+
 function applyStats(doc) {
   document.getElementById("version").textContent = "sluice " + (doc.version || "");
+  renderNotices(doc);
+  // A pipeline removed from the process leaves the dashboard.
+  state.stats = {};
   for (const st of doc.pipelines) {
     updateRates(st);
     state.stats[st.name] = st;
