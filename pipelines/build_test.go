@@ -53,6 +53,9 @@ func readOutputs(t *testing.T, dir string) []map[string]any {
 func writePipeline(t *testing.T, dir, text string) string {
 	t.Helper()
 	path := filepath.Join(dir, "pipeline.yaml")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
