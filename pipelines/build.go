@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/checkpoint"
+	"github.com/sluice-dev/sluice/engine/fsys"
 	"github.com/sluice-dev/sluice/engine/leases"
 )
 
@@ -48,6 +49,10 @@ type BuildOptions struct {
 	Sink func(name string) (engine.Sink, error)
 	// Store, when set, replaces the checkpoint store.
 	Store engine.Store
+	// FS, when set, is the file system of the files sinks and of a
+	// checkpoint store in a directory, in place of the host's: crash
+	// tests run whole pipelines on an fsys.Mem that fails where they say.
+	FS fsys.FS
 	// NotifyClient, when set, sends the alert rules' webhook requests.
 	NotifyClient *http.Client
 }
@@ -79,7 +84,7 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	// store, passes through the file's redactor.
 	red := s.Redactor()
 	opts.Logger = red.Logger(opts.Logger)
-	rt := runtime{stdin: opts.Stdin, now: opts.Now, fixedClock: opts.FixedClock, dir: opts.Dir, log: opts.Logger}
+	rt := runtime{stdin: opts.Stdin, now: opts.Now, fixedClock: opts.FixedClock, dir: opts.Dir, log: opts.Logger, fs: opts.FS}
 	comp, errs := compile(s, rt, nil)
 	s.redactErrors(errs)
 	if err := errs.err(); err != nil {
@@ -144,7 +149,7 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 			// Only the kinesis source shares a lease table.
 			return nil, fmt.Errorf("pipeline %s: checkpoint store %s needs the kinesis source; pass a Store with a replaced source", s.Name, store)
 		}
-		st, err := checkpoint.NewLocal(rt.abs(store), nil)
+		st, err := checkpoint.NewLocal(rt.abs(store), rt.fs)
 		if err != nil {
 			return nil, s.buildError("checkpoint.store", "checkpoint.store", err)
 		}
