@@ -373,3 +373,38 @@ func TestRunRefusesABadGraph(t *testing.T) {
 		}
 	}
 }
+
+// recoverBlocks is a sink whose recovery waits for the run's context, as
+// one republishing to an endpoint that does not answer does.
+type recoverBlocks struct {
+	fieldSink
+	started chan struct{}
+}
+
+func (s *recoverBlocks) Recover(ctx context.Context, _ json.RawMessage) error {
+	close(s.started)
+	<-ctx.Done()
+	return fmt.Errorf("republish: %w", ctx.Err())
+}
+
+// TestStopWhileRecoveringIsNotAFailure stops a run while a sink is still
+// recovering: Run returns nil, as for any stop, and nothing was read.
+func TestStopWhileRecoveringIsNotAFailure(t *testing.T) {
+	var log []string
+	sink := &recoverBlocks{started: make(chan struct{})}
+	src := &countSource{n: 10, per: 5}
+	p := &engine.Pipeline{Name: "t", Source: src,
+		Sinks: []engine.NamedSink{{Name: "out", After: -1, Sink: sink}}, Store: &memStore{log: &log}}
+	p.Stats = engine.NewStats(p)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	<-sink.started
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run stopped while recovering returned %v, want nil: a stop is not a failure", err)
+	}
+	if n := p.Stats.In.Load(); n != 0 || len(sink.rows) != 0 {
+		t.Fatalf("read %d records and wrote %d after a stop during recovery, want none", n, len(sink.rows))
+	}
+}

@@ -227,6 +227,13 @@ func newRunner(p *Pipeline) (*runner, error) {
 func (r *runner) run(ctx context.Context) error {
 	p := r.p
 	if err := r.restore(ctx); err != nil {
+		// A stop asked for while recovering (a sink republishing what
+		// the checkpoint sealed) is a stop, not a failure: nothing was
+		// read, and the next start recovers from the same checkpoint.
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			r.log.Info("stopped while recovering; the next start recovers again", "err", err)
+			return nil
+		}
 		return err
 	}
 	queueBytes := p.QueueBytes
