@@ -17,7 +17,6 @@ import (
 // reads every batch the minute window emits.
 type cascade struct {
 	minute, hour *Window
-	hourRows     []string
 }
 
 func newCascade(t *testing.T) *cascade {
