@@ -2,6 +2,7 @@ package pipelines
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 
 	"gopkg.in/yaml.v3"
@@ -220,6 +221,25 @@ func (d *decoder) decode(n *yaml.Node, path string, depth int, dc *Decode, forma
 func (s *Step) keys() []keyDef {
 	return []keyDef{
 		textKey("name", &s.Name, "the step's name: lowercase letters, digits, - and _, unique among the steps").defaults("the kind and the index: filter-0"),
+		textKey("from", &s.From, "which records the step reads: source (as decoded), or a step's or window's name").defaults("the step before (source for the first)"),
+	}
+}
+
+// stepKindPath is the path of a step kind's mapping, steps[i].KIND.
+var stepKindPath = regexp.MustCompile(`^steps\[[0-9]+\]\.([a-z_]+)$`)
+
+// stepKeyHint explains a key of the step written inside its kind's
+// mapping (path), where it is unknown; nil for other mappings.
+func stepKeyHint(path string) func(key string) string {
+	m := stepKindPath.FindStringSubmatch(path)
+	if m == nil {
+		return nil
+	}
+	return func(key string) string {
+		if key != "from" {
+			return ""
+		}
+		return fmt.Sprintf(" (from belongs to the step, beside %s:, not inside it)", m[1])
 	}
 }
 

@@ -43,7 +43,9 @@ const (
 
 // pipeline is the server's view of one pipeline.
 type pipeline struct {
-	p        *engine.Pipeline
+	p *engine.Pipeline
+	// from names the point each step reads: "source" or a step's name.
+	from     []string
 	windows  []*windowStream
 	byWindow map[string]*windowStream
 
@@ -57,7 +59,18 @@ type pipeline struct {
 // p still has.
 func newPipeline(p *engine.Pipeline, rows int, prev *pipeline) *pipeline {
 	pp := &pipeline{p: p, byWindow: map[string]*windowStream{}}
+	// Run refuses a pipeline whose graph does not hold together; until
+	// then its steps are drawn as a chain.
+	reads, err := p.Reads()
 	for i, st := range p.Steps {
+		from := engine.FromSource
+		switch {
+		case err != nil && i > 0:
+			from = p.Steps[i-1].Name
+		case err == nil && reads[i] >= 0:
+			from = p.Steps[reads[i]].Name
+		}
+		pp.from = append(pp.from, from)
 		// Window steps emit on ticks; the rows tell a window apart from
 		// other timed steps (they carry window_start and window_end).
 		if _, ok := st.Step.(engine.Ticker); ok {
@@ -170,9 +183,12 @@ type Status struct {
 	CheckpointAge float64 `json:"checkpoint_age_seconds"`
 }
 
-// StepStatus is one step's counters.
+// StepStatus is one step's counters. From names the point it reads:
+// "source" or a step; the steps and sinks with their From and After are
+// the pipeline's graph.
 type StepStatus struct {
 	Name   string `json:"name"`
+	From   string `json:"from"`
 	In     int64  `json:"in"`
 	Out    int64  `json:"out"`
 	Failed int64  `json:"failed"`
@@ -234,7 +250,7 @@ func (p *pipeline) status(now time.Time) Status {
 	}
 	for i := range st.Steps {
 		_, win := p.byWindow[p.p.Steps[i].Name]
-		s.Steps = append(s.Steps, StepStatus{Name: st.Steps[i].Name, In: st.Steps[i].In.Load(), Out: st.Steps[i].Out.Load(), Failed: st.Steps[i].Failed.Load(), Window: win})
+		s.Steps = append(s.Steps, StepStatus{Name: st.Steps[i].Name, From: p.from[i], In: st.Steps[i].In.Load(), Out: st.Steps[i].Out.Load(), Failed: st.Steps[i].Failed.Load(), Window: win})
 	}
 	for i, sk := range p.p.Sinks {
 		after := "source"

@@ -23,6 +23,15 @@
 // watermark follows the wall clock from the moment the last one went
 // quiet, so that the last windows of a stream that stopped still close.
 //
+// A window may read another window's rows (a 1-minute window feeding a
+// 1-hour one; Config.Rows). Every batch a window emits is on its own
+// stream (Batch.Shard is its name) and carries how far it has emitted
+// (Batch.Watermark), rows or none. The window reading it places each row
+// at the last instant of the row's window and follows that watermark
+// instead of keeping its own per shard, so that an hour closes once the
+// minutes' watermark passes its end, whether or not its last minutes had
+// rows, and its rows depend only on the minutes' rows.
+//
 // A record whose windows have all closed for its shard is late: it is
 // dropped (and counted) or sent to the error output as a "late-record";
 // the first of each window is logged. With an allowed lateness, closed
@@ -85,6 +94,19 @@ type Config struct {
 	// watermark and the wall clock; a record further ahead goes to the
 	// error output and moves nothing. 0 means DefaultMaxFuture.
 	MaxFuture time.Duration
+
+	// Rows says that the input records are the rows of another window
+	// (directly, or through steps that pass them on), whose batches carry
+	// that window's watermark (engine.Batch.Watermark). A row's event
+	// time is then the last instant of its window, window_end minus one
+	// nanosecond, so that the minute [10:59, 11:00) counts in the hour
+	// [10:00, 11:00); and the watermark is the one the batches carry, not
+	// one derived per shard from event times, so that an hour closes as
+	// soon as the minutes' watermark passes its end, whether or not its
+	// last minutes had rows. The window that made the rows applied
+	// OutOfOrderness, Idle and MaxFuture already; they do not apply here,
+	// and EventTime must be empty.
+	Rows bool
 
 	GroupBy   []Group
 	Aggregate []Output
@@ -170,6 +192,7 @@ type Window struct {
 	schema    operators.Schema
 	now       func() time.Time
 	wallClock bool // now is the wall clock
+	rows      bool // the input is a window's rows (Config.Rows)
 	log       *slog.Logger
 	// fingerprint identifies the state's layout in snapshots.
 	fingerprint string
@@ -186,8 +209,11 @@ type Window struct {
 	since, until int64
 
 	wm watermark
-	// fired is the watermark up to which windows have been emitted.
+	// fired is the watermark up to which windows have been emitted; sent
+	// is the one the last output batch carried (Batch.Watermark), not
+	// saved in checkpoints.
 	fired int64
+	sent  int64
 	panes map[int64]*pane       // tumbling and sliding: pane start -> pane
 	keyed map[string][]*session // session: group key -> its sessions, by start
 	// nextScan is the earliest watermark at which a session is due to be
@@ -267,7 +293,9 @@ func New(cfg Config) (*Window, error) {
 		now:       cfg.Now,
 		log:       cfg.Logger,
 		wallClock: !cfg.FixedClock,
+		rows:      cfg.Rows,
 		fired:     minTime,
+		sent:      minTime,
 		panes:     map[int64]*pane{},
 		keyed:     map[string][]*session{},
 		nextScan:  maxTime,
@@ -349,7 +377,15 @@ func New(cfg Config) (*Window, error) {
 		add("late", 0, 0, "late is %q or %q, not %q", LateDrop, LateDeadLetter, cfg.Late)
 	}
 
-	if cfg.EventTime != "" {
+	if cfg.Rows {
+		if cfg.EventTime != "" {
+			add("event_time", 0, 0, "a window over another window's rows places each row by its window_end; it takes no event_time")
+		}
+		if t, ok := cfg.Schema.Fields[FieldEnd]; cfg.Schema.Closed && (!ok || (t != operators.Time && t != operators.Any)) {
+			add("", 0, 0, "the rows this window reads have no %s time to place them by (a step before it removed or replaced it)", FieldEnd)
+		}
+	}
+	if cfg.EventTime != "" && !cfg.Rows {
 		e, err := operators.Compile(cfg.EventTime, cfg.Schema, operators.Any)
 		if err != nil {
 			line, col, msg := exprPos(err)
@@ -592,6 +628,10 @@ func resultType(r aggregate.Result, arg operators.Type) operators.Type {
 func fingerprint(cfg Config, w *Window) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %d %d;", w.kind, w.size, w.slide)
+	if cfg.Rows {
+		// Rows are placed by their window's end, not by event_time.
+		b.WriteString("rows;")
+	}
 	for _, g := range cfg.GroupBy {
 		fmt.Fprintf(&b, "g %q;", strings.TrimSpace(g.Expr))
 	}
@@ -669,19 +709,56 @@ func (w *Window) ShardTimes(m map[string]time.Time) {
 
 // Watermark returns the current watermark, zero before any record.
 func (w *Window) Watermark() time.Time {
-	if w.wm.value == minTime {
+	if w.rows {
+		return unixTime(w.fired)
+	}
+	return unixTime(w.wm.value)
+}
+
+// unixTime is t in Unix nanoseconds as a time, zero for minTime.
+func unixTime(t int64) time.Time {
+	if t == minTime {
 		return time.Time{}
 	}
-	return time.Unix(0, w.wm.value).UTC()
+	return time.Unix(0, t).UTC()
+}
+
+// Mutates implements engine.Mutator: Process changes nothing of the batch
+// it is given, and returns rows of its own.
+func (w *Window) Mutates() engine.Mutation { return engine.MutatesNothing }
+
+// output is a batch of the window's rows, carrying how far it has emitted
+// (Batch.Watermark), on the window's own stream: a window reading the
+// rows follows it.
+func (w *Window) output(rows []engine.Record) *engine.Batch {
+	w.sent = w.fired
+	out := &engine.Batch{Shard: w.name, Records: rows, Failed: w.scr.failed, Watermark: unixTime(w.fired)}
+	w.scr.rows, w.scr.failed = nil, nil
+	return out
 }
 
 // Process adds the batch's records to their windows and returns the rows
 // of the windows that the watermark closed, with the batch's failures and
 // the records it rejected. A batch that announces a shard (no records,
-// neither End nor Forget) makes the watermark wait for it.
+// neither End nor Forget) makes the watermark wait for it. Over another
+// window's rows (Config.Rows), the watermark moves to the one the batch
+// carries, after its rows.
 func (w *Window) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error) {
-	w.scr.failed = b.Failed
+	// Appending to b.Failed must not write into its spare capacity: other
+	// steps may read the same batch.
+	w.scr.failed = slices.Clip(b.Failed)
 	now := w.now()
+	if w.rows {
+		w.shard = b.Shard
+		for i := range b.Records {
+			w.add(&b.Records[i], now)
+		}
+		wm := w.fired
+		if !b.Watermark.IsZero() {
+			wm = max(wm, b.Watermark.UnixNano())
+		}
+		return w.output(append(w.scr.rows, w.advance(wm)...)), nil
+	}
 	switch {
 	case len(b.Records) > 0 || (b.End && !b.Forget):
 		w.wm.seen(b.Shard, now)
@@ -703,34 +780,34 @@ func (w *Window) Process(_ context.Context, b *engine.Batch) (*engine.Batch, err
 	}
 	rows := append(w.scr.rows, w.advanceAll(w.wm.compute(w.now()))...)
 	w.settle()
-	out := &engine.Batch{Shard: b.Shard, Records: rows, Failed: w.scr.failed}
-	w.scr.rows, w.scr.failed = nil, nil
-	return out, nil
+	return w.output(rows), nil
 }
 
 // Tick closes the windows that the watermark passed, moving it on for idle
-// shards; with final (the input has ended) it closes every window.
+// shards; with final (the input has ended) it closes every window. It
+// returns a batch when rows came out or the watermark moved (for a window
+// reading these rows), else nil. Over another window's rows the watermark
+// moves only with the batches, or at the end of input.
 func (w *Window) Tick(_ context.Context, now time.Time, final bool) (*engine.Batch, error) {
 	var rows []engine.Record
-	if final {
+	switch {
+	case final:
 		rows = w.advanceAll(maxTime)
-	} else {
+	case !w.rows:
 		rows = w.advanceAll(w.wm.compute(now))
 	}
 	w.settle()
-	if len(rows) == 0 && len(w.scr.failed) == 0 {
+	if len(rows) == 0 && len(w.scr.failed) == 0 && w.fired == w.sent {
 		return nil, nil
 	}
-	out := &engine.Batch{Records: rows, Failed: w.scr.failed}
-	w.scr.failed = nil
-	return out, nil
+	return w.output(rows), nil
 }
 
 // add puts one record of the current batch's shard in its windows, or
 // rejects it.
 func (w *Window) add(r *engine.Record, now time.Time) {
 	t, err := w.timeOf(r)
-	if err == nil {
+	if err == nil && !w.rows {
 		err = w.checkFuture(t, now)
 	}
 	if err != nil {
@@ -755,9 +832,14 @@ func (w *Window) add(r *engine.Record, now time.Time) {
 	// The record's own shard moves first: the record is judged against its
 	// shard's watermark including itself, as if records were read one at a
 	// time. Windows the pipeline has already emitted are closed whatever
-	// the shard's watermark (it lags only after the shard was idle).
-	w.wm.observe(t)
-	cut := max(w.wm.curMark(), o.fired)
+	// the shard's watermark (it lags only after the shard was idle). Rows
+	// of a window are judged against what this window emitted: the
+	// watermark their batch carries applies after them.
+	cut := o.fired
+	if !w.rows {
+		w.wm.observe(t)
+		cut = max(w.wm.curMark(), o.fired)
+	}
 	if t < o.since {
 		// Before a handover's switch, once the previous length's windows
 		// are gone: its windows have all closed.
@@ -765,7 +847,7 @@ func (w *Window) add(r *engine.Record, now time.Time) {
 		return
 	}
 	err = o.place(t, cut, key)
-	if errors.Is(err, errFull) {
+	if errors.Is(err, errFull) && !w.rows {
 		// Windows that the watermark has passed are still open until the
 		// end of the batch: close them now to make room.
 		w.scr.rows = append(w.scr.rows, w.advanceAll(w.wm.current())...)

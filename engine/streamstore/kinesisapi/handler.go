@@ -81,6 +81,7 @@ type Handler struct {
 	max      int64
 	now      func() time.Time
 	log      *slog.Logger
+	metrics  *metrics
 }
 
 // New returns a handler for cfg.Store.
@@ -91,7 +92,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Store.ReadOnly() {
 		return nil, errors.New("kinesisapi: the store is open read-only")
 	}
-	h := &Handler{store: cfg.Store, keys: cfg.Keys, unsigned: cfg.AllowUnsigned, hosts: cfg.Hosts, ops: ops(), max: cfg.MaxBodyBytes, now: cfg.Now, log: cfg.Logger}
+	h := &Handler{store: cfg.Store, keys: cfg.Keys, unsigned: cfg.AllowUnsigned, hosts: cfg.Hosts, ops: ops(), max: cfg.MaxBodyBytes, now: cfg.Now, log: cfg.Logger, metrics: newMetrics()}
 	if h.max <= 0 {
 		h.max = DefaultMaxBodyBytes
 	}
@@ -180,6 +181,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &apiError{status: http.StatusForbidden, typ: "AccessDeniedException", message: hostcheck.Refusal(r.Host, "sluice serve --allowed-hosts")})
 		return
 	}
+	if r.Method == http.MethodGet && r.URL.Path == "/metrics" {
+		h.metrics.handler.ServeHTTP(w, r)
+		return
+	}
 	if r.Method != http.MethodPost {
 		h.fail(w, r, newErr("MissingAuthenticationTokenException", "Missing Authentication Token. Kinesis API calls are POST requests with an X-Amz-Target header."))
 		return
@@ -220,6 +225,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx = context.WithValue(ctx, regionKey{}, c.region)
 	}
 	res, err := fn(h, ctx, in)
+	h.metrics.request(name, err)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -59,6 +59,7 @@ func (h *Handler) putRecord(ctx context.Context, in request) (any, error) {
 	if res[0].Err != nil {
 		return nil, res[0].Err
 	}
+	h.metrics.writes.WithLabelValues(name).Inc()
 	if in.cbor {
 		return putRecordOutput{ShardId: res[0].ShardID, SequenceNumber: res[0].Seq.String()}, nil
 	}
@@ -146,6 +147,7 @@ func (h *Handler) putRecords(ctx context.Context, in request) (any, error) {
 			failed++
 		}
 	}
+	h.metrics.writes.WithLabelValues(name).Add(float64(len(res) - failed))
 	if in.cbor {
 		out := putRecordsOutput{FailedRecordCount: failed, Records: make([]putRecordsResult, len(res))}
 		for i := range res {
@@ -275,6 +277,7 @@ func (h *Handler) getRecords(_ context.Context, in request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	h.metrics.recordsRead.WithLabelValues(cur.Stream).Add(float64(len(res.Records)))
 	if in.cbor {
 		return h.getRecordsCBOR(cur, res, now), nil
 	}
