@@ -94,10 +94,10 @@ type Handler struct {
 	registry *prometheus.Registry
 	// metricsHTTP answers GET /metrics from registry.
 	metricsHTTP http.Handler
-	ops      map[string]op
-	max      int64
-	now      func() time.Time
-	log      *slog.Logger
+	ops         map[string]op
+	max         int64
+	now         func() time.Time
+	log         *slog.Logger
 }
 
 // New returns a handler for cfg.Store.

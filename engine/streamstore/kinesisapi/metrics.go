@@ -115,8 +115,8 @@ type collector struct {
 	h *Handler
 
 	inRecords, inBytes, outRecords, outBytes *prometheus.Desc
-	writeThrottled, readThrottled           *prometheus.Desc
-	iteratorAge, openShards                 *prometheus.Desc
+	writeThrottled, readThrottled            *prometheus.Desc
+	iteratorAge, openShards                  *prometheus.Desc
 }
 
 func newCollector(h *Handler) *collector {
