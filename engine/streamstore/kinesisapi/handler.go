@@ -415,6 +415,7 @@ func (h *Handler) Serve(ctx context.Context, ln net.Listener) error {
 			if err := h.store.Trim(); err != nil {
 				h.log.Error("retention", "err", err)
 			}
+			h.pruneMeters()
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

@@ -37,13 +37,64 @@ type shardMeter struct {
 }
 
 // meters keeps the counters of every shard the API has seen used. A
-// stream's are dropped when it is deleted.
+// stream's are dropped when it is deleted, and a shard's when it leaves
+// its stream past retention, so that the series of a stream that is
+// resharded again and again stay bounded.
 type meters struct {
 	mu     sync.RWMutex
 	shards map[shardKey]*shardMeter
+	// retired holds, per stream, what was written to its shards that
+	// were dropped, so that written only grows.
+	retired map[string][2]int64
 }
 
-func newMeters() *meters { return &meters{shards: map[shardKey]*shardMeter{}} }
+func newMeters() *meters {
+	return &meters{shards: map[shardKey]*shardMeter{}, retired: map[string][2]int64{}}
+}
+
+// prune drops the meters of shards that are no longer in their stream;
+// shardsOf returns a stream's shards, ok false when it cannot tell.
+func (m *meters) prune(shardsOf func(stream string) (ids map[string]bool, ok bool)) {
+	m.mu.RLock()
+	streams := map[string]bool{}
+	for k := range m.shards {
+		streams[k.stream] = true
+	}
+	m.mu.RUnlock()
+	for stream := range streams {
+		ids, ok := shardsOf(stream)
+		if !ok {
+			continue
+		}
+		m.mu.Lock()
+		for k, sm := range m.shards {
+			if k.stream == stream && !ids[k.shard] {
+				r := m.retired[stream]
+				r[0] += sm.inRecords.Load()
+				r[1] += sm.inBytes.Load()
+				m.retired[stream] = r
+				delete(m.shards, k)
+			}
+		}
+		m.mu.Unlock()
+	}
+}
+
+// pruneMeters drops the meters of the shards that expired from their
+// streams.
+func (h *Handler) pruneMeters() {
+	h.meters.prune(func(stream string) (map[string]bool, bool) {
+		info, err := h.store.Describe(stream)
+		if err != nil {
+			return nil, false
+		}
+		ids := make(map[string]bool, len(info.Shards))
+		for _, sh := range info.Shards {
+			ids[sh.ID] = true
+		}
+		return ids, true
+	})
+}
 
 func (m *meters) get(stream, shard string) *shardMeter {
 	k := shardKey{stream, shard}
@@ -70,6 +121,7 @@ func (m *meters) forget(stream string) {
 			delete(m.shards, k)
 		}
 	}
+	delete(m.retired, stream)
 }
 
 // written sums the records and bytes written to every shard of a stream,
@@ -77,6 +129,8 @@ func (m *meters) forget(stream string) {
 func (m *meters) written(stream string) (records, bytes int64) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	r := m.retired[stream]
+	records, bytes = r[0], r[1]
 	for k, sm := range m.shards {
 		if k.stream == stream {
 			records += sm.inRecords.Load()

@@ -264,3 +264,33 @@ func TestUpdateShardCountTenADay(t *testing.T) {
 		t.Fatalf("a day after the first call: %v", err)
 	}
 }
+
+// The meters of a shard that left its stream are dropped, and what was
+// written to it stays in the stream's total, which only grows.
+func TestMetersPruneKeepsTheTotal(t *testing.T) {
+	m := newMeters()
+	m.get("s", "a").inRecords.Add(5)
+	m.get("s", "a").inBytes.Add(50)
+	m.get("s", "b").inRecords.Add(7)
+	m.get("s", "b").inBytes.Add(70)
+	m.get("other", "a").inRecords.Add(1)
+	m.prune(func(stream string) (map[string]bool, bool) {
+		if stream == "other" {
+			return nil, false // cannot tell: keep
+		}
+		return map[string]bool{"b": true}, true
+	})
+	if _, ok := m.shards[shardKey{"s", "a"}]; ok {
+		t.Error("the meter of a shard that left the stream was kept")
+	}
+	if _, ok := m.shards[shardKey{"other", "a"}]; !ok {
+		t.Error("the meter of a stream that could not be described was dropped")
+	}
+	if r, b := m.written("s"); r != 12 || b != 120 {
+		t.Errorf("written after the prune: %d records, %d bytes; want 12, 120", r, b)
+	}
+	m.forget("s")
+	if r, b := m.written("s"); r != 0 || b != 0 {
+		t.Errorf("written after forget: %d, %d", r, b)
+	}
+}
