@@ -22,8 +22,9 @@ import (
 // directory the example runs in. An example without an entry needs
 // nothing.
 var exampleSetups = map[string]func(t *testing.T, dir string){
-	"kinesis-to-files": setupKinesisExample,
-	"kinesis-windows":  setupKinesisWindowsExample,
+	"kinesis-to-files":  setupKinesisExample,
+	"kinesis-windows":   setupKinesisWindowsExample,
+	"autoscaled-stream": setupAutoscaledExample,
 	// Examples with a server block listen where SLUICE_LISTEN says.
 	"quickstart": func(t *testing.T, _ string) { t.Setenv("SLUICE_LISTEN", "127.0.0.1:0") },
 	"http-endpoint": func(t *testing.T, _ string) {

@@ -153,7 +153,7 @@ func graphDone(t *testing.T, dir string, n int, branches ...string) bool {
 }
 
 // recordsRead reads how many records `sluice serve` has returned from
-// GetRecords on stream.
+// GetRecords on stream, from its per-shard outgoing records.
 func recordsRead(t *testing.T, endpoint, stream string) int {
 	t.Helper()
 	res, err := http.Get(endpoint + "/metrics")
@@ -162,11 +162,13 @@ func recordsRead(t *testing.T, endpoint, stream string) int {
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
-	m := regexp.MustCompile(`(?m)^sluice_serve_records_read_total\{stream="` + regexp.QuoteMeta(stream) + `"\} (\d+)$`).FindSubmatch(body)
-	if m == nil {
-		return 0
+	// The counter is per shard; the stream's reads are their sum.
+	n := 0
+	re := regexp.MustCompile(`(?m)^sluice_stream_outgoing_records_total\{shard="[^"]*",stream="` + regexp.QuoteMeta(stream) + `"\} (\d+)$`)
+	for _, m := range re.FindAllSubmatch(body, -1) {
+		v, _ := strconv.Atoi(string(m[1]))
+		n += v
 	}
-	n, _ := strconv.Atoi(string(m[1]))
 	return n
 }
 
