@@ -194,8 +194,31 @@ sinks:
 	t.Logf("%d lines through %d SIGKILLs of the producer: the stream holds %d repeats, the consumer wrote each line once", total, kills, repeats)
 }
 
-// streamCopies reads every record of the stream and counts the copies
-// of each line it holds.
+// setupKinesisSinkExample serves the stream examples/kinesis-sink.yaml
+// puts into, and writes the log lines it tails.
+func setupKinesisSinkExample(t *testing.T, dir string) {
+	endpoint := serveInProcess(t)
+	for _, kv := range testservers.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("KINESIS_ENDPOINT", endpoint)
+	c := kinesisClient(endpoint)
+	if _, err := c.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String("app-logs"), ShardCount: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	var lines strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&lines, `{"user":"u%d","line":"line-%07d"}`+"\n", i%7, i)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "logs", "app.log"), lines.String())
+}
+
+// streamCopies reads every record of the stream, aggregated by a kinesis
+// sink, and counts the copies of each line (field line) it holds.
 func streamCopies(t *testing.T, c *kinesis.Client, stream string) map[string]int {
 	t.Helper()
 	ctx := context.Background()
