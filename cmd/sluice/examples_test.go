@@ -57,7 +57,9 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 // exampleOutputs counts what an example published elsewhere than in
 // files or on stdout (records in a stream).
 var exampleOutputs = map[string]func(t *testing.T) int{
-	"kinesis-sink": func(t *testing.T) int { return len(streamCopies(t, kinesisClient(os.Getenv("KINESIS_ENDPOINT")), "app-logs")) },
+	"kinesis-sink": func(t *testing.T) int {
+		return len(streamCopies(t, kinesisClient(os.Getenv("KINESIS_ENDPOINT")), "app-logs"))
+	},
 }
 
 // TestExamples validates every pipeline in examples/ and runs it for a
