@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/fsys"
 	"github.com/sluice-dev/sluice/engine/kpl"
+	"github.com/sluice-dev/sluice/engine/streamstore"
 	"github.com/sluice-dev/sluice/internal/kinesistest"
 	kinsink "github.com/sluice-dev/sluice/sinks/kinesis"
 )
@@ -424,5 +425,109 @@ func TestCheckNamesTheKeys(t *testing.T) {
 	}
 	if err := (kinsink.Config{Stream: "bad name!", Dir: "d"}).Check(); err == nil || !strings.Contains(err.Error(), "not a stream name") {
 		t.Errorf("a bad stream name: %v", err)
+	}
+}
+
+// TestReshardRepacksByTheNewShards splits the stream's one shard under a
+// running aggregating sink: the batch packed by the old listing lands on
+// the children (each aggregate on its first record's), the sink sees it
+// landed elsewhere than predicted and lists the shards again, and the
+// next batch is packed by the children's ranges: every user record of an
+// aggregate then belongs to the shard the aggregate is on. Nothing is
+// lost, ids stay unique, and each key's records are in order on each
+// shard. (Across the children they may not be: a record of the batch
+// packed for the parent may land on the sibling of the child its key
+// now goes to; docs/sinks/kinesis.md says so.)
+func TestReshardRepacksByTheNewShards(t *testing.T) {
+	srv := startServe(t, false)
+	createStream(t, srv.write, "s", 1)
+	sink := newSink(t, srv.write, kinsink.Config{Stream: "s", PartitionKey: byField("k"), Aggregate: true})
+	ctx := context.Background()
+	if err := sink.Recover(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	put := func(from, to int) {
+		t.Helper()
+		b := &engine.Batch{Shard: "s0"}
+		for i := from; i < to; i++ {
+			b.Records = append(b.Records, engine.Record{Fields: map[string]any{"k": fmt.Sprintf("key-%d", i%50), "i": int64(i)}})
+		}
+		if err := sink.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sink.Flush(ctx, time.Now(), true); err != nil {
+			t.Fatal(err)
+		}
+		st, err := sink.Prepare(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sink.Commit(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(0, 1000)
+	c := kinesistest.Client(srv.write)
+	if _, err := c.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String("s"), ShardToSplit: aws.String("shardId-000000000000"), NewStartingHashKey: aws.String("170141183460469231731687303715884105728")}); err != nil {
+		t.Fatal(err)
+	}
+	kinesistest.WaitActive(t, c, "s")
+	put(1000, 2000) // packed for the parent, lands on the children
+	put(2000, 3000) // packed for the children
+
+	ranges := map[string][2]streamstore.HashKey{}
+	shards, err := c.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("s")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range shards.Shards {
+		lo, _ := streamstore.ParseHashKey(aws.ToString(sh.HashKeyRange.StartingHashKey))
+		hi, _ := streamstore.ParseHashKey(aws.ToString(sh.HashKeyRange.EndingHashKey))
+		ranges[aws.ToString(sh.ShardId)] = [2]streamstore.HashKey{lo, hi}
+	}
+	recs := readStream(t, srv.read, "s")
+	got := users(t, recs)
+	seen := make([]int, 3000)
+	last := map[[2]string]int{}
+	for _, r := range got {
+		seen[r.ev.I]++
+		k := [2]string{r.shard, r.key}
+		if p, ok := last[k]; ok && r.ev.I < p {
+			t.Fatalf("key %s on %s: record %d after %d", r.key, r.shard, r.ev.I, p)
+		}
+		last[k] = r.ev.I
+	}
+	for i, n := range seen {
+		if n != 1 {
+			t.Fatalf("record %d is in the stream %d times, want once", i, n)
+		}
+	}
+	ids := map[kpl.ID]bool{}
+	for _, r := range got {
+		if ids[r.id] {
+			t.Fatalf("id %v twice", r.id)
+		}
+		ids[r.id] = true
+	}
+	repacked := 0
+	for _, s := range recs {
+		if s.shard == "shardId-000000000000" {
+			continue
+		}
+		var ev event
+		json.Unmarshal(s.users[0].Data, &ev)
+		if ev.I < 2000 {
+			continue
+		}
+		r := ranges[s.shard]
+		for _, u := range s.users {
+			if h := streamstore.PartitionHash(u.PartitionKey); h.Cmp(r[0]) < 0 || h.Cmp(r[1]) > 0 {
+				t.Fatalf("record of key %s packed into an aggregate on %s, whose range does not hold it", u.PartitionKey, s.shard)
+			}
+		}
+		repacked++
+	}
+	if repacked < 2 {
+		t.Fatalf("%d aggregates of the last batch on the children, want one on each at least", repacked)
 	}
 }
