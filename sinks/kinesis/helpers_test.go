@@ -35,10 +35,9 @@ import (
 // without throughput limits, so that reading back does not compete with
 // the sink for them).
 type server struct {
-	name           string
-	write, read    string
-	limits         bool
-	aggregateLimit bool
+	name        string
+	write, read string
+	limits      bool
 }
 
 // startServe serves a fresh stream store, as `sluice serve` does (with
