@@ -42,6 +42,7 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 		}
 		t.Setenv("S3_ENDPOINT", testservers.S3rverIn(t, store).URL)
 	},
+	"kinesis-sink": setupKinesisSinkExample,
 	"local-stream": func(t *testing.T, dir string) {
 		var lines strings.Builder
 		for i := range 200 {
@@ -94,6 +95,12 @@ var exampleDestinations = map[string]func(t *testing.T, dir string) (published f
 				t.Fatalf("count the example's rows: %v", err)
 			}
 			return n
+		}
+	},
+	// The kinesis sink's example writes into a stream of sluice serve.
+	"kinesis-sink": func(t *testing.T, dir string) func() int {
+		return func() int {
+			return publishedFiles(t, dir) + len(streamCopies(t, kinesisClient(os.Getenv("KINESIS_ENDPOINT")), "app-logs"))
 		}
 	},
 }
