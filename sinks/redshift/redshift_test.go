@@ -109,6 +109,14 @@ func (e *env) run(t *testing.T, sink engine.Sink, src engine.Source) {
 	}
 }
 
+// client is an S3 client of the env's s3rver.
+func (e *env) client() *s3.Client {
+	return s3.New(s3.Options{Region: testservers.Region, BaseEndpoint: aws.String(e.s3.URL), UsePathStyle: true,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: testservers.AccessKeyID, SecretAccessKey: testservers.SecretAccessKey}, nil
+		})})
+}
+
 func (e *env) counts(t *testing.T) (all, distinct int64) {
 	t.Helper()
 	if err := e.up.QueryRow(context.Background(), `SELECT count(*), count(DISTINCT requests) FROM per_route`).Scan(&all, &distinct); err != nil {
@@ -183,10 +191,7 @@ func TestGivesUpPastRetryDuration(t *testing.T) {
 	if n != 100 || !strings.HasPrefix(last, "s3://lake/errors/redshift-failed/") || !strings.HasSuffix(last, ".json.gz.manifest") {
 		t.Fatalf("Undelivered() = %d, %q; want 100 under s3://lake/errors/redshift-failed/", n, last)
 	}
-	client := s3.New(s3.Options{Region: testservers.Region, BaseEndpoint: aws.String(e.s3.URL), UsePathStyle: true,
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: testservers.AccessKeyID, SecretAccessKey: testservers.SecretAccessKey}, nil
-		})})
+	client := e.client()
 	key := strings.TrimPrefix(last, "s3://lake/")
 	out, err := client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("lake"), Key: aws.String(key)})
 	if err != nil {
@@ -208,5 +213,45 @@ func TestGivesUpPastRetryDuration(t *testing.T) {
 	}
 	if !strings.Contains(body.String(), `"url":"s3://lake/redshift-staging/`) || !strings.Contains(body.String(), `"mandatory":true`) {
 		t.Errorf("the error manifest is %s", body.String())
+	}
+}
+
+// TestCommitNotHeardPastRetryDuration: the connection drops after the
+// COMMIT of the only attempt the retry duration allows. The batch loaded;
+// the tracking row, looked up once more, says so: nothing is undelivered
+// and no manifest goes under the error prefix.
+func TestCommitNotHeardPastRetryDuration(t *testing.T) {
+	e := newEnv(t)
+	e.rs.Drop(standin.AfterCommit, 1)
+	sink, err := redshift.New(e.config(0)) // one attempt
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	e.run(t, sink, &rows{total: 200, batch: 100})
+	if all, distinct := e.counts(t); all != 200 || distinct != 200 {
+		t.Fatalf("count(*) %d, count(DISTINCT requests) %d; want 200 of each", all, distinct)
+	}
+	if n, last := sink.Undelivered(); n != 0 {
+		t.Errorf("Undelivered() = %d, %q; want 0: the batch whose COMMIT was not heard loaded", n, last)
+	}
+	if loaded, skipped, failed := sink.Loads(); loaded != 2 || skipped != 0 || failed != 1 {
+		t.Errorf("loads: %d loaded, %d skipped, %d failed attempts; want 2, 0, 1", loaded, skipped, failed)
+	}
+	dropped := 0
+	for _, c := range e.rs.Copies() {
+		if c.Dropped == standin.AfterCommit {
+			dropped++
+		}
+	}
+	if dropped != 1 {
+		t.Fatalf("the stand-in dropped %d connections after the COMMIT; want 1", dropped)
+	}
+	out, err := e.client().ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("lake"), Prefix: aws.String("errors/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out.Contents {
+		t.Errorf("s3://lake/%s under the error prefix", aws.ToString(o.Key))
 	}
 }
