@@ -86,6 +86,17 @@ func (l *loader) uploaded(ctx context.Context, s buffer.Sealed, key, sum string)
 		return ctx.Err()
 	}
 	if err != nil {
+		// The last attempt may have committed with its answer lost (the
+		// connection dropped after the COMMIT): then the batch loaded,
+		// and the tracking row says so.
+		if b, ok := l.lookup(ctx, id); ok {
+			l.log.Warn("batch loaded, though its COMMIT was not heard: the load-tracking table holds it", "batch", id, "rows", b.Rows, "attempts", attempts, "err", loads.Describe(err))
+			l.count(b.Rows, b.Rejected, false, url)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		reason := fmt.Sprintf("%s (gave up after %d attempts over %s, retry.duration %s)", loads.Describe(err), attempts, l.cfg.Now().Sub(start).Round(time.Millisecond), retry)
 		ekey := l.errorKey(s, key)
 		if perr := l.put(ctx, ekey, body, map[string]string{s3sink.MetaError: s3sink.MetadataValue(reason)}); perr != nil {
@@ -97,19 +108,45 @@ func (l *loader) uploaded(ctx context.Context, s buffer.Sealed, key, sum string)
 		l.undeliveredTo.Store(&where)
 		return nil
 	}
-	switch {
-	case skipped:
-		l.skipped.Add(1)
+	if skipped {
 		l.log.Info("batch loaded already; skipped", "batch", id)
-	default:
-		l.loaded.Add(1)
+	} else {
 		l.log.Debug("batch loaded", "batch", id, "rows", rows, "attempts", attempts)
-		if rejected > 0 {
-			l.undelivered.Add(rejected)
-			l.undeliveredTo.Store(&url)
+	}
+	l.count(rows, rejected, skipped, url)
+	return nil
+}
+
+// count counts a batch that is in the table: loaded now, or found loaded
+// already; the rows Redshift rejected in its load are undelivered.
+func (l *loader) count(rows, rejected int64, skipped bool, url string) {
+	if skipped {
+		l.skipped.Add(1)
+		return
+	}
+	l.loaded.Add(1)
+	if rejected > 0 {
+		l.undelivered.Add(rejected)
+		l.undeliveredTo.Store(&url)
+	}
+}
+
+// lookup reads the batch's tracking row once, on the connection or a new
+// one; a failure to read it counts as not found, and is logged.
+func (l *loader) lookup(ctx context.Context, id string) (loads.Batch, bool) {
+	conn, err := l.connect(ctx)
+	if err == nil {
+		var b loads.Batch
+		var ok bool
+		if b, ok, err = l.tracker.Lookup(ctx, conn, id); err == nil {
+			return b, ok
+		}
+		if conn.IsClosed() || !serverError(err) {
+			l.close()
 		}
 	}
-	return nil
+	l.log.Warn("could not look the batch up in the load-tracking table once more", "batch", id, "err", l.red.Error(err))
+	return loads.Batch{}, false
 }
 
 // errorKey is where a manifest goes when its COPY is given up on: the
