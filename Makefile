@@ -27,11 +27,14 @@ run: build
 	./$(BIN) run $(PIPELINE)
 
 # deps installs the AWS-protocol test servers (kinesalite, s3rver, dynalite)
-# pinned in testservers/package-lock.json.
+# pinned in testservers/package-lock.json, and says when PostgreSQL (Debian's
+# postgresql package, which .ci/run installs) is missing.
 deps:
 	@if [ -f testservers/package-lock.json ]; then \
 		npm ci --prefix testservers --no-audit --no-fund --loglevel=error; \
 	fi
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || [ -n "$$SLUICE_PG_BIN" ] || command -v postgres >/dev/null 2>&1 || \
+		echo "note: PostgreSQL is not installed, so its tests are skipped: sudo apt-get install -y postgresql (or set SLUICE_PG_BIN)"
 
 # lint: gofmt, go vet, staticcheck and a tidy check (go.mod and go.sum say
 # exactly what the code imports), for the module and the benchmark

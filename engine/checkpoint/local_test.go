@@ -198,7 +198,7 @@ func TestSaveCrashAtEachStep(t *testing.T) {
 	}
 	end := probe.Ops()
 	for failAt := start + 1; failAt <= end; failAt++ {
-		for _, powerLoss := range []bool{false, true} {
+		for _, pl := range fsys.PowerLosses(uint64(failAt), uint64(failAt)+100) {
 			mem := setup(t)
 			efs := fsys.NewErrorFS(mem, failAt, true)
 			st, err := checkpoint.NewLocal("/c", efs)
@@ -208,9 +208,7 @@ func TestSaveCrashAtEachStep(t *testing.T) {
 			if err := st.Save(ctx, sample(2)); err == nil {
 				t.Fatalf("fail at op %d: Save returned no error", failAt)
 			}
-			if powerLoss {
-				mem.Crash()
-			}
+			pl.Apply(mem)
 			fresh, err := checkpoint.NewLocal("/c", mem)
 			if err != nil {
 				t.Fatal(err)
@@ -218,10 +216,10 @@ func TestSaveCrashAtEachStep(t *testing.T) {
 			got, err := fresh.Load(ctx, "api-metrics")
 			op, _ := efs.Failed()
 			if err != nil {
-				t.Fatalf("fail at %s (power loss %v): Load: %v", op, powerLoss, err)
+				t.Fatalf("fail at %s (%s): Load: %v", op, pl.Name, err)
 			}
 			if !equal(t, got, sample(1)) && !equal(t, got, sample(2)) {
-				t.Fatalf("fail at %s (power loss %v): Load = %+v, neither checkpoint 1 nor 2", op, powerLoss, got)
+				t.Fatalf("fail at %s (%s): Load = %+v, neither checkpoint 1 nor 2", op, pl.Name, got)
 			}
 			// The next save after the failure works and wins.
 			if err := fresh.Save(ctx, sample(3)); err != nil {
@@ -235,22 +233,24 @@ func TestSaveCrashAtEachStep(t *testing.T) {
 }
 
 func TestSaveIsDurable(t *testing.T) {
-	ctx := context.Background()
-	mem := fsys.NewMem()
-	st, err := checkpoint.NewLocal("/var/lib/sluice/checkpoints", mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := sample(7)
-	if err := st.Save(ctx, want); err != nil {
-		t.Fatal(err)
-	}
-	mem.Crash()
-	got, err := st.Load(ctx, "api-metrics")
-	if err != nil || got == nil || !equal(t, got, want) {
-		t.Fatalf("after power loss Load = %+v, %v; want the saved checkpoint", got, err)
-	}
-	if !reflect.DeepEqual(got.Positions, want.Positions) {
-		t.Errorf("positions %v, want %v", got.Positions, want.Positions)
+	for _, pl := range fsys.PowerLosses(1, 2, 3, 4, 5, 6, 7, 8) {
+		ctx := context.Background()
+		mem := fsys.NewMem()
+		st, err := checkpoint.NewLocal("/var/lib/sluice/checkpoints", mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := sample(7)
+		if err := st.Save(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		pl.Apply(mem)
+		got, err := st.Load(ctx, "api-metrics")
+		if err != nil || got == nil || !equal(t, got, want) {
+			t.Fatalf("after %s Load = %+v, %v; want the saved checkpoint", pl.Name, got, err)
+		}
+		if !reflect.DeepEqual(got.Positions, want.Positions) {
+			t.Errorf("positions %v, want %v", got.Positions, want.Positions)
+		}
 	}
 }

@@ -3,7 +3,9 @@
 // sealed outputs. Going through an interface instead of package os lets
 // tests see and control durability: Recorder logs the exact sequence of
 // operations, ErrorFS fails the Nth one, and Mem is an in-memory file
-// system that keeps only what was synced when it "loses power" (Mem.Crash).
+// system that keeps only what was synced when it "loses power" (Mem.Crash),
+// or that and a random part of the rest (Mem.CrashPartial), as a real disk
+// may.
 //
 // The rules sluice follows, and that the tests of every writer check:
 //   - new content becomes visible only by rename, after the file was
@@ -44,13 +46,22 @@ type FS interface {
 	// SyncDir makes dir's entries durable: files created, renamed into or
 	// removed from it.
 	SyncDir(dir string) error
+	// Lock takes an exclusive lock on the file name, creating it if
+	// needed, so that one process at a time owns what it guards. The lock
+	// is released by closing the result, or when the process ends. A lock
+	// held by someone else fails with an error wrapping ErrLocked.
+	Lock(name string) (io.Closer, error)
 }
+
+// ErrLocked is the error Lock wraps when the lock is held by someone else.
+var ErrLocked = errors.New("locked by another process")
 
 // File is an open file.
 type File interface {
 	io.Reader
 	io.ReaderAt
 	io.Writer
+	io.WriterAt
 	io.Closer
 	// Sync makes the file's content durable (fsync).
 	Sync() error
@@ -153,6 +164,34 @@ func MkdirAll(fsys FS, dir string) error {
 		if err := fsys.SyncDir(filepath.Dir(d)); err != nil {
 			return fmt.Errorf("mkdir %s: sync parent: %w", d, err)
 		}
+	}
+	return nil
+}
+
+// RemoveAll removes name and, if it is a directory, everything in it. A
+// name that does not exist is not an error. The removals are durable only
+// once the parent directory is synced.
+func RemoveAll(fsys FS, name string) error {
+	info, err := fsys.Stat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if info.IsDir() {
+		ents, err := fsys.ReadDir(name)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if err := RemoveAll(fsys, filepath.Join(name, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	if err := fsys.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	return nil
 }

@@ -3,9 +3,12 @@ package fsys_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,8 +49,9 @@ func TestMkdirAllOperationOrder(t *testing.T) {
 }
 
 // TestWriteAtomicFailureAtEachStep fails each operation of WriteAtomic in
-// turn, with and without a power loss afterwards, and checks that the
-// final name always holds the old content or the new one, whole.
+// turn, with and without a power loss afterwards (strict, or keeping part
+// of the unsynced writes), and checks that the final name always holds
+// the old content or the new one, whole.
 func TestWriteAtomicFailureAtEachStep(t *testing.T) {
 	const name = "/d/state.json"
 	oldData, newData := []byte(`{"old":true}`), []byte(`{"new":true,"padding":"xxxxxxxxxxxxxxxx"}`)
@@ -71,7 +75,11 @@ func TestWriteAtomicFailureAtEachStep(t *testing.T) {
 		t.Fatalf("WriteAtomic did %d operations, want at least create, write, sync, close, rename, syncdir", total)
 	}
 	for failAt := 1; failAt <= total; failAt++ {
-		for _, crash := range []bool{false, true} {
+		// Each is checked as a process crash leaves it, and after a
+		// power loss.
+		losses := fsys.PowerLosses(uint64(failAt), uint64(failAt)+100)[1:]
+		for i := range 2 * len(losses) {
+			crash, loss := i%2 == 1, losses[i/2]
 			mem := setup(t)
 			efs := fsys.NewErrorFS(mem, failAt, crash)
 			err := fsys.WriteAtomic(efs, name, newData)
@@ -92,8 +100,8 @@ func TestWriteAtomicFailureAtEachStep(t *testing.T) {
 				}
 			}
 			check("before power loss")
-			mem.Crash()
-			check("after power loss")
+			loss.Apply(mem)
+			check("after " + loss.Name)
 		}
 	}
 }
@@ -256,5 +264,293 @@ func TestMemFileSemantics(t *testing.T) {
 	}
 	if err := mem.Remove("/missing"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("remove missing: %v, want ErrNotExist", err)
+	}
+}
+
+// TestCrashPartialKeepsEachUnsyncedWriteOrNot writes a synced prefix and
+// three unsynced writes, and loses power under many seeds: the prefix is
+// always there, each write is there whole or not at all (a hole of zeros
+// where a later one landed without it), every one of the eight
+// combinations occurs, and a seed always gives the same one.
+func TestCrashPartialKeepsEachUnsyncedWriteOrNot(t *testing.T) {
+	run := func(seed uint64) string {
+		mem := fsys.NewMem()
+		f, err := mem.Create("/log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, f, "prefix")
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if err := mem.SyncDir("/"); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{"aa", "bb", "cc"} {
+			mustWrite(t, f, s)
+		}
+		mem.CrashPartial(seed, 0.5)
+		got, err := fsys.ReadFile(mem, "/log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(got)
+	}
+	seen := map[string]bool{}
+	for seed := range uint64(200) {
+		got := run(seed)
+		if !strings.HasPrefix(got, "prefix") {
+			t.Fatalf("seed %d: %q lost the synced prefix", seed, got)
+		}
+		rest := got[len("prefix"):]
+		if len(rest)%2 != 0 || len(rest) > 6 {
+			t.Fatalf("seed %d: %q has a write that is neither whole nor absent", seed, got)
+		}
+		for i, want := range []string{"aa", "bb", "cc"} {
+			if 2*i+2 > len(rest) {
+				break
+			}
+			if w := rest[2*i : 2*i+2]; w != want && w != "\x00\x00" {
+				t.Fatalf("seed %d: write %d reads %q, want %q or a hole", seed, i, w, want)
+			}
+		}
+		if again := run(seed); again != got {
+			t.Fatalf("seed %d gave %q, then %q", seed, got, again)
+		}
+		seen[got] = true
+	}
+	if len(seen) != 8 {
+		t.Errorf("200 seeds gave %d of the 8 possible outcomes: %q", len(seen), slices.Sorted(maps.Keys(seen)))
+	}
+}
+
+func mustWrite(t *testing.T, f fsys.File, s string) {
+	t.Helper()
+	if _, err := f.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCrashPartialDirectoryChanges checks the directory side: synced
+// entries survive, an unsynced rename inside a directory leaves the old
+// name or the new one (never both, never neither), and unsynced creations
+// and removals each survive or not.
+func TestCrashPartialDirectoryChanges(t *testing.T) {
+	outcomes := map[string]bool{}
+	for seed := range uint64(100) {
+		mem := fsys.NewMem()
+		if err := fsys.MkdirAll(mem, "/d"); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"/d/kept", "/d/old", "/d/doomed"} {
+			if err := fsys.WriteAtomic(mem, name, []byte(name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := mem.Rename("/d/old", "/d/new"); err != nil {
+			t.Fatal(err)
+		}
+		if err := mem.Remove("/d/doomed"); err != nil {
+			t.Fatal(err)
+		}
+		f, err := mem.Create("/d/fresh")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, f, "fresh")
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		mem.CrashPartial(seed, 0.5)
+		exists := func(name string) bool {
+			_, err := mem.Stat(name)
+			return err == nil
+		}
+		if got, err := fsys.ReadFile(mem, "/d/kept"); err != nil || string(got) != "/d/kept" {
+			t.Fatalf("seed %d: a synced file reads %q, %v", seed, got, err)
+		}
+		if exists("/d/old") == exists("/d/new") {
+			t.Fatalf("seed %d: after a rename, old exists %v and new exists %v; want exactly one", seed, exists("/d/old"), exists("/d/new"))
+		}
+		if exists("/d/fresh") {
+			if got, _ := fsys.ReadFile(mem, "/d/fresh"); string(got) != "fresh" {
+				t.Fatalf("seed %d: a synced file whose entry survived reads %q", seed, got)
+			}
+		}
+		outcomes[fmt.Sprint(exists("/d/new"), exists("/d/doomed"), exists("/d/fresh"))] = true
+	}
+	if len(outcomes) != 8 {
+		t.Errorf("100 seeds gave %d of the 8 combinations of rename, remove and create surviving", len(outcomes))
+	}
+}
+
+// TestCrashPartialLimits: keeping nothing is Crash, keeping everything
+// is a process crash (all that was written is there).
+func TestCrashPartialLimits(t *testing.T) {
+	for _, keep := range []float64{0, 1} {
+		mem := fsys.NewMem()
+		if err := fsys.MkdirAll(mem, "/d"); err != nil {
+			t.Fatal(err)
+		}
+		f, err := mem.Create("/d/f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, f, "synced")
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if err := mem.SyncDir("/d"); err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, f, "+more")
+		if _, err := f.WriteAt([]byte("S"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(8); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mem.Create("/d/g"); err != nil {
+			t.Fatal(err)
+		}
+		mem.CrashPartial(42, keep)
+		got, _ := fsys.ReadFile(mem, "/d/f")
+		_, gerr := mem.Stat("/d/g")
+		want, wantG := "synced", false
+		if keep == 1 {
+			want, wantG = "Synced+m", true
+		}
+		if string(got) != want || (gerr == nil) != wantG {
+			t.Errorf("keep %v: f = %q, g exists %v; want %q, %v", keep, got, gerr == nil, want, wantG)
+		}
+	}
+}
+
+func TestMemLock(t *testing.T) {
+	mem := fsys.NewMem()
+	l, err := mem.Lock("/LOCK")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mem.Lock("/LOCK"); !errors.Is(err, fsys.ErrLocked) {
+		t.Fatalf("second lock: %v, want ErrLocked", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := mem.Lock("/LOCK")
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	mem.Crash()
+	if _, err := mem.Lock("/LOCK"); err != nil {
+		t.Fatalf("lock after a crash (the holder is dead): %v", err)
+	}
+	if err := l2.Close(); err != nil {
+		t.Fatalf("closing a lock from before the crash: %v", err)
+	}
+	if _, err := mem.Lock("/LOCK"); !errors.Is(err, fsys.ErrLocked) {
+		t.Fatalf("a stale holder's Close released the new holder's lock: %v", err)
+	}
+}
+
+func TestOSLock(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "LOCK")
+	l, err := fsys.OS{}.Lock(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flock conflicts between open file descriptions, even in one process.
+	if _, err := (fsys.OS{}).Lock(name); !errors.Is(err, fsys.ErrLocked) {
+		t.Fatalf("second lock: %v, want ErrLocked", err)
+	}
+	l.Close()
+	l, err = fsys.OS{}.Lock(name)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	l.Close()
+}
+
+func TestRemoveAll(t *testing.T) {
+	mem := fsys.NewMem()
+	for _, name := range []string{"/a/b/c/f", "/a/b/g", "/a/h", "/keep/x"} {
+		if err := fsys.MkdirAll(mem, filepath.Dir(name)); err != nil {
+			t.Fatal(err)
+		}
+		if err := fsys.WriteAtomic(mem, name, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fsys.RemoveAll(mem, "/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.RemoveAll(mem, "/missing"); err != nil {
+		t.Errorf("RemoveAll of a missing name: %v", err)
+	}
+	ents, _ := mem.ReadDir("/")
+	if len(ents) != 1 || ents[0].Name() != "keep" {
+		t.Errorf("root after RemoveAll(/a): %v, want only keep", ents)
+	}
+}
+
+// A Stat after a write shows a new modification time, so that readers
+// polling a file notice the change.
+func TestMemModTimeMoves(t *testing.T) {
+	mem := fsys.NewMem()
+	if err := fsys.WriteAtomic(mem, "/f", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := mem.Stat("/f")
+	if err := fsys.WriteAtomic(mem, "/f", []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := mem.Stat("/f")
+	if !b.ModTime().After(a.ModTime()) {
+		t.Errorf("mod time %v then %v after a rewrite of the same size; want it to move", a.ModTime(), b.ModTime())
+	}
+}
+
+// A rename between directories is one change for a crash: until either
+// directory is synced, the file survives under one of its names, never
+// neither or both; once the target is synced, under the new name at least.
+func TestCrashPartialRenameBetweenDirectories(t *testing.T) {
+	for _, syncTarget := range []bool{false, true} {
+		seen := map[string]bool{}
+		for seed := range uint64(64) {
+			mem := fsys.NewMem()
+			for _, d := range []string{"/a", "/b"} {
+				if err := fsys.MkdirAll(mem, d); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := fsys.WriteAtomic(mem, "/a/f", []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if err := mem.Rename("/a/f", "/b/f"); err != nil {
+				t.Fatal(err)
+			}
+			if syncTarget {
+				if err := mem.SyncDir("/b"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mem.CrashPartial(seed, 0.5)
+			_, errOld := mem.Stat("/a/f")
+			_, errNew := mem.Stat("/b/f")
+			atOld, atNew := errOld == nil, errNew == nil
+			switch {
+			case !atOld && !atNew:
+				t.Fatalf("sync target %v, seed %d: the file is under neither name", syncTarget, seed)
+			case atOld && atNew && !syncTarget:
+				t.Fatalf("seed %d: the file is under both names, though neither directory was synced", seed)
+			case syncTarget && !atNew:
+				t.Fatalf("seed %d: the target was synced, but the new name is gone", seed)
+			}
+			seen[fmt.Sprint(atOld, atNew)] = true
+		}
+		if len(seen) != 2 {
+			t.Errorf("sync target %v: 64 seeds gave outcomes %v, want two", syncTarget, seen)
+		}
 	}
 }

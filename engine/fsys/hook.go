@@ -3,6 +3,7 @@ package fsys
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -12,8 +13,8 @@ import (
 // Op describes one file system operation, for Hook.
 type Op struct {
 	// Kind is one of create, open, remove, rename, mkdirall, readdir, stat,
-	// syncdir (on the FS) and read, write, sync, truncate, close, fstat (on
-	// a File).
+	// syncdir, lock (on the FS) and read, write, sync, truncate, close,
+	// fstat (on a File). WriteAt is a write.
 	Kind string
 	Path string
 	// To is the new name of a rename.
@@ -132,6 +133,13 @@ func (h *hookFS) SyncDir(dir string) error {
 	return h.inner.SyncDir(dir)
 }
 
+func (h *hookFS) Lock(name string) (io.Closer, error) {
+	if err := h.before(Op{Kind: "lock", Path: name}); err != nil {
+		return nil, err
+	}
+	return h.inner.Lock(name)
+}
+
 type hookFile struct {
 	h    *hookFS
 	f    File
@@ -166,6 +174,22 @@ func (f *hookFile) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return f.f.Write(p)
+}
+
+func (f *hookFile) WriteAt(p []byte, off int64) (int, error) {
+	err := f.h.before(Op{Kind: "write", Path: f.name, Size: int64(len(p))})
+	var torn *TornWrite
+	if errors.As(err, &torn) {
+		n, werr := f.f.WriteAt(p[:min(max(torn.Keep, 0), len(p))], off)
+		if werr != nil {
+			return n, werr
+		}
+		return n, torn
+	}
+	if err != nil {
+		return 0, err
+	}
+	return f.f.WriteAt(p, off)
 }
 
 func (f *hookFile) Sync() error {

@@ -2,9 +2,11 @@ package fsys
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
@@ -14,11 +16,12 @@ import (
 	"time"
 )
 
-// Mem is an in-memory file system that models durability strictly: a
-// file's content survives Crash only as of its last Sync, and a directory
-// entry (a file created, renamed or removed) only as of the last SyncDir of
-// its directory. A test runs a writer against Mem, calls Crash at any
-// point, and checks that what the writer promised durable is still there.
+// Mem is an in-memory file system that models durability: a file's
+// content is durable as of its last Sync, and a directory entry (a file
+// created, renamed or removed) as of the last SyncDir of its directory.
+// A test runs a writer against Mem, loses power at any point (Crash or
+// CrashPartial), and checks that what the writer promised durable is still
+// there and that what it finds is whole.
 // Paths are slash-separated; relative ones are rooted at "/".
 type Mem struct {
 	mu   sync.Mutex
@@ -26,34 +29,90 @@ type Mem struct {
 	// gen counts crashes; files opened before a crash fail afterwards, as
 	// a dead process's descriptors are gone.
 	gen int
+	// tick is a logical clock for modification times, so that a change
+	// is visible to Stat as it is on a real file system.
+	tick  int64
+	locks map[string]bool
 }
 
 type memNode struct {
 	dir bool
-	// For files: the current content and the content as of the last Sync.
+	mod int64 // tick of the last change
+	// For files: the current content, the content as of the last Sync, and
+	// the writes and truncations since then, in order.
 	data, synced []byte
-	// For directories: the current entries and the entries as of the last
-	// SyncDir.
+	unsynced     []fileChange
+	// For directories: the current entries, the entries as of the last
+	// SyncDir, and the changes to them since then, in order.
 	children, syncedChildren map[string]*memNode
+	dirChanges               []dirChange
 }
+
+// fileChange is a write of data at off, or, when truncate is set, a
+// truncation to off.
+type fileChange struct {
+	off      int64
+	data     []byte
+	truncate bool
+}
+
+// dirChange removes the entry del and then sets the entry set to node;
+// either may be empty. A rename within one directory is one change, so a
+// crash keeps the old name or the new one, never both or neither, as
+// journaling file systems promise. A rename between directories is a
+// change in each, made durable by syncing each; until then the two halves
+// share one fate, so that a crash does not lose the file from both.
+type dirChange struct {
+	del, set string
+	node     *memNode
+	rename   *fate // shared by the halves of a rename between directories
+}
+
+// fate is whether a crash keeps a change, decided once for all who share it.
+type fate struct{ decided, keep bool }
 
 var _ FS = (*Mem)(nil)
 
 // NewMem returns an empty file system holding only the root directory.
 func NewMem() *Mem {
-	return &Mem{root: newDir()}
+	return &Mem{root: newDir(), locks: map[string]bool{}}
 }
 
 func newDir() *memNode {
 	return &memNode{dir: true, children: map[string]*memNode{}, syncedChildren: map[string]*memNode{}}
 }
 
-// Crash throws away everything that was not made durable, as a power loss
-// does, and invalidates every open file.
+// Crash loses power the strictest way: only what was synced survives, and
+// every open file and lock is gone.
 func (m *Mem) Crash() {
+	m.crash(nil, 0)
+}
+
+// CrashPartial loses power the way a real disk can: what was synced
+// survives, and each write or truncation of a file since its last Sync,
+// and each change to a directory since its last SyncDir, independently
+// survives with probability keep (0 is Crash, 1 keeps everything). A kept
+// write may thus land without the writes before it, leaving a hole of
+// zeros, and a file may survive without its data or its data without its
+// name. The choices come from a generator seeded with seed, so that a
+// failing case replays from its seed.
+func (m *Mem) CrashPartial(seed uint64, keep float64) {
+	m.crash(rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), keep)
+}
+
+func (m *Mem) crash(rng *rand.Rand, keep float64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.gen++
+	m.tick++
+	clear(m.locks)
+	kept := func() bool { return rng != nil && rng.Float64() < keep }
+	keptOnce := func(f *fate) bool {
+		if !f.decided {
+			f.decided, f.keep = true, kept()
+		}
+		return f.keep
+	}
 	seen := map[*memNode]bool{}
 	var reset func(n *memNode)
 	reset = func(n *memNode) {
@@ -62,15 +121,77 @@ func (m *Mem) Crash() {
 		}
 		seen[n] = true
 		if !n.dir {
-			n.data = slices.Clone(n.synced)
+			data := slices.Clone(n.synced)
+			for _, c := range n.unsynced {
+				if kept() {
+					data = c.apply(data)
+				}
+			}
+			n.data, n.synced, n.unsynced = data, slices.Clone(data), nil
+			n.mod = m.tick
 			return
 		}
-		n.children = maps.Clone(n.syncedChildren)
-		for _, c := range n.children {
-			reset(c)
+		children := maps.Clone(n.syncedChildren)
+		for _, c := range n.dirChanges {
+			if c.rename != nil && keptOnce(c.rename) || c.rename == nil && kept() {
+				c.apply(children)
+			}
+		}
+		n.children, n.syncedChildren, n.dirChanges = children, maps.Clone(children), nil
+		// In name order, so that a seed always makes the same choices.
+		for _, name := range slices.Sorted(maps.Keys(n.children)) {
+			reset(n.children[name])
 		}
 	}
 	reset(m.root)
+}
+
+func (c fileChange) apply(data []byte) []byte {
+	if c.truncate {
+		return resize(data, c.off)
+	}
+	end := c.off + int64(len(c.data))
+	if end > int64(len(data)) {
+		data = resize(data, end)
+	}
+	copy(data[c.off:], c.data)
+	return data
+}
+
+// resize cuts data to size or extends it with zeros.
+func resize(data []byte, size int64) []byte {
+	if size <= int64(len(data)) {
+		return data[:size:size]
+	}
+	return append(data, make([]byte, size-int64(len(data)))...)
+}
+
+func (c dirChange) apply(children map[string]*memNode) {
+	if c.del != "" {
+		delete(children, c.del)
+	}
+	if c.set != "" {
+		children[c.set] = c.node
+	}
+}
+
+// change records a change to directory d. Called with m.mu held.
+func (m *Mem) change(d *memNode, c dirChange) {
+	c.apply(d.children)
+	d.dirChanges = append(d.dirChanges, c)
+	m.tick++
+	d.mod = m.tick
+}
+
+// write records a change to file n. Called with m.mu held.
+func (m *Mem) write(n *memNode, c fileChange) {
+	n.data = c.apply(n.data)
+	if !c.truncate {
+		c.data = slices.Clone(c.data)
+	}
+	n.unsynced = append(n.unsynced, c)
+	m.tick++
+	n.mod = m.tick
 }
 
 func memPath(name string) string {
@@ -132,14 +253,14 @@ func (m *Mem) OpenFile(name string, flag int, _ fs.FileMode) (File, error) {
 			return nil, err
 		}
 		n = &memNode{}
-		d.children[base] = n
+		m.change(d, dirChange{set: base, node: n})
 	case flag&(os.O_CREATE|os.O_EXCL) == os.O_CREATE|os.O_EXCL:
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrExist}
 	case n.dir && flag&(os.O_WRONLY|os.O_RDWR) != 0:
 		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("is a directory")}
 	}
 	if flag&os.O_TRUNC != 0 && !n.dir {
-		n.data = nil
+		m.write(n, fileChange{truncate: true})
 	}
 	acc := flag & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
 	return &memFile{
@@ -165,7 +286,7 @@ func (m *Mem) Remove(name string) error {
 	if n.dir && len(n.children) > 0 {
 		return &fs.PathError{Op: "remove", Path: name, Err: errors.New("directory not empty")}
 	}
-	delete(d.children, base)
+	m.change(d, dirChange{del: base})
 	return nil
 }
 
@@ -188,8 +309,13 @@ func (m *Mem) Rename(oldname, newname string) error {
 	if t := nd.children[nbase]; t != nil && t.dir {
 		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: fs.ErrExist}
 	}
-	delete(od.children, obase)
-	nd.children[nbase] = n
+	if od == nd {
+		m.change(od, dirChange{del: obase, set: nbase, node: n})
+	} else {
+		f := &fate{}
+		m.change(od, dirChange{del: obase, rename: f})
+		m.change(nd, dirChange{set: nbase, node: n, rename: f})
+	}
 	return nil
 }
 
@@ -204,7 +330,7 @@ func (m *Mem) MkdirAll(dir string, _ fs.FileMode) error {
 		c := n.children[part]
 		if c == nil {
 			c = newDir()
-			n.children[part] = c
+			m.change(n, dirChange{set: part, node: c})
 		} else if !c.dir {
 			return &fs.PathError{Op: "mkdir", Path: dir, Err: errors.New("not a directory")}
 		}
@@ -249,17 +375,60 @@ func (m *Mem) SyncDir(dir string) error {
 		return &fs.PathError{Op: "sync", Path: dir, Err: fs.ErrNotExist}
 	}
 	n.syncedChildren = maps.Clone(n.children)
+	n.dirChanges = nil
+	return nil
+}
+
+// Lock takes the lock name, creating the file if needed; a second Lock of
+// the same name fails with ErrLocked until the first is released or the
+// power is lost.
+func (m *Mem) Lock(name string) (io.Closer, error) {
+	f, err := m.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := memPath(name)
+	if m.locks[p] {
+		return nil, fmt.Errorf("lock %s: %w", name, ErrLocked)
+	}
+	m.locks[p] = true
+	return &memLock{m: m, p: p, gen: m.gen}, nil
+}
+
+type memLock struct {
+	m    *Mem
+	p    string
+	gen  int
+	done bool
+}
+
+func (l *memLock) Close() error {
+	l.m.mu.Lock()
+	defer l.m.mu.Unlock()
+	if l.done {
+		return &fs.PathError{Op: "unlock", Path: l.p, Err: fs.ErrClosed}
+	}
+	l.done = true
+	if l.gen == l.m.gen {
+		delete(l.m.locks, l.p)
+	}
 	return nil
 }
 
 func (n *memNode) info(name string) fs.FileInfo {
-	return memInfo{name: name, size: int64(len(n.data)), dir: n.dir}
+	return memInfo{name: name, size: int64(len(n.data)), dir: n.dir, mod: n.mod}
 }
 
 type memInfo struct {
 	name string
 	size int64
 	dir  bool
+	mod  int64
 }
 
 func (i memInfo) Name() string { return i.name }
@@ -270,7 +439,7 @@ func (i memInfo) Mode() fs.FileMode {
 	}
 	return 0o644
 }
-func (i memInfo) ModTime() time.Time { return time.Time{} }
+func (i memInfo) ModTime() time.Time { return time.Unix(0, i.mod) }
 func (i memInfo) IsDir() bool        { return i.dir }
 func (i memInfo) Sys() any           { return nil }
 
@@ -332,22 +501,40 @@ func (f *memFile) readAt(p []byte, off int64) (int, error) {
 func (f *memFile) Write(p []byte) (int, error) {
 	f.m.mu.Lock()
 	defer f.m.mu.Unlock()
-	if err := f.check("write"); err != nil {
+	if err := f.checkWrite("write"); err != nil {
 		return 0, err
-	}
-	if !f.write {
-		return 0, &fs.PathError{Op: "write", Path: f.name, Err: fs.ErrPermission}
 	}
 	if f.append {
 		f.off = int64(len(f.n.data))
 	}
-	end := f.off + int64(len(p))
-	if end > int64(len(f.n.data)) {
-		f.n.data = append(f.n.data, make([]byte, end-int64(len(f.n.data)))...)
-	}
-	copy(f.n.data[f.off:], p)
-	f.off = end
+	f.m.write(f.n, fileChange{off: f.off, data: p})
+	f.off += int64(len(p))
 	return len(p), nil
+}
+
+// WriteAt writes at off without moving the file's offset; like package
+// os it refuses a file opened with O_APPEND.
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	if err := f.checkWrite("writeat"); err != nil {
+		return 0, err
+	}
+	if f.append || off < 0 {
+		return 0, &fs.PathError{Op: "writeat", Path: f.name, Err: fs.ErrInvalid}
+	}
+	f.m.write(f.n, fileChange{off: off, data: p})
+	return len(p), nil
+}
+
+func (f *memFile) checkWrite(op string) error {
+	if err := f.check(op); err != nil {
+		return err
+	}
+	if !f.write {
+		return &fs.PathError{Op: op, Path: f.name, Err: fs.ErrPermission}
+	}
+	return nil
 }
 
 func (f *memFile) Sync() error {
@@ -357,6 +544,7 @@ func (f *memFile) Sync() error {
 		return err
 	}
 	f.n.synced = slices.Clone(f.n.data)
+	f.n.unsynced = nil
 	return nil
 }
 
@@ -369,11 +557,7 @@ func (f *memFile) Truncate(size int64) error {
 	if !f.write || size < 0 {
 		return &fs.PathError{Op: "truncate", Path: f.name, Err: fs.ErrInvalid}
 	}
-	if size <= int64(len(f.n.data)) {
-		f.n.data = f.n.data[:size:size]
-	} else {
-		f.n.data = append(f.n.data, make([]byte, size-int64(len(f.n.data)))...)
-	}
+	f.m.write(f.n, fileChange{off: size, truncate: true})
 	return nil
 }
 
@@ -394,4 +578,37 @@ func (f *memFile) Close() error {
 	}
 	f.closed = true
 	return nil
+}
+
+// PowerLoss is one way for a crash test to end a run over a Mem.
+type PowerLoss struct {
+	Name string
+	// Crash loses power; nil means a process crash, after which the disk
+	// still holds everything that was written.
+	Crash func(*Mem)
+}
+
+// Apply ends the run on m.
+func (p PowerLoss) Apply(m *Mem) {
+	if p.Crash != nil {
+		p.Crash(m)
+	}
+}
+
+// PowerLosses returns the ways a crash test tries after each failure: a
+// process crash, a strict power loss (only what was synced survives), and
+// for each seed a power loss that keeps half of the unsynced writes and
+// directory changes at random.
+func PowerLosses(seeds ...uint64) []PowerLoss {
+	pls := []PowerLoss{
+		{Name: "process crash"},
+		{Name: "power loss", Crash: (*Mem).Crash},
+	}
+	for _, seed := range seeds {
+		pls = append(pls, PowerLoss{
+			Name:  fmt.Sprintf("power loss keeping part of the unsynced writes (seed %d)", seed),
+			Crash: func(m *Mem) { m.CrashPartial(seed, 0.5) },
+		})
+	}
+	return pls
 }

@@ -3,8 +3,9 @@ package streamstore
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
+
+	"github.com/sluice-dev/sluice/engine/fsys"
 )
 
 // streamMeta is what stream.json holds: everything about a stream except
@@ -61,8 +62,8 @@ func (m *streamMeta) parse() error {
 	return nil
 }
 
-func readMeta(path string) (*streamMeta, error) {
-	b, err := os.ReadFile(path)
+func readMeta(sys fsys.FS, path string) (*streamMeta, error) {
+	b, err := fsys.ReadFile(sys, path)
 	if err != nil {
 		return nil, err
 	}
@@ -76,52 +77,14 @@ func readMeta(path string) (*streamMeta, error) {
 	return &m, nil
 }
 
-func (m *streamMeta) write(dir string) error {
+// write replaces dir/stream.json durably: temp file, fsync, rename, fsync
+// of the directory (fsys.WriteAtomic).
+func (m *streamMeta) write(sys fsys.FS, dir string) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(dir, metaFile, append(b, '\n'))
+	return fsys.WriteAtomic(sys, filepath.Join(dir, metaFile), append(b, '\n'))
 }
 
 const metaFile = "stream.json"
-
-// writeFileAtomic replaces dir/name with data so that after a crash the
-// file holds either the old or the new content: temp file, fsync, rename,
-// fsync of the directory.
-func writeFileAtomic(dir, name string, data []byte) error {
-	tmp, err := os.CreateTemp(dir, "."+name+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
-}

@@ -3,7 +3,6 @@ package streamstore
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"time"
 )
 
@@ -111,7 +110,7 @@ func (sh *shard) findTime(ms int64, end uint64) (uint64, error) {
 		}
 		off := seg.seekTime(ms)
 		for off < seg.size {
-			recs, noff, _, err := readSegment(seg.path, off, seg.size, 0, end, 256, 1<<30, nil, sh.number)
+			recs, noff, _, err := readSegment(sh.fs, seg.path, off, seg.size, 0, end, 256, 1<<30, nil, sh.number, false)
 			if errors.Is(err, fs.ErrNotExist) {
 				break // trimmed: the next segment is newer anyway
 			}
@@ -204,7 +203,7 @@ func (s *Store) Read(c Cursor, maxRecords, maxBytes int) (ReadResult, error) {
 		sh.mu.Unlock()
 		before := len(out)
 		var atEnd bool
-		out, off, atEnd, err = readFrom(path, off, end, next, limit, maxRecords, maxBytes, out, sh.number, hinted)
+		out, off, atEnd, err = readSegment(sh.fs, path, off, end, next, limit, maxRecords, maxBytes, out, sh.number, hinted)
 		sh.mu.Lock()
 		if errors.Is(err, errBadHint) {
 			hintOff = 0
@@ -275,22 +274,4 @@ func dataSize(rs []Record) int {
 		n += len(rs[i].Data)
 	}
 	return n
-}
-
-// readFrom is readSegment that first checks, when off came from a hint,
-// that the record there is the one wanted.
-func readFrom(path string, off, end int64, from, limit uint64, maxRecords, maxBytes int, out []Record, shardNum int, hinted bool) ([]Record, int64, bool, error) {
-	if hinted && off < end {
-		f, err := os.Open(path)
-		if err != nil {
-			return out, off, false, err
-		}
-		var h [recHeaderSize]byte
-		_, err = f.ReadAt(h[:], off)
-		f.Close()
-		if err != nil || recCounter(h[:]) != from {
-			return out, off, false, errBadHint
-		}
-	}
-	return readSegment(path, off, end, from, limit, maxRecords, maxBytes, out, shardNum)
 }

@@ -9,13 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluice-dev/sluice/engine/fsys"
 )
 
 // lastSegment returns the path of a shard's newest segment file.
 func lastSegment(t *testing.T, dir, stream, shard string) string {
 	t.Helper()
 	d := filepath.Join(dir, "streams", stream, shard)
-	bases, err := listSegments(d)
+	bases, err := listSegments(fsys.OS{}, d)
 	if err != nil || len(bases) == 0 {
 		t.Fatalf("segments of %s: %v", d, err)
 	}
@@ -171,5 +173,27 @@ func TestRecoveryRemovesUncommittedParts(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, p)); err == nil {
 			t.Errorf("%s survived recovery", p)
 		}
+	}
+}
+
+// An open shard whose directory holds no segment (what a failed stream
+// creation's cleanup can leave after a power loss) gets an empty one at
+// open, and takes writes.
+func TestRecoveryOfShardWithoutSegments(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, s, "x", 1)
+	s.Close()
+	if err := os.Remove(lastSegment(t, dir, "x", "shardId-000000000000")); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, Options{})
+	putN(t, s, "x", 3, rand.New(rand.NewPCG(1, 1)), "r")
+	recs := readAll(t, s, "x")["shardId-000000000000"]
+	if len(recs) != 3 || string(recs[0].Data) != "r-0" || recs[0].Seq.Counter != 0 {
+		t.Fatalf("after recovery the shard reads %d records", len(recs))
 	}
 }

@@ -1,8 +1,9 @@
 package streamstore
 
 import (
-	"os"
 	"path/filepath"
+
+	"github.com/sluice-dev/sluice/engine/fsys"
 )
 
 // A reshard is planned on a copy of the stream's metadata, then made
@@ -150,18 +151,20 @@ func (r *reshard) apply() error {
 	var made []string
 	undo := func() {
 		for _, d := range made {
-			os.RemoveAll(d)
+			// Best effort: Open removes shard directories that no
+			// stream.json names.
+			_ = fsys.RemoveAll(s.fs, d)
 		}
 	}
 	for _, sm := range r.opened {
 		d := filepath.Join(st.dir, sm.ID)
-		if err := createShardDir(d, sm.FloorMs); err != nil {
+		if err := createShardDir(s.fs, d, sm.FloorMs); err != nil {
 			undo()
 			return internal(err, "create shard %s", sm.ID)
 		}
 		made = append(made, d)
 	}
-	if err := r.m.write(st.dir); err != nil {
+	if err := r.m.write(s.fs, st.dir); err != nil {
 		undo()
 		return internal(err, "stream %s: save metadata", r.m.Name)
 	}
@@ -175,7 +178,7 @@ func (r *reshard) apply() error {
 		if st.shards[sm.ID] != nil {
 			continue
 		}
-		sh, err := openShard(filepath.Join(st.dir, sm.ID), sm, false, s.log.With("stream", r.m.Name))
+		sh, err := openShard(s.fs, filepath.Join(st.dir, sm.ID), sm, false, s.log.With("stream", r.m.Name))
 		if err != nil {
 			// The metadata is committed; the shard opens at the next
 			// start. Until then writes routed to it fail.

@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
+
+	"github.com/sluice-dev/sluice/engine/fsys"
 )
 
 // Trim applies retention: it deletes every segment whose newest record is
@@ -39,20 +40,23 @@ func (s *Store) trimStream(st *streamState) error {
 	}
 	cutoff := nowMs - int64(st.meta.RetentionHours)*3600_000
 	var expired []*shardMeta
+	var errs []error
 	for _, sm := range st.meta.Shards {
 		sh := st.shards[sm.ID]
 		if sh == nil {
 			continue
 		}
+		// One broken shard does not keep retention from the others.
 		if err := sh.trim(cutoff, nowMs, sm.Closed, s.ao); err != nil {
-			return fmt.Errorf("stream %s: %w", st.meta.Name, err)
+			errs = append(errs, fmt.Errorf("stream %s: %w", st.meta.Name, err))
+			continue
 		}
 		if sm.Closed && sm.ClosedMs < cutoff && sh.empty() {
 			expired = append(expired, sm)
 		}
 	}
 	if len(expired) == 0 {
-		return nil
+		return errors.Join(errs...)
 	}
 	m := st.meta.clone()
 	keep := m.Shards[:0]
@@ -66,19 +70,21 @@ func (s *Store) trimStream(st *streamState) error {
 		}
 	}
 	m.Shards = keep
-	if err := m.write(st.dir); err != nil {
-		return err
+	if err := m.write(s.fs, st.dir); err != nil {
+		return errors.Join(append(errs, fmt.Errorf("stream %s: save metadata: %w", st.meta.Name, err))...)
 	}
 	st.meta = m
+	st.index()
 	for _, e := range expired {
 		st.shards[e.ID].close()
 		delete(st.shards, e.ID)
-		if err := os.RemoveAll(filepath.Join(st.dir, e.ID)); err != nil {
-			return err
+		// Once stream.json no longer names the shard, its directory is
+		// dead weight; a failed removal is retried at the next Open.
+		if err := fsys.RemoveAll(s.fs, filepath.Join(st.dir, e.ID)); err != nil {
+			errs = append(errs, fmt.Errorf("stream %s: remove expired shard %s: %w", st.meta.Name, e.ID, err))
 		}
 	}
-	st.index()
-	return nil
+	return errors.Join(errs...)
 }
 
 // trim deletes the shard's segments whose records are all older than
@@ -96,20 +102,27 @@ func (sh *shard) trim(cutoff, nowMs int64, closed bool, o appendOptions) error {
 			return err
 		}
 	}
+	if !closed && sh.err != nil {
+		// A shard that failed a write cannot seal its segment: its
+		// records stay until a restart recovers the shard.
+		return fmt.Errorf("retention: shard %s: %w", sh.id, sh.err)
+	}
 	keepFrom := 0
 	for i, seg := range sh.segs {
 		isActive := !closed && i == len(sh.segs)-1
 		if isActive || seg.lastMs >= cutoff || seg.base >= sh.durable {
 			break
 		}
-		if err := os.Remove(seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := sh.fs.Remove(seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("retention: remove %s: %w", seg.path, err)
 		}
 		keepFrom = i + 1
 	}
 	if keepFrom > 0 {
 		sh.segs = append(sh.segs[:0:0], sh.segs[keepFrom:]...)
-		return syncDir(sh.dir)
+		if err := sh.fs.SyncDir(sh.dir); err != nil {
+			return fmt.Errorf("retention: sync directory %s: %w", sh.dir, err)
+		}
 	}
 	return nil
 }

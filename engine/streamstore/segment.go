@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/sluice-dev/sluice/engine/fsys"
 )
 
 // A shard's log is a sequence of segment files named by the counter of
@@ -216,10 +218,8 @@ type scanResult struct {
 // scan reads records from s.size onwards, noting each valid one, until
 // the end of the file, the first invalid record, or the record with
 // counter limit. It never reads past a record that fails its checksum.
-func (s *segment) scan(f *os.File, limit uint64) (scanResult, error) {
-	if _, err := f.Seek(s.size, io.SeekStart); err != nil {
-		return scanResult{}, fmt.Errorf("seek %s: %w", s.path, err)
-	}
+func (s *segment) scan(f fsys.File, limit uint64) (scanResult, error) {
+	r := io.NewSectionReader(f, s.size, math.MaxInt64-s.size)
 	const chunk = 1 << 20
 	buf := make([]byte, 0, chunk)
 	off := s.size // offset of buf[0]
@@ -257,7 +257,7 @@ func (s *segment) scan(f *os.File, limit uint64) (scanResult, error) {
 			buf = nb
 		}
 		buf = buf[:cap(buf)]
-		m, err := io.ReadFull(f, buf[rest:])
+		m, err := io.ReadFull(r, buf[rest:])
 		buf = buf[:rest+m]
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			eof = true
@@ -269,8 +269,8 @@ func (s *segment) scan(f *os.File, limit uint64) (scanResult, error) {
 
 // listSegments returns the base counters of the segment files in dir,
 // in order.
-func listSegments(dir string) ([]uint64, error) {
-	ents, err := os.ReadDir(dir)
+func listSegments(sys fsys.FS, dir string) ([]uint64, error) {
+	ents, err := sys.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -286,14 +286,14 @@ func listSegments(dir string) ([]uint64, error) {
 
 // openSegment opens a segment file and checks its header. The segment's
 // scan position starts after the header.
-func openSegment(dir string, base uint64, flag int) (*os.File, *segment, error) {
+func openSegment(sys fsys.FS, dir string, base uint64, flag int) (fsys.File, *segment, error) {
 	path := filepath.Join(dir, segName(base))
-	f, err := os.OpenFile(path, flag, 0)
+	f, err := sys.OpenFile(path, flag, 0)
 	if err != nil {
 		return nil, nil, err
 	}
 	h := make([]byte, segHeaderSize)
-	if _, err := io.ReadFull(f, h); err != nil {
+	if _, err := f.ReadAt(h, 0); err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("read header of %s: %w", path, err)
 	}
@@ -308,6 +308,3 @@ func openSegment(dir string, base uint64, flag int) (*os.File, *segment, error) 
 	}
 	return f, &segment{base: base, path: path, size: segHeaderSize, firstMs: ms, lastMs: ms}, nil
 }
-
-// recCounter returns the counter field of an encoded record header.
-func recCounter(h []byte) uint64 { return binary.LittleEndian.Uint64(h[8:]) }

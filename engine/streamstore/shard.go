@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/sluice-dev/sluice/engine/fsys"
 )
 
 // shard is the log of one shard: its segments, the next counter, and the
@@ -29,6 +31,7 @@ type shard struct {
 	number int
 	dir    string
 	ro     bool
+	fs     fsys.FS
 	log    *slog.Logger
 
 	mu       sync.Mutex
@@ -36,36 +39,40 @@ type shard struct {
 	next     uint64 // counter of the next record (scanned, for readers)
 	lastMs   int64
 	durable  uint64
-	file     *os.File // active segment; writer only
+	file     fsys.File // active segment; writer only
 	syncing  bool
 	syncDone chan struct{}
 	err      error // why the shard can no longer be written
 	buf      []byte
-	mark     *os.File // the durable file; writer only
+	mark     fsys.File // the durable file; writer only
+	markBuf  [8]byte   // what writeMark writes; kept here so it does not escape per call
 }
 
 const markFile = "durable"
 
 // createShardDir makes the directory of a new shard with its first,
 // empty segment, durably.
-func createShardDir(dir string, ms int64) error {
-	if err := os.Mkdir(dir, 0o755); err != nil {
+func createShardDir(sys fsys.FS, dir string, ms int64) error {
+	if err := sys.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := createSegment(dir, 0, ms)
+	f, err := createSegment(sys, dir, 0, ms)
 	if err != nil {
 		return err
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dir))
+	if err := sys.SyncDir(filepath.Dir(dir)); err != nil {
+		return fmt.Errorf("sync directory %s: %w", filepath.Dir(dir), err)
+	}
+	return nil
 }
 
 // createSegment creates a segment file with its header, durably.
-func createSegment(dir string, base uint64, ms int64) (*os.File, error) {
+func createSegment(sys fsys.FS, dir string, base uint64, ms int64) (fsys.File, error) {
 	path := filepath.Join(dir, segName(base))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := sys.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -77,9 +84,9 @@ func createSegment(dir string, base uint64, ms int64) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("sync %s: %w", path, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := sys.SyncDir(dir); err != nil {
 		f.Close()
-		return nil, err
+		return nil, fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return f, nil
 }
@@ -87,8 +94,8 @@ func createSegment(dir string, base uint64, ms int64) (*os.File, error) {
 // openShard loads a shard's segments. A writer truncates a torn tail of
 // the last segment and opens it for appending; a reader scans only up to
 // the durable counter the writer published.
-func openShard(dir string, m *shardMeta, ro bool, log *slog.Logger) (*shard, error) {
-	sh := &shard{id: m.ID, number: m.Number, dir: dir, ro: ro, log: log.With("shard", m.ID)}
+func openShard(sys fsys.FS, dir string, m *shardMeta, ro bool, log *slog.Logger) (*shard, error) {
+	sh := &shard{id: m.ID, number: m.Number, dir: dir, ro: ro, fs: sys, log: log.With("shard", m.ID)}
 	sh.lastMs = m.FloorMs
 	if err := sh.load(m); err != nil {
 		sh.close()
@@ -102,14 +109,20 @@ func (sh *shard) load(m *shardMeta) error {
 	if sh.ro {
 		limit = sh.readMark()
 	}
-	bases, err := listSegments(sh.dir)
-	if errors.Is(err, fs.ErrNotExist) {
+	bases, err := listSegments(sh.fs, sh.dir)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && len(bases) == 0 {
 		if m.Closed || sh.ro {
 			// A shard created and closed within one reshard has no files.
 			sh.next, sh.durable = m.EndNext, m.EndNext
 			return nil
 		}
-		if err := createShardDir(sh.dir, m.FloorMs); err != nil {
+		if err == nil {
+			// What a failed creation's cleanup left after a crash: the
+			// shard never held a record (its segment 0 is made durably
+			// before anything can be written to it).
+			sh.log.Warn("an open shard has no segment; starting an empty one")
+		}
+		if err := createShardDir(sh.fs, sh.dir, m.FloorMs); err != nil {
 			return err
 		}
 		bases = []uint64{0}
@@ -125,7 +138,7 @@ func (sh *shard) load(m *shardMeta) error {
 		if last && !sh.ro {
 			flag = os.O_RDWR
 		}
-		f, seg, err := openSegment(sh.dir, base, flag)
+		f, seg, err := openSegment(sh.fs, sh.dir, base, flag)
 		if sh.ro && errors.Is(err, fs.ErrNotExist) {
 			continue // the writer's retention removed it meanwhile
 		}
@@ -134,8 +147,11 @@ func (sh *shard) load(m *shardMeta) error {
 				// A crash while a new segment was created: it holds
 				// nothing yet.
 				sh.log.Warn("removing a segment torn at creation", "segment", segName(base), "err", err)
-				if err := os.Remove(filepath.Join(sh.dir, segName(base))); err != nil {
+				if err := sh.fs.Remove(filepath.Join(sh.dir, segName(base))); err != nil {
 					return err
+				}
+				if err := sh.fs.SyncDir(sh.dir); err != nil {
+					return fmt.Errorf("sync directory %s: %w", sh.dir, err)
 				}
 				sh.closeFiles()
 				sh.segs, sh.next, sh.lastMs = nil, 0, m.FloorMs
@@ -161,12 +177,19 @@ func (sh *shard) load(m *shardMeta) error {
 					f.Close()
 					return fmt.Errorf("truncate %s: %w", seg.path, err)
 				}
-				if err := f.Sync(); err != nil {
-					f.Close()
-					return fmt.Errorf("sync %s: %w", seg.path, err)
-				}
 			} else {
 				sh.log.Error("a sealed segment is damaged; its records from here on are skipped", "segment", segName(base), "at", seg.size, "reason", res.reason)
+			}
+		}
+		if last && !sh.ro {
+			// A process that crashed may have left records that were
+			// written but never synced: they are in the page cache, not
+			// yet on disk. Sync them before they count as durable, or a
+			// power loss could take back a record that was served and
+			// then hand its sequence number to another.
+			if err := f.Sync(); err != nil {
+				f.Close()
+				return fmt.Errorf("sync %s: %w", seg.path, err)
 			}
 		}
 		sh.segs = append(sh.segs, seg)
@@ -188,7 +211,12 @@ func (sh *shard) load(m *shardMeta) error {
 	}
 	sh.durable = sh.next
 	if !sh.ro {
-		mark, err := os.OpenFile(filepath.Join(sh.dir, markFile), os.O_RDWR|os.O_CREATE, 0o644)
+		// The entries of the segments, too, may be only in the page cache
+		// if a process crashed while creating one.
+		if err := sh.fs.SyncDir(sh.dir); err != nil {
+			return fmt.Errorf("sync directory %s: %w", sh.dir, err)
+		}
+		mark, err := sh.fs.OpenFile(filepath.Join(sh.dir, markFile), os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
 			return err
 		}
@@ -211,7 +239,7 @@ func (sh *shard) closeFiles() {
 
 // readMark returns the durable counter a writer published, or 0.
 func (sh *shard) readMark() uint64 {
-	b, err := os.ReadFile(filepath.Join(sh.dir, markFile))
+	b, err := fsys.ReadFile(sh.fs, filepath.Join(sh.dir, markFile))
 	if err != nil || len(b) < 8 {
 		return 0
 	}
@@ -223,9 +251,8 @@ func (sh *shard) writeMark() {
 	if sh.mark == nil {
 		return
 	}
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], sh.durable)
-	if _, err := sh.mark.WriteAt(b[:], 0); err != nil {
+	binary.LittleEndian.PutUint64(sh.markBuf[:], sh.durable)
+	if _, err := sh.mark.WriteAt(sh.markBuf[:], 0); err != nil {
 		sh.log.Warn("cannot publish the durable point for readers in other processes", "err", err)
 	}
 }
@@ -340,13 +367,13 @@ func (sh *shard) roll(nowMs int64, o appendOptions) error {
 	}
 	sh.durable = sh.next
 	ms := max(nowMs, sh.lastMs)
-	f, err := createSegment(sh.dir, sh.next, ms)
+	f, err := createSegment(sh.fs, sh.dir, sh.next, ms)
 	if err != nil {
 		return fmt.Errorf("shard %s: new segment: %w", sh.id, err)
 	}
 	sh.file.Close()
 	sh.file = f
-	sh.segs = append(sh.segs, &segment{base: sh.next, path: f.Name(), size: segHeaderSize, firstMs: ms, lastMs: ms})
+	sh.segs = append(sh.segs, &segment{base: sh.next, path: filepath.Join(sh.dir, segName(sh.next)), size: segHeaderSize, firstMs: ms, lastMs: ms})
 	sh.writeMark()
 	return nil
 }
@@ -430,7 +457,7 @@ func (sh *shard) refresh() error {
 	for sh.next < limit {
 		if n := len(sh.segs); n > 0 {
 			seg := sh.segs[n-1]
-			f, err := os.Open(seg.path)
+			f, err := sh.fs.Open(seg.path)
 			if errors.Is(err, fs.ErrNotExist) {
 				return sh.resync()
 			}
@@ -449,7 +476,7 @@ func (sh *shard) refresh() error {
 			}
 		}
 		// The rest is in segments that we have not seen yet.
-		bases, err := listSegments(sh.dir)
+		bases, err := listSegments(sh.fs, sh.dir)
 		if err != nil {
 			return err
 		}
@@ -458,7 +485,7 @@ func (sh *shard) refresh() error {
 			if b < sh.next || (len(sh.segs) > 0 && b <= sh.segs[len(sh.segs)-1].base) {
 				continue
 			}
-			f, seg, err := openSegment(sh.dir, b, os.O_RDONLY)
+			f, seg, err := openSegment(sh.fs, sh.dir, b, os.O_RDONLY)
 			if err != nil {
 				return nil // being created; try again later
 			}
@@ -478,7 +505,7 @@ func (sh *shard) refresh() error {
 // resync drops the segments a writer has deleted (retention) from a
 // reader's view.
 func (sh *shard) resync() error {
-	bases, err := listSegments(sh.dir)
+	bases, err := listSegments(sh.fs, sh.dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -527,9 +554,10 @@ const readChunk = 1<<20 + 64<<10
 // file, starting at off (which must be at or before the record from), up
 // to maxRecords records and maxBytes of data. It returns the records, the
 // offset after the last one, and whether it reached the end of the valid
-// bytes (end).
-func readSegment(path string, off, end int64, from, limit uint64, maxRecords, maxBytes int, out []Record, shardNum int) ([]Record, int64, bool, error) {
-	f, err := os.Open(path)
+// bytes (end). When off comes from a cursor's hint (hinted), the record
+// there must be the one wanted, from, or the read fails with errBadHint.
+func readSegment(sys fsys.FS, path string, off, end int64, from, limit uint64, maxRecords, maxBytes int, out []Record, shardNum int, hinted bool) ([]Record, int64, bool, error) {
+	f, err := sys.Open(path)
 	if err != nil {
 		return out, off, false, err
 	}
@@ -544,6 +572,12 @@ func readSegment(path string, off, end int64, from, limit uint64, maxRecords, ma
 		pos := 0
 		for pos < len(buf) && len(out) < maxRecords {
 			rec, size, st := decodeRecord(buf[pos:])
+			if hinted {
+				hinted = false
+				if st != decodeOK || rec.Counter != from {
+					return out, off, false, errBadHint
+				}
+			}
 			if st == decodeIncomplete {
 				if pos == 0 {
 					return out, off, false, fmt.Errorf("read %s at %d: a record larger than a read chunk", path, off)

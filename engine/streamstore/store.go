@@ -15,8 +15,13 @@
 // Each shard is an append-only log of segment files; every record carries
 // a CRC. A batch of records is written with one write and, by default,
 // made durable with one fsync before the call returns (concurrent batches
-// share fsyncs). After a crash, Open truncates a torn tail; a record that
-// fails its checksum is never returned.
+// share fsyncs). After a crash, Open truncates a torn tail and fsyncs what
+// is left before serving it; a record that fails its checksum is never
+// returned.
+//
+// Every file operation goes through fsys.FS, like the sinks' and the
+// checkpoints', so that the tests can fail each operation in turn and
+// lose power at any point, keeping a random part of what was not synced.
 //
 // # One writer, many readers
 //
@@ -31,14 +36,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sluice-dev/sluice/engine/fsys"
 )
 
 // Options configure a store. The zero value is a writable store that
@@ -66,6 +73,8 @@ type Options struct {
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// FS is the file system the store lives on; nil means the host's.
+	FS fsys.FS
 }
 
 // Limits of streams, as Kinesis has them.
@@ -89,9 +98,10 @@ const (
 type Store struct {
 	dir  string
 	o    Options
+	fs   fsys.FS
 	log  *slog.Logger
 	now  func() time.Time
-	lock *os.File
+	lock io.Closer
 	ao   appendOptions
 
 	mu      sync.RWMutex
@@ -116,8 +126,8 @@ type fileStamp struct {
 	size int64
 }
 
-func stampOf(path string) (fileStamp, error) {
-	fi, err := os.Stat(path)
+func stampOf(sys fsys.FS, path string) (fileStamp, error) {
+	fi, err := sys.Stat(path)
 	if err != nil {
 		return fileStamp{}, err
 	}
@@ -146,6 +156,7 @@ func Open(dir string, o Options) (*Store, error) {
 	s := &Store{
 		dir:     dir,
 		o:       o,
+		fs:      o.FS,
 		log:     o.Logger,
 		now:     o.Now,
 		streams: map[string]*streamState{},
@@ -157,20 +168,44 @@ func Open(dir string, o Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.fs == nil {
+		s.fs = fsys.OS{}
+	}
 	if o.ReadOnly {
-		if _, err := os.Stat(filepath.Join(dir, "streams")); err != nil {
+		if _, err := s.fs.Stat(filepath.Join(dir, "streams")); err != nil {
 			return nil, fmt.Errorf("stream store %s: %w (nothing has written a stream there yet)", dir, err)
 		}
 		return s, nil
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "streams"), 0o755); err != nil {
+	// Durably: a stream created in a directory that a power loss takes
+	// back would be lost with it. MkdirAll syncs the parents of what it
+	// creates.
+	if err := fsys.MkdirAll(s.fs, filepath.Join(dir, "streams")); err != nil {
 		return nil, fmt.Errorf("stream store: %w", err)
 	}
-	lock, err := lockDir(dir)
+	lock, err := s.fs.Lock(filepath.Join(dir, "LOCK"))
+	if errors.Is(err, fsys.ErrLocked) {
+		return nil, fmt.Errorf("stream store: %s is in use by another process (a running sluice serve or sluice put); stop it, or read the store read-only", dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("stream store: %w", err)
 	}
 	s.lock = lock
+	// The directories may be what a crashed process created and could not
+	// sync. The parent may not be readable to this user; then its entry
+	// for dir is left to the file system.
+	if err := s.fs.SyncDir(dir); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("stream store: sync directory %s: %w", dir, err)
+	}
+	if p := filepath.Dir(dir); p != dir {
+		if err := s.fs.SyncDir(p); errors.Is(err, fs.ErrPermission) {
+			s.log.Warn("cannot sync the stream store's parent directory", "dir", p, "err", err)
+		} else if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("stream store: sync directory %s: %w", p, err)
+		}
+	}
 	if err := s.recover(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("stream store %s: %w", dir, err)
@@ -181,7 +216,7 @@ func Open(dir string, o Options) (*Store, error) {
 // recover loads every stream of a writer's store.
 func (s *Store) recover() error {
 	root := filepath.Join(s.dir, "streams")
-	ents, err := os.ReadDir(root)
+	ents, err := s.fs.ReadDir(root)
 	if err != nil {
 		return err
 	}
@@ -193,14 +228,14 @@ func (s *Store) recover() error {
 		}
 		if name[0] == '.' {
 			// A stream whose deletion was interrupted.
-			if err := os.RemoveAll(path); err != nil {
+			if err := fsys.RemoveAll(s.fs, path); err != nil {
 				return err
 			}
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(path, metaFile)); errors.Is(err, fs.ErrNotExist) {
+		if _, err := s.fs.Stat(filepath.Join(path, metaFile)); errors.Is(err, fs.ErrNotExist) {
 			s.log.Warn("removing a stream whose creation was interrupted", "stream", name)
-			if err := os.RemoveAll(path); err != nil {
+			if err := fsys.RemoveAll(s.fs, path); err != nil {
 				return err
 			}
 			continue
@@ -211,17 +246,22 @@ func (s *Store) recover() error {
 		}
 		s.streams[name] = st
 	}
+	// The same for the streams' own entries: those a crashed process
+	// created, and the removals just done.
+	if err := s.fs.SyncDir(root); err != nil {
+		return fmt.Errorf("sync directory %s: %w", root, err)
+	}
 	return nil
 }
 
 // loadStream opens a stream's metadata and shards.
 func (s *Store) loadStream(name string) (*streamState, error) {
 	dir := filepath.Join(s.dir, "streams", name)
-	stamp, err := stampOf(filepath.Join(dir, metaFile))
+	stamp, err := stampOf(s.fs, filepath.Join(dir, metaFile))
 	if err != nil {
 		return nil, err
 	}
-	m, err := readMeta(filepath.Join(dir, metaFile))
+	m, err := readMeta(s.fs, filepath.Join(dir, metaFile))
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +269,7 @@ func (s *Store) loadStream(name string) (*streamState, error) {
 	if !s.o.ReadOnly {
 		// Shard directories not in the metadata are from a reshard that
 		// crashed before it committed.
-		ents, err := os.ReadDir(dir)
+		ents, err := s.fs.ReadDir(dir)
 		if err != nil {
 			return nil, err
 		}
@@ -240,14 +280,20 @@ func (s *Store) loadStream(name string) (*streamState, error) {
 		for _, e := range ents {
 			if e.IsDir() && !known[e.Name()] {
 				s.log.Warn("removing a shard whose creation was interrupted", "stream", name, "shard", e.Name())
-				if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				if err := fsys.RemoveAll(s.fs, filepath.Join(dir, e.Name())); err != nil {
 					return nil, err
 				}
 			}
 		}
+		// stream.json and the shard directories may be what a crashed
+		// process renamed or created without syncing: make them durable
+		// before anything is served or written on their strength.
+		if err := s.fs.SyncDir(dir); err != nil {
+			return nil, fmt.Errorf("sync directory %s: %w", dir, err)
+		}
 	}
 	for _, sm := range m.Shards {
-		sh, err := openShard(filepath.Join(dir, sm.ID), sm, s.o.ReadOnly, s.log.With("stream", name))
+		sh, err := openShard(s.fs, filepath.Join(dir, sm.ID), sm, s.o.ReadOnly, s.log.With("stream", name))
 		if err != nil {
 			st.closeShards()
 			return nil, fmt.Errorf("stream %s: %w", name, err)
@@ -356,7 +402,7 @@ func (s *Store) stream(name string) (*streamState, error) {
 		return nil, s.notFound(name)
 	}
 	path := filepath.Join(s.dir, "streams", name, metaFile)
-	stamp, err := stampOf(path)
+	stamp, err := stampOf(s.fs, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		s.forget(name, st)
 		return nil, s.notFound(name)
@@ -413,11 +459,11 @@ func (s *Store) forget(name string, st *streamState) {
 // anew gets an error, and is loaded afresh by the caller.
 func (s *Store) reload(st *streamState, name string) error {
 	path := filepath.Join(st.dir, metaFile)
-	stamp, err := stampOf(path)
+	stamp, err := stampOf(s.fs, path)
 	if err != nil {
 		return err
 	}
-	m, err := readMeta(path)
+	m, err := readMeta(s.fs, path)
 	if err != nil {
 		return err
 	}
@@ -429,7 +475,7 @@ func (s *Store) reload(st *streamState, name string) error {
 	for _, sm := range m.Shards {
 		sh := st.shards[sm.ID]
 		if sh == nil {
-			sh, err = openShard(filepath.Join(st.dir, sm.ID), sm, true, s.log.With("stream", name))
+			sh, err = openShard(s.fs, filepath.Join(st.dir, sm.ID), sm, true, s.log.With("stream", name))
 			if err != nil {
 				return err
 			}
@@ -517,23 +563,35 @@ func (s *Store) CreateStream(name string, n int, mode string) error {
 		})
 	}
 	dir := filepath.Join(s.dir, "streams", name)
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	// Whatever an earlier failed creation left there goes first: a
+	// directory without stream.json holds no stream.
+	if err := fsys.RemoveAll(s.fs, dir); err != nil {
+		return internal(err, "create stream %s", name)
+	}
+	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
 		return internal(err, "create stream %s", name)
 	}
 	fail := func(err error) error {
-		os.RemoveAll(dir)
+		// Best effort. stream.json goes first, durably when it can, so
+		// that what a crash leaves of the rest is a directory without
+		// it, which Open removes.
+		if s.fs.Remove(filepath.Join(dir, metaFile)) == nil {
+			_ = s.fs.SyncDir(dir)
+		}
+		_ = fsys.RemoveAll(s.fs, dir)
 		return internal(err, "create stream %s", name)
 	}
 	for _, sm := range m.Shards {
-		if err := createShardDir(filepath.Join(dir, sm.ID), now); err != nil {
+		if err := createShardDir(s.fs, filepath.Join(dir, sm.ID), now); err != nil {
 			return fail(err)
 		}
 	}
-	// Writing stream.json commits the creation.
-	if err := m.write(dir); err != nil {
+	// Writing stream.json commits the creation, once the stream's
+	// directory entry is durable too.
+	if err := m.write(s.fs, dir); err != nil {
 		return fail(err)
 	}
-	if err := syncDir(filepath.Dir(dir)); err != nil {
+	if err := s.fs.SyncDir(filepath.Dir(dir)); err != nil {
 		return fail(err)
 	}
 	st, err := s.loadStream(name)
@@ -565,13 +623,13 @@ func (s *Store) DeleteStream(name string) error {
 	// Rename first so that a crash in RemoveAll leaves a name that Open
 	// recognises as a deletion to finish.
 	tomb := filepath.Join(s.dir, "streams", fmt.Sprintf(".deleted-%s-%d", name, time.Now().UnixNano()))
-	if err := os.Rename(st.dir, tomb); err != nil {
+	if err := s.fs.Rename(st.dir, tomb); err != nil {
 		return internal(err, "delete stream %s", name)
 	}
-	if err := syncDir(filepath.Dir(tomb)); err != nil {
+	if err := s.fs.SyncDir(filepath.Dir(tomb)); err != nil {
 		return internal(err, "delete stream %s", name)
 	}
-	if err := os.RemoveAll(tomb); err != nil {
+	if err := fsys.RemoveAll(s.fs, tomb); err != nil {
 		s.log.Warn("deleted stream left files behind; the next start removes them", "stream", name, "err", err)
 	}
 	return nil
@@ -580,14 +638,14 @@ func (s *Store) DeleteStream(name string) error {
 // ListStreams returns the names of the streams, sorted.
 func (s *Store) ListStreams() ([]string, error) {
 	if s.o.ReadOnly {
-		ents, err := os.ReadDir(filepath.Join(s.dir, "streams"))
+		ents, err := s.fs.ReadDir(filepath.Join(s.dir, "streams"))
 		if err != nil {
 			return nil, internal(err, "list streams")
 		}
 		var names []string
 		for _, e := range ents {
 			if e.IsDir() && e.Name()[0] != '.' {
-				if _, err := os.Stat(filepath.Join(s.dir, "streams", e.Name(), metaFile)); err == nil {
+				if _, err := s.fs.Stat(filepath.Join(s.dir, "streams", e.Name(), metaFile)); err == nil {
 					names = append(names, e.Name())
 				}
 			}
@@ -700,7 +758,7 @@ func (s *Store) update(name string, fn func(m *streamMeta) error) error {
 	if err := fn(m); err != nil {
 		return err
 	}
-	if err := m.write(st.dir); err != nil {
+	if err := m.write(s.fs, st.dir); err != nil {
 		return internal(err, "stream %s: save metadata", name)
 	}
 	st.meta = m

@@ -625,3 +625,43 @@ func TestErrorsAreKinds(t *testing.T) {
 		t.Fatal("a plain error is not internal")
 	}
 }
+
+// A cursor's offset hint that does not point at its record (a cursor made
+// by hand, or an old one) costs a search, never a wrong record.
+func TestReadWithBadHint(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{})
+	mustCreate(t, s, "x", 1)
+	putN(t, s, "x", 50, rand.New(rand.NewPCG(1, 1)), "r")
+	c, err := s.Iterator("x", "shardId-000000000000", TrimHorizon, "", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Read(c, 15, 1<<20)
+	if err != nil || len(res.Records) != 15 {
+		t.Fatalf("first page: %d records, %v", len(res.Records), err)
+	}
+	good := res.Next
+	if good.Offset <= segHeaderSize {
+		t.Fatalf("the cursor after a page has no hint: %+v", good)
+	}
+	for name, hint := range map[string]int64{
+		"inside a record":     good.Offset + 3,
+		"at another record":   segHeaderSize,
+		"past the end":        1 << 30,
+		"at the right record": good.Offset,
+	} {
+		c := good
+		c.Offset = hint
+		res, err := s.Read(c, 5, 1<<20)
+		if err != nil {
+			t.Fatalf("hint %s: %v", name, err)
+		}
+		var got []string
+		for _, r := range res.Records {
+			got = append(got, string(r.Data))
+		}
+		if want := []string{"r-15", "r-16", "r-17", "r-18", "r-19"}; !slices.Equal(got, want) {
+			t.Errorf("hint %s: read %v, want %v", name, got, want)
+		}
+	}
+}

@@ -328,8 +328,15 @@ func TestHugeRecord(t *testing.T) {
 // TestRecoverRestoresCheckpoint stages records after a checkpoint, then
 // recovers from it: the spool is cut back to its checkpointed length,
 // later outputs and spools are deleted, and listed sealed outputs are
-// published.
+// published, whether the process crashed or the power failed, keeping
+// none or part of what was not synced.
 func TestRecoverRestoresCheckpoint(t *testing.T) {
+	for _, pl := range fsys.PowerLosses(1, 2, 3, 4) {
+		t.Run(pl.Name, func(t *testing.T) { recoverRestoresCheckpoint(t, pl) })
+	}
+}
+
+func recoverRestoresCheckpoint(t *testing.T, pl fsys.PowerLoss) {
 	e := newEnv(t, func(c *buffer.Config) { c.MaxRecords = 4 })
 	ctx := context.Background()
 	b := e.open(nil)
@@ -355,7 +362,7 @@ func TestRecoverRestoresCheckpoint(t *testing.T) {
 	if _, err := b.Prepare(ctx); err != nil { // durable, but never checkpointed
 		t.Fatal(err)
 	}
-	e.fs.Crash()
+	pl.Apply(e.fs)
 
 	b2 := e.open(state)
 	if got := e.outputs(); len(got) != 1 || len(got["a/p-s-2024-05-06-07-08-09-0000000000.json"]) != 4 {

@@ -235,7 +235,8 @@ func crashMidCommit(dir string) func(fsys.FS) fsys.FS {
 // protocol, then starts a new process on the same directories: the
 // published files must hold the input exactly once, with nothing left in
 // staging. Each point is tried as a process crash (the disk keeps what was
-// written) and as a power loss (the disk keeps only what was synced).
+// written), as a power loss (the disk keeps only what was synced), and as
+// power losses that keep a random part of what was not synced.
 func TestCrashAtProtocolPoints(t *testing.T) {
 	points := []struct {
 		name      string
@@ -250,15 +251,8 @@ func TestCrashAtProtocolPoints(t *testing.T) {
 		{name: "in the middle of commit", wrapFS: crashMidCommit("/out")},
 	}
 	for _, pt := range points {
-		for _, variant := range []struct {
-			powerLoss bool
-			format    string
-		}{{false, "json"}, {true, "json"}, {false, "parquet"}, {true, "parquet"}} {
-			powerLoss := variant.powerLoss
-			name := pt.name + ", " + variant.format
-			if powerLoss {
-				name += ", power loss"
-			}
+		for _, variant := range variants(fsys.PowerLosses(1, 2)) {
+			name := pt.name + ", " + variant.format + ", " + variant.loss.Name
 			t.Run(name, func(t *testing.T) {
 				mem := fsys.NewMem()
 				src := testSource()
@@ -271,9 +265,7 @@ func TestCrashAtProtocolPoints(t *testing.T) {
 				if !errors.Is(err, errCrash) {
 					t.Fatalf("first run: %v, want the simulated crash", err)
 				}
-				if powerLoss {
-					mem.Crash()
-				}
+				variant.loss.Apply(mem)
 				// What is visible after the crash is whole, never doubled.
 				partial := read(t, mem, "/out")
 				for k, n := range partial.records {
@@ -292,11 +284,28 @@ func TestCrashAtProtocolPoints(t *testing.T) {
 	}
 }
 
+// variant is an output format and a way to crash.
+type variant struct {
+	format string
+	loss   fsys.PowerLoss
+}
+
+func variants(losses []fsys.PowerLoss) []variant {
+	var vs []variant
+	for _, format := range []string{"json", "parquet"} {
+		for _, pl := range losses {
+			vs = append(vs, variant{format, pl})
+		}
+	}
+	return vs
+}
+
 // TestCrashAtEveryOperation fails each file system operation of a run in
 // turn — every create, write, sync, rename of spools, sealed files,
-// outputs and checkpoints — as a process crash and as a power loss, then
-// recovers with a new process: the output is always the input exactly
-// once, and nothing stays staged.
+// outputs and checkpoints — as a process crash, as a power loss and as a
+// power loss that keeps a random part of the unsynced writes (seeded by
+// the operation's number), then recovers with a new process: the output
+// is always the input exactly once, and nothing stays staged.
 func TestCrashAtEveryOperation(t *testing.T) {
 	for _, format := range []string{"json", "parquet"} {
 		t.Run(format, func(t *testing.T) { crashAtEveryOperation(t, format) })
@@ -325,7 +334,7 @@ func crashAtEveryOperation(t *testing.T, format string) {
 		stride *= 3
 	}
 	for failAt := 1; failAt <= total+10; failAt += stride {
-		for _, powerLoss := range []bool{false, true} {
+		for _, pl := range fsys.PowerLosses(uint64(failAt)) {
 			mem := fsys.NewMem()
 			efs := fsys.NewErrorFS(mem, failAt, true)
 			err := s.run(efs, src)
@@ -333,13 +342,8 @@ func crashAtEveryOperation(t *testing.T, format string) {
 			if failed && err == nil {
 				t.Fatalf("op %d (%s) failed but the run reported success", failAt, op)
 			}
-			if powerLoss {
-				mem.Crash()
-			}
-			where := op.String()
-			if powerLoss {
-				where += ", power loss"
-			}
+			pl.Apply(mem)
+			where := op.String() + ", " + pl.Name
 			partial := read(t, mem, "/out")
 			for k, n := range partial.records {
 				if n != 1 {
@@ -374,20 +378,18 @@ func TestCrashDuringRecovery(t *testing.T) {
 	}
 	for range pairs {
 		first, second := 1+rng.IntN(total), 1+rng.IntN(total)
-		powerLoss := rng.IntN(2) == 1
+		losses := fsys.PowerLosses(rng.Uint64())
+		pl := losses[rng.IntN(len(losses))]
 		mem := fsys.NewMem()
 		_ = s.run(fsys.NewErrorFS(mem, first, true), src)
-		if powerLoss {
-			mem.Crash()
-		}
+		pl.Apply(mem)
 		_ = s.run(fsys.NewErrorFS(mem, second, true), src)
-		if powerLoss {
-			mem.Crash()
-		}
+		pl.Apply(mem)
+		where := fmt.Sprintf("crashes at ops %d then %d (%s)", first, second, pl.Name)
 		if err := s.run(mem, src); err != nil {
-			t.Fatalf("crashes at ops %d then %d (power loss %v): final run: %v", first, second, powerLoss, err)
+			t.Fatalf("%s: final run: %v", where, err)
 		}
-		checkExactlyOnce(t, src, read(t, mem, "/out"), fmt.Sprintf("crashes at ops %d then %d (power loss %v)", first, second, powerLoss))
+		checkExactlyOnce(t, src, read(t, mem, "/out"), where)
 		checkNoStaging(t, mem, s.staging(), s.ckpt)
 	}
 }

@@ -365,21 +365,19 @@ func TestCrashAtEveryFileOperation(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	for failAt := 1; failAt <= total+5; failAt += stride + rng.IntN(2) {
-		for _, powerLoss := range []bool{false, true} {
+		for _, pl := range fsys.PowerLosses(uint64(failAt)) {
 			api := newFakeS3("bucket")
 			mem := fsys.NewMem()
 			crash := base
 			crash.api, crash.sys = api, fsys.NewErrorFS(mem, failAt, true)
 			_ = crash.do(t, src)
-			if powerLoss {
-				mem.Crash()
-			}
+			pl.Apply(mem)
 			recovery := base
 			recovery.api, recovery.sys = api, mem
 			if err := recovery.do(t, src); err != nil {
-				t.Fatalf("crash at op %d (power loss %v): recovery: %v", failAt, powerLoss, err)
+				t.Fatalf("crash at op %d (%s): recovery: %v", failAt, pl.Name, err)
 			}
-			checkOnce(t, src, fakeCounts(t, api), fmt.Sprintf("crash at op %d (power loss %v)", failAt, powerLoss))
+			checkOnce(t, src, fakeCounts(t, api), fmt.Sprintf("crash at op %d (%s)", failAt, pl.Name))
 		}
 	}
 }

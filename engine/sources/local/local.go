@@ -1,5 +1,5 @@
 // Package local is the source that reads a stream of sluice's embedded
-// stream store (package stream) straight from its directory, in-process,
+// stream store (package streamstore) straight from its directory, in-process,
 // with no server in between. It may run while a `sluice serve` or
 // `sluice put` writes the same directory: it opens the store read-only and
 // sees only records that the writer has made durable, each checked against

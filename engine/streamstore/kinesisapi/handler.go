@@ -1,4 +1,4 @@
-// Package kinesisapi serves a stream store (package stream) over the
+// Package kinesisapi serves a stream store (package streamstore) over the
 // Kinesis Data Streams protocol: JSON 1.1 over HTTP, the operation named
 // by the X-Amz-Target header (Kinesis_20131202.PutRecords, …), or its CBOR
 // variant, which the AWS SDK for Java (and so the Kinesis Agent and the

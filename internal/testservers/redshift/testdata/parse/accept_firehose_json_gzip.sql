@@ -1,0 +1,1 @@
+COPY metrics.per_route (route, requests, p95_ms, window_start) FROM 's3://lake/redshift-staging/2026/05/06/batch-000001.manifest' IAM_ROLE 'arn:aws:iam::123456789012:role/copy' MANIFEST FORMAT AS JSON 'auto' GZIP TRUNCATECOLUMNS TIMEFORMAT 'auto';

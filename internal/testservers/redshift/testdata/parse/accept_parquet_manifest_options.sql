@@ -1,0 +1,1 @@
+COPY events (id, ts, route) FROM 's3://lake/m/batch.manifest' FORMAT AS PARQUET MANIFEST IAM_ROLE 'arn:aws:iam::123456789012:role/copy' ACCEPTINVCHARS FILLRECORD EXPLICIT_IDS STATUPDATE OFF

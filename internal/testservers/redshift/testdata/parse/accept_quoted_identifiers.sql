@@ -1,0 +1,1 @@
+COPY "My Schema"."Events" ("Id", "from", plain) FROM 's3://b/k' IAM_ROLE 'arn:aws:iam::123456789012:role/copy' FORMAT JSON

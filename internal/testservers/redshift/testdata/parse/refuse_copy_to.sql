@@ -1,0 +1,1 @@
+COPY t TO 's3://b/k'

@@ -1,0 +1,1 @@
+COPY t (a, b, a) FROM 's3://b/k' IAM_ROLE 'arn:aws:iam::123456789012:role/copy'

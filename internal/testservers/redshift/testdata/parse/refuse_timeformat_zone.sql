@@ -1,0 +1,1 @@
+COPY t FROM 's3://b/k' IAM_ROLE 'arn:aws:iam::123456789012:role/copy' TIMEFORMAT 'YYYY-MM-DD HH:MI:SSOF'
