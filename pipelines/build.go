@@ -57,8 +57,9 @@ type BuildOptions struct {
 // steps, the sinks and the checkpoint store; making them may create
 // directories.
 //
-// The engine's steps are the decode step, named "decode", then the file's
-// steps by name. Checkpoints key step and sink state by these names, so a
+// The engine's steps are a kinesis source's dedupe step, named
+// "source.dedupe" (unless dedupe is off), the decode step, named "decode",
+// then the file's steps by name. Checkpoints key step and sink state by these names, so a
 // file may gain steps and sinks without losing the state of the others.
 func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	if opts.Stdin == nil {
@@ -102,7 +103,21 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 		// notifications; a rule deleted from the file takes it along.
 		DroppableState: func(sink string) bool { return strings.HasPrefix(sink, alertSinkPrefix) },
 	}
+	// A source's own step (a kinesis source's dedupe) runs first, on the records as read, so
+	// that every step and sink (from: source too) sees each record once.
+	if k, ok := s.Source.Config.(sourceStepper); ok {
+		st, err := k.sourceStep(opts.Logger)
+		if err != nil {
+			return nil, s.buildError("source."+s.Source.Kind(), "source", err)
+		}
+		if st.Step != nil {
+			p.Steps = append(p.Steps, st)
+		}
+	}
 	p.Steps = append(p.Steps, engine.NamedStep{Name: "decode", Step: comp.decode})
+	// The file's step i is engine step first+i; "source" (-1) is
+	// decode's output.
+	first := len(p.Steps)
 	p.Steps = append(p.Steps, comp.steps...)
 
 	if opts.Source != nil {
@@ -150,11 +165,9 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 			msg := strings.TrimPrefix(err.Error(), sk.Kind()+" sink "+sk.Name+": ")
 			return nil, s.buildError(path+"."+sk.Kind(), path, errors.New(msg))
 		}
-		// Engine step 0 is decode, so the file's step i is engine step
-		// i+1, and "source" (-1 here) is decode's output.
-		p.Sinks = append(p.Sinks, engine.NamedSink{Name: sk.Name, After: comp.sinks[i].after + 1, Sink: sink})
+		p.Sinks = append(p.Sinks, engine.NamedSink{Name: sk.Name, After: first + comp.sinks[i].after, Sink: sink})
 	}
-	alerts, err := alertSinks(s, comp.alerts, opts)
+	alerts, err := alertSinks(s, comp.alerts, first, opts)
 	if err != nil {
 		closeAll(p)
 		return nil, err

@@ -1,6 +1,8 @@
 package pipelines
 
 import (
+	"log/slog"
+
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/operators"
 )
@@ -20,7 +22,7 @@ import (
 var (
 	sourceKinds = []func() SourceConfig{newKinesisSource, newLocalSource, newFilesSource, newGenerateSource, newStdinSource}
 	stepKinds   = []func() StepConfig{newFilterStep, newMapStep, newWindowStep, newRewriteStep}
-	sinkKinds   = []func() SinkConfig{newS3Sink, newFilesSink, newStdoutSink, newHTTPSink}
+	sinkKinds   = []func() SinkConfig{newS3Sink, newFilesSink, newStdoutSink, newHTTPSink, newKinesisSink}
 )
 
 // SourceConfig is the settings of one source kind, the value of its key
@@ -42,6 +44,12 @@ type SourceConfig interface {
 // return the checkpoint store the source shares with other processes.
 type sourceBuilder interface {
 	build(s *Spec, opts BuildOptions) (engine.Source, engine.Store, error)
+}
+
+// sourceStepper is a source kind whose records pass a step of its own
+// before decode (the kinesis source's dedupe); a zero NamedStep is none.
+type sourceStepper interface {
+	sourceStep(logger *slog.Logger) (engine.NamedStep, error)
 }
 
 // recordMaker is a source kind that makes its records itself, as JSON of
@@ -68,7 +76,7 @@ type ownNamer interface {
 }
 
 // SinkConfig is the settings of one sink kind, the value of its key in a
-// sink — an *S3Sink, *FilesSink, *StdoutSink or *HTTPSink.
+// sink — an *S3Sink, *FilesSink, *StdoutSink, *HTTPSink or *KinesisSink.
 type SinkConfig interface {
 	kind() keyDef
 	// traits says which of the keys every sink has apply to the kind.

@@ -40,6 +40,7 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 		}
 		t.Setenv("S3_ENDPOINT", testservers.S3rverIn(t, store).URL)
 	},
+	"kinesis-sink": setupKinesisSinkExample,
 	"local-stream": func(t *testing.T, dir string) {
 		var lines strings.Builder
 		for i := range 200 {
@@ -50,6 +51,14 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 		if code := dispatch(context.Background(), args, strings.NewReader(lines.String()), io.Discard, &stderr); code != exitOK {
 			t.Fatalf("sluice put exited %d: %s", code, stderr.String())
 		}
+	},
+}
+
+// exampleOutputs counts what an example published elsewhere than in
+// files or on stdout (records in a stream).
+var exampleOutputs = map[string]func(t *testing.T) int{
+	"kinesis-sink": func(t *testing.T) int {
+		return len(streamCopies(t, kinesisClient(os.Getenv("KINESIS_ENDPOINT")), "app-logs"))
 	},
 }
 
@@ -90,7 +99,11 @@ func TestExamples(t *testing.T) {
 			if code := dispatch(ctx, []string{"run", "--status", "off", p}, strings.NewReader(""), &stdout, &stderr); code != exitOK {
 				t.Fatalf("run exited %d:\n%s", code, tail(stderr.String(), 3000))
 			}
-			if n := publishedFiles(t, dir); n == 0 && stdout.Len() == 0 {
+			n := publishedFiles(t, dir)
+			if count := exampleOutputs[name]; count != nil {
+				n += count(t)
+			}
+			if n == 0 && stdout.Len() == 0 {
 				t.Fatalf("the example published nothing in 4s:\n%s", tail(stderr.String(), 3000))
 			}
 		})
