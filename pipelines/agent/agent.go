@@ -286,12 +286,12 @@ func (r *reader) flow(path string, v any) Flow {
 			}
 		case "kinesisStream":
 			f.KinesisStream = r.text(key, v)
-			if f.KinesisStream != "" && !validStreamName(f.KinesisStream) {
+			if !validStreamName(f.KinesisStream) {
 				r.errorf(key, "%q is not a stream name: 1 to 128 letters, digits, '_', '-' and '.'", f.KinesisStream)
 			}
 		case "deliveryStream":
 			f.DeliveryStream = r.text(key, v)
-			if f.DeliveryStream != "" && !validStreamName(f.DeliveryStream) {
+			if !validStreamName(f.DeliveryStream) || len(f.DeliveryStream) > 64 {
 				r.errorf(key, "%q is not a delivery stream name: 1 to 64 letters, digits, '_', '-' and '.'", f.DeliveryStream)
 			}
 		case "partitionKeyOption":
