@@ -175,9 +175,7 @@ func checkValue(v any) error {
 // isInteger reports whether s is a JSON integer: no fraction, no
 // exponent.
 func isInteger(s string) bool {
-	if strings.HasPrefix(s, "-") {
-		s = s[1:]
-	}
+	s = strings.TrimPrefix(s, "-")
 	if s == "" {
 		return false
 	}
