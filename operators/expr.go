@@ -1,6 +1,8 @@
 package operators
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"reflect"
@@ -173,8 +175,20 @@ func compileProgram(src string, env types.Map) (prog *vm.Program, err error) {
 		expr.Env(env),
 		expr.Patch(metaRenamer{}),
 		expr.Timezone("UTC"),
+		md5Function,
 	)
 }
+
+// md5Function is md5(text): the lowercase hex MD5 digest of text's bytes,
+// as the Kinesis Agent's DETERMINISTIC partition keys are.
+var md5Function = expr.Function("md5", func(params ...any) (any, error) {
+	s, ok := params[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("md5 takes a string, not %T", params[0])
+	}
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:]), nil
+}, new(func(string) string))
 
 // exprType is the type expr-lang's checker is told a schema field has.
 // Integers are int64, as decoders produce them.
