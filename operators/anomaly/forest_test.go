@@ -106,4 +106,3 @@ func TestForestRanksSpikesHighest(t *testing.T) {
 		})
 	}
 }
-
