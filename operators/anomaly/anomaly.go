@@ -57,7 +57,19 @@ const (
 	MaxShingleSize = 30
 	// MaxDimensions bounds fields × shingle size.
 	MaxDimensions = maxDims
+	// MaxMemory bounds a forest's memory (Memory).
+	MaxMemory = 1 << 30
 )
+
+// Memory returns the bytes a forest of these parameters (0: the default)
+// holds once its samples are full, over d dimensions (fields × shingle
+// size): per tree and sample point, a leaf with its point, an internal
+// node with its cut and bounding box, and the point's sampling key.
+func Memory(trees, size, d int) int64 {
+	trees, size = cmpOr(trees, DefaultTrees), cmpOr(size, DefaultSampleSize)
+	perPoint := int64(16 + 8*d + 28 + 16*d + 16)
+	return int64(trees) * int64(size) * perPoint
+}
 
 // The fields the step sets.
 const (
@@ -134,6 +146,11 @@ func (c *Config) Check() error {
 	}
 	if d := len(c.Fields) * max(c.ShingleSize, 1); d > MaxDimensions {
 		errs.Add("fields", "%d fields × shingle size %d make %d dimensions, more than %d: score fewer fields or use a shorter shingle", len(c.Fields), max(c.ShingleSize, 1), d, MaxDimensions)
+	}
+	if d := len(c.Fields) * max(c.ShingleSize, 1); len(errs) == 0 {
+		if m := Memory(c.Trees, c.SampleSize, d); m > MaxMemory {
+			errs.Add("", "the forest would take %d MiB, more than %d MiB: use fewer trees, a smaller sample or fewer dimensions", m>>20, MaxMemory>>20)
+		}
 	}
 	if len(errs) == 0 {
 		return nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +95,7 @@ func TestCheck(t *testing.T) {
 		{"decay", Config{Fields: []string{"n"}, TimeDecay: -1}, []string{"time_decay: a time decay of -1"}},
 		{"shingle", Config{Fields: []string{"n"}, ShingleSize: 31}, []string{"shingle_size: a shingle of 31: write 1 to 30"}},
 		{"too many dimensions", Config{Fields: []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}, ShingleSize: 30}, []string{"fields: 10 fields × shingle size 30 make 300 dimensions, more than 256"}},
+		{"too much memory", Config{Fields: []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}, ShingleSize: 20, Trees: 1000, SampleSize: 1000}, []string{"the forest would take 4634 MiB, more than 1024 MiB"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Check()
@@ -380,4 +382,21 @@ func FuzzDecodeForest(f *testing.F) {
 			t.Fatalf("a forest decoded from hostile bytes encodes a state it cannot decode: %v", err)
 		}
 	})
+}
+
+// TestMemoryIsStated: what Memory states is what a forest allocates
+// (all of it when made: a forest does not grow).
+func TestMemoryIsStated(t *testing.T) {
+	for _, d := range []int{1, 4, 32} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f := newForest(DefaultTrees, DefaultSampleSize, d, 1, DefaultTimeDecay, 1)
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(f)
+		got, stated := int64(after.TotalAlloc-before.TotalAlloc), Memory(0, 0, d)
+		t.Logf("%d dimensions: %d bytes allocated, %d stated", d, got, stated)
+		if float64(got) < 0.9*float64(stated) || float64(got) > 1.25*float64(stated) {
+			t.Errorf("%d dimensions: a forest allocates %d bytes, Memory states %d", d, got, stated)
+		}
+	}
 }
