@@ -128,7 +128,7 @@ func (c *Config) Check() error {
 		case !known && c.Schema.Closed:
 			errs.Add(key, "the records have no field %q; they have %s", f, strings.Join(slices.Sorted(maps.Keys(c.Schema.Fields)), ", "))
 		case known && t != operators.Any && t != operators.Int && t != operators.Float:
-			errs.Add(key, "field %q holds %s, not a number; a map step before this one can turn it into one", f, article(t))
+			errs.Add(key, "field %q holds %s, not a number; a map step before this one can turn it into one", f, t.Article())
 		}
 		seen[f] = true
 	}
@@ -156,13 +156,6 @@ func (c *Config) Check() error {
 		return nil
 	}
 	return errs
-}
-
-func article(t operators.Type) string {
-	if t == operators.Int || t == operators.Object {
-		return "an " + t.String()
-	}
-	return "a " + t.String()
 }
 
 // Step is the anomaly step. It implements engine.Step and
@@ -285,7 +278,7 @@ func (s *Step) values(r *engine.Record) error {
 		case int:
 			x = float64(n)
 		default:
-			return fmt.Errorf("anomaly: field %s is %s (%s), not a number", name, typeName(v), clip(v))
+			return fmt.Errorf("anomaly: field %s is %s (%s), not a number", name, operators.ValueName(v), clip(v))
 		}
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return fmt.Errorf("anomaly: field %s is %v, not a finite number", name, x)
@@ -293,22 +286,6 @@ func (s *Step) values(r *engine.Record) error {
 		s.x[j] = x
 	}
 	return nil
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case string:
-		return "a string"
-	case bool:
-		return "a bool"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "an object"
-	case time.Time:
-		return "a timestamp"
-	}
-	return fmt.Sprintf("a %T", v)
 }
 
 // clip shows a value in a message, cut short.
