@@ -151,7 +151,7 @@ func Compile(src string, s Schema, want Type) (*Expr, error) {
 	}
 	have := typeOfReflect(prog.Node().Type())
 	if !assignable(have, want) {
-		return nil, &ExprError{Line: 1, Column: 1, Msg: fmt.Sprintf("expression must give %s, but it gives %s", want.article(), have.article())}
+		return nil, &ExprError{Line: 1, Column: 1, Msg: fmt.Sprintf("expression must give %s, but it gives %s", want.Article(), have.Article())}
 	}
 	e.typ = have
 	if want != Any {
@@ -515,7 +515,7 @@ func (e *Expr) evalBool(r *engine.Record) (bool, error) {
 }
 
 func (e *Expr) resultError(r *engine.Record, v any, want Type) error {
-	msg := fmt.Sprintf("expression %s gave %s, not %s", quoteSource(e.src), valueName(v), want.article())
+	msg := fmt.Sprintf("expression %s gave %s, not %s", quoteSource(e.src), ValueName(v), want.Article())
 	if hint := e.missingHint(r); hint != "" {
 		msg += "; " + hint
 	}

@@ -112,6 +112,7 @@ func TestSchemaAcceptsValidFiles(t *testing.T) {
 // said why.
 var invalidFiles = map[string]string{
 	"alert_errors":            "names a window that does not exist, expressions",
+	"anomaly_errors":          "structural",
 	"bad_durations":           "structural",
 	"bad_interpolation":       "${…} syntax inside strings",
 	"bad_sizes":               "structural",
