@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -14,7 +15,11 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/parquet-go/parquet-go"
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	pqfile "github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/operators/decode"
@@ -62,6 +67,9 @@ type Table struct {
 // Rows returns the number of keys in the table.
 func (t *Table) Rows() int { return len(t.rows) }
 
+// Keys returns the keys of the table, in no order.
+func (t *Table) Keys() []string { return slices.Collect(maps.Keys(t.rows)) }
+
 // Row returns the values of the kept columns for key, in the order of
 // Config.Fields.
 func (t *Table) Row(key string) ([]any, bool) {
@@ -74,7 +82,7 @@ type Limits struct {
 	// MaxBytes bounds the table file's size and the estimated memory its
 	// kept rows take.
 	MaxBytes int64
-	// MaxRows bounds the number of keys.
+	// MaxRows bounds the number of rows, duplicate keys too.
 	MaxRows int
 }
 
@@ -123,6 +131,7 @@ type builder struct {
 	rows   map[string][]any
 	bytes  int64
 	dups   int
+	read   int // rows read, duplicates too
 }
 
 // checkColumns reports a key column or a field the table does not have.
@@ -159,10 +168,12 @@ func (b *builder) add(where string, key any, values []any) error {
 	if err != nil {
 		return fmt.Errorf("%s: key column %q: %w", where, b.layout.KeyColumn, err)
 	}
+	b.read++
+	if b.lim.MaxRows > 0 && b.read > b.lim.MaxRows {
+		return fmt.Errorf("%s: the table has more than max_rows (%d) rows: raise max_rows or make the table smaller", where, b.lim.MaxRows)
+	}
 	if _, dup := b.rows[k]; dup {
 		b.dups++
-	} else if b.lim.MaxRows > 0 && len(b.rows) >= b.lim.MaxRows {
-		return fmt.Errorf("%s: the table has more than max_rows (%d) keys: raise max_rows or make the table smaller", where, b.lim.MaxRows)
 	}
 	size := int64(len(k) + rowOverhead)
 	for _, v := range values {
@@ -376,100 +387,143 @@ func (b *builder) jsonLines(data []byte) error {
 	return nil
 }
 
-// parquet reads a Parquet table: its top-level columns by name, values
-// as records hold them (int64, float64, string, bool, timestamps, lists
-// and objects). A malformed file is an error, never a crash.
+// parquet reads a Parquet table: its top-level columns of scalar types
+// by name (integers int64, floats float64, strings and UTF-8 binary
+// string, booleans, timestamps and dates time.Time), a batch of rows at a
+// time. It reads with Apache Arrow's Parquet reader, whose metadata
+// decoding bounds the sizes a file claims by its length, so a hostile
+// file is an error, never a crash nor a huge allocation.
 func (b *builder) parquet(data []byte) (err error) {
 	defer func() {
-		// The Parquet reader trusts much of what the file says; a
-		// hostile file must not take the pipeline down.
 		if p := recover(); p != nil {
 			err = fmt.Errorf("malformed Parquet file: %v", p)
 		}
 	}()
-	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	rdr, err := pqfile.NewParquetReader(bytes.NewReader(data))
 	if err != nil {
 		return fmt.Errorf("not a Parquet file: %w", err)
 	}
+	defer rdr.Close()
+	// The row counts a file claims decide how much the reader makes: a
+	// few bytes of run-length encoded nulls can stand for billions of
+	// rows. They are bounded before anything is read.
+	if n := rdr.NumRows(); n < 0 || (b.lim.MaxRows > 0 && n > int64(b.lim.MaxRows)) {
+		return fmt.Errorf("the table has %d rows, over max_rows (%d): raise max_rows or make the table smaller", n, b.lim.MaxRows)
+	}
+	for i := range rdr.NumRowGroups() {
+		rg := rdr.MetaData().RowGroup(i)
+		if rg.NumRows() < 0 || (b.lim.MaxBytes > 0 && rg.TotalByteSize() > 8*b.lim.MaxBytes) {
+			return fmt.Errorf("row group %d claims %d rows in %d bytes, more than max_bytes (%d) can hold", i, rg.NumRows(), rg.TotalByteSize(), b.lim.MaxBytes)
+		}
+	}
+	sc := rdr.MetaData().Schema
 	var cols []string
-	for _, fl := range f.Schema().Fields() {
-		cols = append(cols, fl.Name())
+	for i := range sc.Root().NumFields() {
+		cols = append(cols, sc.Root().Field(i).Name())
 	}
 	if err := b.checkColumns(cols); err != nil {
 		return err
 	}
-	r := parquet.NewReader(f)
-	defer r.Close()
-	for row := 1; ; row++ {
-		m := map[string]any{}
-		if err := r.Read(&m); errors.Is(err, io.EOF) {
-			return nil
-		} else if err != nil {
-			return fmt.Errorf("row %d: %w", row, err)
-		}
-		where := "row " + strconv.Itoa(row)
-		key, err := parquetValue(m[b.layout.KeyColumn])
-		if err != nil {
-			return fmt.Errorf("%s: column %q: %w", where, b.layout.KeyColumn, err)
-		}
-		values := make([]any, len(b.layout.Fields))
-		for i, c := range b.layout.Fields {
-			if values[i], err = parquetValue(m[c]); err != nil {
-				return fmt.Errorf("%s: column %q: %w", where, c, err)
-			}
-		}
-		if err := b.add(where, key, values); err != nil {
-			return err
+	want := append([]string{b.layout.KeyColumn}, b.layout.Fields...)
+	idx := make([]int, len(want))
+	for i, c := range want {
+		if idx[i] = sc.ColumnIndexByName(c); idx[i] < 0 {
+			return fmt.Errorf("column %q is not of a scalar type; the lookup reads strings, numbers, booleans and timestamps", c)
 		}
 	}
+	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 1024}, memory.DefaultAllocator)
+	if err != nil {
+		return fmt.Errorf("malformed Parquet file: %w", err)
+	}
+	rr, err := fr.GetRecordReader(context.Background(), idx, nil)
+	if err != nil {
+		return fmt.Errorf("malformed Parquet file: %w", err)
+	}
+	defer rr.Release()
+	row := 0
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		at := make([]arrow.Array, len(want))
+		for i, c := range want {
+			f := rec.Schema().FieldIndices(c)
+			if len(f) != 1 {
+				return fmt.Errorf("column %q is not of a scalar type; the lookup reads strings, numbers, booleans and timestamps", c)
+			}
+			at[i] = rec.Column(f[0])
+		}
+		for i := range int(rec.NumRows()) {
+			row++
+			where := "row " + strconv.Itoa(row)
+			vals := make([]any, len(want))
+			for j, a := range at {
+				if vals[j], err = arrowValue(a, i); err != nil {
+					return fmt.Errorf("%s: column %q: %w", where, want[j], err)
+				}
+			}
+			if err := b.add(where, vals[0], vals[1:]); err != nil {
+				return err
+			}
+		}
+	}
+	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("row %d: malformed Parquet file: %w", row+1, err)
+	}
+	return nil
 }
 
-// parquetValue turns a value the Parquet reader made into a record value.
-func parquetValue(v any) (any, error) {
-	switch v := v.(type) {
-	case nil, bool, int64, float64, time.Time:
-		return v, nil
-	case string:
-		if !utf8.ValidString(v) {
-			return nil, errors.New("a string that is not UTF-8")
-		}
-		return v, nil
-	case []byte:
-		if !utf8.Valid(v) {
-			return nil, errors.New("bytes that are not UTF-8 text")
-		}
-		return string(v), nil
-	case int32:
-		return int64(v), nil
-	case int:
-		return int64(v), nil
-	case uint32:
-		return int64(v), nil
-	case uint64:
-		if v > math.MaxInt64 {
-			return float64(v), nil
-		}
-		return int64(v), nil
-	case float32:
-		return float64(v), nil
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			var err error
-			if out[i], err = parquetValue(e); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			var err error
-			if out[k], err = parquetValue(e); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
+// arrowValue turns the value at i of a column into a record value.
+func arrowValue(a arrow.Array, i int) (any, error) {
+	if a.IsNull(i) {
+		return nil, nil
 	}
-	return nil, fmt.Errorf("a value of type %T, which a record cannot hold", v)
+	switch a := a.(type) {
+	case *array.String:
+		return utf8Value(a.Value(i))
+	case *array.LargeString:
+		return utf8Value(a.Value(i))
+	case *array.Binary:
+		return utf8Value(string(a.Value(i)))
+	case *array.LargeBinary:
+		return utf8Value(string(a.Value(i)))
+	case *array.Boolean:
+		return a.Value(i), nil
+	case *array.Int64:
+		return a.Value(i), nil
+	case *array.Int32:
+		return int64(a.Value(i)), nil
+	case *array.Int16:
+		return int64(a.Value(i)), nil
+	case *array.Int8:
+		return int64(a.Value(i)), nil
+	case *array.Uint64:
+		if v := a.Value(i); v <= math.MaxInt64 {
+			return int64(v), nil
+		}
+		return float64(a.Value(i)), nil
+	case *array.Uint32:
+		return int64(a.Value(i)), nil
+	case *array.Uint16:
+		return int64(a.Value(i)), nil
+	case *array.Uint8:
+		return int64(a.Value(i)), nil
+	case *array.Float64:
+		return a.Value(i), nil
+	case *array.Float32:
+		return float64(a.Value(i)), nil
+	case *array.Timestamp:
+		unit := a.DataType().(*arrow.TimestampType).Unit
+		return a.Value(i).ToTime(unit).UTC(), nil
+	case *array.Date32:
+		return a.Value(i).ToTime().UTC(), nil
+	case *array.Date64:
+		return a.Value(i).ToTime().UTC(), nil
+	}
+	return nil, fmt.Errorf("a value of type %s; the lookup reads strings, numbers, booleans and timestamps", a.DataType())
+}
+
+func utf8Value(s string) (any, error) {
+	if !utf8.ValidString(s) {
+		return nil, errors.New("a string that is not UTF-8")
+	}
+	return strings.Clone(s), nil
 }
