@@ -19,7 +19,7 @@ import (
 // the kinds.
 var (
 	sourceKinds = []func() SourceConfig{newKinesisSource, newLocalSource, newFilesSource, newGenerateSource, newStdinSource}
-	stepKinds   = []func() StepConfig{newFilterStep, newMapStep, newWindowStep}
+	stepKinds   = []func() StepConfig{newFilterStep, newMapStep, newWindowStep, newLookupStep}
 	sinkKinds   = []func() SinkConfig{newS3Sink, newFilesSink, newStdoutSink, newHTTPSink, newPostgresSink, newRedshiftSink}
 )
 
@@ -51,7 +51,7 @@ type recordMaker interface {
 }
 
 // StepConfig is the settings of one step kind, the value of its key in a
-// step — a *FilterStep, *MapStep or *WindowStep.
+// step — a *FilterStep, *MapStep, *WindowStep or *LookupStep.
 type StepConfig interface {
 	kind() keyDef
 	// compile checks the step st (path is "steps[i]") and compiles it
