@@ -198,4 +198,3 @@ sinks:
 		t.Fatalf("the last run did not resume:\n%s", tail(stderr.String(), 3000))
 	}
 }
-
