@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -340,6 +341,20 @@ func waitPlan(t testing.TB, s *lookup.Step, user, want string) {
 	}
 }
 
+// waitLog processes records until log holds text: a reload runs on its
+// own goroutine and its outcome is taken, and logged, between batches.
+func waitLog(t testing.TB, s *lookup.Step, log *bytes.Buffer, text string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(log.String(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%q not logged:\n%s", text, log.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+		process(t, s, records("u1"))
+	}
+}
+
 // A new version that does not load is logged, and the old one joined.
 func TestBadReloadKeepsTheOldVersion(t *testing.T) {
 	dir := t.TempDir()
@@ -357,16 +372,7 @@ func TestBadReloadKeepsTheOldVersion(t *testing.T) {
 	if _, err := s.Tick(ctx, t0.Add(time.Minute), false); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(log.String(), "lookup table not reloaded") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no warning logged:\n%s", log.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-		if _, err := s.Tick(ctx, t0.Add(time.Minute), false); err != nil {
-			t.Fatal(err)
-		}
-	}
+	waitLog(t, s, &log, "lookup table not reloaded")
 	if got := plan(t, s, "u1"); got != "pro" {
 		t.Fatalf("plan %v, want the old version's pro", got)
 	}
@@ -468,22 +474,12 @@ func TestCacheKeepsWhatCheckpointsName(t *testing.T) {
 	for _, e := range entries {
 		have = append(have, strings.TrimSuffix(e.Name(), ".csv"))
 	}
-	want := named[len(named)-2:]
-	if !reflect.DeepEqual(sorted(have), sorted(want)) {
+	want := slices.Clone(named[len(named)-2:])
+	slices.Sort(have)
+	slices.Sort(want)
+	if !reflect.DeepEqual(have, want) {
 		t.Fatalf("cache holds %v, want the versions of the last two snapshots %v", have, want)
 	}
-}
-
-func sorted(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 func TestCheck(t *testing.T) {

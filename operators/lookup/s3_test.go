@@ -125,14 +125,7 @@ func TestS3TableReplacedMidRun(t *testing.T) {
 	if _, err := s.Tick(ctx, t0.Add(time.Minute), false); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(log.String(), "lookup table not reloaded") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no warning for the deleted object:\n%s", log.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-		plan(t, s, "u2")
-	}
+	waitLog(t, s, &log, "lookup table not reloaded")
 	if got := plan(t, s, "u2"); got != "pro" {
 		t.Fatalf("after the object went: %v", got)
 	}
