@@ -306,7 +306,7 @@ func New(cfg Config) (*Sink, error) {
 	}
 	l := &loader{cfg: cfg, c: c, red: red}
 	l.log = red.Logger(cfg.Logger).With("sink", cfg.Name, "table", c.table.String())
-	l.tracker = loads.Tracker{Table: c.loadsTable, Dialect: loads.Redshift}
+	l.conn = loads.Conn{DSN: cfg.DSN, Tracker: loads.Tracker{Table: c.loadsTable, Dialect: loads.Redshift}}
 	l.retrier = loads.Retrier{Now: cfg.Now, Sleep: cfg.Sleep, Rand: cfg.Rand, Log: l.log}
 	st, err := s3sink.New(cfg.staging(l.uploaded))
 	if err != nil {
