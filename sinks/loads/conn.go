@@ -100,3 +100,31 @@ func ServerError(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Severity != "FATAL" && pe.Severity != "PANIC"
 }
+
+// Load is Do for the load of batch id on c, which f's attempts use: when
+// the last attempt failed, it looks the batch up once more. A load whose
+// COMMIT was applied but not heard of (the connection dropped after it)
+// is done: Load returns the batch's tracking row, and nil. Otherwise it
+// returns Do's attempts and error, and the batch is not loaded, or the
+// database could not say (both are logged).
+func (r Retrier) Load(ctx context.Context, c *Conn, id, what string, deadline time.Time, f func(ctx context.Context, attempt int) error) (attempts int, found *Batch, err error) {
+	attempts, err = r.Do(ctx, what, deadline, f)
+	if err == nil || ctx.Err() != nil {
+		return attempts, nil, err
+	}
+	b, ok, lerr := c.Lookup(ctx, id)
+	switch {
+	case ok:
+		r.warn("batch loaded, though its COMMIT was not heard: the load-tracking table holds it", "batch", id, "rows", b.Rows, "attempts", attempts, "err", Describe(err))
+		return attempts, &b, nil
+	case lerr != nil && ctx.Err() == nil:
+		r.warn("could not look the batch up in the load-tracking table once more", "batch", id, "err", lerr)
+	}
+	return attempts, nil, err
+}
+
+func (r Retrier) warn(msg string, args ...any) {
+	if r.Log != nil {
+		r.Log.Warn(msg, args...)
+	}
+}

@@ -96,7 +96,7 @@ func (l *loader) Publish(ctx context.Context, sealed buffer.Sealed) error {
 	}
 	start := s.now()
 	var out outcome
-	attempts, err := l.retrier.Do(ctx, "load batch "+b.id, start.Add(retry), func(ctx context.Context, attempt int) error {
+	attempts, found, err := l.retrier.Load(ctx, &l.conn, b.id, "load batch "+b.id, start.Add(retry), func(ctx context.Context, attempt int) error {
 		var err error
 		out, err = l.attempt(ctx, b)
 		if err != nil {
@@ -109,24 +109,15 @@ func (l *loader) Publish(ctx context.Context, sealed buffer.Sealed) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if found != nil {
+		l.loaded.Add(1)
+		if found.Rejected > 0 {
+			// The attempt wrote them before its COMMIT.
+			l.refused(b, found.Rejected, l.errorFile(b, "rejected"))
+		}
+		return l.remove(sealed.Path)
+	}
 	if err != nil {
-		// The last attempt may have committed with its answer lost (the
-		// connection dropped after the COMMIT): then the batch loaded,
-		// and the tracking row says so.
-		if tb, ok, lerr := l.conn.Lookup(ctx, b.id); ok {
-			s.log.Warn("batch loaded, though its COMMIT was not heard: the load-tracking table holds it", "batch", b.id, "rows", tb.Rows, "attempts", attempts, "err", loads.Describe(err))
-			l.loaded.Add(1)
-			if tb.Rejected > 0 {
-				// The attempt wrote them before its COMMIT.
-				l.refused(b, tb.Rejected, l.errorFile(b, "rejected"))
-			}
-			return l.remove(sealed.Path)
-		} else if lerr != nil {
-			s.log.Warn("could not look the batch up in the load-tracking table once more", "batch", b.id, "err", s.red.Error(lerr))
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		msg := fmt.Sprintf("%s (gave up after %d attempts over %s, retry.duration %s)", loads.Describe(err), attempts, s.now().Sub(start).Round(time.Millisecond), retry)
 		all := make([]rejected, len(b.lines))
 		for i := range all {

@@ -56,7 +56,7 @@ func (l *loader) uploaded(ctx context.Context, s buffer.Sealed, key, sum string)
 	start := l.cfg.Now()
 	var rows, rejected int64
 	var skipped bool
-	attempts, err := l.retrier.Do(ctx, "copy "+url, start.Add(retry), func(ctx context.Context, attempt int) error {
+	attempts, found, err := l.retrier.Load(ctx, &l.conn, id, "copy "+url, start.Add(retry), func(ctx context.Context, attempt int) error {
 		if err := l.put(ctx, mkey, body, nil); err != nil {
 			l.failed.Add(1)
 			return err
@@ -73,20 +73,11 @@ func (l *loader) uploaded(ctx context.Context, s buffer.Sealed, key, sum string)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if found != nil {
+		l.count(found.Rows, found.Rejected, false, url)
+		return nil
+	}
 	if err != nil {
-		// The last attempt may have committed with its answer lost (the
-		// connection dropped after the COMMIT): then the batch loaded,
-		// and the tracking row says so.
-		if b, ok, lerr := l.conn.Lookup(ctx, id); ok {
-			l.log.Warn("batch loaded, though its COMMIT was not heard: the load-tracking table holds it", "batch", id, "rows", b.Rows, "attempts", attempts, "err", loads.Describe(err))
-			l.count(b.Rows, b.Rejected, false, url)
-			return nil
-		} else if lerr != nil {
-			l.log.Warn("could not look the batch up in the load-tracking table once more", "batch", id, "err", l.red.Error(lerr))
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		reason := fmt.Sprintf("%s (gave up after %d attempts over %s, retry.duration %s)", loads.Describe(err), attempts, l.cfg.Now().Sub(start).Round(time.Millisecond), retry)
 		ekey := l.errorKey(s, key)
 		if perr := l.put(ctx, ekey, body, map[string]string{s3sink.MetaError: s3sink.MetadataValue(reason)}); perr != nil {
