@@ -49,12 +49,16 @@ func NewPGProxy(t testing.TB, db *PG) *PGProxy {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	open := map[net.Conn]bool{}
+	stopped := false
 	track := func(c net.Conn, on bool) {
 		mu.Lock()
 		defer mu.Unlock()
-		if on {
+		switch {
+		case on && stopped:
+			c.Close()
+		case on:
 			open[c] = true
-		} else {
+		default:
 			delete(open, c)
 		}
 	}
@@ -95,6 +99,7 @@ func NewPGProxy(t testing.TB, db *PG) *PGProxy {
 	t.Cleanup(func() {
 		ln.Close()
 		mu.Lock()
+		stopped = true
 		for c := range open {
 			c.Close()
 		}
