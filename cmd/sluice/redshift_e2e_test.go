@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -9,11 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-dev/sluice/internal/testservers"
 	"github.com/sluice-dev/sluice/internal/testservers/redshift"
@@ -85,48 +81,15 @@ sinks:
 	writeFile(t, file, pipeline(3000))
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 26))
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	env := append(os.Environ(), "AWS_EC2_METADATA_DISABLED=true")
-	var moments []time.Duration
-	for kill := range 10 {
-		loads := loadCount(ctx, t, conn)
-		cmd := exec.Command(bin, "run", "--status", "off", file)
-		cmd.Stderr, cmd.Env = &stderr, env
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		// Each run first loads a batch of its own, so that every run
-		// makes progress however loaded the machine; it is killed at a
-		// random moment after that, in the middle of the next batches.
-		for loadCount(ctx, t, conn) == loads {
-			select {
-			case err := <-exited:
-				t.Fatalf("run %d exited before its kill: %v\n%s", kill, err, tail(stderr.String(), 3000))
-			case <-ctx.Done():
-				t.Fatalf("run %d loaded nothing: %v\n%s", kill, ctx.Err(), tail(stderr.String(), 3000))
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-		at := time.Duration(rng.IntN(400)) * time.Millisecond
-		moments = append(moments, at)
-		select {
-		case err := <-exited:
-			t.Fatalf("run %d exited before its kill: %v\n%s", kill, err, tail(stderr.String(), 3000))
-		case <-time.After(at):
-		}
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatalf("kill %d: %v", kill, err)
-		}
-		<-exited
-	}
+	runs := killRuns(ctx, t, conn, bin, file, env, &stderr, rng, 10)
 	var before int64
 	if err := conn.QueryRow(ctx, "SELECT coalesce(sum(requests), 0) FROM per_route").Scan(&before); err != nil {
 		t.Fatal(err)
 	}
 	if before >= total {
-		t.Fatalf("the killed runs loaded all %d records; the test kills nothing", before)
+		t.Fatalf("the runs killed at %v loaded all %d records; the test kills nothing", runs, before)
 	}
 	writeFile(t, file, pipeline(0))
 	cmd := exec.CommandContext(ctx, bin, "run", "--status", "off", file)
@@ -159,27 +122,9 @@ sinks:
 		t.Fatal(err)
 	}
 	if rows != distinct || records != total || windows != total/perWindow || loaded != rows || len(wrong) > 0 {
-		t.Fatalf("killed at %v: %d rows, %d distinct (window, route, region), %d records counted, %d windows, %d rows in sluice_loads; want every row once, %d records in %d windows\nwindows whose records are not %d: %s\nstderr:\n%s",
-			moments, rows, distinct, records, windows, loaded, total, total/perWindow, perWindow, strings.Join(wrong, ", "), tail(stderr.String(), 3000))
+		t.Fatalf("runs killed at %v: %d rows, %d distinct (window, route, region), %d records counted, %d windows, %d rows in sluice_loads; want every row once, %d records in %d windows\nwindows whose records are not %d: %s\nstderr:\n%s",
+			runs, rows, distinct, records, windows, loaded, total, total/perWindow, perWindow, strings.Join(wrong, ", "), tail(stderr.String(), 3000))
 	}
 	replaced := strings.Count(stderr.String(), "replacing an empty object")
-	t.Logf("%d window rows (%d of %d records by the killed runs) in %d COPYs, exactly once through SIGKILLs %v after a load; %d torn uploads replaced", rows, before, total, len(rs.Copies()), moments, replaced)
-}
-
-// loadCount is how many batches sluice_loads records, 0 before the sink
-// made it.
-func loadCount(ctx context.Context, t *testing.T, conn *pgx.Conn) int64 {
-	t.Helper()
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass('sluice_loads') IS NOT NULL").Scan(&exists); err != nil {
-		t.Fatal(err)
-	}
-	if !exists {
-		return 0
-	}
-	var n int64
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM sluice_loads").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	t.Logf("%d window rows (%d of %d records by the killed runs) in %d COPYs, exactly once through SIGKILLs %v after a load; %d torn uploads replaced", rows, before, total, len(rs.Copies()), runs, replaced)
 }
