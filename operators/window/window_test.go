@@ -35,8 +35,13 @@ func TestNewReportsEveryProblemWithItsKey(t *testing.T) {
 		change func(*Config)
 		want   []engine.ConfigError // Key, Line, Column and a part of Msg
 	}{
-		{"no kind", func(c *Config) { c.Tumbling = 0 }, []engine.ConfigError{{Msg: "exactly one of tumbling, sliding or session"}}},
+		{"no kind", func(c *Config) { c.Tumbling = 0 }, []engine.ConfigError{{Msg: "exactly one of tumbling, sliding, session or stagger"}}},
 		{"two kinds", func(c *Config) { c.Session = time.Second }, []engine.ConfigError{{Msg: "(it has 2)"}}},
+		{"stagger and tumbling", func(c *Config) { c.Stagger = time.Minute }, []engine.ConfigError{{Msg: "(it has 2)"}}},
+		{"negative stagger", func(c *Config) { c.Tumbling, c.Stagger = 0, -time.Minute },
+			[]engine.ConfigError{{Key: "stagger", Msg: "the stagger window length must be positive"}}},
+		{"stagger too long", func(c *Config) { c.Tumbling, c.Stagger = 0, 11*365*24*time.Hour },
+			[]engine.ConfigError{{Key: "stagger", Msg: "longer than ten years"}}},
 		{"sliding not a multiple", func(c *Config) { c.Tumbling, c.Size, c.Every = 0, 5*time.Minute, 2*time.Minute },
 			[]engine.ConfigError{{Key: "sliding", Msg: "size 5m0s is not a multiple of every 2m0s"}}},
 		{"bad late", func(c *Config) { c.Late = "ignore" }, []engine.ConfigError{{Key: "late", Msg: `not "ignore"`}}},
