@@ -309,7 +309,7 @@ func TestSchemaShape(t *testing.T) {
 		t.Errorf("sinks[] holds exactly one of %v, want %v", kinds, kindNames(sinkKinds))
 	}
 	win := at("properties", "steps", "items", "properties", "window")
-	if len(win["oneOf"].([]any)) != 3 || !strings.HasPrefix(win["description"].(string), "Aggregates records") {
+	if len(win["oneOf"].([]any)) != 4 || !strings.HasPrefix(win["description"].(string), "Aggregates records") {
 		t.Errorf("window: %v", win)
 	}
 	if got := at("properties", "steps", "items", "properties", "window", "properties", "max_keys")["default"]; got != float64(100000) {

@@ -11,7 +11,7 @@ import (
 )
 
 // WindowStep aggregates records into event-time windows: exactly one of
-// Tumbling, Sliding and Session is set.
+// Tumbling, Sliding, Session and Stagger is set.
 type WindowStep struct {
 	// Name is the name written inside the window's mapping, which names
 	// the step (Step.Name); empty when the step is named beside it.
@@ -19,6 +19,7 @@ type WindowStep struct {
 	Tumbling time.Duration
 	Sliding  *Sliding
 	Session  *Session
+	Stagger  *Stagger
 	// GroupBy are the expressions of the group keys.
 	GroupBy   []*Expr
 	Aggregate []Aggregate
@@ -43,6 +44,12 @@ type Session struct {
 	Gap time.Duration
 }
 
+// Stagger windows open at a group's first event time and close Size
+// later (Kinesis Data Analytics' WINDOWED BY STAGGER).
+type Stagger struct {
+	Size time.Duration
+}
+
 // Aggregate is one output column of a window: count(), sum(x), ...
 type Aggregate struct {
 	Name string
@@ -52,8 +59,8 @@ type Aggregate struct {
 func newWindowStep() StepConfig { return &WindowStep{} }
 
 func (w *WindowStep) kind() keyDef {
-	sliding, session := &Sliding{}, &Session{}
-	return mappingKey("window", "aggregates records into tumbling, sliding or session windows of event time, per group",
+	sliding, session, stagger := &Sliding{}, &Session{}, &Stagger{}
+	return mappingKey("window", "aggregates records into tumbling, sliding, session or stagger windows of event time, per group",
 		textKey("name", &w.Name, "the window's name (or the step's name:): the stream that sinks (from:) and alerts (on:) read"),
 		lengthKey("tumbling", &w.Tumbling, "window length: back-to-back windows aligned on the Unix epoch"),
 		mappingKey("sliding", "windows of length size starting every every; size is a multiple of every",
@@ -63,6 +70,9 @@ func (w *WindowStep) kind() keyDef {
 		mappingKey("session", "a group's session runs from its first record to its last one plus gap",
 			lengthKey("gap", &session.Gap, "how long without a record ends a session").required(),
 		).whenWritten(func() { w.Session = session }),
+		mappingKey("stagger", "a group's window opens at its first record and closes size later; its next opens at its first record after that",
+			lengthKey("size", &stagger.Size, "the length of a window").required(),
+		).whenWritten(func() { w.Stagger = stagger }),
 		customKey("group_by", tExprs, "the expressions of the group keys, each a field of the row", func(d *decoder, v *yaml.Node, p string, depth int) {
 			w.GroupBy = []*Expr{}
 			d.list(v, p, depth, func(item *yaml.Node, p string, _ int) {
@@ -78,7 +88,7 @@ func (w *WindowStep) kind() keyDef {
 		choiceKey("late", &w.Late, []string{window.LateDrop, window.LateDeadLetter}, "what becomes of a record for a window already emitted").defaults(window.LateDrop),
 		durationKey("allowed_lateness", &w.AllowedLateness, "how long a closed window is kept for late records, which update it").defaults("0s"),
 		intKey("max_keys", &w.MaxKeys, "the most (window, group) pairs open at once").defaults("100000"),
-	).exactlyOne("tumbling", "sliding", "session")
+	).exactlyOne("tumbling", "sliding", "session", "stagger")
 }
 
 func (w *WindowStep) ownName() string { return w.Name }
@@ -118,6 +128,9 @@ func (w *WindowStep) compile(c *checker, st *Step, i int, path string, in operat
 	}
 	if w.Session != nil {
 		cfg.Session = w.Session.Gap
+	}
+	if w.Stagger != nil {
+		cfg.Stagger = w.Stagger.Size
 	}
 	if up := out.rowsFrom(s, i); up >= 0 {
 		// The rows of another window: placed by their window's end, and

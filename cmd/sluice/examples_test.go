@@ -53,6 +53,19 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 			t.Fatal(err)
 		}
 	},
+	"kda-stagger": func(t *testing.T, dir string) {
+		// The trades the example reads, beside the copy of the pipeline.
+		data, err := os.ReadFile("../../examples/kda/trades.jsonl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "kda"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "kda", "trades.jsonl"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	},
 	"local-stream": func(t *testing.T, dir string) {
 		var lines strings.Builder
 		for i := range 200 {

@@ -74,7 +74,7 @@ type Config struct {
 	Keys   []string
 	// ResolveWhenAbsent makes a group without a row in a window that
 	// closed count as false. Right for tumbling and sliding windows, whose
-	// groups all close together; wrong for sessions.
+	// groups all close together; wrong for sessions and stagger windows.
 	ResolveWhenAbsent bool
 	// Notify lists where notifications go; at least one.
 	Notify []Webhook

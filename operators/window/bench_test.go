@@ -13,13 +13,18 @@ import (
 
 const benchKeys = 10_000
 
-func benchWindow(b *testing.B) *Window { return benchWindowTS(b, operators.Time) }
+func benchWindow(b *testing.B) *Window { return benchWindowTS(b, operators.Time, false) }
 
-// benchWindowTS is benchWindow with the event-time field of type ts.
-func benchWindowTS(b *testing.B, ts operators.Type) *Window {
+// benchWindowTS is benchWindow with the event-time field of type ts, and
+// of stagger windows instead of tumbling ones.
+func benchWindowTS(b *testing.B, ts operators.Type, stagger bool) *Window {
 	b.Helper()
+	tumbling, staggered := time.Minute, time.Duration(0)
+	if stagger {
+		tumbling, staggered = 0, time.Minute
+	}
 	w, err := New(Config{
-		Name: "bench", Tumbling: time.Minute, EventTime: "ts",
+		Name: "bench", Tumbling: tumbling, Stagger: staggered, EventTime: "ts",
 		Schema: operators.Schema{Fields: map[string]operators.Type{
 			"ts": ts, "route": operators.String, "latency_ms": operators.Int, "user": operators.String,
 		}, Closed: true},
@@ -65,24 +70,28 @@ func benchRecords(n int) []engine.Record {
 // BenchmarkTumbling10kKeys measures records/s on one core into a 1-minute
 // tumbling window with 10,000 keys computing count, sum, p95 and
 // count_distinct, windows closing as event time moves on.
-func BenchmarkTumbling10kKeys(b *testing.B) { benchTumbling(b, false) }
+func BenchmarkTumbling10kKeys(b *testing.B) { benchTumbling(b, false, false) }
 
 // BenchmarkTumbling10kKeysRFC3339 is BenchmarkTumbling10kKeys with event
 // times as RFC 3339 strings with milliseconds, as decoded from JSON lines.
-func BenchmarkTumbling10kKeysRFC3339(b *testing.B) { benchTumbling(b, true) }
+func BenchmarkTumbling10kKeysRFC3339(b *testing.B) { benchTumbling(b, true, false) }
+
+// BenchmarkStagger10kKeys is BenchmarkTumbling10kKeys with 1-minute
+// stagger windows: each key's windows open at its own first record.
+func BenchmarkStagger10kKeys(b *testing.B) { benchTumbling(b, false, true) }
 
 // rfc3339Millis is the event-time shape of JSON-lines logs.
 const rfc3339Millis = "2006-01-02T15:04:05.000Z07:00"
 
-func benchTumbling(b *testing.B, strs bool) {
+func benchTumbling(b *testing.B, strs, stagger bool) {
 	const pool = 1 << 20
 	recs := benchRecords(pool)
-	w := benchWindow(b)
+	w := benchWindowTS(b, operators.Time, stagger)
 	if strs {
 		for _, r := range recs {
 			r.Fields["ts"] = r.Fields["ts"].(time.Time).Format(rfc3339Millis)
 		}
-		w = benchWindowTS(b, operators.String)
+		w = benchWindowTS(b, operators.String, stagger)
 	}
 	ctx := context.Background()
 	const batch = 1000

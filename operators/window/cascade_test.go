@@ -271,3 +271,37 @@ func TestRowsWindowSurvivesRestore(t *testing.T) {
 		t.Error("a window over records restored the state of one over rows")
 	}
 }
+
+// TestWindowOverStaggerRows: an hour window over the rows of a stagger
+// window places each row by its window_end, as over any window's rows,
+// and closes as the stagger window's watermark passes the hour.
+func TestWindowOverStaggerRows(t *testing.T) {
+	c := newCascade(t)
+	var err error
+	c.minute, err = New(Config{Name: "per_minute", Stagger: time.Minute, EventTime: "ts", Schema: clickSchema,
+		GroupBy: []Group{{Expr: "route"}}, Aggregate: []Output{{Name: "requests", Call: "count()"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// /a: [10:00:10, 10:01:10) holds two clicks, [10:01:20, 10:02:20) one;
+	// /b: [10:59:30, 11:00:30) ends in the next hour.
+	got := c.feed(t, &engine.Batch{Shard: "s0", Records: []engine.Record{
+		click("2024-05-01T10:00:10Z", "/a"), click("2024-05-01T10:00:50Z", "/a"),
+		click("2024-05-01T10:01:20Z", "/a"), click("2024-05-01T10:59:30Z", "/b"),
+	}})
+	if len(got) != 0 {
+		t.Fatalf("the hour emitted %v before its end", got)
+	}
+	got = c.feed(t, &engine.Batch{Shard: "s0", Records: []engine.Record{click("2024-05-01T11:05:00Z", "/a")}})
+	if want := []string{"10:00..11:00 /a requests=3 minutes=2 10:00..10:01"}; !slices.Equal(got, want) {
+		t.Fatalf("hour rows\n%v\nwant\n%v", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	got = c.tick(t, time.Now(), true)
+	want := []string{
+		"11:00..12:00 /a requests=1 minutes=1 11:05..11:05",
+		"11:00..12:00 /b requests=1 minutes=1 10:59..10:59",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("at the end\n%v\nwant\n%v", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

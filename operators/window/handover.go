@@ -91,7 +91,7 @@ var errShape = errors.New("not a change of length")
 func (w *Window) predecessor(def string) (*Window, error) {
 	head, rest, ok := strings.Cut(def, ";")
 	_, own, _ := strings.Cut(w.fingerprint, ";")
-	if !ok || rest != own || w.kind == sessions {
+	if !ok || rest != own || w.keyedKind() {
 		return nil, errShape
 	}
 	var k string

@@ -185,6 +185,10 @@ func TestHandoverRefusals(t *testing.T) {
 	session.Tumbling, session.Session = 0, time.Minute
 	longerSession := session
 	longerSession.Session = 2 * time.Minute
+	stagger := minute
+	stagger.Tumbling, stagger.Stagger = 0, time.Minute
+	longerStagger := stagger
+	longerStagger.Stagger = 2 * time.Minute
 	odd := minute
 	odd.Tumbling = maxLength - 1
 	odder := minute
@@ -197,6 +201,9 @@ func TestHandoverRefusals(t *testing.T) {
 		{"group_by", minute, grouped, "not its kind, group_by or aggregates"},
 		{"session gap", session, longerSession, "not its kind, group_by or aggregates"},
 		{"tumbling to session", minute, session, "not its kind, group_by or aggregates"},
+		{"stagger length", stagger, longerStagger, "not its kind, group_by or aggregates"},
+		{"tumbling to stagger", minute, stagger, "not its kind, group_by or aggregates"},
+		{"stagger to session", stagger, session, "not its kind, group_by or aggregates"},
 		{"no common boundary", odd, odder, "share no boundary within ten years"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

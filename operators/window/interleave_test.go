@@ -220,7 +220,7 @@ func directRows(cfg Config, shards []lineageShard) (rows, rejected []string) {
 			a := acc{propRecord: r}
 			ok := false
 			switch {
-			case cfg.Session > 0:
+			case cfg.Session > 0 || cfg.Stagger > 0:
 				ok = r.t >= mark
 			default:
 				size, slide := int64(cfg.Tumbling), int64(cfg.Tumbling)
@@ -255,14 +255,29 @@ func directRows(cfg Config, shards []lineageShard) (rows, rejected []string) {
 		v.max = max(v.max, r.v)
 		out[k] = v
 	}
-	if cfg.Session > 0 {
-		gap := int64(cfg.Session)
-		byRoute := map[string][]propRecord{}
-		for _, a := range accepted {
-			byRoute[a.route] = append(byRoute[a.route], a.propRecord)
-		}
+	byRoute := map[string][]propRecord{}
+	for _, a := range accepted {
+		byRoute[a.route] = append(byRoute[a.route], a.propRecord)
+	}
+	for _, recs := range byRoute {
+		slices.SortFunc(recs, func(a, b propRecord) int { return cmp.Compare(a.t, b.t) })
+	}
+	switch {
+	case cfg.Stagger > 0:
+		// A group's window opens at its earliest record; the next at its
+		// first record from that window's end on.
+		size := int64(cfg.Stagger)
 		for _, recs := range byRoute {
-			slices.SortFunc(recs, func(a, b propRecord) int { return cmp.Compare(a.t, b.t) })
+			for i := 0; i < len(recs); {
+				k := key{recs[i].t, recs[i].t + size, recs[i].route}
+				for ; i < len(recs) && recs[i].t < k.end; i++ {
+					put(k, recs[i])
+				}
+			}
+		}
+	case cfg.Session > 0:
+		gap := int64(cfg.Session)
+		for _, recs := range byRoute {
 			start := 0
 			for i := range recs {
 				if i == len(recs)-1 || recs[i+1].t-recs[i].t >= gap {
@@ -274,7 +289,7 @@ func directRows(cfg Config, shards []lineageShard) (rows, rejected []string) {
 				}
 			}
 		}
-	} else {
+	default:
 		size := int64(cfg.Tumbling)
 		if cfg.Size > 0 {
 			size = int64(cfg.Size)
@@ -302,6 +317,7 @@ func TestRowsDoNotDependOnBatchingOrInterleaving(t *testing.T) {
 		"tumbling": func(c *Config) { c.Tumbling = time.Minute },
 		"sliding":  func(c *Config) { c.Size, c.Every = 3*time.Minute, time.Minute },
 		"session":  func(c *Config) { c.Session = 20 * time.Second },
+		"stagger":  func(c *Config) { c.Stagger = time.Minute },
 	}
 	for _, kind := range slices.Sorted(maps.Keys(kinds)) {
 		t.Run(kind, func(t *testing.T) {

@@ -147,8 +147,8 @@ func (g *paneGroup) add(from int, states []aggregate.State) *[]aggregate.State {
 // ends by it and the updates of windows kept for lateness, and dropping
 // what is past the allowed lateness.
 func (w *Window) advance(wm int64) []engine.Record {
-	if w.kind == sessions {
-		return w.advanceSessions(wm)
+	if w.keyedKind() {
+		return w.advanceKeyed(wm)
 	}
 	var rows []engine.Record
 	if wm > w.fired {

@@ -23,7 +23,7 @@ import (
 // the records it must reject (!>). A command followed by no expectation
 // must emit nothing.
 //
-//	window tumbling 1m | window sliding 5m 1m | window session 30s
+//	window tumbling 1m | window sliding 5m 1m | window session 30s | window stagger 1m
 //	event_time EXPR        default: ts, the record's time as written
 //	out_of_orderness 5s, idle 1m, allowed_lateness 30s, late dead_letter, max_keys 10,
 //	max_future 1h
@@ -133,6 +133,8 @@ func runScript(t *testing.T, file string, restartAlways bool) {
 				r.cfg.Size, r.cfg.Every = dur(t, at, f[1]), dur(t, at, f[2])
 			case len(f) == 2 && f[0] == "session":
 				r.cfg.Session = dur(t, at, f[1])
+			case len(f) == 2 && f[0] == "stagger":
+				r.cfg.Stagger = dur(t, at, f[1])
 			default:
 				t.Fatalf("%s: bad window %q", at, arg)
 			}

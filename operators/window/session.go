@@ -75,9 +75,10 @@ func (w *Window) addSession(t, cut int64, key []byte) error {
 	return nil
 }
 
-// advanceSessions emits the changed sessions that ended by wm and drops
-// those past the allowed lateness.
-func (w *Window) advanceSessions(wm int64) []engine.Record {
+// advanceKeyed emits the changed sessions or stagger windows that ended
+// by wm and drops those past the allowed lateness; it first opens the
+// stagger windows whose first record wm reached.
+func (w *Window) advanceKeyed(wm int64) []engine.Record {
 	w.fired = max(w.fired, wm)
 	if w.fired < w.nextScan {
 		return nil
@@ -89,8 +90,17 @@ func (w *Window) advanceSessions(wm int64) []engine.Record {
 	var out []due
 	w.nextScan = maxTime
 	for key, list := range w.keyed {
+		if w.kind == stagger {
+			list = w.settleStagger(list)
+		}
 		kept := list[:0]
 		for _, s := range list {
+			if s.isPoint() {
+				// A stagger window's records before it opens.
+				kept = append(kept, s)
+				w.nextScan = min(w.nextScan, s.start)
+				continue
+			}
 			if s.dirty && s.end <= w.fired {
 				out = append(out, due{key, s})
 				s.dirty = false

@@ -90,7 +90,7 @@ func (w *Window) Snapshot() (json.RawMessage, error) {
 // keys and each aggregate's state.
 func (w *Window) encodeOpen() []byte {
 	var b []byte
-	if w.kind == sessions {
+	if w.keyedKind() {
 		keys := slices.Sorted(maps.Keys(w.keyed))
 		b = binary.AppendUvarint(b, uint64(len(keys)))
 		for _, k := range keys {
@@ -231,7 +231,7 @@ func (w *Window) decodeOpen(version int, state []byte) (map[int64]*pane, map[str
 	panes := map[int64]*pane{}
 	keyed := map[string][]*session{}
 	open := 0
-	if w.kind == sessions {
+	if w.keyedKind() {
 		n := r.count()
 		for range n {
 			k := r.key(w)
@@ -241,7 +241,7 @@ func (w *Window) decodeOpen(version int, state []byte) (map[int64]*pane, map[str
 				ss := &session{start: r.varint(), end: r.varint()}
 				ss.dirty = r.byte() == 1
 				ss.states = r.states(w)
-				if r.err == nil && (ss.end <= ss.start || (len(list) > 0 && list[len(list)-1].end > ss.start)) {
+				if r.err == nil && (!w.validEntry(ss) || (len(list) > 0 && (list[len(list)-1].end > ss.start || (list[len(list)-1].isPoint() && !ss.isPoint())))) {
 					r.err = errors.New("sessions out of order")
 				}
 				// Sessions span accepted event times plus at most a gap
@@ -292,6 +292,17 @@ func (w *Window) decodeOpen(version int, state []byte) (map[int64]*pane, map[str
 		return nil, nil, 0, fmt.Errorf("window %s: restore: open windows are corrupt: %w", w.name, r.err)
 	}
 	return panes, keyed, open, nil
+}
+
+// validEntry reports whether a restored entry of a group has the shape
+// of the window's kind: a session ends after it starts; a stagger entry
+// is a window of the stagger length, or a point of records (end = start)
+// after every window of its group.
+func (w *Window) validEntry(s *session) bool {
+	if w.kind == stagger {
+		return s.end == s.start || s.end == satAdd(s.start, w.size)
+	}
+	return s.end > s.start
 }
 
 // restoreClock restores the watermarks, the windows emitted and the late

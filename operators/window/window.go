@@ -1,5 +1,5 @@
 // Package window is the window step: it groups records into event-time
-// windows (tumbling, sliding or session), computes aggregates per window
+// windows (tumbling, sliding, session or stagger), computes aggregates per window
 // and group, and emits one record per window and group when the watermark
 // passes the window's end.
 //
@@ -41,7 +41,10 @@
 // Windows are pre-aggregated per slide: a sliding window of size 5m every
 // 1m keeps one partial state per minute and key and merges five of them
 // when a window closes, so each record costs one update whatever the
-// ratio. Sessions merge when a record bridges them. Open windows, keys,
+// ratio. Sessions merge when a record bridges them. A stagger window
+// opens at its group's first event time once the watermark reaches it
+// (stagger.go), so that which record opens it does not depend on arrival
+// order. Open windows, keys,
 // aggregate states and watermarks are saved with each checkpoint
 // (engine.Stateful), so that a restart neither loses nor double-counts a
 // window. At the end of a bounded input (Tick with final) every open
@@ -73,11 +76,16 @@ type Config struct {
 	// stage of the records it rejects.
 	Name string
 
-	// Exactly one of Tumbling, Sliding (Size and Every) or Session is set.
+	// Exactly one of Tumbling, Sliding (Size and Every), Session or
+	// Stagger is set.
 	Tumbling time.Duration
 	Size     time.Duration // sliding window length
 	Every    time.Duration // sliding window step; Size must be a multiple of it
 	Session  time.Duration // the gap that ends a session
+	// Stagger is the length of a group's stagger window, which opens at
+	// the group's first event time and closes Stagger later (Kinesis Data
+	// Analytics' WINDOWED BY STAGGER).
+	Stagger time.Duration
 
 	// EventTime is an expression giving each record's event time: a
 	// timestamp, an RFC 3339 string, or epoch seconds, milliseconds,
@@ -215,7 +223,7 @@ type Window struct {
 	fired int64
 	sent  int64
 	panes map[int64]*pane       // tumbling and sliding: pane start -> pane
-	keyed map[string][]*session // session: group key -> its sessions, by start
+	keyed map[string][]*session // session, stagger: group key -> its windows, by start
 	// nextScan is the earliest watermark at which a session is due to be
 	// emitted or dropped.
 	nextScan int64
@@ -234,11 +242,16 @@ const (
 	tumbling kind = iota
 	sliding
 	sessions
+	stagger
 )
 
 func (k kind) String() string {
-	return [...]string{"tumbling", "sliding", "session"}[k]
+	return [...]string{"tumbling", "sliding", "session", "stagger"}[k]
 }
+
+// keyedKind reports whether each group has windows of its own (sessions,
+// stagger windows) rather than sharing panes aligned on the epoch.
+func (w *Window) keyedKind() bool { return w.kind == sessions || w.kind == stagger }
 
 type compiledGroup struct {
 	name string
@@ -346,19 +359,26 @@ func New(cfg Config) (*Window, error) {
 			add("session", 0, 0, "the session gap must be positive, such as 30m")
 		}
 	}
+	if cfg.Stagger != 0 {
+		kinds++
+		w.kind, w.size = stagger, int64(cfg.Stagger)
+		if cfg.Stagger < 0 {
+			add("stagger", 0, 0, "the stagger window length must be positive, such as 1m")
+		}
+	}
 	if kinds != 1 {
-		add("", 0, 0, "a window has exactly one of tumbling, sliding or session (it has %d)", kinds)
+		add("", 0, 0, "a window has exactly one of tumbling, sliding, session or stagger (it has %d)", kinds)
 	}
 	for _, l := range []struct {
 		key string
 		d   time.Duration
 	}{
-		{"tumbling", cfg.Tumbling}, {"sliding", cfg.Size}, {"session", cfg.Session},
+		{"tumbling", cfg.Tumbling}, {"sliding", cfg.Size}, {"session", cfg.Session}, {"stagger", cfg.Stagger},
 		{"watermark.out_of_orderness", cfg.OutOfOrderness}, {"watermark.idle", cfg.Idle},
 		{"allowed_lateness", cfg.AllowedLateness}, {"watermark.max_future", cfg.MaxFuture},
 	} {
 		switch {
-		case l.d < 0 && (l.key == "tumbling" || l.key == "sliding" || l.key == "session"):
+		case l.d < 0 && (l.key == "tumbling" || l.key == "sliding" || l.key == "session" || l.key == "stagger"):
 			// Reported with the window's kind above.
 		case l.d < 0:
 			add(l.key, 0, 0, "%s cannot be negative", l.key[strings.LastIndexByte(l.key, '.')+1:])
@@ -685,9 +705,10 @@ func (w *Window) Fields() []string {
 	return slices.Compact(out)
 }
 
-// Sessions reports whether the window is a session window, whose groups
-// emit at different times (alerts treat a missing row differently).
-func (w *Window) Sessions() bool { return w.kind == sessions }
+// Sessions reports whether the window is a session or stagger window,
+// whose groups emit at different times (alerts treat a missing row
+// differently).
+func (w *Window) Sessions() bool { return w.keyedKind() }
 
 // LateRecords returns how many late records the window has had, dropped
 // or sent to the error output. It is safe to call from any goroutine.
@@ -887,8 +908,11 @@ func (w *Window) checkFuture(t int64, now time.Time) error {
 // place adds the record (its key, arguments and event time t) to its
 // windows, judged against cut, its shard's watermark.
 func (w *Window) place(t, cut int64, key []byte) error {
-	if w.kind == sessions {
+	switch w.kind {
+	case sessions:
 		return w.addSession(t, cut, key)
+	case stagger:
+		return w.addStagger(t, cut, key)
 	}
 	return w.addPane(t, cut, key)
 }
@@ -915,12 +939,12 @@ func (w *Window) rejectLate(r *engine.Record, t, wm int64, key []byte) {
 const maxLateLogged = 1024
 
 // logLate logs a late record when it is the first of its window: the
-// window it would have been counted in last (a session: its group), its
+// window it would have been counted in last (a session or stagger window: its group), its
 // group key and how far behind its shard's watermark it was.
 func (w *Window) logLate(t, wm int64, key []byte) {
 	var id string
 	var start, end int64
-	if w.kind == sessions {
+	if w.keyedKind() {
 		id, start, end = "s"+string(key), t, satAdd(t, w.size)
 	} else {
 		start = floorDiv(t, w.slide) * w.slide // the last window of t's slide

@@ -35,8 +35,13 @@ func TestNewReportsEveryProblemWithItsKey(t *testing.T) {
 		change func(*Config)
 		want   []engine.ConfigError // Key, Line, Column and a part of Msg
 	}{
-		{"no kind", func(c *Config) { c.Tumbling = 0 }, []engine.ConfigError{{Msg: "exactly one of tumbling, sliding or session"}}},
+		{"no kind", func(c *Config) { c.Tumbling = 0 }, []engine.ConfigError{{Msg: "exactly one of tumbling, sliding, session or stagger"}}},
 		{"two kinds", func(c *Config) { c.Session = time.Second }, []engine.ConfigError{{Msg: "(it has 2)"}}},
+		{"stagger and tumbling", func(c *Config) { c.Stagger = time.Minute }, []engine.ConfigError{{Msg: "(it has 2)"}}},
+		{"negative stagger", func(c *Config) { c.Tumbling, c.Stagger = 0, -time.Minute },
+			[]engine.ConfigError{{Key: "stagger", Msg: "the stagger window length must be positive"}}},
+		{"stagger too long", func(c *Config) { c.Tumbling, c.Stagger = 0, 11*365*24*time.Hour },
+			[]engine.ConfigError{{Key: "stagger", Msg: "longer than ten years"}}},
 		{"sliding not a multiple", func(c *Config) { c.Tumbling, c.Size, c.Every = 0, 5*time.Minute, 2*time.Minute },
 			[]engine.ConfigError{{Key: "sliding", Msg: "size 5m0s is not a multiple of every 2m0s"}}},
 		{"bad late", func(c *Config) { c.Late = "ignore" }, []engine.ConfigError{{Key: "late", Msg: `not "ignore"`}}},
@@ -466,18 +471,35 @@ func TestRestoreRefusesBadState(t *testing.T) {
 }
 
 func FuzzRestore(f *testing.F) {
-	cfg := Config{Name: "w", Session: time.Minute, EventTime: "ts", Schema: clickSchema,
+	// A session window, and a stagger window whose groups have windows
+	// and records waiting for the watermark to open the next (points).
+	session := Config{Name: "w", Session: time.Minute, EventTime: "ts", Schema: clickSchema,
 		GroupBy:   []Group{{Expr: "route"}},
 		Aggregate: []Output{{Name: "n", Call: "count()"}, {Name: "top", Call: "top_k(user, 2)"}}}
-	w, _ := New(cfg)
+	stagger := session
+	stagger.Session, stagger.Stagger, stagger.OutOfOrderness = 0, time.Minute, 10*time.Minute
 	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
-	w.Process(context.Background(), &engine.Batch{Shard: "s", Records: []engine.Record{rec(base, "/a", 5, "u"), rec(base.Add(time.Hour), "/b", 7, "v")}})
-	good, _ := w.Snapshot()
-	var s snapshot
-	json.Unmarshal(good, &s)
-	f.Add(s.State)
-	f.Fuzz(func(t *testing.T, state []byte) {
-		bad := s
+	snaps := map[bool]snapshot{}
+	for _, isStagger := range []bool{false, true} {
+		cfg := session
+		if isStagger {
+			cfg = stagger
+		}
+		w, _ := New(cfg)
+		w.Process(context.Background(), &engine.Batch{Shard: "s", Records: []engine.Record{rec(base, "/a", 5, "u"), rec(base.Add(time.Hour), "/b", 7, "v"),
+			rec(base.Add(time.Hour-time.Minute), "/a", 1, "w"), rec(base.Add(time.Hour-30*time.Second), "/a", 1, "w")}})
+		good, _ := w.Snapshot()
+		var s snapshot
+		json.Unmarshal(good, &s)
+		snaps[isStagger] = s
+		f.Add(isStagger, s.State)
+	}
+	f.Fuzz(func(t *testing.T, isStagger bool, state []byte) {
+		cfg := session
+		if isStagger {
+			cfg = stagger
+		}
+		bad := snaps[isStagger]
 		bad.State = state
 		data, _ := json.Marshal(bad)
 		w2, _ := New(cfg)
@@ -517,6 +539,7 @@ func FuzzWindowEventTimes(f *testing.F) {
 		{Tumbling: time.Minute},
 		{Size: 10 * time.Minute, Every: time.Minute},
 		{Session: time.Minute},
+		{Stagger: time.Minute},
 	}
 	normal := func(i int) engine.Record {
 		return engine.Record{Fields: map[string]any{"at": base.Add(time.Duration(i) * 20 * time.Second).Format(time.RFC3339), "route": fmt.Sprintf("/r%d", i%3)}}
