@@ -253,3 +253,49 @@ func TestExampleTests(t *testing.T) {
 		})
 	}
 }
+
+// TestExampleDirectories runs each directory of pipelines in examples/
+// the way `sluice run DIR/` does, in a scratch copy: every pipeline of it
+// must publish output of its own.
+func TestExampleDirectories(t *testing.T) {
+	dirs, err := filepath.Glob("../../examples/several")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no example directories found: %v", err)
+	}
+	for _, src := range dirs {
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			files, err := filepath.Glob(filepath.Join(src, "*.yaml"))
+			if err != nil || len(files) < 2 {
+				t.Fatalf("%s holds %d pipelines, want several: %v", src, len(files), err)
+			}
+			dir := t.TempDir()
+			for _, f := range files {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			if code := dispatch(ctx, []string{"run", "--status", "off", dir + "/"}, strings.NewReader(""), &stdout, &stderr); code != exitOK {
+				t.Fatalf("run %s/ exited %d:\n%s", src, code, tail(stderr.String(), 3000))
+			}
+			outs, err := os.ReadDir(filepath.Join(dir, "out"))
+			if err != nil {
+				t.Fatalf("the run published nothing: %v\n%s", err, tail(stderr.String(), 3000))
+			}
+			if len(outs) != len(files) {
+				t.Fatalf("out/ holds %d outputs, want one per pipeline (%d)\n%s", len(outs), len(files), tail(stderr.String(), 3000))
+			}
+			for _, o := range outs {
+				if n := publishedFiles(t, filepath.Join(dir, "out", o.Name())); n == 0 {
+					t.Errorf("out/%s: no file published in 4s", o.Name())
+				}
+			}
+		})
+	}
+}
