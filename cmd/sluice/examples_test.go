@@ -42,7 +42,9 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 		}
 		t.Setenv("S3_ENDPOINT", testservers.S3rverIn(t, store).URL)
 	},
-	"kinesis-sink": setupKinesisSinkExample,
+	"kinesis-sink":     setupKinesisSinkExample,
+	"scale-out-worker": setupScaleOutWorkerExample,
+	"scale-out-merge":  setupScaleOutMergeExample,
 	"local-stream": func(t *testing.T, dir string) {
 		var lines strings.Builder
 		for i := range 200 {
@@ -98,6 +100,8 @@ var exampleDestinations = map[string]func(t *testing.T, dir string) (published f
 		}
 	},
 	// The kinesis sink's example writes into a stream of sluice serve.
+	"scale-out-worker": scaleOutWorkerPublished,
+	"scale-out-merge":  scaleOutMergePublished,
 	"kinesis-sink": func(t *testing.T, dir string) func() int {
 		return func() int {
 			return publishedFiles(t, dir) + len(streamCopies(t, kinesisClient(os.Getenv("KINESIS_ENDPOINT")), "app-logs"))
