@@ -174,7 +174,7 @@ func (w *Window) partialStates(v any) ([]aggregate.State, error) {
 	case nil:
 		return nil, fmt.Errorf("the row has no %s field: a window with merge: true reads the rows of windows with emit: partial", FieldPartial)
 	default:
-		return nil, fmt.Errorf("the %s field is a %s, not the base64 string a window with emit: partial writes", FieldPartial, typeName(v))
+		return nil, fmt.Errorf("the %s field is %s, not the base64 string a window with emit: partial writes", FieldPartial, aggregate.Describe(v))
 	}
 	aggs, err := decodePartial(raw)
 	if err != nil {
@@ -231,18 +231,4 @@ func partialNames(aggs []partialAgg) string {
 		names[i] = clip(a.name)
 	}
 	return strings.Join(names, ", ")
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case int64, float64:
-		return "number"
-	case bool:
-		return "boolean"
-	case []any:
-		return "list"
-	case map[string]any:
-		return "object"
-	}
-	return fmt.Sprintf("%T", v)
 }

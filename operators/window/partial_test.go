@@ -267,7 +267,7 @@ func TestMergeRejectsHostilePartials(t *testing.T) {
 		want   string
 	}{
 		{"no partial", with(FieldPartial, nil), "has no partial field"},
-		{"a number", with(FieldPartial, 12.0), "is a number, not the base64 string"},
+		{"a number", with(FieldPartial, 12.0), "is a float, not the base64 string"},
 		{"not base64", with(FieldPartial, "%%%"), "is not base64"},
 		{"empty", with(FieldPartial, ""), "the partial is empty"},
 		{"a later version", with(FieldPartial, b64(append([]byte{2}, raw[1:]...))), "version 2; this sluice reads version 1"},
