@@ -85,14 +85,12 @@ func (w *Window) appendPartial(b []byte, states []aggregate.State) []byte {
 	for i, a := range w.aggs {
 		b = appendString(b, a.name)
 		b = appendString(b, a.ident)
-		n := len(b)
-		state := states[i].AppendBinary(nil)
-		b = binary.AppendUvarint(b[:n], uint64(len(state)))
-		b = append(b, state...)
+		b = appendString(b, string(states[i].AppendBinary(nil)))
 	}
 	return b
 }
 
+// appendString appends s with its length before it.
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)

@@ -38,6 +38,13 @@
 // windows are kept that much longer, and a late record updates its window
 // and makes it emit again.
 //
+// Across processes, a tumbling window can emit partial rows (Config.Emit):
+// the mergeable state of each aggregate instead of its value, in a
+// versioned form (partial.go). A window that merges (Config.Merge) reads
+// such rows, from any number of processes through a stream, places each
+// by its window_end and merges its states, so that its rows are those of
+// one window over all the records.
+//
 // Windows are pre-aggregated per slide: a sliding window of size 5m every
 // 1m keeps one partial state per minute and key and merges five of them
 // when a window closes, so each record costs one update whatever the
