@@ -349,3 +349,34 @@ func FuzzPartial(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkMergePartials merges the partial rows of four workers, after
+// JSON, into one window: partial rows/s, with their decoding.
+func BenchmarkMergePartials(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	var partials []engine.Record
+	for i := range 4 {
+		cfg := mergeConfig(fmt.Sprintf("worker%d", i))
+		cfg.Emit = EmitPartial
+		cfg.GroupBy = []Group{{Expr: "user"}}
+		partials = append(partials, runWindow(b, cfg, partialRecords(rng, 20_000))...)
+	}
+	partials = throughJSON(b, partials)
+	mcfg := mergeConfig("merge")
+	mcfg.EventTime, mcfg.Merge, mcfg.Schema = "", true, operators.Schema{}
+	mcfg.GroupBy = []Group{{Expr: "user"}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w, err := New(mcfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := w.Process(ctx, &engine.Batch{Shard: "s", Records: partials})
+		if err != nil || len(out.Failed) > 0 {
+			b.Fatal(err, out.Failed)
+		}
+	}
+	b.ReportMetric(float64(len(partials)*b.N)/b.Elapsed().Seconds(), "partials/s")
+}
