@@ -109,8 +109,9 @@ func scaleOutRecords(n int) [][]byte {
 // stream of `sluice serve` through a lease table in dynalite, each
 // windowing the shards it holds into partial aggregates that a kinesis
 // sink re-keys by route into a second stream; a fourth pipeline merges
-// them into rows. One worker is SIGKILLed while records flow and started
-// again under its id. The merged rows equal those of one process reading
+// them into rows. One worker is SIGKILLed while records flow, another
+// while the partials are being put, and each is started again under its
+// id. The merged rows equal those of one process reading
 // every record from a file: no record is lost or counted twice, in any
 // aggregate.
 func TestScaleOutMergesPartials(t *testing.T) {
@@ -190,6 +191,19 @@ func TestScaleOutMergesPartials(t *testing.T) {
 	w2.done <- nil
 	workers["w2"] = startWorker(t, bin, filepath.Join(dir, "worker.yaml"), "w2", filepath.Join(dir, "out-w2"), env)
 	produced.Wait()
+
+	// w3 dies too, while the workers are closing their windows and
+	// putting partials, and comes back.
+	waitFor(t, 60*time.Second, "the first partials in the second stream", func() bool {
+		return len(streamCopies(t, kc, "partials")) > 0
+	})
+	w3 := workers["w3"]
+	if err := w3.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-w3.done
+	w3.done <- nil
+	workers["w3"] = startWorker(t, bin, filepath.Join(dir, "worker.yaml"), "w3", filepath.Join(dir, "out-w3"), env)
 
 	var got []string
 	waitFor(t, 120*time.Second, "the merged rows of every window and route", func() bool {
