@@ -180,16 +180,33 @@ func TestScaleOutMergesPartials(t *testing.T) {
 			time.Sleep(300 * time.Millisecond) // keep records flowing through the kill
 		}
 	}()
-	<-killAt
-	// Let w2 read and checkpoint some of what it holds first.
-	time.Sleep(1500 * time.Millisecond)
-	w2 := workers["w2"]
-	if err := w2.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	// kill SIGKILLs a worker and starts it again under its id.
+	kill := func(id string) {
+		w := workers[id]
+		if err := w.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-w.done
+		w.done <- nil
+		workers[id] = startWorker(t, bin, filepath.Join(dir, "worker.yaml"), id, filepath.Join(dir, "out-"+id), env)
 	}
-	<-w2.done
-	w2.done <- nil
-	workers["w2"] = startWorker(t, bin, filepath.Join(dir, "worker.yaml"), "w2", filepath.Join(dir, "out-w2"), env)
+	observer := leaseObserver(t, ddb, "scale-out-worker", "clicks")
+	<-killAt
+	// w2 dies once it has checkpointed part of a shard: its windows hold
+	// records of that checkpoint, and it has read records after it.
+	waitFor(t, 60*time.Second, "a checkpoint of w2 within a shard", func() bool {
+		ls, err := observer.Leases(context.Background())
+		if err != nil {
+			return false
+		}
+		for _, l := range ls {
+			if l.Owner == "w2" && l.Checkpoint.Sequence != "" && l.Checkpoint.Sequence[0] >= '0' && l.Checkpoint.Sequence[0] <= '9' {
+				return true
+			}
+		}
+		return false
+	})
+	kill("w2")
 	produced.Wait()
 
 	// w3 dies too, while the workers are closing their windows and
@@ -197,13 +214,7 @@ func TestScaleOutMergesPartials(t *testing.T) {
 	waitFor(t, 60*time.Second, "the first partials in the second stream", func() bool {
 		return len(streamCopies(t, kc, "partials")) > 0
 	})
-	w3 := workers["w3"]
-	if err := w3.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-w3.done
-	w3.done <- nil
-	workers["w3"] = startWorker(t, bin, filepath.Join(dir, "worker.yaml"), "w3", filepath.Join(dir, "out-w3"), env)
+	kill("w3")
 
 	var got []string
 	waitFor(t, 120*time.Second, "the merged rows of every window and route", func() bool {
