@@ -144,6 +144,7 @@ var invalidFiles = map[string]string{
 	"no_source_kind":          "structural",
 	"not_a_mapping":           "structural",
 	"not_available":           "structural",
+	"partial_windows":         "what emit: partial and merge: true need of a window",
 	"postgres_config":         "a connection string, table and column names, expressions, keys that do not apply to the kind",
 	"s3_config":               "bucket names, URLs, keys that need each other",
 	"secrets":                 "a ${VAR} in quotes where a number goes, which the editor reads as a string either way",

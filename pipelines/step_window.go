@@ -32,6 +32,11 @@ type WindowStep struct {
 	AllowedLateness time.Duration
 	// MaxKeys bounds the open (window, group) pairs; 0: the default.
 	MaxKeys int64
+	// Emit is final (the aggregates' values) or partial (their mergeable
+	// states, for a window with Merge in another pipeline).
+	Emit string
+	// Merge reads partial rows and merges their states.
+	Merge bool
 }
 
 // Sliding windows are Size long and start every Every.
@@ -88,6 +93,8 @@ func (w *WindowStep) kind() keyDef {
 		choiceKey("late", &w.Late, []string{window.LateDrop, window.LateDeadLetter}, "what becomes of a record for a window already emitted").defaults(window.LateDrop),
 		durationKey("allowed_lateness", &w.AllowedLateness, "how long a closed window is kept for late records, which update it").defaults("0s"),
 		intKey("max_keys", &w.MaxKeys, "the most (window, group) pairs open at once").defaults("100000"),
+		choiceKey("emit", &w.Emit, []string{window.EmitFinal, window.EmitPartial}, "final: the aggregates' values; partial: their mergeable states, for a window with merge: true to combine (docs/scaling-out.md)").defaults(window.EmitFinal),
+		boolKey("merge", &w.Merge, "the input is the partial rows of windows with emit: partial, placed by window_end; merge their states into the rows of one window over all the records").defaults("false"),
 	).exactlyOne("tumbling", "sliding", "session", "stagger")
 }
 
@@ -118,6 +125,8 @@ func (w *WindowStep) compile(c *checker, st *Step, i int, path string, in operat
 		Late:            w.Late,
 		AllowedLateness: w.AllowedLateness,
 		MaxKeys:         int(w.MaxKeys),
+		Emit:            w.Emit,
+		Merge:           w.Merge,
 		Schema:          in,
 		Now:             c.now,
 		FixedClock:      c.fixedClock,

@@ -66,6 +66,8 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 			t.Fatal(err)
 		}
 	},
+	"scale-out-worker": setupScaleOutWorkerExample,
+	"scale-out-merge":  setupScaleOutMergeExample,
 	"local-stream": func(t *testing.T, dir string) {
 		var lines strings.Builder
 		for i := range 200 {
@@ -138,6 +140,8 @@ var exampleDestinations = map[string]func(t *testing.T, dir string) (published f
 		}
 	},
 	// The kinesis sink's example writes into a stream of sluice serve.
+	"scale-out-worker": scaleOutWorkerPublished,
+	"scale-out-merge":  scaleOutMergePublished,
 	"kinesis-sink": func(t *testing.T, dir string) func() int {
 		return func() int {
 			return publishedFiles(t, dir) + len(streamCopies(t, kinesisClient(os.Getenv("KINESIS_ENDPOINT")), "app-logs"))

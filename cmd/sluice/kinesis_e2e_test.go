@@ -276,16 +276,7 @@ func TestWorkersShareShardsThroughLeases(t *testing.T) {
 	}
 	allOuts := []string{outs["w1"], outs["w2"], outs["w3"]}
 
-	observer, err := leases.New(leases.Config{
-		Table: "leases", Pipeline: "shared", Stream: "events", WorkerID: "observer",
-		Client: dynamodb.New(dynamodb.Options{
-			Region: testservers.Region, BaseEndpoint: aws.String(ddb),
-			Credentials: credentials.NewStaticCredentialsProvider(testservers.AccessKeyID, testservers.SecretAccessKey, ""),
-		}),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	observer := leaseObserver(t, ddb, "shared", "events")
 	owned := func() map[string][]string {
 		ls, err := observer.Leases(context.Background())
 		if err != nil {
@@ -376,6 +367,23 @@ func TestWorkersShareShardsThroughLeases(t *testing.T) {
 			t.Errorf("after a clean stop %s still holds %v\n%s", owner, shards, workers[strings.TrimPrefix(owner, "handoff:")].logTail())
 		}
 	}
+}
+
+// leaseObserver reads the lease table "leases" of pipeline reading
+// stream in dynalite at ddb, holding no lease itself.
+func leaseObserver(t *testing.T, ddb, pipeline, stream string) *leases.Table {
+	t.Helper()
+	observer, err := leases.New(leases.Config{
+		Table: "leases", Pipeline: pipeline, Stream: stream, WorkerID: "observer",
+		Client: dynamodb.New(dynamodb.Options{
+			Region: testservers.Region, BaseEndpoint: aws.String(ddb),
+			Credentials: credentials.NewStaticCredentialsProvider(testservers.AccessKeyID, testservers.SecretAccessKey, ""),
+		}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return observer
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {

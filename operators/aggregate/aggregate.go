@@ -248,7 +248,7 @@ func (a *Aggregate) Check(args []any) (skip bool, err error) {
 			continue
 		}
 		if !accepts(a.kinds[i], v) {
-			return false, fmt.Errorf("%s needs %s as argument %d, got %s", a.Func.Name, a.kinds[i], i+1, describe(v))
+			return false, fmt.Errorf("%s needs %s as argument %d, got %s", a.Func.Name, a.kinds[i], i+1, Describe(v))
 		}
 	}
 	return skip, nil

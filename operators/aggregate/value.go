@@ -35,7 +35,9 @@ func accepts(k Kind, v any) bool {
 	return false
 }
 
-func describe(v any) string {
+// Describe names the type of a record value for an error message, as
+// "an int" or "a list".
+func Describe(v any) string {
 	switch v.(type) {
 	case nil:
 		return "nil"

@@ -28,6 +28,9 @@ func (w *Window) timeOf(r *engine.Record) (int64, error) {
 		// The last instant of the row's window, which is inside it.
 		return ns - 1, nil
 	}
+	if w.merge {
+		return w.partialTime(r)
+	}
 	if w.eventTime == nil {
 		if r.Meta.ArrivalTime.IsZero() {
 			return 0, fmt.Errorf("window %s: the record has no arrival time; set event_time", w.name)
@@ -272,4 +275,27 @@ func clip(s string) string {
 		return s[:64] + "…"
 	}
 	return s
+}
+
+// partialTime places a partial row at the last instant of its window,
+// after checking that the window is one of this window's.
+func (w *Window) partialTime(r *engine.Record) (int64, error) {
+	var bounds [2]int64
+	for i, f := range []string{FieldStart, FieldEnd} {
+		v, ok := r.Fields[f]
+		if !ok || v == nil {
+			return 0, fmt.Errorf("window %s: the partial has no %s: a window with merge: true reads the rows of windows with emit: partial", w.name, f)
+		}
+		t, err := EventTime(v)
+		if err != nil {
+			return 0, fmt.Errorf("window %s: the partial's %s: %w", w.name, f, err)
+		}
+		bounds[i] = t
+	}
+	start, end := bounds[0], bounds[1]
+	if end-start != w.size || floorDiv(start, w.slide)*w.slide != start {
+		return 0, fmt.Errorf("window %s: the partial's window [%s, %s) is not one of this window's (tumbling %s): merge partials of a window of the same length",
+			w.name, fmtTime(start), fmtTime(end), time.Duration(w.size))
+	}
+	return end - 1, nil
 }

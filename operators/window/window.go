@@ -38,6 +38,13 @@
 // windows are kept that much longer, and a late record updates its window
 // and makes it emit again.
 //
+// Across processes, a tumbling window can emit partial rows (Config.Emit):
+// the mergeable state of each aggregate instead of its value, in a
+// versioned form (partial.go). A window that merges (Config.Merge) reads
+// such rows, from any number of processes through a stream, places each
+// by its window_end and merges its states, so that its rows are those of
+// one window over all the records.
+//
 // Windows are pre-aggregated per slide: a sliding window of size 5m every
 // 1m keeps one partial state per minute and key and merges five of them
 // when a window closes, so each record costs one update whatever the
@@ -115,6 +122,23 @@ type Config struct {
 	// OutOfOrderness, Idle and MaxFuture already; they do not apply here,
 	// and EventTime must be empty.
 	Rows bool
+
+	// Emit is EmitFinal (default: the aggregates' values) or EmitPartial:
+	// each row holds, in FieldPartial, the mergeable state of every
+	// aggregate instead of its value (see partial.go), for a window with
+	// Merge to combine with the partials of other processes. Tumbling
+	// windows only.
+	Emit string
+	// Merge says that the input records are partial rows (Emit
+	// EmitPartial), possibly of several processes: each is placed by its
+	// window_end and its states are merged into the window and group its
+	// keys name, so that the rows are those of one window over all the
+	// records. The window must be a tumbling window of the same length,
+	// with the same aggregates; the aggregates' arguments are not
+	// evaluated, and EventTime must be empty. The watermark is per shard
+	// as for records, so OutOfOrderness must cover how far the partials
+	// of one window from different processes arrive apart.
+	Merge bool
 
 	GroupBy   []Group
 	Aggregate []Output
@@ -201,6 +225,8 @@ type Window struct {
 	now       func() time.Time
 	wallClock bool // now is the wall clock
 	rows      bool // the input is a window's rows (Config.Rows)
+	partial   bool // rows hold states, not values (Config.Emit)
+	merge     bool // the input is partial rows (Config.Merge)
 	log       *slog.Logger
 	// fingerprint identifies the state's layout in snapshots.
 	fingerprint string
@@ -262,6 +288,9 @@ type compiledAgg struct {
 	name string
 	agg  *aggregate.Aggregate
 	args []*operators.Expr // the non-constant arguments
+	// ident is the function and its constants, as "percentile(95)": what
+	// a partial row names each state by.
+	ident string
 }
 
 // scratch is reused from record to record.
@@ -269,6 +298,7 @@ type scratch struct {
 	key    []byte
 	args   [][]any
 	skip   []bool
+	merged []aggregate.State // merge: the states of the current partial
 	rows   []engine.Record
 	failed []engine.Failure
 }
@@ -307,6 +337,8 @@ func New(cfg Config) (*Window, error) {
 		log:       cfg.Logger,
 		wallClock: !cfg.FixedClock,
 		rows:      cfg.Rows,
+		partial:   cfg.Emit == EmitPartial,
+		merge:     cfg.Merge,
 		fired:     minTime,
 		sent:      minTime,
 		panes:     map[int64]*pane{},
@@ -397,6 +429,29 @@ func New(cfg Config) (*Window, error) {
 		add("late", 0, 0, "late is %q or %q, not %q", LateDrop, LateDeadLetter, cfg.Late)
 	}
 
+	switch cfg.Emit {
+	case "", EmitFinal, EmitPartial:
+	default:
+		add("emit", 0, 0, "emit is %q or %q, not %q", EmitFinal, EmitPartial, cfg.Emit)
+	}
+	if (w.partial || w.merge) && kinds == 1 && w.kind != tumbling {
+		what := "emit: partial"
+		if w.merge {
+			what = "merge: true"
+		}
+		add("", 0, 0, "%s needs a tumbling window: the partials of %s windows do not line up across processes", what, w.kind)
+	}
+	if w.partial && cfg.Having != "" {
+		add("having", 0, 0, "a window with emit: partial has no aggregate values to filter; put having on the window that merges the partials")
+	}
+	if w.merge {
+		if cfg.Rows {
+			add("merge", 0, 0, "merge: true reads partial rows from a stream, not the rows of a window in this pipeline; merge the partials where they arrive")
+		}
+		if cfg.EventTime != "" {
+			add("event_time", 0, 0, "a window with merge: true places each partial by its window_end; it takes no event_time")
+		}
+	}
 	if cfg.Rows {
 		if cfg.EventTime != "" {
 			add("event_time", 0, 0, "a window over another window's rows places each row by its window_end; it takes no event_time")
@@ -405,7 +460,7 @@ func New(cfg Config) (*Window, error) {
 			add("", 0, 0, "the rows this window reads have no %s time to place them by (a step before it removed or replaced it)", FieldEnd)
 		}
 	}
-	if cfg.EventTime != "" && !cfg.Rows {
+	if cfg.EventTime != "" && !cfg.Rows && !cfg.Merge {
 		e, err := operators.Compile(cfg.EventTime, cfg.Schema, operators.Any)
 		if err != nil {
 			line, col, msg := exprPos(err)
@@ -441,6 +496,10 @@ func New(cfg Config) (*Window, error) {
 		}
 		w.groups = append(w.groups, compiledGroup{name: name, expr: e})
 	}
+	names := map[string]struct{}{}
+	if w.partial && !taken("emit", FieldPartial) {
+		out.Fields[FieldPartial] = operators.String
+	}
 	if len(cfg.Aggregate) == 0 {
 		add("aggregate", 0, 0, "a window needs at least one aggregate, such as {requests: count()}")
 	}
@@ -450,7 +509,13 @@ func New(cfg Config) (*Window, error) {
 			add("aggregate", 0, 0, "an aggregate needs a name")
 			continue
 		}
-		a, typ, err := compileCall(o.Call, cfg.Schema)
+		argSchema := cfg.Schema
+		if w.merge {
+			// The arguments are the workers' to evaluate; here they
+			// name fields of records this window never sees.
+			argSchema = operators.Schema{}
+		}
+		a, typ, err := compileCall(o.Call, argSchema)
 		if err != nil {
 			var ce *engine.ConfigError
 			if errors.As(err, &ce) {
@@ -462,7 +527,15 @@ func New(cfg Config) (*Window, error) {
 			continue
 		}
 		a.name = o.Name
-		if !taken(key, o.Name) {
+		if w.partial {
+			// The row holds the state, in FieldPartial, not the value;
+			// the name must still be unique, as the state is named by it.
+			_, dup := names[o.Name]
+			if dup || o.Name == FieldPartial {
+				add(key, 0, 0, "the aggregate name %q is taken; choose another name", o.Name)
+			}
+			names[o.Name] = struct{}{}
+		} else if !taken(key, o.Name) {
 			out.Fields[o.Name] = typ
 		}
 		w.aggs = append(w.aggs, a)
@@ -597,7 +670,7 @@ func compileCall(src string, s operators.Schema) (compiledAgg, operators.Type, e
 	if err != nil {
 		return compiledAgg{}, 0, &engine.ConfigError{Line: 1, Column: 1, Msg: err.Error()}
 	}
-	return compiledAgg{agg: agg, args: args}, resultType(f.Result, argType), nil
+	return compiledAgg{agg: agg, args: args, ident: funcIdent(f.Name, consts)}, resultType(f.Result, argType), nil
 }
 
 func parseConst(src string) (float64, error) {
@@ -652,6 +725,12 @@ func fingerprint(cfg Config, w *Window) string {
 		// Rows are placed by their window's end, not by event_time.
 		b.WriteString("rows;")
 	}
+	if cfg.Merge {
+		b.WriteString("merge;")
+	}
+	if cfg.Emit == EmitPartial {
+		b.WriteString("partial;")
+	}
 	for _, g := range cfg.GroupBy {
 		fmt.Fprintf(&b, "g %q;", strings.TrimSpace(g.Expr))
 	}
@@ -696,7 +775,13 @@ func (w *Window) Fields() []string {
 	for _, g := range w.groups {
 		add(g.expr)
 	}
+	if w.merge {
+		out = append(out, FieldStart, FieldEnd, FieldPartial)
+	}
 	for _, a := range w.aggs {
+		if w.merge {
+			break
+		}
 		for _, e := range a.args {
 			add(e)
 		}
@@ -1014,6 +1099,14 @@ func (w *Window) keyOf(r *engine.Record) ([]byte, error) {
 // and marks in w.scr.skip the aggregates that leave this record out (a nil
 // argument). Nothing is added unless every aggregate accepts the record.
 func (w *Window) argsOf(r *engine.Record) error {
+	if w.merge {
+		states, err := w.partialStates(r.Fields[FieldPartial])
+		if err != nil {
+			return fmt.Errorf("window %s: %w", w.name, err)
+		}
+		w.scr.merged = states
+		return nil
+	}
 	for i, a := range w.aggs {
 		vals := w.scr.args[i]
 		for j, e := range a.args {
@@ -1034,6 +1127,12 @@ func (w *Window) argsOf(r *engine.Record) error {
 
 // fold adds the current record's arguments to a group's states.
 func (w *Window) fold(states []aggregate.State, t int64) {
+	if w.merge {
+		for i, s := range states {
+			s.Merge(w.scr.merged[i])
+		}
+		return
+	}
 	for i, s := range states {
 		if !w.scr.skip[i] {
 			s.Add(t, w.scr.args[i])
@@ -1070,8 +1169,12 @@ func (w *Window) row(start, end int64, key string, states []aggregate.State) (en
 		rest = next
 		fields[g.name] = v
 	}
-	for i, a := range w.aggs {
-		fields[a.name] = states[i].Result()
+	if w.partial {
+		fields[FieldPartial] = w.encodePartial(states)
+	} else {
+		for i, a := range w.aggs {
+			fields[a.name] = states[i].Result()
+		}
 	}
 	// The row's arrival time is its window's end: a window read by a later
 	// window, or a sink partitioning by time, sees event time, not the
