@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,14 +85,27 @@ func TestAgentWalkthrough(t *testing.T) {
 	waitFor(t, time.Minute, "the consumer's first poll", func() bool { return strings.Contains(out.String(), ". ") })
 
 	agent := startAgent()
-	waitFor(t, time.Minute, "the agent's /metrics", func() bool {
-		resp, err := http.Get("http://" + listen + "/metrics")
-		if err != nil {
-			return false
+	// The agent starts the files it finds at their end (the Agent's
+	// default initialPosition, END_OF_FILE): a line written before it
+	// tracks hello.log would be skipped, and so would one written before
+	// the first checkpoint if it were killed then. Its checkpoint listing
+	// hello.log's position shows both are past.
+	tracked := func() bool {
+		ck, _ := filepath.Glob(filepath.Join(dir, "checkpoints", "*.json"))
+		for _, p := range ck {
+			if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), `hello.log`) {
+				return true
+			}
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+		return false
+	}
+	for deadline := time.Now().Add(time.Minute); !tracked(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(agentLog.Name())
+			t.Fatalf("after 1m no checkpoint of the agent in %s lists hello.log: its files source never tracked the file, so lines written now would be skipped\nagent:\n%s",
+				filepath.Join(dir, "checkpoints"), tail(string(b), 3000))
+		}
+	}
 
 	// A fast writer: 100 lines, rotating by rename every 20, while the
 	// agent is killed and restarted 10 times.
