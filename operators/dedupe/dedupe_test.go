@@ -284,6 +284,10 @@ func FuzzRestore(f *testing.F) {
 	f.Add(string(good))
 	f.Add(`{"format":1,"shards":{}}`)
 	f.Add(`{"format":1,"shards":{"s":{"clock":5,"lanes":{"w":{"clock":5,"spans":[[0,0,1],[2,3,4]]}}}}}`)
+	c := newStep(f, Config{By: ByContent})
+	process(f, c, "s0", plain("k", "a", 0), plain("k", "b", time.Second), rec("a", 0, 0))
+	withDigests, _ := c.Snapshot()
+	f.Add(string(withDigests))
 	f.Fuzz(func(t *testing.T, raw string) {
 		s := newStep(t, Config{})
 		if err := s.Restore(json.RawMessage(raw)); err != nil {
