@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -19,9 +20,12 @@ import (
 // serve with the stream sample (one shard); sluice agent running the
 // walkthrough's agent.json, with only kinesis.endpoint and filePattern
 // changed, while a writer appends "Hi, {i}\n" lines and rotates the file;
-// the agent is SIGKILLed 10 times and restarted. The walkthrough's boto3
+// the agent is SIGKILLed 10 times and restarted, and answers to its puts
+// are lost. The walkthrough's boto3
 // consumer (LATEST iterator, Limit=2) prints every line, its Data keeping
-// the newline, under partition keys like the Agent's RANDOM ones.
+// the newline, under partition keys like the Agent's RANDOM ones; and a
+// sluice pipeline reading the stream with dedupe by content writes each
+// line exactly once, though the kills leave repeats in the stream.
 func TestAgentWalkthrough(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills processes; not in -short")
@@ -49,7 +53,11 @@ func TestAgentWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := strings.Replace(string(verbatim), `"kinesis.ap-northeast-1.amazonaws.com"`, fmt.Sprintf("%q", endpoint), 1)
+	// The agent puts through a proxy that loses the answer to every third
+	// put, which the agent puts again: the stream holds repeats even when
+	// no kill lands between a put and its checkpoint.
+	lossy := loseAnswers(t, endpoint, 3)
+	conf := strings.Replace(string(verbatim), `"kinesis.ap-northeast-1.amazonaws.com"`, fmt.Sprintf("%q", lossy), 1)
 	conf = strings.Replace(conf, `"/app/logs/*.log"`, fmt.Sprintf("%q", logs+"/*.log*"), 1)
 	agentJSON := filepath.Join(dir, "agent.json")
 	writeFile(t, agentJSON, conf)
@@ -72,17 +80,33 @@ func TestAgentWalkthrough(t *testing.T) {
 		return cmd
 	}
 
-	// The consumer reads from LATEST: start it, and wait for its first
+	// A sluice pipeline reads the stream from its start, dropping repeats
+	// of the agent's plain records by content.
+	out := filepath.Join(dir, "out")
+	pipeline := filepath.Join(dir, "consumer.yaml")
+	writeFile(t, pipeline, fmt.Sprintf(`name: consumer
+source:
+  kinesis: {stream: sample, endpoint: %q, region: us-east-1, dedupe: {by: content}}
+  decode: raw
+checkpoint: {store: %s, interval: 200ms}
+sinks:
+  - name: out
+    files: {dir: %s}
+    buffer: {records: 50, interval: 200ms}
+`, endpoint, filepath.Join(dir, "consumer-ckpt"), out))
+	reader := startWorker(t, bin, pipeline, "consumer", out, testservers.Env())
+
+	// The boto3 consumer reads from LATEST: start it, and wait for its first
 	// poll, before the first line.
 	consumer := exec.Command(python, "-u", "testdata/agent/consumer.py")
 	consumer.Env = append(env, "AWS_ENDPOINT_URL_KINESIS="+endpoint, "CONSUMER_SLEEP=0.02")
-	var out lockedBuffer
-	consumer.Stdout, consumer.Stderr = &out, &out
+	var printed lockedBuffer
+	consumer.Stdout, consumer.Stderr = &printed, &printed
 	if err := consumer.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { consumer.Process.Kill(); consumer.Wait() })
-	waitFor(t, time.Minute, "the consumer's first poll", func() bool { return strings.Contains(out.String(), ". ") })
+	waitFor(t, time.Minute, "the consumer's first poll", func() bool { return strings.Contains(printed.String(), ". ") })
 
 	agent := startAgent()
 	// The agent starts the files it finds at their end (the Agent's
@@ -152,7 +176,7 @@ func TestAgentWalkthrough(t *testing.T) {
 	seen := map[string]int{}
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		clear(seen)
-		for _, m := range record.FindAllStringSubmatch(out.String(), -1) {
+		for _, m := range record.FindAllStringSubmatch(printed.String(), -1) {
 			seen[m[1]]++
 		}
 		if len(seen) == lines {
@@ -160,7 +184,7 @@ func TestAgentWalkthrough(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(agentLog.Name())
-			t.Fatalf("the consumer printed %d of %d lines in 2m:\n%s\nagent:\n%s", len(seen), lines, tail(out.String(), 1500), tail(string(b), 3000))
+			t.Fatalf("the consumer printed %d of %d lines in 2m:\n%s\nagent:\n%s", len(seen), lines, tail(printed.String(), 1500), tail(string(b), 3000))
 		}
 	}
 	var missing []int
@@ -174,7 +198,7 @@ func TestAgentWalkthrough(t *testing.T) {
 		t.Fatalf("the consumer never printed lines %v\nagent:\n%s", missing, tail(string(b), 3000))
 	}
 	keys := map[string]bool{}
-	for _, m := range record.FindAllStringSubmatch(out.String(), -1) {
+	for _, m := range record.FindAllStringSubmatch(printed.String(), -1) {
 		if !randomKey.MatchString(m[2]) {
 			t.Fatalf("partition key %q does not look like the Agent's RANDOM ones", m[2])
 		}
@@ -183,12 +207,57 @@ func TestAgentWalkthrough(t *testing.T) {
 	if len(keys) < lines {
 		t.Fatalf("%d distinct partition keys for %d lines: not random", len(keys), lines)
 	}
-	if strings.Contains(out.String(), "Traceback") {
-		t.Fatalf("the consumer failed:\n%s", tail(out.String(), 2000))
+	if strings.Contains(printed.String(), "Traceback") {
+		t.Fatalf("the consumer failed:\n%s", tail(printed.String(), 2000))
 	}
 	dups := 0
 	for _, n := range seen {
 		dups += n - 1
 	}
-	t.Logf("%d lines through 10 SIGKILLs of the agent, each printed by the consumer; %d printed more than once", lines, dups)
+
+	// The sluice pipeline writes each line once.
+	hi := regexp.MustCompile(`^Hi, (\d+)\n$`)
+	count := func() (map[string]int, []string) {
+		records, errorLines := outputLines(t, out)
+		got := map[string]int{}
+		for _, r := range records {
+			var line struct{ Data string }
+			if err := json.Unmarshal([]byte(r), &line); err != nil {
+				t.Fatalf("the sluice consumer wrote %q, not JSON: %v", r, err)
+			}
+			m := hi.FindStringSubmatch(line.Data)
+			if m == nil {
+				t.Fatalf("the sluice consumer wrote %q, not a line of the writer", r)
+			}
+			got[m[1]]++
+		}
+		return got, errorLines
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if got, _ := count(); len(got) == lines {
+			break
+		}
+		if time.Now().After(deadline) {
+			got, _ := count()
+			t.Fatalf("the sluice consumer wrote %d of %d lines in 2m\nconsumer:\n%s", len(got), lines, reader.logTail())
+		}
+	}
+	reader.stop(t)
+	got, errorLines := count()
+	if len(errorLines) > 0 {
+		t.Fatalf("the sluice consumer wrote %d error lines, the first %s", len(errorLines), errorLines[0])
+	}
+	var twice []string
+	for i := range lines {
+		if n := got[fmt.Sprint(i)]; n != 1 {
+			twice = append(twice, fmt.Sprintf("%d (%d times)", i, n))
+		}
+	}
+	if dups == 0 {
+		t.Fatal("the stream holds no repeats: the test did not test dedupe")
+	}
+	if len(twice) > 0 {
+		t.Fatalf("the sluice consumer, with dedupe by content, did not write each line once: %v\nconsumer:\n%s", twice, reader.logTail())
+	}
+	t.Logf("%d lines through 10 SIGKILLs of the agent, each printed by the boto3 consumer (%d printed more than once) and written once by the sluice consumer", lines, dups)
 }
