@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +13,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/sluice-dev/sluice/internal/testservers"
 )
@@ -260,4 +265,29 @@ sinks:
 		t.Fatalf("the sluice consumer, with dedupe by content, did not write each line once: %v\nconsumer:\n%s", twice, reader.logTail())
 	}
 	t.Logf("%d lines through 10 SIGKILLs of the agent, each printed by the boto3 consumer (%d printed more than once) and written once by the sluice consumer", lines, dups)
+}
+
+// setupAgentStreamExample serves the stream that
+// examples/agent-stream-to-files.yaml reads, holding plain records as the
+// agent puts them, each line twice under the same key as a repeat is.
+func setupAgentStreamExample(t *testing.T, _ string) {
+	endpoint := serveInProcess(t)
+	for _, kv := range testservers.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("KINESIS_ENDPOINT", endpoint)
+	c := kinesisClient(endpoint)
+	ctx := context.Background()
+	if _, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("sample"), ShardCount: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	var entries []types.PutRecordsRequestEntry
+	for i := range 50 {
+		e := types.PutRecordsRequestEntry{Data: fmt.Appendf(nil, "Hi, %d\n", i), PartitionKey: aws.String(fmt.Sprintf("%d.%d", 881348+i, 8485124188))}
+		entries = append(entries, e, e)
+	}
+	if _, err := c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("sample"), Records: entries}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -42,7 +42,8 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 		}
 		t.Setenv("S3_ENDPOINT", testservers.S3rverIn(t, store).URL)
 	},
-	"kinesis-sink": setupKinesisSinkExample,
+	"kinesis-sink":          setupKinesisSinkExample,
+	"agent-stream-to-files": setupAgentStreamExample,
 	"local-stream": func(t *testing.T, dir string) {
 		var lines strings.Builder
 		for i := range 200 {
