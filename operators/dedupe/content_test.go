@@ -205,8 +205,8 @@ func BenchmarkDedupeByContent(b *testing.B) {
 			if i%10 == 9 {
 				seq -= 5
 			}
-			fmt.Appendf(data[i][:0], "%090d", seq)
-			batch[i] = engine.Record{Data: data[i][:90], Meta: engine.Meta{PartitionKey: "881348.8485124188", ArrivalTime: t0.Add(time.Duration(n) * time.Microsecond)}}
+			data[i] = fmt.Appendf(data[i][:0], "%090d", seq)
+			batch[i] = engine.Record{Data: data[i], Meta: engine.Meta{PartitionKey: "881348.8485124188", ArrivalTime: t0.Add(time.Duration(n) * time.Microsecond)}}
 			n++
 		}
 		out, err := s.Process(context.Background(), &engine.Batch{Shard: "s0", Records: batch})
