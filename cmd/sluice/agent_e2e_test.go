@@ -271,17 +271,8 @@ sinks:
 // examples/agent-stream-to-files.yaml reads, holding plain records as the
 // agent puts them, each line twice under the same key as a repeat is.
 func setupAgentStreamExample(t *testing.T, _ string) {
-	endpoint := serveInProcess(t)
-	for _, kv := range testservers.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	t.Setenv("KINESIS_ENDPOINT", endpoint)
-	c := kinesisClient(endpoint)
+	c := exampleStream(t, "sample", 1)
 	ctx := context.Background()
-	if _, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("sample"), ShardCount: aws.Int32(1)}); err != nil {
-		t.Fatal(err)
-	}
 	var entries []types.PutRecordsRequestEntry
 	for i := range 50 {
 		e := types.PutRecordsRequestEntry{Data: fmt.Appendf(nil, "Hi, %d\n", i), PartitionKey: aws.String(fmt.Sprintf("%d.%d", 881348+i, 8485124188))}

@@ -126,29 +126,7 @@ func TestByContentSameDecisionsThroughRestarts(t *testing.T) {
 		recs = append(recs, plain(fmt.Sprint(n*7919%100_003), fmt.Sprintf("Hi, %d\n", n), time.Duration(i)*time.Second))
 	}
 	cfg := Config{By: ByContent, Window: 7 * time.Minute, MaxRanges: 5000}
-	run := func(cut func(i int) bool, restart bool) []string {
-		s := newStep(t, cfg)
-		var kept []string
-		start := 0
-		for i := 1; i <= len(recs); i++ {
-			if i < len(recs) && !cut(i) {
-				continue
-			}
-			kept = append(kept, process(t, s, "s0", slices.Clone(recs[start:i])...)...)
-			start = i
-			if restart {
-				st, err := s.Snapshot()
-				if err != nil {
-					t.Fatal(err)
-				}
-				s = newStep(t, cfg)
-				if err := s.Restore(st); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		return kept
-	}
+	run := func(cut func(i int) bool, restart bool) []string { return runBatches(t, cfg, recs, cut, restart) }
 	a := run(func(i int) bool { return i%100 == 0 }, false)
 	b := run(func(i int) bool { return rng.IntN(7) == 0 }, true)
 	if !slices.Equal(a, b) {
