@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/sluice-dev/sluice/internal/testservers"
+	httpsink "github.com/sluice-dev/sluice/sinks/httpendpoint"
 )
 
 // TestAgentWalkthrough is the Kinesis Agent walkthrough end to end: sluice
@@ -280,5 +284,118 @@ func setupAgentStreamExample(t *testing.T, _ string) {
 	}
 	if _, err := c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("sample"), Records: entries}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAgentDeliveryStream runs a flow with a deliveryStream: the agent
+// posts the lines to firehose.endpoint in Firehose's HTTP endpoint format,
+// each request naming the delivery stream in its common attributes, and
+// every line arrives, keeping its newline, across a SIGKILL of the agent.
+func TestAgentDeliveryStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills processes; not in -short")
+	}
+	bin, err := sluiceBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rcv := &firehoseReceiver{records: map[string]bool{}, ids: map[string]bool{}}
+	var mu sync.Mutex
+	var bad []string // what a request got wrong
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var attrs struct {
+			CommonAttributes map[string]string `json:"commonAttributes"`
+		}
+		err := json.Unmarshal([]byte(r.Header.Get(httpsink.HeaderCommonAttributes)), &attrs)
+		switch {
+		case r.Method != http.MethodPost || r.URL.Path != "/ingest":
+			err = fmt.Errorf("%s %s, want POST /ingest", r.Method, r.URL.Path)
+		case r.Header.Get(httpsink.HeaderProtocolVersion) != "1.0" || r.Header.Get("Content-Type") != "application/json":
+			err = fmt.Errorf("protocol version %q, content type %q", r.Header.Get(httpsink.HeaderProtocolVersion), r.Header.Get("Content-Type"))
+		case err == nil && attrs.CommonAttributes["deliveryStream"] != "sample-delivery":
+			err = fmt.Errorf("common attributes %q name no deliveryStream sample-delivery", r.Header.Get(httpsink.HeaderCommonAttributes))
+		}
+		if err != nil {
+			mu.Lock()
+			bad = append(bad, err.Error())
+			mu.Unlock()
+		}
+		rcv.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	logs := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	active := filepath.Join(logs, "hello.log")
+	var before strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&before, "Hi, %d\n", i)
+	}
+	writeFile(t, active, before.String())
+	agentJSON := filepath.Join(dir, "agent.json")
+	writeFile(t, agentJSON, fmt.Sprintf(`{"firehose.endpoint": %q, "flows": [{"filePattern": %q, "deliveryStream": "sample-delivery", "initialPosition": "START_OF_FILE"}]}`,
+		srv.URL+"/ingest", logs+"/*.log"))
+	agentLog := filepath.Join(dir, "agent.log")
+	logf, err := os.Create(agentLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	startAgent := func() *exec.Cmd {
+		cmd := exec.Command(bin, "agent", "--status", "off", "--dir", filepath.Join(dir, "pipelines"),
+			"--checkpoints", filepath.Join(dir, "checkpoints"), "--buffer-age", "200ms", agentJSON)
+		cmd.Env = append(os.Environ(), testservers.Env()...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	agentTail := func() string { b, _ := os.ReadFile(agentLog); return tail(string(b), 3000) }
+	received := func(n int) func() bool {
+		return func() bool { got, _ := rcv.count(); return got >= n }
+	}
+
+	agent := startAgent()
+	waitFor(t, time.Minute, "the first 50 lines at the endpoint", received(50))
+	// Killed while it puts the next 50: it posts again what it had not
+	// checkpointed, under the request ids it had.
+	f, err := os.OpenFile(active, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 50; i < 100; i++ {
+		fmt.Fprintf(f, "Hi, %d\n", i)
+	}
+	f.Close()
+	if err := agent.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	agent.Wait()
+	agent = startAgent()
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	for deadline := time.Now().Add(time.Minute); !received(100)(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			got, requests := rcv.count()
+			t.Fatalf("the endpoint has %d of 100 lines after 1m (%d requests)\nagent:\n%s", got, requests, agentTail())
+		}
+	}
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	for i := range 100 {
+		if line := fmt.Sprintf("Hi, %d\n", i); !rcv.records[line] {
+			t.Errorf("the endpoint never got %q", line)
+		}
+	}
+	if len(rcv.records) != 100 {
+		t.Errorf("the endpoint got %d distinct records, want the 100 lines", len(rcv.records))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bad) > 0 {
+		t.Fatalf("%d requests broke the Firehose format, the first: %s", len(bad), bad[0])
 	}
 }
