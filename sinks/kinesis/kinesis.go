@@ -38,7 +38,10 @@
 // record of each aggregate, and on a record whose number does not follow
 // the one before it. Plain records carry no id: Kinesis keeps nothing of
 // a record but its partition key and data, which other readers of the
-// stream read as they are. docs/sinks/kinesis.md is the user's page.
+// stream read as they are. Random partition keys are numbered instead
+// (randomKey), so that a plain record read again after a crash has the
+// key it had, and the kinesis source's dedupe by content can tell its
+// copies. docs/sinks/kinesis.md is the user's page.
 //
 // Records that cannot go — a partition key that is empty, longer than
 // 256 characters or not UTF-8, a record over 1 MiB, records still
