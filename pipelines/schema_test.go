@@ -135,6 +135,7 @@ var invalidFiles = map[string]string{
 	"http_config":             "URLs, key templates, keys that need each other",
 	"kinds":                   "structural",
 	"kinesis_sink_config":     "expressions, limits of Kinesis, keys that need each other",
+	"kinesis_dedupe_by":       "structural",
 	"kinesis_config":          "URLs, a table name inside the store URL",
 	"lease_store_params":      "parameters inside the store URL",
 	"lease_store_source":      "a store that needs another source kind",

@@ -43,6 +43,8 @@ type KinesisDedupe struct {
 	// Window and MaxEntries: zero takes the step's defaults.
 	Window     time.Duration
 	MaxEntries int64
+	// By is dedupe.ByID (the default, "") or dedupe.ByContent.
+	By string
 }
 
 // dedupeStep is the engine name of the dedupe step, which runs before
@@ -64,10 +66,12 @@ func (k *KinesisSource) kind() keyDef {
 		stringKey("secret_access_key", &k.SecretAccessKey, "the secret of access_key_id").secret(),
 		stringKey("session_token", &k.SessionToken, "the session token of temporary keys").secret(),
 		stringKey("role_arn", &k.RoleARN, "a role to assume (STS AssumeRole) with the credentials found"),
-		mappingKey("dedupe", "drops repeats of the records a sluice kinesis sink wrote with ids (aggregate: true), so that one pipeline feeds another effectively once; records without ids pass",
+		mappingKey("dedupe", "drops repeats of the records a sluice kinesis sink wrote with ids (aggregate: true), so that one pipeline feeds another effectively once; records without ids pass, unless by: content",
 			optionalBoolKey("enabled", &k.Dedupe.Enabled, "drop repeats").defaults("true"),
+			choiceKey("by", &k.Dedupe.By, []string{dedupe.ByID, dedupe.ByContent},
+				"id: only records with ids; content: also a record without one whose partition key and data its shard had within the window (plain records of a sluice kinesis sink with random keys; it also drops records a producer meant to send twice)").defaults(dedupe.ByID),
 			durationKey("window", &k.Dedupe.Window, "how long, in arrival time, a writer's ids are remembered without a record of it: a writer restarted within it has its repeats dropped").defaults(dedupe.DefaultWindow.String()),
-			intKey("max_entries", &k.Dedupe.MaxEntries, "ranges of ids remembered at most, about 50 bytes each; past it the oldest are forgotten").defaults(strconv.Itoa(dedupe.DefaultMaxRanges)),
+			intKey("max_entries", &k.Dedupe.MaxEntries, "ranges of ids, and digests by content, remembered at most, about 50 bytes each; past it the oldest are forgotten").defaults(strconv.Itoa(dedupe.DefaultMaxRanges)),
 		),
 	)
 }
@@ -78,7 +82,7 @@ func (k *KinesisSource) dedupeConfig(logger *slog.Logger) (cfg dedupe.Config, ok
 	if k.Dedupe.Enabled != nil && !*k.Dedupe.Enabled {
 		return cfg, false
 	}
-	return dedupe.Config{Window: k.Dedupe.Window, MaxRanges: int(min(k.Dedupe.MaxEntries, dedupe.MaxMaxRanges+1)), Logger: logger}, true
+	return dedupe.Config{Window: k.Dedupe.Window, MaxRanges: int(min(k.Dedupe.MaxEntries, dedupe.MaxMaxRanges+1)), By: k.Dedupe.By, Logger: logger}, true
 }
 
 // sourceStep makes the source's dedupe step, or none when it is off.

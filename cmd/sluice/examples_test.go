@@ -66,8 +66,9 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 			t.Fatal(err)
 		}
 	},
-	"scale-out-worker": setupScaleOutWorkerExample,
-	"scale-out-merge":  setupScaleOutMergeExample,
+	"scale-out-worker":      setupScaleOutWorkerExample,
+	"scale-out-merge":       setupScaleOutMergeExample,
+	"agent-stream-to-files": setupAgentStreamExample,
 	"local-stream": func(t *testing.T, dir string) {
 		var lines strings.Builder
 		for i := range 200 {

@@ -35,6 +35,16 @@ import (
 // setupKinesisExample serves the stream that examples/kinesis-to-files.yaml
 // reads at ${KINESIS_ENDPOINT}.
 func setupKinesisExample(t *testing.T, _ string) {
+	c := exampleStream(t, "clickstream", 2)
+	putEvents(t, c, "clickstream", 0, 200)
+}
+
+// exampleStream serves a stream store in the process, as sluice serve
+// does, with the stream name of the given shards, and points the
+// example's environment at it (KINESIS_ENDPOINT, the test servers'
+// credentials). It returns a client of the store.
+func exampleStream(t *testing.T, name string, shards int32) *kinesis.Client {
+	t.Helper()
 	endpoint := serveInProcess(t)
 	for _, kv := range testservers.Env() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -42,26 +52,17 @@ func setupKinesisExample(t *testing.T, _ string) {
 	}
 	t.Setenv("KINESIS_ENDPOINT", endpoint)
 	c := kinesisClient(endpoint)
-	if _, err := c.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String("clickstream"), ShardCount: aws.Int32(2)}); err != nil {
+	if _, err := c.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(shards)}); err != nil {
 		t.Fatal(err)
 	}
-	putEvents(t, c, "clickstream", 0, 200)
+	return c
 }
 
 // setupKinesisWindowsExample serves the stream that
 // examples/kinesis-windows.yaml reads, already holding 200s of requests on
 // its four shards: the example catches up on all of them at once.
 func setupKinesisWindowsExample(t *testing.T, _ string) {
-	endpoint := serveInProcess(t)
-	for _, kv := range testservers.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	t.Setenv("KINESIS_ENDPOINT", endpoint)
-	c := kinesisClient(endpoint)
-	if _, err := c.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String("clickstream"), ShardCount: aws.Int32(4)}); err != nil {
-		t.Fatal(err)
-	}
+	c := exampleStream(t, "clickstream", 4)
 	base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 	for i := 0; i < 2000; i += 500 {
 		entries := make([]types.PutRecordsRequestEntry, 500)

@@ -197,16 +197,7 @@ sinks:
 // setupKinesisSinkExample serves the stream examples/kinesis-sink.yaml
 // puts into, and writes the log lines it tails.
 func setupKinesisSinkExample(t *testing.T, dir string) {
-	endpoint := serveInProcess(t)
-	for _, kv := range testservers.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	t.Setenv("KINESIS_ENDPOINT", endpoint)
-	c := kinesisClient(endpoint)
-	if _, err := c.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String("app-logs"), ShardCount: aws.Int32(2)}); err != nil {
-		t.Fatal(err)
-	}
+	exampleStream(t, "app-logs", 2)
 	var lines strings.Builder
 	for i := range 100 {
 		fmt.Fprintf(&lines, `{"user":"u%d","line":"line-%07d"}`+"\n", i%7, i)

@@ -26,6 +26,20 @@
 //   - by size (Config.MaxRanges): past it, the ranges touched longest
 //     ago are forgotten first, and the step logs that it did.
 //
+// By content (Config.By = ByContent), the step also drops repeats of the
+// records without an id: a plain record is a repeat when its shard had a
+// record with the same partition key and the same data within Window. A
+// sluice kinesis sink gives plain records random keys that are a function
+// of its checkpoint, so a copy put again after a crash is the same key and
+// bytes, and two different records almost never are; but two records that
+// a producer meant to send twice, with the same key and data, are
+// indistinguishable from a repeat, which is why it is not the default. The
+// step keeps a 16-byte digest of each key and data, with its arrival time,
+// in the order they arrived; they are forgotten as the window passes, or
+// past MaxRanges (counted with the ranges), oldest first. A copy that
+// lands on another shard (the stream was resharded between the put and
+// its repeat) is not recognised.
+//
 // Decisions depend only on the records, in the order of each shard, and
 // on their arrival times (which the stream assigns), never on the clock
 // of the machine, so a pipeline that restarts from a checkpoint and reads
@@ -38,6 +52,9 @@ package dedupe
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -59,6 +76,15 @@ const (
 	DefaultMaxRanges = 100_000
 )
 
+// What a step recognises repeats by (Config.By).
+const (
+	// ByID drops repeats of records that carry an id; others pass.
+	ByID = "id"
+	// ByContent also drops a record without an id whose partition key
+	// and data its shard had within the window.
+	ByContent = "content"
+)
+
 // MaxMaxRanges is the most ranges a step may be told to keep.
 const MaxMaxRanges = 10_000_000
 
@@ -68,13 +94,16 @@ type Config struct {
 	// or a writer lane is kept without a record touching it; 0 means
 	// DefaultWindow.
 	Window time.Duration
-	// MaxRanges caps the ranges kept in all; 0 means DefaultMaxRanges.
+	// MaxRanges caps the ranges kept in all, with the digests of By
+	// content; 0 means DefaultMaxRanges.
 	MaxRanges int
-	Logger    *slog.Logger
+	// By is ByID (the default, "") or ByContent.
+	By     string
+	Logger *slog.Logger
 }
 
 // Check reports what New would refuse in cfg, naming problems by the
-// keys of the kinesis source's dedupe: (window, max_entries).
+// keys of the kinesis source's dedupe: (window, max_entries, by).
 func (cfg Config) Check() error {
 	var errs engine.ConfigErrors
 	if cfg.Window < 0 {
@@ -82,6 +111,11 @@ func (cfg Config) Check() error {
 	}
 	if cfg.MaxRanges < 0 || cfg.MaxRanges > MaxMaxRanges {
 		errs.Add("dedupe.max_entries", "max_entries is from 1 to %d", MaxMaxRanges)
+	}
+	switch cfg.By {
+	case "", ByID, ByContent:
+	default:
+		errs.Add("dedupe.by", "dedupe is by id or by content, not %q", cfg.By)
 	}
 	return errs.Err()
 }
@@ -91,10 +125,14 @@ func (cfg Config) Check() error {
 type Step struct {
 	window    int64 // nanoseconds
 	maxRanges int
+	content   bool
 	log       *slog.Logger
 
-	shards map[string]*shard
-	ranges int // in all lanes
+	shards  map[string]*shard
+	ranges  int // in all lanes
+	digests int // in all shards
+
+	scratch []byte
 
 	dropped, forgotten atomic.Int64
 }
@@ -105,6 +143,19 @@ type shard struct {
 	// carried ids; oldest is a lower bound of its lanes' clocks.
 	clock, oldest int64
 	lanes         map[string]*lane
+	// seen holds, by content, the arrival time of each digest within the
+	// window; order holds them oldest first (times are the shard's clock
+	// when they came, so they never go back).
+	seen  map[digest]int64
+	order []seenAt
+}
+
+// digest identifies a record without an id by its partition key and data.
+type digest [16]byte
+
+type seenAt struct {
+	d digest
+	t int64
 }
 
 // lane is what is known of one writer lane: the ranges of its numbers
@@ -136,6 +187,7 @@ func New(cfg Config) (*Step, error) {
 	s := &Step{
 		window:    int64(cmp.Or(cfg.Window, DefaultWindow)),
 		maxRanges: cmp.Or(cfg.MaxRanges, DefaultMaxRanges),
+		content:   cfg.By == ByContent,
 		log:       cfg.Logger,
 		shards:    map[string]*shard{},
 	}
@@ -150,13 +202,17 @@ func New(cfg Config) (*Step, error) {
 func (s *Step) Stats() (dropped, forgotten int64) { return s.dropped.Load(), s.forgotten.Load() }
 
 // Process drops the records of b whose id was seen before, in b or in an
-// earlier batch, and remembers the others'. Records without an id pass.
+// earlier batch, and remembers the others'. Records without an id pass,
+// unless the step is by content and their key and data were seen.
 func (s *Step) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error) {
 	if b.Forget {
 		s.forgetShard(b.Shard)
 	}
-	first := slices.IndexFunc(b.Records, func(r engine.Record) bool { return !r.Meta.ID.IsZero() })
-	if first < 0 {
+	first := 0
+	if !s.content {
+		first = slices.IndexFunc(b.Records, func(r engine.Record) bool { return !r.Meta.ID.IsZero() })
+	}
+	if first < 0 || len(b.Records) == 0 {
 		return b, nil
 	}
 	sh := s.shards[b.Shard]
@@ -170,19 +226,25 @@ func (s *Step) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error
 	for i := first; i < len(b.Records); i++ {
 		r := &b.Records[i]
 		id := r.Meta.ID
-		if id.IsZero() {
+		if id.IsZero() && !s.content {
 			kept = append(kept, *r)
 			continue
-		}
-		if cur == nil || curName != id.Writer {
-			cur, curName = s.lane(sh, id.Writer), id.Writer
 		}
 		var t int64
 		if !r.Meta.ArrivalTime.IsZero() {
 			t = max(r.Meta.ArrivalTime.UnixNano(), 0)
 		}
 		sh.clock = max(sh.clock, t)
-		if s.see(cur, id.Seq, t) {
+		var fresh bool
+		if id.IsZero() {
+			fresh = s.seeContent(sh, r)
+		} else {
+			if cur == nil || curName != id.Writer {
+				cur, curName = s.lane(sh, id.Writer), id.Writer
+			}
+			fresh = s.see(cur, id.Seq, t)
+		}
+		if fresh {
 			kept = append(kept, *r)
 		} else {
 			s.dropped.Add(1)
@@ -218,6 +280,29 @@ func (s *Step) lane(sh *shard, name string) *lane {
 	}
 	sh.lanes[name] = l
 	return l
+}
+
+// seeContent marks r's partition key and data seen on sh, at the shard's
+// clock, and reports whether they are new there. A repeat does not renew
+// the time: the window counts from the first copy, so that records a
+// producer does repeat pass again once it has gone by.
+func (s *Step) seeContent(sh *shard, r *engine.Record) bool {
+	s.scratch = binary.AppendUvarint(s.scratch[:0], uint64(len(r.Meta.PartitionKey)))
+	s.scratch = append(s.scratch, r.Meta.PartitionKey...)
+	s.scratch = append(s.scratch, r.Data...)
+	sum := sha256.Sum256(s.scratch)
+	d := digest(sum[:len(digest{})])
+	s.forgetDigests(sh, sh.clock-s.window-1) // the clock may just have moved
+	if _, ok := sh.seen[d]; ok {
+		return false
+	}
+	if sh.seen == nil {
+		sh.seen = map[digest]int64{}
+	}
+	sh.seen[d] = sh.clock
+	sh.order = append(sh.order, seenAt{d, sh.clock})
+	s.digests++
+	return true
 }
 
 // see marks seq seen in l at arrival time t, and reports whether it is
@@ -262,13 +347,14 @@ func (s *Step) see(l *lane, seq uint64, t int64) bool {
 }
 
 // forget drops what the window has passed: the ranges of l, the lane
-// just touched, and the lanes of its shard sh; then, past MaxRanges, the
-// ranges touched longest ago anywhere. The lower bounds kept (oldest)
-// make it cost nothing when nothing is due. It reports whether it
-// dropped lanes.
+// just touched (if any), the lanes of its shard sh and its digests; then,
+// past MaxRanges, the ranges and digests touched longest ago anywhere.
+// The lower bounds kept (oldest) make it cost nothing when nothing is
+// due. It reports whether it dropped lanes.
 func (s *Step) forget(sh *shard, l *lane) bool {
 	dropped := false
-	if l.oldest < l.clock-s.window {
+	s.forgetDigests(sh, sh.clock-s.window-1)
+	if l != nil && l.oldest < l.clock-s.window {
 		cut := l.clock - s.window
 		before := len(l.spans)
 		l.spans = slices.DeleteFunc(l.spans, func(x span) bool { return x.last < cut })
@@ -292,11 +378,29 @@ func (s *Step) forget(sh *shard, l *lane) bool {
 		}
 		sh.oldest = oldest
 	}
-	if s.ranges > s.maxRanges {
+	if s.ranges+s.digests > s.maxRanges {
 		s.shrink()
 		dropped = true
 	}
 	return dropped
+}
+
+// forgetDigests drops the digests of sh seen at or before cut, and frees
+// the part of the order they held once it is most of it.
+func (s *Step) forgetDigests(sh *shard, cut int64) {
+	n := 0
+	for n < len(sh.order) && sh.order[n].t <= cut {
+		delete(sh.seen, sh.order[n].d)
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	s.digests -= n
+	sh.order = sh.order[n:]
+	if cap(sh.order) > 64 && len(sh.order) < cap(sh.order)/4 {
+		sh.order = slices.Clone(sh.order)
+	}
 }
 
 // forgetShard drops the lanes last seen on a shard that left the stream:
@@ -309,26 +413,31 @@ func (s *Step) forgetShard(name string) {
 	for _, l := range sh.lanes {
 		s.ranges -= len(l.spans)
 	}
+	s.digests -= len(sh.order)
 	delete(s.shards, name)
 }
 
-// shrink forgets the ranges touched longest ago, down to nine tenths of
-// MaxRanges, so that a stream whose ids stay scattered pays for the sort
-// once in a while, not on every batch.
+// shrink forgets the ranges and digests touched longest ago, down to
+// nine tenths of MaxRanges, so that a stream whose ids stay scattered
+// pays for the sort once in a while, not on every batch.
 func (s *Step) shrink() {
 	target := s.maxRanges - s.maxRanges/10
-	lasts := make([]int64, 0, s.ranges)
+	lasts := make([]int64, 0, s.ranges+s.digests)
 	for _, sh := range s.shards {
 		for _, l := range sh.lanes {
 			for _, x := range l.spans {
 				lasts = append(lasts, x.last)
 			}
 		}
+		for _, x := range sh.order {
+			lasts = append(lasts, x.t)
+		}
 	}
 	slices.Sort(lasts)
-	cut := lasts[len(lasts)-target-1] // spans touched at or before it go
-	forgot := 0
+	cut := lasts[len(lasts)-target-1] // spans and digests touched at or before it go
+	forgot, digests := 0, s.digests
 	for _, sh := range s.shards {
+		s.forgetDigests(sh, cut)
 		for name, l := range sh.lanes {
 			before := len(l.spans)
 			l.spans = slices.DeleteFunc(l.spans, func(x span) bool { return x.last <= cut })
@@ -339,6 +448,7 @@ func (s *Step) shrink() {
 		}
 	}
 	s.ranges -= forgot
+	forgot += digests - s.digests
 	s.forgotten.Add(int64(forgot))
 	s.log.Warn("dedupe: forgot the record ids touched longest ago to stay within max_entries; repeats of those records would now pass",
 		"ranges", forgot, "max_entries", s.maxRanges, "touched_before", time.Unix(0, cut).UTC())
@@ -347,8 +457,9 @@ func (s *Step) shrink() {
 // stateFormat versions the checkpointed state.
 const stateFormat = 1
 
-// state is the step's part of a checkpoint: for each shard its clock and
-// lanes, each lane's clock and spans as [lo, hi, last].
+// state is the step's part of a checkpoint: for each shard its clock,
+// lanes, each lane's clock and spans as [lo, hi, last], and by content
+// its digests in the order they came.
 type state struct {
 	Format int                   `json:"format"`
 	Shards map[string]shardState `json:"shards"`
@@ -357,6 +468,13 @@ type state struct {
 type shardState struct {
 	Clock int64                `json:"clock"`
 	Lanes map[string]laneState `json:"lanes"`
+	Seen  []seenState          `json:"seen,omitempty"`
+}
+
+// seenState is a digest, in hex, and the time it was seen.
+type seenState struct {
+	D string `json:"d"`
+	T int64  `json:"t"`
 }
 
 type laneState struct {
@@ -376,6 +494,12 @@ func (s *Step) Snapshot() (json.RawMessage, error) {
 			}
 			ss.Lanes[lname] = ls
 		}
+		if len(sh.order) > 0 {
+			ss.Seen = make([]seenState, len(sh.order))
+			for i, x := range sh.order {
+				ss.Seen[i] = seenState{D: hex.EncodeToString(x.d[:]), T: x.t}
+			}
+		}
 		st.Shards[name] = ss
 	}
 	return json.Marshal(st)
@@ -392,7 +516,7 @@ func (s *Step) Restore(raw json.RawMessage) error {
 		return fmt.Errorf("dedupe: checkpoint state has format %d; this sluice reads %d", st.Format, stateFormat)
 	}
 	shards := make(map[string]*shard, len(st.Shards))
-	ranges := 0
+	ranges, digests := 0, 0
 	seen := map[string]bool{}
 	for name, ss := range st.Shards {
 		sh := &shard{clock: ss.Clock, oldest: ss.Clock, lanes: make(map[string]*lane, len(ss.Lanes))}
@@ -413,8 +537,27 @@ func (s *Step) Restore(raw json.RawMessage) error {
 			sh.oldest = min(sh.oldest, l.clock)
 			ranges += len(l.spans)
 		}
+		if len(ss.Seen) > 0 {
+			sh.seen = make(map[digest]int64, len(ss.Seen))
+			sh.order = make([]seenAt, len(ss.Seen))
+		}
+		for i, x := range ss.Seen {
+			var d digest
+			if len(x.D) != hex.EncodedLen(len(d)) {
+				return fmt.Errorf("dedupe: checkpoint state of shard %s has a bad digest at %d", name, i)
+			}
+			if _, err := hex.Decode(d[:], []byte(x.D)); err != nil {
+				return fmt.Errorf("dedupe: checkpoint state of shard %s has a bad digest at %d", name, i)
+			}
+			if _, dup := sh.seen[d]; dup || x.T < 0 || x.T > ss.Clock || (i > 0 && x.T < ss.Seen[i-1].T) {
+				return fmt.Errorf("dedupe: checkpoint state of shard %s has a digest listed twice or out of order at %d", name, i)
+			}
+			sh.seen[d] = x.T
+			sh.order[i] = seenAt{d, x.T}
+		}
+		digests += len(ss.Seen)
 		shards[name] = sh
 	}
-	s.shards, s.ranges = shards, ranges
+	s.shards, s.ranges, s.digests = shards, ranges, digests
 	return nil
 }

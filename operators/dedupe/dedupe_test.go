@@ -221,34 +221,42 @@ func TestSameDecisionsWhateverTheBatches(t *testing.T) {
 		}
 		recs = append(recs, rec("w", n, time.Duration(i)*time.Second))
 	}
-	run := func(cut func(i int) bool, restart bool) []string {
-		s := newStep(t, Config{Window: 7 * time.Minute, MaxRanges: 50})
-		var kept []string
-		start := 0
-		for i := 1; i <= len(recs); i++ {
-			if i < len(recs) && !cut(i) {
-				continue
-			}
-			kept = append(kept, process(t, s, "s0", slices.Clone(recs[start:i])...)...)
-			start = i
-			if restart {
-				st, err := s.Snapshot()
-				if err != nil {
-					t.Fatal(err)
-				}
-				s = newStep(t, Config{Window: 7 * time.Minute, MaxRanges: 50})
-				if err := s.Restore(st); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		return kept
-	}
+	cfg := Config{Window: 7 * time.Minute, MaxRanges: 50}
+	run := func(cut func(i int) bool, restart bool) []string { return runBatches(t, cfg, recs, cut, restart) }
 	a := run(func(i int) bool { return i%100 == 0 }, false)
 	b := run(func(i int) bool { return rng.IntN(7) == 0 }, true)
 	if !slices.Equal(a, b) {
 		t.Fatalf("different decisions: %d kept one way, %d the other", len(a), len(b))
 	}
+}
+
+// runBatches runs recs through a step of cfg on shard s0, cut into a
+// batch before each i for which cut is true; with restart, the step is
+// snapshotted and a new one restored after every batch. It returns the
+// records kept.
+func runBatches(t *testing.T, cfg Config, recs []engine.Record, cut func(i int) bool, restart bool) []string {
+	t.Helper()
+	s := newStep(t, cfg)
+	var kept []string
+	start := 0
+	for i := 1; i <= len(recs); i++ {
+		if i < len(recs) && !cut(i) {
+			continue
+		}
+		kept = append(kept, process(t, s, "s0", slices.Clone(recs[start:i])...)...)
+		start = i
+		if restart {
+			st, err := s.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s = newStep(t, cfg)
+			if err := s.Restore(st); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return kept
 }
 
 func TestRestoreRefusesBadState(t *testing.T) {
@@ -284,6 +292,10 @@ func FuzzRestore(f *testing.F) {
 	f.Add(string(good))
 	f.Add(`{"format":1,"shards":{}}`)
 	f.Add(`{"format":1,"shards":{"s":{"clock":5,"lanes":{"w":{"clock":5,"spans":[[0,0,1],[2,3,4]]}}}}}`)
+	c := newStep(f, Config{By: ByContent})
+	process(f, c, "s0", plain("k", "a", 0), plain("k", "b", time.Second), rec("a", 0, 0))
+	withDigests, _ := c.Snapshot()
+	f.Add(string(withDigests))
 	f.Fuzz(func(t *testing.T, raw string) {
 		s := newStep(t, Config{})
 		if err := s.Restore(json.RawMessage(raw)); err != nil {

@@ -2,6 +2,8 @@ package kinesis
 
 import (
 	"bytes"
+	"regexp"
+	"strconv"
 	"testing"
 )
 
@@ -36,4 +38,31 @@ func FuzzDecodeEntries(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRandomKey: the n-th random key of a writer is always the same, in
+// the Kinesis Agent's RANDOM form, and differs from record to record and
+// from writer to writer.
+func TestRandomKey(t *testing.T) {
+	form := regexp.MustCompile(`^\d{1,6}(\.\d+)?$`)
+	const n = 100_000
+	seen := make(map[string]bool, 2*n)
+	for _, salt := range []uint64{0, 0xcbf29ce484222325} {
+		for i := range uint64(n) {
+			k := randomKey(salt, i)
+			if k != randomKey(salt, i) {
+				t.Fatalf("randomKey(%d, %d) is not a function of its arguments", salt, i)
+			}
+			if !form.MatchString(k) {
+				t.Fatalf("randomKey(%d, %d) = %q, not like 881348.8485124188", salt, i, k)
+			}
+			if f, _ := strconv.ParseFloat(k, 64); f < 0 || f >= 1e6 {
+				t.Fatalf("randomKey(%d, %d) = %q, outside [0, 1000000)", salt, i, k)
+			}
+			if seen[k] {
+				t.Fatalf("randomKey(%d, %d) = %q, given before", salt, i, k)
+			}
+			seen[k] = true
+		}
+	}
 }

@@ -38,7 +38,10 @@
 // record of each aggregate, and on a record whose number does not follow
 // the one before it. Plain records carry no id: Kinesis keeps nothing of
 // a record but its partition key and data, which other readers of the
-// stream read as they are. docs/sinks/kinesis.md is the user's page.
+// stream read as they are. Random partition keys are numbered instead
+// (randomKey), so that a plain record read again after a crash has the
+// key it had, and the kinesis source's dedupe by content can tell its
+// copies. docs/sinks/kinesis.md is the user's page.
 //
 // Records that cannot go — a partition key that is empty, longer than
 // 256 characters or not UTF-8, a record over 1 MiB, records still
@@ -55,8 +58,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
-	mathrand "math/rand/v2"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
@@ -190,9 +193,13 @@ type Sink struct {
 	errs        *buffer.ErrorOutput
 
 	// writer names this sink's numbering of records; lanes holds the
-	// next number of each lane. Both are checkpointed.
+	// next number of each lane; keys counts the random partition keys
+	// given. All are checkpointed.
 	writer string
 	lanes  map[string]uint64
+	keys   uint64
+	// keySalt is the writer's hash, which random keys start from.
+	keySalt uint64
 	// shards is the stream's shards as last listed (Aggregate); stale
 	// says a put landed elsewhere than predicted.
 	shards *shardMap
@@ -384,6 +391,8 @@ type state struct {
 	// Writer and Lanes: see Sink.writer and Sink.lanes.
 	Writer string            `json:"writer,omitempty"`
 	Lanes  map[string]uint64 `json:"lanes,omitempty"`
+	// Keys is the number of the next random partition key (randomKey).
+	Keys uint64 `json:"keys,omitempty"`
 }
 
 func (s *Sink) wrap(err error) error { return fmt.Errorf("kinesis sink %s: %w", s.cfg.Name, err) }
@@ -410,6 +419,10 @@ func (s *Sink) Recover(ctx context.Context, raw json.RawMessage) error {
 	if st.Lanes != nil {
 		s.lanes = st.Lanes
 	}
+	s.keys = st.Keys
+	h := fnv.New64a()
+	h.Write([]byte(s.writer))
+	s.keySalt = h.Sum64()
 	m, err := listShardsRetrying(ctx, s.client, s.cfg.Stream, func(err error, d time.Duration) {
 		s.log.Warn("kinesis sink: list shards; retrying", "err", err, "in", d)
 	})
@@ -467,7 +480,8 @@ func (s *Sink) Write(_ context.Context, b *engine.Batch) error {
 // output type and stage.
 func (s *Sink) entry(r *engine.Record) (e entry, typ, stage string, err error) {
 	if s.cfg.PartitionKey == nil {
-		e.partitionKey = strconv.FormatFloat(mathrand.Float64()*1e6, 'f', -1, 64)
+		e.partitionKey = randomKey(s.keySalt, s.keys)
+		s.keys++
 	} else {
 		v, err := s.cfg.PartitionKey(r)
 		if err != nil {
@@ -519,6 +533,24 @@ func (s *Sink) encode(r *engine.Record) ([]byte, error) {
 		return nil, err
 	}
 	return s.data[:len(s.data)-1], nil // without the newline
+}
+
+// randomKey is the n-th random partition key of the writer whose hash is
+// salt, in the Kinesis Agent's RANDOM form: a number from 0 to 1,000,000
+// with its fraction (881348.8485124188). It is a pseudo-random function
+// of the two, not a draw: n is in the checkpoint, and a record read again
+// after a crash gets the number it had, so a repeat of a plain record has
+// the same key and bytes, which the kinesis source's dedupe by content
+// drops. Keys differ from record to record (n is mixed by a bijection of
+// 64 bits, of which 53 make the fraction) and from writer to writer.
+func randomKey(salt, n uint64) string {
+	x := salt + n*0x9e3779b97f4a7c15
+	// splitmix64's finalizer.
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	x ^= x >> 31
+	f := float64(x>>11) / (1 << 53)
+	return strconv.FormatFloat(f*1e6, 'f', -1, 64)
 }
 
 // keyText is a key's value as Kinesis takes it: text, or a number or a
@@ -616,7 +648,7 @@ func (s *Sink) Flush(_ context.Context, now time.Time, all bool) (int, error) {
 
 // Prepare syncs what is staged and returns the sink's checkpoint state.
 func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
-	st := state{Writer: s.writer}
+	st := state{Writer: s.writer, Keys: s.keys}
 	if s.cfg.Aggregate {
 		st.Lanes = s.lanes
 	}

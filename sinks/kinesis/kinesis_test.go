@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -191,22 +192,84 @@ func TestEveryRecordArrivesInOrderPerKey(t *testing.T) {
 func TestCrashPutsTheSameIDsAgain(t *testing.T) {
 	srv := startServe(t, false)
 	createStream(t, srv.write, "s", 3)
-	// The sink's disk is one that loses power: the removal of the batch
-	// put is not synced, and the crash brings the batch back.
-	disk := fsys.NewMem()
-	cfg := kinsink.Config{Stream: "s", PartitionKey: byField("k"), Aggregate: true, Dir: "/data", FS: disk}
-	ctx := context.Background()
+	cfg := kinsink.Config{Stream: "s", PartitionKey: byField("k"), Aggregate: true, Dir: "/data"}
+	putThroughCrash(t, srv.write, cfg, func(i int) engine.Record {
+		return engine.Record{Fields: map[string]any{"k": fmt.Sprintf("key-%d", i%7), "i": int64(i)}}
+	})
 
-	first := newSink(t, srv.write, cfg)
-	if err := first.Recover(ctx, nil); err != nil {
-		t.Fatal(err)
+	got := users(t, readStream(t, srv.read, "s"))
+	count := map[int]int{}
+	ids := map[int]kpl.ID{}
+	owner := map[kpl.ID]int{}
+	for _, r := range got {
+		count[r.ev.I]++
+		if id, ok := ids[r.ev.I]; ok && id != r.id {
+			t.Fatalf("record %d put again with id %v, first %v", r.ev.I, r.id, id)
+		}
+		if o, ok := owner[r.id]; ok && o != r.ev.I {
+			t.Fatalf("id %v on records %d and %d", r.id, o, r.ev.I)
+		}
+		ids[r.ev.I], owner[r.id] = r.id, r.ev.I
 	}
+	checkCrashCounts(t, count)
+}
+
+// TestCrashPutsPlainRecordsWithTheSameRandomKeys: plain records with
+// random keys, through the same crash, come again with the key they had
+// (the same bytes, which the kinesis source's dedupe by content drops),
+// each record's key its own and in the Kinesis Agent's RANDOM form.
+func TestCrashPutsPlainRecordsWithTheSameRandomKeys(t *testing.T) {
+	srv := startServe(t, false)
+	createStream(t, srv.write, "s", 2)
+	cfg := kinsink.Config{Stream: "s", Format: kinsink.FormatRaw, Dir: "/data"}
+	putThroughCrash(t, srv.write, cfg, func(i int) engine.Record {
+		return engine.Record{Data: fmt.Appendf(nil, "Hi, %d\n", i)}
+	})
+
+	agentKey := regexp.MustCompile(`^\d{1,6}(\.\d+)?$`)
+	count := map[int]int{}
+	keyOf := map[int]string{}
+	owner := map[string]int{}
+	for _, r := range readStream(t, srv.read, "s") {
+		var i int
+		if _, err := fmt.Sscanf(string(r.users[0].Data), "Hi, %d\n", &i); err != nil || r.aggregated {
+			t.Fatalf("record %q (aggregated %v): want a plain line", r.users[0].Data, r.aggregated)
+		}
+		if !agentKey.MatchString(r.partitionKey) {
+			t.Fatalf("record %d has partition key %q, not one like the Agent's RANDOM 881348.8485124188", i, r.partitionKey)
+		}
+		count[i]++
+		if k, ok := keyOf[i]; ok && k != r.partitionKey {
+			t.Fatalf("record %d put again with key %s, first %s", i, r.partitionKey, k)
+		}
+		if o, ok := owner[r.partitionKey]; ok && o != i {
+			t.Fatalf("key %s on records %d and %d", r.partitionKey, o, i)
+		}
+		keyOf[i], owner[r.partitionKey] = r.partitionKey, i
+	}
+	checkCrashCounts(t, count)
+}
+
+// putThroughCrash puts records 0 to 300 of rec (one batch, checkpointed
+// and put), stages 300 to 310 and crashes — the sink's disk loses power,
+// so the removal of the batch put is lost and the batch comes back —
+// then recovers a new sink from the checkpoint, which puts the batch
+// again, and writes records 300 to 400 as a source read again would.
+func putThroughCrash(t *testing.T, endpoint string, cfg kinsink.Config, rec func(int) engine.Record) {
+	t.Helper()
+	disk := fsys.NewMem()
+	cfg.FS = disk
+	ctx := context.Background()
 	batch := func(from, to int) *engine.Batch {
 		b := &engine.Batch{Shard: "s0"}
 		for i := from; i < to; i++ {
-			b.Records = append(b.Records, engine.Record{Fields: map[string]any{"k": fmt.Sprintf("key-%d", i%7), "i": int64(i)}})
+			b.Records = append(b.Records, rec(i))
 		}
 		return b
+	}
+	first := newSink(t, endpoint, cfg)
+	if err := first.Recover(ctx, nil); err != nil {
+		t.Fatal(err)
 	}
 	if err := first.Write(ctx, batch(0, 300)); err != nil {
 		t.Fatal(err)
@@ -228,7 +291,7 @@ func TestCrashPutsTheSameIDsAgain(t *testing.T) {
 	first.Close()
 	disk.Crash()
 
-	second := newSink(t, srv.write, cfg)
+	second := newSink(t, endpoint, cfg)
 	if err := second.Recover(ctx, state); err != nil {
 		t.Fatal(err)
 	}
@@ -245,21 +308,12 @@ func TestCrashPutsTheSameIDsAgain(t *testing.T) {
 	if err := second.Commit(ctx, st); err != nil {
 		t.Fatal(err)
 	}
+}
 
-	got := users(t, readStream(t, srv.read, "s"))
-	count := map[int]int{}
-	ids := map[int]kpl.ID{}
-	owner := map[kpl.ID]int{}
-	for _, r := range got {
-		count[r.ev.I]++
-		if id, ok := ids[r.ev.I]; ok && id != r.id {
-			t.Fatalf("record %d put again with id %v, first %v", r.ev.I, r.id, id)
-		}
-		if o, ok := owner[r.id]; ok && o != r.ev.I {
-			t.Fatalf("id %v on records %d and %d", r.id, o, r.ev.I)
-		}
-		ids[r.ev.I], owner[r.id] = r.id, r.ev.I
-	}
+// checkCrashCounts checks what putThroughCrash leaves in the stream:
+// records 0 to 300 twice, 300 to 400 once.
+func checkCrashCounts(t *testing.T, count map[int]int) {
+	t.Helper()
 	for i := range 400 {
 		want := 1
 		if i < 300 {

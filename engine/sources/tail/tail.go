@@ -488,7 +488,11 @@ func (t *tailer) open(path string, first bool) (*file, error) {
 			fd.Close()
 			return nil, fmt.Errorf("files source: %s: %w", path, err)
 		}
-		f.announce = offset > 0
+		// The position is emitted at once, even at offset 0 (an empty
+		// file): the first checkpoint then remembers the file, and a
+		// restart before its first line reads it from there instead of
+		// starting at its end again and skipping what was written since.
+		f.announce = true
 	}
 	if _, err := fd.Seek(offset, io.SeekStart); err != nil {
 		fd.Close()

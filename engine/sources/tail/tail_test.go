@@ -441,6 +441,31 @@ func TestStartAtEnd(t *testing.T) {
 	})
 }
 
+// TestStartAtEndEmpty: a file that is empty at start, read from its end,
+// has its position emitted at once, so that a checkpoint lists it and a
+// restart reads the lines written since from the file's start.
+func TestStartAtEndEmpty(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		a := filepath.Join(dir, "a.log")
+		write(t, a, "")
+		cfg := Config{Paths: glob(dir, "*.log"), StartAt: "end", PollInterval: poll}
+		f := follow(t, cfg, nil)
+		time.Sleep(settle)
+		rec := f.stop(t)
+		bs := rec.all()
+		if len(bs) == 0 || bs[0].Shard != shardOf(t, a) || len(bs[0].Records) != 0 || !strings.Contains(bs[0].Position, `"offset":0`) {
+			t.Fatalf("batches %+v: want a's position at offset 0 at once", bs)
+		}
+		ck := newCheckpoint()
+		ck.apply(bs)
+		appendTo(t, a, "written-while-down\n")
+		if got := readOnce(t, cfg, ck.start()).lines(); !slices.Equal(got, []string{"written-while-down"}) {
+			t.Fatalf("resumed run read %q, want the line written while it was down", got)
+		}
+	})
+}
+
 // TestLongLine reads a 300 MB line (a sparse file: no disk, no memory to
 // build it) with a 1 MiB limit: its first MiB goes to Failed with the
 // reason, reading continues after it, and memory stays bounded.
