@@ -38,6 +38,11 @@ type Meta struct {
 	// ID is the record's stable id, when the pipeline that wrote it gave
 	// it one (a kinesis sink with aggregation does); zero otherwise.
 	ID RecordID
+	// TransformKeys are the partition keys a transform step's handler
+	// gave the record (Firehose's metadata.partitionKeys), which
+	// !{partitionKeyFromLambda:NAME} renders; nil for other records. It
+	// is shared by copies of the record and never changed.
+	TransformKeys map[string]string `json:",omitempty"`
 }
 
 // RecordID identifies a record that a sluice kinesis sink wrote. Every
