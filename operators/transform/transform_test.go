@@ -143,7 +143,9 @@ func TestOutcomes(t *testing.T) {
 			t.Fatal(err)
 		}
 		return firehoseHandler(req)
-	}), func(c *transform.Config) { c.DeliveryStreamARN, c.Region = "arn:aws:firehose:eu-west-1:1:deliverystream/x", "eu-west-1" })
+	}), func(c *transform.Config) {
+		c.DeliveryStreamARN, c.Region = "arn:aws:firehose:eu-west-1:1:deliverystream/x", "eu-west-1"
+	})
 	ok, failed := run(t, s, "apple", "drop me", "fail me", "kiwi")
 
 	if want := []string{"APPLE", "KIWI"}; !slices.Equal(datas(ok), want) {
