@@ -124,7 +124,8 @@ const (
 	// format that needs text).
 	DecodeFailed = "decode-failed"
 	// ProcessingFailed: a step's expression failed on the record (filter,
-	// map, a window's group key, event time or aggregate input).
+	// map, a window's group key, event time or aggregate input), or a
+	// transform step's handler failed it.
 	ProcessingFailed = "processing-failed"
 	// LateRecord: a window step got the record after its window closed,
 	// with late: dead_letter.
