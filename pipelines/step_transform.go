@@ -2,6 +2,7 @@ package pipelines
 
 import (
 	"bytes"
+	"errors"
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
@@ -90,12 +91,22 @@ func (t *TransformStep) compile(c *checker, st *Step, _ int, path string, in ope
 		Logger:            c.log,
 		Now:               c.now,
 	}
-	if handler == nil {
+	if err := cfg.Check(); err != nil {
+		// A missing handler is reported above; the rest at their keys.
+		var list, kept engine.ConfigErrors
+		if errors.As(err, &list) {
+			for _, e := range list {
+				if e.Key != "" {
+					kept = append(kept, e)
+				}
+			}
+		}
+		c.place(kept.Err(), key, path, key)
 		return nil, out
 	}
 	step, err := transform.New(cfg)
 	if err != nil {
-		c.place(cfg.Check(), key, path, key)
+		c.atKey(key, path, "%v", err)
 		return nil, out
 	}
 	return step, out

@@ -124,7 +124,7 @@ func TestParseErrors(t *testing.T) {
 		{"e/!{partitionKeyFromQuery:region}", keys.Options{PartitionKeys: []string{"region"}, ErrorOutput: true}, 3, "cannot be used in an error prefix"},
 		{"!{partitionKeyFromLambda:x}", keys.Options{}, 1, "no transform step comes before this sink"},
 		{"e/!{partitionKeyFromLambda:x}", keys.Options{LambdaKeys: true, ErrorOutput: true}, 3, "cannot be used in an error prefix"},
-		{"a/!{partitionKeyFromLambda:}", keys.Options{LambdaKeys: true}, 26, "needs a key name"},
+		{"a/!{partitionKeyFromLambda:}", keys.Options{LambdaKeys: true}, 28, "needs a key name"},
 		{"!{firehose:random}", keys.Options{}, 12, "unknown !{firehose:random}"},
 		{"x/!{firehose:error-output-type}", keys.Options{}, 3, "only valid in an error prefix"},
 		{"/abs/", keys.Options{}, 1, "remove the leading '/'"},
