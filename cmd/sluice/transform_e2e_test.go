@@ -140,23 +140,10 @@ sinks:
 	}
 	// What the killed runs delivered: the last run must deliver the rest.
 	before, _ := outputLines(t, out)
-	cmd := exec.Command(bin, "run", "--status", "off", pipeline)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	runUntil(t, bin, dir, os.Environ(), func() bool {
 		records, errs := outputLines(t, out)
-		if len(records) >= wantOK && len(errs) >= wantFailed || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("last run after SIGTERM: %v\n%s", err, tail(stderr.String(), 3000))
-	}
+		return len(records) >= wantOK && len(errs) >= wantFailed
+	}, pipeline)
 
 	// Ok records: once each, with the handler's data, under its partition.
 	seen := map[int]int{}
