@@ -31,7 +31,7 @@ type TransformStep struct {
 func newTransformStep() StepConfig { return &TransformStep{} }
 
 func (t *TransformStep) kind() keyDef {
-	return mappingKey("transform", "sends records in batches to a Firehose data-transformation handler (a Lambda function's contract) over HTTP or as a local command, and goes on with what it answers (docs/steps/transform.md)",
+	return mappingKey("transform", "sends records in batches to a Firehose data-transformation handler (a Lambda function's contract) over HTTP or as a local command, and goes on with what it answers",
 		mappingKey("http", "the handler is an HTTP endpoint: each batch is POSTed as JSON, and the response's body is the answer",
 			stringKey("url", &t.URL, "the endpoint's URL").required(),
 		),
