@@ -90,16 +90,17 @@ func ParseResponse(body []byte, ids []string) ([]Outcome, []string, error) {
 	if trimmed[0] != '{' {
 		return nil, nil, fmt.Errorf("the response is not a JSON object: it starts %s", quoteStart(trimmed))
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &raw); err != nil {
+	var top struct {
+		Records *json.RawMessage `json:"records"`
+	}
+	if err := json.Unmarshal(trimmed, &top); err != nil {
 		return nil, nil, fmt.Errorf("the response is not JSON: %v", err)
 	}
-	recs, ok := raw["records"]
-	if !ok || bytes.Equal(bytes.TrimSpace(recs), []byte("null")) {
+	if top.Records == nil || bytes.Equal(bytes.TrimSpace(*top.Records), []byte("null")) {
 		return nil, nil, fmt.Errorf("the response has no records array; it must be {\"records\": [{\"recordId\", \"result\", \"data\"}, ...]}")
 	}
 	var items []json.RawMessage
-	if err := json.Unmarshal(recs, &items); err != nil {
+	if err := json.Unmarshal(*top.Records, &items); err != nil {
 		return nil, nil, fmt.Errorf("the response's records is not an array: %v", err)
 	}
 
