@@ -59,10 +59,6 @@ type Outcome struct {
 	Err string
 }
 
-type response struct {
-	Records []responseRecord `json:"records"`
-}
-
 type responseRecord struct {
 	RecordID *string         `json:"recordId"`
 	Result   *string         `json:"result"`
