@@ -71,7 +71,7 @@ type Config struct {
 	Decode engine.Step
 	// BufferBytes and BufferInterval are the buffering hints; zero means
 	// Firehose's defaults. An interval of 0 with BufferIntervalSet sends
-	// every batch at the next tick.
+	// the records of every batch when it comes.
 	BufferBytes       int64
 	BufferInterval    time.Duration
 	BufferIntervalSet bool
@@ -214,6 +214,13 @@ func (s *Step) Process(ctx context.Context, b *engine.Batch) (*engine.Batch, err
 			if err := s.flush(ctx, &out); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if s.cfg.BufferInterval == 0 {
+		// No buffering in time, as Firehose's interval hint of 0: each
+		// batch goes at once.
+		if err := s.flush(ctx, &out); err != nil {
+			return nil, err
 		}
 	}
 	if cap(s.scratch) > 1<<20 {

@@ -302,6 +302,13 @@ func TestBuffering(t *testing.T) {
 		t.Fatalf("interval: %v %v", sizes, err)
 	}
 
+	// An interval of 0 sends each batch as it comes.
+	sizes = nil
+	s = newStep(t, h, func(c *transform.Config) { c.BufferInterval, c.BufferIntervalSet = 0, true })
+	if out, err := s.Process(context.Background(), batch("a", "b")); err != nil || len(out.Records) != 2 || !slices.Equal(sizes, []int{2}) {
+		t.Fatalf("interval 0: %v, invocations %v", err, sizes)
+	}
+
 	// Records too large for one request: split, and one that cannot fit
 	// any request fails.
 	sizes = nil
