@@ -95,21 +95,13 @@ sinks:
     format: json
     compression: none
 `)
-	env := map[string]string{"S3_ENDPOINT": srv.URL, "S3_KEY": testservers.AccessKeyID, "HANDLER": handler.URL}
-	spec, err := Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Build(spec, BuildOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Setenv("S3_ENDPOINT", srv.URL)
+	t.Setenv("S3_KEY", testservers.AccessKeyID)
+	t.Setenv("HANDLER", handler.URL)
+	run(t, path, BuildOptions{})
+
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := p.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-
 	client, err := s3sink.NewClient(ctx, s3sink.ClientConfig{Endpoint: srv.URL, PathStyle: true, AccessKeyID: testservers.AccessKeyID, SecretAccessKey: testservers.SecretAccessKey})
 	if err != nil {
 		t.Fatal(err)
