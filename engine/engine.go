@@ -38,6 +38,11 @@ type Meta struct {
 	// ID is the record's stable id, when the pipeline that wrote it gave
 	// it one (a kinesis sink with aggregation does); zero otherwise.
 	ID RecordID
+	// TransformKeys are the partition keys a transform step's handler
+	// gave the record (Firehose's metadata.partitionKeys), which
+	// !{partitionKeyFromLambda:NAME} renders; nil for other records. It
+	// is shared by copies of the record and never changed.
+	TransformKeys map[string]string `json:",omitempty"`
 }
 
 // RecordID identifies a record that a sluice kinesis sink wrote. Every
@@ -120,7 +125,8 @@ const (
 	DecodeFailed = "decode-failed"
 	// ProcessingFailed: a step's expression failed on the record (filter,
 	// map, a window's group key, event time or aggregate input), or a
-	// field an anomaly step scores held no finite number.
+	// field an anomaly step scores held no finite number, or a transform
+	// step's handler failed it.
 	ProcessingFailed = "processing-failed"
 	// LateRecord: a window step got the record after its window closed,
 	// with late: dead_letter.

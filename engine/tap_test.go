@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -294,7 +295,7 @@ func TestCopyRecord(t *testing.T) {
 		string(c.Fields["bytes"].([]byte)) != "b",
 		c.Fields["s"] != "x",
 		c.Fields["t"] != at,
-		c.Meta != orig.Meta,
+		!reflect.DeepEqual(c.Meta, orig.Meta),
 		c.Projection != orig.Projection:
 		t.Fatalf("copy shares or lost data: %+v", c)
 	}

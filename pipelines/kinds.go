@@ -21,7 +21,7 @@ import (
 // the kinds.
 var (
 	sourceKinds = []func() SourceConfig{newKinesisSource, newLocalSource, newFilesSource, newGenerateSource, newStdinSource}
-	stepKinds   = []func() StepConfig{newFilterStep, newMapStep, newWindowStep, newRewriteStep, newAnomalyStep, newLookupStep}
+	stepKinds   = []func() StepConfig{newFilterStep, newMapStep, newWindowStep, newRewriteStep, newAnomalyStep, newLookupStep, newTransformStep}
 	sinkKinds   = []func() SinkConfig{newS3Sink, newFilesSink, newStdoutSink, newHTTPSink, newPostgresSink, newRedshiftSink, newKinesisSink}
 )
 
@@ -59,8 +59,8 @@ type recordMaker interface {
 }
 
 // StepConfig is the settings of one step kind, the value of its key in a
-// step — a *FilterStep, *MapStep, *WindowStep, *RewriteStep, *AnomalyStep
-// or *LookupStep.
+// step — a *FilterStep, *MapStep, *WindowStep, *RewriteStep, *AnomalyStep,
+// *LookupStep or *TransformStep.
 type StepConfig interface {
 	kind() keyDef
 	// compile checks the step st (path is "steps[i]") and compiles it

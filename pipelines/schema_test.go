@@ -151,6 +151,7 @@ var invalidFiles = map[string]string{
 	"secrets":                 "a ${VAR} in quotes where a number goes, which the editor reads as a string either way",
 	"sink_constructor_checks": "prefixes and partition keys",
 	"syntax":                  "YAML",
+	"transform":               "keys that exclude each other, a handler that is neither, Firehose's ranges of buffering hints, key templates",
 	"two_documents":           "YAML",
 	"two_sources":             "structural",
 	"type_error":              "expressions",

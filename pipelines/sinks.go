@@ -77,6 +77,7 @@ func (c *checker) sinks(schemas []operators.Schema, rt runtime) []compiledSink {
 		}
 		schema := schemas[after+1]
 		out[i].schemaIn = schema
+		out[i].lambdaKeys = c.s.transformBefore(after)
 		if len(sk.PartitionKeys) > 0 {
 			out[i].keys = map[string]*operators.Expr{}
 		}
@@ -264,6 +265,7 @@ func buffering(sk *Sink, cs compiledSink, prefix, errorPrefix string) buffer.Buf
 		Prefix:            prefix,
 		ErrorPrefix:       errorPrefix,
 		PartitionKeys:     keys,
+		LambdaKeys:        cs.lambdaKeys,
 		Time:              cs.eventTime,
 		Location:          cs.location,
 		BufferBytes:       sk.Buffer.Size,

@@ -73,6 +73,9 @@ type compiledSink struct {
 	// columnTypes the types of their expressions.
 	columns     []encode.Column
 	columnTypes map[string]operators.Type
+	// lambdaKeys: a transform step comes before the sink, and its prefix
+	// may use !{partitionKeyFromLambda:NAME}.
+	lambdaKeys bool
 }
 
 // checker collects the problems of a Spec.

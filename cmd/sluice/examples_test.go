@@ -69,6 +69,12 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 	"scale-out-worker":      setupScaleOutWorkerExample,
 	"scale-out-merge":       setupScaleOutMergeExample,
 	"agent-stream-to-files": setupAgentStreamExample,
+	// The transform example runs the Python handler beside it.
+	"transform": func(t *testing.T, dir string) {
+		if err := os.CopyFS(filepath.Join(dir, "transform"), os.DirFS("../../examples/transform")); err != nil {
+			t.Fatal(err)
+		}
+	},
 	"local-stream": func(t *testing.T, dir string) {
 		var lines strings.Builder
 		for i := range 200 {

@@ -141,7 +141,7 @@ func tapRecord(point string, at time.Time, r *engine.Record) TapRecord {
 		}
 	}
 	m := r.Meta
-	if m != (engine.Meta{}) {
+	if m.PartitionKey != "" || m.SequenceNumber != "" || m.ShardID != "" || !m.ArrivalTime.IsZero() || !m.ID.IsZero() {
 		out.Meta = &struct {
 			PartitionKey   string    `json:"partition_key,omitempty"`
 			SequenceNumber string    `json:"sequence_number,omitempty"`

@@ -64,6 +64,11 @@ type Buffering struct {
 	// PartitionKeys are the values !{partitionKeyFromQuery:NAME} reads;
 	// each must be used by Prefix.
 	PartitionKeys map[string]KeyFunc
+	// LambdaKeys allows !{partitionKeyFromLambda:NAME} in Prefix, which
+	// reads the record's Meta.TransformKeys: the records come from a
+	// transform step. A record without the key goes to the error output
+	// as partitioning-failed.
+	LambdaKeys bool
 	// Time gives the time that !{timestamp:…} renders in Prefix; nil
 	// means the record's arrival time, as Firehose. A record whose time
 	// fails goes to the error output as partitioning-failed. The error
@@ -177,7 +182,7 @@ func (b Buffering) check(errs *engine.ConfigErrors, pipeline, name, ext, errExt,
 	if errorPrefix == "" {
 		errorPrefix = DefaultErrorPrefix
 	}
-	prefix = ParseTemplate(errs, "prefix", b.Prefix, keys.Options{PartitionKeys: names, Location: b.Location})
+	prefix = ParseTemplate(errs, "prefix", b.Prefix, keys.Options{PartitionKeys: names, LambdaKeys: b.LambdaKeys, Location: b.Location})
 	errPrefix = ParseTemplate(errs, "error_prefix", errorPrefix, keys.Options{ErrorOutput: true, Location: b.Location})
 	if prefix != nil {
 		used := prefix.PartitionKeys()
@@ -309,7 +314,11 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	}
 	s.keyNames = s.prefix.PartitionKeys()
 	for _, k := range s.keyNames {
-		s.keyFuncs = append(s.keyFuncs, cfg.PartitionKeys[k])
+		f := cfg.PartitionKeys[k]
+		if name, ok := strings.CutPrefix(k, keys.LambdaKey); ok {
+			f = lambdaKey(name)
+		}
+		s.keyFuncs = append(s.keyFuncs, f)
 	}
 	s.vals.Keys = make([]string, len(s.keyNames))
 	var err error
@@ -471,3 +480,15 @@ func (s *Sink) BufferedBytes() int64 { return s.buf.Stats().Bytes }
 // Firehose measures it, is the time since. Failed records bound for the
 // error output do not count. Safe from any goroutine.
 func (s *Sink) OldestUndelivered() time.Time { return s.buf.Oldest() }
+
+// lambdaKey reads the partition key name that a transform step's handler
+// gave a record.
+func lambdaKey(name string) KeyFunc {
+	return func(r *engine.Record) (any, error) {
+		v, ok := r.Meta.TransformKeys[name]
+		if !ok {
+			return nil, fmt.Errorf("the transform handler gave the record no partition key %q (metadata.partitionKeys) for !{partitionKeyFromLambda:%s}", name, name)
+		}
+		return v, nil
+	}
+}

@@ -12,6 +12,8 @@
 //	                                HH, mm, ss, other characters as literal
 //	                                text, and 'quoted' literal text
 //	!{partitionKeyFromQuery:NAME}   the value of partition key NAME
+//	!{partitionKeyFromLambda:NAME}  the partition key NAME that a transform
+//	                                step's handler gave the record
 //	!{firehose:random-string}       11 characters [0-9a-z], fixed per output
 //	!{firehose:error-output-type}   why a record failed (error prefixes only)
 //
@@ -60,12 +62,20 @@ const (
 const RandomMark = "\x00"
 
 // ValidForms lists the expressions a template may use, for error messages.
-const ValidForms = "!{timestamp:yyyy/MM/dd/HH}, !{partitionKeyFromQuery:NAME}, !{firehose:random-string}, !{firehose:error-output-type}"
+const ValidForms = "!{timestamp:yyyy/MM/dd/HH}, !{partitionKeyFromQuery:NAME}, !{partitionKeyFromLambda:NAME}, !{firehose:random-string}, !{firehose:error-output-type}"
+
+// LambdaKey is the prefix of the names that PartitionKeys gives the keys
+// of !{partitionKeyFromLambda:NAME}: "lambda:NAME", which no name of a
+// query key can be.
+const LambdaKey = "lambda:"
 
 // Options say what a template may refer to.
 type Options struct {
 	// PartitionKeys are the names !{partitionKeyFromQuery:NAME} may use.
 	PartitionKeys []string
+	// LambdaKeys allows !{partitionKeyFromLambda:NAME}: the records come
+	// from a transform step, whose handler gives them partition keys.
+	LambdaKeys bool
 	// ErrorOutput marks an error prefix: !{firehose:error-output-type} is
 	// allowed and partition keys are not (a failed record may have none).
 	ErrorOutput bool
@@ -176,7 +186,21 @@ func Parse(src string, opt Options) (*Template, error) {
 			}
 			t.parts = append(t.parts, part{kind: partitionKey, key: k})
 		case "partitionKeyFromLambda":
-			return nil, errAt(start, "!{partitionKeyFromLambda:...} is not supported; compute the value in a map step and use !{partitionKeyFromQuery:NAME}")
+			switch {
+			case opt.ErrorOutput:
+				return nil, errAt(start, "!{partitionKeyFromLambda:%s} cannot be used in an error prefix: a failed record may have no partition key values", arg)
+			case !opt.LambdaKeys:
+				return nil, errAt(start, "!{partitionKeyFromLambda:%s} reads the partition keys a transform step's handler returns, and no transform step comes before this sink; add one, or compute the value in a map step and use !{partitionKeyFromQuery:NAME}", arg)
+			case arg == "":
+				return nil, errAt(argOff, "!{partitionKeyFromLambda:} needs a key name")
+			}
+			name := LambdaKey + arg
+			k := slices.Index(t.keys, name)
+			if k < 0 {
+				k = len(t.keys)
+				t.keys = append(t.keys, name)
+			}
+			t.parts = append(t.parts, part{kind: partitionKey, key: k})
 		case "firehose":
 			switch arg {
 			case "random-string":
