@@ -54,7 +54,7 @@ lint:
 # The second line repeats a test whose failure is a shutdown race: one run
 # in ten of the source's supervisor could restart a reader after the stop.
 test: deps lint
-	$(GO) test -race -count=1 -timeout 12m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -race -count=100 -run '^TestExpiredIteratorResumesAfterLastEmitted$$' ./engine/sources/kinesis/
 	$(MAKE) bench-smoke
 
