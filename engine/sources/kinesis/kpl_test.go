@@ -68,6 +68,7 @@ func TestKPLAggregatesComeOutAsUserRecords(t *testing.T) {
 	endpoint := startServe(t)
 	c := newClient(endpoint)
 	createStream(t, c, "kpl", 1)
+	producer := newProducer(endpoint)
 
 	agg := func(from, n int) []byte {
 		var rs []kpl.Record
@@ -79,7 +80,7 @@ func TestKPLAggregatesComeOutAsUserRecords(t *testing.T) {
 	corrupt := agg(100, 2)
 	corrupt[len(corrupt)-1] ^= 0xFF
 	putRaw := func(data []byte, key string) {
-		if _, err := c.PutRecord(context.Background(), &kinesis.PutRecordInput{StreamName: aws.String("kpl"), Data: data, PartitionKey: aws.String(key)}); err != nil {
+		if _, err := producer.PutRecord(context.Background(), &kinesis.PutRecordInput{StreamName: aws.String("kpl"), Data: data, PartitionKey: aws.String(key)}); err != nil {
 			t.Fatal(err)
 		}
 	}
