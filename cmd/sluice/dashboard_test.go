@@ -105,7 +105,7 @@ func TestDashboardChartGrowsInChromium(t *testing.T) {
 	}
 	waitUntil := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(45 * time.Second)
+		deadline := time.Now().Add(patience(t))
 		for !cond() {
 			if time.Now().After(deadline) {
 				t.Fatalf("timed out waiting for %s\n%s", what, tail(r.logs.String(), 2000))

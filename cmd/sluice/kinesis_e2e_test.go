@@ -108,7 +108,8 @@ func serveProcess(t *testing.T, bin, dir, create string) (string, *kinesis.Clien
 	endpoint := "http://127.0.0.1:" + port
 	kc := kinesisClient(endpoint)
 	name, _, _ := strings.Cut(create, ":")
-	waitFor(t, 30*time.Second, "sluice serve to answer", func() bool {
+	logTail := func() string { b, _ := os.ReadFile(serveLog.Name()); return string(b) }
+	waitFor(t, "sluice serve to answer", logTail, func() bool {
 		out, err := kc.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
 		return err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
 	})
@@ -194,8 +195,8 @@ func (w *worker) stop(t *testing.T) {
 		if err != nil {
 			t.Fatalf("worker %s: %v\n%s", w.id, err, w.logTail())
 		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("worker %s did not stop within 60s\n%s", w.id, w.logTail())
+	case <-time.After(patience(t)):
+		t.Fatalf("worker %s did not stop on SIGTERM\n%s", w.id, w.logTail())
 	}
 }
 
@@ -275,6 +276,13 @@ func TestWorkersShareShardsThroughLeases(t *testing.T) {
 		workers[id] = startWorker(t, bin, pipeline, id, outs[id], env)
 	}
 	allOuts := []string{outs["w1"], outs["w2"], outs["w3"]}
+	logs := func() string {
+		var b strings.Builder
+		for _, id := range []string{"w1", "w2", "w3"} {
+			fmt.Fprintf(&b, "%s:\n%s\n", id, workers[id].logTail())
+		}
+		return b.String()
+	}
 
 	observer, err := leases.New(leases.Config{
 		Table: "leases", Pipeline: "shared", Stream: "events", WorkerID: "observer",
@@ -311,11 +319,11 @@ func TestWorkersShareShardsThroughLeases(t *testing.T) {
 		}
 	}()
 
-	waitFor(t, 60*time.Second, "the three workers to share the 8 shards", func() bool {
+	waitFor(t, "the three workers to share the 8 shards", logs, func() bool {
 		m := owned()
 		return len(m["w1"]) >= 2 && len(m["w2"]) >= 2 && len(m["w3"]) >= 2 && len(m[""]) == 0
 	})
-	waitFor(t, 60*time.Second, "output from every worker", func() bool {
+	waitFor(t, "output from every worker", logs, func() bool {
 		return len(publishedEvents(t, outs["w1"])) > 0 && len(publishedEvents(t, outs["w2"])) > 0 && len(publishedEvents(t, outs["w3"])) > 0
 	})
 
@@ -328,7 +336,7 @@ func TestWorkersShareShardsThroughLeases(t *testing.T) {
 	<-w2.done
 	w2.done <- nil
 	var takenIn time.Duration
-	waitFor(t, 30*time.Second, "w2's shards to be taken over", func() bool {
+	waitFor(t, "w2's shards to be taken over", logs, func() bool {
 		m := owned()
 		if m == nil || len(m["w2"]) > 0 || len(m["handoff:w2"]) > 0 || len(m[""]) > 0 {
 			return false
@@ -344,7 +352,7 @@ func TestWorkersShareShardsThroughLeases(t *testing.T) {
 	// w2 comes back: it publishes what it had staged before it died.
 	workers["w2"] = startWorker(t, bin, pipeline, "w2", outs["w2"], env)
 	produced.Wait()
-	waitFor(t, 90*time.Second, "every record to be published", func() bool {
+	waitFor(t, "every record to be published", logs, func() bool {
 		return len(publishedEvents(t, allOuts...)) >= total
 	})
 	for _, id := range []string{"w1", "w2", "w3"} {
@@ -378,13 +386,35 @@ func TestWorkersShareShardsThroughLeases(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// waitFor polls cond until it holds, for as long as the test may run (see
+// patience). When it never holds, the test fails saying what it waited for
+// and, when log is not nil, what the process logged last.
+func waitFor(t *testing.T, what string, log func() string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	wait := patience(t)
+	deadline := time.Now().Add(wait)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			msg := fmt.Sprintf("waited %s for %s", wait.Round(time.Second), what)
+			if log != nil {
+				msg += "; the log ends:\n" + tail(log(), 3000)
+			}
+			t.Fatal(msg)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// patience is how long a test waits for a process to reach a state or to
+// exit: what is left of the test binary's -timeout, less a margin in which
+// to fail with what the process was doing. A fixed wait tuned on an idle
+// machine fails on a loaded one; this one fails only a process that is
+// stuck, with its log rather than the binary's goroutine dump.
+func patience(t *testing.T) time.Duration {
+	d, ok := t.Deadline()
+	if !ok {
+		return 10 * time.Minute
+	}
+	left := time.Until(d)
+	return max(left-max(left/10, 10*time.Second), time.Second)
 }
