@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // chromium finds the browser the dashboard test drives: Debian's chromium,
@@ -105,7 +107,7 @@ func TestDashboardChartGrowsInChromium(t *testing.T) {
 	}
 	waitUntil := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(patience(t))
+		deadline := time.Now().Add(testwait.Patience(t))
 		for !cond() {
 			if time.Now().After(deadline) {
 				t.Fatalf("timed out waiting for %s\n%s", what, tail(r.logs.String(), 2000))

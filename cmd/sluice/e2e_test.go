@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // binDir holds the sluice binary that process-level tests run (to kill
@@ -310,7 +312,7 @@ sinks:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(patience(t))
+	deadline := time.Now().Add(testwait.Patience(t))
 	for {
 		records, _ := outputLines(t, out)
 		if len(records) >= total || time.Now().After(deadline) {
@@ -413,7 +415,7 @@ sinks:
 		if err == nil {
 			t.Fatalf("the process exited 0 without delivering:\n%s", stderr.String())
 		}
-	case <-time.After(patience(t)): // far less than the retry duration
+	case <-time.After(testwait.Patience(t)): // far less than the retry duration
 		cmd.Process.Kill()
 		t.Fatalf("a second SIGTERM did not end the process:\n%s", tail(stderr.String(), 3000))
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/sluice-dev/sluice/engine/streamstore/kinesisapi"
 	"github.com/sluice-dev/sluice/internal/kinesistest"
 	"github.com/sluice-dev/sluice/internal/testservers"
+	"github.com/sluice-dev/sluice/internal/testwait"
 	"github.com/sluice-dev/sluice/sinks/files"
 )
 
@@ -195,7 +196,7 @@ func (w *worker) stop(t *testing.T) {
 		if err != nil {
 			t.Fatalf("worker %s: %v\n%s", w.id, err, w.logTail())
 		}
-	case <-time.After(patience(t)):
+	case <-time.After(testwait.Patience(t)):
 		t.Fatalf("worker %s did not stop on SIGTERM\n%s", w.id, w.logTail())
 	}
 }
@@ -391,7 +392,7 @@ func TestWorkersShareShardsThroughLeases(t *testing.T) {
 // and, when log is not nil, what the process logged last.
 func waitFor(t *testing.T, what string, log func() string, cond func() bool) {
 	t.Helper()
-	wait := patience(t)
+	wait := testwait.Patience(t)
 	deadline := time.Now().Add(wait)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -403,18 +404,4 @@ func waitFor(t *testing.T, what string, log func() string, cond func() bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// patience is how long a test waits for a process to reach a state or to
-// exit: what is left of the test binary's -timeout, less a margin in which
-// to fail with what the process was doing. A fixed wait tuned on an idle
-// machine fails on a loaded one; this one fails only a process that is
-// stuck, with its log rather than the binary's goroutine dump.
-func patience(t *testing.T) time.Duration {
-	d, ok := t.Deadline()
-	if !ok {
-		return 10 * time.Minute
-	}
-	left := time.Until(d)
-	return max(left-max(left/10, 10*time.Second), time.Second)
 }

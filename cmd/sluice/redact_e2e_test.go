@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // A token in an http sink's URL, taken from the environment, and an access
@@ -54,7 +56,7 @@ sinks:
 
 	// Wait for a batch to reach the error output.
 	var errorFiles []string
-	deadline := time.Now().Add(patience(t))
+	deadline := time.Now().Add(testwait.Patience(t))
 	for len(errorFiles) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no error output (%d requests refused):\n%s", refused.Load(), tail(r.logs.String(), 3000))

@@ -20,6 +20,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // running is a `sluice run` started in process with a server.
@@ -84,7 +86,7 @@ func startServed(t *testing.T, pipeline string) *running {
 			cancel()
 			select {
 			case exit = <-code:
-			case <-time.After(patience(t)):
+			case <-time.After(testwait.Patience(t)):
 				t.Errorf("sluice run did not stop; the log ends:\n%s", tail(logs.String(), 3000))
 			}
 		})
@@ -95,7 +97,7 @@ func startServed(t *testing.T, pipeline string) *running {
 	case r.url = <-found:
 	case c := <-code:
 		t.Fatalf("sluice run exited %d before serving:\n%s", c, tail(logs.String(), 3000))
-	case <-time.After(patience(t)):
+	case <-time.After(testwait.Patience(t)):
 		t.Fatalf("no dashboard address logged:\n%s", tail(logs.String(), 3000))
 	}
 	return r
@@ -328,7 +330,7 @@ sinks:
     http: {url: %q, body: ndjson}
     buffer: {interval: 1s}
 `, filepath.Join(dir, "in.jsonl"), hs.URL, hs.URL+"/ndjson"))
-	deadline := time.Now().Add(patience(t))
+	deadline := time.Now().Add(testwait.Patience(t))
 	for {
 		got, _ := rcv.count()
 		if got >= n {

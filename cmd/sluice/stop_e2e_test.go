@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // TestUndeliveredRecordsFailTheRun: an http sink whose endpoint is not
@@ -192,7 +194,7 @@ sinks:
 				case err != nil:
 					t.Fatal(err)
 				}
-			case <-time.After(patience(t)):
+			case <-time.After(testwait.Patience(t)):
 				log, _ := os.ReadFile(stderrFile)
 				t.Fatalf("sluice did not stop on SIGINT; its log ends:\n%s", tail(string(log), 3000))
 			}
