@@ -119,40 +119,62 @@ func (c *filterMapCheck) see(ev event, line []byte) {
 }
 
 func (c *filterMapCheck) verify(dir string) (int, error) {
-	left := make(map[string]int, len(c.want))
-	for k, v := range c.want {
-		left[k] = v
-	}
-	var extra []string
-	got := 0
+	t := newTally(c.want, c.n)
 	err := eachLine(dir, func(l []byte) error {
 		s, err := canonical(l)
 		if err != nil {
 			return err
 		}
-		got++
-		if left[s] == 0 {
-			if len(extra) < 3 {
-				extra = append(extra, s)
-			}
-			return nil
-		}
-		left[s]--
+		t.see(s)
 		return nil
 	})
 	if err != nil {
-		return got, err
+		return t.got, err
 	}
+	return t.got, t.err("records")
+}
+
+// tally matches the canonical lines a run delivered against the multiset
+// it should have delivered, keeping a few of each kind of difference for
+// the report.
+type tally struct {
+	left  map[string]int
+	n     int // how many were wanted
+	got   int
+	extra []string
+}
+
+func newTally(want map[string]int, n int) *tally {
+	left := make(map[string]int, len(want))
+	for k, v := range want {
+		left[k] = v
+	}
+	return &tally{left: left, n: n}
+}
+
+func (t *tally) see(s string) {
+	t.got++
+	if t.left[s] == 0 {
+		if len(t.extra) < 3 {
+			t.extra = append(t.extra, s)
+		}
+		return
+	}
+	t.left[s]--
+}
+
+// err says what differs, naming the delivered things as what ("records").
+func (t *tally) err(what string) error {
 	var missing []string
-	for k, v := range left {
+	for k, v := range t.left {
 		if v > 0 && len(missing) < 3 {
 			missing = append(missing, k)
 		}
 	}
-	if got != c.n || len(extra) > 0 || len(missing) > 0 {
-		return got, fmt.Errorf("%d records, want %d; unexpected: %q; missing: %q", got, c.n, extra, missing)
+	if t.got != t.n || len(t.extra) > 0 || len(missing) > 0 {
+		return fmt.Errorf("%d %s, want %d; unexpected: %q; missing: %q", t.got, what, t.n, t.extra, missing)
 	}
-	return got, nil
+	return nil
 }
 
 // windowKey is one tumbling minute of one path.

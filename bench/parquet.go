@@ -36,12 +36,7 @@ func (c *parquetCheck) verify(dir string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	left := make(map[string]int, len(c.want))
-	for k, v := range c.want {
-		left[k] = v
-	}
-	got := 0
-	var extra []string
+	t := newTally(c.want, c.n)
 	for _, name := range files {
 		err := eachParquetRow(name, func(row map[string]any) error {
 			b, err := json.Marshal(row)
@@ -52,24 +47,14 @@ func (c *parquetCheck) verify(dir string) (int, error) {
 			if err != nil {
 				return err
 			}
-			got++
-			if left[s] == 0 {
-				if len(extra) < 3 {
-					extra = append(extra, s)
-				}
-				return nil
-			}
-			left[s]--
+			t.see(s)
 			return nil
 		})
 		if err != nil {
-			return got, fmt.Errorf("%s: %w", name, err)
+			return t.got, fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	if got != c.n || len(extra) > 0 {
-		return got, fmt.Errorf("%d rows, want %d; unexpected: %q", got, c.n, extra)
-	}
-	return got, nil
+	return t.got, t.err("rows")
 }
 
 // eachParquetRow calls fn with every row of a Parquet file whose columns

@@ -117,12 +117,19 @@ const (
 	DeliveryFailed = "delivery-failed"
 	// HTTPEndpointFailed: the http sink gave up delivering a batch.
 	HTTPEndpointFailed = "http-endpoint-failed"
+	// PostgresFailed: the postgres sink gave up loading a batch, or the
+	// table refused a row of it (a value that does not fit its column,
+	// a constraint).
+	PostgresFailed = "postgres-failed"
+	// RedshiftFailed: the redshift sink gave up on a COPY (its manifest
+	// goes under the error prefix), or Redshift rejected a row of it.
+	RedshiftFailed = "redshift-failed"
 )
 
 // FailureTypes returns every error output type, in the order of the
 // data path.
 func FailureTypes() []string {
-	return []string{DecodeFailed, ProcessingFailed, LateRecord, PartitioningFailed, FormatConversionFailed, DeliveryFailed, HTTPEndpointFailed}
+	return []string{DecodeFailed, ProcessingFailed, LateRecord, PartitioningFailed, FormatConversionFailed, DeliveryFailed, HTTPEndpointFailed, PostgresFailed, RedshiftFailed}
 }
 
 // Batch is the unit of work: records from one shard (or file, or stream
@@ -166,6 +173,13 @@ type Batch struct {
 	// the first window after a reshard is whole. Sources fill it only on
 	// announcements; steps ignore it elsewhere.
 	Parents []string
+	// Watermark, when not zero, is a promise about the event time of
+	// Shard: no record of Shard in a later batch has an event time before
+	// it. A window sets it on the batches of rows it emits (every window
+	// that ends by then has been emitted), even on those that hold no
+	// rows, so that a window reading those rows closes its own windows
+	// as the first one's watermark passes, whether or not rows came.
+	Watermark time.Time
 }
 
 // Emit hands a batch from a source to the pipeline. It blocks while the
@@ -200,8 +214,42 @@ type Lagger interface {
 // so a step needs no locking. Process may change b in place and return it,
 // or return another batch; records it rejects go to the returned batch's
 // Failed. An error is fatal to the pipeline: bad records are not errors.
+//
+// No step changes a record's Data: the bytes are the source's, shared by
+// every copy of the record. Nor may a step keep b or its records once
+// Process has returned (a window keeps what it aggregates, not records).
 type Step interface {
 	Process(ctx context.Context, b *Batch) (*Batch, error)
+}
+
+// Mutation is how much of the batch it is given a step's Process may
+// change. The steps of a pipeline form a tree (NamedStep.From): a batch
+// that several steps read is copied for all but one of them, as deeply as
+// what they and the steps after them may change requires, and not at all
+// for those that change nothing (copy on fan-out).
+type Mutation int
+
+// The mutations, from the least to the most. A step that does not
+// implement Mutator may change anything (MutatesRecords).
+const (
+	// MutatesNothing: Process changes nothing of b and returns records of
+	// its own (a window's rows), so that nothing the steps after it do
+	// can reach b either.
+	MutatesNothing Mutation = iota + 1
+	// MutatesBatch: Process may drop, reorder or append records and
+	// failures of b and return b (a filter), but changes no record's
+	// fields.
+	MutatesBatch
+	// MutatesRecords: Process may also change the records' fields (a
+	// map).
+	MutatesRecords
+)
+
+// Mutator is implemented by steps that change less of the batch they are
+// given than Step allows, which saves copying a batch that other steps
+// also read.
+type Mutator interface {
+	Mutates() Mutation
 }
 
 // Ticker is implemented by steps whose output depends on time or on the end

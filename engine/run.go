@@ -52,19 +52,70 @@ type Pipeline struct {
 	Now func() time.Time
 }
 
-// NamedStep is a step with the name that checkpoints and metrics use.
+// NamedStep is a step with the name that checkpoints and metrics use, and
+// the point of the pipeline whose output it reads.
+//
+// The steps of a pipeline form a tree rooted at the source: each step
+// reads one point (From), and a point may be read by several steps and
+// sinks, which then each receive every batch the point emits. Steps are
+// listed so that a step comes after the one it reads (a topological
+// order); Run refuses a From that names no step listed before.
 type NamedStep struct {
 	Name string
 	Step Step
+	// From names what the step reads: "" for the output of the step
+	// listed before it (the source's records for the first step, which
+	// makes a list of steps a chain), FromSource for the source's
+	// records, or the name of a step listed before it.
+	From string
 }
 
+// FromSource is the NamedStep.From of a step that reads the source's
+// records. No step may be named so.
+const FromSource = "source"
+
 // NamedSink is a sink with its name and the point of the pipeline it reads:
-// After is the index of the step whose output it receives, or -1 for the
-// source's records before any step.
+// After is the index in Pipeline.Steps of the step whose output it
+// receives, or -1 for the source's records before any step.
 type NamedSink struct {
 	Name  string
 	After int
 	Sink  Sink
+}
+
+// Reads returns, for each of p's steps, the index in p.Steps of the step
+// whose output it reads, or -1 for the source's records (see
+// NamedStep.From). It fails when a step's From names no step listed
+// before it, or two steps share a name.
+func (p *Pipeline) Reads() ([]int, error) {
+	index := make(map[string]int, len(p.Steps))
+	reads := make([]int, len(p.Steps))
+	for i, s := range p.Steps {
+		switch s.From {
+		case "":
+			reads[i] = i - 1
+		case FromSource:
+			reads[i] = -1
+		default:
+			j, ok := index[s.From]
+			if !ok {
+				what := "no step"
+				if slices.ContainsFunc(p.Steps[i:], func(o NamedStep) bool { return o.Name == s.From }) {
+					what = "a step listed after it"
+				}
+				return nil, fmt.Errorf("pipeline %s: step %s reads %q, %s: list the steps so that each comes after the one it reads", p.Name, s.Name, s.From, what)
+			}
+			reads[i] = j
+		}
+		if s.Name == FromSource {
+			return nil, fmt.Errorf("pipeline %s: a step cannot be named %q: From uses it for the source's records", p.Name, s.Name)
+		}
+		if _, dup := index[s.Name]; dup {
+			return nil, fmt.Errorf("pipeline %s: two steps are named %q: checkpoints and From know steps by name", p.Name, s.Name)
+		}
+		index[s.Name] = i
+	}
+	return reads, nil
 }
 
 // Defaults applied by Run when a field is zero.
@@ -120,6 +171,14 @@ type runner struct {
 	// times is reused from tick to tick for the event time per shard
 	// (align).
 	times map[string]time.Time
+	// The graph, by point: point p is the source's records for p = -1,
+	// else the output of step p, and is at index p+1 of these. readers
+	// are the steps that read the point, in the order they run, and
+	// copies how each must be given the batch (nil: as it is); sinks
+	// are the sinks that read it.
+	readers [][]int
+	copies  [][]Mutation
+	sinks   [][]int
 }
 
 func newRunner(p *Pipeline) (*runner, error) {
@@ -137,6 +196,10 @@ func newRunner(p *Pipeline) (*runner, error) {
 			return nil, fmt.Errorf("pipeline %s: sink %s reads step %d of %d", p.Name, s.Name, s.After, len(p.Steps))
 		}
 	}
+	reads, err := p.Reads()
+	if err != nil {
+		return nil, err
+	}
 	r := &runner{
 		p:         p,
 		log:       p.Logger,
@@ -144,6 +207,7 @@ func newRunner(p *Pipeline) (*runner, error) {
 		now:       p.Now,
 		positions: map[string]string{},
 	}
+	r.wire(reads)
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -163,6 +227,13 @@ func newRunner(p *Pipeline) (*runner, error) {
 func (r *runner) run(ctx context.Context) error {
 	p := r.p
 	if err := r.restore(ctx); err != nil {
+		// A stop asked for while recovering (a sink republishing what
+		// the checkpoint sealed) is a stop, not a failure: nothing was
+		// read, and the next start recovers from the same checkpoint.
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			r.log.Info("stopped while recovering; the next start recovers again", "err", err)
+			return nil
+		}
 		return err
 	}
 	queueBytes := p.QueueBytes
@@ -286,61 +357,167 @@ func (r *runner) handle(ctx context.Context, q *queue, b *Batch) error {
 		delete(r.positions, b.Shard)
 		r.dirty = true
 	}
-	if err := r.push(ctx, 0, b); err != nil {
+	if len(b.Failed) > 0 {
+		r.failed(b.Failed)
+	}
+	if err := r.push(ctx, -1, b); err != nil {
 		return err
 	}
 	return r.flush(ctx, false)
 }
 
-// push runs b through the steps from index `from` on, and writes it to the
-// sinks that read each point.
-func (r *runner) push(ctx context.Context, from int, b *Batch) error {
-	if from == 0 {
+// wire lays out the graph of steps and sinks by point, and decides how
+// each step that shares its input with others gets it: the steps that
+// change nothing (nor do the steps after them, as far as the records they
+// pass on) read the batch as it is; of the others, the last one listed
+// gets the batch itself and runs last, and the rest get copies as deep as
+// they need.
+func (r *runner) wire(reads []int) {
+	n := len(r.p.Steps)
+	r.readers = make([][]int, n+1)
+	r.copies = make([][]Mutation, n+1)
+	r.sinks = make([][]int, n+1)
+	for i, from := range reads {
+		r.readers[from+1] = append(r.readers[from+1], i)
+	}
+	for i, s := range r.p.Sinks {
+		r.sinks[s.After+1] = append(r.sinks[s.After+1], i)
+	}
+	// What a batch given to step i may see changed, by i and by the
+	// steps after it: readers come after the step they read, so one pass
+	// from the end sees every reader first.
+	reach := make([]Mutation, n)
+	for i := n - 1; i >= 0; i-- {
+		m := MutatesRecords
+		if mu, ok := r.p.Steps[i].Step.(Mutator); ok && mu.Mutates() >= MutatesNothing && mu.Mutates() <= MutatesRecords {
+			m = mu.Mutates()
+		}
+		if m != MutatesNothing {
+			for _, c := range r.readers[i+1] {
+				m = max(m, reach[c])
+			}
+		}
+		reach[i] = m
+	}
+	for p, steps := range r.readers {
+		if len(steps) < 2 {
+			continue
+		}
+		owner := -1
+		for k, i := range steps {
+			if reach[i] != MutatesNothing {
+				owner = k
+			}
+		}
+		ordered := make([]int, 0, len(steps))
+		copies := make([]Mutation, 0, len(steps))
+		for k, i := range steps {
+			if k == owner {
+				continue
+			}
+			ordered = append(ordered, i)
+			if reach[i] == MutatesNothing {
+				copies = append(copies, 0)
+			} else {
+				copies = append(copies, reach[i])
+			}
+		}
+		if owner >= 0 {
+			ordered = append(ordered, steps[owner])
+			copies = append(copies, 0)
+		}
+		r.readers[p], r.copies[p] = ordered, copies
+	}
+}
+
+// share returns the batch that a step reading b gets when others read b
+// too: a copy whose changes, as deep as m, do not reach b. Records' Data
+// is shared (no step changes it); failures are shared, and appending to
+// the copy's Failed does not write into b's.
+func share(b *Batch, m Mutation) *Batch {
+	c := *b
+	c.Records = slices.Clone(b.Records)
+	c.Failed = slices.Clip(b.Failed)
+	if m == MutatesRecords {
+		for i := range c.Records {
+			if f := c.Records[i].Fields; f != nil {
+				c.Records[i].Fields = copyValue(f).(map[string]any)
+			}
+		}
+	}
+	return &c
+}
+
+// push hands b, the output of point (-1 for the source's records), to
+// the sinks that read the point, then runs it through the steps that
+// read it and, depth first, through the steps after them.
+func (r *runner) push(ctx context.Context, point int, b *Batch) error {
+	if point < 0 {
 		r.tap(TapSource, TapSource, b)
-		if err := r.write(ctx, -1, b); err != nil {
-			return err
-		}
+	} else {
+		r.tap(TapStep, r.p.Steps[point].Name, b)
 	}
-	for i := from; i < len(r.p.Steps) && b != nil; i++ {
-		s := r.p.Steps[i]
-		st := &r.stats.Steps[i]
-		st.In.Add(int64(len(b.Records)))
-		failedBefore := len(b.Failed)
-		out, err := s.Step.Process(ctx, b)
+	if err := r.write(ctx, point, b); err != nil {
+		return err
+	}
+	readers := r.readers[point+1]
+	for k, i := range readers {
+		in := b
+		if cp := r.copies[point+1]; cp != nil && cp[k] != 0 {
+			in = share(b, cp[k])
+		}
+		out, err := r.process(ctx, i, in)
 		if err != nil {
-			return fmt.Errorf("pipeline %s: step %s: %w", r.p.Name, s.Name, err)
-		}
-		b = out
-		if b == nil {
-			break
-		}
-		st.Out.Add(int64(len(b.Records)))
-		if n := len(b.Failed) - failedBefore; n > 0 {
-			st.Failed.Add(int64(n))
-		}
-		r.tap(TapStep, s.Name, b)
-		if err := r.write(ctx, i, b); err != nil {
 			return err
 		}
-	}
-	if b != nil {
-		r.stats.Errors.Add(int64(len(b.Failed)))
+		if out == nil {
+			continue
+		}
+		if err := r.push(ctx, i, out); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// write hands b to the sinks that read the output of step `after`.
+// process runs step i on b and counts what it did.
+func (r *runner) process(ctx context.Context, i int, b *Batch) (*Batch, error) {
+	s := r.p.Steps[i]
+	st := &r.stats.Steps[i]
+	st.In.Add(int64(len(b.Records)))
+	failedBefore := len(b.Failed)
+	out, err := s.Step.Process(ctx, b)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: step %s: %w", r.p.Name, s.Name, err)
+	}
+	if out == nil {
+		return nil, nil
+	}
+	st.Out.Add(int64(len(out.Records)))
+	if n := len(out.Failed) - failedBefore; n > 0 {
+		st.Failed.Add(int64(n))
+		r.failed(out.Failed[failedBefore:])
+	}
+	return out, nil
+}
+
+// failed counts records rejected where they were rejected (each once,
+// however many sinks they reach) and hides the run's secrets in their
+// reasons before any sink stores them.
+func (r *runner) failed(fs []Failure) {
+	r.stats.Errors.Add(int64(len(fs)))
+	for i := range fs {
+		fs[i].Err = r.p.Redactor.String(fs[i].Err)
+	}
+}
+
+// write hands b to the sinks that read the output of point `after`.
 func (r *runner) write(ctx context.Context, after int, b *Batch) error {
 	if len(b.Records) == 0 && len(b.Failed) == 0 {
 		return nil
 	}
-	for i := range b.Failed {
-		b.Failed[i].Err = r.p.Redactor.String(b.Failed[i].Err)
-	}
-	for i, s := range r.p.Sinks {
-		if s.After != after {
-			continue
-		}
+	for _, i := range r.sinks[after+1] {
+		s := r.p.Sinks[i]
 		r.tap(TapSink, s.Name, b)
 		err := s.Sink.Write(ctx, b)
 		r.countUndeliveredBy(i)
@@ -357,6 +534,8 @@ func (r *runner) write(ctx context.Context, after int, b *Batch) error {
 }
 
 // tick runs time-driven work: Ticker steps, buffer intervals, checkpoints.
+// Steps tick in their listed order, so that what a step emits reaches the
+// steps after it before they tick themselves.
 func (r *runner) tick(ctx context.Context, final bool) error {
 	now := r.now()
 	for i, s := range r.p.Steps {
@@ -368,16 +547,20 @@ func (r *runner) tick(ctx context.Context, final bool) error {
 		if err != nil {
 			return fmt.Errorf("pipeline %s: step %s: %w", r.p.Name, s.Name, err)
 		}
-		if out == nil || (len(out.Records) == 0 && len(out.Failed) == 0) {
+		if out == nil {
 			continue
 		}
-		r.dirty = true
-		r.stats.Steps[i].Out.Add(int64(len(out.Records)))
-		r.tap(TapStep, s.Name, out)
-		if err := r.write(ctx, i, out); err != nil {
-			return err
+		// A batch without records may still move the event time of the
+		// steps after (Batch.Watermark).
+		if len(out.Records) > 0 || len(out.Failed) > 0 {
+			r.dirty = true
+			r.stats.Steps[i].Out.Add(int64(len(out.Records)))
+			if len(out.Failed) > 0 {
+				r.stats.Steps[i].Failed.Add(int64(len(out.Failed)))
+				r.failed(out.Failed)
+			}
 		}
-		if err := r.push(ctx, i+1, out); err != nil {
+		if err := r.push(ctx, i, out); err != nil {
 			return err
 		}
 	}

@@ -53,3 +53,43 @@ func NewStats(p *Pipeline) *Stats {
 	}
 	return s
 }
+
+// Carry adds the counters of prev, the stats of an earlier run of the
+// same pipeline, to s, the stats of a new run that has not started: a
+// pipeline that is restarted or rebuilt from a changed file goes on
+// counting where it was, as a Prometheus counter should. Steps and sinks
+// are matched by name; those prev has and s has not are dropped. Gauges
+// (Started, Queued, Buffered) are not carried, nor a sink's Undelivered,
+// which the runtime keeps equal to the count of the run's own sink (the
+// pipeline's Undelivered total is carried).
+func (s *Stats) Carry(prev *Stats) {
+	if prev == nil {
+		return
+	}
+	for _, c := range [...][2]*atomic.Int64{
+		{&s.In, &prev.In}, {&s.InBytes, &prev.InBytes}, {&s.Out, &prev.Out},
+		{&s.Errors, &prev.Errors}, {&s.Undelivered, &prev.Undelivered}, {&s.Checkpoints, &prev.Checkpoints},
+	} {
+		c[0].Add(c[1].Load())
+	}
+	s.LastCheckpoint.Store(max(s.LastCheckpoint.Load(), prev.LastCheckpoint.Load()))
+	for i := range s.Steps {
+		for j := range prev.Steps {
+			if prev.Steps[j].Name == s.Steps[i].Name {
+				a, b := &s.Steps[i], &prev.Steps[j]
+				a.In.Add(b.In.Load())
+				a.Out.Add(b.Out.Load())
+				a.Failed.Add(b.Failed.Load())
+			}
+		}
+	}
+	for i := range s.Sinks {
+		for j := range prev.Sinks {
+			if prev.Sinks[j].Name == s.Sinks[i].Name {
+				a, b := &s.Sinks[i], &prev.Sinks[j]
+				a.Records.Add(b.Records.Load())
+				a.Failed.Add(b.Failed.Load())
+			}
+		}
+	}
+}

@@ -36,6 +36,10 @@ func NewFilter(e *Expr) (*Filter, error) {
 // projection.
 func (f *Filter) Fields() []string { return f.e.Fields() }
 
+// Mutates implements engine.Mutator: Process drops records of the batch
+// it is given, and changes none.
+func (f *Filter) Mutates() engine.Mutation { return engine.MutatesBatch }
+
 // Process filters b in place: kept records move down over dropped ones, in
 // their original order, and no new slice is allocated.
 func (f *Filter) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error) {

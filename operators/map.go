@@ -134,6 +134,10 @@ func (m *Map) Targets() []string {
 	return slices.Compact(out)
 }
 
+// Mutates implements engine.Mutator: Process changes the fields of the
+// records it is given, in place.
+func (m *Map) Mutates() engine.Mutation { return engine.MutatesRecords }
+
 // Process applies the map to every record of b in place. Records that fail
 // move to b.Failed; the others keep their order.
 func (m *Map) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error) {

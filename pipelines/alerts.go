@@ -85,8 +85,9 @@ func (c *checker) alerts(out *compiled, rt runtime) []compiledAlert {
 	return rules
 }
 
-// alertSinks makes the alert rules, each an engine sink after its window.
-func alertSinks(s *Spec, rules []compiledAlert, opts BuildOptions) ([]engine.NamedSink, error) {
+// alertSinks makes the alert rules, each an engine sink after its window;
+// at gives the index among the engine's steps of a step of the file.
+func alertSinks(s *Spec, rules []compiledAlert, at func(int) int, opts BuildOptions) ([]engine.NamedSink, error) {
 	var sinks []engine.NamedSink
 	for _, ca := range rules {
 		cfg := ca.cfg
@@ -101,8 +102,7 @@ func alertSinks(s *Spec, rules []compiledAlert, opts BuildOptions) ([]engine.Nam
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %s: alert %s: %s", s.Name, cfg.Name, s.Redact(err.Error()))
 		}
-		// Engine step 0 is decode: the file's step i is engine step i+1.
-		sinks = append(sinks, engine.NamedSink{Name: alertSinkPrefix + cfg.Name, After: ca.after + 1, Sink: r})
+		sinks = append(sinks, engine.NamedSink{Name: alertSinkPrefix + cfg.Name, After: at(ca.after), Sink: r})
 	}
 	return sinks, nil
 }

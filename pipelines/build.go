@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/checkpoint"
+	"github.com/sluice-dev/sluice/engine/fsys"
 	"github.com/sluice-dev/sluice/engine/leases"
 )
 
@@ -48,6 +49,10 @@ type BuildOptions struct {
 	Sink func(name string) (engine.Sink, error)
 	// Store, when set, replaces the checkpoint store.
 	Store engine.Store
+	// FS, when set, is the file system of the files sinks and of a
+	// checkpoint store in a directory, in place of the host's: crash
+	// tests run whole pipelines on an fsys.Mem that fails where they say.
+	FS fsys.FS
 	// NotifyClient, when set, sends the alert rules' webhook requests.
 	NotifyClient *http.Client
 }
@@ -58,8 +63,10 @@ type BuildOptions struct {
 // directories.
 //
 // The engine's steps are the decode step, named "decode", then the file's
-// steps by name. Checkpoints key step and sink state by these names, so a
-// file may gain steps and sinks without losing the state of the others.
+// steps by name, each after the one it reads (from:; a step that reads
+// source reads decode). Checkpoints key step and sink state by these
+// names, so a file may gain steps and sinks, and move them about the
+// graph, without losing the state of the others.
 func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	if opts.Stdin == nil {
 		opts.Stdin = os.Stdin
@@ -77,7 +84,7 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	// store, passes through the file's redactor.
 	red := s.Redactor()
 	opts.Logger = red.Logger(opts.Logger)
-	rt := runtime{stdin: opts.Stdin, now: opts.Now, fixedClock: opts.FixedClock, dir: opts.Dir, log: opts.Logger}
+	rt := runtime{stdin: opts.Stdin, now: opts.Now, fixedClock: opts.FixedClock, dir: opts.Dir, log: opts.Logger, fs: opts.FS}
 	comp, errs := compile(s, rt, nil)
 	s.redactErrors(errs)
 	if err := errs.err(); err != nil {
@@ -103,7 +110,21 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 		DroppableState: func(sink string) bool { return strings.HasPrefix(sink, alertSinkPrefix) },
 	}
 	p.Steps = append(p.Steps, engine.NamedStep{Name: "decode", Step: comp.decode})
-	p.Steps = append(p.Steps, comp.steps...)
+	// at[i] is where the file's step i is among the engine's steps: the
+	// steps run in comp.order, after decode; at[-1] would be decode.
+	at := make([]int, len(s.Steps))
+	engineIndex := func(fileIndex int) int {
+		if fileIndex < 0 {
+			return 0
+		}
+		return at[fileIndex]
+	}
+	for _, i := range comp.order {
+		at[i] = len(p.Steps)
+		st := comp.steps[i]
+		st.From = p.Steps[engineIndex(comp.reads[i])].Name
+		p.Steps = append(p.Steps, st)
+	}
 
 	if opts.Source != nil {
 		p.Source = opts.Source
@@ -128,7 +149,7 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 			// Only the kinesis source shares a lease table.
 			return nil, fmt.Errorf("pipeline %s: checkpoint store %s needs the kinesis source; pass a Store with a replaced source", s.Name, store)
 		}
-		st, err := checkpoint.NewLocal(rt.abs(store), nil)
+		st, err := checkpoint.NewLocal(rt.abs(store), rt.fs)
 		if err != nil {
 			return nil, s.buildError("checkpoint.store", "checkpoint.store", err)
 		}
@@ -150,11 +171,10 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 			msg := strings.TrimPrefix(err.Error(), sk.Kind()+" sink "+sk.Name+": ")
 			return nil, s.buildError(path+"."+sk.Kind(), path, errors.New(msg))
 		}
-		// Engine step 0 is decode, so the file's step i is engine step
-		// i+1, and "source" (-1 here) is decode's output.
-		p.Sinks = append(p.Sinks, engine.NamedSink{Name: sk.Name, After: comp.sinks[i].after + 1, Sink: sink})
+		// "source" (-1 here) is decode's output.
+		p.Sinks = append(p.Sinks, engine.NamedSink{Name: sk.Name, After: engineIndex(comp.sinks[i].after), Sink: sink})
 	}
-	alerts, err := alertSinks(s, comp.alerts, opts)
+	alerts, err := alertSinks(s, comp.alerts, engineIndex, opts)
 	if err != nil {
 		closeAll(p)
 		return nil, err

@@ -50,9 +50,12 @@ func readOutputs(t *testing.T, dir string) []map[string]any {
 	return out
 }
 
-func writePipeline(t *testing.T, dir, text string) string {
+func writePipeline(t testing.TB, dir, text string) string {
 	t.Helper()
 	path := filepath.Join(dir, "pipeline.yaml")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package pipelines
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 
 	"gopkg.in/yaml.v3"
@@ -220,6 +221,25 @@ func (d *decoder) decode(n *yaml.Node, path string, depth int, dc *Decode, forma
 func (s *Step) keys() []keyDef {
 	return []keyDef{
 		textKey("name", &s.Name, "the step's name: lowercase letters, digits, - and _, unique among the steps").defaults("the kind and the index: filter-0"),
+		textKey("from", &s.From, "which records the step reads: source (as decoded), or a step's or window's name").defaults("the step before (source for the first)"),
+	}
+}
+
+// stepKindPath is the path of a step kind's mapping, steps[i].KIND.
+var stepKindPath = regexp.MustCompile(`^steps\[[0-9]+\]\.([a-z_]+)$`)
+
+// stepKeyHint explains a key of the step written inside its kind's
+// mapping (path), where it is unknown; nil for other mappings.
+func stepKeyHint(path string) func(key string) string {
+	m := stepKindPath.FindStringSubmatch(path)
+	if m == nil {
+		return nil
+	}
+	return func(key string) string {
+		if key != "from" {
+			return ""
+		}
+		return fmt.Sprintf(" (from belongs to the step, beside %s:, not inside it)", m[1])
 	}
 }
 
@@ -334,7 +354,7 @@ func (s *Sink) keys() []keyDef {
 			intKey("max_partitions", &s.Buffer.MaxPartitions, "open buffers at most; one more seals the oldest").defaults("500"),
 			sizeKey("max_bytes", &s.Buffer.MaxBytes, "bytes all open buffers hold at most; more seals the largest").defaults("1GiB"),
 		),
-		customKey("schema", tColumns, "Parquet only: {column: type}, or a nested mapping for a struct (docs/formats.md#types)", func(d *decoder, v *yaml.Node, p string, depth int) {
+		customKey("schema", tColumns, "{column: type}, or a nested mapping for a struct (docs/formats.md#types): the columns of Parquet outputs, or the types create_table gives a table sink's columns", func(d *decoder, v *yaml.Node, p string, depth int) {
 			s.Schema = d.schemaFields(v, p, depth)
 		}).defaults("inferred"),
 		mappingKey("parquet", "Parquet only: tuning",

@@ -254,7 +254,7 @@ func (d *decoder) decodeValue(k keyDef, v *yaml.Node, path string, depth int) {
 // missing required one at the mapping, and k's exactly-one rule. It
 // returns the keys present.
 func (d *decoder) keys(v *yaml.Node, path string, depth int, k keyDef) map[string]*yaml.Node {
-	present := d.mapping(v, path, depth, d.fields(k.keys, depth+1), nil)
+	present := d.mapping(v, path, depth, d.fields(k.keys, depth+1), stepKeyHint(path))
 	d.required(d.visit(v, depth), path, present, requiredNames(k.keys)...)
 	if len(k.oneOf) > 0 {
 		n := 0

@@ -20,7 +20,7 @@ import (
 var (
 	sourceKinds = []func() SourceConfig{newKinesisSource, newLocalSource, newFilesSource, newGenerateSource, newStdinSource}
 	stepKinds   = []func() StepConfig{newFilterStep, newMapStep, newWindowStep}
-	sinkKinds   = []func() SinkConfig{newS3Sink, newFilesSink, newStdoutSink, newHTTPSink}
+	sinkKinds   = []func() SinkConfig{newS3Sink, newFilesSink, newStdoutSink, newHTTPSink, newPostgresSink, newRedshiftSink}
 )
 
 // SourceConfig is the settings of one source kind, the value of its key
@@ -68,7 +68,8 @@ type ownNamer interface {
 }
 
 // SinkConfig is the settings of one sink kind, the value of its key in a
-// sink — an *S3Sink, *FilesSink, *StdoutSink or *HTTPSink.
+// sink — an *S3Sink, *FilesSink, *StdoutSink, *HTTPSink, *PostgresSink
+// or *RedshiftSink.
 type SinkConfig interface {
 	kind() keyDef
 	// traits says which of the keys every sink has apply to the kind.
@@ -91,6 +92,9 @@ type sinkTraits struct {
 	// whose JSON lines encoder writes a lazily decoded record whole from
 	// its bytes, and which takes partition_keys and the whole buffer:.
 	buffering bool
+	// table: the kind loads rows into a table (postgres, redshift); its
+	// schema: declares the table's column types, in any format.
+	table bool
 }
 
 // kindNames returns the keys of kinds, in order.

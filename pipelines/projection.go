@@ -33,26 +33,24 @@ var _ projector = (*decode.Step)(nil)
 // projection returns the top-level fields a pipeline reads from its
 // decoded records, and whether records must stay whole for a sink (lazy
 // decoding). ok is false when projection cannot be used: a step or sink
-// whose needs are not known reads the decoded records.
+// whose needs are not known reads the decoded records. Every branch of
+// the graph counts: the fields are the union of what each step that
+// reads decoded records reads and sets, and of what each sink reads.
 func (comp *compiled) projection(s *Spec) (fields []string, lazy, ok bool) {
 	if s.Source.Decode != nil && s.Source.Decode.Format != "" && s.Source.Decode.Format != "json" {
 		return nil, false, false
 	}
-	// Records are decoded records up to the first window; after it they
-	// are the window's rows, made whole by the window.
-	decoded := len(comp.steps)
 	for i, st := range comp.steps {
-		if _, ok := comp.windows[st.Name]; ok && decoded == len(comp.steps) {
-			decoded = i
+		// A step reading a window's rows reads what the window made.
+		if !comp.decoded(s, comp.reads[i]) {
+			continue
 		}
-	}
-	for i, st := range comp.steps[:min(decoded+1, len(comp.steps))] {
 		r, ok := st.Step.(fieldReader)
 		if !ok {
 			return nil, false, false
 		}
 		fields = append(fields, r.Fields()...)
-		if w, ok := st.Step.(fieldWriter); ok && i < decoded {
+		if w, ok := st.Step.(fieldWriter); ok {
 			fields = append(fields, w.Targets()...)
 		}
 	}
@@ -64,7 +62,7 @@ func (comp *compiled) projection(s *Spec) (fields []string, lazy, ok bool) {
 		for _, x := range cs.keys {
 			fields = append(fields, x.Fields()...)
 		}
-		if cs.after >= decoded {
+		if !comp.decoded(s, cs.after) {
 			continue // window rows
 		}
 		// The sink writes decoded records whole: only the JSON lines

@@ -155,6 +155,30 @@ steps:
 sinks:
   - {name: out, stdout: {}}
 `, []string{"bytes", "path", "ts"}, false, true},
+		{"the union over branches", head + `event_time: ts
+steps:
+  - window: {name: per_route, tumbling: 1m, group_by: [path], aggregate: {n: count()}}
+  - from: source
+    window: {name: per_user, tumbling: 1m, group_by: [user], aggregate: {b: sum(bytes)}}
+  - name: slow
+    from: source
+    filter: latency_ms > 100
+  - map: {region: null}
+  - from: per_route
+    window: {name: per_hour, tumbling: 1h, aggregate: {n: sum(n)}}
+sinks:
+  - {name: archive, from: source, files: {dir: out/raw}}
+  - {name: slow, files: {dir: out/slow}}
+  - {name: hour, from: per_hour, files: {dir: out/hour, prefix: "!{partitionKeyFromQuery:w}/"}, partition_keys: {w: window_end}}
+`, []string{"bytes", "latency_ms", "path", "region", "ts", "user", "window_end"}, true, true},
+		{"a branch that reads rows only", head + `steps:
+  - window: {name: w, tumbling: 1m, aggregate: {n: count()}}
+  - from: w
+    map: {twice: n * 2}
+sinks:
+  - {name: rows, from: map-1, stdout: {}}
+  - {name: archive, from: source, files: {dir: out}}
+`, nil, true, true},
 		{"csv is not projected", "name: p\nsource:\n  stdin: {}\n  decode: {format: csv, columns: [a]}\nsinks:\n  - {name: out, files: {dir: out}}\n", nil, false, false},
 	}
 	for _, tt := range tests {

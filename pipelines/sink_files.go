@@ -37,6 +37,7 @@ func (f *FilesSink) config(s *Spec, sk *Sink, cs compiledSink, rt runtime) files
 		Pipeline:      s.Name,
 		Name:          sk.Name,
 		Dir:           rt.abs(f.Dir),
+		FS:            rt.fs,
 		Now:           rt.now,
 		Buffering:     buffering(sk, cs, f.Prefix, f.ErrorPrefix),
 		FormatOptions: formatOptions(sk, cs),

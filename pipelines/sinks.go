@@ -86,7 +86,7 @@ func (c *checker) sinks(schemas []operators.Schema, rt runtime) []compiledSink {
 				out[i].keys[pk.Name] = x
 			}
 		}
-		out[i].schema = c.sinkSchema(path, sk)
+		out[i].schema = c.sinkSchema(path, sk, traits.table)
 		out[i].interval = sk.Buffer.Interval
 		if sk.Buffer.Interval == 0 && c.s.loc.key[path+".buffer.interval"] != (Pos{}) {
 			out[i].interval = time.Nanosecond
@@ -171,7 +171,7 @@ func (c *checker) prefixTime(path, which string, schema operators.Schema) func(*
 }
 
 // sinkSchema checks the schema and Parquet keys, and builds the schema.
-func (c *checker) sinkSchema(path string, sk *Sink) *encode.Type {
+func (c *checker) sinkSchema(path string, sk *Sink, table bool) *encode.Type {
 	parquet := sk.Format == "parquet"
 	if sk.Parquet != (Parquet{}) && !parquet {
 		c.atKey(path+".parquet", path, "parquet tunes Parquet files; set format: parquet, or remove it")
@@ -185,7 +185,7 @@ func (c *checker) sinkSchema(path string, sk *Sink) *encode.Type {
 	if sk.Schema == nil {
 		return nil
 	}
-	if !parquet {
+	if !parquet && !table {
 		c.atKey(path+".schema", path, "schema declares the columns of Parquet files; set format: parquet (JSON keeps every field as it is)")
 		return nil
 	}

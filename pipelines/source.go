@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/fsys"
 	"github.com/sluice-dev/sluice/operators"
 	"github.com/sluice-dev/sluice/operators/decode"
 )
@@ -21,6 +22,7 @@ type runtime struct {
 	fixedClock bool
 	dir        string // relative paths are relative to this
 	log        *slog.Logger
+	fs         fsys.FS // of files sinks and checkpoints; nil: the host's
 }
 
 // abs resolves a path from the file against the base directory.

@@ -97,6 +97,10 @@ type Step struct {
 	// Name keys the step's state in checkpoints and its metrics; when the
 	// file gives none it is the kind and the index, as "filter-0".
 	Name string
+	// From is what the step reads: "source" (the decoded records), or
+	// the name of a step or window; empty: the step before it (the
+	// decoded records for the first).
+	From string
 	// Config is the step's kind and its settings; nil when the file
 	// names none.
 	Config StepConfig

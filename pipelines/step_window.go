@@ -119,7 +119,16 @@ func (w *WindowStep) compile(c *checker, st *Step, i int, path string, in operat
 	if w.Session != nil {
 		cfg.Session = w.Session.Gap
 	}
-	if s.EventTime != nil {
+	if up := out.rowsFrom(s, i); up >= 0 {
+		// The rows of another window: placed by their window's end, and
+		// closed by that window's watermark.
+		cfg.Rows = true
+		if uw, ok := s.Steps[up].Config.(*WindowStep); ok && uw.AllowedLateness > 0 {
+			c.atKey(wpath, path, "window %s reads the rows of window %s, whose allowed_lateness makes it emit a window again when a late record updates it: each update would count again here; remove allowed_lateness from %s (line %d)",
+				st.Name, s.Steps[up].Name, s.Steps[up].Name, s.loc.keyAt(index("steps", up)+".window.allowed_lateness").Line)
+			return nil, operators.Schema{}
+		}
+	} else if s.EventTime != nil {
 		cfg.EventTime = s.EventTime.Src
 	}
 	for _, g := range w.GroupBy {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,8 +34,16 @@ type compiled struct {
 	decode engine.Step
 	// schemas[0] is the records' schema after decoding; schemas[i+1] is
 	// the schema after Spec.Steps[i].
-	schemas   []operators.Schema
-	steps     []engine.NamedStep // Spec.Steps, compiled
+	schemas []operators.Schema
+	steps   []engine.NamedStep // Spec.Steps, compiled, in the file's order
+	// reads[i] is the index in Spec.Steps of the step that Spec.Steps[i]
+	// reads (from:), -1 for the decoded source records, or unknown when
+	// its from: names nothing readable.
+	reads []int
+	// order lists the steps so that each comes after the one it reads:
+	// the order the engine runs them in. A step in a cycle, or after one
+	// whose from: is unknown, is not in it.
+	order     []int
 	eventTime *operators.Expr
 	sinks     []compiledSink
 	windows   map[string]compiledWindow // by step name
@@ -60,6 +69,10 @@ type compiledSink struct {
 	// interval is buffer.interval, with an explicit 0 (Firehose's zero
 	// buffering: deliver at once) as the shortest interval there is.
 	interval time.Duration
+	// columns are a table sink's compiled columns (nil: fields by name),
+	// columnTypes the types of their expressions.
+	columns     []encode.Column
+	columnTypes map[string]operators.Type
 }
 
 // checker collects the problems of a Spec.
@@ -191,15 +204,21 @@ func (c *checker) checkpoint() {
 	}
 }
 
-// steps checks and compiles the steps, filling in the schema after each.
+// steps checks the steps' names and what each reads, and compiles them
+// in an order where each comes after the one it reads, against the schema
+// of the point it reads, filling in the schema after each.
 func (c *checker) steps(out *compiled) []engine.NamedStep {
 	seen := map[string]string{} // name -> path of its step
-	var steps []engine.NamedStep
 	for i := range c.s.Steps {
+		c.stepName(&c.s.Steps[i], index("steps", i), seen)
+	}
+	out.reads = c.stepReads()
+	out.order = c.stepOrder(out.reads)
+	out.schemas = append(out.schemas, make([]operators.Schema, len(c.s.Steps))...)
+	steps := make([]engine.NamedStep, len(c.s.Steps))
+	compileStep := func(i int, in operators.Schema) {
 		st := &c.s.Steps[i]
 		path := index("steps", i)
-		c.stepName(st, path, seen)
-		in := out.schemas[len(out.schemas)-1]
 		var (
 			step  engine.Step
 			after operators.Schema
@@ -209,10 +228,166 @@ func (c *checker) steps(out *compiled) []engine.NamedStep {
 		} else if !c.fromFile {
 			c.errorf(Pos{}, path, "a step needs one of %s", oneOf(kindNames(stepKinds)))
 		}
-		out.schemas = append(out.schemas, after)
-		steps = append(steps, engine.NamedStep{Name: st.Name, Step: step})
+		out.schemas[i+1] = after
+		steps[i] = engine.NamedStep{Name: st.Name, Step: step}
+	}
+	placed := make([]bool, len(c.s.Steps))
+	for _, i := range out.order {
+		compileStep(i, out.schemas[out.reads[i]+1])
+		placed[i] = true
+	}
+	// A step whose input is not known (in a cycle, after an unknown from:)
+	// is still checked, against fields unknown, for what it alone decides.
+	for i := range c.s.Steps {
+		if !placed[i] {
+			compileStep(i, operators.Schema{})
+		}
 	}
 	return steps
+}
+
+// rowsFrom returns the index of the window whose rows step i reads,
+// directly or through steps that pass records on (filters, maps), or -1
+// when it reads the decoded records (or what it reads is not known).
+func (comp *compiled) rowsFrom(s *Spec, i int) int {
+	j := comp.reads[i]
+	for range len(s.Steps) { // a cycle ends the walk
+		if j < 0 {
+			return -1
+		}
+		if _, ok := s.Steps[j].Config.(ownNamer); ok {
+			return j
+		}
+		j = comp.reads[j]
+	}
+	return -1
+}
+
+// decoded reports whether the output of point (-1 for the source) is the
+// decoded records, changed or not, rather than a window's rows.
+func (comp *compiled) decoded(s *Spec, point int) bool {
+	if point < 0 {
+		return true
+	}
+	if _, ok := s.Steps[point].Config.(ownNamer); ok {
+		return false
+	}
+	return comp.rowsFrom(s, point) < 0
+}
+
+// unknownStep is compiled.reads of a step whose from: names nothing a
+// step can read.
+const unknownStep = -2
+
+// stepReads resolves each step's from: to the index of the step it reads,
+// -1 for the source's records, reporting what names nothing readable.
+// Without from:, a step reads the step before it.
+func (c *checker) stepReads() []int {
+	steps := c.s.Steps
+	reads := make([]int, len(steps))
+	points := []string{"source"}
+	for _, st := range steps {
+		points = append(points, st.Name)
+	}
+	for i, st := range steps {
+		fromPath := index("steps", i) + ".from"
+		switch {
+		case st.From == "":
+			reads[i] = i - 1
+			continue
+		case st.From == "source":
+			reads[i] = -1
+			continue
+		case st.From == st.Name:
+			c.atVal(fromPath, "step %q reads itself; a step reads source, or another step or window", st.Name)
+			reads[i] = unknownStep
+			continue
+		}
+		j := slices.IndexFunc(steps, func(o Step) bool { return o.Name == st.From })
+		if j >= 0 {
+			reads[i] = j
+			continue
+		}
+		reads[i] = unknownStep
+		k := slices.IndexFunc(c.s.Sinks, func(sk Sink) bool { return sk.Name == st.From })
+		switch {
+		case k >= 0:
+			c.atVal(fromPath, "%s names a sink (sinks[%d]); a step reads source, or a step or window: sinks deliver and emit nothing%s",
+				c.show(fromPath, st.From), k, didYouMean(st.From, points))
+		case st.From == "decode":
+			c.atVal(fromPath, "decode is the step that decodes the source; write from: source for its records")
+		default:
+			hint := didYouMean(st.From, points)
+			if hint == "" {
+				hint = " (it reads source or a step: " + strings.Join(points, ", ") + ")"
+			}
+			c.atVal(fromPath, "no step named %s%s", c.show(fromPath, st.From), hint)
+		}
+	}
+	return reads
+}
+
+// stepOrder returns the steps in an order where each comes after the one
+// it reads, as close to the file's order as that allows, and reports
+// every cycle of from: once, at the from: that points forward.
+func (c *checker) stepOrder(reads []int) []int {
+	placed := make([]bool, len(reads))
+	var order []int
+	// Each time, the first step of the file whose input is there.
+	for next := 0; next < len(reads); {
+		if r := reads[next]; !placed[next] && (r == -1 || (r >= 0 && placed[r])) {
+			placed[next] = true
+			order = append(order, next)
+			next = 0
+			continue
+		}
+		next++
+	}
+	// What is left reads an unknown step, or is in a cycle or after one.
+	reported := make([]bool, len(reads))
+	for i := range reads {
+		if placed[i] || reported[i] {
+			continue
+		}
+		// Follow what i reads until it leaves the unplaced steps, or
+		// comes back to a step on this walk: a cycle.
+		var walk []int
+		on := map[int]int{}
+		j := i
+		for j >= 0 && !placed[j] && !reported[j] {
+			if k, ok := on[j]; ok {
+				c.cycle(walk[k:], reads)
+				break
+			}
+			on[j] = len(walk)
+			walk = append(walk, j)
+			j = reads[j]
+		}
+		for _, k := range walk {
+			reported[k] = true
+		}
+	}
+	return order
+}
+
+// cycle reports the steps of cycle (each reads the next, the last reads
+// the first) at the from: of the first of them in the file that reads a
+// step written after it: a cycle needs one.
+func (c *checker) cycle(cycle, reads []int) {
+	at := slices.Min(cycle)
+	for _, i := range slices.Sorted(slices.Values(cycle)) {
+		if reads[i] > i {
+			at = i
+			break
+		}
+	}
+	k := slices.Index(cycle, at)
+	names := make([]string, 0, len(cycle)+1)
+	for n := range len(cycle) + 1 {
+		names = append(names, c.s.Steps[cycle[(k+n)%len(cycle)]].Name)
+	}
+	path := index("steps", at) + ".from"
+	c.atVal(path, "the steps form a cycle: %s; no step can read its own output, even through others", strings.Join(names, " reads "))
 }
 
 func (c *checker) stepName(st *Step, path string, seen map[string]string) {
@@ -221,7 +396,7 @@ func (c *checker) stepName(st *Step, path string, seen map[string]string) {
 	case len(st.Name) > maxNameLen || !stepName.MatchString(st.Name):
 		c.atVal(namePath, "bad step name %s: use up to %d lowercase letters, digits, - and _", c.show(namePath, st.Name), maxNameLen)
 	case st.Name == "source" || st.Name == "decode":
-		c.atVal(namePath, "%q is reserved: sinks read `from: source`, and decode is the step that decodes; choose another name", st.Name)
+		c.atVal(namePath, "%q is reserved: steps and sinks read `from: source`, and decode is the step that decodes; choose another name", st.Name)
 	case seen[st.Name] != "":
 		first := c.s.loc.valAt(seen[st.Name] + ".name")
 		if first.Line == 0 {

@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image/color"
 	"image/png"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,17 +57,11 @@ func artifactPath(t *testing.T, name string) string {
 	return abs
 }
 
-// TestDashboardChartGrowsInChromium opens the dashboard of a running
-// quickstart-like pipeline in headless Chromium, sees the window chart
-// gain points as windows fire, and keeps a screenshot that must not be
-// blank.
-func TestDashboardChartGrowsInChromium(t *testing.T) {
-	browser := chromium(t)
-	if testing.Short() {
-		t.Skip("starts a browser")
-	}
-	r := startServed(t, fastWindows("dashboard"))
-
+// browse starts headless Chromium for the life of the test, with a
+// fresh profile and nothing that reaches beyond loopback, and returns the
+// context that drives it.
+func browse(t *testing.T, browser string) context.Context {
+	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(browser),
 		chromedp.Headless,
@@ -79,11 +76,23 @@ func TestDashboardChartGrowsInChromium(t *testing.T) {
 		chromedp.WindowSize(1400, 1100),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
 	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	return ctx
+}
+
+// TestDashboardChartGrowsInChromium opens the dashboard of a running
+// quickstart-like pipeline in headless Chromium, sees the window chart
+// gain points as windows fire, and keeps a screenshot that must not be
+// blank.
+func TestDashboardChartGrowsInChromium(t *testing.T) {
+	browser := chromium(t)
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	r := startServed(t, fastWindows("dashboard"))
+	ctx := browse(t, browser)
 
 	// windows reads how many windows the per_route chart shows.
 	windows := func() int {
@@ -227,4 +236,176 @@ func notBlank(data []byte) error {
 		return fmt.Errorf("%.0f%% of the pixels are one color: blank or nearly", 100*float64(top)/float64(total))
 	}
 	return nil
+}
+
+// graphPipeline reads one generated source into three branches: a map
+// and a per-route window feeding a 10-second window over its rows, a
+// per-user window, and a raw archive.
+const graphPipeline = `name: graph
+source:
+  generate: {profile: clickstream, rate: 2000, seed: 3}
+  decode: json
+event_time: 'int(meta.sequence_number) + 1700000000000'
+watermark: {out_of_orderness: 0s}
+checkpoint: {store: ./data/checkpoints, interval: 1s}
+steps:
+  - name: reshape
+    map: {route: 'split(path, "?")[0]'}
+  - window:
+      name: per_route
+      tumbling: 1s
+      group_by: [route]
+      aggregate: {requests: count()}
+  - window:
+      name: per_10s
+      tumbling: 10s
+      group_by: [route]
+      aggregate: {requests: sum(requests)}
+  - from: source
+    window:
+      name: per_user
+      tumbling: 1s
+      group_by: [user]
+      aggregate: {requests: count()}
+sinks:
+  - {name: raw, from: source, files: {dir: ./out/raw}}
+  - {name: routes, from: per_10s, files: {dir: ./out/routes}}
+  - {name: users, from: per_user, files: {dir: ./out/users}}
+`
+
+// TestDashboardDrawsTheGraphInChromium opens the dashboard of a pipeline
+// whose steps branch, in headless Chromium, and reads back what it drew:
+// one box per point, an arrow for each thing that reads a point from that
+// point's box to the reader's, readers to the right of what they read,
+// the readers of one point one above the other, no two boxes overlapping,
+// all inside the picture.
+func TestDashboardDrawsTheGraphInChromium(t *testing.T) {
+	browser := chromium(t)
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	r := startServed(t, graphPipeline)
+	ctx := browse(t, browser)
+	if err := chromedp.Do(ctx, chromedp.Navigate(r.url), chromedp.WaitVisible(`#graph g.node[data-node="sink:users"]`)); err != nil {
+		t.Fatalf("open %s: %v\n%s", r.url, err, tail(r.logs.String(), 2000))
+	}
+	type box struct{ X, Y, W, H float64 }
+	type drawing struct {
+		Nodes   map[string]box
+		Edges   []struct{ From, To, D string }
+		ViewBox string
+	}
+	// The boxes' places come from their transforms, the arrows' ends
+	// from their paths: what a user sees, not what the code meant.
+	js, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({
+		Nodes: Object.fromEntries([...document.querySelectorAll('#graph g.node')].map(g => {
+			const m = g.transform.baseVal.consolidate().matrix, r = g.querySelector('rect');
+			return [g.dataset.node, {X: m.e, Y: m.f, W: r.width.baseVal.value, H: r.height.baseVal.value}];
+		})),
+		Edges: [...document.querySelectorAll('#graph path.edge')].map(p => ({From: p.dataset.from, To: p.dataset.to, D: p.getAttribute('d')})),
+		ViewBox: document.querySelector('#graph svg').getAttribute('viewBox'),
+	})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d drawing
+	if err := json.Unmarshal([]byte(js), &d); err != nil {
+		t.Fatalf("%v: %s", err, js)
+	}
+	wantEdges := []string{
+		"source→step:decode",
+		"step:decode→step:reshape", "step:reshape→step:per_route", "step:per_route→step:per_10s", "step:per_10s→sink:routes",
+		"step:decode→step:per_user", "step:per_user→sink:users",
+		"step:decode→sink:raw",
+	}
+	var edges []string
+	for _, e := range d.Edges {
+		edges = append(edges, e.From+"→"+e.To)
+	}
+	slices.Sort(edges)
+	slices.Sort(wantEdges)
+	if !slices.Equal(edges, wantEdges) {
+		t.Fatalf("arrows %v, want %v", edges, wantEdges)
+	}
+	if len(d.Nodes) != 9 {
+		t.Errorf("%d boxes (%v), want 9: source, 5 steps, 3 sinks", len(d.Nodes), slices.Sorted(maps.Keys(d.Nodes)))
+	}
+	for _, e := range d.Edges {
+		from, to := d.Nodes[e.From], d.Nodes[e.To]
+		nums := strings.FieldsFunc(e.D, func(c rune) bool { return !(c >= '0' && c <= '9' || c == '.' || c == '-') })
+		if len(nums) < 4 {
+			t.Errorf("arrow %s→%s: path %q", e.From, e.To, e.D)
+			continue
+		}
+		x1, _ := strconv.ParseFloat(nums[0], 64)
+		y1, _ := strconv.ParseFloat(nums[1], 64)
+		x2, _ := strconv.ParseFloat(nums[len(nums)-2], 64)
+		y2, _ := strconv.ParseFloat(nums[len(nums)-1], 64)
+		if math.Abs(x1-(from.X+from.W)) > 1 || y1 < from.Y || y1 > from.Y+from.H {
+			t.Errorf("arrow %s→%s starts at (%g,%g), off the right side of %s at %+v", e.From, e.To, x1, y1, e.From, from)
+		}
+		if math.Abs(x2-to.X) > 3 || y2 < to.Y || y2 > to.Y+to.H {
+			t.Errorf("arrow %s→%s ends at (%g,%g), off the left side of %s at %+v", e.From, e.To, x2, y2, e.To, to)
+		}
+		if to.X <= from.X+from.W {
+			t.Errorf("%s at %+v is not to the right of %s at %+v, which it reads", e.To, to, e.From, from)
+		}
+	}
+	readers := []box{d.Nodes["step:reshape"], d.Nodes["step:per_user"], d.Nodes["sink:raw"]}
+	for _, b := range readers[1:] {
+		if b.X != readers[0].X {
+			t.Errorf("the readers of decode stand in different columns: %+v", readers)
+		}
+	}
+	var vx, vy, vw, vh float64
+	if _, err := fmt.Sscan(d.ViewBox, &vx, &vy, &vw, &vh); err != nil {
+		t.Fatalf("viewBox %q: %v", d.ViewBox, err)
+	}
+	ids := slices.Sorted(maps.Keys(d.Nodes))
+	for i, a := range ids {
+		p := d.Nodes[a]
+		if p.X < vx || p.Y < vy || p.X+p.W > vx+vw || p.Y+p.H > vy+vh {
+			t.Errorf("%s at %+v is outside the picture (viewBox %s)", a, p, d.ViewBox)
+		}
+		for _, b := range ids[i+1:] {
+			q := d.Nodes[b]
+			if p.X < q.X+q.W && q.X < p.X+p.W && p.Y < q.Y+q.H && q.Y < p.Y+p.H {
+				t.Errorf("%s at %+v overlaps %s at %+v", a, p, b, q)
+			}
+		}
+	}
+	// Each branch shows its own live input rate.
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		rates, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+			`['per_route', 'per_10s', 'per_user'].map(n => document.querySelector('#graph g.node[data-node="step:' + n + '"] text.rate').textContent).join("|")`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		live := 0
+		for _, r := range strings.Split(rates, "|") {
+			if strings.HasSuffix(r, " rec/s in") && !strings.HasPrefix(r, "0 ") && !strings.HasPrefix(r, "–") {
+				live++
+			}
+		}
+		if live == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the windows' input rates are %q, want each branch's own, not zero\n%s", rates, tail(r.logs.String(), 2000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := artifactPath(t, "dashboard-graph.png")
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("dashboard screenshot: %s", path)
+	if code := r.stop(); code != exitOK {
+		t.Fatalf("run exited %d", code)
+	}
 }

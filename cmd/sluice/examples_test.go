@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/testservers"
+	"github.com/sluice-dev/sluice/internal/testservers/redshift"
 )
 
 // exampleSetups prepares what an example needs besides sluice (a server, an
@@ -21,8 +22,9 @@ import (
 // directory the example runs in. An example without an entry needs
 // nothing.
 var exampleSetups = map[string]func(t *testing.T, dir string){
-	"kinesis-to-files": setupKinesisExample,
-	"kinesis-windows":  setupKinesisWindowsExample,
+	"kinesis-to-files":  setupKinesisExample,
+	"kinesis-windows":   setupKinesisWindowsExample,
+	"autoscaled-stream": setupAutoscaledExample,
 	// Examples with a server block listen where SLUICE_LISTEN says.
 	"quickstart": func(t *testing.T, _ string) { t.Setenv("SLUICE_LISTEN", "127.0.0.1:0") },
 	"http-endpoint": func(t *testing.T, _ string) {
@@ -53,6 +55,49 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 	},
 }
 
+// exampleDestinations prepare the destination of an example that
+// delivers outside its scratch directory (a database) and return what
+// counts the outputs it received there.
+var exampleDestinations = map[string]func(t *testing.T, dir string) (published func() int){
+	"postgres": func(t *testing.T, _ string) func() int {
+		db := testservers.Postgres(t)
+		t.Setenv("PG_DSN", db.DSN)
+		return func() int {
+			var n int
+			if err := db.Connect(t).QueryRow(context.Background(), "SELECT count(*) FROM public.slow_or_failed").Scan(&n); err != nil {
+				t.Fatalf("count the example's rows: %v", err)
+			}
+			return n
+		}
+	},
+	// The Redshift example loads through the stand-in in front of a
+	// database, staging in s3rver.
+	"redshift": func(t *testing.T, dir string) func() int {
+		db := testservers.Postgres(t)
+		store := filepath.Join(dir, "s3rver")
+		if err := os.MkdirAll(filepath.Join(store, "lake"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		s3 := testservers.S3rverIn(t, store)
+		rs := redshift.Start(t, db, s3)
+		if _, err := db.Connect(t).Exec(context.Background(), `CREATE TABLE per_route (route varchar(256), requests bigint, errors bigint, p95_ms double precision, window_start timestamptz)`); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("REDSHIFT_DSN", rs.DSN())
+		t.Setenv("S3_ENDPOINT", s3.URL)
+		t.Setenv("AWS_ACCESS_KEY_ID", testservers.AccessKeyID)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", testservers.SecretAccessKey)
+		t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+		return func() int {
+			var n int
+			if err := db.Connect(t).QueryRow(context.Background(), "SELECT count(*) FROM per_route").Scan(&n); err != nil {
+				t.Fatalf("count the example's rows: %v", err)
+			}
+			return n
+		}
+	},
+}
+
 // TestExamples validates every pipeline in examples/ and runs it for a
 // few seconds in a scratch directory: it must exit 0 and publish output.
 func TestExamples(t *testing.T) {
@@ -75,6 +120,10 @@ func TestExamples(t *testing.T) {
 			if setup := exampleSetups[name]; setup != nil {
 				setup(t, dir)
 			}
+			published := func() int { return publishedFiles(t, dir) }
+			if dest := exampleDestinations[name]; dest != nil {
+				published = dest(t, dir)
+			}
 			data, err := os.ReadFile(src)
 			if err != nil {
 				t.Fatal(err)
@@ -90,7 +139,7 @@ func TestExamples(t *testing.T) {
 			if code := dispatch(ctx, []string{"run", "--status", "off", p}, strings.NewReader(""), &stdout, &stderr); code != exitOK {
 				t.Fatalf("run exited %d:\n%s", code, tail(stderr.String(), 3000))
 			}
-			if n := publishedFiles(t, dir); n == 0 && stdout.Len() == 0 {
+			if n := published(); n == 0 && stdout.Len() == 0 {
 				t.Fatalf("the example published nothing in 4s:\n%s", tail(stderr.String(), 3000))
 			}
 		})

@@ -42,6 +42,7 @@ func commands() map[string]command {
 		"put":      {"write lines from stdin to a stream as records", cmdPut, false},
 		"tail":     {"print records from a stream", cmdTail, false},
 		"tap":      {"print live records at a step or sink of a running pipeline", cmdTap, false},
+		"schema":   {"print the JSON Schema of the pipeline file, for editors", cmdSchema, false},
 		"version":  {"print the version", cmdVersion, false},
 	}
 }

@@ -8,15 +8,18 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/checkpoint"
 	"github.com/sluice-dev/sluice/engine/redact"
 	"github.com/sluice-dev/sluice/engine/server"
+	"github.com/sluice-dev/sluice/engine/supervise"
 	"github.com/sluice-dev/sluice/pipelines"
 )
 
@@ -31,8 +34,13 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	var allowedHosts multiFlag
 	fs.Var(&allowedHosts, "allowed-hosts", "host `NAMES` (comma-separated, repeatable; .example.com for a domain, * for any) the server answers besides IP addresses and localhost, added to the files' server.allowed_hosts")
 	failOn := fs.String("fail-on", failOnUndelivered, "exit 1 after a clean stop when records went to an error output: undelivered (a sink could not deliver them), errors (also records rejected on the way), or none")
+	failFast := fs.Bool("fail-fast", false, "stop every pipeline when one fails, and exit 1; by default a failed pipeline is restarted with backoff while the others run on")
+	restartDelay := fs.Duration("restart-delay", supervise.DefaultMinBackoff, "wait before restarting a failed pipeline; doubled at each failure in a row")
+	restartMax := fs.Duration("restart-max-delay", supervise.DefaultMaxBackoff, "the longest wait before a restart")
+	watch := fs.Bool("watch", false, "reload a pipeline when its file changes, start one for a file added to a directory given, stop one whose file is removed")
+	watchEvery := fs.Duration("watch-interval", time.Second, "with --watch, how often the files are read again")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: sluice run [flags] FILE…\n\nRuns pipelines until their input ends or SIGINT/SIGTERM stops them; either way every\nbuffer is sealed and the last checkpoint written. The exit status is then 0, or 1 when\na sink could not deliver records (see --fail-on).\n\nflags:")
+		fmt.Fprintln(stderr, "usage: sluice run [flags] FILE|DIR…\n\nRuns pipelines until their input ends or SIGINT/SIGTERM stops them; either way every\nbuffer is sealed and the last checkpoint written. A directory stands for the *.yaml and\n*.yml files in it (not its subdirectories, nor *_test.yaml files). Each pipeline runs on\nits own: one that fails is restarted with backoff while the others run on (--fail-fast\nstops them all). The exit status is then 0, or 1 when a sink could not deliver records\n(see --fail-on) or a pipeline was failing at the stop.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -48,6 +56,10 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		fs.Usage()
 		return exitUsage
 	}
+	if *restartDelay <= 0 || *restartMax < *restartDelay || *watchEvery <= 0 {
+		fmt.Fprintf(stderr, "sluice run: --restart-delay and --watch-interval must be positive, and --restart-max-delay at least --restart-delay\n")
+		return exitUsage
+	}
 
 	con := &console{w: stderr}
 	logger, err := newLogger(con, *logFormat, *logLevel)
@@ -60,12 +72,21 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		fmt.Fprintf(stderr, "sluice run: %v\n", err)
 		return exitUsage
 	}
+	files, err := pipelineFiles(fs.Args())
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice run: %v\n", err)
+		return exitUsage
+	}
+	if len(files) == 0 && !*watch {
+		fmt.Fprintf(stderr, "sluice run: no pipeline files (*.yaml, *.yml) in %s\n", strings.Join(fs.Args(), ", "))
+		return exitUsage
+	}
 
-	var runs []*engine.Pipeline
+	var specs []*pipelines.Spec
 	serverAt, serverFrom := *listen, "--listen"
 	hosts := splitList(allowedHosts)
 	var red *redact.Redactor // the secrets of every file
-	for _, path := range fs.Args() {
+	for _, path := range files {
 		spec, err := pipelines.Load(path, nil)
 		if err != nil {
 			printPipelineError(stderr, path, err)
@@ -83,9 +104,18 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		if spec.Server != nil {
 			hosts = append(hosts, spec.Server.AllowedHosts...)
 		}
-		p, err := pipelines.Build(spec, pipelines.BuildOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr, Logger: logger})
+		specs = append(specs, spec)
+	}
+	if err := pipelines.CheckNames(specs); err != nil {
+		printPipelineError(stderr, "", err)
+		return exitUsage
+	}
+	opts := pipelines.BuildOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr, Logger: logger}
+	var runs []*engine.Pipeline
+	for _, spec := range specs {
+		p, err := pipelines.Build(spec, opts)
 		if err != nil {
-			printPipelineError(stderr, path, err)
+			printPipelineError(stderr, spec.File, err)
 			return exitUsage
 		}
 		p.Stats = engine.NewStats(p)
@@ -112,11 +142,14 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		}
 		defer stopServer()
 		logger.Info("dashboard at "+dashboardURL(addr), "metrics", dashboardURL(addr)+"metrics")
+		for _, spec := range specs {
+			srv.FileLoaded(spec.File, spec.Name, false)
+		}
 	}
 
 	// resumed notes the pipelines that start from a checkpoint file, to
 	// explain a run that finds nothing new.
-	resumed := map[*engine.Pipeline]string{}
+	resumed := map[string]string{}
 	for _, p := range runs {
 		st, ok := p.Store.(*checkpoint.Local)
 		switch {
@@ -134,14 +167,24 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 			}
 		case ok:
 			if _, err := os.Stat(st.Path(p.Name)); err == nil {
-				resumed[p] = st.Path(p.Name)
+				resumed[p.Name] = st.Path(p.Name)
 			}
+		}
+	}
+
+	obs := &runObserver{log: logger, srv: srv}
+	group := supervise.New(supervise.Config{FailFast: *failFast, MinBackoff: *restartDelay, MaxBackoff: *restartMax,
+		Keep: *watch, Logger: logger, Observer: obs})
+	for i, spec := range specs {
+		if err := group.Add(spec.Name, rebuild(spec, opts, runs[i])); err != nil {
+			fmt.Fprintf(stderr, "sluice run: %v\n", err)
+			return exitUsage
 		}
 	}
 
 	stopStatus := func() {}
 	if showStatus {
-		stopStatus = startStatus(con, runs)
+		stopStatus = startStatus(con, group.Pipelines)
 	}
 	// Say at once that a signal was taken: the stop may wait for a
 	// destination, and a second signal is only told apart from the first
@@ -156,27 +199,27 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		case <-finished:
 		}
 	}()
-	g, gctx := errgroup.WithContext(ctx)
-	for _, p := range runs {
-		logger.Info("pipeline started", "pipeline", p.Name)
-		g.Go(func() error {
-			err := p.Run(gctx)
-			if srv != nil {
-				srv.Finished(p.Name, err)
-			}
-			return err
-		})
+	if *watch {
+		w := &watcher{args: fs.Args(), every: *watchEvery, group: group, srv: srv, log: logger, opts: opts}
+		w.start(specs)
+		wctx, stopWatch := context.WithCancel(ctx)
+		watching := make(chan struct{})
+		go func() { defer close(watching); w.run(wctx) }()
+		defer func() { stopWatch(); <-watching }()
+		logger.Info("watching the pipeline files for changes", "every", watchEvery.String())
 	}
-	err = g.Wait()
+	err = group.Run(ctx)
 	stopStatus()
 	if err != nil {
 		logger.Error("pipeline failed", "err", err)
-		return exitRuntime
 	}
 	code := exitOK
-	for _, p := range runs {
+	if err != nil {
+		code = exitRuntime
+	}
+	for _, p := range group.Pipelines() {
 		summarize(logger, p)
-		if path := resumed[p]; path != "" && ctx.Err() == nil && p.Stats.In.Load() == 0 {
+		if path := resumed[p.Name]; path != "" && ctx.Err() == nil && p.Stats.In.Load() == 0 {
 			logger.Info("nothing new to read: the checkpoint is at the end of the input, which a previous run read to its end; to read it again from the beginning, run with --reset (it deletes the checkpoint)",
 				"pipeline", p.Name, "checkpoint", path)
 		}
@@ -186,6 +229,98 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		}
 	}
 	return code
+}
+
+// rebuild is the build of a pipeline for package supervise: first, the
+// pipeline built at start, then a new build of spec for each restart.
+func rebuild(spec *pipelines.Spec, opts pipelines.BuildOptions, first *engine.Pipeline) supervise.Build {
+	return func() (*engine.Pipeline, error) {
+		if p := first; p != nil {
+			first = nil
+			return p, nil
+		}
+		return pipelines.Build(spec, opts)
+	}
+}
+
+// runObserver logs what the pipelines do and passes it to the server.
+type runObserver struct {
+	log *slog.Logger
+	srv *server.Server // nil: no server
+}
+
+func (o *runObserver) Starting(p *engine.Pipeline) {
+	o.log.Info("pipeline started", "pipeline", p.Name)
+	if o.srv != nil {
+		o.srv.Starting(p)
+	}
+}
+
+func (o *runObserver) Restarting(name string, err error, restarts int, at time.Time) {
+	if o.srv != nil {
+		o.srv.Restarting(name, err, restarts, at)
+	}
+}
+
+func (o *runObserver) Healthy(name string) {
+	o.log.Info("pipeline works again after failing", "pipeline", name)
+	if o.srv != nil {
+		o.srv.Healthy(name)
+	}
+}
+
+func (o *runObserver) Finished(name string, err error) {
+	if o.srv != nil {
+		o.srv.Finished(name, err)
+	}
+}
+
+func (o *runObserver) Removed(name string) {
+	o.log.Info("pipeline removed", "pipeline", name)
+	if o.srv != nil {
+		o.srv.Removed(name)
+	}
+}
+
+// pipelineFiles expands the arguments of sluice run into pipeline files:
+// a file is itself; a directory stands for the *.yaml and *.yml files
+// directly in it, but neither the unit tests of sluice test (*_test.yaml,
+// *_test.yml; examples/tests holds them) nor the files of its
+// subdirectories, which hold data, checkpoints or tests more often than
+// pipelines. The files come sorted, each once.
+func pipelineFiles(args []string) ([]string, error) {
+	var files []string
+	for _, a := range args {
+		fi, err := os.Stat(a)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			files = append(files, filepath.Clean(a))
+			continue
+		}
+		entries, err := os.ReadDir(a)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if isPipelineFile(e.Name()) && e.Type().IsRegular() {
+				files = append(files, filepath.Join(a, e.Name()))
+			}
+		}
+	}
+	slices.Sort(files)
+	return slices.Compact(files), nil
+}
+
+// isPipelineFile reports whether a directory's entry name is taken for a
+// pipeline file.
+func isPipelineFile(name string) bool {
+	ext := filepath.Ext(name)
+	if ext != ".yaml" && ext != ".yml" || strings.HasPrefix(name, ".") {
+		return false
+	}
+	return !strings.HasSuffix(strings.TrimSuffix(name, ext), "_test")
 }
 
 // What --fail-on takes.
@@ -273,8 +408,8 @@ func wantStatus(mode string, stderr io.Writer) (bool, error) {
 
 // startStatus redraws the status line twice a second until the returned
 // function is called.
-func startStatus(con *console, runs []*engine.Pipeline) (stop func()) {
-	meters := make([]rateMeter, len(runs))
+func startStatus(con *console, runs func() []*engine.Pipeline) (stop func()) {
+	meters := map[string]*rateMeter{}
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -287,7 +422,7 @@ func startStatus(con *console, runs []*engine.Pipeline) (stop func()) {
 				con.clear()
 				return
 			case now := <-t.C:
-				con.draw(statusLine(runs, meters, now))
+				con.draw(statusLine(runs(), meters, now))
 			}
 		}
 	}()

@@ -57,12 +57,19 @@ func startServed(t *testing.T, pipeline string) *running {
 	if err := os.WriteFile(file, []byte(pipeline), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return startRun(t, "--listen", "127.0.0.1:0", file)
+}
+
+// startRun runs sluice run with the flags and files given (the server on
+// --listen 127.0.0.1:0 among them), returning once the server is up.
+func startRun(t *testing.T, args ...string) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	logs := &lockedBuffer{}
 	code := make(chan int, 1)
 	go func() {
-		code <- dispatch(ctx, []string{"run", "--status", "off", "--listen", "127.0.0.1:0", file}, strings.NewReader(""), io.Discard, pw)
+		code <- dispatch(ctx, append([]string{"run", "--status", "off"}, args...), strings.NewReader(""), io.Discard, pw)
 		pw.Close()
 	}()
 	found := make(chan string, 1)

@@ -72,12 +72,17 @@ type alertCounter interface {
 // errors, the input rate, the bytes held in memory, the checkpoint age, the
 // worst shard's lag for sources that know it, and, when a pipeline has
 // alert rules, how many alerts are pending and firing.
-func statusLine(runs []*engine.Pipeline, meters []rateMeter, now time.Time) string {
+func statusLine(runs []*engine.Pipeline, meters map[string]*rateMeter, now time.Time) string {
 	parts := make([]string, 0, len(runs))
-	for i, p := range runs {
+	for _, p := range runs {
 		s := p.Stats
 		in := s.In.Load()
-		rate := meters[i].sample(in, now)
+		m := meters[s.Name]
+		if m == nil {
+			m = &rateMeter{}
+			meters[s.Name] = m
+		}
+		rate := m.sample(in, now)
 		part := fmt.Sprintf("%s in %s (%s/s) out %s err %s buf %s",
 			s.Name, count(in), count(int64(rate)), count(s.Out.Load()), count(s.Errors.Load()),
 			size(s.Queued.Load()+s.Buffered.Load()))

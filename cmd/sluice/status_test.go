@@ -17,7 +17,7 @@ func TestStatusLine(t *testing.T) {
 	p.Stats = engine.NewStats(p)
 	s := p.Stats
 	runs := []*engine.Pipeline{p}
-	meters := make([]rateMeter, 1)
+	meters := map[string]*rateMeter{}
 	t0 := time.Unix(1000, 0)
 	s.In.Store(1000)
 	statusLine(runs, meters, t0)

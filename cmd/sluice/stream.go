@@ -26,6 +26,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/awsconfig"
@@ -36,6 +38,7 @@ import (
 	kinesisclient "github.com/sluice-dev/sluice/engine/sources/kinesis"
 	"github.com/sluice-dev/sluice/engine/sources/local"
 	"github.com/sluice-dev/sluice/engine/streamstore"
+	"github.com/sluice-dev/sluice/engine/streamstore/autoscale"
 	"github.com/sluice-dev/sluice/engine/streamstore/kinesisapi"
 	"github.com/sluice-dev/sluice/operators"
 	"github.com/sluice-dev/sluice/operators/decode"
@@ -95,6 +98,8 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	region := fs.String("region", "us-east-1", "region named in stream ARNs when a request's signature names none (a signed request is answered with its own region)")
 	var creates multiFlag
 	fs.Var(&creates, "create", "create a stream at start if it does not exist, as `NAME:SHARDS` (repeatable)")
+	var scales multiFlag
+	fs.Var(&scales, "autoscale", "scale a stream's shards with its put rate, as `stream=NAME,max=SHARDS[,min=1,up=80%,down=20%,window=1m,cooldown=2m]` (repeatable, one a stream)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return exitUsage
@@ -130,6 +135,19 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		}
 		toCreate = append(toCreate, create{name, shards})
 	}
+	var specs []autoscale.Spec
+	for _, a := range scales {
+		sp, err := autoscale.ParseSpec(a)
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice serve: --autoscale %q: %v\n", a, err)
+			return exitUsage
+		}
+		if sp.Max > *shardLimit {
+			fmt.Fprintf(stderr, "sluice serve: --autoscale %q: max=%d is above --shard-limit %d\n", a, sp.Max, *shardLimit)
+			return exitUsage
+		}
+		specs = append(specs, sp)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	st, err := streamstore.Open(*dir, streamstore.Options{NoSync: !*fsync, SegmentBytes: *segBytes, MaxOpenShards: *shardLimit, Region: *region, Logger: log})
@@ -144,10 +162,20 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 			return exitUsage
 		}
 	}
-	h, err := kinesisapi.New(kinesisapi.Config{Store: st, Keys: keys, AllowUnsigned: unsigned, Hosts: hosts, Limits: *limits, MaxBodyBytes: *maxBody, Logger: log})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h, err := kinesisapi.New(kinesisapi.Config{Store: st, Keys: keys, AllowUnsigned: unsigned, Hosts: hosts, Limits: *limits, MaxBodyBytes: *maxBody, Registry: reg, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitRuntime
+	}
+	var scaler *autoscale.Autoscaler
+	if len(specs) > 0 {
+		if scaler, err = autoscale.New(autoscale.Config{Specs: specs, Target: h, Logger: log}); err != nil {
+			fmt.Fprintf(stderr, "sluice serve: --autoscale: %v\n", err)
+			return exitUsage
+		}
+		reg.MustRegister(scaler)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -158,8 +186,24 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	if !addr.IP.IsLoopback() && keys == nil {
 		log.Warn("listening beyond loopback without --auth FILE: anyone who can reach this address can read and write every stream", "addr", addr.String())
 	}
-	fmt.Fprintf(stderr, "sluice serve: Kinesis API on http://%s, store %s\n", addr, *dir)
-	if err := h.Serve(ctx, ln); err != nil {
+	fmt.Fprintf(stderr, "sluice serve: Kinesis API on http://%s, store %s; metrics on http://%s/metrics\n", addr, *dir, addr)
+	stopScaling := func() {}
+	if scaler != nil {
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			scaler.Run(sctx)
+		}()
+		stopScaling = func() { stop(); <-done }
+		for _, sp := range specs {
+			log.Info("autoscale", "spec", sp.String())
+		}
+	}
+	err = h.Serve(ctx, ln)
+	// Stop scaling before the store closes.
+	stopScaling()
+	if err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitRuntime
 	}

@@ -34,37 +34,56 @@ type pipelinesResponse struct {
 	Version   string    `json:"version"`
 	Time      time.Time `json:"time"`
 	Pipelines []Status  `json:"pipelines"`
+	// RejectedFiles are pipeline files that run no pipeline because they
+	// were not loaded (sluice run --watch), with why.
+	RejectedFiles []RejectedFile `json:"rejected_files"`
 }
 
 func (s *Server) snapshot() pipelinesResponse {
 	now := s.now()
-	out := pipelinesResponse{Version: s.cfg.Version, Time: now.UTC(), Pipelines: []Status{}}
-	for _, p := range s.pipes {
-		out.Pipelines = append(out.Pipelines, p.status(now))
+	out := pipelinesResponse{Version: s.cfg.Version, Time: now.UTC(), Pipelines: []Status{}, RejectedFiles: s.rejectedFiles()}
+	for _, sl := range s.slots() {
+		out.Pipelines = append(out.Pipelines, sl.status(now))
 	}
 	return out
+}
+
+// status is the Status of the slot's current run, with its supervision.
+func (sl *slot) status(now time.Time) Status {
+	st := sl.view().status(now)
+	sl.apply(&st)
+	return st
 }
 
 func (s *Server) apiPipelines(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.snapshot())
 }
 
-func (s *Server) pipelineOr404(w http.ResponseWriter, r *http.Request) *pipeline {
+func (s *Server) slotOr404(w http.ResponseWriter, r *http.Request) *slot {
 	name := r.PathValue("name")
-	p := s.byName[name]
-	if p == nil {
-		names := make([]string, len(s.pipes))
-		for i, p := range s.pipes {
-			names[i] = p.p.Name
+	sl := s.slot(name)
+	if sl == nil {
+		var names []string
+		for _, sl := range s.slots() {
+			names = append(names, sl.name)
 		}
 		apiError(w, http.StatusNotFound, "no pipeline %q; this process runs %v", name, names)
 	}
-	return p
+	return sl
+}
+
+// pipelineOr404 is the view of the current run of the pipeline the
+// request names.
+func (s *Server) pipelineOr404(w http.ResponseWriter, r *http.Request) *pipeline {
+	if sl := s.slotOr404(w, r); sl != nil {
+		return sl.view()
+	}
+	return nil
 }
 
 func (s *Server) apiPipeline(w http.ResponseWriter, r *http.Request) {
-	if p := s.pipelineOr404(w, r); p != nil {
-		writeJSON(w, http.StatusOK, p.status(s.now()))
+	if sl := s.slotOr404(w, r); sl != nil {
+		writeJSON(w, http.StatusOK, sl.status(s.now()))
 	}
 }
 

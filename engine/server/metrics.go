@@ -24,6 +24,7 @@ type metrics struct {
 	checkpoints, checkpointAge, checkpointTime         *prometheus.Desc
 	alerts, alertSent                                  *prometheus.Desc
 	windowRows, lateRecords                            *prometheus.Desc
+	restarts, failing, reloads                         *prometheus.Desc
 
 	delivered      *prometheus.CounterVec
 	deliveredBytes *prometheus.CounterVec
@@ -36,13 +37,16 @@ type metrics struct {
 // minutes.
 var DeliveryBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 180}
 
-func newMetrics(s *Server) (*metrics, error) {
+func newMetrics(s *Server) *metrics {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("sluice_"+name, help, labels, nil)
 	}
 	m := &metrics{
 		s:               s,
-		up:              d("pipeline_up", "1 while the pipeline runs, 0 before it starts and after it ends.", "pipeline"),
+		up:              d("pipeline_up", "1 while the pipeline runs, 0 before it starts, while it is failing and after it ends.", "pipeline"),
+		restarts:        d("pipeline_restarts_total", "Restarts of the pipeline after a failed run (the others run on).", "pipeline"),
+		failing:         d("pipeline_failing", "1 while the pipeline is failing: a run failed and no run since has proved healthy.", "pipeline"),
+		reloads:         d("pipeline_reloads_total", "Changes of the pipeline's file (sluice run --watch), by outcome: loaded, or rejected (the pipeline ran on as it was).", "pipeline", "outcome"),
 		sourceRecords:   d("source_records_total", "Records read from the source.", "pipeline"),
 		sourceBytes:     d("source_bytes_total", "Bytes of input read from the source.", "pipeline"),
 		recordsOut:      d("records_out_total", "Records written to sinks (a record written to two sinks counts twice).", "pipeline"),
@@ -79,31 +83,34 @@ func newMetrics(s *Server) (*metrics, error) {
 			Buckets: DeliveryBuckets,
 		}, []string{"pipeline", "sink"}),
 	}
-	for _, p := range s.pipes {
-		for _, sk := range p.p.Sinks {
-			o, ok := sk.Sink.(deliveryObserver)
-			if !ok {
-				continue
-			}
-			pipe, sink := p.p.Name, sk.Name
-			delivered := m.delivered.WithLabelValues(pipe, sink)
-			bytes := m.deliveredBytes.WithLabelValues(pipe, sink)
-			okAttempts := m.attempts.WithLabelValues(pipe, sink, "ok")
-			failed := m.attempts.WithLabelValues(pipe, sink, "error")
-			latency := m.latency.WithLabelValues(pipe, sink)
-			o.ObserveDelivery(func(records int, n int64, took time.Duration, err error) {
-				latency.Observe(took.Seconds())
-				if err != nil {
-					failed.Inc()
-					return
-				}
-				okAttempts.Inc()
-				delivered.Add(float64(records))
-				bytes.Add(float64(n))
-			})
+	return m
+}
+
+// observe feeds the delivery metrics from the sinks of p, a pipeline
+// about to run; the counters of a sink go on across the pipeline's runs.
+func (m *metrics) observe(p *engine.Pipeline) {
+	for _, sk := range p.Sinks {
+		o, ok := sk.Sink.(deliveryObserver)
+		if !ok {
+			continue
 		}
+		pipe, sink := p.Name, sk.Name
+		delivered := m.delivered.WithLabelValues(pipe, sink)
+		bytes := m.deliveredBytes.WithLabelValues(pipe, sink)
+		okAttempts := m.attempts.WithLabelValues(pipe, sink, "ok")
+		failed := m.attempts.WithLabelValues(pipe, sink, "error")
+		latency := m.latency.WithLabelValues(pipe, sink)
+		o.ObserveDelivery(func(records int, n int64, took time.Duration, err error) {
+			latency.Observe(took.Seconds())
+			if err != nil {
+				failed.Inc()
+				return
+			}
+			okAttempts.Inc()
+			delivered.Add(float64(records))
+			bytes.Add(float64(n))
+		})
 	}
-	return m, nil
 }
 
 // Describe sends every descriptor; label values (pipelines, steps,
@@ -113,7 +120,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 		m.up, m.sourceRecords, m.sourceBytes, m.recordsOut, m.errors, m.undelivered,
 		m.stepIn, m.stepOut, m.stepFailed, m.sinkRecords, m.sinkFailed, m.sinkUndelivered, m.freshness,
 		m.queued, m.buffered, m.lag, m.checkpoints, m.checkpointAge, m.checkpointTime,
-		m.alerts, m.alertSent, m.windowRows, m.lateRecords,
+		m.alerts, m.alertSent, m.windowRows, m.lateRecords, m.restarts, m.failing, m.reloads,
 	} {
 		ch <- d
 	}
@@ -131,13 +138,27 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for _, p := range m.s.pipes {
+	for _, sl := range m.s.slots() {
+		p := sl.view()
 		name, st := p.p.Name, p.p.Stats
-		up := 0.0
-		if p.state() == stateRunning {
+		var state Status
+		state.State = p.state()
+		sl.apply(&state)
+		up, failing := 0.0, 0.0
+		switch state.State {
+		case stateRunning:
 			up = 1
+		case stateFailing:
+			failing = 1
 		}
 		gauge(m.up, up, name)
+		gauge(m.failing, failing, name)
+		counter(m.restarts, int64(state.Restarts), name)
+		sl.mu.Lock()
+		reloads, rejected := sl.reloads, sl.rejected
+		sl.mu.Unlock()
+		counter(m.reloads, reloads, name, "loaded")
+		counter(m.reloads, rejected, name, "rejected")
 		counter(m.sourceRecords, st.In.Load(), name)
 		counter(m.sourceBytes, st.InBytes.Load(), name)
 		counter(m.recordsOut, st.Out.Load(), name)

@@ -36,11 +36,16 @@ const (
 	stateRunning  = "running"
 	stateFinished = "finished"
 	stateFailed   = "failed"
+	// stateFailing: a run failed and the pipeline is restarted with
+	// backoff (package supervise), until a run proves healthy.
+	stateFailing = "failing"
 )
 
 // pipeline is the server's view of one pipeline.
 type pipeline struct {
-	p        *engine.Pipeline
+	p *engine.Pipeline
+	// from names the point each step reads: "source" or a step's name.
+	from     []string
 	windows  []*windowStream
 	byWindow map[string]*windowStream
 
@@ -49,13 +54,30 @@ type pipeline struct {
 	err   error
 }
 
-func newPipeline(p *engine.Pipeline, rows int) *pipeline {
+// newPipeline makes the view of a run of p; prev, the view of its last
+// run (nil for the first), hands on the recent rows of the window steps
+// p still has.
+func newPipeline(p *engine.Pipeline, rows int, prev *pipeline) *pipeline {
 	pp := &pipeline{p: p, byWindow: map[string]*windowStream{}}
+	// Run refuses a pipeline whose graph does not hold together; until
+	// then its steps are drawn as a chain.
+	reads, err := p.Reads()
 	for i, st := range p.Steps {
+		from := engine.FromSource
+		switch {
+		case err != nil && i > 0:
+			from = p.Steps[i-1].Name
+		case err == nil && reads[i] >= 0:
+			from = p.Steps[reads[i]].Name
+		}
+		pp.from = append(pp.from, from)
 		// Window steps emit on ticks; the rows tell a window apart from
 		// other timed steps (they carry window_start and window_end).
 		if _, ok := st.Step.(engine.Ticker); ok {
 			w := &windowStream{pipeline: p.Name, step: st.Name, index: i, max: rows}
+			if prev != nil && prev.byWindow[st.Name] != nil {
+				w.inherit(prev.byWindow[st.Name])
+			}
 			pp.windows = append(pp.windows, w)
 			pp.byWindow[st.Name] = w
 		}
@@ -123,12 +145,20 @@ func (p *pipeline) point(name string) (engine.TapPoint, bool) {
 
 // Status is a pipeline's state for the API and the dashboard.
 type Status struct {
-	Name    string    `json:"name"`
-	State   string    `json:"state"`
-	Error   string    `json:"error,omitempty"`
-	Started time.Time `json:"started,omitzero"`
-	Time    time.Time `json:"time"`
-	Source  struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+	// Restarts counts the restarts after failed runs; RetryAt is when a
+	// failing pipeline is tried again.
+	Restarts int       `json:"restarts"`
+	RetryAt  time.Time `json:"retry_at,omitzero"`
+	// File is the pipeline's file, and FileError why its last change was
+	// not loaded (the pipeline runs on as the file was before).
+	File      string    `json:"file,omitempty"`
+	FileError string    `json:"file_error,omitempty"`
+	Started   time.Time `json:"started,omitzero"`
+	Time      time.Time `json:"time"`
+	Source    struct {
 		Kind    string           `json:"kind"`
 		Records int64            `json:"records"`
 		Bytes   int64            `json:"bytes"`
@@ -153,9 +183,12 @@ type Status struct {
 	CheckpointAge float64 `json:"checkpoint_age_seconds"`
 }
 
-// StepStatus is one step's counters.
+// StepStatus is one step's counters. From names the point it reads:
+// "source" or a step; the steps and sinks with their From and After are
+// the pipeline's graph.
 type StepStatus struct {
 	Name   string `json:"name"`
+	From   string `json:"from"`
 	In     int64  `json:"in"`
 	Out    int64  `json:"out"`
 	Failed int64  `json:"failed"`
@@ -217,7 +250,7 @@ func (p *pipeline) status(now time.Time) Status {
 	}
 	for i := range st.Steps {
 		_, win := p.byWindow[p.p.Steps[i].Name]
-		s.Steps = append(s.Steps, StepStatus{Name: st.Steps[i].Name, In: st.Steps[i].In.Load(), Out: st.Steps[i].Out.Load(), Failed: st.Steps[i].Failed.Load(), Window: win})
+		s.Steps = append(s.Steps, StepStatus{Name: st.Steps[i].Name, From: p.from[i], In: st.Steps[i].In.Load(), Out: st.Steps[i].Out.Load(), Failed: st.Steps[i].Failed.Load(), Window: win})
 	}
 	for i, sk := range p.p.Sinks {
 		after := "source"
@@ -361,6 +394,16 @@ func (w *windowStream) add(recs []engine.Record) []map[string]any {
 		w.rows = slices.Delete(w.rows, 0, over)
 	}
 	return out
+}
+
+// inherit copies the rows and shape of prev, the stream of the same step
+// in the last run.
+func (w *windowStream) inherit(prev *windowStream) {
+	prev.mu.Lock()
+	defer prev.mu.Unlock()
+	w.rows = slices.Clone(prev.rows)
+	w.keys, w.values = maps.Clone(prev.keys), maps.Clone(prev.values)
+	w.any, w.total = prev.any, prev.total
 }
 
 func (w *windowStream) seen() bool {

@@ -62,8 +62,10 @@ type Config struct {
 	// addresses, localhost and Listen's host (package hostcheck); requests
 	// naming another host are refused, against DNS rebinding.
 	AllowedHosts []string
-	// Pipelines are the pipelines to serve. New gives each one without a
-	// tap registry a new one, so it must be called before they run.
+	// Pipelines are the pipelines to serve at first. New gives each one
+	// without a tap registry a new one, so it must be called before they
+	// run. More come, and runs replace them, as package supervise tells
+	// (Starting, Restarting, Finished, Removed).
 	Pipelines []*engine.Pipeline
 	Version   string
 	Logger    *slog.Logger
@@ -78,15 +80,21 @@ type Config struct {
 
 // Server serves the pipelines of one process.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	now    func() time.Time
-	pipes  []*pipeline
-	byName map[string]*pipeline
-	reg    *prometheus.Registry
-	mux    *http.ServeMux
-	hosts  *hostcheck.Hosts
-	hub    *hub
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	reg     *prometheus.Registry
+	metrics *metrics
+	mux     *http.ServeMux
+	hosts   *hostcheck.Hosts
+	hub     *hub
+
+	pmu    sync.RWMutex // guards the three below
+	pipes  []*slot
+	byName map[string]*slot
+	// rejected holds the files whose last change was not loaded and
+	// whose pipeline does not run, with why.
+	rejected map[string]string
 
 	mu   sync.Mutex
 	srv  *http.Server
@@ -95,9 +103,6 @@ type Server struct {
 
 // New validates cfg and prepares the server; nothing listens until Start.
 func New(cfg Config) (*Server, error) {
-	if len(cfg.Pipelines) == 0 {
-		return nil, errors.New("server: no pipelines to serve")
-	}
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
 	}
@@ -114,35 +119,25 @@ func New(cfg Config) (*Server, error) {
 	if cfg.StatsEvery <= 0 {
 		cfg.StatsEvery = time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, byName: map[string]*pipeline{}, hub: newHub(), hosts: hosts}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, byName: map[string]*slot{}, rejected: map[string]string{}, hub: newHub(), hosts: hosts}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	seen := map[string]bool{}
 	for _, p := range cfg.Pipelines {
-		if p.Stats == nil {
-			p.Stats = engine.NewStats(p)
-		}
-		if p.Tap == nil {
-			p.Tap = engine.NewTaps()
-		}
-		if s.byName[p.Name] != nil {
+		if seen[p.Name] {
 			return nil, fmt.Errorf("server: two pipelines are named %s", p.Name)
 		}
-		pp := newPipeline(p, cfg.WindowRows)
-		s.pipes = append(s.pipes, pp)
-		s.byName[p.Name] = pp
+		seen[p.Name] = true
 	}
 	s.reg = prometheus.NewRegistry()
-	m, err := newMetrics(s)
-	if err != nil {
-		return nil, err
-	}
-	s.reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, pp := range s.pipes {
-		pp.watchWindows(s.hub, s.log)
+	s.metrics = newMetrics(s)
+	s.reg.MustRegister(s.metrics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, p := range cfg.Pipelines {
+		s.attach(p)
 	}
 	s.routes()
 	return s, nil
@@ -150,10 +145,7 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) routes() {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
+	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /api/pipelines", s.apiPipelines)
@@ -247,12 +239,23 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Finished records that a pipeline's Run returned, with its error; the
-// API and /readyz show it.
-func (s *Server) Finished(name string, err error) {
-	if p := s.byName[name]; p != nil {
-		p.finish(err)
+// healthz answers 200 while every pipeline works, and 503 naming each
+// one that is failing (restarted with backoff after a failed run), with
+// its last error; a failing pipeline does not stop the others.
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	var lines []string
+	for _, sl := range s.slots() {
+		if failing, err, restarts := sl.isFailing(); failing {
+			lines = append(lines, fmt.Sprintf("pipeline %s is failing (restarted %d times): %s", sl.name, restarts, err))
+		}
 	}
+	if len(lines) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, strings.Join(lines, "\n"))
+		return
+	}
+	fmt.Fprintln(w, "ok")
 }
 
 // readyz answers 200 when every pipeline has restored its checkpoint and
@@ -260,9 +263,12 @@ func (s *Server) Finished(name string, err error) {
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	var notReady []string
-	for _, p := range s.pipes {
-		if st := p.state(); st != stateRunning {
-			notReady = append(notReady, p.p.Name+" "+st)
+	for _, sl := range s.slots() {
+		var st Status
+		st.State = sl.view().state()
+		sl.apply(&st)
+		if st.State != stateRunning {
+			notReady = append(notReady, sl.name+" "+st.State)
 		}
 	}
 	if len(notReady) > 0 {

@@ -440,7 +440,8 @@ func TestAPIPipelines(t *testing.T) {
 		t.Errorf("name %q state %q", st.Name, st.State)
 	case st.Source.Kind != "server_test" || st.Source.Records != 200 || st.Source.LagMs["shard-0"] != 1500:
 		t.Errorf("source %+v", st.Source)
-	case len(st.Steps) != 2 || st.Steps[0].Out != 100 || st.Steps[0].Failed != 100 || !st.Steps[1].Window || st.Steps[0].Window:
+	case len(st.Steps) != 2 || st.Steps[0].Out != 100 || st.Steps[0].Failed != 100 || !st.Steps[1].Window || st.Steps[0].Window ||
+		st.Steps[0].From != "source" || st.Steps[1].From != "odd":
 		t.Errorf("steps %+v", st.Steps)
 	case len(st.Sinks) != 2 || st.Sinks[0].After != "odd" || st.Sinks[0].Records != 100 || st.Sinks[0].Freshness == nil || st.Sinks[1].Freshness != nil || !st.Sinks[1].Alert:
 		t.Errorf("sinks %+v", st.Sinks)
@@ -621,7 +622,6 @@ func TestDashboardIsServedFromTheBinary(t *testing.T) {
 func TestNewRejects(t *testing.T) {
 	p, _ := testPipeline(&source{})
 	for _, cfg := range []server.Config{
-		{},
 		{Pipelines: []*engine.Pipeline{p}, Listen: "8080"},
 		{Pipelines: []*engine.Pipeline{p, p}},
 	} {

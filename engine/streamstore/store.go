@@ -861,6 +861,8 @@ type PutEntry struct {
 
 // PutResult is where a record went, or why it was not written.
 type PutResult struct {
+	// ShardID is the shard the record was written to, or the one whose
+	// admit check refused it.
 	ShardID string
 	Seq     SeqNum
 	// Err is set when this record was not written, while others of the
@@ -935,6 +937,7 @@ func (s *Store) Put(ctx context.Context, name string, entries []PutEntry, admit 
 		}
 		k := st.route(h)
 		if admit != nil && !admit(st.open[k].ID, len(e.Data)+len(e.PartitionKey)) {
+			res[i].ShardID = st.open[k].ID
 			res[i].Err = errorf(KindThroughputExceeded, "Rate exceeded for shard %s in stream %s under account %s.", st.open[k].ID, name, s.o.Account)
 			shardOf[i] = -1
 			continue

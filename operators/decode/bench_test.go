@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/sources/generate"
+	"github.com/sluice-dev/sluice/internal/cputime"
 )
 
 // clickstream returns n generated records of about 200 bytes.
@@ -71,7 +72,7 @@ func benchDecode(b *testing.B, cfg Config, lazy ...string) {
 	b.SetBytes(int64(recordBytes(src) / batch))
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := cpuTime()
+	cpu := cputime.Used()
 	for done := 0; done < b.N; done += batch {
 		n := min(batch, b.N-done)
 		copy(recs, src[:n])
@@ -81,7 +82,7 @@ func benchDecode(b *testing.B, cfg Config, lazy ...string) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	reportPerCPUSecond(b, cpu, b.N)
+	cputime.ReportPerSecond(b, cpu, b.N)
 }
 
 // BenchmarkDecodeJSONStdlib is the baseline the hand-written decoder is
@@ -91,7 +92,7 @@ func BenchmarkDecodeJSONStdlib(b *testing.B) {
 	b.SetBytes(int64(recordBytes(src) / len(src)))
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := cpuTime()
+	cpu := cputime.Used()
 	for i := range b.N {
 		var m map[string]any
 		if err := json.Unmarshal(src[i%len(src)].Data, &m); err != nil {
@@ -99,5 +100,5 @@ func BenchmarkDecodeJSONStdlib(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	reportPerCPUSecond(b, cpu, b.N)
+	cputime.ReportPerSecond(b, cpu, b.N)
 }

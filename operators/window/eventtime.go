@@ -12,6 +12,22 @@ import (
 
 // timeOf returns a record's event time in Unix nanoseconds.
 func (w *Window) timeOf(r *engine.Record) (int64, error) {
+	if w.rows {
+		end, ok := r.Fields[FieldEnd].(time.Time)
+		if !ok {
+			what := "missing"
+			if v, has := r.Fields[FieldEnd]; has {
+				what = fmt.Sprintf("a %T, not a time", v)
+			}
+			return 0, fmt.Errorf("window %s: the row's %s is %s: a window over window rows places each row by its window_end", w.name, FieldEnd, what)
+		}
+		ns, err := fromTime(end)
+		if err != nil {
+			return 0, fmt.Errorf("window %s: %s %w", w.name, FieldEnd, err)
+		}
+		// The last instant of the row's window, which is inside it.
+		return ns - 1, nil
+	}
 	if w.eventTime == nil {
 		if r.Meta.ArrivalTime.IsZero() {
 			return 0, fmt.Errorf("window %s: the record has no arrival time; set event_time", w.name)

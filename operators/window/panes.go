@@ -200,6 +200,9 @@ func (w *Window) endsBetween(from, to int64) []int64 {
 // with records in it, or only those in keys.
 func (w *Window) emitWindow(rows []engine.Record, end int64, keys map[string]struct{}) []engine.Record {
 	start := end - w.size
+	if start < w.since || end > w.until {
+		return rows // the other side of a handover's switch has it
+	}
 	merged := map[string][]aggregate.State{}
 	include := func(k string, states []aggregate.State) {
 		if w.kind == tumbling {

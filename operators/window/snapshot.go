@@ -19,7 +19,9 @@ import (
 // window counted only in the later windows of its slide), the parents of
 // announced shards and the count of every late record; Restore still
 // reads version 1. A sluice that reads only version 1 refuses version 2
-// rather than misreading it.
+// rather than misreading it. Version 3 adds a change of length being
+// handed over (Since, Handover); it is written only while one is, so a
+// checkpoint stays readable by a sluice of version 2 otherwise.
 type snapshot struct {
 	Version int `json:"version"`
 	// Definition is what the state's layout depends on (kind, lengths,
@@ -34,6 +36,12 @@ type snapshot struct {
 	Late  int64  `json:"late_records,omitempty"`
 	Open  int    `json:"open"`
 	State []byte `json:"state"`
+	// Since bounds the windows emitted after a change of length: none
+	// starts before it. Absent: no bound.
+	Since *int64 `json:"since,omitempty"`
+	// Handover holds the previous length's windows while a change of
+	// length is handed over.
+	Handover *handoverSnap `json:"handover,omitempty"`
 }
 
 type shardSnap struct {
@@ -42,13 +50,17 @@ type shardSnap struct {
 	Parents []string `json:"parents,omitempty"`
 }
 
-const snapshotVersion = 2
+const (
+	snapshotVersion = 3
+	// baseVersion is written when nothing of version 3 is in use.
+	baseVersion = 2
+)
 
 // Snapshot saves every open window, its groups and aggregate states, and
 // the watermarks. It is called between batches, when no update is pending.
 func (w *Window) Snapshot() (json.RawMessage, error) {
 	s := snapshot{
-		Version:    snapshotVersion,
+		Version:    baseVersion,
 		Definition: w.fingerprint,
 		Watermark:  w.wm.value,
 		Fired:      w.fired,
@@ -59,6 +71,24 @@ func (w *Window) Snapshot() (json.RawMessage, error) {
 	for id, sh := range w.wm.shards {
 		s.Shards[id] = shardSnap{Max: sh.max, Ended: sh.ended, Parents: sh.parents}
 	}
+	s.State = w.encodeOpen()
+	if w.since != minTime {
+		s.Version, s.Since = snapshotVersion, &w.since
+	}
+	if h := w.hand; h != nil {
+		s.Version = snapshotVersion
+		s.Handover = &handoverSnap{At: h.at, Definition: h.prev.fingerprint, Fired: h.prev.fired, Open: h.prev.open, State: h.prev.encodeOpen()}
+	}
+	out, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("window %s: snapshot: %w", w.name, err)
+	}
+	return out, nil
+}
+
+// encodeOpen encodes the open windows: per pane or session, the group
+// keys and each aggregate's state.
+func (w *Window) encodeOpen() []byte {
 	var b []byte
 	if w.kind == sessions {
 		keys := slices.Sorted(maps.Keys(w.keyed))
@@ -102,12 +132,7 @@ func (w *Window) Snapshot() (json.RawMessage, error) {
 			}
 		}
 	}
-	s.State = b
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, fmt.Errorf("window %s: snapshot: %w", w.name, err)
-	}
-	return out, nil
+	return b
 }
 
 func appendBytes(b []byte, s string) []byte {
@@ -132,11 +157,77 @@ func (w *Window) Restore(state json.RawMessage) error {
 		return fmt.Errorf("window %s: restore: state version %d, this sluice reads 1 to %d (was the checkpoint written by a newer sluice?)", w.name, s.Version, snapshotVersion)
 	}
 	if s.Definition != w.fingerprint {
+		return w.restoreHandover(&s)
+	}
+	panes, keyed, open, err := w.decodeOpen(s.Version, s.State)
+	if err != nil {
+		return err
+	}
+	var hand *handover
+	if h := s.Handover; h != nil {
+		prev, err := w.predecessor(h.Definition)
+		if err != nil {
+			return fmt.Errorf("window %s: restore: the change of length being handed over is from a window of another definition (%s; now %s)", w.name, h.Definition, w.fingerprint)
+		}
+		if prev.panes, _, prev.open, err = prev.decodeOpen(s.Version, h.State); err != nil {
+			return err
+		}
+		prev.fired, prev.until = h.Fired, h.At
+		hand = &handover{prev: prev, at: h.At}
+	}
+	w.panes, w.keyed, w.open = panes, keyed, open
+	w.hand, w.since = hand, minTime
+	if s.Since != nil {
+		w.since = *s.Since
+	}
+	w.restoreClock(&s)
+	return nil
+}
+
+// restoreHandover restores a checkpoint of a window that differs from w
+// in its length only, starting a handover; any other difference is
+// refused.
+func (w *Window) restoreHandover(s *snapshot) error {
+	prev, err := w.predecessor(s.Definition)
+	if err == nil && s.Handover != nil {
+		return fmt.Errorf("window %s: the checkpoint is of a window of another length (%s; now %s) that is itself still taking over a change of length: "+
+			"restore the previous length until the watermark passes %s, or delete the checkpoint to start over (the open windows are lost)",
+			w.name, s.Definition, w.fingerprint, fmtTime(s.Handover.At))
+	}
+	if err != nil {
 		return fmt.Errorf("window %s: the checkpoint holds open windows of another definition (%s; now %s): "+
-			"restore the window's previous kind, length, group_by and aggregates to resume, "+
+			"a window may change its length (a tumbling or sliding window's), but not its kind, group_by or aggregates while it has state: "+
+			"restore the window's previous kind, group_by and aggregates to resume, "+
 			"or delete the checkpoint to start over (the open windows are lost)", w.name, s.Definition, w.fingerprint)
 	}
-	r := &stateReader{b: s.State}
+	if prev.panes, _, prev.open, err = prev.decodeOpen(s.Version, s.State); err != nil {
+		return err
+	}
+	prev.restoreClock(s)
+	prev.late.Store(0) // counted by w
+	horizon := prev.horizon()
+	at := int64(minTime)
+	if horizon != minTime {
+		if at, err = switchAt(prev, w, horizon); err != nil {
+			return err
+		}
+	}
+	w.panes, w.keyed, w.open = map[int64]*pane{}, map[string][]*session{}, 0
+	w.restoreClock(s)
+	if at == minTime {
+		w.hand, w.since = nil, minTime // it never saw a record
+		return nil
+	}
+	prev.until = at
+	w.hand, w.since = &handover{prev: prev, at: at}, at
+	w.log.Info(fmt.Sprintf("window %s: the length changed from %s to %s: windows ending by %s keep the previous length, windows from it on have the new one",
+		w.name, prev.describeLength(), w.describeLength(), fmtTime(at)), "window", w.name, "switch", fmtTime(at))
+	return nil
+}
+
+// decodeOpen decodes the open windows that encodeOpen encoded.
+func (w *Window) decodeOpen(version int, state []byte) (map[int64]*pane, map[string][]*session, int, error) {
+	r := &stateReader{b: state}
 	panes := map[int64]*pane{}
 	keyed := map[string][]*session{}
 	open := 0
@@ -181,7 +272,7 @@ func (w *Window) Restore(state json.RawMessage) error {
 			n := r.count()
 			for range n {
 				k := r.key(w)
-				g := r.paneGroup(w, s.Version)
+				g := r.paneGroup(w, version)
 				if r.err == nil && g.sets() == 0 {
 					r.err = errors.New("empty group")
 				}
@@ -198,9 +289,14 @@ func (w *Window) Restore(state json.RawMessage) error {
 		r.err = fmt.Errorf("%d bytes left over", len(r.b))
 	}
 	if r.err != nil {
-		return fmt.Errorf("window %s: restore: open windows are corrupt: %w", w.name, r.err)
+		return nil, nil, 0, fmt.Errorf("window %s: restore: open windows are corrupt: %w", w.name, r.err)
 	}
-	w.panes, w.keyed, w.open = panes, keyed, open
+	return panes, keyed, open, nil
+}
+
+// restoreClock restores the watermarks, the windows emitted and the late
+// count of s.
+func (w *Window) restoreClock(s *snapshot) {
 	w.fired = s.Fired
 	w.nextScan = minTime // scan on the next advance
 	w.reemit = nil
@@ -220,7 +316,6 @@ func (w *Window) Restore(state json.RawMessage) error {
 		}
 		w.wm.shards[id] = m
 	}
-	return nil
 }
 
 // stateReader decodes the binary part of a snapshot; the first error

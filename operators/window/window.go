@@ -23,6 +23,15 @@
 // watermark follows the wall clock from the moment the last one went
 // quiet, so that the last windows of a stream that stopped still close.
 //
+// A window may read another window's rows (a 1-minute window feeding a
+// 1-hour one; Config.Rows). Every batch a window emits is on its own
+// stream (Batch.Shard is its name) and carries how far it has emitted
+// (Batch.Watermark), rows or none. The window reading it places each row
+// at the last instant of the row's window and follows that watermark
+// instead of keeping its own per shard, so that an hour closes once the
+// minutes' watermark passes its end, whether or not its last minutes had
+// rows, and its rows depend only on the minutes' rows.
+//
 // A record whose windows have all closed for its shard is late: it is
 // dropped (and counted) or sent to the error output as a "late-record";
 // the first of each window is logged. With an allowed lateness, closed
@@ -85,6 +94,19 @@ type Config struct {
 	// watermark and the wall clock; a record further ahead goes to the
 	// error output and moves nothing. 0 means DefaultMaxFuture.
 	MaxFuture time.Duration
+
+	// Rows says that the input records are the rows of another window
+	// (directly, or through steps that pass them on), whose batches carry
+	// that window's watermark (engine.Batch.Watermark). A row's event
+	// time is then the last instant of its window, window_end minus one
+	// nanosecond, so that the minute [10:59, 11:00) counts in the hour
+	// [10:00, 11:00); and the watermark is the one the batches carry, not
+	// one derived per shard from event times, so that an hour closes as
+	// soon as the minutes' watermark passes its end, whether or not its
+	// last minutes had rows. The window that made the rows applied
+	// OutOfOrderness, Idle and MaxFuture already; they do not apply here,
+	// and EventTime must be empty.
+	Rows bool
 
 	GroupBy   []Group
 	Aggregate []Output
@@ -170,13 +192,28 @@ type Window struct {
 	schema    operators.Schema
 	now       func() time.Time
 	wallClock bool // now is the wall clock
+	rows      bool // the input is a window's rows (Config.Rows)
 	log       *slog.Logger
 	// fingerprint identifies the state's layout in snapshots.
 	fingerprint string
+	// cfg is what New compiled, to build the window of a previous length
+	// when a checkpoint of one is handed over.
+	cfg Config
+
+	// hand is the window of the previous length while a change of length
+	// is handed over (see handover.go); nil otherwise.
+	hand *handover
+	// since and until bound the windows emitted: none starts before since
+	// or ends after until (minTime and maxTime: no bound). They are set
+	// by a handover, on each side of its switch.
+	since, until int64
 
 	wm watermark
-	// fired is the watermark up to which windows have been emitted.
+	// fired is the watermark up to which windows have been emitted; sent
+	// is the one the last output batch carried (Batch.Watermark), not
+	// saved in checkpoints.
 	fired int64
+	sent  int64
 	panes map[int64]*pane       // tumbling and sliding: pane start -> pane
 	keyed map[string][]*session // session: group key -> its sessions, by start
 	// nextScan is the earliest watermark at which a session is due to be
@@ -256,10 +293,15 @@ func New(cfg Config) (*Window, error) {
 		now:       cfg.Now,
 		log:       cfg.Logger,
 		wallClock: !cfg.FixedClock,
+		rows:      cfg.Rows,
 		fired:     minTime,
+		sent:      minTime,
 		panes:     map[int64]*pane{},
 		keyed:     map[string][]*session{},
 		nextScan:  maxTime,
+		cfg:       cfg,
+		since:     minTime,
+		until:     maxTime,
 	}
 	if w.now == nil {
 		w.now = time.Now
@@ -335,7 +377,15 @@ func New(cfg Config) (*Window, error) {
 		add("late", 0, 0, "late is %q or %q, not %q", LateDrop, LateDeadLetter, cfg.Late)
 	}
 
-	if cfg.EventTime != "" {
+	if cfg.Rows {
+		if cfg.EventTime != "" {
+			add("event_time", 0, 0, "a window over another window's rows places each row by its window_end; it takes no event_time")
+		}
+		if t, ok := cfg.Schema.Fields[FieldEnd]; cfg.Schema.Closed && (!ok || (t != operators.Time && t != operators.Any)) {
+			add("", 0, 0, "the rows this window reads have no %s time to place them by (a step before it removed or replaced it)", FieldEnd)
+		}
+	}
+	if cfg.EventTime != "" && !cfg.Rows {
 		e, err := operators.Compile(cfg.EventTime, cfg.Schema, operators.Any)
 		if err != nil {
 			line, col, msg := exprPos(err)
@@ -578,6 +628,10 @@ func resultType(r aggregate.Result, arg operators.Type) operators.Type {
 func fingerprint(cfg Config, w *Window) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %d %d;", w.kind, w.size, w.slide)
+	if cfg.Rows {
+		// Rows are placed by their window's end, not by event_time.
+		b.WriteString("rows;")
+	}
 	for _, g := range cfg.GroupBy {
 		fmt.Fprintf(&b, "g %q;", strings.TrimSpace(g.Expr))
 	}
@@ -655,19 +709,56 @@ func (w *Window) ShardTimes(m map[string]time.Time) {
 
 // Watermark returns the current watermark, zero before any record.
 func (w *Window) Watermark() time.Time {
-	if w.wm.value == minTime {
+	if w.rows {
+		return unixTime(w.fired)
+	}
+	return unixTime(w.wm.value)
+}
+
+// unixTime is t in Unix nanoseconds as a time, zero for minTime.
+func unixTime(t int64) time.Time {
+	if t == minTime {
 		return time.Time{}
 	}
-	return time.Unix(0, w.wm.value).UTC()
+	return time.Unix(0, t).UTC()
+}
+
+// Mutates implements engine.Mutator: Process changes nothing of the batch
+// it is given, and returns rows of its own.
+func (w *Window) Mutates() engine.Mutation { return engine.MutatesNothing }
+
+// output is a batch of the window's rows, carrying how far it has emitted
+// (Batch.Watermark), on the window's own stream: a window reading the
+// rows follows it.
+func (w *Window) output(rows []engine.Record) *engine.Batch {
+	w.sent = w.fired
+	out := &engine.Batch{Shard: w.name, Records: rows, Failed: w.scr.failed, Watermark: unixTime(w.fired)}
+	w.scr.rows, w.scr.failed = nil, nil
+	return out
 }
 
 // Process adds the batch's records to their windows and returns the rows
 // of the windows that the watermark closed, with the batch's failures and
 // the records it rejected. A batch that announces a shard (no records,
-// neither End nor Forget) makes the watermark wait for it.
+// neither End nor Forget) makes the watermark wait for it. Over another
+// window's rows (Config.Rows), the watermark moves to the one the batch
+// carries, after its rows.
 func (w *Window) Process(_ context.Context, b *engine.Batch) (*engine.Batch, error) {
-	w.scr.failed = b.Failed
+	// Appending to b.Failed must not write into its spare capacity: other
+	// steps may read the same batch.
+	w.scr.failed = slices.Clip(b.Failed)
 	now := w.now()
+	if w.rows {
+		w.shard = b.Shard
+		for i := range b.Records {
+			w.add(&b.Records[i], now)
+		}
+		wm := w.fired
+		if !b.Watermark.IsZero() {
+			wm = max(wm, b.Watermark.UnixNano())
+		}
+		return w.output(append(w.scr.rows, w.advance(wm)...)), nil
+	}
 	switch {
 	case len(b.Records) > 0 || (b.End && !b.Forget):
 		w.wm.seen(b.Shard, now)
@@ -675,6 +766,9 @@ func (w *Window) Process(_ context.Context, b *engine.Batch) (*engine.Batch, err
 		w.wm.announce(b.Shard, b.Parents, now)
 	}
 	w.shard = b.Shard
+	if w.hand != nil {
+		w.hand.prev.shard = b.Shard
+	}
 	for i := range b.Records {
 		w.add(&b.Records[i], now)
 	}
@@ -684,69 +778,88 @@ func (w *Window) Process(_ context.Context, b *engine.Batch) (*engine.Batch, err
 	case b.End:
 		w.wm.end(b.Shard)
 	}
-	rows := append(w.scr.rows, w.advance(w.wm.compute(w.now()))...)
-	out := &engine.Batch{Shard: b.Shard, Records: rows, Failed: w.scr.failed}
-	w.scr.rows, w.scr.failed = nil, nil
-	return out, nil
+	rows := append(w.scr.rows, w.advanceAll(w.wm.compute(w.now()))...)
+	w.settle()
+	return w.output(rows), nil
 }
 
 // Tick closes the windows that the watermark passed, moving it on for idle
-// shards; with final (the input has ended) it closes every window.
+// shards; with final (the input has ended) it closes every window. It
+// returns a batch when rows came out or the watermark moved (for a window
+// reading these rows), else nil. Over another window's rows the watermark
+// moves only with the batches, or at the end of input.
 func (w *Window) Tick(_ context.Context, now time.Time, final bool) (*engine.Batch, error) {
 	var rows []engine.Record
-	if final {
-		rows = w.advance(maxTime)
-	} else {
-		rows = w.advance(w.wm.compute(now))
+	switch {
+	case final:
+		rows = w.advanceAll(maxTime)
+	case !w.rows:
+		rows = w.advanceAll(w.wm.compute(now))
 	}
-	if len(rows) == 0 && len(w.scr.failed) == 0 {
+	w.settle()
+	if len(rows) == 0 && len(w.scr.failed) == 0 && w.fired == w.sent {
 		return nil, nil
 	}
-	out := &engine.Batch{Records: rows, Failed: w.scr.failed}
-	w.scr.failed = nil
-	return out, nil
+	return w.output(rows), nil
 }
 
 // add puts one record of the current batch's shard in its windows, or
 // rejects it.
 func (w *Window) add(r *engine.Record, now time.Time) {
 	t, err := w.timeOf(r)
-	if err == nil {
+	if err == nil && !w.rows {
 		err = w.checkFuture(t, now)
 	}
 	if err != nil {
 		w.fail(r, engine.ProcessingFailed, err.Error())
 		return
 	}
-	key, err := w.keyOf(r)
+	// o holds the record's windows: w, or during a handover the window of
+	// the previous length for event times before the switch.
+	o := w
+	if w.hand != nil && t < w.hand.at {
+		o = w.hand.prev
+	}
+	key, err := o.keyOf(r)
 	if err != nil {
 		w.fail(r, engine.ProcessingFailed, err.Error())
 		return
 	}
-	if err := w.argsOf(r); err != nil {
+	if err := o.argsOf(r); err != nil {
 		w.fail(r, engine.ProcessingFailed, err.Error())
 		return
 	}
 	// The record's own shard moves first: the record is judged against its
 	// shard's watermark including itself, as if records were read one at a
 	// time. Windows the pipeline has already emitted are closed whatever
-	// the shard's watermark (it lags only after the shard was idle).
-	w.wm.observe(t)
-	cut := max(w.wm.curMark(), w.fired)
-	err = w.place(t, cut, key)
-	if errors.Is(err, errFull) {
+	// the shard's watermark (it lags only after the shard was idle). Rows
+	// of a window are judged against what this window emitted: the
+	// watermark their batch carries applies after them.
+	cut := o.fired
+	if !w.rows {
+		w.wm.observe(t)
+		cut = max(w.wm.curMark(), o.fired)
+	}
+	if t < o.since {
+		// Before a handover's switch, once the previous length's windows
+		// are gone: its windows have all closed.
+		o.rejectLate(r, t, cut, key)
+		return
+	}
+	err = o.place(t, cut, key)
+	if errors.Is(err, errFull) && !w.rows {
 		// Windows that the watermark has passed are still open until the
 		// end of the batch: close them now to make room.
-		w.scr.rows = append(w.scr.rows, w.advance(w.wm.current())...)
-		cut = max(cut, w.fired)
-		err = w.place(t, cut, key)
+		w.scr.rows = append(w.scr.rows, w.advanceAll(w.wm.current())...)
+		cut = max(cut, o.fired)
+		err = o.place(t, cut, key)
 	}
 	if errors.Is(err, errFull) {
-		err = w.tooManyKeys()
+		err = o.tooManyKeys()
 	}
 	if err != nil {
 		if errors.Is(err, errLate) {
-			w.rejectLate(r, t, cut, key)
+			o.rejectLate(r, t, cut, key)
 			return
 		}
 		w.fail(r, engine.ProcessingFailed, err.Error())

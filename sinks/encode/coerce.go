@@ -425,6 +425,10 @@ var timeLayouts = []string{
 	"2006-01-02",
 }
 
+// ParseTime reads v as a timestamp column reads it: see toTime. Table
+// sinks read their timestamp columns the same way.
+func ParseTime(v any) (time.Time, error) { return toTime(v) }
+
 // toTime accepts times, strings in RFC 3339 (or with a space for the T,
 // or without a zone, meaning UTC), and numbers since the Unix epoch, in
 // seconds, milliseconds, microseconds or nanoseconds told apart by

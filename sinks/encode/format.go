@@ -35,6 +35,9 @@ type FormatOptions struct {
 	RowGroupBytes int64
 	PageBytes     int
 	NoDictionary  bool
+	// Rows, when set, makes each record a row first: the values of its
+	// columns, its strings checked for UTF-8 (table sinks).
+	Rows *Rows
 }
 
 // Formats returns the record format and the error output's format that
@@ -51,6 +54,7 @@ func (o FormatOptions) Formats() (Format, JSONLines, error) {
 		errs.Add("format", "%v", err)
 		return nil, JSONLines{}, errs
 	}
+	format = o.Rows.wrap(format)
 	errFormat, err := o.ErrorFormat()
 	if err != nil {
 		errs.Add("compression", "%v", err)

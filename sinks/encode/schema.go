@@ -85,6 +85,10 @@ type Type struct {
 	Order []int
 }
 
+// DeclaredFields returns a struct's fields in the order they were
+// declared.
+func (t *Type) DeclaredFields() []Field { return t.declared() }
+
 // declared returns a struct's fields in the order they were declared.
 func (t *Type) declared() []Field {
 	if len(t.Order) != len(t.Fields) {

@@ -98,9 +98,12 @@ func (p *publisher) Publish(ctx context.Context, s buffer.Sealed) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", s.Path, err)
 	}
-	err = p.deliver(ctx, f, s, sum, s.Key, nil, p.cfg.Now().Add(p.cfg.Retry), errKey)
+	at, err := p.deliver(ctx, f, s, sum, s.Key, nil, p.cfg.Now().Add(p.cfg.Retry), errKey)
+	if err == nil && at == errKey {
+		return p.done(f, s) // diverted by an earlier run
+	}
 	if err == nil {
-		return p.done(f, s)
+		return p.uploaded(ctx, f, s, sum)
 	}
 	var local *localError
 	var foreign *foreignError
@@ -114,10 +117,10 @@ func (p *publisher) Publish(ctx context.Context, s buffer.Sealed) error {
 	// An attempt that timed out may still have landed: look once more,
 	// with a single request.
 	if obj, herr := p.head(ctx, s.Key, p.cfg.Now()); herr == nil && obj.exists && obj.sha == sum && obj.size == s.Size {
-		return p.done(f, s)
+		return p.uploaded(ctx, f, s, sum)
 	}
-	meta := map[string]string{MetaError: headerValue(reason)}
-	if err2 := p.deliver(ctx, f, s, sum, errKey, meta, p.cfg.Now().Add(p.cfg.Retry)); err2 != nil {
+	meta := map[string]string{MetaError: MetadataValue(reason)}
+	if _, err2 := p.deliver(ctx, f, s, sum, errKey, meta, p.cfg.Now().Add(p.cfg.Retry)); err2 != nil {
 		return fmt.Errorf("upload s3://%s/%s: %v; and to the error prefix as %s: %w", p.cfg.Bucket, s.Key, reason, errKey, err2)
 	}
 	where := "s3://" + p.cfg.Bucket + "/" + errKey
@@ -130,25 +133,25 @@ func (p *publisher) Publish(ctx context.Context, s buffer.Sealed) error {
 }
 
 // deliver puts the sealed output f under key, unless it is there
-// already, or under one of also (where an earlier run diverted it). An
-// object at key with other content is a *foreignError: it is never
-// replaced.
-func (p *publisher) deliver(ctx context.Context, f fsys.File, s buffer.Sealed, sum, key string, meta map[string]string, deadline time.Time, also ...string) error {
+// already, or under one of also (where an earlier run diverted it), and
+// returns the key it is under. An object at key with other content is a
+// *foreignError: it is never replaced.
+func (p *publisher) deliver(ctx context.Context, f fsys.File, s buffer.Sealed, sum, key string, meta map[string]string, deadline time.Time, also ...string) (string, error) {
 	for _, k := range append([]string{key}, also...) {
 		obj, err := p.head(ctx, k, deadline)
 		if err != nil {
-			return err
+			return "", err
 		}
 		switch {
 		case !obj.exists:
 			continue
 		case obj.sha == sum && obj.size == s.Size:
-			return nil
+			return k, nil
 		case k == key:
-			return &foreignError{fmt.Errorf("s3://%s/%s exists and is not this output (%d bytes, sha256 %q; this output: %d bytes, %s); refusing to replace it: move it away, or check that no other pipeline writes under this prefix with the same names", p.cfg.Bucket, k, obj.size, obj.sha, s.Size, sum)}
+			return "", &foreignError{fmt.Errorf("s3://%s/%s exists and is not this output (%d bytes, sha256 %q; this output: %d bytes, %s); refusing to replace it: move it away, or check that no other pipeline writes under this prefix with the same names", p.cfg.Bucket, k, obj.size, obj.sha, s.Size, sum)}
 		}
 	}
-	return p.upload(ctx, f, s.Size, key, sum, meta, deadline)
+	return key, p.upload(ctx, f, s.Size, key, sum, meta, deadline)
 }
 
 // foreignError is an object in the way of an output.
@@ -156,6 +159,17 @@ type foreignError struct{ err error }
 
 func (e *foreignError) Error() string { return e.err.Error() }
 func (e *foreignError) Unwrap() error { return e.err }
+
+// uploaded calls Config.Uploaded for an output of records now under its
+// key, then removes it from staging.
+func (p *publisher) uploaded(ctx context.Context, f fsys.File, s buffer.Sealed, sum string) error {
+	if p.cfg.Uploaded != nil && !s.Errors {
+		if err := p.cfg.Uploaded(ctx, s, s.Key, sum); err != nil {
+			return err
+		}
+	}
+	return p.done(f, s)
+}
 
 // done removes a published output from staging. The removal need not be
 // durable: if it is lost, the next Publish finds the object and is done.
@@ -218,9 +232,9 @@ func fileSHA256(f fsys.File, size int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// headerValue makes text safe for an HTTP header (S3 metadata): printable
-// ASCII, at most 1 KiB.
-func headerValue(s string) string {
+// MetadataValue makes text safe for an HTTP header (S3 metadata):
+// printable ASCII, at most 1 KiB.
+func MetadataValue(s string) string {
 	b := []byte(s)
 	for i, c := range b {
 		if c < 0x20 || c > 0x7e {

@@ -33,6 +33,7 @@ import (
 	"github.com/sluice-dev/sluice/engine/fsys"
 	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/encode"
+	"github.com/sluice-dev/sluice/sinks/keys"
 
 	"github.com/sluice-dev/sluice/internal/wait"
 )
@@ -107,7 +108,15 @@ type Config struct {
 
 	// Client is the S3 API; nil builds one from the fields above.
 	Client API
-	Logger *slog.Logger
+	// Uploaded, when set, is called once an output of records is in the
+	// bucket under key (with its content's hex SHA-256), before it
+	// leaves staging: the redshift sink loads it from there. An error
+	// stops the pipeline, and the next run publishes the output again,
+	// finds the object in place and calls Uploaded again, so Uploaded
+	// must be idempotent. It is not called for outputs that went under
+	// the error prefix, nor for outputs published before a crash.
+	Uploaded func(ctx context.Context, s buffer.Sealed, key, sha256 string) error
+	Logger   *slog.Logger
 	// Now is the clock and Sleep waits between retries; nil means the
 	// real ones. Tests set them.
 	Now   func() time.Time
@@ -264,6 +273,12 @@ func New(cfg Config) (*Sink, error) {
 	_, pub.errPrefix = bs.Prefixes()
 	return &Sink{Sink: bs, pub: pub}, nil
 }
+
+// Client is the S3 API the sink uploads with.
+func (s *Sink) Client() API { return s.pub.cfg.Client }
+
+// ErrorPrefix is the sink's parsed error prefix.
+func (s *Sink) ErrorPrefix() *keys.Template { return s.pub.errPrefix }
 
 // Undelivered implements engine.Undeliverer: the records of objects that
 // went under the error prefix because their upload kept failing, and the

@@ -94,7 +94,8 @@ function updateRates(st) {
 function renderTabs() {
   const nav = document.getElementById("tabs");
   nav.replaceChildren(...Object.keys(state.stats).map(name =>
-    el("button", { class: name === state.current ? "active" : "", text: name,
+    el("button", { class: (name === state.current ? "active " : "") + (state.stats[name].state === "failing" ? "failing" : ""),
+      text: name, title: state.stats[name].state,
       onclick: () => { state.current = name; renderAll(); } })));
 }
 
@@ -106,55 +107,84 @@ function card(label, value, sub) {
 function renderSummary(st) {
   const r = state.rates[st.name] || {};
   const fresh = st.sinks.map(s => s.freshness_seconds).filter(v => v !== null && v !== undefined);
-  document.getElementById("summary").replaceChildren(
-    card("State", st.state, st.error || (st.started ? "since " + fmtTime(st.started) : "")),
+  document.getElementById("summary").replaceChildren(...[
+    card("State", st.state, st.state === "failing"
+      ? "restarted " + st.restarts + "×" + (st.retry_at ? ", next " + fmtTime(st.retry_at) : "") + ": " + st.error
+      : st.error || (st.started ? "since " + fmtTime(st.started) : "")),
+    st.file_error ? card("File change", "not loaded", st.file_error) : null,
     card("In", fmtCount(r.in) + "/s", fmtCount(st.source.records) + " records"),
     card("Out", fmtCount(r.out) + "/s", fmtCount(st.records_out) + " records"),
     card("Errors", fmtCount(st.errors), st.undelivered ? fmtCount(st.undelivered) + " not delivered" : "to error outputs"),
     card("Buffered", fmtBytes(st.buffered_bytes + st.queued_bytes), fmtBytes(st.queued_bytes) + " queued"),
     card("Checkpoint age", fmtSecs(st.checkpoint_age_seconds), st.checkpoints + " checkpoints"),
     card("Data freshness", fresh.length ? fmtSecs(Math.max(...fresh)) : "–", "oldest undelivered"),
-  );
+  ].filter(Boolean));
 }
 
-// renderGraph draws source → steps in a row, sinks under the point they read.
+// renderGraph draws the pipeline's graph from left to right: the source,
+// each step after the point it reads (its "from"), each sink after the
+// point it reads (its "after"). A point that several steps or sinks read
+// branches: its readers stand in one column, one row each. Nodes and edges
+// carry data-node, data-from and data-to, for tests and styles.
 function renderGraph(st) {
   const r = state.rates[st.name] || { steps: [], sinks: [] };
-  const W = 150, H = 58, GX = 40, GY = 40, PAD = 10;
-  const cols = 1 + st.steps.length;
-  const byPoint = {};
-  st.sinks.forEach((s, i) => { (byPoint[s.after] = byPoint[s.after] || []).push(i); });
-  const rowsBelow = Math.max(0, ...Object.values(byPoint).map(a => a.length));
+  const W = 150, H = 58, GX = 40, GY = 16, PAD = 10;
+  const idOf = point => point === "source" ? "source" : "step:" + point;
+  const kids = { source: [] };
+  const info = { source: { cls: "source", title: "source", kind: st.source.kind, rate: fmtCount(r.in) + " rec/s", bad: null } };
+  st.steps.forEach((s, i) => {
+    kids["step:" + s.name] = [];
+    info["step:" + s.name] = { cls: s.window ? "window" : "step", title: s.name,
+      kind: s.window ? "window · " + fmtCount(s.out) + " rows" : "step",
+      rate: fmtCount(r.steps ? r.steps[i] : 0) + (s.window ? " rec/s in" : " rec/s"),
+      bad: s.failed ? fmtCount(s.failed) + " failed" : null };
+  });
+  // Readers of a point in the order listed: the steps, then the sinks.
+  st.steps.forEach(s => (kids[idOf(s.from)] || kids.source).push("step:" + s.name));
+  st.sinks.forEach((s, i) => {
+    const id = "sink:" + s.name;
+    kids[id] = [];
+    (kids[idOf(s.after)] || kids.source).push(id);
+    info[id] = { cls: s.alert ? "alert" : "sink", title: s.name, kind: s.alert ? "alert" : "sink",
+      rate: fmtCount(r.sinks ? r.sinks[i] : 0) + " rec/s",
+      bad: s.undelivered ? fmtCount(s.undelivered) + " undelivered" : s.failed ? fmtCount(s.failed) + " failed" : null };
+  });
+  // A node's column is its depth; leaves take the rows in turn and a node
+  // stands level with its first reader, so that a chain is a straight line.
+  const pos = {};
+  let rows = 0, cols = 0;
+  const place = (id, col) => {
+    cols = Math.max(cols, col + 1);
+    const ch = kids[id];
+    if (!ch.length) { pos[id] = { col, row: rows++ }; return; }
+    for (const c of ch) place(c, col + 1);
+    pos[id] = { col, row: pos[ch[0]].row };
+  };
+  place("source", 0);
+  const xOf = c => PAD + c * (W + GX), yOf = row => PAD + row * (H + GY);
   const width = PAD * 2 + cols * W + (cols - 1) * GX;
-  const height = PAD * 2 + H + rowsBelow * (H + GY);
+  const height = PAD * 2 + rows * H + (rows - 1) * GY;
   const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "pipeline graph" },
     el("defs", {}, el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
       el("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "#9aa3b5" }))));
-  const node = (x, y, cls, title, kind, rate, bad) => el("g", { class: "node " + cls, transform: `translate(${x},${y})` },
-    el("rect", { width: W, height: H, rx: 6 }),
-    el("text", { class: "title", x: 10, y: 18, text: title.length > 20 ? title.slice(0, 19) + "…" : title }, el("title", { text: title })),
-    el("text", { class: "kind", x: 10, y: 32, text: kind }),
-    el("text", { class: "rate", x: 10, y: 48, text: rate }),
-    bad ? el("text", { class: "bad", x: W - 10, y: 48, "text-anchor": "end", text: bad }) : null);
-  const xOf = c => PAD + c * (W + GX);
-  svg.append(node(xOf(0), PAD, "source", "source", st.source.kind, fmtCount(r.in) + " rec/s", null));
-  st.steps.forEach((s, i) => {
-    svg.append(el("path", { class: "edge", d: `M ${xOf(i) + W} ${PAD + H / 2} L ${xOf(i + 1) - 2} ${PAD + H / 2}` }));
-    svg.append(node(xOf(i + 1), PAD, s.window ? "window" : "step", s.name, s.window ? "window · " + fmtCount(s.out) + " rows" : "step",
-      fmtCount(r.steps ? r.steps[i] : 0) + (s.window ? " rec/s in" : " rec/s"), s.failed ? fmtCount(s.failed) + " failed" : null));
-  });
-  const colOf = name => name === "source" ? 0 : 1 + st.steps.findIndex(s => s.name === name);
-  for (const [point, sinks] of Object.entries(byPoint)) {
-    const c = colOf(point);
-    sinks.forEach((i, k) => {
-      const s = st.sinks[i];
-      const y = PAD + (k + 1) * (H + GY);
-      const x0 = xOf(c) + W / 2;
-      svg.append(el("path", { class: "edge", d: `M ${x0} ${y - GY - (k ? 0 : 0)} L ${x0} ${y - 2}` }));
-      svg.append(node(xOf(c), y, s.alert ? "alert" : "sink", s.name, s.alert ? "alert" : "sink",
-        fmtCount(r.sinks ? r.sinks[i] : 0) + " rec/s",
-        s.undelivered ? fmtCount(s.undelivered) + " undelivered" : s.failed ? fmtCount(s.failed) + " failed" : null));
-    });
+  for (const [from, ch] of Object.entries(kids)) {
+    const a = pos[from];
+    for (const to of ch) {
+      const b = pos[to];
+      const x1 = xOf(a.col) + W, y1 = yOf(a.row) + H / 2, x2 = xOf(b.col) - 2, y2 = yOf(b.row) + H / 2, xm = (x1 + x2) / 2;
+      const d = y1 === y2 ? `M ${x1} ${y1} L ${x2} ${y2}` : `M ${x1} ${y1} C ${xm} ${y1}, ${xm} ${y2}, ${x2} ${y2}`;
+      svg.append(el("path", { class: "edge", d, "data-from": from, "data-to": to }));
+    }
+  }
+  for (const [id, n] of Object.entries(info)) {
+    const p = pos[id];
+    const title = n.title.length > 20 ? n.title.slice(0, 19) + "…" : n.title;
+    svg.append(el("g", { class: "node " + n.cls, transform: `translate(${xOf(p.col)},${yOf(p.row)})`, "data-node": id },
+      el("rect", { width: W, height: H, rx: 6 }),
+      el("text", { class: "title", x: 10, y: 18, text: title }, el("title", { text: n.title })),
+      el("text", { class: "kind", x: 10, y: 32, text: n.kind }),
+      el("text", { class: "rate", x: 10, y: 48, text: n.rate }),
+      n.bad ? el("text", { class: "bad", x: W - 10, y: 48, "text-anchor": "end", text: n.bad }) : null));
   }
   document.getElementById("graph").replaceChildren(svg);
 }
@@ -312,8 +342,18 @@ function renderAll() {
   renderSinks(st);
 }
 
+// renderNotices lists the pipeline files whose change was not loaded and
+// that run no pipeline (a new file with an error).
+function renderNotices(doc) {
+  document.getElementById("notices").replaceChildren(...(doc.rejected_files || []).map(f =>
+    el("div", { class: "notice" }, el("strong", { text: f.file + " not loaded" }), el("pre", { text: f.error }))));
+}
+
 function applyStats(doc) {
   document.getElementById("version").textContent = "sluice " + (doc.version || "");
+  renderNotices(doc);
+  // A pipeline removed from the process leaves the dashboard.
+  state.stats = {};
   for (const st of doc.pipelines) {
     updateRates(st);
     state.stats[st.name] = st;

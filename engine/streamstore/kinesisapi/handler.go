@@ -18,6 +18,12 @@
 // the AWS CLI sign) unless Config.AllowUnsigned is set; the signature's
 // access key is checked against Config.Keys when set, and any is accepted
 // otherwise.
+//
+// GET /metrics answers, unsigned, the shard-level figures of CloudWatch's
+// enhanced monitoring in Prometheus's text format (metrics.go): incoming
+// and outgoing records and bytes, iterator age and throttled calls per
+// shard.
+//
 // docs/kinesis-compatibility.md lists where answers differ from Kinesis.
 package kinesisapi
 
@@ -36,6 +42,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluice-dev/sluice/engine/hostcheck"
 	"github.com/sluice-dev/sluice/engine/streamstore"
@@ -62,6 +71,10 @@ type Config struct {
 	// MaxBodyBytes bounds a request body. Default 8 MiB, which holds any
 	// valid PutRecords call (5 MiB of data, base64-encoded).
 	MaxBodyBytes int64
+	// Registry, when not nil, is where the handler registers its
+	// shard-level metrics and what GET /metrics answers, so that a caller
+	// can add its own collectors; nil: a registry of the handler's alone.
+	Registry *prometheus.Registry
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -77,10 +90,14 @@ type Handler struct {
 	unsigned bool
 	hosts    *hostcheck.Hosts
 	limits   *limiter
-	ops      map[string]op
-	max      int64
-	now      func() time.Time
-	log      *slog.Logger
+	meters   *meters
+	registry *prometheus.Registry
+	// metricsHTTP answers GET /metrics from registry.
+	metricsHTTP http.Handler
+	ops         map[string]op
+	max         int64
+	now         func() time.Time
+	log         *slog.Logger
 }
 
 // New returns a handler for cfg.Store.
@@ -91,7 +108,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Store.ReadOnly() {
 		return nil, errors.New("kinesisapi: the store is open read-only")
 	}
-	h := &Handler{store: cfg.Store, keys: cfg.Keys, unsigned: cfg.AllowUnsigned, hosts: cfg.Hosts, ops: ops(), max: cfg.MaxBodyBytes, now: cfg.Now, log: cfg.Logger}
+	h := &Handler{store: cfg.Store, keys: cfg.Keys, unsigned: cfg.AllowUnsigned, hosts: cfg.Hosts, ops: ops(), max: cfg.MaxBodyBytes, now: cfg.Now, log: cfg.Logger, meters: newMeters(), registry: cfg.Registry}
 	if h.max <= 0 {
 		h.max = DefaultMaxBodyBytes
 	}
@@ -104,6 +121,13 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Limits {
 		h.limits = newLimiter(h.now)
 	}
+	if h.registry == nil {
+		h.registry = prometheus.NewRegistry()
+	}
+	if err := h.registry.Register(newCollector(h)); err != nil {
+		return nil, fmt.Errorf("kinesisapi: register metrics: %w", err)
+	}
+	h.metricsHTTP = promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{ErrorLog: slogPrinter{h.log}})
 	return h, nil
 }
 
@@ -178,6 +202,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-amzn-RequestId", requestID())
 	if !h.hosts.Allows(r.Host) {
 		h.fail(w, r, &apiError{status: http.StatusForbidden, typ: "AccessDeniedException", message: hostcheck.Refusal(r.Host, "sluice serve --allowed-hosts")})
+		return
+	}
+	if r.URL.Path == "/metrics" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		// Metrics are read without a signature, as Prometheus scrapes.
+		h.metricsHTTP.ServeHTTP(w, r)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -386,6 +415,7 @@ func (h *Handler) Serve(ctx context.Context, ln net.Listener) error {
 			if err := h.store.Trim(); err != nil {
 				h.log.Error("retention", "err", err)
 			}
+			h.pruneMeters()
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

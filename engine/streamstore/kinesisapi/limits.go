@@ -13,6 +13,13 @@ const (
 	readBytesPerSec    = 2 << 20
 )
 
+// Kinesis takes at most scalesPerDay UpdateShardCount calls per stream in
+// a rolling 24 hours.
+const (
+	scalesPerDay = 10
+	scaleWindow  = 24 * time.Hour
+)
+
 // bucket is a token bucket refilled continuously.
 type bucket struct {
 	tokens float64
@@ -39,10 +46,43 @@ type limiter struct {
 	now    func() time.Time
 	mu     sync.Mutex
 	shards map[[2]string]*shardBuckets
+	// scales holds the times of each stream's UpdateShardCount calls of
+	// the last scaleWindow.
+	scales map[string][]time.Time
 }
 
 func newLimiter(now func() time.Time) *limiter {
-	return &limiter{now: now, shards: map[[2]string]*shardBuckets{}}
+	return &limiter{now: now, shards: map[[2]string]*shardBuckets{}, scales: map[string][]time.Time{}}
+}
+
+// scale takes one of a stream's UpdateShardCount calls of the rolling day.
+// It returns false and when the oldest call leaves the window when none
+// is left, and otherwise a function that gives the call back (for a call
+// that failed).
+func (l *limiter) scale(stream string) (undo func(), ok bool, next time.Time) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ts := l.scales[stream]
+	for len(ts) > 0 && now.Sub(ts[0]) >= scaleWindow {
+		ts = ts[1:]
+	}
+	if len(ts) >= scalesPerDay {
+		l.scales[stream] = ts
+		return nil, false, ts[0].Add(scaleWindow)
+	}
+	l.scales[stream] = append(ts, now)
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		ts := l.scales[stream]
+		for i := len(ts) - 1; i >= 0; i-- {
+			if ts[i].Equal(now) {
+				l.scales[stream] = append(ts[:i:i], ts[i+1:]...)
+				return
+			}
+		}
+	}, true, time.Time{}
 }
 
 func (l *limiter) get(stream, shard string) *shardBuckets {
@@ -102,4 +142,5 @@ func (l *limiter) forget(stream string) {
 			delete(l.shards, k)
 		}
 	}
+	delete(l.scales, stream)
 }

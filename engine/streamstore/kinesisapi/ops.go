@@ -12,6 +12,13 @@ import (
 )
 
 // ops maps X-Amz-Target operation names to their implementations.
+//
+// Each operation spells out its request type and its checks, in the
+// order of the API reference, even where two look alike (SplitShard and
+// MergeShards): Kinesis reports every violated constraint of a request in
+// one message, in member order, and clients and their tests match those
+// messages. A table of generic field rules would hide that order and
+// save only the three lines of decode-check-call each operation has.
 func ops() map[string]op {
 	return map[string]op{
 		"CreateStream":                  (*Handler).createStream,
@@ -147,6 +154,7 @@ func (h *Handler) deleteStream(_ context.Context, in request) (any, error) {
 	if h.limits != nil {
 		h.limits.forget(name)
 	}
+	h.meters.forget(name)
 	return nil, nil
 }
 
@@ -525,11 +533,40 @@ func (h *Handler) updateShardCount(ctx context.Context, in request) (any, error)
 	if err := c.err(); err != nil {
 		return nil, err
 	}
-	cur, err := h.store.UpdateShardCount(name, int(*req.TargetShardCount))
+	cur, err := h.UpdateShardCount(name, int(*req.TargetShardCount))
 	if err != nil {
 		return nil, err
 	}
 	return map[string]any{"StreamName": name, "StreamARN": h.arn(ctx, name), "CurrentShardCount": cur, "TargetShardCount": *req.TargetShardCount}, nil
+}
+
+// UpdateShardCount reshards a stream to target open shards of equal hash
+// key ranges, as the UpdateShardCount call does (streamstore.Store's
+// UpdateShardCount), and returns the open shard count before. With
+// Config.Limits it also keeps Kinesis's limit of ten calls per stream in a
+// rolling 24 hours (LimitExceededException).
+func (h *Handler) UpdateShardCount(stream string, target int) (int, error) {
+	if h.limits != nil {
+		undo, ok, next := h.limits.scale(stream)
+		if !ok {
+			return 0, newErr("LimitExceededException", "UpdateShardCount of stream %s under account %s is refused: a stream can be scaled %d times in a rolling 24 hours, and the next is allowed at %s.", stream, accountOf(h.store.ARN(stream)), scalesPerDay, next.UTC().Format(time.RFC3339))
+		}
+		cur, err := h.store.UpdateShardCount(stream, target)
+		if err != nil {
+			undo()
+		}
+		return cur, err
+	}
+	return h.store.UpdateShardCount(stream, target)
+}
+
+// OpenShards returns the number of open shards of a stream.
+func (h *Handler) OpenShards(stream string) (int, error) {
+	info, err := h.store.Describe(stream)
+	if err != nil {
+		return 0, err
+	}
+	return info.OpenShards, nil
 }
 
 // Retention

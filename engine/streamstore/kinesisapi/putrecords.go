@@ -69,20 +69,12 @@ func parsePutRecords(body []byte) (putRecordsRequest, error) {
 						e.Data, e.hasData = dst[:n:n], true
 						return nil
 					case foldEq(key, "PartitionKey"):
-						v, err := p.optString()
-						e.hasKey = v != nil
-						e.PartitionKey = ""
-						if v != nil {
-							e.PartitionKey = *v
-						}
+						var err error
+						e.hasKey, err = p.optStringInto(&e.PartitionKey)
 						return err
 					case foldEq(key, "ExplicitHashKey"):
-						v, err := p.optString()
-						e.hasHash = v != nil
-						e.ExplicitHashKey = ""
-						if v != nil {
-							e.ExplicitHashKey = *v
-						}
+						var err error
+						e.hasHash, err = p.optStringInto(&e.ExplicitHashKey)
 						return err
 					}
 					return p.skip(0)
@@ -249,6 +241,17 @@ func (p *jsonScanner) optString() (*string, error) {
 	}
 	s := string(b)
 	return &s, nil
+}
+
+// optStringInto reads an optional string member into dst ("" for null)
+// and says whether it was there.
+func (p *jsonScanner) optStringInto(dst *string) (bool, error) {
+	v, err := p.optString()
+	*dst = ""
+	if v != nil {
+		*dst = *v
+	}
+	return v != nil, err
 }
 
 func (p *jsonScanner) stringBytes(field string) ([]byte, error) {

@@ -56,6 +56,7 @@ func (h *Handler) putRecord(ctx context.Context, in request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	h.countPut(name, e, res)
 	if res[0].Err != nil {
 		return nil, res[0].Err
 	}
@@ -140,6 +141,7 @@ func (h *Handler) putRecords(ctx context.Context, in request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	h.countPut(name, entries, res)
 	failed := 0
 	for i := range res {
 		if res[i].Err != nil {
@@ -265,6 +267,7 @@ func (h *Handler) getRecords(_ context.Context, in request) (any, error) {
 		return nil, newErr("ExpiredIteratorException", "Iterator expired. The iterator was created at time %s while right now it is %s which is further in the future than the tolerated delay of %d milliseconds.", issued.UTC().Format(time.RFC1123), now.UTC().Format(time.RFC1123), iteratorLifetime.Milliseconds())
 	}
 	if h.limits != nil && !h.limits.readCall(cur.Stream, cur.ShardID) {
+		h.meters.get(cur.Stream, cur.ShardID).readThrottled.Add(1)
 		return nil, newErr("ProvisionedThroughputExceededException", "Rate exceeded for shard %s in stream %s under account %s.", cur.ShardID, cur.Stream, accountOf(h.store.ARN(cur.Stream)))
 	}
 	limit := maxGetLimit
@@ -275,6 +278,7 @@ func (h *Handler) getRecords(_ context.Context, in request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	h.countRead(cur, res)
 	if in.cbor {
 		return h.getRecordsCBOR(cur, res, now), nil
 	}
@@ -499,6 +503,39 @@ func decodeIterator(s string) (streamstore.Cursor, time.Time, error) {
 		return streamstore.Cursor{}, time.Time{}, bad
 	}
 	return c, issued, nil
+}
+
+// countPut adds a Put's outcome to the meters of the shards it reached.
+func (h *Handler) countPut(stream string, entries []streamstore.PutEntry, res []streamstore.PutResult) {
+	c := meterCache{m: h.meters, stream: stream}
+	for i := range res {
+		r := &res[i]
+		if r.ShardID == "" {
+			continue // failed before it reached a shard
+		}
+		sm := c.get(r.ShardID)
+		if r.Err != nil {
+			if streamstore.KindOf(r.Err) == streamstore.KindThroughputExceeded {
+				sm.writeThrottled.Add(1)
+			}
+			continue
+		}
+		sm.inRecords.Add(1)
+		sm.inBytes.Add(int64(len(entries[i].Data) + len(entries[i].PartitionKey)))
+	}
+}
+
+// countRead adds a GetRecords answer to the meters of its shard.
+func (h *Handler) countRead(cur streamstore.Cursor, res streamstore.ReadResult) {
+	sm := h.meters.get(cur.Stream, cur.ShardID)
+	sm.outRecords.Add(int64(len(res.Records)))
+	n := 0
+	for i := range res.Records {
+		n += len(res.Records[i].Data)
+	}
+	sm.outBytes.Add(int64(n))
+	sm.iteratorAgeMs.Store(res.MillisBehind)
+	sm.read.Store(true)
 }
 
 // admit returns the throughput check for Put, or nil without limits.

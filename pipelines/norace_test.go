@@ -1,0 +1,5 @@
+//go:build !race
+
+package pipelines
+
+const raceEnabled = false
