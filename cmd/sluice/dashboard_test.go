@@ -375,7 +375,7 @@ func TestDashboardDrawsTheGraphInChromium(t *testing.T) {
 		}
 	}
 	// Each branch shows its own live input rate.
-	deadline := time.Now().Add(45 * time.Second)
+	deadline := time.Now().Add(testwait.Patience(t))
 	for {
 		rates, err := chromedp.Run(ctx, chromedp.Evaluate[string](
 			`['per_route', 'per_10s', 'per_user'].map(n => document.querySelector('#graph g.node[data-node="step:' + n + '"] text.rate').textContent).join("|")`))
