@@ -35,7 +35,25 @@ type Meta struct {
 	SequenceNumber string
 	ShardID        string
 	ArrivalTime    time.Time
+	// ID is the record's stable id, when the pipeline that wrote it gave
+	// it one (a kinesis sink with aggregation does); zero otherwise.
+	ID RecordID
 }
+
+// RecordID identifies a record that a sluice kinesis sink wrote. Every
+// copy of the record in the stream — a put retried after its answer was
+// lost, a put again after the writing pipeline crashed — has the same id,
+// so that a pipeline reading the stream can drop repeats. Writer names
+// the writing sink and one of its lanes (a shard it wrote to); Seq
+// numbers the lane's records from 0, each once and in order. The zero
+// RecordID is no id.
+type RecordID struct {
+	Writer string
+	Seq    uint64
+}
+
+// IsZero reports whether id is no id.
+func (id RecordID) IsZero() bool { return id.Writer == "" }
 
 // Record is one event. Data holds the bytes as the source delivered them
 // (nil for records a step creates, such as window results); Fields holds the
@@ -101,7 +119,8 @@ const (
 	// format that needs text).
 	DecodeFailed = "decode-failed"
 	// ProcessingFailed: a step's expression failed on the record (filter,
-	// map, a window's group key, event time or aggregate input).
+	// map, a window's group key, event time or aggregate input), or a
+	// field an anomaly step scores held no finite number.
 	ProcessingFailed = "processing-failed"
 	// LateRecord: a window step got the record after its window closed,
 	// with late: dead_letter.
@@ -113,7 +132,8 @@ const (
 	// value JSON cannot hold, a record that does not fit the Parquet
 	// schema).
 	FormatConversionFailed = "format-conversion-failed"
-	// DeliveryFailed: the s3 sink gave up uploading an object.
+	// DeliveryFailed: the s3 sink gave up uploading an object, or the
+	// kinesis sink putting records (or Kinesis refuses them: over 1 MiB).
 	DeliveryFailed = "delivery-failed"
 	// HTTPEndpointFailed: the http sink gave up delivering a batch.
 	HTTPEndpointFailed = "http-endpoint-failed"

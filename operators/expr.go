@@ -1,6 +1,8 @@
 package operators
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"reflect"
@@ -149,7 +151,7 @@ func Compile(src string, s Schema, want Type) (*Expr, error) {
 	}
 	have := typeOfReflect(prog.Node().Type())
 	if !assignable(have, want) {
-		return nil, &ExprError{Line: 1, Column: 1, Msg: fmt.Sprintf("expression must give %s, but it gives %s", want.article(), have.article())}
+		return nil, &ExprError{Line: 1, Column: 1, Msg: fmt.Sprintf("expression must give %s, but it gives %s", want.Article(), have.Article())}
 	}
 	e.typ = have
 	if want != Any {
@@ -173,8 +175,20 @@ func compileProgram(src string, env types.Map) (prog *vm.Program, err error) {
 		expr.Env(env),
 		expr.Patch(metaRenamer{}),
 		expr.Timezone("UTC"),
+		md5Function,
 	)
 }
+
+// md5Function is md5(text): the lowercase hex MD5 digest of text's bytes,
+// as the Kinesis Agent's DETERMINISTIC partition keys are.
+var md5Function = expr.Function("md5", func(params ...any) (any, error) {
+	s, ok := params[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("md5 takes a string, not %T", params[0])
+	}
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:]), nil
+}, new(func(string) string))
 
 // exprType is the type expr-lang's checker is told a schema field has.
 // Integers are int64, as decoders produce them.
@@ -501,7 +515,7 @@ func (e *Expr) evalBool(r *engine.Record) (bool, error) {
 }
 
 func (e *Expr) resultError(r *engine.Record, v any, want Type) error {
-	msg := fmt.Sprintf("expression %s gave %s, not %s", quoteSource(e.src), valueName(v), want.article())
+	msg := fmt.Sprintf("expression %s gave %s, not %s", quoteSource(e.src), ValueName(v), want.Article())
 	if hint := e.missingHint(r); hint != "" {
 		msg += "; " + hint
 	}

@@ -440,3 +440,26 @@ func FuzzCompile(f *testing.F) {
 		}
 	})
 }
+
+// TestMD5 pins md5 to the digest the Kinesis Agent's DETERMINISTIC keys
+// are, and refuses what is not text.
+func TestMD5(t *testing.T) {
+	e, err := Compile(`md5(data)`, Schema{Fields: map[string]Type{"data": String}, Closed: true}, String)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.Eval(&engine.Record{Fields: map[string]any{"data": "Hi, 17\n"}})
+	if err != nil || got != "a6ee0682c2422ff68fc61b93cc5bc529" {
+		t.Fatalf("md5 = %v, %v", got, err)
+	}
+	if _, err := Compile(`md5(1)`, openSchema, Any); err == nil {
+		t.Fatal("md5 of a number compiled")
+	}
+	e, err = Compile(`md5(x)`, openSchema, Any)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Eval(&engine.Record{Fields: map[string]any{"x": int64(1)}}); err == nil || !strings.Contains(err.Error(), "md5 takes a string") {
+		t.Fatalf("md5 of an int: %v", err)
+	}
+}

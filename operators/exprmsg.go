@@ -39,21 +39,21 @@ func goTypeArticle(goType string) (name string, t Type) {
 	case "<nil>", "nil":
 		return "nil", Any
 	case "int", "int64", "int32", "uint64":
-		return Int.article(), Int
+		return Int.Article(), Int
 	case "float64", "float32":
-		return Float.article(), Float
+		return Float.Article(), Float
 	case "string", "[]uint8":
-		return String.article(), String
+		return String.Article(), String
 	case "bool":
-		return Bool.article(), Bool
+		return Bool.Article(), Bool
 	case "time.Time":
-		return Time.article(), Time
+		return Time.Article(), Time
 	case "time.Duration":
 		return "a duration", Any
 	case "[]interface {}":
-		return List.article(), List
+		return List.Article(), List
 	case "map[string]interface {}":
-		return Object.article(), Object
+		return Object.Article(), Object
 	}
 	return "a " + goTypeNames.Replace(goType), Any
 }
@@ -108,7 +108,7 @@ func (e *Expr) typeHint(r *engine.Record, t Type) string {
 	case 0:
 		return ""
 	case 1:
-		return "field " + names[0] + " is " + t.article()
+		return "field " + names[0] + " is " + t.Article()
 	}
 	return "fields " + strings.Join(names, ", ") + " are " + t.String() + "s"
 }

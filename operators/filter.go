@@ -27,7 +27,7 @@ func NewFilter(e *Expr) (*Filter, error) {
 		return nil, fmt.Errorf("filter: no expression")
 	}
 	if t := e.Type(); t != Any && t != Bool {
-		return nil, fmt.Errorf("filter: expression %s gives %s; a filter needs a boolean, such as a comparison (status >= 500)", quoteSource(e.String()), t.article())
+		return nil, fmt.Errorf("filter: expression %s gives %s; a filter needs a boolean, such as a comparison (status >= 500)", quoteSource(e.String()), t.Article())
 	}
 	return &Filter{e: e, now: time.Now}, nil
 }

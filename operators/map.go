@@ -228,7 +228,7 @@ func checkPath(obj map[string]any, path []string) error {
 		}
 		next, ok := v.(map[string]any)
 		if !ok {
-			return fmt.Errorf("cannot set a member of %s: it is %s, not an object", strings.Join(path[:i+1], "."), valueName(v))
+			return fmt.Errorf("cannot set a member of %s: it is %s, not an object", strings.Join(path[:i+1], "."), ValueName(v))
 		}
 		obj = next
 	}

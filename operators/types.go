@@ -52,8 +52,8 @@ func (t Type) String() string {
 
 func (t Type) valid() bool { return int(t) < len(typeNames) }
 
-// article returns the type with "a" or "an", for messages.
-func (t Type) article() string {
+// Article returns the type with "a" or "an", for messages.
+func (t Type) Article() string {
 	switch t {
 	case Any:
 		return "any value"
@@ -130,13 +130,14 @@ func typeOfValue(v any) Type {
 	return Any
 }
 
-// valueName names a runtime value's type for messages.
-func valueName(v any) string {
+// ValueName names a runtime value's type for messages: "a string",
+// "an object", "nil".
+func ValueName(v any) string {
 	if v == nil {
 		return "nil"
 	}
 	if t := typeOfValue(v); t != Any {
-		return t.article()
+		return t.Article()
 	}
 	return fmt.Sprintf("a %T", v)
 }

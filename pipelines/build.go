@@ -62,11 +62,12 @@ type BuildOptions struct {
 // steps, the sinks and the checkpoint store; making them may create
 // directories.
 //
-// The engine's steps are the decode step, named "decode", then the file's
-// steps by name, each after the one it reads (from:; a step that reads
-// source reads decode). Checkpoints key step and sink state by these
-// names, so a file may gain steps and sinks, and move them about the
-// graph, without losing the state of the others.
+// The engine's steps are a kinesis source's dedupe step, named
+// "source.dedupe" (unless dedupe is off), the decode step, named "decode",
+// then the file's steps by name, each after the one it reads (from:; a
+// step that reads source reads decode). Checkpoints key step and sink
+// state by these names, so a file may gain steps and sinks, and move them
+// about the graph, without losing the state of the others.
 func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	if opts.Stdin == nil {
 		opts.Stdin = os.Stdin
@@ -109,13 +110,25 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 		// notifications; a rule deleted from the file takes it along.
 		DroppableState: func(sink string) bool { return strings.HasPrefix(sink, alertSinkPrefix) },
 	}
+	// A source's own step (a kinesis source's dedupe) runs first, on the records as read, so
+	// that every step and sink (from: source too) sees each record once.
+	if k, ok := s.Source.Config.(sourceStepper); ok {
+		st, err := k.sourceStep(opts.Logger)
+		if err != nil {
+			return nil, s.buildError("source."+s.Source.Kind(), "source", err)
+		}
+		if st.Step != nil {
+			p.Steps = append(p.Steps, st)
+		}
+	}
 	p.Steps = append(p.Steps, engine.NamedStep{Name: "decode", Step: comp.decode})
 	// at[i] is where the file's step i is among the engine's steps: the
 	// steps run in comp.order, after decode; at[-1] would be decode.
+	decode := len(p.Steps) - 1
 	at := make([]int, len(s.Steps))
 	engineIndex := func(fileIndex int) int {
 		if fileIndex < 0 {
-			return 0
+			return decode
 		}
 		return at[fileIndex]
 	}

@@ -67,6 +67,7 @@ const (
 	tColumns                      // a mapping of columns to Parquet types or nested mappings (sink schema)
 	tDecode                       // a format name, or a mapping with format and options
 	tMapping                      // a mapping of the keys declared
+	tAnyMap                       // a mapping of any names to any values (written out as JSON)
 	tList                         // a list of mappings
 )
 
@@ -93,6 +94,7 @@ var typeNames = [...]string{
 	tColumns:     "mapping of column types",
 	tDecode:      "format or mapping",
 	tMapping:     "mapping",
+	tAnyMap:      "mapping of any values",
 	tList:        "list",
 }
 

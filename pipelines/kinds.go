@@ -1,6 +1,8 @@
 package pipelines
 
 import (
+	"log/slog"
+
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/operators"
 )
@@ -19,8 +21,8 @@ import (
 // the kinds.
 var (
 	sourceKinds = []func() SourceConfig{newKinesisSource, newLocalSource, newFilesSource, newGenerateSource, newStdinSource}
-	stepKinds   = []func() StepConfig{newFilterStep, newMapStep, newWindowStep}
-	sinkKinds   = []func() SinkConfig{newS3Sink, newFilesSink, newStdoutSink, newHTTPSink, newPostgresSink, newRedshiftSink}
+	stepKinds   = []func() StepConfig{newFilterStep, newMapStep, newWindowStep, newRewriteStep, newAnomalyStep, newLookupStep}
+	sinkKinds   = []func() SinkConfig{newS3Sink, newFilesSink, newStdoutSink, newHTTPSink, newPostgresSink, newRedshiftSink, newKinesisSink}
 )
 
 // SourceConfig is the settings of one source kind, the value of its key
@@ -44,6 +46,12 @@ type sourceBuilder interface {
 	build(s *Spec, opts BuildOptions) (engine.Source, engine.Store, error)
 }
 
+// sourceStepper is a source kind whose records pass a step of its own
+// before decode (the kinesis source's dedupe); a zero NamedStep is none.
+type sourceStepper interface {
+	sourceStep(logger *slog.Logger) (engine.NamedStep, error)
+}
+
 // recordMaker is a source kind that makes its records itself, as JSON of
 // a known shape: its decode is json and its schema is fixed.
 type recordMaker interface {
@@ -51,7 +59,8 @@ type recordMaker interface {
 }
 
 // StepConfig is the settings of one step kind, the value of its key in a
-// step — a *FilterStep, *MapStep or *WindowStep.
+// step — a *FilterStep, *MapStep, *WindowStep, *RewriteStep, *AnomalyStep
+// or *LookupStep.
 type StepConfig interface {
 	kind() keyDef
 	// compile checks the step st (path is "steps[i]") and compiles it
@@ -68,8 +77,8 @@ type ownNamer interface {
 }
 
 // SinkConfig is the settings of one sink kind, the value of its key in a
-// sink — an *S3Sink, *FilesSink, *StdoutSink, *HTTPSink, *PostgresSink
-// or *RedshiftSink.
+// sink — an *S3Sink, *FilesSink, *StdoutSink, *HTTPSink, *PostgresSink,
+// *RedshiftSink or *KinesisSink.
 type SinkConfig interface {
 	kind() keyDef
 	// traits says which of the keys every sink has apply to the kind.

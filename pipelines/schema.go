@@ -201,6 +201,8 @@ func valueSchema(k keyDef, path string) object {
 		return object{"anyOf": []any{object{"enum": decodeFormats}, env, mappingSchema(k.keys, nil, path)}}
 	case tMapping:
 		return mappingValue(k, path)
+	case tAnyMap:
+		return object{"type": []string{"object", "null"}}
 	case tList:
 		return object{"type": "array", "items": listItem(k, path)}
 	}

@@ -48,7 +48,9 @@ func (h *HTTPSink) kind() keyDef {
 	)
 }
 
-func (h *HTTPSink) traits() sinkTraits { return sinkTraits{formats: []string{"json"}, network: true} }
+func (h *HTTPSink) traits() sinkTraits {
+	return sinkTraits{formats: []string{"json", "raw"}, network: true}
+}
 
 // check refuses the sink keys the http sink does not take; its package
 // checks the rest.
@@ -73,6 +75,7 @@ func (h *HTTPSink) config(s *Spec, sk *Sink, path string, rt runtime, logger *sl
 		AccessKey:        h.AccessKey,
 		Redactor:         s.Redactor(),
 		Body:             h.Body,
+		Raw:              sk.Format == "raw",
 		Compression:      sk.Compression,
 		CommonAttributes: h.CommonAttributes,
 		Timeout:          h.Timeout,

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/sluice-dev/sluice/engine/awsconfig"
 	"github.com/sluice-dev/sluice/engine/leases"
 	"github.com/sluice-dev/sluice/engine/sources/kinesis"
+	"github.com/sluice-dev/sluice/operators/dedupe"
 )
 
 // KinesisSource reads a Kinesis stream, or any Kinesis-compatible API.
@@ -26,7 +29,25 @@ type KinesisSource struct {
 	// standard chain. The lease table of a dynamodb:// store uses them
 	// too.
 	Profile, AccessKeyID, SecretAccessKey, SessionToken, RoleARN string
+	// Dedupe drops repeats of the records a sluice kinesis sink wrote
+	// with ids; on unless Dedupe.Enabled is false.
+	Dedupe KinesisDedupe
 }
+
+// KinesisDedupe configures the kinesis source's dedupe (package
+// operators/dedupe). It acts only on records that carry ids (those a
+// kinesis sink with aggregate: true wrote), so it is on by default.
+type KinesisDedupe struct {
+	// Enabled: nil means on.
+	Enabled *bool
+	// Window and MaxEntries: zero takes the step's defaults.
+	Window     time.Duration
+	MaxEntries int64
+}
+
+// dedupeStep is the engine name of the dedupe step, which runs before
+// decode; a file's step names cannot hold a dot.
+const dedupeStep = "source.dedupe"
 
 func newKinesisSource() SourceConfig { return &KinesisSource{} }
 
@@ -43,13 +64,43 @@ func (k *KinesisSource) kind() keyDef {
 		stringKey("secret_access_key", &k.SecretAccessKey, "the secret of access_key_id").secret(),
 		stringKey("session_token", &k.SessionToken, "the session token of temporary keys").secret(),
 		stringKey("role_arn", &k.RoleARN, "a role to assume (STS AssumeRole) with the credentials found"),
+		mappingKey("dedupe", "drops repeats of the records a sluice kinesis sink wrote with ids (aggregate: true), so that one pipeline feeds another effectively once; records without ids pass",
+			optionalBoolKey("enabled", &k.Dedupe.Enabled, "drop repeats").defaults("true"),
+			durationKey("window", &k.Dedupe.Window, "how long, in arrival time, a writer's ids are remembered without a record of it: a writer restarted within it has its repeats dropped").defaults(dedupe.DefaultWindow.String()),
+			intKey("max_entries", &k.Dedupe.MaxEntries, "ranges of ids remembered at most, about 50 bytes each; past it the oldest are forgotten").defaults(strconv.Itoa(dedupe.DefaultMaxRanges)),
+		),
 	)
+}
+
+// dedupeConfig is the configuration of the dedupe step; ok is false when
+// it is off.
+func (k *KinesisSource) dedupeConfig(logger *slog.Logger) (cfg dedupe.Config, ok bool) {
+	if k.Dedupe.Enabled != nil && !*k.Dedupe.Enabled {
+		return cfg, false
+	}
+	return dedupe.Config{Window: k.Dedupe.Window, MaxRanges: int(min(k.Dedupe.MaxEntries, dedupe.MaxMaxRanges+1)), Logger: logger}, true
+}
+
+// sourceStep makes the source's dedupe step, or none when it is off.
+func (k *KinesisSource) sourceStep(logger *slog.Logger) (engine.NamedStep, error) {
+	cfg, ok := k.dedupeConfig(logger)
+	if !ok {
+		return engine.NamedStep{}, nil
+	}
+	st, err := dedupe.New(cfg)
+	if err != nil {
+		return engine.NamedStep{}, err
+	}
+	return engine.NamedStep{Name: dedupeStep, Step: st}, nil
 }
 
 // open checks the settings; Build makes the source, with the AWS
 // configuration, which validating a file must not need.
 func (k *KinesisSource) open(c *checker, path string, _ runtime) engine.Source {
 	c.place(k.config(c.s, BuildOptions{}).Check(), path, path, path)
+	if cfg, ok := k.dedupeConfig(nil); ok {
+		c.place(cfg.Check(), path, path, path)
+	}
 	return nil
 }
 

@@ -90,6 +90,8 @@ type checker struct {
 	fixedClock bool
 	// log is the run's logger, for the steps that log (nil: none).
 	log *slog.Logger
+	// rt is what the run gives, for the steps that read files (lookup).
+	rt runtime
 }
 
 func (c *checker) errorf(at Pos, path, format string, args ...any) {
@@ -162,7 +164,7 @@ func compile(s *Spec, rt runtime, prior ErrorList) (*compiled, ErrorList) {
 	if s.loc.key == nil {
 		s.loc = newLocations("")
 	}
-	c := &checker{s: s, fromFile: s.loc.file != "", prior: prior, now: rt.now, fixedClock: rt.fixedClock, log: rt.log}
+	c := &checker{s: s, fromFile: s.loc.file != "", prior: prior, now: rt.now, fixedClock: rt.fixedClock, log: rt.log, rt: rt}
 	out := &compiled{}
 
 	c.name()

@@ -43,6 +43,17 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 		}
 		t.Setenv("S3_ENDPOINT", testservers.S3rverIn(t, store).URL)
 	},
+	"kinesis-sink": setupKinesisSinkExample,
+	// The lookup example reads its table beside the pipeline file.
+	"lookup": func(t *testing.T, dir string) {
+		data, err := os.ReadFile("../../examples/lookup-regions.csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "lookup-regions.csv"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	},
 	"local-stream": func(t *testing.T, dir string) {
 		var lines strings.Builder
 		for i := range 200 {
@@ -71,6 +82,23 @@ var exampleDestinations = map[string]func(t *testing.T, dir string) (published f
 			return n
 		}
 	},
+	// The lookup example's table is a file of the scratch directory too:
+	// what counts is the joined records it published.
+	"lookup": func(t *testing.T, dir string) func() int {
+		return func() int {
+			records, errorLines := outputLines(t, filepath.Join(dir, "out", "enriched"))
+			joined := 0
+			for _, r := range records {
+				if strings.Contains(r, `"continent":"`) && strings.Contains(r, `"team":"`) {
+					joined++
+				}
+			}
+			if joined != len(records) || len(errorLines) == 0 || !strings.Contains(errorLines[0], "sa-east-1") {
+				t.Fatalf("%d of %d records joined, %d error lines (first %q)", joined, len(records), len(errorLines), first(errorLines, 1))
+			}
+			return joined
+		}
+	},
 	// The Redshift example loads through the stand-in in front of a
 	// database, staging in s3rver.
 	"redshift": func(t *testing.T, dir string) func() int {
@@ -95,6 +123,12 @@ var exampleDestinations = map[string]func(t *testing.T, dir string) (published f
 				t.Fatalf("count the example's rows: %v", err)
 			}
 			return n
+		}
+	},
+	// The kinesis sink's example writes into a stream of sluice serve.
+	"kinesis-sink": func(t *testing.T, dir string) func() int {
+		return func() int {
+			return publishedFiles(t, dir) + len(streamCopies(t, kinesisClient(os.Getenv("KINESIS_ENDPOINT")), "app-logs"))
 		}
 	},
 }

@@ -250,7 +250,8 @@ func TestGraphReadsTheStreamOnce(t *testing.T) {
 	writeFile(t, filepath.Join(graph, "graph.yaml"), graphPipelineFile())
 	took := runUntil(t, bin, graph, env, func() bool { return graphDone(t, graph, records, graphBranches...) }, "graph.yaml")
 	if n := recordsRead(t, endpoint, "requests"); n != total {
-		t.Fatalf("the graph pipeline's run took %d records from GetRecords, want %d: each record read once", n, total)
+		lg, _ := os.ReadFile(filepath.Join(graph, "run.log"))
+		t.Fatalf("the graph pipeline's run took %d records from GetRecords, want %d: each record read once\nits log:\n%s", n, total, tail(string(lg), 6000))
 	}
 
 	alone := filepath.Join(root, "alone")

@@ -7,7 +7,10 @@
 // Consumers expand such a record into its user records; the index of a
 // user record inside its aggregate is its sub-sequence number, which
 // checkpoints keep so that a resumed reader can skip the part of an
-// aggregate it already delivered.
+// aggregate it already delivered. A user record may carry tags, pairs of
+// strings the format leaves to producers: sluice's kinesis sink writes the
+// ids that let a reading pipeline drop repeats in one (docs/sinks/kinesis.md).
+// Builder packs records into an aggregate while keeping count of its size.
 //
 // The protobuf is decoded by hand on the wire format; the message is
 //
@@ -30,6 +33,9 @@ import (
 	"crypto/md5"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -48,6 +54,15 @@ type Record struct {
 	ExplicitHashKey string
 	// Data aliases the aggregate's bytes when the record was decoded.
 	Data []byte
+	// Tags are the record's tags, in order; nil when it has none.
+	Tags []Tag
+}
+
+// Tag is a key and a value (empty when the producer gave none) that a
+// producer attached to a user record. The KPL leaves them to its users;
+// sluice's kinesis sink puts its record ids in one.
+type Tag struct {
+	Key, Value string
 }
 
 // ErrNotAggregated is returned by Deaggregate for data that does not start
@@ -137,7 +152,7 @@ func decodeAggregate(msg []byte) ([]Record, error) {
 		if r.key >= uint64(len(keys)) {
 			return nil, fmt.Errorf("kpl: record %d: partition key index %d outside a table of %d", i, r.key, len(keys))
 		}
-		out[i] = Record{PartitionKey: keys[r.key], Data: r.data}
+		out[i] = Record{PartitionKey: keys[r.key], Data: r.data, Tags: r.tags}
 		if r.hasHash {
 			if r.hash >= uint64(len(hashKeys)) {
 				return nil, fmt.Errorf("kpl: record %d: explicit hash key index %d outside a table of %d", i, r.hash, len(hashKeys))
@@ -152,10 +167,10 @@ type rawRecord struct {
 	key, hash        uint64
 	hasHash, hasData bool
 	data             []byte
+	tags             []Tag
 }
 
-// decodeRecord decodes one Record message; tags are checked for
-// well-formedness and dropped, as consumers do not surface them.
+// decodeRecord decodes one Record message.
 func decodeRecord(msg []byte) (rawRecord, error) {
 	var (
 		r      rawRecord
@@ -189,8 +204,12 @@ func decodeRecord(msg []byte) (rawRecord, error) {
 			}
 			if num == 3 {
 				r.data, r.hasData = v, true
-			} else if err := checkTag(v); err != nil {
-				return r, err
+			} else {
+				tag, err := decodeTag(v)
+				if err != nil {
+					return r, err
+				}
+				r.tags = append(r.tags, tag)
 			}
 			msg = msg[n:]
 		case num >= 1 && num <= 4:
@@ -215,75 +234,248 @@ func decodeRecord(msg []byte) (rawRecord, error) {
 	return r, nil
 }
 
-// checkTag verifies that a Tag message is well formed.
-func checkTag(msg []byte) error {
+// decodeTag decodes a Tag message.
+func decodeTag(msg []byte) (Tag, error) {
+	var t Tag
 	hasKey := false
 	for len(msg) > 0 {
 		num, typ, n := protowire.ConsumeTag(msg)
 		if n < 0 {
-			return fmt.Errorf("tag: %w", protowire.ParseError(n))
+			return t, fmt.Errorf("tag: %w", protowire.ParseError(n))
 		}
 		msg = msg[n:]
-		if (num == 1 || num == 2) && typ != protowire.BytesType {
-			return fmt.Errorf("tag field %d has wire type %d", num, typ)
+		if num != 1 && num != 2 {
+			n = protowire.ConsumeFieldValue(num, typ, msg)
+			if n < 0 {
+				return t, fmt.Errorf("tag field %d: %w", num, protowire.ParseError(n))
+			}
+			msg = msg[n:]
+			continue
 		}
-		hasKey = hasKey || num == 1
-		n = protowire.ConsumeFieldValue(num, typ, msg)
+		if typ != protowire.BytesType {
+			return t, fmt.Errorf("tag field %d has wire type %d", num, typ)
+		}
+		v, n := protowire.ConsumeBytes(msg)
 		if n < 0 {
-			return fmt.Errorf("tag field %d: %w", num, protowire.ParseError(n))
+			return t, fmt.Errorf("tag field %d: %w", num, protowire.ParseError(n))
 		}
 		msg = msg[n:]
+		if num == 1 {
+			t.Key, hasKey = string(v), true
+		} else {
+			t.Value = string(v)
+		}
 	}
 	if !hasKey {
-		return errors.New("tag without a key")
+		return t, errors.New("tag without a key")
 	}
-	return nil
+	return t, nil
 }
 
 // Aggregate packs records into one aggregated record, with each distinct
 // partition key and explicit hash key stored once. The result is what a
 // KPL producer would put; the caller is responsible for keeping it under
-// the stream's record size limit.
+// the stream's record size limit (Builder knows the size as it grows).
 func Aggregate(records []Record) []byte {
-	keyIndex := map[string]uint64{}
-	hashIndex := map[string]uint64{}
-	var keys, hashKeys []string
+	var b Builder
 	for _, r := range records {
-		if _, ok := keyIndex[r.PartitionKey]; !ok {
-			keyIndex[r.PartitionKey] = uint64(len(keys))
-			keys = append(keys, r.PartitionKey)
-		}
-		if r.ExplicitHashKey == "" {
-			continue
-		}
-		if _, ok := hashIndex[r.ExplicitHashKey]; !ok {
-			hashIndex[r.ExplicitHashKey] = uint64(len(hashKeys))
-			hashKeys = append(hashKeys, r.ExplicitHashKey)
+		b.Add(r)
+	}
+	return b.Bytes()
+}
+
+// Overhead is the size of an aggregate's envelope: the magic and the MD5
+// trailer around the protobuf message.
+const Overhead = len(Magic) + digestSize
+
+// Builder packs user records into one aggregate and knows its size as it
+// grows, so that a producer can fill aggregates up to Kinesis's record
+// size limit without encoding them twice. The zero Builder is empty and
+// ready to use.
+type Builder struct {
+	keyIndex, hashIndex map[string]uint64
+	keys, hashKeys      []string
+	records             []Record
+	// msg is the size of the protobuf message so far.
+	msg int
+}
+
+// Len returns the number of records added.
+func (b *Builder) Len() int { return len(b.records) }
+
+// Size returns the size of the aggregate Bytes would return.
+func (b *Builder) Size() int { return Overhead + b.msg }
+
+// SizeWith returns the size the aggregate would have with r added.
+func (b *Builder) SizeWith(r Record) int {
+	n := Overhead + b.msg
+	keyIdx, ok := b.keyIndex[r.PartitionKey]
+	if !ok {
+		keyIdx = uint64(len(b.keys))
+		n += protowire.SizeTag(1) + protowire.SizeBytes(len(r.PartitionKey))
+	}
+	var hashIdx uint64
+	if r.ExplicitHashKey != "" {
+		if hashIdx, ok = b.hashIndex[r.ExplicitHashKey]; !ok {
+			hashIdx = uint64(len(b.hashKeys))
+			n += protowire.SizeTag(2) + protowire.SizeBytes(len(r.ExplicitHashKey))
 		}
 	}
-	out := append([]byte(nil), Magic[:]...)
-	for _, k := range keys {
+	return n + protowire.SizeTag(3) + protowire.SizeBytes(recordSize(r, keyIdx, hashIdx))
+}
+
+// recordSize is the size of r's Record message with its key indexes.
+func recordSize(r Record, keyIdx, hashIdx uint64) int {
+	n := protowire.SizeTag(1) + protowire.SizeVarint(keyIdx)
+	if r.ExplicitHashKey != "" {
+		n += protowire.SizeTag(2) + protowire.SizeVarint(hashIdx)
+	}
+	n += protowire.SizeTag(3) + protowire.SizeBytes(len(r.Data))
+	for _, t := range r.Tags {
+		n += protowire.SizeTag(4) + protowire.SizeBytes(tagSize(t))
+	}
+	return n
+}
+
+func tagSize(t Tag) int {
+	n := protowire.SizeTag(1) + protowire.SizeBytes(len(t.Key))
+	if t.Value != "" {
+		n += protowire.SizeTag(2) + protowire.SizeBytes(len(t.Value))
+	}
+	return n
+}
+
+// Add adds r, which the builder keeps (not a copy of its data) until
+// Reset.
+func (b *Builder) Add(r Record) {
+	b.msg = b.SizeWith(r) - Overhead
+	if b.keyIndex == nil {
+		b.keyIndex, b.hashIndex = map[string]uint64{}, map[string]uint64{}
+	}
+	if _, ok := b.keyIndex[r.PartitionKey]; !ok {
+		b.keyIndex[r.PartitionKey] = uint64(len(b.keys))
+		b.keys = append(b.keys, r.PartitionKey)
+	}
+	if r.ExplicitHashKey != "" {
+		if _, ok := b.hashIndex[r.ExplicitHashKey]; !ok {
+			b.hashIndex[r.ExplicitHashKey] = uint64(len(b.hashKeys))
+			b.hashKeys = append(b.hashKeys, r.ExplicitHashKey)
+		}
+	}
+	b.records = append(b.records, r)
+}
+
+// Reset empties the builder, keeping its memory.
+func (b *Builder) Reset() {
+	clear(b.keyIndex)
+	clear(b.hashIndex)
+	b.keys, b.hashKeys, b.records = b.keys[:0], b.hashKeys[:0], b.records[:0]
+	b.msg = 0
+}
+
+// Bytes returns the aggregated record of the records added: the key
+// tables first, then the records, as the KPL writes them.
+func (b *Builder) Bytes() []byte {
+	out := make([]byte, 0, b.Size())
+	out = append(out, Magic[:]...)
+	for _, k := range b.keys {
 		out = protowire.AppendTag(out, 1, protowire.BytesType)
 		out = protowire.AppendString(out, k)
 	}
-	for _, k := range hashKeys {
+	for _, k := range b.hashKeys {
 		out = protowire.AppendTag(out, 2, protowire.BytesType)
 		out = protowire.AppendString(out, k)
 	}
-	var rec []byte
-	for _, r := range records {
-		rec = rec[:0]
-		rec = protowire.AppendTag(rec, 1, protowire.VarintType)
-		rec = protowire.AppendVarint(rec, keyIndex[r.PartitionKey])
+	for _, r := range b.records {
+		keyIdx := b.keyIndex[r.PartitionKey]
+		var hashIdx uint64
 		if r.ExplicitHashKey != "" {
-			rec = protowire.AppendTag(rec, 2, protowire.VarintType)
-			rec = protowire.AppendVarint(rec, hashIndex[r.ExplicitHashKey])
+			hashIdx = b.hashIndex[r.ExplicitHashKey]
 		}
-		rec = protowire.AppendTag(rec, 3, protowire.BytesType)
-		rec = protowire.AppendBytes(rec, r.Data)
 		out = protowire.AppendTag(out, 3, protowire.BytesType)
-		out = protowire.AppendBytes(out, rec)
+		out = protowire.AppendVarint(out, uint64(recordSize(r, keyIdx, hashIdx)))
+		out = protowire.AppendTag(out, 1, protowire.VarintType)
+		out = protowire.AppendVarint(out, keyIdx)
+		if r.ExplicitHashKey != "" {
+			out = protowire.AppendTag(out, 2, protowire.VarintType)
+			out = protowire.AppendVarint(out, hashIdx)
+		}
+		out = protowire.AppendTag(out, 3, protowire.BytesType)
+		out = protowire.AppendBytes(out, r.Data)
+		for _, t := range r.Tags {
+			out = protowire.AppendTag(out, 4, protowire.BytesType)
+			out = protowire.AppendVarint(out, uint64(tagSize(t)))
+			out = protowire.AppendTag(out, 1, protowire.BytesType)
+			out = protowire.AppendString(out, t.Key)
+			if t.Value != "" {
+				out = protowire.AppendTag(out, 2, protowire.BytesType)
+				out = protowire.AppendString(out, t.Value)
+			}
+		}
 	}
 	sum := md5.Sum(out[len(Magic):])
 	return append(out, sum[:]...)
+}
+
+// IDTag is the tag key under which sluice's kinesis sink writes record
+// ids, as "WRITER/SEQ": WRITER names the writing sink and a lane of its
+// numbering, SEQ is a decimal number. Only the first record of an
+// aggregate and the records whose number does not follow the one before
+// carry the tag; every other record's id is the previous record's with
+// SEQ one more (IDs).
+const IDTag = "sluice-id"
+
+// FormatID is the value of an IDTag.
+func FormatID(writer string, seq uint64) string {
+	return writer + "/" + strconv.FormatUint(seq, 10)
+}
+
+// ParseID reads the value of an IDTag.
+func ParseID(v string) (writer string, seq uint64, err error) {
+	i := strings.LastIndexByte(v, '/')
+	if i <= 0 {
+		return "", 0, fmt.Errorf("kpl: record id %q is not WRITER/SEQ", v)
+	}
+	seq, err = strconv.ParseUint(v[i+1:], 10, 64)
+	if err != nil {
+		return "", 0, fmt.Errorf("kpl: record id %q: its number is not a whole number", v)
+	}
+	return v[:i], seq, nil
+}
+
+// ID is a record id read from an aggregate (IDs).
+type ID struct {
+	Writer string
+	Seq    uint64
+}
+
+// IDs fills ids[i] with the id of recs[i], the user records of one
+// aggregate in order, and returns ids (grown as needed). A record tagged
+// IDTag has the id its tag says; an untagged one follows the record
+// before it; records before the first valid tag, or after a tag that is
+// not an id, have none (Writer "").
+func IDs(recs []Record, ids []ID) []ID {
+	ids = slices.Grow(ids[:0], len(recs))[:len(recs)]
+	var cur ID
+	for i := range recs {
+		tagged := false
+		for _, t := range recs[i].Tags {
+			if t.Key != IDTag {
+				continue
+			}
+			tagged = true
+			w, seq, err := ParseID(t.Value)
+			if err != nil {
+				cur = ID{}
+			} else {
+				cur = ID{Writer: w, Seq: seq}
+			}
+			break
+		}
+		if !tagged && cur.Writer != "" {
+			cur.Seq++
+		}
+		ids[i] = cur
+	}
+	return ids
 }

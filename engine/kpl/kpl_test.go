@@ -5,7 +5,10 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
+	"math/rand/v2"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -79,7 +82,7 @@ func TestDeaggregatePublishedFormat(t *testing.T) {
 			}(),
 			want: []Record{
 				{PartitionKey: "user-1", Data: []byte(`{"n":1}`)},
-				{PartitionKey: "user-2", ExplicitHashKey: "1701411834604692317316873037158841057", Data: []byte(`{"n":2}`)},
+				{PartitionKey: "user-2", ExplicitHashKey: "1701411834604692317316873037158841057", Data: []byte(`{"n":2}`), Tags: []Tag{{"source", "mobile"}}},
 				{PartitionKey: "user-1", Data: []byte(`{"n":3}`)},
 			},
 		},
@@ -125,8 +128,8 @@ func assertRecords(t *testing.T, got, want []Record) {
 	}
 	for i := range want {
 		g, w := got[i], want[i]
-		if g.PartitionKey != w.PartitionKey || g.ExplicitHashKey != w.ExplicitHashKey || !bytes.Equal(g.Data, w.Data) {
-			t.Errorf("record %d = {%q %q %q}, want {%q %q %q}", i, g.PartitionKey, g.ExplicitHashKey, g.Data, w.PartitionKey, w.ExplicitHashKey, w.Data)
+		if g.PartitionKey != w.PartitionKey || g.ExplicitHashKey != w.ExplicitHashKey || !bytes.Equal(g.Data, w.Data) || !slices.Equal(g.Tags, w.Tags) {
+			t.Errorf("record %d = {%q %q %q %v}, want {%q %q %q %v}", i, g.PartitionKey, g.ExplicitHashKey, g.Data, g.Tags, w.PartitionKey, w.ExplicitHashKey, w.Data, w.Tags)
 		}
 	}
 }
@@ -191,9 +194,67 @@ func TestAggregateGolden(t *testing.T) {
 	assertRecords(t, back, recs)
 }
 
+// TestTagsRoundTrip writes tags, with and without values, and reads them
+// back, beside records without any.
+func TestTagsRoundTrip(t *testing.T) {
+	recs := []Record{
+		{PartitionKey: "a", Data: []byte("1"), Tags: []Tag{{"sluice-id", "0123456789abcdef/shardId-000000000001/17"}}},
+		{PartitionKey: "b", Data: []byte("2")},
+		{PartitionKey: "a", Data: []byte("3"), Tags: []Tag{{"flag", ""}, {"x", "y"}}},
+	}
+	got, err := Deaggregate(Aggregate(recs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertRecords(t, got, recs)
+}
+
+// TestBuilderSize checks that the size a Builder predicts, before and
+// after each Add, is the size of the bytes it writes, for records of every
+// shape and size.
+func TestBuilderSize(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var b Builder
+	for round := range 50 {
+		b.Reset()
+		if b.Size() != len(b.Bytes()) {
+			t.Fatalf("empty builder: Size %d, Bytes %d", b.Size(), len(b.Bytes()))
+		}
+		var added []Record
+		for range rng.IntN(300) {
+			r := Record{PartitionKey: "k" + strconv.Itoa(rng.IntN(20)), Data: bytes.Repeat([]byte{'x'}, rng.IntN([]int{10, 200, 20000}[rng.IntN(3)]))}
+			if rng.IntN(3) == 0 {
+				r.ExplicitHashKey = strconv.Itoa(rng.IntN(1000))
+			}
+			if rng.IntN(4) == 0 {
+				r.Tags = []Tag{{"sluice-id", strings.Repeat("v", rng.IntN(200))}}
+			}
+			want := b.SizeWith(r)
+			b.Add(r)
+			added = append(added, r)
+			if b.Size() != want {
+				t.Fatalf("round %d: SizeWith said %d, Size after Add is %d", round, want, b.Size())
+			}
+		}
+		data := b.Bytes()
+		if len(data) != b.Size() {
+			t.Fatalf("round %d: Size %d, Bytes %d", round, b.Size(), len(data))
+		}
+		back, err := Deaggregate(data)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if len(added) == 0 {
+			added = []Record{}
+		}
+		assertRecords(t, back, added)
+	}
+}
+
 func FuzzDeaggregate(f *testing.F) {
 	f.Add(Aggregate([]Record{{PartitionKey: "k", Data: []byte("v")}}))
 	f.Add(Aggregate([]Record{{PartitionKey: "a", ExplicitHashKey: "1", Data: []byte("x")}, {PartitionKey: "b", Data: nil}}))
+	f.Add(Aggregate([]Record{{PartitionKey: "a", Data: []byte("x"), Tags: []Tag{{"sluice-id", "w/1"}, {"k", ""}}}}))
 	f.Add([]byte(`{"plain":true}`))
 	f.Add(frame([]byte{0x1A, 0x80}))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -245,5 +306,37 @@ func FuzzDecodeMessage(f *testing.F) {
 			t.Fatalf("re-aggregated records do not decode: %v", err)
 		}
 		assertRecords(t, again, recs)
+	})
+}
+
+// TestIDs reads the record ids of an aggregate: a tag sets the id, the
+// records after it follow it, and a bad tag ends the run of ids.
+func TestIDs(t *testing.T) {
+	tagged := func(v string) Record { return Record{Tags: []Tag{{"other", "x"}, {IDTag, v}}} }
+	plain := Record{}
+	recs := []Record{plain, tagged("w/a/5"), plain, plain, tagged("w/a/9"), plain, tagged("w/a/x"), plain, tagged("v/1"), {Tags: []Tag{{"other", "9"}}}}
+	want := []ID{{}, {"w/a", 5}, {"w/a", 6}, {"w/a", 7}, {"w/a", 9}, {"w/a", 10}, {}, {}, {"v", 1}, {"v", 2}}
+	ids := IDs(recs, make([]ID, 3))
+	if !slices.Equal(ids, want) {
+		t.Fatalf("IDs = %v, want %v", ids, want)
+	}
+}
+
+func FuzzParseID(f *testing.F) {
+	for _, s := range []string{"0123456789abcdef/shardId-000000000000/0", "w/18446744073709551615", "/1", "w/", "w/-1", "w/1/", "ü/7"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		w, seq, err := ParseID(v)
+		if err != nil {
+			return
+		}
+		if w == "" {
+			t.Fatalf("ParseID(%q) gave an empty writer", v)
+		}
+		w2, seq2, err := ParseID(FormatID(w, seq))
+		if err != nil || w2 != w || seq2 != seq {
+			t.Fatalf("round trip of %q: %q %d %v", v, w2, seq2, err)
+		}
 	})
 }

@@ -16,8 +16,10 @@
 // written with a single key is written one record per call, which a shard
 // caps at 1,000 records a second anyway.
 //
-// `sluice put --endpoint` writes through a Producer, and so will the
-// kinesis sink.
+// `sluice put --endpoint` writes through a Producer, and so does the
+// kinesis sink (sinks/kinesis), which keeps the order of its aggregated
+// records per shard instead of per key (PutOptions.Order) and retries for
+// a duration rather than a number of attempts (Config.RetryDuration).
 package producer
 
 import (
@@ -32,6 +34,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/sluice-dev/sluice/engine/streamstore"
 
@@ -91,6 +94,15 @@ type Config struct {
 	// FirstBackoff and MaxBackoff bound the wait between calls that
 	// resend rejected records; 0 means the defaults.
 	FirstBackoff, MaxBackoff time.Duration
+	// RetryDuration, when not zero, replaces MaxAttempts: a record is
+	// sent again for as long as this after its first attempt, however
+	// many attempts that takes, and a call that fails as a whole for a
+	// reason a retry may fix (no answer, a connection refused, a server
+	// error or throttling the SDK's own retries did not outlast) counts as
+	// a rejection of each of its records instead of ending Put. Errors no
+	// retry fixes (the stream does not exist, access is denied, Kinesis
+	// refuses the request) still end it.
+	RetryDuration time.Duration
 	// Rand draws the jitter in [0, 1); nil means math/rand/v2.
 	Rand func() float64
 }
@@ -108,7 +120,7 @@ func New(cfg Config) (*Producer, error) {
 		return nil, errors.New("kinesis producer: no stream name")
 	case cfg.Client == nil:
 		return nil, fmt.Errorf("kinesis producer %s: no client", cfg.Stream)
-	case cfg.MaxAttempts < 0 || cfg.FirstBackoff < 0 || cfg.MaxBackoff < 0:
+	case cfg.MaxAttempts < 0 || cfg.FirstBackoff < 0 || cfg.MaxBackoff < 0 || cfg.RetryDuration < 0:
 		return nil, fmt.Errorf("kinesis producer %s: attempts and backoff cannot be negative", cfg.Stream)
 	}
 	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, DefaultMaxAttempts)
@@ -121,10 +133,12 @@ func New(cfg Config) (*Producer, error) {
 }
 
 // Error reports the records Put gave up on: each was rejected by
-// MaxAttempts calls in a row.
+// MaxAttempts calls in a row, or for RetryDuration.
 type Error struct {
 	Stream   string
 	Attempts int
+	// Retried is Config.RetryDuration when it decided.
+	Retried time.Duration
 	// Failed lists them in the order Put was given them.
 	Failed []Failed
 }
@@ -139,14 +153,33 @@ type Failed struct {
 
 func (e *Error) Error() string {
 	last := e.Failed[len(e.Failed)-1]
+	if e.Retried > 0 {
+		return fmt.Sprintf("kinesis stream %s: %d records still rejected after retrying for %s; the last: %s: %s", e.Stream, len(e.Failed), e.Retried, last.Code, last.Message)
+	}
 	return fmt.Sprintf("kinesis stream %s: %d records still rejected after %d attempts; the last: %s: %s", e.Stream, len(e.Failed), e.Attempts, last.Code, last.Message)
 }
 
-// keyQueue holds, for one partition key, the records of a Put not yet
-// written, in order.
+// PutOptions change what PutWith does.
+type PutOptions struct {
+	// Order, when not nil, names for each record the sequence whose
+	// order it keeps, in place of its partition key: records of one
+	// sequence are written in the order given, at most one of them per
+	// call. An aggregated record packs the records of many keys bound for
+	// one shard; ordering aggregates by their shard keeps each key's
+	// records in order.
+	Order []string
+	// Written, when set, is called for each record written, with its
+	// index and the shard Kinesis put it in, from the goroutine that
+	// called PutWith.
+	Written func(i int, shard string)
+}
+
+// keyQueue holds, for one sequence (a partition key, or PutOptions.Order),
+// the records of a Put not yet written, in order.
 type keyQueue struct {
 	recs     []int // indexes into the records, next first
 	attempts int   // calls that rejected recs[0]
+	first    time.Time
 }
 
 // Put writes recs to the stream and returns once every record is written,
@@ -157,24 +190,37 @@ type keyQueue struct {
 //
 // When records were given up, and all the others written, the error is an
 // *Error that lists them. Any other error — a call that failed as a whole
-// (the client's own retries spent), or ctx done — leaves the records not
-// yet acknowledged in doubt: some may have been written. Writing them again
-// is at least once.
+// (the client's own retries spent, or for any reason without
+// RetryDuration), or ctx done — leaves the records not yet acknowledged
+// in doubt: some may have been written. Writing them again is at least
+// once.
 func (p *Producer) Put(ctx context.Context, recs []Record) error {
+	return p.PutWith(ctx, recs, PutOptions{})
+}
+
+// PutWith is Put with options.
+func (p *Producer) PutWith(ctx context.Context, recs []Record, opts PutOptions) error {
+	if opts.Order != nil && len(opts.Order) != len(recs) {
+		return fmt.Errorf("kinesis stream %s: %d order keys for %d records", p.cfg.Stream, len(opts.Order), len(recs))
+	}
 	for i := range recs {
 		if err := Check(&recs[i]); err != nil {
 			return fmt.Errorf("kinesis stream %s: record %d: %w", p.cfg.Stream, i, err)
 		}
 	}
-	// One queue per partition key; ready holds the keys with records
+	// One queue per sequence; ready holds the sequences with records
 	// left, in the order they take turns.
 	queues := map[string]*keyQueue{}
 	var ready []*keyQueue
 	for i := range recs {
-		q := queues[recs[i].PartitionKey]
+		key := recs[i].PartitionKey
+		if opts.Order != nil {
+			key = opts.Order[i]
+		}
+		q := queues[key]
 		if q == nil {
 			q = &keyQueue{}
-			queues[recs[i].PartitionKey] = q
+			queues[key] = q
 			ready = append(ready, q)
 		}
 		q.recs = append(q.recs, i)
@@ -186,9 +232,11 @@ func (p *Producer) Put(ctx context.Context, recs []Record) error {
 		backoff int // calls in a row that rejected records
 	)
 	for len(ready) > 0 {
-		// Take the next record of each key in turn, within the limits.
+		// Take the next record of each sequence in turn, within the
+		// limits.
 		in.Records, sent = in.Records[:0], sent[:0]
 		bytes, n := 0, 0
+		now := time.Now()
 		for n < len(ready) && len(in.Records) < MaxRecordsPerCall {
 			q := ready[n]
 			r := &recs[q.recs[0]]
@@ -201,30 +249,53 @@ func (p *Producer) Put(ctx context.Context, recs []Record) error {
 			if r.ExplicitHashKey != "" {
 				e.ExplicitHashKey = aws.String(r.ExplicitHashKey)
 			}
+			if q.attempts == 0 {
+				q.first = now
+			}
 			in.Records = append(in.Records, e)
 			sent = append(sent, q)
 			n++
 		}
 		out, err := p.cfg.Client.PutRecords(ctx, &in)
 		if err != nil {
-			return fmt.Errorf("kinesis stream %s: put records: %w", p.cfg.Stream, err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if p.cfg.RetryDuration == 0 || permanent(err) {
+				return fmt.Errorf("kinesis stream %s: put records: %w", p.cfg.Stream, err)
+			}
+			// The call failed as a whole: each record in it was rejected.
+			code := "RequestFailed"
+			var api smithy.APIError
+			if errors.As(err, &api) {
+				code = api.ErrorCode()
+			}
+			out = &kinesis.PutRecordsOutput{Records: make([]types.PutRecordsResultEntry, len(in.Records))}
+			for i := range out.Records {
+				out.Records[i] = types.PutRecordsResultEntry{ErrorCode: aws.String(code), ErrorMessage: aws.String(err.Error())}
+			}
 		}
 		if len(out.Records) != len(in.Records) {
 			return fmt.Errorf("kinesis stream %s: put records: %d results for %d records", p.cfg.Stream, len(out.Records), len(in.Records))
 		}
-		// The keys sent go to the back of the line, the others keep their
-		// turn.
+		// The sequences sent go to the back of the line, the others keep
+		// their turn.
 		next := ready[:0:0]
 		next = append(next, ready[n:]...)
 		rejected := false
+		now = time.Now()
 		for i, res := range out.Records {
 			q := sent[i]
-			if res.ErrorCode == nil {
+			switch {
+			case res.ErrorCode == nil:
+				if opts.Written != nil {
+					opts.Written(q.recs[0], aws.ToString(res.ShardId))
+				}
 				q.recs, q.attempts = q.recs[1:], 0
-			} else if q.attempts++; q.attempts >= p.cfg.MaxAttempts {
+			case p.giveUp(q, now):
 				failed = append(failed, Failed{Index: q.recs[0], Code: aws.ToString(res.ErrorCode), Message: aws.ToString(res.ErrorMessage)})
 				q.recs, q.attempts = q.recs[1:], 0
-			} else {
+			default:
 				rejected = true
 			}
 			if len(q.recs) > 0 {
@@ -243,9 +314,35 @@ func (p *Producer) Put(ctx context.Context, recs []Record) error {
 	}
 	if len(failed) > 0 {
 		slices.SortFunc(failed, func(a, b Failed) int { return cmp.Compare(a.Index, b.Index) })
-		return &Error{Stream: p.cfg.Stream, Attempts: p.cfg.MaxAttempts, Failed: failed}
+		return &Error{Stream: p.cfg.Stream, Attempts: p.cfg.MaxAttempts, Retried: p.cfg.RetryDuration, Failed: failed}
 	}
 	return nil
+}
+
+// giveUp counts a rejection of q's next record and reports whether that
+// was its last attempt.
+func (p *Producer) giveUp(q *keyQueue, now time.Time) bool {
+	q.attempts++
+	if p.cfg.RetryDuration > 0 {
+		return now.Sub(q.first) >= p.cfg.RetryDuration
+	}
+	return q.attempts >= p.cfg.MaxAttempts
+}
+
+// permanent reports whether err, a failed call, is one that no retry
+// fixes.
+func permanent(err error) bool {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	switch api.ErrorCode() {
+	case "ResourceNotFoundException", "AccessDeniedException", "InvalidArgumentException", "ValidationException",
+		"KMSAccessDeniedException", "KMSDisabledException", "KMSNotFoundException", "KMSInvalidStateException", "KMSOptInRequired",
+		"UnrecognizedClientException", "InvalidSignatureException", "IncompleteSignature", "MissingAuthenticationTokenException":
+		return true
+	}
+	return false
 }
 
 // wait is the backoff after n calls in a row that rejected records.

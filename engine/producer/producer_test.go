@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/sluice-dev/sluice/engine/producer"
 )
@@ -24,6 +25,10 @@ import (
 type fakeAPI struct {
 	reject func(call int, e types.PutRecordsRequestEntry) bool
 	err    error
+	// callErr, when set, fails call number call as a whole when it
+	// returns an error.
+	callErr func(call int) error
+	called  int
 
 	mu      sync.Mutex
 	calls   [][]types.PutRecordsRequestEntry
@@ -36,6 +41,12 @@ func (f *fakeAPI) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ .
 	defer f.mu.Unlock()
 	if f.err != nil {
 		return nil, f.err
+	}
+	if f.callErr != nil {
+		f.called++
+		if err := f.callErr(f.called - 1); err != nil {
+			return nil, err
+		}
 	}
 	call := len(f.calls)
 	f.calls = append(f.calls, append([]types.PutRecordsRequestEntry(nil), in.Records...))
@@ -297,4 +308,111 @@ func TestNewErrors(t *testing.T) {
 			t.Errorf("%+v: got %v, want %q", tc.cfg, err, tc.want)
 		}
 	}
+}
+
+// TestPutWithOrder keeps records in order per sequence, whatever their
+// partition keys, at most one of a sequence per call; Written reports
+// each record with its shard.
+func TestPutWithOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := &fakeAPI{reject: func(call int, e types.PutRecordsRequestEntry) bool { return call%3 == 1 }}
+		p := newProducer(t, api)
+		recs := records(60, 60, 5) // sixty keys
+		order := make([]string, len(recs))
+		for i := range order {
+			order[i] = "shard-" + strconv.Itoa(i%4)
+		}
+		var written []int
+		err := p.PutWith(context.Background(), recs, producer.PutOptions{Order: order, Written: func(i int, shard string) {
+			if shard != "shardId-000000000000" {
+				t.Errorf("record %d: shard %q", i, shard)
+			}
+			written = append(written, i)
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkWritten(t, recs, api.written)
+		last := map[string]int{}
+		for _, i := range written {
+			if p, ok := last[order[i]]; ok && i < p {
+				t.Fatalf("sequence %s: record %d written after %d", order[i], i, p)
+			}
+			last[order[i]] = i
+		}
+		if len(written) != len(recs) {
+			t.Fatalf("Written called %d times, want %d", len(written), len(recs))
+		}
+		for i, c := range api.calls {
+			if len(c) > 4 {
+				t.Fatalf("call %d holds %d records of 4 sequences", i, len(c))
+			}
+		}
+		if err := p.PutWith(context.Background(), recs, producer.PutOptions{Order: order[:3]}); err == nil {
+			t.Fatal("PutWith took 3 order keys for 60 records")
+		}
+	})
+}
+
+// TestRetryDurationOutlastsFailedCalls: with RetryDuration, calls that
+// fail as a whole for a passing reason are retried, and the records
+// written once each.
+func TestRetryDurationOutlastsFailedCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := &fakeAPI{callErr: func(call int) error {
+			if call < 5 {
+				return &smithy.GenericAPIError{Code: "InternalFailure", Message: "disk on fire"}
+			}
+			if call == 5 {
+				return errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
+			}
+			return nil
+		}}
+		p, err := producer.New(producer.Config{Stream: "s", Client: api, RetryDuration: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs := records(30, 10, 5)
+		if err := p.Put(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+		checkWritten(t, recs, api.written)
+
+		// An error no retry fixes ends the Put at once.
+		api = &fakeAPI{callErr: func(int) error {
+			return &smithy.GenericAPIError{Code: "ResourceNotFoundException", Message: "Stream s not found"}
+		}}
+		p, _ = producer.New(producer.Config{Stream: "s", Client: api, RetryDuration: time.Minute})
+		err = p.Put(context.Background(), recs)
+		if err == nil || !strings.Contains(err.Error(), "Stream s not found") || api.called != 1 {
+			t.Fatalf("got %v after %d calls, want the error after 1", err, api.called)
+		}
+	})
+}
+
+// TestRetryDurationGivesUp: a record rejected for RetryDuration is given
+// up, however many attempts that took, and the others are written.
+func TestRetryDurationGivesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := &fakeAPI{reject: func(_ int, e types.PutRecordsRequestEntry) bool { return aws.ToString(e.PartitionKey) == "k0" }}
+		p, err := producer.New(producer.Config{Stream: "s", Client: api, RetryDuration: 2 * time.Minute, MaxBackoff: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		err = p.Put(context.Background(), records(4, 2, 5))
+		var perr *producer.Error
+		if !errors.As(err, &perr) || len(perr.Failed) != 2 {
+			t.Fatalf("got %v, want 2 records given up", err)
+		}
+		if took := time.Since(start); took < 4*time.Minute || took > 4*time.Minute+10*time.Second {
+			t.Errorf("gave up two records of one key after %s, want about 2 × 2m", took)
+		}
+		if !strings.Contains(err.Error(), "after retrying for 2m0s") {
+			t.Errorf("error %q does not say how long it retried", err)
+		}
+		if len(api.written) != 2 {
+			t.Errorf("%d records written, want the 2 of k1", len(api.written))
+		}
+	})
 }

@@ -190,3 +190,48 @@ func BenchmarkPostgresServer(b *testing.B) {
 		PostgresServer(b)
 	}
 }
+
+// A PG proxy passes a session through, and cuts the connection right
+// after the server's answer to an armed COMMIT: the client hears an
+// error, and the transaction is committed.
+func TestPGProxyDropsAfterCommit(t *testing.T) {
+	db := Postgres(t)
+	p := NewPGProxy(t, db)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, p.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE TABLE t (n int)"); err != nil {
+		t.Fatal(err)
+	}
+	commit := func(n int) error {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO t VALUES ($1)", n); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	}
+	if err := commit(1); err != nil {
+		t.Fatalf("a commit through the proxy: %v", err)
+	}
+	p.DropAfterCommit(1)
+	if err := commit(2); err == nil {
+		t.Fatal("a commit whose answer the proxy cut returned no error")
+	}
+	if !conn.IsClosed() || p.Dropped() != 1 {
+		t.Fatalf("after the cut: connection closed %v, %d cut; want true, 1", conn.IsClosed(), p.Dropped())
+	}
+	var got []int32
+	rows, err := db.Connect(t).Query(ctx, "SELECT n FROM t ORDER BY n")
+	if err == nil {
+		got, err = pgx.CollectRows(rows, pgx.RowTo[int32])
+	}
+	if err != nil || len(got) != 2 || got[1] != 2 {
+		t.Fatalf("rows %v, %v; want [1 2]: the cut COMMIT committed", got, err)
+	}
+}

@@ -1,9 +1,14 @@
 package buffer
 
 import (
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/fsys"
 	"github.com/sluice-dev/sluice/sinks/encode"
 	"github.com/sluice-dev/sluice/sinks/keys"
 )
@@ -61,4 +66,53 @@ func (o *ErrorOutput) write(f *engine.Failure, now time.Time) error {
 	o.part = o.prefix.Append(o.part[:0], &o.vals)
 	o.line = o.enc.AppendFailure(o.line[:0], f)
 	return o.buf.AppendError(o.part, o.line, now)
+}
+
+// WriteUndelivered writes the records a sink gave up delivering to its
+// error output, as one file beside the per-record error output: under
+// dir, the error prefix rendered for the failures' type and for the time
+// the output's buffer opened (read from key, the output's sealed name, so
+// that it lands in the same place however often it is retried), named
+// after the output with "-undelivered.json". It writes durably and
+// idempotently: called again after a crash with the same output it
+// writes the same file, so a sink may remove the sealed output once it
+// returns. It returns the file's path.
+func WriteUndelivered(fs fsys.FS, dir string, errPrefix *keys.Template, key string, failures []engine.Failure, now time.Time) (string, error) {
+	var out []byte
+	var enc encode.JSON
+	typ := engine.DeliveryFailed
+	for i := range failures {
+		out = enc.AppendFailure(out, &failures[i])
+		typ = failures[i].Type
+	}
+	vals := keys.Values{ErrorType: typ, Time: OpenedAt(key, now)}
+	prefix := string(errPrefix.Append(nil, &vals))
+	// The suffix keeps these names apart from the per-record error
+	// output's, which has its own sequence numbers, whatever error_prefix
+	// renders to.
+	name := strings.TrimSuffix(path.Base(key), path.Ext(key)) + "-undelivered.json"
+	dst := filepath.Join(dir, filepath.FromSlash(prefix), name)
+	if err := fsys.MkdirAll(fs, filepath.Dir(dst)); err != nil {
+		return "", fmt.Errorf("error output: %w", err)
+	}
+	if err := fsys.WriteAtomic(fs, dst, out); err != nil {
+		return "", fmt.Errorf("error output: %w", err)
+	}
+	return dst, nil
+}
+
+// OpenedAt reads the time an output's buffer opened from its sealed name
+// (…-yyyy-MM-dd-HH-mm-ss-SEQUENCE.ext); fallback when the name holds none.
+func OpenedAt(key string, fallback time.Time) time.Time {
+	base := strings.TrimSuffix(path.Base(key), path.Ext(key))
+	i := strings.LastIndexByte(base, '-')
+	const layout = "2006-01-02-15-04-05"
+	if i < len(layout) {
+		return fallback
+	}
+	t, err := time.Parse(layout, base[i-len(layout):i])
+	if err != nil {
+		return fallback
+	}
+	return t
 }

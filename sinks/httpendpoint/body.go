@@ -41,8 +41,11 @@ func ParseBody(s string) (string, error) {
 // otherwise. The spool holds these lines; sealing joins them.
 type elementEncoder struct {
 	body string
-	enc  encode.JSON
-	tmp  []byte
+	// raw sends the bytes a source read, as they are, for records that
+	// have them, decoded fields or not (format: raw).
+	raw bool
+	enc encode.JSON
+	tmp []byte
 }
 
 // payload is a record's bytes as a Firehose record carries them: the
@@ -50,7 +53,7 @@ type elementEncoder struct {
 // as one JSON object otherwise (so a map or window step's output is sent
 // as it is in the pipeline), written as the files sink writes it.
 func (e *elementEncoder) payload(r *engine.Record) ([]byte, error) {
-	if r.Fields == nil {
+	if r.Fields == nil || (e.raw && r.Data != nil) {
 		return r.Data, nil
 	}
 	var err error
@@ -73,7 +76,7 @@ func (e *elementEncoder) appendElement(dst []byte, r *engine.Record) ([]byte, er
 		dst = base64.StdEncoding.AppendEncode(dst, p)
 		return append(dst, "\"}\n"...), nil
 	}
-	if r.Fields != nil {
+	if r.Fields != nil && !(e.raw && r.Data != nil) {
 		return append(append(dst, p...), '\n'), nil
 	}
 	// Raw bytes in a JSON body: kept as JSON when they are JSON (compacted

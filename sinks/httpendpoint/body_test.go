@@ -171,3 +171,31 @@ func TestLazyRecordsAreSentWhole(t *testing.T) {
 		t.Errorf("firehose payload %s (%v), want %s", p, err, want)
 	}
 }
+
+// TestRawPayload: with format raw, a record's data is the bytes the
+// source read (after rewrite, its new bytes), line end included, even
+// though decode: raw gave it a field; a record a step made has no bytes
+// and is sent as JSON.
+func TestRawPayload(t *testing.T) {
+	read := engine.Record{Data: []byte("Hi, 17\n"), Fields: map[string]any{"data": "Hi, 17\n"}}
+	made := engine.Record{Fields: map[string]any{"n": int64(1)}}
+	for _, tc := range []struct {
+		raw  bool
+		r    engine.Record
+		want string
+	}{
+		{true, read, "Hi, 17\n"},
+		{false, read, `{"data":"Hi, 17\n"}`},
+		{true, made, `{"n":1}`},
+	} {
+		e := elementEncoder{body: BodyFirehose, raw: tc.raw}
+		el, err := e.appendElement(nil, &tc.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct{ Data []byte }
+		if err := json.Unmarshal(el, &got); err != nil || string(got.Data) != tc.want {
+			t.Errorf("raw %v: element %s carries %q (%v), want %q", tc.raw, el, got.Data, err, tc.want)
+		}
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"math"
 	nethttp "net/http"
-	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -21,7 +20,6 @@ import (
 	"github.com/sluice-dev/sluice/engine/fsys"
 	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/encode"
-	"github.com/sluice-dev/sluice/sinks/keys"
 )
 
 // Limits and defaults of delivery, after Amazon Data Firehose's.
@@ -275,56 +273,22 @@ func (s *Sink) backoff(n int) time.Duration {
 }
 
 // writeFailedBatch writes the records of an undelivered batch to the error
-// output, as one file named after the batch (NAME-undelivered.json),
-// durably and idempotently (a second call after a crash rewrites the same
-// file with the same records), and returns the file's path.
+// output (buffer.WriteUndelivered), and returns the file's path.
 func (s *Sink) writeFailedBatch(sealed buffer.Sealed, id string, content []byte, msg string) (string, error) {
 	els, err := elements(s.body, content)
 	if err != nil {
 		return "", fmt.Errorf("error output of batch %s: %w", id, err)
 	}
 	now := s.now()
-	var out []byte
-	var enc encode.JSON
-	for _, el := range els {
-		f := engine.Failure{
+	failures := make([]engine.Failure, len(els))
+	for i, el := range els {
+		failures[i] = engine.Failure{
 			Record: engine.Record{Data: el},
 			Type:   engine.HTTPEndpointFailed,
 			Stage:  "deliver",
 			Err:    msg + " (request " + id + ")",
 			Time:   now,
 		}
-		out = enc.AppendFailure(out, &f)
 	}
-	vals := keys.Values{ErrorType: engine.HTTPEndpointFailed, Time: batchTime(sealed.Key, now)}
-	prefix := string(s.errPrefix.Append(nil, &vals))
-	// The suffix keeps these names apart from the per-record error
-	// output's, which has its own sequence numbers, whatever error_prefix
-	// renders to.
-	name := strings.TrimSuffix(path.Base(sealed.Key), path.Ext(sealed.Key)) + "-undelivered.json"
-	dst := filepath.Join(s.cfg.Dir, filepath.FromSlash(prefix), name)
-	if err := fsys.MkdirAll(s.cfg.FS, filepath.Dir(dst)); err != nil {
-		return "", fmt.Errorf("error output: %w", err)
-	}
-	if err := fsys.WriteAtomic(s.cfg.FS, dst, out); err != nil {
-		return "", fmt.Errorf("error output: %w", err)
-	}
-	return dst, nil
-}
-
-// batchTime reads the time a batch's buffer opened from its sealed name
-// (…-yyyy-MM-dd-HH-mm-ss-SEQUENCE.ext), so that its error output lands
-// under the same prefix however often it is retried.
-func batchTime(key string, fallback time.Time) time.Time {
-	base := strings.TrimSuffix(path.Base(key), path.Ext(key))
-	i := strings.LastIndexByte(base, '-')
-	const layout = "2006-01-02-15-04-05"
-	if i < len(layout) {
-		return fallback
-	}
-	t, err := time.Parse(layout, base[i-len(layout):i])
-	if err != nil {
-		return fallback
-	}
-	return t
+	return buffer.WriteUndelivered(s.cfg.FS, s.cfg.Dir, s.errPrefix, sealed.Key, failures, now)
 }

@@ -77,6 +77,10 @@ type Config struct {
 	Redactor *redact.Redactor
 	// Body is firehose (the default), json or ndjson.
 	Body string
+	// Raw sends each record's data as the source read it (after steps
+	// that rewrite bytes, such as rewrite), rather than its fields as
+	// JSON: the pipeline file's format: raw.
+	Raw bool
 	// Compression is none (the default) or gzip (Content-Encoding: gzip).
 	Compression string
 	// CommonAttributes are sent with every request as
@@ -301,6 +305,7 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 		CheckRedirect: func(*nethttp.Request, []*nethttp.Request) error { return nethttp.ErrUseLastResponse },
 	}
 	s.elems.body = s.body
+	s.elems.raw = cfg.Raw
 	s.cfg = cfg
 
 	staging := filepath.Join(cfg.Dir, StagingDir, cfg.Pipeline+"."+cfg.Name)

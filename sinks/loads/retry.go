@@ -78,9 +78,7 @@ func (r Retrier) Do(ctx context.Context, what string, deadline time.Time, f func
 		if now().Add(pause).After(deadline) {
 			return attempt, err
 		}
-		if r.Log != nil {
-			r.Log.Warn("load failed; retrying", "op", what, "attempt", attempt, "in", pause.Round(time.Millisecond), "err", err)
-		}
+		r.warn("load failed; retrying", "op", what, "attempt", attempt, "in", pause.Round(time.Millisecond), "err", err)
 		if err := sleep(ctx, pause); err != nil {
 			return attempt, fmt.Errorf("%s: %w", what, err)
 		}

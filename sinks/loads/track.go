@@ -74,17 +74,31 @@ func (t Tracker) CreateSQL() string {
 	"loaded_at" %s NOT NULL)`, t.Table.Quoted(), text, text, id, url, big, big, ts)
 }
 
-// Loaded reports whether the batch id is recorded, as seen by tx.
-func (t Tracker) Loaded(ctx context.Context, tx pgx.Tx, id string) (bool, error) {
-	var one int
-	err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT 1 FROM %s WHERE "batch_id" = $1`, t.Table.Quoted()), id).Scan(&one)
+// Querier is a connection or a transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Loaded reports whether the batch id is recorded, as seen by q: in the
+// load's transaction, before loading.
+func (t Tracker) Loaded(ctx context.Context, q Querier, id string) (bool, error) {
+	_, ok, err := t.Lookup(ctx, q, id)
+	return ok, err
+}
+
+// Lookup reads the batch id's row, as seen by q: the rows it loaded and
+// the rows the table rejected, and whether it is recorded.
+func (t Tracker) Lookup(ctx context.Context, q Querier, id string) (Batch, bool, error) {
+	b := Batch{ID: id}
+	err := q.QueryRow(ctx, fmt.Sprintf(`SELECT "pipeline", "sink", coalesce("manifest", ''), "rows", "rejected" FROM %s WHERE "batch_id" = $1`, t.Table.Quoted()), id).
+		Scan(&b.Pipeline, &b.Sink, &b.Manifest, &b.Rows, &b.Rejected)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
+		return Batch{}, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("look batch %s up in %s: %w", id, t.Table, err)
+		return Batch{}, false, fmt.Errorf("look batch %s up in %s: %w", id, t.Table, err)
 	}
-	return true, nil
+	return b, true, nil
 }
 
 // Record inserts the batch's row, in the transaction of its load.

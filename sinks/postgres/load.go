@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/fsys"
@@ -28,16 +27,11 @@ import (
 
 // loader loads sealed batches: the engine calls it (through
 // buffer.Buffers.Commit) only after a checkpoint listing the batch is
-// durable. It keeps one connection, made on first use and again after it
-// fails.
+// durable.
 type loader struct {
 	s       *Sink
-	tracker loads.Tracker
+	conn    loads.Conn
 	retrier loads.Retrier
-	conn    *pgx.Conn
-	// ready: the tracking table is known to exist on the server conn is
-	// connected to.
-	ready bool
 	// warned are the fields without a column that were logged.
 	warned map[string]bool
 
@@ -46,19 +40,12 @@ type loader struct {
 
 func newLoader(s *Sink) *loader {
 	l := &loader{s: s, warned: map[string]bool{}}
-	l.tracker = loads.Tracker{Table: s.c.loadsTable, Dialect: loads.Postgres}
+	l.conn = loads.Conn{DSN: s.cfg.DSN, Tracker: loads.Tracker{Table: s.c.loadsTable, Dialect: loads.Postgres}}
 	l.retrier = loads.Retrier{Now: s.cfg.Now, Sleep: s.cfg.Sleep, Rand: s.cfg.Rand, Log: s.log}
 	return l
 }
 
-func (l *loader) close() {
-	if l.conn != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = l.conn.Close(ctx)
-		l.conn = nil
-	}
-}
+func (l *loader) close() { l.conn.Close() }
 
 // batch is a sealed output being loaded.
 type batch struct {
@@ -109,20 +96,26 @@ func (l *loader) Publish(ctx context.Context, sealed buffer.Sealed) error {
 	}
 	start := s.now()
 	var out outcome
-	attempts, err := l.retrier.Do(ctx, "load batch "+b.id, start.Add(retry), func(ctx context.Context, attempt int) error {
+	attempts, found, err := l.retrier.Load(ctx, &l.conn, b.id, "load batch "+b.id, start.Add(retry), func(ctx context.Context, attempt int) error {
 		var err error
 		out, err = l.attempt(ctx, b)
 		if err != nil {
 			l.failed.Add(1)
-			if l.conn != nil && (l.conn.IsClosed() || !isServerError(err)) {
-				l.close()
-			}
+			l.conn.Failed(err)
 			return s.red.Error(err)
 		}
 		return nil
 	})
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if found != nil {
+		l.loaded.Add(1)
+		if found.Rejected > 0 {
+			// The attempt wrote them before its COMMIT.
+			l.refused(b, found.Rejected, l.errorFile(b, "rejected"))
+		}
+		return l.remove(sealed.Path)
 	}
 	if err != nil {
 		msg := fmt.Sprintf("%s (gave up after %d attempts over %s, retry.duration %s)", loads.Describe(err), attempts, s.now().Sub(start).Round(time.Millisecond), retry)
@@ -151,19 +144,19 @@ func (l *loader) Publish(ctx context.Context, sealed buffer.Sealed) error {
 		l.loaded.Add(1)
 		s.log.Debug("batch loaded", "batch", b.id, "rows", out.rows, "rejected", len(out.rejected), "attempts", attempts)
 		if len(out.rejected) > 0 {
-			s.log.Warn("rows refused by the table went to the error output", "batch", b.id, "rows", len(out.rejected), "error_output", out.errorFile, "first", out.rejected[0].reason)
-			s.undelivered.Add(int64(len(out.rejected)))
-			s.undeliveredTo.Store(&out.errorFile)
+			l.refused(b, int64(len(out.rejected)), out.errorFile, "first", out.rejected[0].reason)
 		}
 	}
 	return l.remove(sealed.Path)
 }
 
-// isServerError reports an error the server sent: the connection is
-// still good (the transaction is rolled back).
-func isServerError(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Severity != "FATAL" && pe.Severity != "PANIC"
+// refused counts n rows of the loaded batch b that the table refused: they
+// are in the error output dst.
+func (l *loader) refused(b *batch, n int64, dst string, attrs ...any) {
+	s := l.s
+	s.log.Warn("rows refused by the table went to the error output", append([]any{"batch", b.id, "rows", n, "error_output", dst}, attrs...)...)
+	s.undelivered.Add(n)
+	s.undeliveredTo.Store(&dst)
 }
 
 func (l *loader) remove(p string) error {
@@ -183,41 +176,11 @@ type outcome struct {
 	errorFile string
 }
 
-// connect returns the connection, making it if needed.
-func (l *loader) connect(ctx context.Context) (*pgx.Conn, error) {
-	if l.conn != nil && !l.conn.IsClosed() {
-		return l.conn, nil
-	}
-	l.conn, l.ready = nil, false
-	cfg, err := pgx.ParseConfig(l.s.cfg.DSN)
-	if err != nil {
-		return nil, fmt.Errorf("dsn: %w", err)
-	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = 30 * time.Second
-	}
-	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
-		cfg.RuntimeParams["application_name"] = "sluice"
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	l.conn = conn
-	return conn, nil
-}
-
 // attempt loads b once.
 func (l *loader) attempt(ctx context.Context, b *batch) (outcome, error) {
-	conn, err := l.connect(ctx)
+	conn, err := l.conn.Get(ctx)
 	if err != nil {
 		return outcome{}, err
-	}
-	if !l.ready {
-		if _, err := conn.Exec(ctx, l.tracker.CreateSQL()); err != nil {
-			return outcome{}, fmt.Errorf("create the load-tracking table %s: %w", l.tracker.Table, err)
-		}
-		l.ready = true
 	}
 	cols, err := l.columns(ctx, conn, b)
 	if err != nil {
@@ -228,7 +191,7 @@ func (l *loader) attempt(ctx context.Context, b *batch) (outcome, error) {
 		return outcome{}, fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	done, err := l.tracker.Loaded(ctx, tx, b.id)
+	done, err := l.conn.Tracker.Loaded(ctx, tx, b.id)
 	if err != nil || done {
 		return outcome{skipped: done}, err
 	}
@@ -244,7 +207,7 @@ func (l *loader) attempt(ctx context.Context, b *batch) (outcome, error) {
 		slices.SortFunc(out.rejected, func(a, b rejected) int { return a.row - b.row })
 	}
 	out.rows = n
-	if err := l.tracker.Record(ctx, tx, loads.Batch{Pipeline: l.s.cfg.Pipeline, Sink: l.s.cfg.Name, ID: b.id, Manifest: b.sealed.Key, Rows: n, Rejected: int64(len(out.rejected))}, l.s.now()); err != nil {
+	if err := l.conn.Tracker.Record(ctx, tx, loads.Batch{Pipeline: l.s.cfg.Pipeline, Sink: l.s.cfg.Name, ID: b.id, Manifest: b.sealed.Key, Rows: n, Rejected: int64(len(out.rejected))}, l.s.now()); err != nil {
 		return outcome{}, err
 	}
 	if len(out.rejected) > 0 {

@@ -37,7 +37,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -53,8 +52,6 @@ import (
 	"github.com/sluice-dev/sluice/sinks/encode"
 	"github.com/sluice-dev/sluice/sinks/keys"
 	"github.com/sluice-dev/sluice/sinks/loads"
-
-	"github.com/sluice-dev/sluice/internal/wait"
 )
 
 // Defaults of the buffer. A batch is one transaction: big enough that
@@ -310,12 +307,6 @@ func New(cfg Config) (*Sink, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.Sleep == nil {
-		cfg.Sleep = wait.Sleep
-	}
-	if cfg.Rand == nil {
-		cfg.Rand = rand.Float64
 	}
 	if cfg.ErrorPrefix == "" {
 		cfg.ErrorPrefix = DefaultErrorPrefix

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -440,6 +441,68 @@ func TestGivesUpAfterRetryDuration(t *testing.T) {
 	}
 	if n, _ := sink.Undelivered(); n != 20 {
 		t.Errorf("Undelivered() = %d, want 20", n)
+	}
+}
+
+// TestCommitNotHeardPastRetryDuration: the connection drops right after
+// the server's answer to the COMMIT of the only attempt the retry
+// duration allows. The batch loaded; the tracking row, looked up once
+// more, says so: every row is in the table once, nothing is undelivered
+// but the row the table refused, and no rows go to the error output as
+// undelivered.
+func TestCommitNotHeardPastRetryDuration(t *testing.T) {
+	db := testservers.Postgres(t)
+	conn := db.Connect(t)
+	exec(t, conn, `CREATE TABLE events (id bigint, route text, latency_ms double precision)`)
+	proxy := testservers.NewPGProxy(t, db)
+	proxy.DropAfterCommit(1) // the first batch's
+	dir := filepath.Join(t.TempDir(), "out")
+	zero := time.Duration(0)
+	var log strings.Builder
+	sink := newSink(t, postgres.Config{DSN: proxy.DSN, Table: "events", Dir: dir, Retry: &zero, BufferRecords: 100,
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	const total, bad = 200, 50 // row 50, in the first batch, does not fit
+	src := &counter{total: total, batch: 100, row: func(n int) map[string]any {
+		m := map[string]any{"id": int64(n), "route": fmt.Sprintf("/api/%d", n%17), "latency_ms": float64(n)}
+		if n == bad {
+			m["latency_ms"] = "slow"
+		}
+		return m
+	}}
+	if err := run(context.Background(), t.TempDir(), src, sink); err != nil {
+		t.Fatal(err)
+	}
+	if n := proxy.Dropped(); n != 1 {
+		t.Fatalf("the proxy cut %d connections after a COMMIT; want 1\nlog:\n%s", n, log.String())
+	}
+	if all, distinct := counts(t, conn, "events"); all != total-1 || distinct != total-1 {
+		t.Errorf("count(*) %d, count(DISTINCT id) %d; want %d of each", all, distinct, total-1)
+	}
+	var loaded, refused int64
+	if err := conn.QueryRow(context.Background(), "SELECT sum(rows), sum(rejected) FROM sluice_loads").Scan(&loaded, &refused); err != nil {
+		t.Fatal(err)
+	}
+	if loaded != total-1 || refused != 1 {
+		t.Errorf("sluice_loads: %d rows, %d rejected; want %d and 1", loaded, refused, total-1)
+	}
+	if n, last := sink.Undelivered(); n != 1 || !strings.HasSuffix(last, "-rejected.json") {
+		t.Errorf("Undelivered() = %d, %q; want 1, the refused row's -rejected.json: the batch whose COMMIT was not heard loaded", n, last)
+	}
+	if l, s, f := sink.Loads(); l != 2 || s != 0 || f != 1 {
+		t.Errorf("loads: %d loaded, %d skipped, %d failed attempts; want 2, 0, 1", l, s, f)
+	}
+	lines, files := errorOutput(t, dir)
+	if len(lines) != 1 || len(files) != 1 || !strings.HasSuffix(files[0], "-rejected.json") {
+		t.Fatalf("error output: %d lines in %v; want the refused row alone, in a -rejected file\nlog:\n%s", len(lines), files, log.String())
+	}
+	if rec, _ := lines[0]["data"].(string); !strings.Contains(rec, `"id":50`) {
+		t.Errorf("the error output holds %v; want row %d", lines[0], bad)
+	}
+	if !strings.Contains(log.String(), "COMMIT was not heard") {
+		t.Errorf("the log does not say the batch loaded though its COMMIT was not heard:\n%s", log.String())
+	}
+	if staged := stagedFiles(t, dir); len(staged) != 0 {
+		t.Errorf("staged batches left: %v", staged)
 	}
 }
 

@@ -26,29 +26,19 @@ import (
 // loader COPYs staged objects. The S3 sink calls it (Config.Uploaded)
 // from the pipeline's goroutine, one object at a time, so COPYs of one
 // sink never overlap; the LOCK in each load serialises them with other
-// writers of the table. It keeps one connection, made on first use and
-// again after it fails.
+// writers of the table.
 type loader struct {
 	cfg     Config
 	c       checked
 	red     *redact.Redactor
 	log     *slog.Logger
-	tracker loads.Tracker
+	conn    loads.Conn
 	retrier loads.Retrier
 	s3      *s3sink.Sink
-	conn    *pgx.Conn
-	ready   bool
 	counters
 }
 
-func (l *loader) close() {
-	if l.conn != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = l.conn.Close(ctx)
-		l.conn = nil
-	}
-}
+func (l *loader) close() { l.conn.Close() }
 
 // uploaded writes the object's manifest and loads it, retrying for the
 // retry duration; past it, or at once for a COPY Redshift refused for its
@@ -66,7 +56,7 @@ func (l *loader) uploaded(ctx context.Context, s buffer.Sealed, key, sum string)
 	start := l.cfg.Now()
 	var rows, rejected int64
 	var skipped bool
-	attempts, err := l.retrier.Do(ctx, "copy "+url, start.Add(retry), func(ctx context.Context, attempt int) error {
+	attempts, found, err := l.retrier.Load(ctx, &l.conn, id, "copy "+url, start.Add(retry), func(ctx context.Context, attempt int) error {
 		if err := l.put(ctx, mkey, body, nil); err != nil {
 			l.failed.Add(1)
 			return err
@@ -75,15 +65,17 @@ func (l *loader) uploaded(ctx context.Context, s buffer.Sealed, key, sum string)
 		rows, rejected, skipped, err = l.attempt(ctx, id, url)
 		if err != nil {
 			l.failed.Add(1)
-			if l.conn != nil && (l.conn.IsClosed() || !serverError(err)) {
-				l.close()
-			}
+			l.conn.Failed(err)
 			return l.red.Error(err)
 		}
 		return nil
 	})
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if found != nil {
+		l.count(found.Rows, found.Rejected, false, url)
+		return nil
 	}
 	if err != nil {
 		reason := fmt.Sprintf("%s (gave up after %d attempts over %s, retry.duration %s)", loads.Describe(err), attempts, l.cfg.Now().Sub(start).Round(time.Millisecond), retry)
@@ -97,19 +89,27 @@ func (l *loader) uploaded(ctx context.Context, s buffer.Sealed, key, sum string)
 		l.undeliveredTo.Store(&where)
 		return nil
 	}
-	switch {
-	case skipped:
-		l.skipped.Add(1)
+	if skipped {
 		l.log.Info("batch loaded already; skipped", "batch", id)
-	default:
-		l.loaded.Add(1)
+	} else {
 		l.log.Debug("batch loaded", "batch", id, "rows", rows, "attempts", attempts)
-		if rejected > 0 {
-			l.undelivered.Add(rejected)
-			l.undeliveredTo.Store(&url)
-		}
 	}
+	l.count(rows, rejected, skipped, url)
 	return nil
+}
+
+// count counts a batch that is in the table: loaded now, or found loaded
+// already; the rows Redshift rejected in its load are undelivered.
+func (l *loader) count(rows, rejected int64, skipped bool, url string) {
+	if skipped {
+		l.skipped.Add(1)
+		return
+	}
+	l.loaded.Add(1)
+	if rejected > 0 {
+		l.undelivered.Add(rejected)
+		l.undeliveredTo.Store(&url)
+	}
 }
 
 // errorKey is where a manifest goes when its COPY is given up on: the
@@ -135,41 +135,15 @@ func (l *loader) put(ctx context.Context, key string, body []byte, meta map[stri
 	return nil
 }
 
-func (l *loader) connect(ctx context.Context) (*pgx.Conn, error) {
-	if l.conn != nil && !l.conn.IsClosed() {
-		return l.conn, nil
-	}
-	l.conn, l.ready = nil, false
-	cfg, err := pgx.ParseConfig(l.cfg.DSN)
-	if err != nil {
-		return nil, fmt.Errorf("dsn: %w", err)
-	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = 30 * time.Second
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	l.conn = conn
-	return conn, nil
-}
-
 // copySQL is the COPY of the manifest at url.
 func (l *loader) copySQL(url string) string { return l.c.copySQL(url) }
 
 // attempt loads the manifest at url once: rows loaded, rows Redshift
 // rejected (within MAXERROR), and whether the batch was loaded already.
 func (l *loader) attempt(ctx context.Context, id, url string) (rows, rejected int64, skipped bool, err error) {
-	conn, err := l.connect(ctx)
+	conn, err := l.conn.Get(ctx)
 	if err != nil {
 		return 0, 0, false, err
-	}
-	if !l.ready {
-		if _, err := conn.Exec(ctx, l.tracker.CreateSQL()); err != nil {
-			return 0, 0, false, fmt.Errorf("create the load-tracking table %s: %w", l.tracker.Table, err)
-		}
-		l.ready = true
 	}
 	tx, err := conn.Begin(ctx)
 	if err != nil {
@@ -179,7 +153,7 @@ func (l *loader) attempt(ctx context.Context, id, url string) (rows, rejected in
 	if _, err := tx.Exec(ctx, "LOCK "+l.c.table.Quoted()); err != nil {
 		return 0, 0, false, fmt.Errorf("lock %s: %w", l.c.table, err)
 	}
-	done, err := l.tracker.Loaded(ctx, tx, id)
+	done, err := l.conn.Tracker.Loaded(ctx, tx, id)
 	if err != nil || done {
 		return 0, 0, done, err
 	}
@@ -200,7 +174,7 @@ func (l *loader) attempt(ctx context.Context, id, url string) (rows, rejected in
 	if rejected > 0 {
 		l.log.Warn("Redshift rejected rows of the batch (within MAXERROR); they are not loaded", "batch", id, "rejected", rejected, "rows", l.rejectedRows(ctx, tx, "query = $1", copyID))
 	}
-	if err := l.tracker.Record(ctx, tx, loads.Batch{Pipeline: l.cfg.Pipeline, Sink: l.cfg.Name, ID: id, Manifest: url, Rows: rows, Rejected: rejected}, l.cfg.Now()); err != nil {
+	if err := l.conn.Tracker.Record(ctx, tx, loads.Batch{Pipeline: l.cfg.Pipeline, Sink: l.cfg.Name, ID: id, Manifest: url, Rows: rows, Rejected: rejected}, l.cfg.Now()); err != nil {
 		return 0, 0, false, err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -214,13 +188,6 @@ func (l *loader) attempt(ctx context.Context, id, url string) (rows, rejected in
 func loadError(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && strings.Contains(strings.ToLower(pe.Message), "stl_load_errors")
-}
-
-// serverError reports an error the server sent on a connection that is
-// still good.
-func serverError(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Severity != "FATAL" && pe.Severity != "PANIC"
 }
 
 // querier is a connection or a transaction.

@@ -30,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"regexp"
 	"slices"
 	"strings"
@@ -41,7 +40,6 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/redact"
-	"github.com/sluice-dev/sluice/internal/wait"
 	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/encode"
 	"github.com/sluice-dev/sluice/sinks/loads"
@@ -298,15 +296,9 @@ func New(cfg Config) (*Sink, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Sleep == nil {
-		cfg.Sleep = wait.Sleep
-	}
-	if cfg.Rand == nil {
-		cfg.Rand = rand.Float64
-	}
 	l := &loader{cfg: cfg, c: c, red: red}
 	l.log = red.Logger(cfg.Logger).With("sink", cfg.Name, "table", c.table.String())
-	l.tracker = loads.Tracker{Table: c.loadsTable, Dialect: loads.Redshift}
+	l.conn = loads.Conn{DSN: cfg.DSN, Tracker: loads.Tracker{Table: c.loadsTable, Dialect: loads.Redshift}}
 	l.retrier = loads.Retrier{Now: cfg.Now, Sleep: cfg.Sleep, Rand: cfg.Rand, Log: l.log}
 	st, err := s3sink.New(cfg.staging(l.uploaded))
 	if err != nil {

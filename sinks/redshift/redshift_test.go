@@ -1,8 +1,10 @@
 package redshift_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -72,8 +74,9 @@ func (e *env) config(retry time.Duration) redshift.Config {
 }
 
 // rows emits window rows {route, requests, window_start}, requests
-// numbering them, on one shard.
-type rows struct{ total, batch int }
+// numbering them, on one shard; with bad set, requests of each bad-th
+// row (the last of every bad) is "n/a", which no BIGINT takes.
+type rows struct{ total, batch, bad int }
 
 func (s *rows) Read(ctx context.Context, start map[string]string, emit engine.Emit) error {
 	next := 0
@@ -83,8 +86,12 @@ func (s *rows) Read(ctx context.Context, start map[string]string, emit engine.Em
 	for next < s.total {
 		b := &engine.Batch{Shard: "shard-0"}
 		for ; next < s.total && len(b.Records) < s.batch; next++ {
+			var requests any = int64(next)
+			if s.bad > 0 && next%s.bad == s.bad-1 {
+				requests = "n/a"
+			}
 			b.Records = append(b.Records, engine.Record{Fields: map[string]any{
-				"route": fmt.Sprintf("/api/%d", next%13), "requests": int64(next),
+				"route": fmt.Sprintf("/api/%d", next%13), "requests": requests,
 				"window_start": time.Unix(1_700_000_000+int64(next)*60, 0).UTC(),
 			}})
 		}
@@ -107,6 +114,14 @@ func (e *env) run(t *testing.T, sink engine.Sink, src engine.Source) {
 	if err := p.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// client is an S3 client of the env's s3rver.
+func (e *env) client() *s3.Client {
+	return s3.New(s3.Options{Region: testservers.Region, BaseEndpoint: aws.String(e.s3.URL), UsePathStyle: true,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: testservers.AccessKeyID, SecretAccessKey: testservers.SecretAccessKey}, nil
+		})})
 }
 
 func (e *env) counts(t *testing.T) (all, distinct int64) {
@@ -183,10 +198,7 @@ func TestGivesUpPastRetryDuration(t *testing.T) {
 	if n != 100 || !strings.HasPrefix(last, "s3://lake/errors/redshift-failed/") || !strings.HasSuffix(last, ".json.gz.manifest") {
 		t.Fatalf("Undelivered() = %d, %q; want 100 under s3://lake/errors/redshift-failed/", n, last)
 	}
-	client := s3.New(s3.Options{Region: testservers.Region, BaseEndpoint: aws.String(e.s3.URL), UsePathStyle: true,
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: testservers.AccessKeyID, SecretAccessKey: testservers.SecretAccessKey}, nil
-		})})
+	client := e.client()
 	key := strings.TrimPrefix(last, "s3://lake/")
 	out, err := client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("lake"), Key: aws.String(key)})
 	if err != nil {
@@ -208,5 +220,98 @@ func TestGivesUpPastRetryDuration(t *testing.T) {
 	}
 	if !strings.Contains(body.String(), `"url":"s3://lake/redshift-staging/`) || !strings.Contains(body.String(), `"mandatory":true`) {
 		t.Errorf("the error manifest is %s", body.String())
+	}
+}
+
+// TestCommitNotHeardPastRetryDuration: the connection drops after the
+// COMMIT of the only attempt the retry duration allows. The batch loaded;
+// the tracking row, looked up once more, says so: nothing is undelivered
+// and no manifest goes under the error prefix.
+func TestCommitNotHeardPastRetryDuration(t *testing.T) {
+	e := newEnv(t)
+	e.rs.Drop(standin.AfterCommit, 1)
+	sink, err := redshift.New(e.config(0)) // one attempt
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	e.run(t, sink, &rows{total: 200, batch: 100})
+	if all, distinct := e.counts(t); all != 200 || distinct != 200 {
+		t.Fatalf("count(*) %d, count(DISTINCT requests) %d; want 200 of each", all, distinct)
+	}
+	if n, last := sink.Undelivered(); n != 0 {
+		t.Errorf("Undelivered() = %d, %q; want 0: the batch whose COMMIT was not heard loaded", n, last)
+	}
+	if loaded, skipped, failed := sink.Loads(); loaded != 2 || skipped != 0 || failed != 1 {
+		t.Errorf("loads: %d loaded, %d skipped, %d failed attempts; want 2, 0, 1", loaded, skipped, failed)
+	}
+	dropped := 0
+	for _, c := range e.rs.Copies() {
+		if c.Dropped == standin.AfterCommit {
+			dropped++
+		}
+	}
+	if dropped != 1 {
+		t.Fatalf("the stand-in dropped %d connections after the COMMIT; want 1", dropped)
+	}
+	out, err := e.client().ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("lake"), Prefix: aws.String("errors/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out.Contents {
+		t.Errorf("s3://lake/%s under the error prefix", aws.ToString(o.Key))
+	}
+}
+
+// TestRowsSkippedWithinMaxError: with MAXERROR 10, Redshift skips the rows
+// it rejects and loads the others. The skipped rows are logged with their
+// line, column and reason from stl_load_errors, recorded in the tracking
+// row and counted as undelivered; every other row loads once.
+func TestRowsSkippedWithinMaxError(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config(time.Hour)
+	cfg.CopyOptions = append(cfg.CopyOptions, "MAXERROR 10")
+	var log bytes.Buffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	sink, err := redshift.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	// Two objects of 100 rows, each with 4 bad rows: lines 25, 50, 75
+	// and 100.
+	e.run(t, sink, &rows{total: 200, batch: 50, bad: 25})
+	if all, distinct := e.counts(t); all != 192 || distinct != 192 {
+		t.Fatalf("count(*) %d, count(DISTINCT requests) %d; want the 192 good rows once", all, distinct)
+	}
+	var bad int64
+	if err := e.up.QueryRow(context.Background(), `SELECT count(*) FROM per_route WHERE requests % 25 = 24`).Scan(&bad); err != nil || bad != 0 {
+		t.Fatalf("%d rows of the bad ones loaded (%v)", bad, err)
+	}
+	n, last := sink.Undelivered()
+	if n != 8 || !strings.HasPrefix(last, "s3://lake/redshift-staging/") || !strings.HasSuffix(last, ".json.gz.manifest") {
+		t.Errorf("Undelivered() = %d, %q; want the 8 skipped rows, at a batch's manifest", n, last)
+	}
+	if loaded, skipped, failed := sink.Loads(); loaded != 2 || skipped != 0 || failed != 0 {
+		t.Errorf("loads: %d loaded, %d skipped, %d failed attempts; want 2, 0, 0", loaded, skipped, failed)
+	}
+	var tracked, rejected int64
+	if err := e.up.QueryRow(context.Background(), `SELECT sum(rows), sum(rejected) FROM sluice_loads`).Scan(&tracked, &rejected); err != nil || tracked != 192 || rejected != 8 {
+		t.Errorf("sluice_loads: %d rows, %d rejected (%v); want 192 and 8", tracked, rejected, err)
+	}
+	text := log.String()
+	if got := strings.Count(text, "Redshift rejected rows of the batch"); got != 2 {
+		t.Errorf("%d warnings of rejected rows, want one per batch:\n%s", got, text)
+	}
+	for _, line := range []string{"25", "50", "75", "100"} {
+		want := "line " + line + `, column requests: Invalid digit, Value 'n', Pos 0, Type: Long (value \"n/a\")`
+		if strings.Count(text, want) != 2 {
+			t.Errorf("the log does not report %s in each batch:\n%s", want, text)
+		}
+	}
+	for _, c := range e.rs.Copies() {
+		if !strings.HasSuffix(c.SQL, "TRUNCATECOLUMNS MAXERROR 10") || c.Rejected != 4 || c.Err != nil {
+			t.Errorf("COPY %q rejected %d rows (%v); want 4 and a load", c.SQL, c.Rejected, c.Err)
+		}
 	}
 }

@@ -135,8 +135,9 @@ func (p *publisher) Publish(ctx context.Context, s buffer.Sealed) error {
 // deliver puts the sealed output f under key, unless it is there
 // already, or under one of also (where an earlier run diverted it), and
 // returns the key it is under. An object at key with other content is a
-// *foreignError: it is never replaced.
+// *foreignError: it is never replaced, unless it is a torn upload.
 func (p *publisher) deliver(ctx context.Context, f fsys.File, s buffer.Sealed, sum, key string, meta map[string]string, deadline time.Time, also ...string) (string, error) {
+	torn := false
 	for _, k := range append([]string{key}, also...) {
 		obj, err := p.head(ctx, k, deadline)
 		if err != nil {
@@ -147,12 +148,26 @@ func (p *publisher) deliver(ctx context.Context, f fsys.File, s buffer.Sealed, s
 			continue
 		case obj.sha == sum && obj.size == s.Size:
 			return k, nil
+		case k == key && obj.torn():
+			torn = true
 		case k == key:
 			return "", &foreignError{fmt.Errorf("s3://%s/%s exists and is not this output (%d bytes, sha256 %q; this output: %d bytes, %s); refusing to replace it: move it away, or check that no other pipeline writes under this prefix with the same names", p.cfg.Bucket, k, obj.size, obj.sha, s.Size, sum)}
 		}
 	}
+	if torn {
+		p.cfg.Logger.Warn("s3: replacing an empty object without the sink's checksum, an upload of this output cut short by a crash", "sink", p.cfg.Name, "key", key)
+	}
 	return key, p.upload(ctx, f, s.Size, key, sum, meta, deadline)
 }
+
+// torn reports an object of 0 bytes without the sink's SHA-256: what
+// some S3-compatible servers (s3rver) leave under a key when the process
+// uploading to it is killed. S3 itself never shows an upload before it
+// is whole. Such an object holds no data, so replacing it with the
+// output whose upload it is loses nothing; an object the sink wrote
+// (with its SHA-256, even of 0 bytes) or with any content is never
+// replaced.
+func (o object) torn() bool { return o.exists && o.size == 0 && o.sha == "" }
 
 // foreignError is an object in the way of an output.
 type foreignError struct{ err error }

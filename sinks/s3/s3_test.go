@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"path"
 	"slices"
@@ -192,6 +193,62 @@ func TestRefusesToReplaceForeignObject(t *testing.T) {
 	}
 	if string(api.object(key).data) != "someone else's" {
 		t.Error("the foreign object was replaced")
+	}
+}
+
+// TestReplacesTornUpload: an empty object without the sink's SHA-256 at
+// an output's key, which s3rver leaves when the process uploading to it
+// is killed, is an upload of this output cut short: it is replaced, with
+// a warning. An object with any content, or one the sink wrote, is not.
+func TestReplacesTornUpload(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		obj      fakeObject
+		replaced bool
+	}{
+		{"empty, no metadata", fakeObject{data: nil, meta: map[string]string{}}, true},
+		{"empty, other metadata", fakeObject{data: []byte{}, meta: map[string]string{"owner": "someone"}}, true},
+		{"empty, the sink's checksum of other content", fakeObject{data: nil, meta: map[string]string{s3sink.MetaSHA256: strings.Repeat("ab", 32)}}, false},
+		{"one byte, no metadata", fakeObject{data: []byte("x"), meta: map[string]string{}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := newFakeS3("bucket")
+			mem := fsys.NewMem()
+			var log bytes.Buffer
+			s := newSink(t, api, mem, nil, func(c *s3sink.Config) { c.Logger = slog.New(slog.NewTextHandler(&log, nil)) })
+			defer s.Close()
+			state := stage(t, s, records(3, "eu"))
+			key := sealedKeys(t, state)[0]
+			obj := tc.obj
+			api.objects[key] = &obj
+			err := s.Commit(context.Background(), state)
+			got := api.object(key)
+			if !tc.replaced {
+				if err == nil || !strings.Contains(err.Error(), "exists and is not this output") {
+					t.Fatalf("Commit over %s: %v; want it refused", tc.name, err)
+				}
+				if !bytes.Equal(got.data, tc.obj.data) || got.meta[s3sink.MetaSHA256] != tc.obj.meta[s3sink.MetaSHA256] {
+					t.Errorf("the object was replaced: %q %v", got.data, got.meta)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Commit over a torn upload: %v", err)
+			}
+			if lines := api.lines("data/region=eu/"); len(lines) != 3 || lines[2] != `{"i":2,"region":"eu"}` {
+				t.Errorf("the object holds %q, want the output's 3 records", lines)
+			}
+			sum := sha256.Sum256(got.data)
+			if got.meta[s3sink.MetaSHA256] != hex.EncodeToString(sum[:]) {
+				t.Errorf("metadata %v lacks the output's sha256", got.meta)
+			}
+			if !strings.Contains(log.String(), "replacing an empty object") || !strings.Contains(log.String(), key) {
+				t.Errorf("no warning names the replaced object:\n%s", log.String())
+			}
+			if files := stagedFiles(t, mem); len(files) != 0 {
+				t.Errorf("staging still holds %v", files)
+			}
+		})
 	}
 }
 

@@ -151,6 +151,48 @@ func TestKPLAggregatesComeOutAsUserRecords(t *testing.T) {
 	}
 }
 
+// TestRecordIDsFromTags: user records of an aggregate carry the ids its
+// tags say (the first tagged, the others following), which the dedupe
+// step reads; plain records and untagged aggregates carry none.
+func TestRecordIDsFromTags(t *testing.T) {
+	endpoint := startServe(t)
+	c := newClient(endpoint)
+	createStream(t, c, "ids", 1)
+	putRaw := func(data []byte) {
+		if _, err := c.PutRecord(context.Background(), &kinesis.PutRecordInput{StreamName: aws.String("ids"), Data: data, PartitionKey: aws.String("k")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tag := func(v string) []kpl.Tag { return []kpl.Tag{{Key: kpl.IDTag, Value: v}} }
+	putRaw(kpl.Aggregate([]kpl.Record{
+		{PartitionKey: "a", Data: []byte("a0"), Tags: tag("w1/shardId-000000000000/7")},
+		{PartitionKey: "b", Data: []byte("a1")},
+		{PartitionKey: "a", Data: []byte("a2"), Tags: tag("w1/shardId-000000000000/20")},
+		{PartitionKey: "a", Data: []byte("a3")},
+	}))
+	putRaw([]byte("plain"))
+	putRaw(kpl.Aggregate([]kpl.Record{{PartitionKey: "c", Data: []byte("b0")}}))
+	putRaw([]byte("end"))
+
+	sink := &captureSink{}
+	p := &engine.Pipeline{
+		Name: "ids", Source: newSource(t, endpoint, "ids", nil), Store: &memStore{},
+		Sinks:              []engine.NamedSink{{Name: "cap", After: -1, Sink: sink}},
+		CheckpointInterval: 50 * time.Millisecond, TickInterval: 20 * time.Millisecond,
+	}
+	r := start(t, p)
+	sink.waitForData(t, "end")
+	r.stop(t)
+	var got []string
+	for _, rec := range sink.records() {
+		got = append(got, fmt.Sprintf("%s=%s/%d", rec.Data, rec.Meta.ID.Writer, rec.Meta.ID.Seq))
+	}
+	want := "a0=w1/shardId-000000000000/7 a1=w1/shardId-000000000000/8 a2=w1/shardId-000000000000/20 a3=w1/shardId-000000000000/21 plain=/0 b0=/0 end=/0"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("ids:\n got %s\nwant %s", strings.Join(got, " "), want)
+	}
+}
+
 // TestUnknownStreamFailsClearly: a stream that does not exist stops the
 // pipeline with an error that names it.
 func TestUnknownStreamFailsClearly(t *testing.T) {

@@ -273,6 +273,7 @@ func (s *Source) iterator(ctx context.Context, shard string, p leases.Position) 
 func (s *Source) batch(shard string, recs []types.Record, skip leases.Position) (*engine.Batch, leases.Position) {
 	b := &engine.Batch{Shard: shard, Records: make([]engine.Record, 0, len(recs))}
 	var last leases.Position
+	var ids []kpl.ID
 	for _, r := range recs {
 		seq := aws.ToString(r.SequenceNumber)
 		meta := engine.Meta{PartitionKey: aws.ToString(r.PartitionKey), SequenceNumber: seq, ShardID: shard, ArrivalTime: aws.ToTime(r.ApproximateArrivalTimestamp)}
@@ -280,6 +281,12 @@ func (s *Source) batch(shard string, recs []types.Record, skip leases.Position) 
 		if kpl.IsAggregated(r.Data) {
 			users, err := kpl.Deaggregate(r.Data)
 			if err == nil {
+				// Records a sluice kinesis sink wrote carry ids, by
+				// which the dedupe step drops repeats.
+				ids = ids[:0]
+				if tagged(users) {
+					ids = kpl.IDs(users, ids)
+				}
 				for i, u := range users {
 					p := leases.At(seq, int64(i))
 					if skip.IsSequence() && p.Compare(skip) <= 0 {
@@ -287,6 +294,9 @@ func (s *Source) batch(shard string, recs []types.Record, skip leases.Position) 
 					}
 					m := meta
 					m.PartitionKey = u.PartitionKey
+					if len(ids) > 0 {
+						m.ID = engine.RecordID{Writer: ids[i].Writer, Seq: ids[i].Seq}
+					}
 					b.Records = append(b.Records, engine.Record{Data: u.Data, Meta: m})
 					last = p
 				}
@@ -310,4 +320,14 @@ func (s *Source) batch(shard string, recs []types.Record, skip leases.Position) 
 		b.Position = last.String()
 	}
 	return b, last
+}
+
+// tagged reports whether any user record carries tags.
+func tagged(users []kpl.Record) bool {
+	for i := range users {
+		if len(users[i].Tags) > 0 {
+			return true
+		}
+	}
+	return false
 }

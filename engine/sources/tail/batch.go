@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluice-dev/sluice/engine"
-	"github.com/sluice-dev/sluice/engine/sources/tail/lines"
 )
 
 // batch collects the lines of one file into a batch. It is scratch space
@@ -21,6 +21,10 @@ type batch struct {
 	path string
 	now  time.Time
 	max  int
+	// truncate cuts long records to max bytes, ending them with term,
+	// instead of failing them.
+	truncate bool
+	term     string
 	// data holds the lines' bytes one after the other, seqs their offsets
 	// in decimal (their sequence numbers), and ends where each line's
 	// bytes and sequence number end in them.
@@ -46,6 +50,7 @@ func (t *tailer) newBatch(f *file) *batch {
 	b := &t.scratch
 	*b = batch{
 		path: f.path, now: t.cfg.Now(), max: t.cfg.MaxLineBytes, first: -1,
+		truncate: t.cfg.Truncate, term: t.cfg.TruncateTerminator,
 		data: b.data[:0], seqs: b.seqs[:0], ends: b.ends[:0],
 	}
 	return b
@@ -58,27 +63,63 @@ func (b *batch) full() bool {
 // empty reports whether the batch holds no line.
 func (b *batch) empty() bool { return len(b.ends) == 0 }
 
-// add appends a line; one longer than the limit goes to Failed with the
-// reason, with its first bytes as the record.
-func (b *batch) add(l lines.Line) {
+// add appends a record. One longer than the limit is cut to it and
+// ended with the terminator, or goes to Failed with the reason and its
+// first bytes as the record.
+func (b *batch) add(r piece) {
 	if b.first < 0 {
-		b.first = l.Offset
+		b.first = r.offset
 	}
-	b.bytes = int(l.End - b.first)
-	b.data = append(b.data, l.Data...)
-	b.seqs = strconv.AppendInt(b.seqs, l.Offset, 10)
-	b.ends = append(b.ends, lineEnd{data: len(b.data), seq: len(b.seqs), failed: l.Truncated()})
-	if !l.Truncated() {
+	b.bytes = int(r.end - b.first)
+	start := len(b.data)
+	b.data = append(b.data, r.head...)
+	b.data = append(b.data, r.tail...)
+	b.seqs = strconv.AppendInt(b.seqs, r.offset, 10)
+	long := r.size > int64(b.max)
+	switch {
+	case long && b.truncate:
+		keep := runeCut(b.data[start:], b.max-len(b.term))
+		b.data = append(b.data[:start+keep], b.term...)
+		long = false
+	case long:
+		b.data = b.data[:start+min(len(b.data)-start, b.max)]
+	}
+	b.ends = append(b.ends, lineEnd{data: len(b.data), seq: len(b.seqs), failed: long})
+	if !long {
 		b.records++
 		return
+	}
+	what := "line"
+	if r.lines > 1 {
+		what = fmt.Sprintf("record of %d lines", r.lines)
 	}
 	b.failed = append(b.failed, engine.Failure{
 		Type:  engine.DecodeFailed,
 		Stage: "source",
-		Err: fmt.Sprintf("line of %d bytes at byte %d of %s is longer than max_line (%d); its first %d bytes are kept here; raise max_line to read such lines",
-			l.Len, l.Offset, b.path, b.max, len(l.Data)),
+		Err: fmt.Sprintf("%s of %d bytes at byte %d of %s is longer than max_line (%d); its first %d bytes are kept here; raise max_line to read such records, or truncate them with long_lines: truncate",
+			what, r.size, r.offset, b.path, b.max, len(b.data)-start),
 		Time: b.now,
 	})
+}
+
+// runeCut returns the length of the longest prefix of p of at most n
+// bytes that does not end inside a valid UTF-8 sequence, so that cutting
+// text does not make it invalid. Bytes that are not UTF-8 are cut
+// anywhere.
+func runeCut(p []byte, n int) int {
+	if n >= len(p) {
+		return len(p)
+	}
+	for i := n - 1; i >= 0 && i > n-utf8.UTFMax; i-- {
+		if !utf8.RuneStart(p[i]) {
+			continue
+		}
+		if r, size := utf8.DecodeRune(p[i:]); r != utf8.RuneError && i+size > n {
+			return i
+		}
+		break
+	}
+	return n
 }
 
 // batch returns the engine batch, with shard ids and sequence numbers. Its

@@ -23,6 +23,16 @@ func TestCheckNamesTheKey(t *testing.T) {
 		{Config{Paths: []string{"a.log"}, StartAt: "middle"}, "start", "want beginning or end"},
 		{Config{Paths: []string{"a.log"}, PollInterval: -time.Second}, "poll_interval", "negative"},
 		{Config{Paths: []string{"a.log"}, MaxLineBytes: -1}, "max_line", "negative"},
+		{Config{Paths: []string{"a.log"}, MultilineStart: `(?<=x)a`}, "multiline.start", "RE2 syntax"},
+		{Config{Paths: []string{"a.log"}, MultilineStart: `(\d+) \1`}, "multiline.start", "not a regular expression sluice reads"},
+		{Config{Paths: []string{"a.log"}, MultilineTimeout: time.Second}, "multiline.timeout", "set multiline.start too"},
+		{Config{Paths: []string{"a.log"}, MultilineStart: "x", MultilineTimeout: -time.Second}, "multiline.timeout", "negative"},
+		{Config{Paths: []string{"a.log"}, SkipHeaderLines: -1}, "skip_header_lines", "negative"},
+		{Config{Paths: []string{"a.log"}, Truncate: true, MaxLineBytes: 4, TruncateTerminator: "<cut>"}, "truncate_terminator", "leaves no room"},
+		{Config{Paths: []string{"a.log"}, TruncateTerminator: "\n"}, "truncate_terminator", "set long_lines: truncate too"},
+		{Config{Paths: []string{"a.log"}, Exclude: []string{"*.gz", ""}}, "exclude[1]", "empty pattern"},
+		{Config{Paths: []string{"a.log"}, Exclude: []string{"old/*.gz"}}, "exclude[0]", "matches file names, not paths"},
+		{Config{Paths: []string{"a.log"}, Exclude: []string{"[a-"}}, "exclude[0]", "bad glob pattern"},
 	} {
 		var list engine.ConfigErrors
 		if err := tc.cfg.Check(); !errors.As(err, &list) || len(list) != 1 {

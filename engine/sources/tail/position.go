@@ -23,6 +23,8 @@ type position struct {
 	// Head is how many of the file's first bytes FP covers.
 	Head int    `json:"head,omitempty"`
 	FP   string `json:"fp,omitempty"`
+	// Skip is how many header lines at Offset are still to be skipped.
+	Skip int `json:"skip,omitempty"`
 }
 
 func (p position) String() string {
@@ -38,7 +40,7 @@ func parsePosition(s string) (position, error) {
 	if err := json.Unmarshal([]byte(s), &p); err != nil {
 		return p, fmt.Errorf("not a files source position: %q", s)
 	}
-	if p.Offset < 0 || p.Head < 0 || p.Head > fingerprintBytes {
+	if p.Offset < 0 || p.Head < 0 || p.Head > fingerprintBytes || p.Skip < 0 {
 		return p, fmt.Errorf("not a files source position: %q", s)
 	}
 	if p.Head > 0 {

@@ -20,6 +20,7 @@
 package tail
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -52,16 +54,48 @@ type Config struct {
 	// PollInterval is how often the globs are matched again and the files
 	// checked for new lines. Default 250ms.
 	PollInterval time.Duration
-	// MaxLineBytes is the longest line kept whole. Default 1 MiB.
+	// MaxLineBytes is the longest record kept whole, in bytes as the
+	// record holds them (its line end included with KeepNewline; all its
+	// lines with MultilineStart). Default 1 MiB.
 	MaxLineBytes int
+	// KeepNewline keeps each line's end ("\n", or "\r\n" as written) in
+	// the record's bytes, as the Kinesis Agent sends them. By default it
+	// is removed.
+	KeepNewline bool
+	// MultilineStart, when not empty, is a regular expression (RE2) that
+	// the first line of a record matches at its start: a record is such a
+	// line and the lines after it that do not match, joined with their
+	// line ends. Lines before the first match form a record of their own.
+	MultilineStart string
+	// MultilineTimeout is how long a multi-line record waits for its next
+	// line once its file has nothing more to read: then it is complete.
+	// Default 1s.
+	MultilineTimeout time.Duration
+	// SkipHeaderLines is how many lines at the start of each file are
+	// not records (a CSV header, a banner). They are skipped whenever a
+	// file is read from its start.
+	SkipHeaderLines int
+	// Truncate makes a record longer than MaxLineBytes a record of
+	// MaxLineBytes bytes: its beginning, with its last bytes replaced by
+	// TruncateTerminator. By default such a record goes to the error
+	// output.
+	Truncate bool
+	// TruncateTerminator ends a truncated record; it must be shorter than
+	// MaxLineBytes.
+	TruncateTerminator string
+	// Exclude are glob patterns of file names (the last element of a
+	// path, filepath.Match syntax) that are never read, such as the
+	// compressed copies of rotated logs.
+	Exclude []string
 	// Now is the clock for arrival times; nil means time.Now.
 	Now func() time.Time
 }
 
 // Defaults for zero Config fields.
 const (
-	DefaultPollInterval = 250 * time.Millisecond
-	DefaultMaxLineBytes = 1 << 20
+	DefaultPollInterval     = 250 * time.Millisecond
+	DefaultMaxLineBytes     = 1 << 20
+	DefaultMultilineTimeout = time.Second
 )
 
 const (
@@ -81,8 +115,12 @@ const (
 // Source tails files. It implements engine.Source.
 type Source struct {
 	cfg Config
-	// lingerPolls is linger in polls, at least two.
-	lingerPolls int
+	// lingerPolls is linger in polls, at least two; waitPolls is
+	// MultilineTimeout in polls, at least one.
+	lingerPolls, waitPolls int
+	// start matches the first line of a multi-line record; nil without
+	// MultilineStart.
+	start *regexp.Regexp
 }
 
 var _ engine.Source = (*Source)(nil)
@@ -114,7 +152,48 @@ func (cfg Config) Check() error {
 	if cfg.MaxLineBytes < 0 {
 		errs.Add("max_line", "max_line %d is negative", cfg.MaxLineBytes)
 	}
+	if cfg.MultilineStart != "" {
+		if _, err := compileStart(cfg.MultilineStart); err != nil {
+			errs.Add("multiline.start", "%v", err)
+		}
+	} else if cfg.MultilineTimeout != 0 {
+		errs.AddKey("multiline.timeout", "multiline.timeout applies to multi-line records; set multiline.start too")
+	}
+	if cfg.MultilineTimeout < 0 {
+		errs.Add("multiline.timeout", "multiline.timeout %v is negative", cfg.MultilineTimeout)
+	}
+	if cfg.SkipHeaderLines < 0 {
+		errs.Add("skip_header_lines", "skip_header_lines %d is negative", cfg.SkipHeaderLines)
+	}
+	if maxLine := cmp.Or(cfg.MaxLineBytes, DefaultMaxLineBytes); cfg.Truncate && len(cfg.TruncateTerminator) >= maxLine {
+		errs.Add("truncate_terminator", "truncate_terminator of %d bytes leaves no room in a record of max_line (%d) bytes", len(cfg.TruncateTerminator), maxLine)
+	} else if !cfg.Truncate && cfg.TruncateTerminator != "" {
+		errs.AddKey("truncate_terminator", "truncate_terminator ends truncated records; set long_lines: truncate too")
+	}
+	for i, p := range cfg.Exclude {
+		key := fmt.Sprintf("exclude[%d]", i)
+		if p == "" {
+			errs.Add(key, "empty pattern in exclude")
+		} else if strings.ContainsRune(p, filepath.Separator) {
+			errs.Add(key, "exclude pattern %q has a %q: exclude matches file names, not paths", p, filepath.Separator)
+		} else if _, err := filepath.Match(p, ""); err != nil {
+			errs.Add(key, "bad glob pattern: %v", err)
+		}
+	}
 	return errs.Err()
+}
+
+// compileStart compiles the pattern of a multi-line record's first line,
+// anchored at the line's start.
+func compileStart(pattern string) (*regexp.Regexp, error) {
+	re, err := regexp.Compile(`^(?:` + pattern + `)`)
+	if err != nil {
+		if _, own := regexp.Compile(pattern); own != nil {
+			err = own // the message of the pattern as written
+		}
+		return nil, fmt.Errorf("multiline.start %q is not a regular expression sluice reads (RE2 syntax: no lookaround, no backreferences): %v", pattern, err)
+	}
+	return re, nil
 }
 
 // New validates cfg and returns a source.
@@ -131,6 +210,9 @@ func New(cfg Config) (*Source, error) {
 	if cfg.MaxLineBytes == 0 {
 		cfg.MaxLineBytes = DefaultMaxLineBytes
 	}
+	if cfg.MultilineTimeout == 0 {
+		cfg.MultilineTimeout = DefaultMultilineTimeout
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -138,8 +220,13 @@ func New(cfg Config) (*Source, error) {
 		return nil, err
 	}
 	cfg.Paths = slices.Clone(cfg.Paths)
-	polls := int((linger + cfg.PollInterval - 1) / cfg.PollInterval)
-	return &Source{cfg: cfg, lingerPolls: max(2, polls)}, nil
+	cfg.Exclude = slices.Clone(cfg.Exclude)
+	polls := func(d time.Duration) int { return int((d + cfg.PollInterval - 1) / cfg.PollInterval) }
+	s := &Source{cfg: cfg, lingerPolls: max(2, polls(linger)), waitPolls: max(1, polls(cfg.MultilineTimeout))}
+	if cfg.MultilineStart != "" {
+		s.start, _ = compileStart(cfg.MultilineStart) // checked above
+	}
+	return s, nil
 }
 
 // Read tails the files until ctx is done or, without Follow, until every
@@ -156,6 +243,8 @@ func (s *Source) Read(ctx context.Context, start map[string]string, emit engine.
 	t := &tailer{
 		cfg:         s.cfg,
 		lingerPolls: s.lingerPolls,
+		waitPolls:   s.waitPolls,
+		start:       s.start,
 		emit:        emit,
 		files:       map[string]*file{},
 		resume:      resume,
@@ -207,14 +296,19 @@ type file struct {
 	// announce makes the next pump emit the position even without lines
 	// (a file started at its end).
 	announce bool
+	// skip is how many header lines are still to be skipped.
+	skip int
+	// pend is the multi-line record being gathered.
+	pend gathering
 }
 
 // tailer is the state of one Read call.
 type tailer struct {
-	cfg         Config
-	lingerPolls int
-	emit        engine.Emit
-	files       map[string]*file
+	cfg                    Config
+	lingerPolls, waitPolls int
+	start                  *regexp.Regexp
+	emit                   engine.Emit
+	files                  map[string]*file
 	// resume holds the checkpointed positions not yet matched to a file.
 	resume map[string]position
 	// noPosition is true when Read started without any position: only
@@ -248,8 +342,8 @@ func (t *tailer) scan(ctx context.Context, first bool) error {
 			if err != nil {
 				return fmt.Errorf("files source: %s: %w", path, err)
 			}
-			if seen[id] {
-				continue // matched twice (two patterns, or a link)
+			if seen[id] || t.excluded(path) {
+				continue // matched twice (two patterns, or a link), or excluded
 			}
 			if f := t.files[id]; f != nil {
 				seen[id] = true
@@ -275,6 +369,18 @@ func (t *tailer) scan(ctx context.Context, first bool) error {
 		return t.findRotated(ctx)
 	}
 	return nil
+}
+
+// excluded reports whether the file name of path matches an exclude
+// pattern.
+func (t *tailer) excluded(path string) bool {
+	name := filepath.Base(path)
+	for _, p := range t.cfg.Exclude {
+		if ok, _ := filepath.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // findRotated looks for the files of checkpointed positions that no
@@ -375,6 +481,7 @@ func (t *tailer) open(path string, first bool) (*file, error) {
 		if same {
 			offset = pos.Offset
 			f.head = pos.head()
+			f.skip = pos.Skip
 		}
 	} else if first && t.noPosition && t.cfg.StartAt == "end" {
 		if offset, err = lastLineEnd(fd, fi.Size()); err != nil {
@@ -386,6 +493,9 @@ func (t *tailer) open(path string, first bool) (*file, error) {
 	if _, err := fd.Seek(offset, io.SeekStart); err != nil {
 		fd.Close()
 		return nil, fmt.Errorf("files source: seek %s: %w", path, err)
+	}
+	if offset == 0 {
+		f.skip = t.cfg.SkipHeaderLines
 	}
 	f.lr = lines.NewReader(fd, offset, t.cfg.MaxLineBytes)
 	f.headSize = fi.Size()
@@ -442,22 +552,26 @@ func (t *tailer) pump(ctx context.Context, f *file) (more bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	b := t.newBatch(f)
 	if rewritten {
 		// Truncated (copytruncate) or rewritten in place: the file holds
 		// new lines from its start. What was held of a partial line
-		// belonged to the old content.
+		// belonged to the old content; a multi-line record gathered from
+		// whole lines is complete.
+		t.complete(f, b)
 		if _, err := f.fd.Seek(0, io.SeekStart); err != nil {
 			return false, fmt.Errorf("files source: seek %s: %w", f.path, err)
 		}
 		f.lr.Reset(f.fd, 0)
 		f.head = fingerprint{}
 		f.headSize = size
+		f.skip = t.cfg.SkipHeaderLines
 	}
 
 	final := !t.cfg.Follow
-	b := t.newBatch(f)
 	readFrom := f.lr.ReadOffset()
 	round := int64(0)
+	got := false
 	for {
 		line, err := f.lr.Next()
 		if err == io.EOF {
@@ -466,7 +580,8 @@ func (t *tailer) pump(ctx context.Context, f *file) (more bool, err error) {
 		if err != nil {
 			return false, fmt.Errorf("files source: read %s: %w", f.path, err)
 		}
-		b.add(line)
+		got = true
+		t.line(f, b, line)
 		if b.full() {
 			round += int64(b.bytes)
 			if err := t.send(ctx, f, b, false); err != nil {
@@ -486,9 +601,19 @@ func (t *tailer) pump(ctx context.Context, f *file) (more bool, err error) {
 	}
 	letGo := f.missing > 0 && (final || f.idle >= t.lingerPolls)
 	if final || letGo {
-		// Nothing more will be appended: a partial last line is a line.
+		// Nothing more will be appended: a partial last line is a line,
+		// and a multi-line record has all its lines.
 		if line, ok := f.lr.Rest(); ok {
-			b.add(line)
+			t.line(f, b, line)
+		}
+		t.complete(f, b)
+	} else if f.pend.lines > 0 {
+		// A multi-line record is complete when its file has had nothing
+		// more for the timeout.
+		if got {
+			f.pend.idle = 0
+		} else if f.pend.idle++; f.pend.idle >= t.waitPolls {
+			t.complete(f, b)
 		}
 	}
 	if !b.empty() || f.announce || final || letGo {
@@ -535,7 +660,11 @@ func (t *tailer) send(ctx context.Context, f *file, b *batch, end bool) error {
 			f.head = head
 		}
 	}
-	pos := position{Path: f.path, Offset: f.lr.Offset(), Head: f.head.n, FP: f.head.hex()}
+	pos := position{Path: f.path, Offset: f.lr.Offset(), Head: f.head.n, FP: f.head.hex(), Skip: f.skip}
+	if f.pend.lines > 0 {
+		// The record being gathered is read again after a restart.
+		pos.Offset = f.pend.offset
+	}
 	out := b.batch(f.id, pos.String())
 	out.End = end
 	out.Forget = end && f.missing > 0
