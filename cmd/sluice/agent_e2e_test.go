@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/testservers"
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // TestAgentWalkthrough is the Kinesis Agent walkthrough end to end: sluice
@@ -83,10 +84,10 @@ func TestAgentWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { consumer.Process.Kill(); consumer.Wait() })
-	waitFor(t, time.Minute, "the consumer's first poll", func() bool { return strings.Contains(out.String(), ". ") })
+	waitFor(t, "the consumer's first poll", func() string { b, _ := os.ReadFile(agentLog.Name()); return string(b) }, func() bool { return strings.Contains(out.String(), ". ") })
 
 	agent := startAgent()
-	waitFor(t, time.Minute, "the agent's /metrics", func() bool {
+	waitFor(t, "the agent's /metrics", func() string { b, _ := os.ReadFile(agentLog.Name()); return string(b) }, func() bool {
 		resp, err := http.Get("http://" + listen + "/metrics")
 		if err != nil {
 			return false
@@ -138,7 +139,7 @@ func TestAgentWalkthrough(t *testing.T) {
 	record := regexp.MustCompile(`'Data': b'Hi, (\d+)\\n', 'PartitionKey': '([^']*)'`)
 	randomKey := regexp.MustCompile(`^\d{1,6}\.\d+$`)
 	seen := map[string]int{}
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(testwait.Patience(t)); ; time.Sleep(100 * time.Millisecond) {
 		clear(seen)
 		for _, m := range record.FindAllStringSubmatch(out.String(), -1) {
 			seen[m[1]]++
