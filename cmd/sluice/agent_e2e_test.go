@@ -149,7 +149,7 @@ func TestAgentWalkthrough(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(agentLog.Name())
-			t.Fatalf("the consumer printed %d of %d lines in 2m:\n%s\nagent:\n%s", len(seen), lines, tail(out.String(), 1500), tail(string(b), 3000))
+			t.Fatalf("the consumer printed %d of %d lines:\n%s\nagent:\n%s", len(seen), lines, tail(out.String(), 1500), tail(string(b), 3000))
 		}
 	}
 	var missing []int
