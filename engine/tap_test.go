@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // fieldStep decodes a record's number into fields, with a nested object and
@@ -208,7 +209,7 @@ func TestTapSlowReaderDoesNotBlock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(time.Minute):
+	case <-time.After(testwait.Patience(t)):
 		t.Fatal("the pipeline waited for a tap reader")
 	}
 	if len(sink.published) != n/2 {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // TestBuildWindowAndAlert runs generate → map → window → files with an
@@ -219,10 +220,10 @@ sinks:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(testwait.Patience(t))
 	for p.Stats.In.Load() < 6000 && p.Stats.In.Load() < count {
 		if time.Now().After(deadline) {
-			t.Fatalf("read %d records in a minute", p.Stats.In.Load())
+			t.Fatalf("read only %d records", p.Stats.In.Load())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

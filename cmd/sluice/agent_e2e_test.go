@@ -115,7 +115,7 @@ sinks:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { consumer.Process.Kill(); consumer.Wait() })
-	waitFor(t, time.Minute, "the consumer's first poll", func() bool { return strings.Contains(printed.String(), ". ") })
+	waitFor(t, "the consumer's first poll", nil, func() bool { return strings.Contains(printed.String(), ". ") })
 
 	agent := startAgent()
 	// The agent starts the files it finds at their end (the Agent's
@@ -360,7 +360,7 @@ func TestAgentDeliveryStream(t *testing.T) {
 	}
 
 	agent := startAgent()
-	waitFor(t, time.Minute, "the first 50 lines at the endpoint", received(50))
+	waitFor(t, "the first 50 lines at the endpoint", nil, received(50))
 	// Killed while it puts the next 50: it posts again what it had not
 	// checkpointed, under the request ids it had.
 	f, err := os.OpenFile(active, os.O_WRONLY|os.O_APPEND, 0o644)

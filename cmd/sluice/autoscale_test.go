@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -29,7 +28,7 @@ func setupAutoscaledExample(t *testing.T, _ string) {
 	}
 	t.Setenv("KINESIS_ENDPOINT", url)
 	c := kinesisClient(url)
-	waitFor(t, 60*time.Second, "the stream to grow to 2 shards", func() bool {
+	waitFor(t, "the stream to grow to 2 shards", nil, func() bool {
 		putEvents(t, c, "clickstream", 0, 200)
 		d, err := c.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("clickstream")})
 		return err == nil && aws.ToInt32(d.StreamDescriptionSummary.OpenShardCount) == 2
@@ -77,7 +76,7 @@ func TestServeAutoscalesAndServesMetrics(t *testing.T) {
 		entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprint(i)), Data: []byte("0123456789")})
 	}
 	put := 0
-	waitFor(t, 60*time.Second, "the stream to grow to 2 shards", func() bool {
+	waitFor(t, "the stream to grow to 2 shards", nil, func() bool {
 		out, err := c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("clicks"), Records: entries})
 		if err != nil {
 			t.Fatal(err)

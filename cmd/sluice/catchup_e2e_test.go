@@ -83,7 +83,7 @@ func TestWindowsCatchUpAsTheyReadLive(t *testing.T) {
 			// Live: the pipeline reads while the records are put.
 			liveOut, metrics := filepath.Join(dir, "out-live"), freePort(t)
 			live := startWorker(t, bin, filepath.Join(dir, "live.yaml"), "live", liveOut, append(env, "METRICS_PORT="+metrics))
-			waitFor(t, 30*time.Second, "the live pipeline to read all 4 shards", func() bool {
+			waitFor(t, "the live pipeline to read all 4 shards", live.logTail, func() bool {
 				return strings.Count(getMetrics("http://127.0.0.1:"+metrics+"/metrics"), "sluice_source_lag_milliseconds{") == 4
 			})
 			half := records / 2
@@ -94,7 +94,7 @@ func TestWindowsCatchUpAsTheyReadLive(t *testing.T) {
 			}
 			putTimed(t, kc, half, records)
 			closeWindows(t, kc, records)
-			waitFor(t, 3*time.Minute, "the live pipeline to count every record", func() bool {
+			waitFor(t, "the live pipeline to count every record", live.logTail, func() bool {
 				return countedRecords(t, liveOut) >= records
 			})
 			live.stop(t)
@@ -102,7 +102,7 @@ func TestWindowsCatchUpAsTheyReadLive(t *testing.T) {
 			// Catch-up: the same pipeline over everything from the start.
 			catchOut := filepath.Join(dir, "out-catchup")
 			catchup := startWorker(t, bin, filepath.Join(dir, "catchup.yaml"), "catchup", catchOut, append(env, "METRICS_PORT="+freePort(t)))
-			waitFor(t, 3*time.Minute, "the catch-up to count every record", func() bool {
+			waitFor(t, "the catch-up to count every record", catchup.logTail, func() bool {
 				return countedRecords(t, catchOut) >= records
 			})
 			catchup.stop(t)
@@ -234,7 +234,7 @@ func splitFirst(t *testing.T, c *kinesis.Client) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the stream to be active after the split", func() bool { return streamActive(c) })
+	waitFor(t, "the stream to be active after the split", nil, func() bool { return streamActive(c) })
 }
 
 // mergeTop merges shards 2 and 3, which cover the top half of the hash
@@ -246,7 +246,7 @@ func mergeTop(t *testing.T, c *kinesis.Client) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the stream to be active after the merge", func() bool { return streamActive(c) })
+	waitFor(t, "the stream to be active after the merge", nil, func() bool { return streamActive(c) })
 }
 
 // countedRecords sums n over the data rows published under dir (the

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -53,7 +52,7 @@ sinks:
 	go func() {
 		done <- dispatch(ctx, []string{"run", "--status", "off", file}, strings.NewReader(""), &stdout, &stderr)
 	}()
-	waitFor(t, 60*time.Second, "30 records read", func() bool { return strings.Count(stdout.String(), "\n") >= 30 })
+	waitFor(t, "30 records read", stderr.String, func() bool { return strings.Count(stdout.String(), "\n") >= 30 })
 	cancel()
 	if code := <-done; code != exitOK {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // chromium finds the browser the dashboard test drives: Debian's chromium,
@@ -75,7 +77,7 @@ func browse(t *testing.T, browser string) context.Context {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, testwait.Patience(t))
 	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
 	return ctx
 }
@@ -114,7 +116,7 @@ func TestDashboardChartGrowsInChromium(t *testing.T) {
 	}
 	waitUntil := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(45 * time.Second)
+		deadline := time.Now().Add(testwait.Patience(t))
 		for !cond() {
 			if time.Now().After(deadline) {
 				t.Fatalf("timed out waiting for %s\n%s", what, tail(r.logs.String(), 2000))
@@ -373,7 +375,7 @@ func TestDashboardDrawsTheGraphInChromium(t *testing.T) {
 		}
 	}
 	// Each branch shows its own live input rate.
-	deadline := time.Now().Add(45 * time.Second)
+	deadline := time.Now().Add(testwait.Patience(t))
 	for {
 		rates, err := chromedp.Run(ctx, chromedp.Evaluate[string](
 			`['per_route', 'per_10s', 'per_user'].map(n => document.querySelector('#graph g.node[data-node="step:' + n + '"] text.rate').textContent).join("|")`))

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // binDir holds the sluice binary that process-level tests run (to kill
@@ -310,7 +312,7 @@ sinks:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(testwait.Patience(t))
 	for {
 		records, _ := outputLines(t, out)
 		if len(records) >= total || time.Now().After(deadline) {
@@ -398,13 +400,13 @@ sinks:
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	waitFor(t, 30*time.Second, "the first delivery attempt", func() bool {
+	waitFor(t, "the first delivery attempt", stderr.String, func() bool {
 		return strings.Contains(stderr.String(), "input ended")
 	})
 	cmd.Process.Signal(syscall.SIGTERM)
 	// Signals sent together merge into one: the second must come after
 	// the first was taken, which the process says.
-	waitFor(t, 30*time.Second, "the stop to be requested", func() bool {
+	waitFor(t, "the stop to be requested", stderr.String, func() bool {
 		return strings.Contains(stderr.String(), "stop requested")
 	})
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -413,7 +415,7 @@ sinks:
 		if err == nil {
 			t.Fatalf("the process exited 0 without delivering:\n%s", stderr.String())
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(testwait.Patience(t)): // far less than the retry duration
 		cmd.Process.Kill()
 		t.Fatalf("a second SIGTERM did not end the process:\n%s", tail(stderr.String(), 3000))
 	}

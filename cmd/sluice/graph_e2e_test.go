@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/sluice-dev/sluice/internal/testservers"
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // The graph's records: requests 100ms apart in event time over five
@@ -190,7 +191,7 @@ func runUntil(t *testing.T, bin, dir string, env []string, done func() bool, fil
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	logTail := func() string { b, _ := os.ReadFile(logf.Name()); return tail(string(b), 3000) }
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(testwait.Patience(t))
 	for !done() {
 		select {
 		case err := <-exited:
@@ -200,7 +201,7 @@ func runUntil(t *testing.T, bin, dir string, env []string, done func() bool, fil
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			<-exited
-			t.Fatalf("sluice run did not deliver everything in 3 minutes\n%s", logTail())
+			t.Fatalf("sluice run did not deliver everything\n%s", logTail())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -211,9 +212,9 @@ func runUntil(t *testing.T, bin, dir string, env []string, done func() bool, fil
 		if err != nil {
 			t.Fatalf("sluice run: %v\n%s", err, logTail())
 		}
-	case <-time.After(60 * time.Second):
+	case <-time.After(testwait.Patience(t)):
 		cmd.Process.Kill()
-		t.Fatalf("sluice run did not stop within 60s of SIGTERM\n%s", logTail())
+		t.Fatalf("sluice run did not stop on SIGTERM\n%s", logTail())
 	}
 	return took
 }

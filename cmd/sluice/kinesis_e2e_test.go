@@ -29,6 +29,7 @@ import (
 	"github.com/sluice-dev/sluice/engine/streamstore/kinesisapi"
 	"github.com/sluice-dev/sluice/internal/kinesistest"
 	"github.com/sluice-dev/sluice/internal/testservers"
+	"github.com/sluice-dev/sluice/internal/testwait"
 	"github.com/sluice-dev/sluice/sinks/files"
 )
 
@@ -109,7 +110,7 @@ func serveProcess(t *testing.T, bin, dir, create string) (string, *kinesis.Clien
 	endpoint := "http://127.0.0.1:" + port
 	kc := kinesisClient(endpoint)
 	name, _, _ := strings.Cut(create, ":")
-	waitFor(t, 30*time.Second, "sluice serve to answer", func() bool {
+	waitFor(t, "sluice serve to answer", nil, func() bool {
 		out, err := kc.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
 		return err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
 	})
@@ -303,11 +304,11 @@ func TestWorkersShareShardsThroughLeases(t *testing.T) {
 		}
 	}()
 
-	waitFor(t, 60*time.Second, "the three workers to share the 8 shards", func() bool {
+	waitFor(t, "the three workers to share the 8 shards", nil, func() bool {
 		m := owned()
 		return len(m["w1"]) >= 2 && len(m["w2"]) >= 2 && len(m["w3"]) >= 2 && len(m[""]) == 0
 	})
-	waitFor(t, 60*time.Second, "output from every worker", func() bool {
+	waitFor(t, "output from every worker", nil, func() bool {
 		return len(publishedEvents(t, outs["w1"])) > 0 && len(publishedEvents(t, outs["w2"])) > 0 && len(publishedEvents(t, outs["w3"])) > 0
 	})
 
@@ -320,7 +321,7 @@ func TestWorkersShareShardsThroughLeases(t *testing.T) {
 	<-w2.done
 	w2.done <- nil
 	var takenIn time.Duration
-	waitFor(t, 30*time.Second, "w2's shards to be taken over", func() bool {
+	waitFor(t, "w2's shards to be taken over", nil, func() bool {
 		m := owned()
 		if m == nil || len(m["w2"]) > 0 || len(m["handoff:w2"]) > 0 || len(m[""]) > 0 {
 			return false
@@ -336,7 +337,7 @@ func TestWorkersShareShardsThroughLeases(t *testing.T) {
 	// w2 comes back: it publishes what it had staged before it died.
 	workers["w2"] = startWorker(t, bin, pipeline, "w2", outs["w2"], env)
 	produced.Wait()
-	waitFor(t, 90*time.Second, "every record to be published", func() bool {
+	waitFor(t, "every record to be published", nil, func() bool {
 		return len(publishedEvents(t, allOuts...)) >= total
 	})
 	for _, id := range []string{"w1", "w2", "w3"} {
@@ -387,12 +388,20 @@ func leaseObserver(t *testing.T, ddb, pipeline, stream string) *leases.Table {
 	return observer
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// waitFor polls cond until it holds, for as long as the test may run (see
+// patience). When it never holds, the test fails saying what it waited for
+// and, when log is not nil, what the process logged last.
+func waitFor(t *testing.T, what string, log func() string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	wait := testwait.Patience(t)
+	deadline := time.Now().Add(wait)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			msg := fmt.Sprintf("waited %s for %s", wait.Round(time.Second), what)
+			if log != nil {
+				msg += "; the log ends:\n" + tail(log(), 3000)
+			}
+			t.Fatal(msg)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

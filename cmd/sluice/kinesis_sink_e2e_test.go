@@ -152,7 +152,7 @@ sinks:
 
 	// A last run catches up; the consumer follows.
 	last := startWorker(t, bin, producer, "producer", "", env)
-	waitFor(t, 3*time.Minute, fmt.Sprintf("the consumer to write %d lines", total), func() bool {
+	waitFor(t, fmt.Sprintf("the consumer to write %d lines", total), nil, func() bool {
 		records, _ := outputLines(t, out)
 		return len(distinctLines(t, records)) >= total
 	})

@@ -16,6 +16,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/sluice-dev/sluice/internal/testservers"
+	"github.com/sluice-dev/sluice/internal/testwait"
 	s3sink "github.com/sluice-dev/sluice/sinks/s3"
 )
 
@@ -116,10 +117,11 @@ sinks:
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
+		wait := testwait.Patience(t)
+		deadline := time.Now().Add(wait)
 		for !cond() {
 			if time.Now().After(deadline) {
-				t.Fatalf("waited 60s for %s\nstderr:\n%s", what, tail(stderr.String(), 3000))
+				t.Fatalf("waited %s for %s\nstderr:\n%s", wait.Round(time.Second), what, tail(stderr.String(), 3000))
 			}
 			time.Sleep(20 * time.Millisecond)
 		}

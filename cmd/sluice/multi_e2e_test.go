@@ -74,11 +74,11 @@ sinks:
 		}
 	})
 
-	waitFor(t, 60*time.Second, "a and b to deliver everything while c fails", func() bool {
+	waitFor(t, "a and b to deliver everything while c fails", r.logs.String, func() bool {
 		return len(uniqueRecords(t, filepath.Join(pipes, "out-a"))) == 3000 && len(uniqueRecords(t, filepath.Join(pipes, "out-b"))) == 2000
 	})
 	var health string
-	waitFor(t, 60*time.Second, "/healthz to name the failing pipeline after two restarts", func() bool {
+	waitFor(t, "/healthz to name the failing pipeline after two restarts", r.logs.String, func() bool {
 		code, body := httpGet(t, r.url+"healthz")
 		health = body
 		return code == 503 && metricValue(t, r.url, `sluice_pipeline_restarts_total{pipeline="c"}`) >= 2
@@ -106,7 +106,7 @@ sinks:
 	}
 
 	s3.Start()
-	waitFor(t, 90*time.Second, "c to deliver everything once the endpoint is up", func() bool {
+	waitFor(t, "c to deliver everything once the endpoint is up", r.logs.String, func() bool {
 		return len(uploadedRecords(t, filepath.Join(store, "archive"))) == 1500
 	})
 	// Every pipeline's input has ended, so the run ends by itself (there

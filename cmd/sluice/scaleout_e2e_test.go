@@ -194,7 +194,7 @@ func TestScaleOutMergesPartials(t *testing.T) {
 	<-killAt
 	// w2 dies once it has checkpointed part of a shard: its windows hold
 	// records of that checkpoint, and it has read records after it.
-	waitFor(t, 60*time.Second, "a checkpoint of w2 within a shard", func() bool {
+	waitFor(t, "a checkpoint of w2 within a shard", nil, func() bool {
 		ls, err := observer.Leases(context.Background())
 		if err != nil {
 			return false
@@ -211,13 +211,13 @@ func TestScaleOutMergesPartials(t *testing.T) {
 
 	// w3 dies too, while the workers are closing their windows and
 	// putting partials, and comes back.
-	waitFor(t, 60*time.Second, "the first partials in the second stream", func() bool {
+	waitFor(t, "the first partials in the second stream", nil, func() bool {
 		return len(streamCopies(t, kc, "partials")) > 0
 	})
 	kill("w3")
 
 	var got []string
-	waitFor(t, 120*time.Second, "the merged rows of every window and route", func() bool {
+	waitFor(t, "the merged rows of every window and route", nil, func() bool {
 		got = windowRows(t, filepath.Join(mergeOut, "rows"))
 		return len(got) >= len(want)
 	})

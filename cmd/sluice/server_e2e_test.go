@@ -20,6 +20,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // running is a `sluice run` started in process with a server.
@@ -91,8 +93,8 @@ func startRun(t *testing.T, args ...string) *running {
 			cancel()
 			select {
 			case exit = <-code:
-			case <-time.After(60 * time.Second):
-				t.Errorf("sluice run did not stop within 60s:\n%s", tail(logs.String(), 2000))
+			case <-time.After(testwait.Patience(t)):
+				t.Errorf("sluice run did not stop; the log ends:\n%s", tail(logs.String(), 3000))
 			}
 		})
 		return exit
@@ -102,8 +104,8 @@ func startRun(t *testing.T, args ...string) *running {
 	case r.url = <-found:
 	case c := <-code:
 		t.Fatalf("sluice run exited %d before serving:\n%s", c, tail(logs.String(), 3000))
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no dashboard address logged in 30s:\n%s", tail(logs.String(), 3000))
+	case <-time.After(testwait.Patience(t)):
+		t.Fatalf("no dashboard address logged:\n%s", tail(logs.String(), 3000))
 	}
 	return r
 }
@@ -335,14 +337,14 @@ sinks:
     http: {url: %q, body: ndjson}
     buffer: {interval: 1s}
 `, filepath.Join(dir, "in.jsonl"), hs.URL, hs.URL+"/ndjson"))
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(testwait.Patience(t))
 	for {
 		got, _ := rcv.count()
 		if got >= n {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("receiver has %d of %d records after 60s:\n%s", got, n, tail(r.logs.String(), 2000))
+			t.Fatalf("receiver has %d of %d records:\n%s", got, n, tail(r.logs.String(), 3000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -354,7 +356,7 @@ sinks:
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the ndjson endpoint has %d of %d records", got, n/10)
+			t.Fatalf("the ndjson endpoint has %d of %d records:\n%s", got, n/10, tail(r.logs.String(), 3000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // TestUndeliveredRecordsFailTheRun: an http sink whose endpoint is not
@@ -157,7 +159,7 @@ sinks:
 			ckpt := filepath.Join(dir, "ckpt", "closed-pipes.json")
 			var early error
 			exited := false
-			waitFor(t, 60*time.Second, "a checkpoint at the end of the input", func() bool {
+			waitFor(t, "a checkpoint at the end of the input", func() string { b, _ := os.ReadFile(stderrFile); return string(b) }, func() bool {
 				select {
 				case early = <-done:
 					exited = true
@@ -192,8 +194,9 @@ sinks:
 				case err != nil:
 					t.Fatal(err)
 				}
-			case <-time.After(60 * time.Second):
-				t.Fatal("sluice did not stop within 60s of SIGINT")
+			case <-time.After(testwait.Patience(t)):
+				log, _ := os.ReadFile(stderrFile)
+				t.Fatalf("sluice did not stop on SIGINT; its log ends:\n%s", tail(string(log), 3000))
 			}
 			log, _ := os.ReadFile(stderrFile)
 			if code != tc.code {

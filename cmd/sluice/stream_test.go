@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -240,7 +239,7 @@ func startServe(t *testing.T, args ...string) string {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	var url string
-	waitFor(t, 30*time.Second, "serve to print its address", func() bool {
+	waitFor(t, "serve to print its address", stderr.String, func() bool {
 		_, rest, ok := strings.Cut(stderr.String(), "Kinesis API on ")
 		url, _, _ = strings.Cut(rest, ",")
 		return ok && strings.Contains(rest, ",")

@@ -104,12 +104,12 @@ sinks:
 		}
 	})
 	raw := filepath.Join(dir, "out", "raw")
-	waitFor(t, 60*time.Second, "10,000 records in the raw archive", func() bool { return len(rawRecords(t, raw)) >= 10_000 })
+	waitFor(t, "10,000 records in the raw archive", r.logs.String, func() bool { return len(rawRecords(t, raw)) >= 10_000 })
 
 	// A change that does not load: the pipeline runs on as it was.
 	bad := strings.Replace(reloadPipeline(1, "status < 500", "1s"), "tumbling: 1s", "tumbling: 1s\n      agregate: {}", 1)
 	replaceFile(t, file, bad)
-	waitFor(t, 30*time.Second, "the refused change to be shown", func() bool {
+	waitFor(t, "the refused change to be shown", r.logs.String, func() bool {
 		_, body := httpGet(t, r.url+"api/pipelines/reload")
 		var st struct {
 			FileError string `json:"file_error"`
@@ -128,14 +128,14 @@ sinks:
 	// The change that loads, while records flow.
 	before := len(rawRecords(t, raw))
 	replaceFile(t, file, reloadPipeline(2, "status < 400", "5s"))
-	waitFor(t, 30*time.Second, "the reload", func() bool {
+	waitFor(t, "the reload", r.logs.String, func() bool {
 		return strings.Contains(r.logs.String(), "pipeline file changed: reloading its pipeline")
 	})
 	close(reloading)
 	if err := <-written; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 120*time.Second, "every record in the raw archive and the last window's row", func() bool {
+	waitFor(t, "every record in the raw archive and the last window's row", r.logs.String, func() bool {
 		return len(rawRecords(t, raw)) == 100_001 && lastRowEnd(t, filepath.Join(dir, "out", "rows")) == 100_000
 	})
 	if code := r.stop(); code != exitOK {

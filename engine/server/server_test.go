@@ -22,6 +22,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/server"
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // source emits n records with fields {n, route}, per to a batch, on two
@@ -402,10 +403,11 @@ func TestHealthAndReadiness(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	wait := testwait.Patience(t)
+	deadline := time.Now().Add(wait)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 20s")
+			t.Fatalf("condition not met in %s", wait.Round(time.Second))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

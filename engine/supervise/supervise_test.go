@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/supervise"
 	"github.com/sluice-dev/sluice/internal/enginetest"
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // store keeps checkpoints in memory, across the runs of a pipeline.
@@ -184,10 +185,10 @@ func (o *observer) read(f func(o *observer) bool) bool {
 	return f(o)
 }
 
-// poll waits for cond, failing the test after a generous deadline.
+// poll waits for cond, failing the test once it may wait no longer.
 func poll(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testwait.Patience(t))
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine/streamstore"
 	"github.com/sluice-dev/sluice/internal/testservers"
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // Server serves the Kinesis API on a listener until ctx is done, as
@@ -118,10 +119,10 @@ func CreateStream(t testing.TB, c *kinesis.Client, name string, shards int32) {
 }
 
 // WaitActive waits until the stream is ACTIVE (after a create or a
-// reshard), for at most 30 seconds.
+// reshard), for as long as the test may (testwait.Patience).
 func WaitActive(t testing.TB, c *kinesis.Client, name string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testwait.Patience(t))
 	for {
 		out, err := c.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
 		if err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // Each test gets a database of its own on the shared server: what one
@@ -101,7 +103,7 @@ func TestPostgresTerminateBackends(t *testing.T) {
 		}
 		done <- err
 	}()
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(testwait.Patience(t))
 	for {
 		var active bool
 		for _, b := range db.Backends(t) {

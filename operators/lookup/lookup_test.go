@@ -16,6 +16,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/internal/testwait"
 	"github.com/sluice-dev/sluice/operators"
 	"github.com/sluice-dev/sluice/operators/lookup"
 )
@@ -328,7 +329,7 @@ func plan(t testing.TB, s *lookup.Step, user string) any {
 // reload runs on its own goroutine and is taken between batches.
 func waitPlan(t testing.TB, s *lookup.Step, user, want string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testwait.Patience(t))
 	for {
 		got := plan(t, s, user)
 		if got == want {
@@ -345,7 +346,7 @@ func waitPlan(t testing.TB, s *lookup.Step, user, want string) {
 // own goroutine and its outcome is taken, and logged, between batches.
 func waitLog(t testing.TB, s *lookup.Step, log *bytes.Buffer, text string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testwait.Patience(t))
 	for !strings.Contains(log.String(), text) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%q not logged:\n%s", text, log.String())

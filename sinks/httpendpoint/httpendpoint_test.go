@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
@@ -101,8 +102,11 @@ func newSink(t *testing.T, url, dir string, w *waits, change func(*httpsink.Conf
 		URL:           url,
 		Dir:           dir,
 		BufferRecords: 100,
-		Timeout:       300 * time.Millisecond,
-		Sleep:         w.sleep,
+		// Longer than any test may run, however loaded the machine: a
+		// request that timed out would be an attempt the test did not
+		// script. Tests of timeouts set their own, on a synctest clock.
+		Timeout: time.Hour,
+		Sleep:   w.sleep,
 	}
 	if change != nil {
 		change(&cfg)
@@ -250,12 +254,24 @@ func TestDeliversInEveryBodyMode(t *testing.T) {
 // TestRetriesKeepTheRequestID sends the first batch into every kind of
 // failure the receiver can produce; it is retried with the same request id
 // and body until acknowledged, with the documented backoff.
+//
+// It runs in a synctest bubble over an in-memory network, so that the
+// request timeout is on the bubble's clock: the slow answer times out, and
+// no other request can, however loaded the machine.
 func TestRetriesKeepTheRequestID(t *testing.T) {
+	synctest.Test(t, testRetriesKeepTheRequestID)
+}
+
+func testRetriesKeepTheRequestID(t *testing.T) {
 	failures := []action{fail500, drop, slow, wrongAck, emptyOK, fail500}
-	rv := newReceiver(t, httpsink.BodyFirehose, sequence(failures...))
+	rv := newPipeReceiver(t, httpsink.BodyFirehose, sequence(failures...))
 	dir := t.TempDir()
 	var w waits
-	sink := newSink(t, rv.srv.URL, dir, &w, func(c *httpsink.Config) { c.Rand = func() float64 { return 1 } })
+	sink := newSink(t, rv.url, dir, &w, func(c *httpsink.Config) {
+		c.Rand = func() float64 { return 1 }
+		c.Transport = rv.transport
+		c.Timeout = 10 * time.Second
+	})
 	const n = 250
 	if err := run(t, sink, &source{n: n, per: 50}, filepath.Join(dir, "ckpt")); err != nil {
 		t.Fatal(err)
@@ -361,54 +377,65 @@ func TestTooLargeGoesToTheErrorOutput(t *testing.T) {
 	}
 }
 
-// TestGivesUpAfterTheRetryDuration runs on a clock that the waits advance:
-// a batch that keeps failing is retried until retry.duration, then written
-// to the error output with the last error.
+// TestGivesUpAfterTheRetryDuration: a batch that keeps failing is retried
+// until retry.duration, then written to the error output with the last
+// error. The time an attempt takes counts against the retry duration.
+//
+// It runs in a synctest bubble over an in-memory network, with the sink's
+// own clock and waits: time passes only in the backoff waits and in the
+// request timeouts, so the number of attempts within the retry duration is
+// the same however loaded the machine.
 func TestGivesUpAfterTheRetryDuration(t *testing.T) {
 	tests := []struct {
+		name     string
+		answer   action
 		retry    time.Duration
 		attempts int
+		lastErr  string
 	}{
-		{0, 1},                // no retries
-		{10 * time.Second, 4}, // waits 1+2+4 = 7s; the next (8s) would pass 10s
-		{60 * time.Second, 6}, // 1+2+4+8+16 = 31s; +32 > 60
+		{"no retries", fail500, 0, 1, "try again"},
+		// Waits 1+2+4 = 7s; the next (8s) would end past 10s.
+		{"10s", fail500, 10 * time.Second, 4, "try again"},
+		// 1+2+4+8+16 = 31s; +32 > 60.
+		{"60s", fail500, 60 * time.Second, 6, "try again"},
+		// Attempts that time out after 5s start at 0, 6, 13 and 22s; the
+		// fourth times out at 27s, and the next wait (8s) would end past 30s.
+		{"timeouts", slow, 30 * time.Second, 4, "no answer within 5s"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.retry.String(), func(t *testing.T) {
-			rv := newReceiver(t, httpsink.BodyFirehose, always(fail500))
-			dir := t.TempDir()
-			var mu sync.Mutex
-			clock := time.Date(2024, 5, 6, 7, 0, 0, 0, time.UTC)
-			now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-			rv.now = now
-			sink := newSink(t, rv.srv.URL, dir, nil, func(c *httpsink.Config) {
-				c.Now = now
-				c.Rand = func() float64 { return 0.5 }
-				c.RetryDuration = &tc.retry
-				c.Sleep = func(_ context.Context, d time.Duration) error {
-					mu.Lock()
-					clock = clock.Add(d)
-					mu.Unlock()
-					return nil
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rv := newPipeReceiver(t, httpsink.BodyFirehose, always(tc.answer))
+				dir := t.TempDir()
+				start := time.Now()
+				sink := newSink(t, rv.url, dir, nil, func(c *httpsink.Config) {
+					c.Transport = rv.transport
+					c.Timeout = 5 * time.Second
+					c.Rand = func() float64 { return 0.5 }
+					c.RetryDuration = &tc.retry
+					c.Sleep = nil // the sink's own, on the bubble's clock
+				})
+				if err := run(t, sink, &source{n: 10, per: 10}, filepath.Join(dir, "ckpt")); err != nil {
+					t.Fatal(err)
+				}
+				if got := len(rv.got()); got != tc.attempts {
+					t.Errorf("%d attempts, want %d", got, tc.attempts)
+				}
+				if took := time.Since(start); took > tc.retry+5*time.Second {
+					t.Errorf("gave up after %s, want within retry.duration %s and one timeout", took, tc.retry)
+				}
+				failed := errorOutput(t, dir)
+				checkAll(t, 10, map[string]int{}, failed)
+				if len(failed) > 0 {
+					msg := fmt.Sprint(failed[0]["error"])
+					if !strings.Contains(msg, tc.lastErr) || !strings.Contains(msg, fmt.Sprintf("after %d attempts", tc.attempts)) {
+						t.Errorf("error %q: want the last answer (%q) and the attempt count", msg, tc.lastErr)
+					}
+					if day := start.UTC().Format("2006/01/02"); !strings.Contains(fmt.Sprint(failed[0]["file"]), filepath.FromSlash(day)) {
+						t.Errorf("error output at %s, want under the batch's date %s", failed[0]["file"], day)
+					}
 				}
 			})
-			if err := run(t, sink, &source{n: 10, per: 10}, filepath.Join(dir, "ckpt")); err != nil {
-				t.Fatal(err)
-			}
-			if got := len(rv.got()); got != tc.attempts {
-				t.Errorf("%d attempts, want %d", got, tc.attempts)
-			}
-			failed := errorOutput(t, dir)
-			checkAll(t, 10, map[string]int{}, failed)
-			if len(failed) > 0 {
-				msg := fmt.Sprint(failed[0]["error"])
-				if !strings.Contains(msg, "500") || !strings.Contains(msg, "try again") || !strings.Contains(msg, fmt.Sprintf("after %d attempts", tc.attempts)) {
-					t.Errorf("error %q: want the last answer and the attempt count", msg)
-				}
-				if !strings.Contains(fmt.Sprint(failed[0]["file"]), filepath.FromSlash("2024/05/06")) {
-					t.Errorf("error output at %s, want under the batch's date", failed[0]["file"])
-				}
-			}
 		})
 	}
 }
@@ -611,7 +638,6 @@ func TestTLSWithCAFile(t *testing.T) {
 	noRetry := time.Duration(0)
 	sink := newSink(t, rv.srv.URL, filepath.Join(dir, "a"), nil, func(c *httpsink.Config) {
 		c.RetryDuration = &noRetry
-		c.Timeout = 10 * time.Second
 	})
 	if err := run(t, sink, &source{n: 5, per: 5}, filepath.Join(dir, "a", "ckpt")); err != nil {
 		t.Fatal(err)
@@ -715,7 +741,6 @@ func TestOversizedRecord(t *testing.T) {
 	sink := newSink(t, rv.srv.URL, dir, nil, func(c *httpsink.Config) {
 		c.Body = httpsink.BodyNDJSON
 		c.BufferBytes = httpsink.MaxRequestBytes
-		c.Timeout = time.Minute
 	})
 	ctx := context.Background()
 	if err := sink.Recover(ctx, nil); err != nil {
@@ -787,7 +812,6 @@ func TestTLSClientCertificate(t *testing.T) {
 
 	sink := newSink(t, srv.URL, filepath.Join(dir, "out"), nil, func(c *httpsink.Config) {
 		c.CAFile, c.CertFile, c.KeyFile = caFile, certFile, keyFile
-		c.Timeout = 10 * time.Second
 	})
 	if err := run(t, sink, &source{n: 20, per: 20}, filepath.Join(dir, "out", "ckpt")); err != nil {
 		t.Fatal(err)

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	nethttp "net/http"
 	"net/http/httptest"
 	"regexp"
@@ -50,6 +52,10 @@ type receiver struct {
 	t    *testing.T
 	srv  *httptest.Server
 	body string
+	// url and transport reach a receiver on an in-memory network
+	// (newPipeReceiver), which has no srv.
+	url       string
+	transport nethttp.RoundTripper
 	// want* are what every request must carry.
 	wantKey   string
 	wantAttrs map[string]string
@@ -70,6 +76,64 @@ func newReceiver(t *testing.T, body string, script func(n int, id string, record
 	t.Cleanup(rv.srv.Close)
 	return rv
 }
+
+// newPipeReceiver is newReceiver on an in-memory network, for tests in a
+// synctest bubble, where time moves only while every goroutine waits: a
+// real socket would keep it from moving, a pipe does not. The sink reaches
+// the receiver through rv.transport, at rv.url.
+func newPipeReceiver(t *testing.T, body string, script func(n int, id string, records [][]byte) action) *receiver {
+	rv := &receiver{t: t, body: body, script: script, now: time.Now, url: "http://receiver.test/"}
+	l := &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+	srv := &nethttp.Server{Handler: nethttp.HandlerFunc(rv.serve)}
+	go srv.Serve(l)
+	tr := &nethttp.Transport{DialContext: l.dial}
+	rv.transport = tr
+	t.Cleanup(func() {
+		srv.Close()
+		tr.CloseIdleConnections()
+	})
+	return rv
+}
+
+// pipeListener accepts the server ends of the net.Pipes its dial makes.
+type pipeListener struct {
+	conns  chan net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	client, server := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "receiver.test" }
 
 func (rv *receiver) errorf(format string, args ...any) {
 	rv.t.Helper()

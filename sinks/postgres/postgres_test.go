@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/checkpoint"
 	"github.com/sluice-dev/sluice/internal/testservers"
+	"github.com/sluice-dev/sluice/internal/testwait"
 	"github.com/sluice-dev/sluice/sinks/encode"
 	"github.com/sluice-dev/sluice/sinks/postgres"
 )
@@ -139,11 +140,11 @@ func TestExactlyOnceThroughTerminatedBackends(t *testing.T) {
 		if _, err := tx.Exec(context.Background(), "LOCK TABLE events IN ACCESS EXCLUSIVE MODE"); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(time.Minute)
+		deadline := time.Now().Add(testwait.Patience(t))
 		killed := 0
 		for killed == 0 {
 			if time.Now().After(deadline) {
-				t.Fatalf("round %d: no COPY waited on the table within a minute; backends: %+v", round, db.Backends(t))
+				t.Fatalf("round %d: no COPY waited on the table; backends: %+v", round, db.Backends(t))
 			}
 			for _, b := range db.Backends(t) {
 				// pgx's CopyFrom reads the columns' types, then COPYs:

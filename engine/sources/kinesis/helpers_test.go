@@ -25,6 +25,7 @@ import (
 	"github.com/sluice-dev/sluice/engine/streamstore/kinesisapi"
 	"github.com/sluice-dev/sluice/internal/kinesistest"
 	"github.com/sluice-dev/sluice/internal/testservers"
+	"github.com/sluice-dev/sluice/internal/testwait"
 	"github.com/sluice-dev/sluice/sinks/buffer"
 	"github.com/sluice-dev/sluice/sinks/files"
 )
@@ -155,7 +156,7 @@ func start(t testing.TB, p *engine.Pipeline) *running {
 		cancel()
 		select {
 		case <-r.done:
-		case <-time.After(30 * time.Second):
+		case <-time.After(testwait.Patience(t)):
 		}
 	})
 	return r
@@ -170,8 +171,8 @@ func (r *running) stop(t testing.TB) {
 		if err != nil {
 			t.Fatalf("pipeline: %v", err)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("pipeline did not stop within 30s")
+	case <-time.After(testwait.Patience(t)):
+		t.Fatal("pipeline did not stop")
 	}
 }
 
@@ -225,8 +226,9 @@ func seqOf(path string) string {
 }
 
 // waitPublished waits until the dirs hold n events.
-func waitPublished(t testing.TB, n int, timeout time.Duration, dirs ...string) {
+func waitPublished(t testing.TB, n int, dirs ...string) {
 	t.Helper()
+	timeout := testwait.Patience(t)
 	deadline := time.Now().Add(timeout)
 	for {
 		got := len(published(t, dirs...))
@@ -234,7 +236,7 @@ func waitPublished(t testing.TB, n int, timeout time.Duration, dirs ...string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events published after %s", got, n, timeout)
+			t.Fatalf("%d of %d events published after %s", got, n, timeout.Round(time.Second))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

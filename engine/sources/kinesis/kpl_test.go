@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/checkpoint"
 	"github.com/sluice-dev/sluice/engine/kpl"
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // captureSink keeps what it is written, in order; it commits at once.
@@ -45,7 +46,7 @@ func (s *captureSink) records() []engine.Record {
 // waitForData waits until a record holding data is delivered.
 func (s *captureSink) waitForData(t *testing.T, data string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testwait.Patience(t))
 	for {
 		for _, r := range s.records() {
 			if string(r.Data) == data {
@@ -53,7 +54,7 @@ func (s *captureSink) waitForData(t *testing.T, data string) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%q not delivered within 30s; got %d records", data, len(s.records()))
+			t.Fatalf("%q not delivered; got %d records", data, len(s.records()))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -68,6 +69,7 @@ func TestKPLAggregatesComeOutAsUserRecords(t *testing.T) {
 	endpoint := startServe(t)
 	c := newClient(endpoint)
 	createStream(t, c, "kpl", 1)
+	producer := newProducer(endpoint)
 
 	agg := func(from, n int) []byte {
 		var rs []kpl.Record
@@ -79,7 +81,7 @@ func TestKPLAggregatesComeOutAsUserRecords(t *testing.T) {
 	corrupt := agg(100, 2)
 	corrupt[len(corrupt)-1] ^= 0xFF
 	putRaw := func(data []byte, key string) {
-		if _, err := c.PutRecord(context.Background(), &kinesis.PutRecordInput{StreamName: aws.String("kpl"), Data: data, PartitionKey: aws.String(key)}); err != nil {
+		if _, err := producer.PutRecord(context.Background(), &kinesis.PutRecordInput{StreamName: aws.String("kpl"), Data: data, PartitionKey: aws.String(key)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math/big"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -26,12 +25,12 @@ func TestEveryRecordOnceAcrossARestart(t *testing.T) {
 			prod := produce(t, newProducer(endpoint), "events", 0, total)
 
 			r := start(t, filesPipeline(t, newSource(t, endpoint, "events", nil), out, ckpt, nil))
-			waitPublished(t, total/3, 60*time.Second, out)
+			waitPublished(t, total/3, out)
 			r.stop(t)
 
 			r = start(t, filesPipeline(t, newSource(t, endpoint, "events", nil), out, ckpt, nil))
 			prod.wait()
-			waitPublished(t, total, 60*time.Second, out)
+			waitPublished(t, total, out)
 			r.stop(t)
 
 			evs := published(t, out)
@@ -60,7 +59,7 @@ func TestReshardingMidRun(t *testing.T) {
 			merge(t, c, "events")
 			put(t, pc, "events", 2*total/3, total)
 
-			waitPublished(t, total, 60*time.Second, out)
+			waitPublished(t, total, out)
 			r.stop(t)
 			evs := published(t, out)
 			checkExactlyOnce(t, evs, total)

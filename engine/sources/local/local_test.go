@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/streamstore"
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // collector is an engine.Emit that keeps what it gets.
@@ -279,7 +280,7 @@ func TestFollowsAWriter(t *testing.T) {
 	}
 	w.SplitShard("s", "shardId-000000000001", "255211775190703847597530955573826158592")
 	put(t, w, "s", randomKeys(30, 99), "z")
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testwait.Patience(t))
 	for c.count() < 330 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine/streamstore"
 	"github.com/sluice-dev/sluice/internal/testservers"
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // A compatibility call: one request, sent to sluice and to kinesalite
@@ -197,7 +198,7 @@ func waitStatus(t *testing.T, endpoint, name string) {
 	// kinesalite may still show the stream ACTIVE right after a call that
 	// makes it UPDATING; its updates take 50 ms.
 	time.Sleep(120 * time.Millisecond)
-	for range 200 {
+	for deadline := time.Now().Add(testwait.Patience(t)); time.Now().Before(deadline); {
 		status, ans := call(t, endpoint, "DescribeStream", `{"StreamName":"`+name+`"}`)
 		if status != 200 {
 			return

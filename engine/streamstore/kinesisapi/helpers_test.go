@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine/streamstore"
 	"github.com/sluice-dev/sluice/internal/kinesistest"
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // startServer serves a fresh store on a loopback port and returns its
@@ -63,7 +64,7 @@ func waitActive(t testing.TB, c *kinesis.Client, name string) {
 		o.MinDelay = 20 * time.Millisecond
 		o.MaxDelay = 100 * time.Millisecond
 	})
-	if err := w.Wait(context.Background(), &kinesis.DescribeStreamInput{StreamName: aws.String(name)}, 30*time.Second); err != nil {
+	if err := w.Wait(context.Background(), &kinesis.DescribeStreamInput{StreamName: aws.String(name)}, testwait.Patience(t)); err != nil {
 		t.Fatalf("stream %s never became active: %v", name, err)
 	}
 }

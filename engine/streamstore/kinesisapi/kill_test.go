@@ -22,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // binDir holds the sluice binary that the kill test builds, once per test
@@ -91,7 +93,7 @@ func startServe(t *testing.T, dir string, args ...string) *serveProcess {
 	select {
 	case p.url = <-url:
 		return p
-	case <-time.After(30 * time.Second):
+	case <-time.After(testwait.Patience(t)):
 		logMu.Lock()
 		defer logMu.Unlock()
 		t.Fatalf("sluice serve did not start: %s", log.String())
