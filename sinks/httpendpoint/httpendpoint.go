@@ -138,11 +138,12 @@ type Sink struct {
 	sleep            func(context.Context, time.Duration) error
 	rand             func() float64
 
-	buf, errBuf *buffer.Buffers
-	errs        *buffer.ErrorOutput
-	errPrefix   *keys.Template
-	elems       elementEncoder
-	line        []byte
+	stage     *buffer.Staged
+	buf       *buffer.Buffers     // stage.Records
+	errs      *buffer.ErrorOutput // stage.Output
+	errPrefix *keys.Template
+	elems     elementEncoder
+	line      []byte
 
 	// pending holds, for each batch not yet delivered (sealed ones first,
 	// then the open one), the arrival time of its oldest record. There is
@@ -309,7 +310,7 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 	s.cfg = cfg
 
 	staging := filepath.Join(cfg.Dir, StagingDir, cfg.Pipeline+"."+cfg.Name)
-	s.buf, err = buffer.New(buffer.Config{
+	s.stage, err = buffer.NewStaged(buffer.StagedConfig{Config: buffer.Config{
 		Pipeline:   cfg.Pipeline,
 		Sink:       cfg.Name,
 		Staging:    staging,
@@ -320,27 +321,11 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 		MaxRecords: cfg.BufferRecords,
 		MaxAge:     cfg.BufferInterval,
 		MaxOpen:    1,
-	})
+	}, Dir: cfg.Dir, ErrorPrefix: s.errPrefix})
 	if err != nil {
 		return nil, errf("%v", err)
 	}
-	errFormat := &encode.JSONLines{}
-	s.errBuf, err = buffer.New(buffer.Config{
-		Pipeline:   cfg.Pipeline,
-		Sink:       cfg.Name,
-		Staging:    staging + ".errors",
-		FS:         cfg.FS,
-		Publisher:  &buffer.RenamePublisher{FS: cfg.FS, Dir: cfg.Dir},
-		Records:    errFormat,
-		MaxBytes:   cfg.BufferBytes,
-		MaxAge:     cfg.BufferInterval,
-		MaxOpen:    64,
-		ChunkBytes: 16 << 10,
-	})
-	if err != nil {
-		return nil, errf("%v", err)
-	}
-	s.errs = buffer.NewErrorOutput(s.errPrefix, s.errBuf)
+	s.buf, s.errs = s.stage.Records, s.stage.Output
 	return s, nil
 }
 
@@ -402,10 +387,7 @@ func (s *Sink) Recover(ctx context.Context, raw json.RawMessage) error {
 			return fmt.Errorf("http sink %s: checkpoint state is corrupt: %w", s.cfg.Name, err)
 		}
 	}
-	if err := s.errBuf.Recover(ctx, st.Errors); err != nil {
-		return fmt.Errorf("http sink %s: error output: %w", s.cfg.Name, err)
-	}
-	err := s.buf.Recover(ctx, st.Records)
+	err := s.stage.Recover(ctx, st.Records, st.Errors)
 	s.track(s.now(), time.Time{})
 	if err != nil {
 		return fmt.Errorf("http sink %s: %w", s.cfg.Name, err)
@@ -485,27 +467,20 @@ func (s *Sink) track(now, arrival time.Time) {
 
 // Flush seals the buffers whose trigger fired, or all of them.
 func (s *Sink) Flush(_ context.Context, now time.Time, all bool) (int, error) {
-	n, err := s.buf.Flush(now, all)
+	n, err := s.stage.Flush(now, all)
+	s.track(now, time.Time{})
 	if err != nil {
 		return 0, fmt.Errorf("http sink %s: %w", s.cfg.Name, err)
 	}
-	s.track(now, time.Time{})
-	m, err := s.errBuf.Flush(now, all)
-	if err != nil {
-		return 0, fmt.Errorf("http sink %s: error output: %w", s.cfg.Name, err)
-	}
-	return n + m, nil
+	return n, nil
 }
 
 // Prepare syncs what is staged and returns the sink's checkpoint state.
 func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
 	var st state
 	var err error
-	if st.Records, err = s.buf.Prepare(ctx); err != nil {
+	if st.Records, st.Errors, err = s.stage.Prepare(ctx); err != nil {
 		return nil, fmt.Errorf("http sink %s: %w", s.cfg.Name, err)
-	}
-	if st.Errors, err = s.errBuf.Prepare(ctx); err != nil {
-		return nil, fmt.Errorf("http sink %s: error output: %w", s.cfg.Name, err)
 	}
 	return json.Marshal(st)
 }
@@ -517,15 +492,10 @@ func (s *Sink) Commit(ctx context.Context, raw json.RawMessage) error {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return fmt.Errorf("http sink %s: checkpoint state is corrupt: %w", s.cfg.Name, err)
 	}
-	err := s.buf.Commit(ctx, st.Records)
+	err := s.stage.Commit(ctx, st.Records, st.Errors)
 	s.track(s.now(), time.Time{})
 	if err != nil {
 		return fmt.Errorf("http sink %s: %w", s.cfg.Name, err)
-	}
-	// After the records: a batch that failed wrote its error output
-	// already; this publishes the per-record failures.
-	if err := s.errBuf.Commit(ctx, st.Errors); err != nil {
-		return fmt.Errorf("http sink %s: error output: %w", s.cfg.Name, err)
 	}
 	return nil
 }
@@ -533,13 +503,13 @@ func (s *Sink) Commit(ctx context.Context, raw json.RawMessage) error {
 // Close releases open spool files; what they hold stays staged for the
 // next run.
 func (s *Sink) Close() error {
-	return errors.Join(s.buf.Close(), s.errBuf.Close())
+	return s.stage.Close()
 }
 
 // BufferedBytes is what the sink holds staged, for the status line and
 // metrics.
 func (s *Sink) BufferedBytes() int64 {
-	return s.buf.Stats().Bytes + s.errBuf.Stats().Bytes
+	return s.stage.BufferedBytes()
 }
 
 // OldestUndelivered is the arrival time of the oldest record staged and

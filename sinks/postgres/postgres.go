@@ -269,9 +269,10 @@ type Sink struct {
 	format encode.Format
 	line   []byte
 
-	buf, errBuf *buffer.Buffers
-	errs        *buffer.ErrorOutput
-	load        *loader
+	stage *buffer.Staged
+	buf   *buffer.Buffers     // stage.Records
+	errs  *buffer.ErrorOutput // stage.Output
+	load  *loader
 
 	// undelivered counts rows that went to the error output at load
 	// time: those the table refused, and whole batches given up on;
@@ -320,7 +321,7 @@ func New(cfg Config) (*Sink, error) {
 	s.format = format
 	staging := filepath.Join(cfg.Dir, StagingDir, cfg.Pipeline+"."+cfg.Name)
 	s.load = newLoader(s)
-	s.buf, err = buffer.New(buffer.Config{
+	s.stage, err = buffer.NewStaged(buffer.StagedConfig{Config: buffer.Config{
 		Pipeline:   cfg.Pipeline,
 		Sink:       cfg.Name,
 		Staging:    staging,
@@ -331,26 +332,11 @@ func New(cfg Config) (*Sink, error) {
 		MaxRecords: cfg.BufferRecords,
 		MaxAge:     cmp(cfg.BufferInterval, DefaultBufferInterval),
 		MaxOpen:    1,
-	})
+	}, Dir: cfg.Dir, ErrorPrefix: c.errPrefix})
 	if err != nil {
 		return nil, fmt.Errorf("postgres sink %s: %w", name, err)
 	}
-	s.errBuf, err = buffer.New(buffer.Config{
-		Pipeline:   cfg.Pipeline,
-		Sink:       cfg.Name,
-		Staging:    staging + ".errors",
-		FS:         cfg.FS,
-		Publisher:  &buffer.RenamePublisher{FS: cfg.FS, Dir: cfg.Dir},
-		Records:    &encode.JSONLines{},
-		MaxBytes:   cmp(cfg.BufferBytes, DefaultBufferBytes),
-		MaxAge:     cmp(cfg.BufferInterval, DefaultBufferInterval),
-		MaxOpen:    64,
-		ChunkBytes: 16 << 10,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres sink %s: %w", name, err)
-	}
-	s.errs = buffer.NewErrorOutput(c.errPrefix, s.errBuf)
+	s.buf, s.errs = s.stage.Records, s.stage.Output
 	return s, nil
 }
 
@@ -391,10 +377,7 @@ func (s *Sink) Recover(ctx context.Context, raw json.RawMessage) error {
 			return s.wrap(fmt.Errorf("checkpoint state is corrupt: %w", err))
 		}
 	}
-	if err := s.errBuf.Recover(ctx, st.Errors); err != nil {
-		return s.wrap(fmt.Errorf("error output: %w", err))
-	}
-	if err := s.buf.Recover(ctx, st.Records); err != nil {
+	if err := s.stage.Recover(ctx, st.Records, st.Errors); err != nil {
 		return s.wrap(err)
 	}
 	return nil
@@ -427,26 +410,19 @@ func (s *Sink) Write(_ context.Context, b *engine.Batch) error {
 
 // Flush seals the buffers whose trigger fired, or all of them.
 func (s *Sink) Flush(_ context.Context, now time.Time, all bool) (int, error) {
-	n, err := s.buf.Flush(now, all)
+	n, err := s.stage.Flush(now, all)
 	if err != nil {
 		return 0, s.wrap(err)
 	}
-	m, err := s.errBuf.Flush(now, all)
-	if err != nil {
-		return 0, s.wrap(fmt.Errorf("error output: %w", err))
-	}
-	return n + m, nil
+	return n, nil
 }
 
 // Prepare syncs what is staged and returns the sink's checkpoint state.
 func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
 	var st state
 	var err error
-	if st.Records, err = s.buf.Prepare(ctx); err != nil {
+	if st.Records, st.Errors, err = s.stage.Prepare(ctx); err != nil {
 		return nil, s.wrap(err)
-	}
-	if st.Errors, err = s.errBuf.Prepare(ctx); err != nil {
-		return nil, s.wrap(fmt.Errorf("error output: %w", err))
 	}
 	return json.Marshal(st)
 }
@@ -458,11 +434,8 @@ func (s *Sink) Commit(ctx context.Context, raw json.RawMessage) error {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return s.wrap(fmt.Errorf("checkpoint state is corrupt: %w", err))
 	}
-	if err := s.buf.Commit(ctx, st.Records); err != nil {
+	if err := s.stage.Commit(ctx, st.Records, st.Errors); err != nil {
 		return s.wrap(err)
-	}
-	if err := s.errBuf.Commit(ctx, st.Errors); err != nil {
-		return s.wrap(fmt.Errorf("error output: %w", err))
 	}
 	return nil
 }
@@ -471,12 +444,12 @@ func (s *Sink) Commit(ctx context.Context, raw json.RawMessage) error {
 // hold stays staged for the next run.
 func (s *Sink) Close() error {
 	s.load.close()
-	return errors.Join(s.buf.Close(), s.errBuf.Close())
+	return s.stage.Close()
 }
 
 // BufferedBytes is what the sink holds staged.
 func (s *Sink) BufferedBytes() int64 {
-	return s.buf.Stats().Bytes + s.errBuf.Stats().Bytes
+	return s.stage.BufferedBytes()
 }
 
 // OldestUndelivered is the arrival time of the oldest row staged and not
