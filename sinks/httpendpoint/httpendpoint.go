@@ -155,10 +155,6 @@ type Sink struct {
 	observer func(records int, bytes int64, took time.Duration, err error)
 
 	delivered, deliveredBytes, failedBatches atomic.Int64
-	// undelivered counts the records of batches written to the error
-	// output; undeliveredTo is the latest such file.
-	undelivered   atomic.Int64
-	undeliveredTo atomic.Pointer[string]
 }
 
 var (
@@ -373,10 +369,7 @@ func newTransport(cfg Config) (*nethttp.Transport, error) {
 
 // state is the sink's part of a checkpoint: the staging of its batches and
 // of its error output.
-type state struct {
-	Records json.RawMessage `json:"records"`
-	Errors  json.RawMessage `json:"errors"`
-}
+type state struct{ buffer.StagedState }
 
 // Recover restores staging to the last checkpoint and delivers the batches
 // it lists as sealed.
@@ -387,7 +380,7 @@ func (s *Sink) Recover(ctx context.Context, raw json.RawMessage) error {
 			return fmt.Errorf("http sink %s: checkpoint state is corrupt: %w", s.cfg.Name, err)
 		}
 	}
-	err := s.stage.Recover(ctx, st.Records, st.Errors)
+	err := s.stage.Recover(ctx, st.StagedState)
 	s.track(s.now(), time.Time{})
 	if err != nil {
 		return fmt.Errorf("http sink %s: %w", s.cfg.Name, err)
@@ -479,7 +472,7 @@ func (s *Sink) Flush(_ context.Context, now time.Time, all bool) (int, error) {
 func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
 	var st state
 	var err error
-	if st.Records, st.Errors, err = s.stage.Prepare(ctx); err != nil {
+	if st.StagedState, err = s.stage.Prepare(ctx); err != nil {
 		return nil, fmt.Errorf("http sink %s: %w", s.cfg.Name, err)
 	}
 	return json.Marshal(st)
@@ -488,11 +481,7 @@ func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
 // Commit delivers the sealed batches listed in state and publishes the
 // error output it lists.
 func (s *Sink) Commit(ctx context.Context, raw json.RawMessage) error {
-	var st state
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return fmt.Errorf("http sink %s: checkpoint state is corrupt: %w", s.cfg.Name, err)
-	}
-	err := s.stage.Commit(ctx, st.Records, st.Errors)
+	err := s.stage.Commit(ctx, raw)
 	s.track(s.now(), time.Time{})
 	if err != nil {
 		return fmt.Errorf("http sink %s: %w", s.cfg.Name, err)
@@ -561,8 +550,5 @@ func (s *Sink) Delivered() (records, bytes, failedBatches int64) {
 // endpoint did not take within the retry duration (or refused for good),
 // and the error output file the latest went to. Safe from any goroutine.
 func (s *Sink) Undelivered() (records int64, last string) {
-	if p := s.undeliveredTo.Load(); p != nil {
-		last = *p
-	}
-	return s.undelivered.Load(), last
+	return s.stage.Undelivered()
 }

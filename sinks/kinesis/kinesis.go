@@ -206,8 +206,6 @@ type Sink struct {
 	sizing kpl.Builder
 
 	delivered, deliveredBytes atomic.Int64
-	undelivered               atomic.Int64
-	undeliveredTo             atomic.Pointer[string]
 }
 
 var (
@@ -365,8 +363,7 @@ const spoolFormat = "kinesis-1"
 // state is the sink's part of a checkpoint: the staging of its batches
 // and of its error output, and the numbering of its records.
 type state struct {
-	Records json.RawMessage `json:"records"`
-	Errors  json.RawMessage `json:"errors"`
+	buffer.StagedState
 	// Writer and Lanes: see Sink.writer and Sink.lanes.
 	Writer string            `json:"writer,omitempty"`
 	Lanes  map[string]uint64 `json:"lanes,omitempty"`
@@ -406,7 +403,7 @@ func (s *Sink) Recover(ctx context.Context, raw json.RawMessage) error {
 		return s.wrap(fmt.Errorf("list the shards of stream %s: %w", s.cfg.Stream, err))
 	}
 	s.shards = m
-	if err := s.stage.Recover(ctx, st.Records, st.Errors); err != nil {
+	if err := s.stage.Recover(ctx, st.StagedState); err != nil {
 		return s.wrap(err)
 	}
 	return nil
@@ -600,7 +597,7 @@ func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
 		st.Lanes = s.lanes
 	}
 	var err error
-	if st.Records, st.Errors, err = s.stage.Prepare(ctx); err != nil {
+	if st.StagedState, err = s.stage.Prepare(ctx); err != nil {
 		return nil, s.wrap(err)
 	}
 	return json.Marshal(st)
@@ -609,11 +606,7 @@ func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
 // Commit puts the sealed batches listed in state and publishes the error
 // output it lists.
 func (s *Sink) Commit(ctx context.Context, raw json.RawMessage) error {
-	var st state
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return s.wrap(fmt.Errorf("checkpoint state is corrupt: %w", err))
-	}
-	if err := s.stage.Commit(ctx, st.Records, st.Errors); err != nil {
+	if err := s.stage.Commit(ctx, raw); err != nil {
 		return s.wrap(err)
 	}
 	return nil
@@ -639,8 +632,5 @@ func (s *Sink) Delivered() (records, bytes int64) { return s.delivered.Load(), s
 // the retry duration, or at once for an error no retry fixes, and the
 // error output file the latest went to. Safe from any goroutine.
 func (s *Sink) Undelivered() (records int64, last string) {
-	if p := s.undeliveredTo.Load(); p != nil {
-		last = *p
-	}
-	return s.undelivered.Load(), last
+	return s.stage.Undelivered()
 }

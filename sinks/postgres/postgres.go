@@ -40,7 +40,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -273,12 +272,6 @@ type Sink struct {
 	buf   *buffer.Buffers     // stage.Records
 	errs  *buffer.ErrorOutput // stage.Output
 	load  *loader
-
-	// undelivered counts rows that went to the error output at load
-	// time: those the table refused, and whole batches given up on;
-	// undeliveredTo is the latest file they went to.
-	undelivered   atomic.Int64
-	undeliveredTo atomic.Pointer[string]
 }
 
 var (
@@ -359,10 +352,7 @@ func cmp[T comparable](v, def T) T {
 
 // state is the sink's part of a checkpoint: the staging of its batches
 // and of its error output.
-type state struct {
-	Records json.RawMessage `json:"records"`
-	Errors  json.RawMessage `json:"errors"`
-}
+type state struct{ buffer.StagedState }
 
 func (s *Sink) wrap(err error) error {
 	return s.red.Error(fmt.Errorf("postgres sink %s: %w", s.cfg.Name, err))
@@ -377,7 +367,7 @@ func (s *Sink) Recover(ctx context.Context, raw json.RawMessage) error {
 			return s.wrap(fmt.Errorf("checkpoint state is corrupt: %w", err))
 		}
 	}
-	if err := s.stage.Recover(ctx, st.Records, st.Errors); err != nil {
+	if err := s.stage.Recover(ctx, st.StagedState); err != nil {
 		return s.wrap(err)
 	}
 	return nil
@@ -421,7 +411,7 @@ func (s *Sink) Flush(_ context.Context, now time.Time, all bool) (int, error) {
 func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
 	var st state
 	var err error
-	if st.Records, st.Errors, err = s.stage.Prepare(ctx); err != nil {
+	if st.StagedState, err = s.stage.Prepare(ctx); err != nil {
 		return nil, s.wrap(err)
 	}
 	return json.Marshal(st)
@@ -430,11 +420,7 @@ func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
 // Commit loads the sealed batches listed in state and publishes the error
 // output it lists.
 func (s *Sink) Commit(ctx context.Context, raw json.RawMessage) error {
-	var st state
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return s.wrap(fmt.Errorf("checkpoint state is corrupt: %w", err))
-	}
-	if err := s.stage.Commit(ctx, st.Records, st.Errors); err != nil {
+	if err := s.stage.Commit(ctx, raw); err != nil {
 		return s.wrap(err)
 	}
 	return nil
@@ -460,10 +446,7 @@ func (s *Sink) OldestUndelivered() time.Time { return s.buf.Oldest() }
 // and the rows of batches given up on, which went to the error output,
 // and the latest file they went to. Safe from any goroutine.
 func (s *Sink) Undelivered() (records int64, last string) {
-	if p := s.undeliveredTo.Load(); p != nil {
-		last = *p
-	}
-	return s.undelivered.Load(), last
+	return s.stage.Undelivered()
 }
 
 // Loads returns what the sink's loader did since it was made: batches
