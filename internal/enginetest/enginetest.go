@@ -5,7 +5,6 @@
 package enginetest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -39,33 +38,7 @@ func CloneBatch(b *engine.Batch) *engine.Batch {
 }
 
 // CloneRecord copies r's bytes and fields deeply.
-func CloneRecord(r engine.Record) engine.Record {
-	if r.Data != nil {
-		r.Data = bytes.Clone(r.Data)
-	}
-	if r.Fields != nil {
-		r.Fields = cloneValue(r.Fields).(map[string]any)
-	}
-	return r
-}
-
-func cloneValue(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		m := make(map[string]any, len(v))
-		for k, x := range v {
-			m[k] = cloneValue(x)
-		}
-		return m
-	case []any:
-		l := make([]any, len(v))
-		for i, x := range v {
-			l[i] = cloneValue(x)
-		}
-		return l
-	}
-	return v
-}
+func CloneRecord(r engine.Record) engine.Record { return engine.CopyRecord(&r) }
 
 // Numbered describes a replayable source for tests: shards of numbered
 // records, read in batches of Batch shard by shard in turn, that resumes
