@@ -398,7 +398,9 @@ func (s *Sink) Write(_ context.Context, b *engine.Batch) error {
 	return nil
 }
 
-// Flush seals the buffers whose trigger fired, or all of them.
+// Flush seals the buffers whose trigger fired, or all of them. (Flush,
+// Prepare and Commit of the http, postgres and kinesis sinks look alike:
+// each is buffer.Staged's, with the sink's own state and error names.)
 func (s *Sink) Flush(_ context.Context, now time.Time, all bool) (int, error) {
 	n, err := s.stage.Flush(now, all)
 	if err != nil {
