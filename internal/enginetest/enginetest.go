@@ -1,13 +1,14 @@
 // Package enginetest holds what tests of engine parts share: a deep copy
 // of a batch, to check after a call that a sink or a step left what it
-// was handed unchanged (engine.Sink.Write must), and a replayable source
-// of numbered records.
+// was handed unchanged (engine.Sink.Write must), a replayable source of
+// numbered records, and a checkpoint store in memory.
 package enginetest
 
 import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/sluice-dev/sluice/engine"
@@ -98,4 +99,34 @@ func (n Numbered) Read(ctx context.Context, start map[string]string, emit engine
 			return nil
 		}
 	}
+}
+
+// MemStore is an engine.CheckpointStore in memory: the last checkpoint
+// of each pipeline, kept across its runs. Safe from any goroutine.
+type MemStore struct {
+	mu   sync.Mutex
+	last map[string]*engine.Checkpoint
+}
+
+// Load returns the last checkpoint saved for the pipeline name.
+func (m *MemStore) Load(_ context.Context, name string) (*engine.Checkpoint, error) {
+	return m.Last(name), nil
+}
+
+// Save keeps c as its pipeline's last checkpoint.
+func (m *MemStore) Save(_ context.Context, c *engine.Checkpoint) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.last == nil {
+		m.last = map[string]*engine.Checkpoint{}
+	}
+	m.last[c.Pipeline] = c
+	return nil
+}
+
+// Last is the last checkpoint saved for the pipeline name, nil if none.
+func (m *MemStore) Last(name string) *engine.Checkpoint {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.last[name]
 }
