@@ -441,7 +441,7 @@ func share(b *Batch, m Mutation) *Batch {
 	if m == MutatesRecords {
 		for i := range c.Records {
 			if f := c.Records[i].Fields; f != nil {
-				c.Records[i].Fields = copyValue(f).(map[string]any)
+				c.Records[i].Fields = CopyValue(f).(map[string]any)
 			}
 		}
 	}

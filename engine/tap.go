@@ -250,23 +250,25 @@ func CopyRecord(r *Record) Record {
 		out.Data = slices.Clone(r.Data)
 	}
 	if r.Fields != nil {
-		out.Fields = copyValue(r.Fields).(map[string]any)
+		out.Fields = CopyValue(r.Fields).(map[string]any)
 	}
 	return out
 }
 
-func copyValue(v any) any {
+// CopyValue returns a deep copy of v, a record's field value: maps and
+// slices are copied, recursively; scalars are values already.
+func CopyValue(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		m := make(map[string]any, len(x))
 		for k, el := range x {
-			m[k] = copyValue(el)
+			m[k] = CopyValue(el)
 		}
 		return m
 	case []any:
 		s := make([]any, len(x))
 		for i, el := range x {
-			s[i] = copyValue(el)
+			s[i] = CopyValue(el)
 		}
 		return s
 	case []byte:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine/fsys"
 	"github.com/sluice-dev/sluice/engine/sources/generate"
+	"github.com/sluice-dev/sluice/internal/golden"
 )
 
 // fanOutPipeline reads one source into four sinks through three
@@ -192,7 +193,7 @@ func TestFanOutCheckpointSurvivesACrashAtEveryOperation(t *testing.T) {
 			got := branchOutputs(t, mem)
 			for _, b := range fanOutBranches {
 				if !slices.Equal(got[b], want[b]) {
-					missing, extra := diffLines(want[b], got[b])
+					missing, extra := golden.Diff(want[b], got[b])
 					t.Fatalf("%s: branch %s after recovery differs from a clean run: %d missing (first %q), %d extra (first %q)",
 						where, b, len(missing), missing[:min(2, len(missing))], len(extra), extra[:min(2, len(extra))])
 				}
@@ -202,27 +203,4 @@ func TestFanOutCheckpointSurvivesACrashAtEveryOperation(t *testing.T) {
 	if crashes == 0 {
 		t.Fatal("no run crashed")
 	}
-}
-
-// diffLines returns what want has that got lacks, and the reverse, both
-// sorted.
-func diffLines(want, got []string) (missing, extra []string) {
-	left := map[string]int{}
-	for _, l := range want {
-		left[l]++
-	}
-	for _, l := range got {
-		if left[l] > 0 {
-			left[l]--
-			continue
-		}
-		extra = append(extra, l)
-	}
-	for l, n := range left {
-		for range n {
-			missing = append(missing, l)
-		}
-	}
-	slices.Sort(missing)
-	return missing, extra
 }

@@ -43,6 +43,8 @@ func (r *RedshiftSink) kind() keyDef {
 	st := &r.Staging
 	staging := []keyDef{textKey("bucket", &st.Bucket, "the staging bucket's name").required()}
 	staging = append(staging, prefixKeys(&st.Prefix, &st.ErrorPrefix)...)
+	// The s3 sink's keys, declared again with descriptions for staging:
+	// declarations, not logic.
 	staging = append(staging,
 		stringKey("region", &st.Region, "the bucket's region").defaults("the AWS configuration chain"),
 		stringKey("endpoint", &st.Endpoint, "the URL of an S3-compatible server").defaults("AWS"),

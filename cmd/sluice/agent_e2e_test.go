@@ -275,7 +275,7 @@ sinks:
 // examples/agent-stream-to-files.yaml reads, holding plain records as the
 // agent puts them, each line twice under the same key as a repeat is.
 func setupAgentStreamExample(t *testing.T, _ string) {
-	c := exampleStream(t, "sample", 1)
+	c := serveExampleStream(t, "sample", 1)
 	ctx := context.Background()
 	var entries []types.PutRecordsRequestEntry
 	for i := range 50 {

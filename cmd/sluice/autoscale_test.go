@@ -12,8 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-
-	"github.com/sluice-dev/sluice/internal/testservers"
 )
 
 // setupAutoscaledExample serves the stream examples/autoscaled-stream.yaml
@@ -22,12 +20,7 @@ import (
 // parent and its children.
 func setupAutoscaledExample(t *testing.T, _ string) {
 	url := startServe(t, "--create", "clickstream:1", "--autoscale", "stream=clickstream,min=1,max=2,up=1%,down=0%,window=1s,cooldown=0s")
-	for _, kv := range testservers.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	t.Setenv("KINESIS_ENDPOINT", url)
-	c := kinesisClient(url)
+	c := useKinesisEndpoint(t, url)
 	waitFor(t, "the stream to grow to 2 shards", nil, func() bool {
 		putEvents(t, c, "clickstream", 0, 200)
 		d, err := c.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("clickstream")})

@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/sluice-dev/sluice/internal/golden"
 )
 
 // catchupPipeline windows the records of a `sluice serve` stream: 10s
@@ -114,7 +116,7 @@ func TestWindowsCatchUpAsTheyReadLive(t *testing.T) {
 				t.Fatalf("the live run counted %d records, want %d", n, records)
 			}
 			if !slices.Equal(want, got) {
-				missing, extra := diffRows(want, got)
+				missing, extra := golden.Diff(want, got)
 				t.Fatalf("the catch-up's rows differ from the live run's: %d missing (first %v), %d extra (first %v)\nlive:\n%s\ncatch-up:\n%s",
 					len(missing), first(missing, 2), len(extra), first(extra, 2), live.logTail(), catchup.logTail())
 			}

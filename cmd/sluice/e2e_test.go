@@ -250,44 +250,7 @@ sinks:
     buffer: {records: 300, interval: 200ms}
 `, logs, filepath.Join(dir, "ckpt"), out))
 
-	// The writer appends numbered lines and rotates by rename every 2,000.
-	stop := make(chan struct{})
-	written := make(chan int)
-	go func() {
-		next, rotation := 0, 0
-		active := filepath.Join(logs, "app.log")
-		f, err := os.OpenFile(active, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			panic(err)
-		}
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				f.Close()
-				written <- next
-				return
-			case <-tick.C:
-			}
-			w := bufio.NewWriter(f)
-			for range 10 {
-				fmt.Fprintf(w, "line-%07d\n", next)
-				next++
-			}
-			w.Flush()
-			if next%2000 == 0 {
-				f.Close()
-				rotation++
-				if err := os.Rename(active, fmt.Sprintf("%s.%d", active, rotation)); err != nil {
-					panic(err)
-				}
-				if f, err = os.OpenFile(active, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
-					panic(err)
-				}
-			}
-		}
-	}()
+	stopWriter := writeRotatingLog(logs, 2000)
 
 	rng := rand.New(rand.NewPCG(7, 11))
 	var stderr bytes.Buffer
@@ -303,8 +266,7 @@ sinks:
 		}
 		cmd.Wait()
 	}
-	close(stop)
-	total := <-written
+	total := stopWriter()
 
 	// A last run catches up, then stops cleanly on SIGTERM.
 	cmd := exec.Command(bin, "run", pipeline)
@@ -326,6 +288,66 @@ sinks:
 	}
 
 	records, _ := outputLines(t, out)
+	count := distinctLines(t, records)
+	missing, dup := lineCopies(count, total)
+	if len(missing) > 0 || len(dup) > 0 || len(count) != total {
+		t.Fatalf("%d lines written: %d missing (first %v), %d duplicated (first %v), %d distinct delivered\nstderr:\n%s",
+			total, len(missing), first(missing, 5), len(dup), first(dup, 5), len(count), tail(stderr.String(), 3000))
+	}
+	t.Logf("%d lines across %d rotations delivered exactly once through 20 SIGKILLs", total, total/2000)
+}
+
+// writeRotatingLog appends numbered lines (line-0000000, …) to
+// dir/app.log, ten every 2ms, and rotates it by rename (to app.log.1,
+// app.log.2, …) every rotateEvery lines, until the stop it returns is
+// called. stop returns how many lines were written.
+func writeRotatingLog(dir string, rotateEvery int) (stop func() int) {
+	done := make(chan struct{})
+	written := make(chan int)
+	go func() {
+		next, rotation := 0, 0
+		active := filepath.Join(dir, "app.log")
+		f, err := os.OpenFile(active, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			panic(err)
+		}
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				f.Close()
+				written <- next
+				return
+			case <-tick.C:
+			}
+			w := bufio.NewWriter(f)
+			for range 10 {
+				fmt.Fprintf(w, "line-%07d\n", next)
+				next++
+			}
+			w.Flush()
+			if next%rotateEvery == 0 {
+				f.Close()
+				rotation++
+				if err := os.Rename(active, fmt.Sprintf("%s.%d", active, rotation)); err != nil {
+					panic(err)
+				}
+				if f, err = os.OpenFile(active, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+					panic(err)
+				}
+			}
+		}
+	}()
+	return func() int {
+		close(done)
+		return <-written
+	}
+}
+
+// distinctLines counts the copies of each line (field line) in records.
+func distinctLines(t *testing.T, records []string) map[string]int {
+	t.Helper()
 	count := map[string]int{}
 	for _, line := range records {
 		var r struct{ Line string }
@@ -334,7 +356,13 @@ sinks:
 		}
 		count[r.Line]++
 	}
-	var missing, dup []string
+	return count
+}
+
+// lineCopies checks the copies of each line (distinctLines) against the
+// lines writeRotatingLog wrote, line-0000000 up to total: missing are the
+// lines never delivered, dup those delivered more than once.
+func lineCopies(count map[string]int, total int) (missing, dup []string) {
 	for i := range total {
 		l := fmt.Sprintf("line-%07d", i)
 		switch count[l] {
@@ -345,11 +373,7 @@ sinks:
 			dup = append(dup, l)
 		}
 	}
-	if len(missing) > 0 || len(dup) > 0 || len(count) != total {
-		t.Fatalf("%d lines written: %d missing (first %v), %d duplicated (first %v), %d distinct delivered\nstderr:\n%s",
-			total, len(missing), first(missing, 5), len(dup), first(dup, 5), len(count), tail(stderr.String(), 3000))
-	}
-	t.Logf("%d lines across %d rotations delivered exactly once through 20 SIGKILLs", total, total/2000)
+	return missing, dup
 }
 
 func first(s []string, n int) []string { return s[:min(n, len(s))] }

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/sluice-dev/sluice/internal/golden"
 	"github.com/sluice-dev/sluice/internal/testservers"
 	"github.com/sluice-dev/sluice/internal/testwait"
 )
@@ -267,7 +268,7 @@ func TestGraphReadsTheStreamOnce(t *testing.T) {
 	for _, b := range []string{"routes", "users"} {
 		got, want := windowRows(t, filepath.Join(graph, "out", b)), windowRows(t, filepath.Join(alone, "out", b))
 		if !slices.Equal(got, want) {
-			missing, extra := diffRows(want, got)
+			missing, extra := golden.Diff(want, got)
 			t.Errorf("%s: the graph's %d rows differ from a pipeline of its own's %d: %d missing (first %v), %d extra (first %v)",
 				b, len(got), len(want), len(missing), first(missing, 2), len(extra), first(extra, 2))
 		}
@@ -345,7 +346,7 @@ func TestGraphSurvivesSIGKILL(t *testing.T) {
 	for _, b := range graphBranches {
 		want, got := windowRows(t, filepath.Join(clean, "out", b)), windowRows(t, filepath.Join(killed, "out", b))
 		if !slices.Equal(want, got) {
-			missing, extra := diffRows(want, got)
+			missing, extra := golden.Diff(want, got)
 			log, _ := os.ReadFile(logf.Name())
 			t.Fatalf("%s: killed at %v, the output differs from a clean run's: %d missing (first %v), %d extra (first %v)\n%s",
 				b, moments, len(missing), first(missing, 2), len(extra), first(extra, 2), tail(string(log), 3000))

@@ -36,34 +36,15 @@ import (
 // setupKinesisExample serves the stream that examples/kinesis-to-files.yaml
 // reads at ${KINESIS_ENDPOINT}.
 func setupKinesisExample(t *testing.T, _ string) {
-	c := exampleStream(t, "clickstream", 2)
+	c := serveExampleStream(t, "clickstream", 2)
 	putEvents(t, c, "clickstream", 0, 200)
-}
-
-// exampleStream serves a stream store in the process, as sluice serve
-// does, with the stream name of the given shards, and points the
-// example's environment at it (KINESIS_ENDPOINT, the test servers'
-// credentials). It returns a client of the store.
-func exampleStream(t *testing.T, name string, shards int32) *kinesis.Client {
-	t.Helper()
-	endpoint := serveInProcess(t)
-	for _, kv := range testservers.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	t.Setenv("KINESIS_ENDPOINT", endpoint)
-	c := kinesisClient(endpoint)
-	if _, err := c.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(shards)}); err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // setupKinesisWindowsExample serves the stream that
 // examples/kinesis-windows.yaml reads, already holding 200s of requests on
 // its four shards: the example catches up on all of them at once.
 func setupKinesisWindowsExample(t *testing.T, _ string) {
-	c := exampleStream(t, "clickstream", 4)
+	c := serveExampleStream(t, "clickstream", 4)
 	base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 	for i := 0; i < 2000; i += 500 {
 		entries := make([]types.PutRecordsRequestEntry, 500)
@@ -81,6 +62,30 @@ func setupKinesisWindowsExample(t *testing.T, _ string) {
 			t.Fatalf("put: %d records failed", n)
 		}
 	}
+}
+
+// serveExampleStream serves a fresh stream store in process
+// (serveInProcess), points the examples at it (useKinesisEndpoint) and
+// creates stream with the given number of shards.
+func serveExampleStream(t *testing.T, stream string, shards int32) *kinesis.Client {
+	t.Helper()
+	c := useKinesisEndpoint(t, serveInProcess(t))
+	if _, err := c.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String(stream), ShardCount: aws.Int32(shards)}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// useKinesisEndpoint sets, for the test, the environment the examples
+// read: the test servers' region and credentials, and KINESIS_ENDPOINT.
+// It returns a client for endpoint.
+func useKinesisEndpoint(t *testing.T, endpoint string) *kinesis.Client {
+	for _, kv := range testservers.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("KINESIS_ENDPOINT", endpoint)
+	return kinesisClient(endpoint)
 }
 
 // serveInProcess serves a fresh stream store over the Kinesis API on a

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -86,44 +85,7 @@ sinks:
 `, filepath.Join(dir, "consumer-ckpt"), out))
 	reader := startWorker(t, bin, consumer, "consumer", out, env)
 
-	// The writer appends numbered lines and rotates by rename every 1,000.
-	stop := make(chan struct{})
-	written := make(chan int)
-	go func() {
-		next, rotation := 0, 0
-		active := filepath.Join(logs, "app.log")
-		f, err := os.OpenFile(active, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			panic(err)
-		}
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				f.Close()
-				written <- next
-				return
-			case <-tick.C:
-			}
-			w := bufio.NewWriter(f)
-			for range 10 {
-				fmt.Fprintf(w, "line-%07d\n", next)
-				next++
-			}
-			w.Flush()
-			if next%1000 == 0 {
-				f.Close()
-				rotation++
-				if err := os.Rename(active, fmt.Sprintf("%s.%d", active, rotation)); err != nil {
-					panic(err)
-				}
-				if f, err = os.OpenFile(active, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
-					panic(err)
-				}
-			}
-		}
-	}()
+	stopWriter := writeRotatingLog(logs, 1000)
 
 	producerLog, err := os.Create(filepath.Join(dir, "producer.log"))
 	if err != nil {
@@ -147,8 +109,7 @@ sinks:
 		}
 		cmd.Wait()
 	}
-	close(stop)
-	total := <-written
+	total := stopWriter()
 
 	// A last run catches up; the consumer follows.
 	last := startWorker(t, bin, producer, "producer", "", env)
@@ -164,17 +125,7 @@ sinks:
 		t.Fatalf("the consumer wrote %d error lines, the first %s", len(errorLines), errorLines[0])
 	}
 	count := distinctLines(t, records)
-	var missing, dup []string
-	for i := range total {
-		l := fmt.Sprintf("line-%07d", i)
-		switch count[l] {
-		case 0:
-			missing = append(missing, l)
-		case 1:
-		default:
-			dup = append(dup, l)
-		}
-	}
+	missing, dup := lineCopies(count, total)
 	if len(missing) > 0 || len(dup) > 0 || len(count) != total {
 		b, _ := os.ReadFile(producerLog.Name())
 		t.Fatalf("%d lines written: %d missing (first %v), %d written twice by the consumer (first %v), %d distinct\nproducer:\n%s\nconsumer:\n%s",
@@ -197,7 +148,7 @@ sinks:
 // setupKinesisSinkExample serves the stream examples/kinesis-sink.yaml
 // puts into, and writes the log lines it tails.
 func setupKinesisSinkExample(t *testing.T, dir string) {
-	exampleStream(t, "app-logs", 2)
+	serveExampleStream(t, "app-logs", 2)
 	var lines strings.Builder
 	for i := range 100 {
 		fmt.Fprintf(&lines, `{"user":"u%d","line":"line-%07d"}`+"\n", i%7, i)
@@ -279,18 +230,4 @@ func loseAnswers(t *testing.T, endpoint string, nth int64) string {
 	srv := httptest.NewServer(proxy)
 	t.Cleanup(srv.Close)
 	return srv.URL
-}
-
-// distinctLines counts the copies of each line in the consumer's output.
-func distinctLines(t *testing.T, records []string) map[string]int {
-	t.Helper()
-	count := map[string]int{}
-	for _, line := range records {
-		var r struct{ Line string }
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("output is not JSON: %q", line)
-		}
-		count[r.Line]++
-	}
-	return count
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -65,11 +64,7 @@ sinks:
 	}
 	// A last run goes to the end of the generator and exits.
 	writeFile(t, file, pipeline(0))
-	cmd := exec.CommandContext(ctx, bin, "run", "--status", "off", file)
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("last run: %v\n%s", err, tail(stderr.String(), 3000))
-	}
+	runToEnd(ctx, t, bin, file, os.Environ(), &stderr)
 
 	var all, distinct, loaded int64
 	if err := conn.QueryRow(ctx, "SELECT count(*), count(DISTINCT id) FROM requests").Scan(&all, &distinct); err != nil {

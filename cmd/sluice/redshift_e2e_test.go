@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,11 +91,7 @@ sinks:
 		t.Fatalf("the runs killed at %v loaded all %d records; the test kills nothing", runs, before)
 	}
 	writeFile(t, file, pipeline(0))
-	cmd := exec.CommandContext(ctx, bin, "run", "--status", "off", file)
-	cmd.Stderr, cmd.Env = &stderr, env
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("last run: %v\n%s", err, tail(stderr.String(), 3000))
-	}
+	runToEnd(ctx, t, bin, file, env, &stderr)
 
 	var rows, distinct, records, windows, loaded int64
 	if err := conn.QueryRow(ctx, `SELECT count(*), count(DISTINCT (window_start, route, region)), coalesce(sum(requests), 0), count(DISTINCT window_start) FROM per_route`).Scan(&rows, &distinct, &records, &windows); err != nil {

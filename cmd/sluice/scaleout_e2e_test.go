@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/producer"
+	"github.com/sluice-dev/sluice/internal/golden"
 	"github.com/sluice-dev/sluice/internal/testservers"
 	"github.com/sluice-dev/sluice/operators"
 	"github.com/sluice-dev/sluice/operators/window"
@@ -221,7 +222,7 @@ func TestScaleOutMergesPartials(t *testing.T) {
 		got = windowRows(t, filepath.Join(mergeOut, "rows"))
 		return len(got) >= len(want)
 	})
-	if missing, extra := diffRows(want, got); len(missing) > 0 || len(extra) > 0 {
+	if missing, extra := golden.Diff(want, got); len(missing) > 0 || len(extra) > 0 {
 		t.Fatalf("the merged rows differ from the single process's:\nmissing %d: %s\nextra %d: %s\nmerge:\n%s\nw2:\n%s",
 			len(missing), strings.Join(missing[:min(3, len(missing))], "\n"), len(extra), strings.Join(extra[:min(3, len(extra))], "\n"),
 			merge.logTail(), workers["w2"].logTail())

@@ -77,6 +77,17 @@ func killRuns(ctx context.Context, t *testing.T, conn *pgx.Conn, bin, file strin
 	return runs
 }
 
+// runToEnd runs `sluice run --status off file` to the end of its input,
+// as the run after killRuns does; stderr goes to logs.
+func runToEnd(ctx context.Context, t *testing.T, bin, file string, env []string, logs *lockedBuffer) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, bin, "run", "--status", "off", file)
+	cmd.Stderr, cmd.Env = logs, env
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("last run: %v\n%s", err, tail(logs.String(), 3000))
+	}
+}
+
 // loadCount is how many batches sluice_loads records, 0 before a sink
 // made it.
 func loadCount(ctx context.Context, t *testing.T, conn *pgx.Conn) int64 {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/golden"
 )
 
 // windowPipeline is a generated clickstream aggregated into windows. The
@@ -170,7 +172,7 @@ func TestWindowsSurviveSIGKILL(t *testing.T) {
 			windows[row.Start+row.End] = true
 		}
 		if !slices.Equal(want, got) {
-			missing, extra := diffRows(want, got)
+			missing, extra := golden.Diff(want, got)
 			t.Fatalf("%s: killed at %v, the rows differ from a clean run's: %d missing (first %v), %d extra (first %v)\nstderr:\n%s",
 				kind, moments, len(missing), first(missing, 2), len(extra), first(extra, 2), tail(stderr.String(), 3000))
 		}
@@ -179,25 +181,4 @@ func TestWindowsSurviveSIGKILL(t *testing.T) {
 		}
 		t.Logf("%s: %d rows over %d windows, identical after SIGKILL at %v (clean run %v)", kind, len(want), len(windows), moments, took.Round(time.Millisecond))
 	}
-}
-
-func diffRows(want, got []string) (missing, extra []string) {
-	w := map[string]int{}
-	for _, r := range want {
-		w[r]++
-	}
-	for _, r := range got {
-		if w[r] > 0 {
-			w[r]--
-			continue
-		}
-		extra = append(extra, r)
-	}
-	for r, n := range w {
-		for range n {
-			missing = append(missing, r)
-		}
-	}
-	slices.Sort(missing)
-	return missing, extra
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/server"
+	"github.com/sluice-dev/sluice/internal/enginetest"
 	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
@@ -191,29 +192,12 @@ func (discard) Flush(context.Context, time.Time, bool) (int, error) { return 0, 
 func (discard) Prepare(context.Context) (json.RawMessage, error)    { return json.RawMessage(`{}`), nil }
 func (discard) Commit(context.Context, json.RawMessage) error       { return nil }
 
-type memStore struct {
-	mu sync.Mutex
-	cp *engine.Checkpoint
-}
-
-func (m *memStore) Load(context.Context, string) (*engine.Checkpoint, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cp, nil
-}
-func (m *memStore) Save(_ context.Context, c *engine.Checkpoint) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.cp = c
-	return nil
-}
-
 func testPipeline(src *source) (*engine.Pipeline, *deliverer) {
 	d := &deliverer{failNext: true}
 	p := &engine.Pipeline{
 		Name:         "demo",
 		Source:       src,
-		Store:        &memStore{},
+		Store:        &enginetest.MemStore{},
 		TickInterval: 10 * time.Millisecond,
 		Steps: []engine.NamedStep{
 			{Name: "odd", Step: dropOdd{}},
@@ -677,7 +661,7 @@ func (lazySource) Read(ctx context.Context, _ map[string]string, emit engine.Emi
 // TestTapShowsLazyRecordsWhole: a tap shows every field of a lazily
 // decoded record, the decoded ones as steps left them.
 func TestTapShowsLazyRecordsWhole(t *testing.T) {
-	p := &engine.Pipeline{Name: "lazy", Source: lazySource{}, Store: &memStore{},
+	p := &engine.Pipeline{Name: "lazy", Source: lazySource{}, Store: &enginetest.MemStore{},
 		Sinks: []engine.NamedSink{{Name: "out", After: -1, Sink: discard{}}}}
 	p.Stats = engine.NewStats(p)
 	srv, hs := newServer(t, p)
@@ -784,7 +768,7 @@ func TestUndeliveredRecordsAreErrors(t *testing.T) {
 	const n = 200
 	r := &refuser{}
 	p := &engine.Pipeline{
-		Name: "demo", Source: &source{n: n, per: 20}, Store: &memStore{}, TickInterval: 10 * time.Millisecond,
+		Name: "demo", Source: &source{n: n, per: 20}, Store: &enginetest.MemStore{}, TickInterval: 10 * time.Millisecond,
 		Sinks: []engine.NamedSink{{Name: "refused", After: -1, Sink: r}},
 	}
 	p.Stats = engine.NewStats(p)

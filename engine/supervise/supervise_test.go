@@ -18,28 +18,6 @@ import (
 	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
-// store keeps checkpoints in memory, across the runs of a pipeline.
-type store struct {
-	mu sync.Mutex
-	cp map[string]*engine.Checkpoint
-}
-
-func (s *store) Load(_ context.Context, name string) (*engine.Checkpoint, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cp[name], nil
-}
-
-func (s *store) Save(_ context.Context, c *engine.Checkpoint) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cp == nil {
-		s.cp = map[string]*engine.Checkpoint{}
-	}
-	s.cp[c.Pipeline] = c
-	return nil
-}
-
 // dest is a destination that outlives the runs: what sinks committed.
 type dest struct {
 	mu        sync.Mutex
@@ -125,7 +103,7 @@ type fixture struct {
 	name   string
 	n      int
 	down   atomic.Bool
-	store  store
+	store  enginetest.MemStore
 	dest   dest
 	builds atomic.Int64
 }
@@ -310,7 +288,7 @@ func TestReplaceAndRemove(t *testing.T) {
 	// Every record read up to the last checkpoint was delivered once.
 	got := slow.dest.records()
 	exactlyOnce(t, "slow", got, len(got))
-	pos, _ := strconv.Atoi(slow.store.cp["slow"].Positions["s"])
+	pos, _ := strconv.Atoi(slow.store.Last("slow").Positions["s"])
 	if pos != len(got) {
 		t.Errorf("checkpoint at %d, %d records delivered", pos, len(got))
 	}

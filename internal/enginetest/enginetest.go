@@ -1,14 +1,14 @@
 // Package enginetest holds what tests of engine parts share: a deep copy
 // of a batch, to check after a call that a sink or a step left what it
-// was handed unchanged (engine.Sink.Write must), and a replayable source
-// of numbered records.
+// was handed unchanged (engine.Sink.Write must), a replayable source of
+// numbered records, and a checkpoint store in memory.
 package enginetest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/sluice-dev/sluice/engine"
@@ -39,33 +39,7 @@ func CloneBatch(b *engine.Batch) *engine.Batch {
 }
 
 // CloneRecord copies r's bytes and fields deeply.
-func CloneRecord(r engine.Record) engine.Record {
-	if r.Data != nil {
-		r.Data = bytes.Clone(r.Data)
-	}
-	if r.Fields != nil {
-		r.Fields = cloneValue(r.Fields).(map[string]any)
-	}
-	return r
-}
-
-func cloneValue(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		m := make(map[string]any, len(v))
-		for k, x := range v {
-			m[k] = cloneValue(x)
-		}
-		return m
-	case []any:
-		l := make([]any, len(v))
-		for i, x := range v {
-			l[i] = cloneValue(x)
-		}
-		return l
-	}
-	return v
-}
+func CloneRecord(r engine.Record) engine.Record { return engine.CopyRecord(&r) }
 
 // Numbered describes a replayable source for tests: shards of numbered
 // records, read in batches of Batch shard by shard in turn, that resumes
@@ -125,4 +99,34 @@ func (n Numbered) Read(ctx context.Context, start map[string]string, emit engine
 			return nil
 		}
 	}
+}
+
+// MemStore is an engine.CheckpointStore in memory: the last checkpoint
+// of each pipeline, kept across its runs. Safe from any goroutine.
+type MemStore struct {
+	mu   sync.Mutex
+	last map[string]*engine.Checkpoint
+}
+
+// Load returns the last checkpoint saved for the pipeline name.
+func (m *MemStore) Load(_ context.Context, name string) (*engine.Checkpoint, error) {
+	return m.Last(name), nil
+}
+
+// Save keeps c as its pipeline's last checkpoint.
+func (m *MemStore) Save(_ context.Context, c *engine.Checkpoint) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.last == nil {
+		m.last = map[string]*engine.Checkpoint{}
+	}
+	m.last[c.Pipeline] = c
+	return nil
+}
+
+// Last is the last checkpoint saved for the pipeline name, nil if none.
+func (m *MemStore) Last(name string) *engine.Checkpoint {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.last[name]
 }

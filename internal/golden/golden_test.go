@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -37,5 +38,18 @@ func TestCheck(t *testing.T) {
 	Check(r, path, []byte("a\nb\n"))
 	if len(r.msgs) != 1 || !strings.Contains(r.msgs[0], "at line 3") || !strings.Contains(r.msgs[0], "(end of output)") {
 		t.Fatalf("reported %q, want the shorter output's end at line 3", r.msgs)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	missing, extra := Diff([]string{"b", "a", "a", "c"}, []string{"z", "a", "c", "c"})
+	if want := []string{"a", "b"}; !slices.Equal(missing, want) {
+		t.Errorf("missing = %q, want %q", missing, want)
+	}
+	if want := []string{"z", "c"}; !slices.Equal(extra, want) {
+		t.Errorf("extra = %q, want %q", extra, want)
+	}
+	if m, e := Diff([]string{"x", "y"}, []string{"y", "x"}); m != nil || e != nil {
+		t.Errorf("same lines in another order: missing %q, extra %q", m, e)
 	}
 }

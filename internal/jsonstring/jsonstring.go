@@ -1,17 +1,22 @@
 // Package jsonstring writes strings as JSON strings, the one escaper that
 // every hand-written JSON encoder of sluice uses: the sinks' records and
-// error outputs, and the answers of the embedded stream store's Kinesis
-// API. It is here, below both, because the engine may not import the
-// sinks.
+// error outputs, the answers of the embedded stream store's Kinesis API,
+// and the rewrite step's Kinesis Agent conversions. It is here, below
+// all of them, because the engine may not import the sinks.
 //
-// The output is valid UTF-8 on one line: control characters, '"' and '\'
-// are escaped; so are U+2028 and U+2029, which end a line in JavaScript;
-// each byte that is not valid UTF-8 becomes U+FFFD, as encoding/json does.
+// Append's output is valid UTF-8 on one line: control characters, '"'
+// and '\' are escaped; so are U+2028 and U+2029, which end a line in
+// JavaScript; each byte that is not valid UTF-8 becomes U+FFFD, as
+// encoding/json does. AppendJackson writes the flavour of Jackson, the
+// Agent's JSON library, whose output the Agent's conversions reproduce.
 package jsonstring
 
 import "unicode/utf8"
 
-const hexDigits = "0123456789abcdef"
+const (
+	lowerHex = "0123456789abcdef"
+	upperHex = "0123456789ABCDEF"
+)
 
 // plain marks the ASCII bytes that appear in a JSON string as they are.
 var plain = func() (t [utf8.RuneSelf]bool) {
@@ -22,7 +27,19 @@ var plain = func() (t [utf8.RuneSelf]bool) {
 }()
 
 // Append appends s to dst as a JSON string, quotes included.
-func Append(dst []byte, s string) []byte {
+func Append(dst []byte, s string) []byte { return appendString(dst, s, false) }
+
+// AppendJackson appends s, valid UTF-8, to dst as a JSON string the way
+// Jackson's default writer does: '"', '\' and the control characters
+// escaped (the five with a short escape by it, the others as \u00XX in
+// upper case), every other byte as it is, U+2028 and U+2029 included.
+func AppendJackson[T string | []byte](dst []byte, s T) []byte { return appendString(dst, s, true) }
+
+func appendString[T string | []byte](dst []byte, s T, jackson bool) []byte {
+	hexDigits := lowerHex
+	if jackson {
+		hexDigits = upperHex
+	}
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -53,7 +70,13 @@ func Append(dst []byte, s string) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		if jackson {
+			i++
+			continue
+		}
+		// Only a string gets here: AppendJackson is the one caller with
+		// []byte, and Append's checks do not apply to Jackson's output.
+		r, size := utf8.DecodeRuneInString(string(s[i:]))
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, "\ufffd"...)

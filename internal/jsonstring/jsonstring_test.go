@@ -27,6 +27,25 @@ func TestAppend(t *testing.T) {
 	}
 }
 
+// TestAppendJackson checks the escapes that set Jackson's strings apart
+// from Append's: upper-case hex, and U+2028 and U+2029 as they are.
+func TestAppendJackson(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", `""`},
+		{"a\"b\\c", `"a\"b\\c"`},
+		{"\n\r\t\b\f\x00\x1f", `"\n\r\t\b\f\u0000\u001F"`},
+		{"\x7fé", "\"\x7fé\""},
+		{"a\u2028b\u2029", "\"a\u2028b\u2029\""},
+	} {
+		if got := string(jsonstring.AppendJackson([]byte("x"), tc.in)); got != "x"+tc.want {
+			t.Errorf("AppendJackson(%q) = %s, want %s", tc.in, got[1:], tc.want)
+		}
+		if got := string(jsonstring.AppendJackson(nil, []byte(tc.in))); got != tc.want {
+			t.Errorf("AppendJackson([]byte(%q)) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
 // FuzzAppend checks that any string encodes to valid JSON on one line that
 // reads back as the string with each invalid byte replaced by U+FFFD.
 func FuzzAppend(f *testing.F) {

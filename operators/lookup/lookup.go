@@ -359,7 +359,7 @@ func (s *Step) Process(ctx context.Context, b *engine.Batch) (*engine.Batch, err
 			// The table's lists and objects are shared by every record
 			// that joins them; a later map step may change a record's
 			// in place.
-			r.Fields[f] = clone(row[j])
+			r.Fields[f] = engine.CopyValue(row[j])
 		}
 		if kept != i {
 			b.Records[kept] = *r
@@ -369,24 +369,6 @@ func (s *Step) Process(ctx context.Context, b *engine.Batch) (*engine.Batch, err
 	clear(b.Records[kept:])
 	b.Records = b.Records[:kept]
 	return b, nil
-}
-
-func clone(v any) any {
-	switch v := v.(type) {
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = clone(e)
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			out[k] = clone(e)
-		}
-		return out
-	}
-	return v
 }
 
 // Tick loads the table if no batch has yet, takes a version that a

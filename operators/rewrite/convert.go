@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/internal/jsonstring"
 )
 
 // SingleLine joins the lines of a record into one (the Agent's
@@ -390,7 +391,7 @@ func (o *fieldObject) record(dst []byte, w jsonWriter) []byte {
 		if w.pretty {
 			dst = w.indent(dst, 1)
 		}
-		dst = appendString(dst, k)
+		dst = jsonstring.AppendJackson(dst, k)
 		if w.pretty {
 			dst = append(dst, " : "...)
 		} else {
@@ -399,7 +400,7 @@ func (o *fieldObject) record(dst []byte, w jsonWriter) []byte {
 		if o.null[i] {
 			dst = append(dst, "null"...)
 		} else {
-			dst = appendString(dst, o.vals[i])
+			dst = jsonstring.AppendJackson(dst, o.vals[i])
 		}
 	}
 	if w.pretty {

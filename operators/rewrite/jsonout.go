@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/sluice-dev/sluice/internal/jsonstring"
 )
 
 // Object is a JSON object whose members keep their order, as the Agent's
@@ -27,42 +29,6 @@ type Member struct {
 // its default pretty printer.
 type jsonWriter struct{ pretty bool }
 
-const hexDigits = "0123456789ABCDEF"
-
-// appendString appends s, valid UTF-8, as a JSON string: '"', '\' and the
-// control characters escaped (the five with a short escape by it, the
-// others as \u00XX), everything else as it is.
-func appendString[T string | []byte](dst []byte, s T) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
 // record appends obj and the line feed every converted record ends with.
 func (w jsonWriter) record(dst []byte, obj Object) []byte {
 	return append(w.value(dst, obj, 0), '\n')
@@ -81,7 +47,7 @@ func (w jsonWriter) object(dst []byte, obj Object, depth int) []byte {
 		if w.pretty {
 			dst = w.indent(dst, depth+1)
 		}
-		dst = appendString(dst, m.Key)
+		dst = jsonstring.AppendJackson(dst, m.Key)
 		if w.pretty {
 			dst = append(dst, " : "...)
 		} else {
@@ -112,9 +78,9 @@ func (w jsonWriter) value(dst []byte, v any, depth int) []byte {
 	case bool:
 		return strconv.AppendBool(dst, v)
 	case string:
-		return appendString(dst, v)
+		return jsonstring.AppendJackson(dst, v)
 	case []byte:
-		return appendString(dst, v)
+		return jsonstring.AppendJackson(dst, v)
 	case json.Number:
 		return appendNumber(dst, v)
 	case []any:

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/internal/golden"
 	"github.com/sluice-dev/sluice/operators"
 )
 
@@ -345,38 +346,17 @@ func TestRowsDoNotDependOnBatchingOrInterleaving(t *testing.T) {
 				for way := range 6 {
 					rows, rejected := feedRandomly(t, rand.New(rand.NewPCG(seed, uint64(way))), cfg, shards)
 					if !slices.Equal(rows, wantRows) {
-						missing, extra := diffSorted(wantRows, rows)
+						missing, extra := golden.Diff(wantRows, rows)
 						t.Fatalf("seed %d, way %d: %d rows, want %d; missing %v, extra %v", seed, way, len(rows), len(wantRows), first3(missing), first3(extra))
 					}
 					if !slices.Equal(rejected, wantRejected) {
-						missing, extra := diffSorted(wantRejected, rejected)
+						missing, extra := golden.Diff(wantRejected, rejected)
 						t.Fatalf("seed %d, way %d: %d rejected, want %d; missing %v, extra %v", seed, way, len(rejected), len(wantRejected), first3(missing), first3(extra))
 					}
 				}
 			}
 		})
 	}
-}
-
-func diffSorted(want, got []string) (missing, extra []string) {
-	w := map[string]int{}
-	for _, s := range want {
-		w[s]++
-	}
-	for _, s := range got {
-		if w[s] > 0 {
-			w[s]--
-		} else {
-			extra = append(extra, s)
-		}
-	}
-	for s, n := range w {
-		for range n {
-			missing = append(missing, s)
-		}
-	}
-	slices.Sort(missing)
-	return missing, extra
 }
 
 func first3(s []string) string { return strings.Join(s[:min(3, len(s))], " | ") }

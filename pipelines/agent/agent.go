@@ -156,6 +156,8 @@ func Parse(data []byte) (*Config, error) {
 	cfg := &Config{EmitMetrics: true, CheckpointFile: defaultCheckpointFile}
 	for _, m := range top {
 		key, v := m.Key, m.Value
+		// One case a key, as the Agent documents them: a table whose
+		// rows look alike, not logic written twice.
 		switch key {
 		case "cloudwatch.emitMetrics":
 			cfg.EmitMetrics = r.boolean(key, v)

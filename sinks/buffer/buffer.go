@@ -5,6 +5,9 @@
 // of it — partition keys, prefixes (arrival or event time, in a zone),
 // the record format (a Format: JSON lines or Parquet) and the error
 // output — that the files and S3 sinks are, each with its Publisher.
+// Staged is the staging of the sinks that deliver their records
+// themselves (http, postgres, kinesis): their records' Buffers beside an
+// error output's, checkpointed together.
 //
 // Records are grouped by partition (the rendered key prefix). Each open
 // partition has a buffer: a spool file in the staging directory, to which

@@ -143,8 +143,7 @@ func (p publisher) Publish(ctx context.Context, sealed buffer.Sealed) error {
 	}
 	s.log.Error("batch not delivered; written to the error output", "request_id", id, "records", sealed.Records, "error_output", dst, "err", msg)
 	s.failedBatches.Add(1)
-	s.undelivered.Add(int64(sealed.Records))
-	s.undeliveredTo.Store(&dst)
+	s.stage.AddUndelivered(int64(sealed.Records), dst)
 	return s.removeSealed(sealed.Path)
 }
 

@@ -138,11 +138,12 @@ type Sink struct {
 	sleep            func(context.Context, time.Duration) error
 	rand             func() float64
 
-	buf, errBuf *buffer.Buffers
-	errs        *buffer.ErrorOutput
-	errPrefix   *keys.Template
-	elems       elementEncoder
-	line        []byte
+	stage     *buffer.Staged
+	buf       *buffer.Buffers     // stage.Records
+	errs      *buffer.ErrorOutput // stage.Output
+	errPrefix *keys.Template
+	elems     elementEncoder
+	line      []byte
 
 	// pending holds, for each batch not yet delivered (sealed ones first,
 	// then the open one), the arrival time of its oldest record. There is
@@ -154,10 +155,6 @@ type Sink struct {
 	observer func(records int, bytes int64, took time.Duration, err error)
 
 	delivered, deliveredBytes, failedBatches atomic.Int64
-	// undelivered counts the records of batches written to the error
-	// output; undeliveredTo is the latest such file.
-	undelivered   atomic.Int64
-	undeliveredTo atomic.Pointer[string]
 }
 
 var (
@@ -309,7 +306,7 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 	s.cfg = cfg
 
 	staging := filepath.Join(cfg.Dir, StagingDir, cfg.Pipeline+"."+cfg.Name)
-	s.buf, err = buffer.New(buffer.Config{
+	s.stage, err = buffer.NewStaged(buffer.StagedConfig{Config: buffer.Config{
 		Pipeline:   cfg.Pipeline,
 		Sink:       cfg.Name,
 		Staging:    staging,
@@ -320,27 +317,11 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 		MaxRecords: cfg.BufferRecords,
 		MaxAge:     cfg.BufferInterval,
 		MaxOpen:    1,
-	})
+	}, Dir: cfg.Dir, ErrorPrefix: s.errPrefix})
 	if err != nil {
 		return nil, errf("%v", err)
 	}
-	errFormat := &encode.JSONLines{}
-	s.errBuf, err = buffer.New(buffer.Config{
-		Pipeline:   cfg.Pipeline,
-		Sink:       cfg.Name,
-		Staging:    staging + ".errors",
-		FS:         cfg.FS,
-		Publisher:  &buffer.RenamePublisher{FS: cfg.FS, Dir: cfg.Dir},
-		Records:    errFormat,
-		MaxBytes:   cfg.BufferBytes,
-		MaxAge:     cfg.BufferInterval,
-		MaxOpen:    64,
-		ChunkBytes: 16 << 10,
-	})
-	if err != nil {
-		return nil, errf("%v", err)
-	}
-	s.errs = buffer.NewErrorOutput(s.errPrefix, s.errBuf)
+	s.buf, s.errs = s.stage.Records, s.stage.Output
 	return s, nil
 }
 
@@ -388,10 +369,7 @@ func newTransport(cfg Config) (*nethttp.Transport, error) {
 
 // state is the sink's part of a checkpoint: the staging of its batches and
 // of its error output.
-type state struct {
-	Records json.RawMessage `json:"records"`
-	Errors  json.RawMessage `json:"errors"`
-}
+type state struct{ buffer.StagedState }
 
 // Recover restores staging to the last checkpoint and delivers the batches
 // it lists as sealed.
@@ -402,10 +380,7 @@ func (s *Sink) Recover(ctx context.Context, raw json.RawMessage) error {
 			return fmt.Errorf("http sink %s: checkpoint state is corrupt: %w", s.cfg.Name, err)
 		}
 	}
-	if err := s.errBuf.Recover(ctx, st.Errors); err != nil {
-		return fmt.Errorf("http sink %s: error output: %w", s.cfg.Name, err)
-	}
-	err := s.buf.Recover(ctx, st.Records)
+	err := s.stage.Recover(ctx, st.StagedState)
 	s.track(s.now(), time.Time{})
 	if err != nil {
 		return fmt.Errorf("http sink %s: %w", s.cfg.Name, err)
@@ -485,27 +460,20 @@ func (s *Sink) track(now, arrival time.Time) {
 
 // Flush seals the buffers whose trigger fired, or all of them.
 func (s *Sink) Flush(_ context.Context, now time.Time, all bool) (int, error) {
-	n, err := s.buf.Flush(now, all)
+	n, err := s.stage.Flush(now, all)
+	s.track(now, time.Time{})
 	if err != nil {
 		return 0, fmt.Errorf("http sink %s: %w", s.cfg.Name, err)
 	}
-	s.track(now, time.Time{})
-	m, err := s.errBuf.Flush(now, all)
-	if err != nil {
-		return 0, fmt.Errorf("http sink %s: error output: %w", s.cfg.Name, err)
-	}
-	return n + m, nil
+	return n, nil
 }
 
 // Prepare syncs what is staged and returns the sink's checkpoint state.
 func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
 	var st state
 	var err error
-	if st.Records, err = s.buf.Prepare(ctx); err != nil {
+	if st.StagedState, err = s.stage.Prepare(ctx); err != nil {
 		return nil, fmt.Errorf("http sink %s: %w", s.cfg.Name, err)
-	}
-	if st.Errors, err = s.errBuf.Prepare(ctx); err != nil {
-		return nil, fmt.Errorf("http sink %s: error output: %w", s.cfg.Name, err)
 	}
 	return json.Marshal(st)
 }
@@ -513,19 +481,10 @@ func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
 // Commit delivers the sealed batches listed in state and publishes the
 // error output it lists.
 func (s *Sink) Commit(ctx context.Context, raw json.RawMessage) error {
-	var st state
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return fmt.Errorf("http sink %s: checkpoint state is corrupt: %w", s.cfg.Name, err)
-	}
-	err := s.buf.Commit(ctx, st.Records)
+	err := s.stage.Commit(ctx, raw)
 	s.track(s.now(), time.Time{})
 	if err != nil {
 		return fmt.Errorf("http sink %s: %w", s.cfg.Name, err)
-	}
-	// After the records: a batch that failed wrote its error output
-	// already; this publishes the per-record failures.
-	if err := s.errBuf.Commit(ctx, st.Errors); err != nil {
-		return fmt.Errorf("http sink %s: error output: %w", s.cfg.Name, err)
 	}
 	return nil
 }
@@ -533,13 +492,13 @@ func (s *Sink) Commit(ctx context.Context, raw json.RawMessage) error {
 // Close releases open spool files; what they hold stays staged for the
 // next run.
 func (s *Sink) Close() error {
-	return errors.Join(s.buf.Close(), s.errBuf.Close())
+	return s.stage.Close()
 }
 
 // BufferedBytes is what the sink holds staged, for the status line and
 // metrics.
 func (s *Sink) BufferedBytes() int64 {
-	return s.buf.Stats().Bytes + s.errBuf.Stats().Bytes
+	return s.stage.BufferedBytes()
 }
 
 // OldestUndelivered is the arrival time of the oldest record staged and
@@ -591,8 +550,5 @@ func (s *Sink) Delivered() (records, bytes, failedBatches int64) {
 // endpoint did not take within the retry duration (or refused for good),
 // and the error output file the latest went to. Safe from any goroutine.
 func (s *Sink) Undelivered() (records int64, last string) {
-	if p := s.undeliveredTo.Load(); p != nil {
-		last = *p
-	}
-	return s.undelivered.Load(), last
+	return s.stage.Undelivered()
 }

@@ -189,8 +189,9 @@ type Sink struct {
 	prod      *producer.Producer
 	errPrefix *keys.Template
 
-	buf, errBuf *buffer.Buffers
-	errs        *buffer.ErrorOutput
+	stage *buffer.Staged
+	buf   *buffer.Buffers     // stage.Records
+	errs  *buffer.ErrorOutput // stage.Output
 
 	// writer names this sink's numbering of records; lanes holds the
 	// next number of each lane; keys counts the random partition keys
@@ -212,8 +213,6 @@ type Sink struct {
 	sizing kpl.Builder
 
 	delivered, deliveredBytes atomic.Int64
-	undelivered               atomic.Int64
-	undeliveredTo             atomic.Pointer[string]
 }
 
 var (
@@ -344,7 +343,7 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 	}
 
 	staging := filepath.Join(s.cfg.Dir, StagingDir, cfg.Pipeline+"."+cfg.Name)
-	s.buf, err = buffer.New(buffer.Config{
+	s.stage, err = buffer.NewStaged(buffer.StagedConfig{Config: buffer.Config{
 		Pipeline:    cfg.Pipeline,
 		Sink:        cfg.Name,
 		Staging:     staging,
@@ -356,26 +355,11 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 		MaxAge:      s.cfg.BufferInterval,
 		MaxOpen:     1,
 		SpoolFormat: spoolFormat,
-	})
+	}, Dir: s.cfg.Dir, ErrorPrefix: s.errPrefix, ErrorMaxAge: max(s.cfg.BufferInterval, time.Second)})
 	if err != nil {
 		return nil, errf("%v", err)
 	}
-	s.errBuf, err = buffer.New(buffer.Config{
-		Pipeline:   cfg.Pipeline,
-		Sink:       cfg.Name,
-		Staging:    staging + ".errors",
-		FS:         s.cfg.FS,
-		Publisher:  &buffer.RenamePublisher{FS: s.cfg.FS, Dir: s.cfg.Dir},
-		Records:    &encode.JSONLines{},
-		MaxBytes:   s.cfg.BufferBytes,
-		MaxAge:     max(s.cfg.BufferInterval, time.Second),
-		MaxOpen:    64,
-		ChunkBytes: 16 << 10,
-	})
-	if err != nil {
-		return nil, errf("%v", err)
-	}
-	s.errs = buffer.NewErrorOutput(s.errPrefix, s.errBuf)
+	s.buf, s.errs = s.stage.Records, s.stage.Output
 	return s, nil
 }
 
@@ -386,8 +370,7 @@ const spoolFormat = "kinesis-1"
 // state is the sink's part of a checkpoint: the staging of its batches
 // and of its error output, and the numbering of its records.
 type state struct {
-	Records json.RawMessage `json:"records"`
-	Errors  json.RawMessage `json:"errors"`
+	buffer.StagedState
 	// Writer and Lanes: see Sink.writer and Sink.lanes.
 	Writer string            `json:"writer,omitempty"`
 	Lanes  map[string]uint64 `json:"lanes,omitempty"`
@@ -433,10 +416,7 @@ func (s *Sink) Recover(ctx context.Context, raw json.RawMessage) error {
 		return s.wrap(fmt.Errorf("list the shards of stream %s: %w", s.cfg.Stream, err))
 	}
 	s.shards = m
-	if err := s.errBuf.Recover(ctx, st.Errors); err != nil {
-		return s.wrap(fmt.Errorf("error output: %w", err))
-	}
-	if err := s.buf.Recover(ctx, st.Records); err != nil {
+	if err := s.stage.Recover(ctx, st.StagedState); err != nil {
 		return s.wrap(err)
 	}
 	return nil
@@ -635,15 +615,11 @@ func (s *Sink) fail(r *engine.Record, typ, stage, msg string, now time.Time) err
 
 // Flush seals the buffers whose trigger fired, or all of them.
 func (s *Sink) Flush(_ context.Context, now time.Time, all bool) (int, error) {
-	n, err := s.buf.Flush(now, all)
+	n, err := s.stage.Flush(now, all)
 	if err != nil {
 		return 0, s.wrap(err)
 	}
-	m, err := s.errBuf.Flush(now, all)
-	if err != nil {
-		return 0, s.wrap(fmt.Errorf("error output: %w", err))
-	}
-	return n + m, nil
+	return n, nil
 }
 
 // Prepare syncs what is staged and returns the sink's checkpoint state.
@@ -653,11 +629,8 @@ func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
 		st.Lanes = s.lanes
 	}
 	var err error
-	if st.Records, err = s.buf.Prepare(ctx); err != nil {
+	if st.StagedState, err = s.stage.Prepare(ctx); err != nil {
 		return nil, s.wrap(err)
-	}
-	if st.Errors, err = s.errBuf.Prepare(ctx); err != nil {
-		return nil, s.wrap(fmt.Errorf("error output: %w", err))
 	}
 	return json.Marshal(st)
 }
@@ -665,26 +638,19 @@ func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
 // Commit puts the sealed batches listed in state and publishes the error
 // output it lists.
 func (s *Sink) Commit(ctx context.Context, raw json.RawMessage) error {
-	var st state
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return s.wrap(fmt.Errorf("checkpoint state is corrupt: %w", err))
-	}
-	if err := s.buf.Commit(ctx, st.Records); err != nil {
+	if err := s.stage.Commit(ctx, raw); err != nil {
 		return s.wrap(err)
-	}
-	if err := s.errBuf.Commit(ctx, st.Errors); err != nil {
-		return s.wrap(fmt.Errorf("error output: %w", err))
 	}
 	return nil
 }
 
 // Close releases open spool files; what they hold stays staged for the
 // next run.
-func (s *Sink) Close() error { return errors.Join(s.buf.Close(), s.errBuf.Close()) }
+func (s *Sink) Close() error { return s.stage.Close() }
 
 // BufferedBytes is what the sink holds staged, for the status line and
 // metrics.
-func (s *Sink) BufferedBytes() int64 { return s.buf.Stats().Bytes + s.errBuf.Stats().Bytes }
+func (s *Sink) BufferedBytes() int64 { return s.stage.BufferedBytes() }
 
 // OldestUndelivered is the arrival time of the oldest record staged and
 // not yet put (zero when there is none). Safe from any goroutine.
@@ -698,8 +664,5 @@ func (s *Sink) Delivered() (records, bytes int64) { return s.delivered.Load(), s
 // the retry duration, or at once for an error no retry fixes, and the
 // error output file the latest went to. Safe from any goroutine.
 func (s *Sink) Undelivered() (records int64, last string) {
-	if p := s.undeliveredTo.Load(); p != nil {
-		last = *p
-	}
-	return s.undelivered.Load(), last
+	return s.stage.Undelivered()
 }

@@ -204,8 +204,7 @@ func (s *Sink) giveUp(sealed buffer.Sealed, entries []entry, puts []put, given [
 		return err
 	}
 	s.log.Error("records not put; written to the error output", "records", len(failures), "error_output", dst, "err", reason)
-	s.undelivered.Add(int64(len(failures)))
-	s.undeliveredTo.Store(&dst)
+	s.stage.AddUndelivered(int64(len(failures)), dst)
 	return nil
 }
 

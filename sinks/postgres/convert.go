@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/sluice-dev/sluice/internal/jsonstring"
 	"github.com/sluice-dev/sluice/sinks/encode"
 )
 
@@ -480,7 +481,7 @@ func jsonbEscapes(raw []byte) error {
 			i++ // an escaped character, maybe a backslash
 			continue
 		}
-		r, ok := hex4(raw, i+2)
+		r, ok := jsonstring.Hex4(raw, i+2)
 		if !ok {
 			return fmt.Errorf("a malformed \\u escape")
 		}
@@ -488,7 +489,7 @@ func jsonbEscapes(raw []byte) error {
 		case r == 0:
 			return fmt.Errorf("jsonb cannot hold \\u0000 (a NUL character)")
 		case utf16.IsSurrogate(r):
-			r2, ok := hex4(raw, i+8)
+			r2, ok := jsonstring.Hex4(raw, i+8)
 			if r >= 0xdc00 || !ok || raw[i+6] != '\\' || raw[i+7] != 'u' || utf16.DecodeRune(r, r2) == utf8.RuneError {
 				return fmt.Errorf("jsonb cannot hold a lone surrogate \\u%04x", r)
 			}

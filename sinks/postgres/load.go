@@ -132,8 +132,7 @@ func (l *loader) Publish(ctx context.Context, sealed buffer.Sealed) error {
 			return err
 		}
 		s.log.Error("batch not loaded; its rows went to the error output", "batch", b.id, "rows", len(b.lines), "error_output", dst, "err", msg)
-		s.undelivered.Add(int64(len(b.lines)))
-		s.undeliveredTo.Store(&dst)
+		s.stage.AddUndelivered(int64(len(b.lines)), dst)
 		return l.remove(sealed.Path)
 	}
 	switch {
@@ -155,8 +154,7 @@ func (l *loader) Publish(ctx context.Context, sealed buffer.Sealed) error {
 func (l *loader) refused(b *batch, n int64, dst string, attrs ...any) {
 	s := l.s
 	s.log.Warn("rows refused by the table went to the error output", append([]any{"batch", b.id, "rows", n, "error_output", dst}, attrs...)...)
-	s.undelivered.Add(n)
-	s.undeliveredTo.Store(&dst)
+	s.stage.AddUndelivered(n, dst)
 }
 
 func (l *loader) remove(p string) error {

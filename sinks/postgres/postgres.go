@@ -40,7 +40,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -269,15 +268,10 @@ type Sink struct {
 	format encode.Format
 	line   []byte
 
-	buf, errBuf *buffer.Buffers
-	errs        *buffer.ErrorOutput
-	load        *loader
-
-	// undelivered counts rows that went to the error output at load
-	// time: those the table refused, and whole batches given up on;
-	// undeliveredTo is the latest file they went to.
-	undelivered   atomic.Int64
-	undeliveredTo atomic.Pointer[string]
+	stage *buffer.Staged
+	buf   *buffer.Buffers     // stage.Records
+	errs  *buffer.ErrorOutput // stage.Output
+	load  *loader
 }
 
 var (
@@ -320,7 +314,7 @@ func New(cfg Config) (*Sink, error) {
 	s.format = format
 	staging := filepath.Join(cfg.Dir, StagingDir, cfg.Pipeline+"."+cfg.Name)
 	s.load = newLoader(s)
-	s.buf, err = buffer.New(buffer.Config{
+	s.stage, err = buffer.NewStaged(buffer.StagedConfig{Config: buffer.Config{
 		Pipeline:   cfg.Pipeline,
 		Sink:       cfg.Name,
 		Staging:    staging,
@@ -331,26 +325,11 @@ func New(cfg Config) (*Sink, error) {
 		MaxRecords: cfg.BufferRecords,
 		MaxAge:     cmp(cfg.BufferInterval, DefaultBufferInterval),
 		MaxOpen:    1,
-	})
+	}, Dir: cfg.Dir, ErrorPrefix: c.errPrefix})
 	if err != nil {
 		return nil, fmt.Errorf("postgres sink %s: %w", name, err)
 	}
-	s.errBuf, err = buffer.New(buffer.Config{
-		Pipeline:   cfg.Pipeline,
-		Sink:       cfg.Name,
-		Staging:    staging + ".errors",
-		FS:         cfg.FS,
-		Publisher:  &buffer.RenamePublisher{FS: cfg.FS, Dir: cfg.Dir},
-		Records:    &encode.JSONLines{},
-		MaxBytes:   cmp(cfg.BufferBytes, DefaultBufferBytes),
-		MaxAge:     cmp(cfg.BufferInterval, DefaultBufferInterval),
-		MaxOpen:    64,
-		ChunkBytes: 16 << 10,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres sink %s: %w", name, err)
-	}
-	s.errs = buffer.NewErrorOutput(c.errPrefix, s.errBuf)
+	s.buf, s.errs = s.stage.Records, s.stage.Output
 	return s, nil
 }
 
@@ -373,10 +352,7 @@ func cmp[T comparable](v, def T) T {
 
 // state is the sink's part of a checkpoint: the staging of its batches
 // and of its error output.
-type state struct {
-	Records json.RawMessage `json:"records"`
-	Errors  json.RawMessage `json:"errors"`
-}
+type state struct{ buffer.StagedState }
 
 func (s *Sink) wrap(err error) error {
 	return s.red.Error(fmt.Errorf("postgres sink %s: %w", s.cfg.Name, err))
@@ -391,10 +367,7 @@ func (s *Sink) Recover(ctx context.Context, raw json.RawMessage) error {
 			return s.wrap(fmt.Errorf("checkpoint state is corrupt: %w", err))
 		}
 	}
-	if err := s.errBuf.Recover(ctx, st.Errors); err != nil {
-		return s.wrap(fmt.Errorf("error output: %w", err))
-	}
-	if err := s.buf.Recover(ctx, st.Records); err != nil {
+	if err := s.stage.Recover(ctx, st.StagedState); err != nil {
 		return s.wrap(err)
 	}
 	return nil
@@ -425,28 +398,23 @@ func (s *Sink) Write(_ context.Context, b *engine.Batch) error {
 	return nil
 }
 
-// Flush seals the buffers whose trigger fired, or all of them.
+// Flush seals the buffers whose trigger fired, or all of them. (Flush,
+// Prepare and Commit of the http, postgres and kinesis sinks look alike:
+// each is buffer.Staged's, with the sink's own state and error names.)
 func (s *Sink) Flush(_ context.Context, now time.Time, all bool) (int, error) {
-	n, err := s.buf.Flush(now, all)
+	n, err := s.stage.Flush(now, all)
 	if err != nil {
 		return 0, s.wrap(err)
 	}
-	m, err := s.errBuf.Flush(now, all)
-	if err != nil {
-		return 0, s.wrap(fmt.Errorf("error output: %w", err))
-	}
-	return n + m, nil
+	return n, nil
 }
 
 // Prepare syncs what is staged and returns the sink's checkpoint state.
 func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
 	var st state
 	var err error
-	if st.Records, err = s.buf.Prepare(ctx); err != nil {
+	if st.StagedState, err = s.stage.Prepare(ctx); err != nil {
 		return nil, s.wrap(err)
-	}
-	if st.Errors, err = s.errBuf.Prepare(ctx); err != nil {
-		return nil, s.wrap(fmt.Errorf("error output: %w", err))
 	}
 	return json.Marshal(st)
 }
@@ -454,15 +422,8 @@ func (s *Sink) Prepare(ctx context.Context) (json.RawMessage, error) {
 // Commit loads the sealed batches listed in state and publishes the error
 // output it lists.
 func (s *Sink) Commit(ctx context.Context, raw json.RawMessage) error {
-	var st state
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return s.wrap(fmt.Errorf("checkpoint state is corrupt: %w", err))
-	}
-	if err := s.buf.Commit(ctx, st.Records); err != nil {
+	if err := s.stage.Commit(ctx, raw); err != nil {
 		return s.wrap(err)
-	}
-	if err := s.errBuf.Commit(ctx, st.Errors); err != nil {
-		return s.wrap(fmt.Errorf("error output: %w", err))
 	}
 	return nil
 }
@@ -471,12 +432,12 @@ func (s *Sink) Commit(ctx context.Context, raw json.RawMessage) error {
 // hold stays staged for the next run.
 func (s *Sink) Close() error {
 	s.load.close()
-	return errors.Join(s.buf.Close(), s.errBuf.Close())
+	return s.stage.Close()
 }
 
 // BufferedBytes is what the sink holds staged.
 func (s *Sink) BufferedBytes() int64 {
-	return s.buf.Stats().Bytes + s.errBuf.Stats().Bytes
+	return s.stage.BufferedBytes()
 }
 
 // OldestUndelivered is the arrival time of the oldest row staged and not
@@ -487,10 +448,7 @@ func (s *Sink) OldestUndelivered() time.Time { return s.buf.Oldest() }
 // and the rows of batches given up on, which went to the error output,
 // and the latest file they went to. Safe from any goroutine.
 func (s *Sink) Undelivered() (records int64, last string) {
-	if p := s.undeliveredTo.Load(); p != nil {
-		last = *p
-	}
-	return s.undelivered.Load(), last
+	return s.stage.Undelivered()
 }
 
 // Loads returns what the sink's loader did since it was made: batches

@@ -3,9 +3,9 @@ package postgres
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/sluice-dev/sluice/internal/jsonstring"
 )
 
 // A batch is staged as JSON lines, one object per row (package encode
@@ -131,7 +131,7 @@ func skipString(b []byte, i int) (int, error) {
 			switch b[j+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			case 'u':
-				if _, ok := hex4(b, j+2); !ok {
+				if _, ok := jsonstring.Hex4(b, j+2); !ok {
 					return 0, fmt.Errorf("a malformed \\u escape at byte %d", j)
 				}
 			default:
@@ -267,9 +267,6 @@ func skipNumber(b []byte, i int) (int, bool) {
 	return j, true
 }
 
-// errInvalidUTF8 is a string holding bytes that are not UTF-8.
-var errInvalidUTF8 = errors.New("holds bytes that are not valid UTF-8")
-
 // decodeString decodes the JSON string raw (quotes included). A \u
 // escape of a lone surrogate becomes U+FFFD, as encoding/json reads it;
 // bytes that are not UTF-8 are an error, since no text column takes
@@ -289,72 +286,9 @@ func decodeString(raw []byte) (string, error) {
 	if plain {
 		return string(s), nil
 	}
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRune(s[i:])
-			if r == utf8.RuneError && size <= 1 {
-				return "", errInvalidUTF8
-			}
-			out = append(out, s[i:i+size]...)
-			i += size
-			continue
-		}
-		if c != '\\' {
-			out = append(out, c)
-			i++
-			continue
-		}
-		if i+1 >= len(s) {
-			return "", errors.New("a string ends in a backslash")
-		}
-		switch e := s[i+1]; e {
-		case '"', '\\', '/':
-			out = append(out, e)
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r, ok := hex4(s, i+2)
-			if !ok {
-				return "", fmt.Errorf("a malformed \\u escape at byte %d", i+1)
-			}
-			i += 6
-			if utf16.IsSurrogate(r) {
-				if r2, ok := hex4(s, i+2); ok && i+1 < len(s) && s[i] == '\\' && s[i+1] == 'u' {
-					if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-						out = utf8.AppendRune(out, dec)
-						i += 6
-						continue
-					}
-				}
-				r = utf8.RuneError
-			}
-			out = utf8.AppendRune(out, r)
-			continue
-		default:
-			return "", fmt.Errorf("an unknown escape \\%c", e)
-		}
-		i += 2
+	out, err := jsonstring.AppendUnquoted(make([]byte, 0, len(s)), s, true)
+	if err != nil {
+		return "", err
 	}
 	return string(out), nil
-}
-
-func hex4(s []byte, i int) (rune, bool) {
-	if i+4 > len(s) {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(string(s[i:i+4]), 16, 16)
-	if err != nil {
-		return 0, false
-	}
-	return rune(n), true
 }

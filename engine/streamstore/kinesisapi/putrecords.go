@@ -3,10 +3,10 @@ package kinesisapi
 import (
 	"encoding/base64"
 	"encoding/binary"
-	"strconv"
 	"strings"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/sluice-dev/sluice/internal/jsonstring"
 )
 
 // parsePutRecords decodes a PutRecords request without reflection, about
@@ -288,7 +288,7 @@ func (p *jsonScanner) str() ([]byte, error) {
 			s := p.b[start:p.i]
 			p.i++
 			if !ascii && !utf8.Valid(s) {
-				return unquoteSlow(s), nil
+				return p.unquote(s)
 			}
 			return s, nil
 		case c == '\\':
@@ -311,7 +311,7 @@ func (p *jsonScanner) strSlow(start int) ([]byte, error) {
 		case c == '"':
 			s := p.b[start:p.i]
 			p.i++
-			return unquoteSlow(s), nil
+			return p.unquote(s)
 		case c == '\\':
 			if p.i+1 >= len(p.b) {
 				return nil, p.syntax("unterminated string")
@@ -345,64 +345,14 @@ func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
-// unquoteSlow decodes the escapes of a validated string body and replaces
+// unquote decodes the escapes of a validated string body and replaces
 // invalid UTF-8 and lone surrogates with U+FFFD, as encoding/json does.
-func unquoteSlow(s []byte) []byte {
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c == '\\' {
-			switch s[i+1] {
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				r := hex4(s[i+2 : i+6])
-				i += 6
-				if utf16.IsSurrogate(r) {
-					if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
-						if r2 := hex4(s[i+2 : i+6]); utf16.DecodeRune(r, r2) != utf8.RuneError {
-							out = utf8.AppendRune(out, utf16.DecodeRune(r, r2))
-							i += 6
-							continue
-						}
-					}
-					r = utf8.RuneError
-				}
-				out = utf8.AppendRune(out, r)
-				continue
-			default: // '"', '\\', '/'
-				out = append(out, s[i+1])
-			}
-			i += 2
-			continue
-		}
-		if c < utf8.RuneSelf {
-			out = append(out, c)
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			out = utf8.AppendRune(out, utf8.RuneError)
-		} else {
-			out = append(out, s[i:i+size]...)
-		}
-		i += size
+func (p *jsonScanner) unquote(s []byte) ([]byte, error) {
+	out, err := jsonstring.AppendUnquoted(make([]byte, 0, len(s)), s, false)
+	if err != nil {
+		return nil, p.syntax(err.Error())
 	}
-	return out
-}
-
-func hex4(b []byte) rune {
-	v, _ := strconv.ParseUint(string(b), 16, 32)
-	return rune(v)
+	return out, nil
 }
 
 // skip reads and validates any value.
