@@ -40,8 +40,11 @@ func TestAgentWalkthrough(t *testing.T) {
 		t.Skip("kills processes; not in -short")
 	}
 	python, err := exec.LookPath("python3")
-	if err != nil || exec.Command(python, "-c", "import boto3").Run() != nil {
-		t.Skip("the walkthrough's consumer needs python3 and boto3")
+	if err == nil {
+		err = exec.Command(python, "-c", "import boto3").Run()
+	}
+	if err != nil {
+		t.Fatalf("the walkthrough's consumer needs python3 and boto3: %v (the CI script installs them)", err)
 	}
 	bin, err := sluiceBinary()
 	if err != nil {
