@@ -28,19 +28,7 @@ func (c *checker) alerts(out *compiled, rt runtime) []compiledAlert {
 	for i := range s.Alerts {
 		a := &s.Alerts[i]
 		path := index("alerts", i)
-		namePath := path + ".name"
-		switch {
-		case a.Name == "":
-			if !c.fromFile {
-				c.errorf(Pos{}, path, "an alert needs a name")
-			}
-		case len(a.Name) > maxNameLen || !pipelineName.MatchString(a.Name):
-			c.atVal(namePath, "bad alert name %s: use up to %d lowercase letters, digits and -", c.show(namePath, a.Name), maxNameLen)
-		case seen[a.Name] != "":
-			c.atVal(namePath, "duplicate alert name %q (first at line %d)", a.Name, c.s.loc.valAt(seen[a.Name]).Line)
-		default:
-			seen[a.Name] = namePath
-		}
+		c.uniqueName("alert", path, a.Name, seen, "")
 		cw, ok := out.windows[a.On]
 		if !ok {
 			var names []string

@@ -34,19 +34,7 @@ func (c *checker) sinks(schemas []operators.Schema, rt runtime) []compiledSink {
 	for i := range s.Sinks {
 		sk := &s.Sinks[i]
 		path := index("sinks", i)
-		namePath := path + ".name"
-		switch {
-		case sk.Name == "":
-			if !c.fromFile {
-				c.errorf(Pos{}, path, "a sink needs a name")
-			}
-		case len(sk.Name) > maxNameLen || !pipelineName.MatchString(sk.Name):
-			c.atVal(namePath, "bad sink name %s: use up to %d lowercase letters, digits and -", c.show(namePath, sk.Name), maxNameLen)
-		case seen[sk.Name] != "":
-			c.atVal(namePath, "duplicate sink name %q (first at line %d): sink names key checkpoint state and must be unique", sk.Name, c.s.loc.valAt(seen[sk.Name]).Line)
-		default:
-			seen[sk.Name] = namePath
-		}
+		c.uniqueName("sink", path, sk.Name, seen, ": sink names key checkpoint state and must be unique")
 
 		// The default is the end of the pipeline: the last step's output.
 		after := len(s.Steps) - 1

@@ -200,6 +200,25 @@ func (c *checker) name() {
 	}
 }
 
+// uniqueName checks the name of the entry at path (an alert or a sink)
+// and records it in seen, the names so far with their paths; why, when
+// set, says what a duplicate would break.
+func (c *checker) uniqueName(what, path, name string, seen map[string]string, why string) {
+	namePath := path + ".name"
+	switch {
+	case name == "":
+		if !c.fromFile {
+			c.errorf(Pos{}, path, "%s needs a name", article(what))
+		}
+	case len(name) > maxNameLen || !pipelineName.MatchString(name):
+		c.atVal(namePath, "bad %s name %s: use up to %d lowercase letters, digits and -", what, c.show(namePath, name), maxNameLen)
+	case seen[name] != "":
+		c.atVal(namePath, "duplicate %s name %q (first at line %d)%s", what, name, c.s.loc.valAt(seen[name]).Line, why)
+	default:
+		seen[name] = namePath
+	}
+}
+
 func (c *checker) checkpoint() {
 	cp := c.s.Checkpoint
 	if leases.IsStoreURL(cp.Store) {

@@ -17,10 +17,7 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
+	"github.com/sluice-dev/sluice/internal/metricstest"
 	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
@@ -360,51 +357,17 @@ sinks:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	scrape := func() map[string]*dto.MetricFamily {
-		resp, err := http.Get(r.url + "metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		fams, err := parser.TextToMetricFamilies(resp.Body)
-		if err != nil {
-			t.Fatalf("/metrics does not parse: %v", err)
-		}
-		return fams
-	}
+	scrape := func() metricstest.Families { return metricstest.Scrape(t, r.url+"metrics") }
 	// The endpoint answers before the sink counts the delivery, and the
 	// sink counts it before it drops the batch from its freshness: wait
 	// for both to catch up with the receiver, then compare them all.
 	fams := scrape()
-	for (sumOf(fams["sluice_sink_delivered_records_total"], nil) < n+n/10 ||
-		sumOf(fams["sluice_sink_data_freshness_seconds"], []string{"sink", "all"}) != 0) && time.Now().Before(deadline) {
+	for (fams.Sum("sluice_sink_delivered_records_total") < n+n/10 ||
+		fams.Sum("sluice_sink_data_freshness_seconds", "sink", "all") != 0) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 		fams = scrape()
 	}
 	_, requests := rcv.count()
-	get := func(name string, labels ...string) float64 {
-		t.Helper()
-		f := fams[name]
-		if f == nil {
-			t.Fatalf("no %s in /metrics", name)
-		}
-	next:
-		for _, m := range f.Metric {
-			have := map[string]string{}
-			for _, l := range m.Label {
-				have[l.GetName()] = l.GetValue()
-			}
-			for i := 0; i < len(labels); i += 2 {
-				if have[labels[i]] != labels[i+1] {
-					continue next
-				}
-			}
-			return sample(m)
-		}
-		t.Fatalf("no %s%v in /metrics", name, labels)
-		return 0
-	}
 	checks := []struct {
 		name   string
 		labels []string
@@ -426,12 +389,12 @@ sinks:
 		{"sluice_pipeline_up", nil, 1},
 	}
 	for _, c := range checks {
-		if got := sumOf(fams[c.name], c.labels); got != c.want {
+		if got := fams.Sum(c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
-	if get("sluice_checkpoints_total") < 1 || get("sluice_checkpoint_age_seconds") > 30 {
-		t.Errorf("checkpoints %v, age %v", get("sluice_checkpoints_total"), get("sluice_checkpoint_age_seconds"))
+	if fams.Get(t, "sluice_checkpoints_total") < 1 || fams.Get(t, "sluice_checkpoint_age_seconds") > 30 {
+		t.Errorf("checkpoints %v, age %v", fams.Get(t, "sluice_checkpoints_total"), fams.Get(t, "sluice_checkpoint_age_seconds"))
 	}
 	for _, f := range fams {
 		for _, m := range f.Metric {
@@ -448,38 +411,4 @@ sinks:
 	if strings.Contains(r.logs.String(), "secret-key-123") {
 		t.Errorf("the access key shows in the log")
 	}
-}
-
-func sample(m *dto.Metric) float64 {
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	case m.Histogram != nil:
-		return float64(m.Histogram.GetSampleCount())
-	}
-	return 0
-}
-
-// sumOf adds the samples of a family whose labels match.
-func sumOf(f *dto.MetricFamily, labels []string) float64 {
-	if f == nil {
-		return -1
-	}
-	total := 0.0
-next:
-	for _, m := range f.Metric {
-		have := map[string]string{}
-		for _, l := range m.Label {
-			have[l.GetName()] = l.GetValue()
-		}
-		for i := 0; i < len(labels); i += 2 {
-			if have[labels[i]] != labels[i+1] {
-				continue next
-			}
-		}
-		total += sample(m)
-	}
-	return total
 }

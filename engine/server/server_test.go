@@ -16,13 +16,10 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/server"
 	"github.com/sluice-dev/sluice/internal/enginetest"
+	"github.com/sluice-dev/sluice/internal/metricstest"
 	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
@@ -234,56 +231,6 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// scrape parses /metrics with the Prometheus text parser.
-func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get(url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
-		t.Fatalf("/metrics Content-Type %q, want the text format", ct)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("/metrics does not parse: %v", err)
-	}
-	return fams
-}
-
-// value finds one sample by name and labels.
-func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
-	t.Helper()
-	f := fams[name]
-	if f == nil {
-		t.Fatalf("no metric %s", name)
-	}
-next:
-	for _, m := range f.Metric {
-		got := map[string]string{}
-		for _, l := range m.Label {
-			got[l.GetName()] = l.GetValue()
-		}
-		for i := 0; i < len(labels); i += 2 {
-			if got[labels[i]] != labels[i+1] {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue()
-		case m.Gauge != nil:
-			return m.Gauge.GetValue()
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount())
-		}
-	}
-	t.Fatalf("no %s%v", name, labels)
-	return 0
-}
-
 // TestMetricsAgreeWithTheRun runs a bounded pipeline to its end and checks
 // every counter /metrics shows against what the test sent.
 func TestMetricsAgreeWithTheRun(t *testing.T) {
@@ -294,7 +241,7 @@ func TestMetricsAgreeWithTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Finished(p.Name, nil)
-	fams := scrape(t, hs.URL)
+	fams := metricstest.Scrape(t, hs.URL+"/metrics")
 	pl := []string{"pipeline", "demo"}
 	want := map[string]float64{
 		"sluice_source_records_total":   n,
@@ -303,11 +250,11 @@ func TestMetricsAgreeWithTheRun(t *testing.T) {
 		"sluice_pipeline_up":            0,
 		"sluice_queued_bytes":           0,
 		"sluice_buffered_bytes":         0,
-		"sluice_records_out_total":      n/2 + 3*value(t, fams, "sluice_window_rows_total", append(pl, "step", "per_route")...)/3,
+		"sluice_records_out_total":      n/2 + 3*fams.Get(t, "sluice_window_rows_total", append(pl, "step", "per_route")...)/3,
 		"sluice_checkpoint_age_seconds": -1, // present
 	}
 	for name, v := range want {
-		got := value(t, fams, name, pl...)
+		got := fams.Get(t, name, pl...)
 		if v >= 0 && got != v {
 			t.Errorf("%s = %v, want %v", name, got, v)
 		}
@@ -315,15 +262,15 @@ func TestMetricsAgreeWithTheRun(t *testing.T) {
 	steps := map[string][3]float64{"odd": {n, n / 2, n / 2}}
 	for step, w := range steps {
 		l := append(pl, "step", step)
-		got := [3]float64{value(t, fams, "sluice_step_records_in_total", l...), value(t, fams, "sluice_step_records_out_total", l...), value(t, fams, "sluice_step_records_failed_total", l...)}
+		got := [3]float64{fams.Get(t, "sluice_step_records_in_total", l...), fams.Get(t, "sluice_step_records_out_total", l...), fams.Get(t, "sluice_step_records_failed_total", l...)}
 		if got != w {
 			t.Errorf("step %s in/out/failed %v, want %v", step, got, w)
 		}
 	}
-	if got := value(t, fams, "sluice_step_records_in_total", append(pl, "step", "per_route")...); got != n/2 {
+	if got := fams.Get(t, "sluice_step_records_in_total", append(pl, "step", "per_route")...); got != n/2 {
 		t.Errorf("window step in %v, want %v", got, n/2)
 	}
-	if got := value(t, fams, "sluice_late_records_total", append(pl, "step", "per_route")...); got != n/10 {
+	if got := fams.Get(t, "sluice_late_records_total", append(pl, "step", "per_route")...); got != n/10 {
 		t.Errorf("late records %v, want %v", got, n/10)
 	}
 	hook := append(pl, "sink", "hook")
@@ -333,29 +280,29 @@ func TestMetricsAgreeWithTheRun(t *testing.T) {
 		"sluice_sink_delivered_records_total":   n / 2,
 		"sluice_sink_delivered_bytes_total":     n / 2 * 10,
 		"sluice_sink_data_freshness_seconds":    0,
-		"sluice_sink_delivery_duration_seconds": value(t, fams, "sluice_sink_delivery_attempts_total", append(hook, "outcome", "ok")...) + 1,
+		"sluice_sink_delivery_duration_seconds": fams.Get(t, "sluice_sink_delivery_attempts_total", append(hook, "outcome", "ok")...) + 1,
 	} {
-		if got := value(t, fams, name, hook...); got != w {
+		if got := fams.Get(t, name, hook...); got != w {
 			t.Errorf("%s{sink=hook} = %v, want %v", name, got, w)
 		}
 	}
-	if got := value(t, fams, "sluice_sink_delivery_attempts_total", append(hook, "outcome", "error")...); got != 1 {
+	if got := fams.Get(t, "sluice_sink_delivery_attempts_total", append(hook, "outcome", "error")...); got != 1 {
 		t.Errorf("failed attempts %v, want 1", got)
 	}
-	if got := value(t, fams, "sluice_source_lag_milliseconds", append(pl, "shard", "shard-0")...); got != 1500 {
+	if got := fams.Get(t, "sluice_source_lag_milliseconds", append(pl, "shard", "shard-0")...); got != 1500 {
 		t.Errorf("lag of shard-0 %v, want 1500", got)
 	}
-	if got := value(t, fams, "sluice_alerts", append(pl, "rule", "error-rate", "state", "firing")...); got != 2 {
+	if got := fams.Get(t, "sluice_alerts", append(pl, "rule", "error-rate", "state", "firing")...); got != 2 {
 		t.Errorf("firing alerts %v, want 2", got)
 	}
-	if got := value(t, fams, "sluice_alert_notifications_sent_total", append(pl, "rule", "error-rate")...); got != 5 {
+	if got := fams.Get(t, "sluice_alert_notifications_sent_total", append(pl, "rule", "error-rate")...); got != 5 {
 		t.Errorf("notifications %v, want 5", got)
 	}
-	if got := value(t, fams, "sluice_checkpoints_total", pl...); got != float64(p.Stats.Checkpoints.Load()) || got < 1 {
+	if got := fams.Get(t, "sluice_checkpoints_total", pl...); got != float64(p.Stats.Checkpoints.Load()) || got < 1 {
 		t.Errorf("checkpoints %v, want %d", got, p.Stats.Checkpoints.Load())
 	}
 	// Window rows: the test's counter emits one row per route per tick.
-	rows := value(t, fams, "sluice_window_rows_total", append(pl, "step", "per_route")...)
+	rows := fams.Get(t, "sluice_window_rows_total", append(pl, "step", "per_route")...)
 	if rows < 3 || int(rows)%3 != 0 {
 		t.Errorf("window rows %v, want a multiple of the 3 routes", rows)
 	}
@@ -777,18 +724,18 @@ func TestUndeliveredRecordsAreErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Finished(p.Name, nil)
-	fams := scrape(t, hs.URL)
+	fams := metricstest.Scrape(t, hs.URL+"/metrics")
 	pl := []string{"pipeline", "demo"}
 	for name, want := range map[string]float64{
 		"sluice_records_out_total":         n,
 		"sluice_records_failed_total":      n,
 		"sluice_records_undelivered_total": n,
 	} {
-		if got := value(t, fams, name, pl...); got != want {
+		if got := fams.Get(t, name, pl...); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	if got := value(t, fams, "sluice_sink_records_undelivered_total", append(pl, "sink", "refused")...); got != n {
+	if got := fams.Get(t, "sluice_sink_records_undelivered_total", append(pl, "sink", "refused")...); got != n {
 		t.Errorf("sluice_sink_records_undelivered_total{sink=refused} = %v, want %d", got, n)
 	}
 	_, body := get(t, hs.URL+"/api/pipelines")

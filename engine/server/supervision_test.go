@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/server"
 	"github.com/sluice-dev/sluice/engine/supervise"
+	"github.com/sluice-dev/sluice/internal/metricstest"
 )
 
 // The server is what package supervise tells of the runs.
@@ -37,17 +38,17 @@ func TestFailingPipelineShown(t *testing.T) {
 	if code != 503 || body != "pipeline bad is failing (restarted 3 times): pipeline bad: sink out: put s3://logs/a: connection refused\n" {
 		t.Errorf("healthz while failing: %d %q", code, body)
 	}
-	fams := scrape(t, hs.URL)
-	if v := value(t, fams, "sluice_pipeline_restarts_total", "pipeline", "bad"); v != 3 {
+	fams := metricstest.Scrape(t, hs.URL+"/metrics")
+	if v := fams.Get(t, "sluice_pipeline_restarts_total", "pipeline", "bad"); v != 3 {
 		t.Errorf("restarts_total %v", v)
 	}
-	if v := value(t, fams, "sluice_pipeline_failing", "pipeline", "bad"); v != 1 {
+	if v := fams.Get(t, "sluice_pipeline_failing", "pipeline", "bad"); v != 1 {
 		t.Errorf("failing %v", v)
 	}
-	if v := value(t, fams, "sluice_pipeline_up", "pipeline", "bad"); v != 0 {
+	if v := fams.Get(t, "sluice_pipeline_up", "pipeline", "bad"); v != 0 {
 		t.Errorf("up %v", v)
 	}
-	if v := value(t, fams, "sluice_pipeline_failing", "pipeline", "demo"); v != 0 {
+	if v := fams.Get(t, "sluice_pipeline_failing", "pipeline", "demo"); v != 0 {
 		t.Errorf("the other pipeline is failing: %v", v)
 	}
 	st := apiStatus(t, hs.URL, "bad")

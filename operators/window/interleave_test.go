@@ -112,16 +112,7 @@ func feedRandomly(t *testing.T, rng *rand.Rand, cfg Config, shards []lineageShar
 		}
 		collect(out)
 		if rng.IntN(8) == 0 {
-			state, err := w.Snapshot()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if w, err = New(cfg); err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Restore(state); err != nil {
-				t.Fatal(err)
-			}
+			w = reopen(t, w, cfg)
 		}
 	}
 	byID := map[string]*lineageShard{}

@@ -327,16 +327,7 @@ func TestAgainstDirectComputation(t *testing.T) {
 				}
 				collect(out)
 				if rng.IntN(10) == 0 {
-					state, err := w.Snapshot()
-					if err != nil {
-						t.Fatal(err)
-					}
-					if w, err = New(cfg); err != nil {
-						t.Fatal(err)
-					}
-					if err := w.Restore(state); err != nil {
-						t.Fatal(err)
-					}
+					w = reopen(t, w, cfg)
 				}
 			}
 			out, err := w.Tick(context.Background(), time.Now(), true)
@@ -736,4 +727,21 @@ func TestRestoresVersion1(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("rows %q, want %q", got, want)
 	}
+}
+
+// reopen is a restart: w's state checkpointed and restored into a new
+// window of cfg, as the engine does after a crash.
+func reopen(t testing.TB, w *Window, cfg Config) *Window {
+	t.Helper()
+	state, err := w.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Restore(state); err != nil {
+		t.Fatal(err)
+	}
+	return w
 }

@@ -62,6 +62,17 @@ func (c Compression) Ext() string {
 	return ""
 }
 
+// CompressionOf is the compression a file name's last extension says
+// (Ext's inverse): what a reader of sealed output uses to open it.
+func CompressionOf(name string) Compression {
+	for c := Gzip; c <= Snappy; c++ {
+		if strings.HasSuffix(name, c.Ext()) {
+			return c
+		}
+	}
+	return None
+}
+
 // NewWriter returns a writer that compresses into w. Close flushes it; it
 // does not close w.
 func (c Compression) NewWriter(w io.Writer) (io.WriteCloser, error) {

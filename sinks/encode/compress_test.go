@@ -95,3 +95,17 @@ func TestSealEmptySpool(t *testing.T) {
 		}
 	}
 }
+
+// A sealed file's name says how to open it: CompressionOf undoes Ext.
+func TestCompressionOfReadsTheExtension(t *testing.T) {
+	for _, c := range []encode.Compression{encode.None, encode.Gzip, encode.Zstd, encode.Snappy} {
+		for _, name := range []string{"part-0001.json" + c.Ext(), "dt=2026/x.parquet" + c.Ext()} {
+			if got := encode.CompressionOf(name); got != c {
+				t.Errorf("CompressionOf(%q) = %v, want %v", name, got, c)
+			}
+		}
+	}
+	if got := encode.CompressionOf("notes.gz.json"); got != encode.None {
+		t.Errorf("CompressionOf(notes.gz.json) = %v, want none: only the last extension counts", got)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -149,15 +148,7 @@ func read(t *testing.T, sys fsys.FS, dir string) output {
 			}
 			continue
 		}
-		comp := encode.None
-		switch path.Ext(p) {
-		case ".gz":
-			comp = encode.Gzip
-		case ".zst":
-			comp = encode.Zstd
-		case ".snappy":
-			comp = encode.Snappy
-		}
+		comp := encode.CompressionOf(p)
 		r, err := comp.NewReader(bytes.NewReader(data))
 		if err != nil {
 			t.Fatalf("%s is not a whole %s file: %v", rel, comp, err)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"path"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -202,13 +201,7 @@ func delivered(t testing.TB, key string, data []byte, counts map[string]int) int
 			see(m["shard"].(string), m["i"].(int64))
 		}
 	default:
-		comp := encode.None
-		switch path.Ext(key) {
-		case ".gz":
-			comp = encode.Gzip
-		case ".zst":
-			comp = encode.Zstd
-		}
+		comp := encode.CompressionOf(key)
 		rd, err := comp.NewReader(bytes.NewReader(data))
 		if err != nil {
 			t.Fatalf("%s is not whole: %v", key, err)

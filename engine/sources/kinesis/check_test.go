@@ -23,8 +23,8 @@ func TestCheckNamesTheKey(t *testing.T) {
 	}{
 		{Config{}, "stream", false, "no stream"},
 		{Config{Stream: "s", Start: "oldest"}, "start", false, `start "oldest": use trim_horizon, latest or at_timestamp`},
-		{Config{Stream: "s", Start: StartAtTimestamp}, "start", false, "at_timestamp needs start_timestamp"},
-		{Config{Stream: "s", Start: StartLatest, StartTimestamp: at}, "start_timestamp", true, "applies only with start: at_timestamp"},
+		{Config{Stream: "s", Start: engine.StartAtTimestamp}, "start", false, "at_timestamp needs start_timestamp"},
+		{Config{Stream: "s", Start: engine.StartLatest, StartTimestamp: at}, "start_timestamp", true, "applies only with start: at_timestamp"},
 		{Config{Stream: "s", StartTimestamp: at}, "start_timestamp", true, "applies only with start: at_timestamp"},
 		{Config{Stream: "s", AWS: awsconfig.Options{AccessKeyID: "a"}}, "access_key_id", true, "needs secret_access_key"},
 		{Config{Stream: "s", AWS: awsconfig.Options{Endpoint: "127.0.0.1:4567"}}, "endpoint", false, "not an http(s) URL"},
@@ -41,7 +41,7 @@ func TestCheckNamesTheKey(t *testing.T) {
 			t.Errorf("%+v: New refuses with %v, Check with %q", tc.cfg, err, tc.msg)
 		}
 	}
-	if err := (Config{Stream: "s", Start: StartAtTimestamp, StartTimestamp: at}).Check(); err != nil {
+	if err := (Config{Stream: "s", Start: engine.StartAtTimestamp, StartTimestamp: at}).Check(); err != nil {
 		t.Errorf("Check refuses a good configuration: %v", err)
 	}
 }

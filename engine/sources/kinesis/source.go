@@ -76,13 +76,6 @@ type Coordinator interface {
 	Run(ctx context.Context) error
 }
 
-// Start positions, as the pipeline file writes them.
-const (
-	StartTrimHorizon = "trim_horizon"
-	StartLatest      = "latest"
-	StartAtTimestamp = "at_timestamp"
-)
-
 // Defaults for the zero fields of Config.
 const (
 	DefaultPollInterval      = time.Second
@@ -155,18 +148,7 @@ func (cfg Config) Check() error {
 	if cfg.Stream == "" {
 		errs.Add("stream", "no stream; set stream to the stream's name")
 	}
-	switch cfg.Start {
-	case "", StartTrimHorizon, StartLatest:
-		if !cfg.StartTimestamp.IsZero() {
-			errs.AddKey("start_timestamp", "start_timestamp applies only with start: at_timestamp")
-		}
-	case StartAtTimestamp:
-		if cfg.StartTimestamp.IsZero() {
-			errs.Add("start", "at_timestamp needs start_timestamp")
-		}
-	default:
-		errs.Add("start", "start %q: use trim_horizon, latest or at_timestamp", cfg.Start)
-	}
+	engine.CheckStart(&errs, cfg.Start, cfg.StartTimestamp)
 	if cfg.PollInterval < 0 || cfg.DiscoveryInterval < 0 || cfg.MaxRecords < 0 || cfg.MaxRecords > 10000 {
 		errs.Add("", "poll and discovery intervals must not be negative, and max records must be 1 to 10000")
 	}
@@ -176,9 +158,9 @@ func (cfg Config) Check() error {
 
 func (cfg Config) startPosition() leases.Position {
 	switch cfg.Start {
-	case StartLatest:
+	case engine.StartLatest:
 		return leases.Position{Sequence: leases.Latest}
-	case StartAtTimestamp:
+	case engine.StartAtTimestamp:
 		return leases.Position{Sequence: leases.AtTimestamp}
 	}
 	return leases.Position{Sequence: leases.TrimHorizon}

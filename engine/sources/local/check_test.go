@@ -26,8 +26,8 @@ func TestCheckNamesTheKey(t *testing.T) {
 	}{
 		{good(func(c *Config) { c.Dir = "" }), "dir", false, "dir is required"},
 		{good(func(c *Config) { c.Stream = "a/b" }), "stream", false, "may hold only letters"},
-		{good(func(c *Config) { c.Start = "oldest" }), "start", false, `start "oldest" is not one of`},
-		{good(func(c *Config) { c.Start = StartAtTimestamp }), "start", false, "at_timestamp needs start_timestamp"},
+		{good(func(c *Config) { c.Start = "oldest" }), "start", false, `start "oldest": use trim_horizon, latest or at_timestamp`},
+		{good(func(c *Config) { c.Start = engine.StartAtTimestamp }), "start", false, "at_timestamp needs start_timestamp"},
 		{good(func(c *Config) { c.StartTimestamp = at }), "start_timestamp", true, "applies only with start: at_timestamp"},
 		{good(func(c *Config) { c.PollInterval = -time.Second }), "poll_interval", false, "must not be negative"},
 		{good(func(c *Config) { c.BatchRecords = 10_001 }), "batch_records", false, "more than 10000"},

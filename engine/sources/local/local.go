@@ -26,13 +26,6 @@ import (
 	"github.com/sluice-dev/sluice/engine/streamstore"
 )
 
-// Where a shard without a checkpointed position starts.
-const (
-	StartTrimHorizon = "trim_horizon"
-	StartLatest      = "latest"
-	StartAtTimestamp = "at_timestamp"
-)
-
 // Config configures a local source.
 type Config struct {
 	// Dir is the stream store's directory (sluice serve's --dir).
@@ -78,18 +71,7 @@ func (cfg Config) Check() error {
 	if err := streamstore.ValidateStreamName(cfg.Stream); err != nil {
 		errs.Add("stream", "%v", err)
 	}
-	switch cfg.Start {
-	case "", StartTrimHorizon, StartLatest:
-		if !cfg.StartTimestamp.IsZero() {
-			errs.AddKey("start_timestamp", "start_timestamp applies only with start: at_timestamp")
-		}
-	case StartAtTimestamp:
-		if cfg.StartTimestamp.IsZero() {
-			errs.Add("start", "at_timestamp needs start_timestamp")
-		}
-	default:
-		errs.Add("start", "start %q is not one of trim_horizon, latest, at_timestamp", cfg.Start)
-	}
+	engine.CheckStart(&errs, cfg.Start, cfg.StartTimestamp)
 	if cfg.PollInterval < 0 {
 		errs.Add("poll_interval", "poll_interval must not be negative")
 	}
@@ -108,7 +90,7 @@ func New(cfg Config) (*Source, error) {
 		return nil, fmt.Errorf("local source: %w", err)
 	}
 	if cfg.Start == "" {
-		cfg.Start = StartTrimHorizon
+		cfg.Start = engine.StartTrimHorizon
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = DefaultPollInterval
@@ -184,7 +166,7 @@ func (s *Source) track(ctx context.Context, info streamstore.StreamInfo, shards 
 		sh := &shardState{info: in, pos: start[in.ID]}
 		// A "latest" start reads the shards open now; what was closed
 		// before it is history it asked to skip.
-		if first && s.cfg.Start == StartLatest && !in.Open() && start[in.ID] == "" {
+		if first && s.cfg.Start == engine.StartLatest && !in.Open() && start[in.ID] == "" {
 			sh.skip, sh.ended = true, true
 		}
 		shards[in.ID] = sh
@@ -314,11 +296,11 @@ func (s *Source) begin(st *streamstore.Store, sh *shardState, shards map[string]
 	}
 	typ, ts := streamstore.TrimHorizon, time.Time{}
 	switch {
-	case s.cfg.Start == StartLatest && child:
+	case s.cfg.Start == engine.StartLatest && child:
 		// Read from its start: everything in it came after the parent.
-	case s.cfg.Start == StartLatest:
+	case s.cfg.Start == engine.StartLatest:
 		typ = streamstore.Latest
-	case s.cfg.Start == StartAtTimestamp:
+	case s.cfg.Start == engine.StartAtTimestamp:
 		typ, ts = streamstore.AtTimestamp, s.cfg.StartTimestamp
 	}
 	c, err := st.Iterator(s.cfg.Stream, id, typ, "", ts)

@@ -249,9 +249,9 @@ func TestStartPositions(t *testing.T) {
 		cfg  Config
 		want int
 	}{
-		{Config{Start: StartTrimHorizon}, 150},
-		{Config{Start: StartLatest}, 0},
-		{Config{Start: StartAtTimestamp, StartTimestamp: mid}, 50},
+		{Config{Start: engine.StartTrimHorizon}, 150},
+		{Config{Start: engine.StartLatest}, 0},
+		{Config{Start: engine.StartAtTimestamp, StartTimestamp: mid}, 50},
 	}
 	for _, tc := range tests {
 		tc.cfg.Dir, tc.cfg.Stream = dir, "s"
@@ -312,8 +312,8 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{Config{Stream: "s"}, "dir is required"},
 		{Config{Dir: "d", Stream: "a/b"}, "may hold only"},
-		{Config{Dir: "d", Stream: "s", Start: "earliest"}, "not one of"},
-		{Config{Dir: "d", Stream: "s", Start: StartAtTimestamp}, "start_timestamp"},
+		{Config{Dir: "d", Stream: "s", Start: "earliest"}, "use trim_horizon, latest or at_timestamp"},
+		{Config{Dir: "d", Stream: "s", Start: engine.StartAtTimestamp}, "start_timestamp"},
 		{Config{Dir: "d", Stream: "s", BatchRecords: 20000}, "more than 10000"},
 	}
 	for _, tc := range tests {

@@ -13,12 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/sluice-dev/sluice/engine/streamstore"
 	"github.com/sluice-dev/sluice/internal/kinesistest"
+	"github.com/sluice-dev/sluice/internal/metricstest"
 )
 
 // scrape reads GET /metrics, unsigned as Prometheus reads it, and returns
@@ -26,47 +24,7 @@ import (
 // `sluice_stream_incoming_records_total{shard="shardId-000000000000",stream="s"}`.
 func scrape(t *testing.T, url string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %s", resp.Status)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("GET /metrics: not Prometheus text: %v", err)
-	}
-	out := map[string]float64{}
-	for name, f := range fams {
-		for _, m := range f.Metric {
-			out[name+labelString(m.Label)] = value(m)
-		}
-	}
-	return out
-}
-
-func labelString(ls []*dto.LabelPair) string {
-	if len(ls) == 0 {
-		return ""
-	}
-	parts := make([]string, len(ls))
-	for i, l := range ls {
-		parts[i] = fmt.Sprintf("%s=%q", l.GetName(), l.GetValue())
-	}
-	return "{" + strings.Join(parts, ",") + "}"
-}
-
-func value(m *dto.Metric) float64 {
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	}
-	return -1
+	return metricstest.Scrape(t, url+"/metrics").Series()
 }
 
 func series(name, stream, shard string) string {
