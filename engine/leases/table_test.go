@@ -528,3 +528,72 @@ func TestTableRefusesForeignKeySchema(t *testing.T) {
 		t.Fatalf("Load on a foreign table: %v", err)
 	}
 }
+
+// lostAnswer applies the first take of shard and then reports a broken
+// connection, as when a stop cancels the call after DynamoDB applied it.
+type lostAnswer struct {
+	Client
+	shard string
+	lost  bool
+}
+
+func (c *lostAnswer) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	out, err := c.Client.UpdateItem(ctx, in, opts...)
+	take := strings.HasPrefix(aws.ToString(in.UpdateExpression), "SET #leaseOwner = :me")
+	if key, _ := in.Key[attrKey].(*types.AttributeValueMemberS); err == nil && take && !c.lost && key != nil && key.Value == c.shard {
+		c.lost = true
+		return nil, errors.New("read tcp 127.0.0.1:8000: connection reset by peer")
+	}
+	return out, err
+}
+
+// TestStopReleasesATakeThatHadNoAnswer: a take applied by DynamoDB whose
+// answer was lost leaves the table naming this worker the owner though it
+// reads nothing; a stop must give that lease up as well, or it stays with
+// a stopped worker until it expires.
+func TestStopReleasesATakeThatHadNoAnswer(t *testing.T) {
+	for _, how := range []string{"final save", "close"} {
+		t.Run(how, func(t *testing.T) {
+			c := &lostAnswer{Client: dynamoClient(t), shard: "shardId-000000000001"}
+			clk := &clock{t: time.Unix(1_700_000_000, 0)}
+			shards := shardIDs(3)
+			a := newWorker(t, c, clk, "a", shards)
+			a.step()
+			if !c.lost {
+				t.Fatal("the test did not lose a take's answer")
+			}
+			if o := owners(t, a.tb); o[c.shard] != "a" || len(a.reading) != 2 {
+				t.Fatalf("owners %v, a reads %v: want the table to name a owner of %s and a to read the other two", o, a.reading, c.shard)
+			}
+			emitted := map[string]Position{}
+			a.read(emitted)
+			for s, p := range a.reading {
+				a.tb.Released(s, p)
+			}
+			switch how {
+			case "final save":
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				a.tb.Run(ctx)
+				if err := a.save(emitted); err != nil {
+					t.Fatal(err)
+				}
+			case "close":
+				if err := a.save(emitted); err != nil {
+					t.Fatal(err)
+				}
+				if err := a.tb.Close(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, l := range mustLeases(t, a.tb) {
+				if l.Owner != "" {
+					t.Errorf("lease %s owned by %q after a stopped, want free", l.Shard, l.Owner)
+				}
+				if l.Shard == c.shard && !l.Checkpoint.IsZero() && l.Checkpoint.Sequence != TrimHorizon {
+					t.Errorf("lease %s at %s: nothing was read under it, so no position may be written", l.Shard, l.Checkpoint)
+				}
+			}
+		})
+	}
+}

@@ -33,11 +33,16 @@ func TestPutThrottledByServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 2,500 records of 100 to 1,500 bytes over 150 keys: about 2 MiB.
-	recs := records(2500, 150, 0)
+	// 600 records of 4 to 8 KiB over 300 keys: about 3.5 MiB. A call
+	// carries one record of each key, so the first holds about 1.8 MiB,
+	// more than a shard's bucket of 1 MiB: it has records rejected however
+	// slowly the machine runs. (Calls smaller than the bucket, spread over
+	// more time than it takes to refill, passed untouched on a loaded
+	// machine.)
+	recs := records(600, 300, 0)
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := range recs {
-		recs[i].Data = append(recs[i].Data, strings.Repeat("x", 100+rng.IntN(1400))...)
+		recs[i].Data = append(recs[i].Data, strings.Repeat("x", 4096+rng.IntN(4096))...)
 	}
 	if err := p.Put(context.Background(), recs); err != nil {
 		t.Fatal(err)
