@@ -174,9 +174,28 @@ func compileProgram(src string, env types.Map) (prog *vm.Program, err error) {
 	return expr.Compile(src,
 		expr.Env(env),
 		expr.Patch(metaRenamer{}),
-		expr.Timezone("UTC"),
+		expr.Patch(utcTimezone{}),
 		md5Function,
 	)
+}
+
+// utcTimezone passes time.UTC to date() and now() as their first
+// argument, as expr.Timezone("UTC") does, but on a constant that carries
+// its type. The checker never revisits the callee of a call it typed
+// before patching (date(x).Truncate(d)), so the constant of
+// expr.Timezone's patch stays untyped there, and the compiler, which
+// dereferences every untyped argument of a builtin, handed date a
+// time.Location instead of a *time.Location: the call failed at run time.
+type utcTimezone struct{}
+
+func (utcTimezone) Visit(node *ast.Node) {
+	b, ok := (*node).(*ast.BuiltinNode)
+	if !ok || (b.Name != "date" && b.Name != "now") {
+		return
+	}
+	loc := &ast.ConstantNode{Value: time.UTC}
+	loc.SetType(reflect.TypeOf(time.UTC))
+	ast.Patch(node, &ast.BuiltinNode{Name: b.Name, Arguments: append([]ast.Node{loc}, b.Arguments...)})
 }
 
 // md5Function is md5(text): the lowercase hex MD5 digest of text's bytes,

@@ -84,6 +84,7 @@ func TestCompile(t *testing.T) {
 		{name: "duration is text", src: `now() - ts`, schema: typedSchema, typ: String, fields: []string{"ts"}},
 		{name: "meta fields", src: `meta.partition_key + meta.shard_id + meta.sequence_number`, schema: closedSchema, typ: String, fields: []string{}},
 		{name: "meta time", src: `meta.arrival_time`, schema: closedSchema, typ: Time, fields: []string{}},
+		{name: "method on date", src: `date(path).Truncate(duration("1m"))`, schema: typedSchema, typ: Time, fields: []string{"path"}},
 		{name: "meta whole", src: `meta`, schema: closedSchema, typ: Object, fields: []string{}},
 		{name: "field named meta via $env", src: `$env.meta == "x" && meta.shard_id != ""`, schema: openSchema, want: Bool, typ: Bool, fields: []string{"meta"}},
 		{name: "$env index", src: `$env["user-agent"] contains "bot"`, schema: openSchema, want: Bool, typ: Bool, fields: []string{"user-agent"}},
@@ -217,6 +218,14 @@ func TestEval(t *testing.T) {
 		{name: "invalid utf-8 compares", src: `name startsWith "a" && name endsWith "b" && len(name) == 3`, fields: map[string]any{"name": "a\xffb"}, out: true},
 		{name: "huge string", src: `len(s) > 8000000 && s endsWith "needle"`, fields: map[string]any{"s": huge}, out: true},
 		{name: "nil record fields", src: `meta.shard_id`, fields: nil, out: "shardId-000"},
+		// A method on what date() or now() returns: the builtin's time
+		// zone argument must reach it as the *time.Location it is.
+		{name: "method on date", src: `date(ts).Truncate(duration("1m"))`, fields: map[string]any{"ts": "2024-05-06T11:00:10Z"}, out: time.Date(2024, 5, 6, 11, 0, 0, 0, time.UTC)},
+		{name: "method on date with layout", src: `date(ts, "2006-01-02 15:04").Add(duration("90m"))`, fields: map[string]any{"ts": "2024-05-06 11:00"}, out: time.Date(2024, 5, 6, 12, 30, 0, 0, time.UTC)},
+		{name: "method chain on date", src: `date(ts).UTC().Truncate(duration("1h")).Hour()`, fields: map[string]any{"ts": "2024-05-06T20:59:10+09:00"}, out: int64(11)},
+		{name: "method on date in a let", src: `let t = date(ts); t.Truncate(duration("1m")) == date(ts).Truncate(duration("1m"))`, fields: map[string]any{"ts": "2024-05-06T11:00:10Z"}, out: true},
+		{name: "method on now", src: `now().Truncate(duration("1h")) <= now()`, out: true},
+		{name: "method on date compared", src: `date(ts).Add(duration("1m")) > meta.arrival_time`, fields: map[string]any{"ts": "2024-05-01T12:29:30Z"}, out: true},
 
 		{name: "missing field ordered", src: `status >= 500`, fields: map[string]any{"path": "/"}, errHas: []string{`"status >= 500"`, "column 8", "nil >= int", "field status is missing"}},
 		{name: "null field ordered", src: `status >= 500`, fields: map[string]any{"status": nil}, errHas: []string{"nil >= int", "field status is null"}},

@@ -55,6 +55,10 @@ type BuildOptions struct {
 	FS fsys.FS
 	// NotifyClient, when set, sends the alert rules' webhook requests.
 	NotifyClient *http.Client
+	// StateDir, when set, holds what the file keeps beside its checkpoint
+	// store (a lookup's table versions, a sink's staging), in place of
+	// the directory the file names, so that a test writes nowhere else.
+	StateDir string
 }
 
 // Build makes a runnable pipeline from a Spec. It validates the Spec
@@ -85,7 +89,7 @@ func Build(s *Spec, opts BuildOptions) (*engine.Pipeline, error) {
 	// store, passes through the file's redactor.
 	red := s.Redactor()
 	opts.Logger = red.Logger(opts.Logger)
-	rt := runtime{stdin: opts.Stdin, now: opts.Now, fixedClock: opts.FixedClock, dir: opts.Dir, log: opts.Logger, fs: opts.FS}
+	rt := runtime{stdin: opts.Stdin, now: opts.Now, fixedClock: opts.FixedClock, dir: opts.Dir, log: opts.Logger, fs: opts.FS, stateDir: opts.StateDir}
 	comp, errs := compile(s, rt, nil)
 	s.redactErrors(errs)
 	if err := errs.err(); err != nil {

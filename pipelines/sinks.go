@@ -308,6 +308,9 @@ func clockKeys(timestamp, zone *string) []keyDef {
 // under dir beside a local checkpoint store (or the default one), per
 // pipeline and sink (dir/PIPELINE.SINK).
 func besideCheckpoints(s *Spec, rt runtime, dir, sink string) string {
+	if rt.stateDir != "" {
+		return filepath.Join(rt.stateDir, dir, s.Name+"."+sink)
+	}
 	store := s.Checkpoint.Store
 	if store == "" || strings.Contains(store, "://") {
 		store = DefaultCheckpointStore

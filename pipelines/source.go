@@ -23,6 +23,9 @@ type runtime struct {
 	dir        string // relative paths are relative to this
 	log        *slog.Logger
 	fs         fsys.FS // of files sinks and checkpoints; nil: the host's
+	// stateDir, when set, replaces the directories beside the checkpoint
+	// store and those the file names for state (BuildOptions.StateDir).
+	stateDir string
 }
 
 // abs resolves a path from the file against the base directory.

@@ -123,7 +123,7 @@ func (l *LookupStep) compile(c *checker, st *Step, _ int, path string, in operat
 		cfg.KeyColumn = strings.TrimSpace(l.Key.Src)
 	}
 	cfg.Cache = c.rt.abs(l.Cache)
-	if l.Cache == "" {
+	if l.Cache == "" || c.rt.stateDir != "" {
 		cfg.Cache = besideCheckpoints(c.s, c.rt, "lookup", st.Name)
 	}
 	if l.Key != nil {

@@ -54,22 +54,20 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 			t.Fatal(err)
 		}
 	},
-	"kda-stagger": func(t *testing.T, dir string) {
-		// The trades the example reads, beside the copy of the pipeline.
-		data, err := os.ReadFile("../../examples/kda/trades.jsonl")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Join(dir, "kda"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "kda", "trades.jsonl"), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	},
-	"scale-out-worker":      setupScaleOutWorkerExample,
-	"scale-out-merge":       setupScaleOutMergeExample,
-	"agent-stream-to-files": setupAgentStreamExample,
+	// The Kinesis Data Analytics examples read their records (and the
+	// reference table) from kda/, beside the copy of the pipeline.
+	"kda-stagger":             setupKDAExample,
+	"kda-tumbling":            setupKDAExample,
+	"kda-tumbling-event":      setupKDAExample,
+	"kda-sliding":             setupKDAExample,
+	"kda-top-k":               setupKDAExample,
+	"kda-count-distinct":      setupKDAExample,
+	"kda-anomaly":             setupKDAExample,
+	"kda-anomaly-explanation": setupKDAExample,
+	"kda-reference-data":      setupKDAExample,
+	"scale-out-worker":        setupScaleOutWorkerExample,
+	"scale-out-merge":         setupScaleOutMergeExample,
+	"agent-stream-to-files":   setupAgentStreamExample,
 	// The transform example runs the Python handler beside it.
 	"transform": func(t *testing.T, dir string) {
 		if err := os.CopyFS(filepath.Join(dir, "transform"), os.DirFS("../../examples/transform")); err != nil {
@@ -87,6 +85,12 @@ var exampleSetups = map[string]func(t *testing.T, dir string){
 			t.Fatalf("sluice put exited %d: %s", code, stderr.String())
 		}
 	},
+}
+
+func setupKDAExample(t *testing.T, dir string) {
+	if err := os.CopyFS(filepath.Join(dir, "kda"), os.DirFS("../../examples/kda")); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // exampleDestinations prepare the destination of an example that
@@ -233,6 +237,25 @@ func publishedFiles(t *testing.T, dir string) int {
 		return nil
 	})
 	return n
+}
+
+// TestKDAExamplesHaveTests: each Kinesis Data Analytics example has its
+// `sluice test` file, which TestExampleTests runs, and a setup that gives
+// it its records, which TestExamples uses.
+func TestKDAExamplesHaveTests(t *testing.T) {
+	files, err := filepath.Glob("../../examples/kda-*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no KDA examples found: %v", err)
+	}
+	for _, src := range files {
+		name := strings.TrimSuffix(filepath.Base(src), ".yaml")
+		if _, err := os.Stat(filepath.Join("../../examples/tests", name+"_test.yaml")); err != nil {
+			t.Errorf("%s has no test file: %v", name, err)
+		}
+		if exampleSetups[name] == nil {
+			t.Errorf("%s has no entry in exampleSetups: it would run without its records", name)
+		}
+	}
 }
 
 // TestReadmePipelineIsValid keeps the pipeline shown in the README's first

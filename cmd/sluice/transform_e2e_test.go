@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -110,16 +109,26 @@ sinks:
 		}
 	}()
 
+	// Each run is killed at a random moment after it has delivered
+	// something of its own, so that every SIGKILL lands in a run that
+	// was moving records through the handler and committing outputs,
+	// however slowly the machine starts python.
+	delivered := func() int {
+		records, errs := outputLines(t, out)
+		return len(records) + len(errs)
+	}
 	rng := rand.New(rand.NewPCG(17, 3))
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	const kills = 7
 	for kill := range kills {
+		before := delivered()
 		cmd := exec.Command(bin, "run", "--status", "off", pipeline)
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(300+rng.IntN(700)) * time.Millisecond)
+		waitFor(t, fmt.Sprintf("run %d to deliver past the %d outputs before it", kill+1, before), stderr.String, func() bool { return delivered() > before })
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatalf("kill %d: %v", kill, err)
 		}

@@ -400,3 +400,42 @@ func TestMemoryIsStated(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultsAreKDAs: a step that sets no parameter is the forest of
+// Kinesis Data Analytics' RANDOM_CUT_FOREST defaults, numberOfTrees 100,
+// subSampleSize 256, timeDecay 100000 and shingleSize 1 (the values the
+// AWS developer guide's anomaly example passes explicitly).
+func TestDefaultsAreKDAs(t *testing.T) {
+	def := newStep(t, Config{Fields: []string{"latency_ms"}})
+	kda := newStep(t, Config{Fields: []string{"latency_ms"}, Trees: 100, SampleSize: 256, TimeDecay: 100000, ShingleSize: 1})
+	f := def.f
+	if len(f.trees) != 100 || f.size != 256 || f.decay != 100000 || f.shingle != 1 {
+		t.Fatalf("the defaults make %d trees of %d points, time decay %v, shingle %d; KDA's are 100, 256, 100000, 1", len(f.trees), f.size, f.decay, f.shingle)
+	}
+	// The same forest: a checkpoint of one restores into the other and
+	// both score the next records alike.
+	in := twoFields(300, 9)
+	if _, err := def.Process(context.Background(), batchOf(in[:200])); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := def.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kda.Restore(snap); err != nil {
+		t.Fatalf("a forest of the defaults does not restore into one of KDA's parameters: %v", err)
+	}
+	a, err := def.Process(context.Background(), batchOf(in[200:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := kda.Process(context.Background(), batchOf(in[200:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range a.Records {
+		if x, y := a.Records[i].Fields[FieldScore], b.Records[i].Fields[FieldScore]; x != y {
+			t.Fatalf("record %d scores %v with the defaults and %v with KDA's parameters", 200+i, x, y)
+		}
+	}
+}

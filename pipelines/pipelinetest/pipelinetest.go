@@ -184,6 +184,7 @@ func runTest(ctx context.Context, spec *pipelines.Spec, tc *pipelines.TestCase, 
 			return s, nil
 		},
 		Store:        store,
+		StateDir:     dir,
 		NotifyClient: &http.Client{Transport: alerts},
 	})
 	if err != nil {

@@ -149,6 +149,61 @@ func TestLeavesNothingBehind(t *testing.T) {
 	}
 }
 
+// TestLookupLeavesNothingBehind: a lookup keeps the table versions its
+// checkpoints name beside the checkpoint store, or in its cache; a test
+// of it keeps them in its temporary directory instead, and the
+// pipeline's directory holds what it held before.
+func TestLookupLeavesNothingBehind(t *testing.T) {
+	for name, cache := range map[string]string{"beside the checkpoint store": "", "its own cache": "cache: ./tables"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			files := map[string]string{
+				"pipeline.yaml": `name: enrich
+source: {stdin: {}, decode: json}
+checkpoint: {store: ./data/checkpoints}
+steps:
+  - name: teams
+    lookup: {table: {file: teams.csv}, key: team, fields: [lead], ` + cache + `}
+sinks:
+  - name: out
+    files: {dir: ./out}
+`,
+				"teams.csv": "team,lead\na,ann\n",
+				"pipeline_test.yaml": `pipeline: pipeline.yaml
+tests:
+  - name: joins
+    input: [{team: a}, {team: b}]
+    expect:
+      out: [{team: a, lead: ann}, {team: b, lead: null}]
+`,
+			}
+			for f, body := range files {
+				if err := os.WriteFile(filepath.Join(dir, f), []byte(strings.Replace(body, ", }", "}", 1)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tmp := t.TempDir()
+			res, err := Run(context.Background(), filepath.Join(dir, "pipeline_test.yaml"), Options{Lookup: noEnv, TempDir: tmp})
+			if err != nil || res.Failed() != 0 {
+				t.Fatalf("Run: %v, %+v", err, res)
+			}
+			for _, d := range []string{dir, tmp} {
+				left, err := os.ReadDir(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := 0
+				if d == dir {
+					want = len(files)
+				}
+				if len(left) != want {
+					t.Errorf("%s holds %d entries after the test, want %d: %v", d, len(left), want, left)
+				}
+			}
+		})
+	}
+}
+
 // TestCancel stops between tests and says so.
 func TestCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
