@@ -111,10 +111,12 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills processes; not in -short")
 	}
+	setUp := time.Now()
 	bin, err := sluiceBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("chaos: sluice built in %v", time.Since(setUp).Round(time.Second))
 	kills, seed := chaosKills(t), chaosSeed(t)
 	t.Logf("chaos: %d kills, seed %d (CHAOS_SEED=%d runs the same kills again)", kills, seed, seed)
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
@@ -182,6 +184,7 @@ func TestChaos(t *testing.T) {
 	}
 
 	began := time.Now()
+	t.Logf("chaos: servers and processes up after %v", began.Sub(setUp).Round(time.Second))
 	total := 0
 	appendRecords := func(n int) {
 		var b strings.Builder
@@ -258,6 +261,7 @@ func TestChaos(t *testing.T) {
 		p.stop(t)
 	}
 	serve.stop(t)
+	stopped := time.Now()
 
 	failed := false
 	checked, lost, duplicated := 0, 0, 0
@@ -304,6 +308,7 @@ func TestChaos(t *testing.T) {
 	}
 	fmt.Fprintf(&figures, " %d records and rows checked, %d lost, %d duplicated; %d alert notifications (%d deliveries); kills over %v, caught up %v later",
 		checked, lost, duplicated, len(got), alerts.deliveries(), chaosTook.Round(time.Second), caughtUp.Round(time.Second))
+	fmt.Fprintf(&figures, "; checked in %v", time.Since(stopped).Round(time.Second))
 	t.Log(figures.String())
 }
 
