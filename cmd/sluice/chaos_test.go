@@ -257,6 +257,9 @@ func TestChaos(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	caughtUp := time.Since(began) - chaosTook
+	if !complete() {
+		t.Logf("chaos: the outputs were still incomplete after %v; stopping to compare them", caughtUp.Round(time.Second))
+	}
 	for _, p := range procs[1:] {
 		p.stop(t)
 	}
@@ -306,8 +309,9 @@ func TestChaos(t *testing.T) {
 	for _, p := range procs {
 		fmt.Fprintf(&figures, " %s %d (peak RSS %d MiB);", p.name, p.kills, p.peakRSS>>20)
 	}
-	fmt.Fprintf(&figures, " %d records and rows checked, %d lost, %d duplicated; %d alert notifications (%d deliveries); kills over %v, caught up %v later",
-		checked, lost, duplicated, len(got), alerts.deliveries(), chaosTook.Round(time.Second), caughtUp.Round(time.Second))
+	posted, refused := alerts.deliveries()
+	fmt.Fprintf(&figures, " %d records and rows checked, %d lost, %d duplicated; %d alert notifications (%d posts, %d of them refused); kills over %v, caught up %v later",
+		checked, lost, duplicated, len(got), posted, refused, chaosTook.Round(time.Second), caughtUp.Round(time.Second))
 	fmt.Fprintf(&figures, "; checked in %v", time.Since(stopped).Round(time.Second))
 	t.Log(figures.String())
 }
@@ -670,11 +674,11 @@ func appendFile(t *testing.T, path, content string) {
 	}
 }
 
-// alertReceiver is a webhook that records every notification it gets.
+// alertReceiver is a webhook that records every notification it takes.
 type alertReceiver struct {
-	mu    sync.Mutex
-	byID  map[string]map[string]bool // id -> the notifications sent under it
-	count int
+	mu             sync.Mutex
+	byID           map[string]map[string]bool // id -> the notifications sent under it
+	count, refused int
 }
 
 func newAlertReceiver() *alertReceiver {
@@ -701,6 +705,13 @@ func (a *alertReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.count++
+	// Every seventh delivery is refused as a busy receiver would: the
+	// notification is sent again, under its id.
+	if a.count%7 == 0 {
+		a.refused++
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
 	if a.byID[n.ID] == nil {
 		a.byID[n.ID] = map[string]bool{}
 	}
@@ -738,8 +749,10 @@ func (a *alertReceiver) distinct() int {
 	return len(a.byID)
 }
 
-func (a *alertReceiver) deliveries() int {
+// deliveries returns how many notifications were posted, and how many
+// of those the receiver refused.
+func (a *alertReceiver) deliveries() (posted, refused int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.count
+	return a.count, a.refused
 }
