@@ -3,6 +3,9 @@
 #   make run    the demo: examples/quickstart.yaml on embedded defaults
 #   make test   everything CI runs (installs the npm test servers first)
 #   make lint   gofmt, go vet, staticcheck and the go.mod tidy check
+#   make chaos  the chaos run: sluice serve and three pipelines SIGKILLed
+#               200 times, and 200 power losses of the stream store and a
+#               pipeline (docs/reliability.md)
 #   make bench  Go benchmarks (records/s, MB/s, allocations), then sluice
 #               against Benthos on the same input (bench/, writes bench/results.md)
 
@@ -15,7 +18,7 @@ BENCH      ?= .
 BENCHTIME  ?= 1s
 BENCHFLAGS ?=
 
-.PHONY: build run test test-short bench bench-smoke lint deps clean
+.PHONY: build run test test-short chaos bench bench-smoke lint deps clean
 
 # The first build compiles every library sluice uses (the AWS SDK, Arrow,
 # Parquet, …) and is silent for minutes; say so rather than look stuck.
@@ -60,6 +63,16 @@ test: deps lint
 
 test-short: lint
 	$(GO) test -short -count=1 ./...
+
+# chaos is the long run of two crash tests that the test suite runs
+# shorter (20 kills, 60 power losses): CHAOS_KILLS SIGKILLs of the processes of TestChaos, and as
+# many power losses of TestPowerLossStoreAndPipeline. Each prints its
+# seed; CHAOS_SEED=N runs the same kills again.
+CHAOS_KILLS ?= 200
+
+chaos: deps
+	CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -race -count=1 -timeout 60m -v -run '^TestChaos$$' ./cmd/sluice/
+	CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -race -count=1 -timeout 20m -v -run '^TestPowerLossStoreAndPipeline$$' ./internal/chaos/
 
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) ./...

@@ -252,28 +252,17 @@ sinks:
 
 	stopWriter := writeRotatingLog(logs, 2000)
 
+	run := &restartable{name: "tail-e2e", dir: dir, log: filepath.Join(dir, "run.log"), args: []string{bin, "run", pipeline}, env: os.Environ()}
 	rng := rand.New(rand.NewPCG(7, 11))
-	var stderr bytes.Buffer
-	for kill := range 20 {
-		cmd := exec.Command(bin, "run", pipeline)
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+	for range 20 {
+		run.start(t)
 		time.Sleep(time.Duration(150+rng.IntN(500)) * time.Millisecond)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatalf("kill %d: %v", kill, err)
-		}
-		cmd.Wait()
+		run.kill(t)
 	}
 	total := stopWriter()
 
 	// A last run catches up, then stops cleanly on SIGTERM.
-	cmd := exec.Command(bin, "run", pipeline)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	run.start(t)
 	deadline := time.Now().Add(testwait.Patience(t))
 	for {
 		records, _ := outputLines(t, out)
@@ -282,17 +271,14 @@ sinks:
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("last run after SIGTERM: %v\n%s", err, tail(stderr.String(), 3000))
-	}
+	run.stop(t)
 
 	records, _ := outputLines(t, out)
 	count := distinctLines(t, records)
 	missing, dup := lineCopies(count, total)
 	if len(missing) > 0 || len(dup) > 0 || len(count) != total {
-		t.Fatalf("%d lines written: %d missing (first %v), %d duplicated (first %v), %d distinct delivered\nstderr:\n%s",
-			total, len(missing), first(missing, 5), len(dup), first(dup, 5), len(count), tail(stderr.String(), 3000))
+		t.Fatalf("%d lines written: %d missing (first %v), %d duplicated (first %v), %d distinct delivered\nlog:\n%s",
+			total, len(missing), first(missing, 5), len(dup), first(dup, 5), len(count), run.logTail())
 	}
 	t.Logf("%d lines across %d rotations delivered exactly once through 20 SIGKILLs", total, total/2000)
 }

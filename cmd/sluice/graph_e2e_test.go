@@ -314,30 +314,19 @@ func TestGraphSurvivesSIGKILL(t *testing.T) {
 
 	killed := filepath.Join(root, "killed")
 	writeFile(t, filepath.Join(killed, "graph.yaml"), graphPipelineFile())
-	logf, err := os.Create(filepath.Join(killed, "killed.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
+	run := &restartable{name: "graph", dir: killed, log: filepath.Join(killed, "killed.log"), args: []string{bin, "run", "--status", "off", "graph.yaml"}, env: env}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 16))
 	var moments []time.Duration
 	var progress []int
-	for kill := range 10 {
+	for range 10 {
 		// Each run gets 5 to 25% of what a clean run takes, its start
 		// and recovery included, so that the ten runs together cover
 		// the input and each is cut short somewhere else.
 		at := time.Duration(float64(took) * (0.05 + 0.2*rng.Float64()))
 		moments = append(moments, at)
-		cmd := exec.Command(bin, "run", "--status", "off", "graph.yaml")
-		cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = killed, env, logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		run.start(t)
 		time.Sleep(at)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatalf("kill %d: %v", kill, err)
-		}
-		cmd.Wait()
+		run.kill(t)
 		progress = append(progress, len(windowRows(t, filepath.Join(killed, "out", "raw"))))
 	}
 	t.Logf("raw records published after each kill: %v of %d", progress, records+graphShards)
@@ -347,9 +336,8 @@ func TestGraphSurvivesSIGKILL(t *testing.T) {
 		want, got := windowRows(t, filepath.Join(clean, "out", b)), windowRows(t, filepath.Join(killed, "out", b))
 		if !slices.Equal(want, got) {
 			missing, extra := golden.Diff(want, got)
-			log, _ := os.ReadFile(logf.Name())
 			t.Fatalf("%s: killed at %v, the output differs from a clean run's: %d missing (first %v), %d extra (first %v)\n%s",
-				b, moments, len(missing), first(missing, 2), len(extra), first(extra, 2), tail(string(log), 3000))
+				b, moments, len(missing), first(missing, 2), len(extra), first(extra, 2), run.logTail())
 		}
 		if len(slices.Compact(slices.Clone(got))) != len(got) {
 			t.Fatalf("%s: a record or row was delivered twice", b)

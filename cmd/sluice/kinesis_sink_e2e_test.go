@@ -12,12 +12,10 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -87,27 +85,16 @@ sinks:
 
 	stopWriter := writeRotatingLog(logs, 1000)
 
-	producerLog, err := os.Create(filepath.Join(dir, "producer.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producerLog.Close()
+	killed := &restartable{name: "producer", dir: dir, log: filepath.Join(dir, "producer.log"),
+		args: []string{bin, "run", "--status", "off", producer}, env: append(os.Environ(), env...)}
 	rng := rand.New(rand.NewPCG(5, 13))
 	const kills = 12
-	for kill := range kills {
-		cmd := exec.Command(bin, "run", "--status", "off", producer)
-		cmd.Env = append(os.Environ(), env...)
-		cmd.Stdout, cmd.Stderr = producerLog, producerLog
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+	for range kills {
+		killed.start(t)
 		// Random moments: in a put, between a put and its checkpoint,
 		// while staging.
 		time.Sleep(time.Duration(300+rng.IntN(700)) * time.Millisecond)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatalf("kill %d: %v", kill, err)
-		}
-		cmd.Wait()
+		killed.kill(t)
 	}
 	total := stopWriter()
 
@@ -127,9 +114,8 @@ sinks:
 	count := distinctLines(t, records)
 	missing, dup := lineCopies(count, total)
 	if len(missing) > 0 || len(dup) > 0 || len(count) != total {
-		b, _ := os.ReadFile(producerLog.Name())
 		t.Fatalf("%d lines written: %d missing (first %v), %d written twice by the consumer (first %v), %d distinct\nproducer:\n%s\nconsumer:\n%s",
-			total, len(missing), first(missing, 5), len(dup), first(dup, 5), len(count), tail(string(b), 3000), reader.logTail())
+			total, len(missing), first(missing, 5), len(dup), first(dup, 5), len(count), killed.logTail(), reader.logTail())
 	}
 	inStream := streamCopies(t, kc, "events")
 	repeats := 0

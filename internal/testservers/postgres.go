@@ -295,6 +295,14 @@ func pgInstallation(t testing.TB) *pgInstall {
 	return install
 }
 
+// PostgresInstalled reports whether PostgreSQL's binaries are on the
+// machine, for a test that delivers to it among other destinations and
+// runs without it rather than skip as a whole.
+func PostgresInstalled() bool {
+	_, err := findPostgres()
+	return !errors.Is(err, errNoPostgres)
+}
+
 var errNoPostgres = errors.New("PostgreSQL is not installed: install Debian's postgresql package " +
 	"(sudo apt-get install -y postgresql; .ci/run does), or set SLUICE_PG_BIN to the directory holding initdb and postgres")
 

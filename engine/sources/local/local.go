@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/engine"
+	"github.com/sluice-dev/sluice/engine/fsys"
 	"github.com/sluice-dev/sluice/engine/streamstore"
 )
 
@@ -45,6 +46,9 @@ type Config struct {
 	// StopAtEnd makes the source bounded: Read returns nil once every
 	// shard is caught up, instead of waiting for new records.
 	StopAtEnd bool
+	// FS is the file system the store lives on; nil means the host's.
+	// Power-loss tests run the source over an fsys.Mem.
+	FS fsys.FS
 }
 
 // Defaults for zero Config fields.
@@ -117,7 +121,7 @@ type shardState struct {
 // holds the positions of a checkpoint: each shard resumes after its
 // sequence number.
 func (s *Source) Read(ctx context.Context, start map[string]string, emit engine.Emit) error {
-	st, err := streamstore.Open(s.cfg.Dir, streamstore.Options{ReadOnly: true})
+	st, err := streamstore.Open(s.cfg.Dir, streamstore.Options{ReadOnly: true, FS: s.cfg.FS})
 	if err != nil {
 		return fmt.Errorf("local source: %w", err)
 	}
