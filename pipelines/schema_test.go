@@ -301,7 +301,7 @@ func TestSchemaShape(t *testing.T) {
 	if format["default"] != "json" || !strings.Contains(format["description"].(string), "format of the outputs") {
 		t.Errorf("sinks[].format: %v", format)
 	}
-	if !equalJSON(at("properties", "sinks", "items", "properties", "compression")["anyOf"].([]any)[0], map[string]any{"enum": []any{"none", "gzip", "zstd", "snappy"}}) {
+	if !equalJSON(at("properties", "sinks", "items", "properties", "compression")["anyOf"].([]any)[0], map[string]any{"enum": []any{"none", "gzip", "zstd", "snappy", "lz4"}}) {
 		t.Errorf("sinks[].compression: %v", at("properties", "sinks", "items", "properties", "compression"))
 	}
 	var kinds []string

@@ -1,6 +1,7 @@
 package encode
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -52,6 +53,9 @@ func (o FormatOptions) Formats() (Format, JSONLines, error) {
 			errs.Add("compression", "%v", err)
 			return nil, JSONLines{}, errs
 		}
+	} else if strings.EqualFold(o.Compression, "lz4") {
+		errs.Add("compression", "lz4 compresses the buffers of Arrow outputs (format: arrow); %s outputs take none, gzip, zstd or snappy", cmp.Or(o.Format, "json"))
+		return nil, JSONLines{}, errs
 	} else if _, err := ParseCompression(o.Compression); err != nil {
 		errs.Add("compression", "%v", err)
 		return nil, JSONLines{}, errs
