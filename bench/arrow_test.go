@@ -75,7 +75,7 @@ func writeArrow(t *testing.T, lines [][]byte) string {
 }
 
 func TestArrowCheck(t *testing.T) {
-	c := &arrowCheck{}
+	c := newArrowCheck()
 	var lines [][]byte
 	if _, err := generate(filepath.Join(t.TempDir(), "in"), 200, 3, func(ev event, line []byte) {
 		c.see(ev, line)

@@ -45,7 +45,7 @@ func workloadByName(name string) *workload {
 			sluice:         "d-arrow.sluice.yaml",
 			benthosMissing: "Benthos's open-source components have no Arrow IPC output",
 			targetMBPerCPU: arrowTarget,
-			newCheck:       func() check { return &arrowCheck{} },
+			newCheck:       func() check { return newArrowCheck() },
 		}
 	}
 	return nil
