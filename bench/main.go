@@ -2,7 +2,7 @@
 // same generated input, one whole process against the other, and checks
 // that both wrote the same records.
 //
-//	go run . [-records 1000000] [-runs 3] [-workloads a,b,c] [-peer build|none|PATH]
+//	go run . [-records 1000000] [-runs 3] [-workloads a,b,c,d] [-peer build|none|PATH]
 //	go run . -smoke      # tiny input, sluice only, checks outputs: CI's guard against rot
 //
 // Workloads (the configurations are in workloads/):
@@ -10,6 +10,7 @@
 //	a  JSON lines → filter → map two fields → JSON lines
 //	b  JSON lines → one-minute tumbling window by path: count, sum, p95 → JSON lines
 //	c  JSON lines → Parquet with zstd
+//	d  JSON lines → Arrow IPC files, declared columns (target: 200 MB of input per CPU-second)
 //
 // For each workload and system it runs the process several times and
 // reports the medians of wall time, CPU time and peak RSS (getrusage of
@@ -67,7 +68,7 @@ func run(ctx context.Context, args []string) error {
 	var workloads string
 	fl.IntVar(&o.records, "records", 1_000_000, "records in the generated input")
 	fl.IntVar(&o.runs, "runs", 3, "runs of each system on each workload; the median is reported")
-	fl.StringVar(&workloads, "workloads", "a,b,c", "workloads to run, comma-separated")
+	fl.StringVar(&workloads, "workloads", "a,b,c,d", "workloads to run, comma-separated")
 	fl.StringVar(&o.peer, "peer", "build", "Benthos: build (from benthos/), none, or the path of a binary")
 	fl.StringVar(&o.work, "work", filepath.Join(os.TempDir(), "sluice-bench"), "scratch directory for binaries, input and outputs")
 	fl.StringVar(&o.repo, "repo", "..", "the sluice repository, whose ./cmd/sluice is built")
@@ -86,7 +87,7 @@ func run(ctx context.Context, args []string) error {
 	o.workloads = strings.Split(workloads, ",")
 	for _, w := range o.workloads {
 		if workloadByName(w) == nil {
-			return fmt.Errorf("unknown workload %q: use a, b or c", w)
+			return fmt.Errorf("unknown workload %q: use a, b, c or d", w)
 		}
 	}
 	var err error

@@ -17,6 +17,8 @@ import (
 type parquetCheck struct {
 	want map[string]int
 	n    int
+	// each reads the rows of an output file; nil: eachParquetRow.
+	each func(name string, fn func(map[string]any) error) error
 }
 
 func (c *parquetCheck) see(_ event, line []byte) {
@@ -37,8 +39,12 @@ func (c *parquetCheck) verify(dir string) (int, error) {
 		return 0, err
 	}
 	t := newTally(c.want, c.n)
+	each := c.each
+	if each == nil {
+		each = eachParquetRow
+	}
 	for _, name := range files {
-		err := eachParquetRow(name, func(row map[string]any) error {
+		err := each(name, func(row map[string]any) error {
 			b, err := json.Marshal(row)
 			if err != nil {
 				return err

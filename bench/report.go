@@ -116,6 +116,23 @@ func (rep *report) markdown() string {
 	if len(ratios) > 0 {
 		b.WriteString("\nRatios:\n\n" + strings.Join(ratios, "\n") + "\n")
 	}
+	var targets []string
+	for i := range rep.rows {
+		r := &rep.rows[i]
+		f, ok := r.figures()
+		if want := r.workload.targetMBPerCPU; want == 0 || r.system != "sluice" || !ok || r.err != nil {
+			continue
+		}
+		verdict := "met"
+		if f.mbPerCPU < r.workload.targetMBPerCPU {
+			verdict = "not met"
+		}
+		targets = append(targets, fmt.Sprintf("- %s: %.1f MB per CPU-second against a target of %.0f: **%s**",
+			r.workload.name+" ("+r.workload.title+")", f.mbPerCPU, r.workload.targetMBPerCPU, verdict))
+	}
+	if len(targets) > 0 {
+		b.WriteString("\nTargets:\n\n" + strings.Join(targets, "\n") + "\n")
+	}
 	return b.String()
 }
 

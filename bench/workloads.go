@@ -1,5 +1,7 @@
 package main
 
+import "fmt"
+
 // workload is one race: the pipeline file each system runs, and the check
 // of their outputs.
 type workload struct {
@@ -8,6 +10,9 @@ type workload struct {
 	benthos     string // file under workloads/, or empty
 	// benthosMissing says why Benthos does not run the workload.
 	benthosMissing string
+	// targetMBPerCPU, when set, is the MB of input per CPU-second sluice
+	// is to reach; the report says whether it did.
+	targetMBPerCPU float64
 	newCheck       func() check
 	check          check
 }
@@ -33,6 +38,14 @@ func workloadByName(name string) *workload {
 			benthosMissing: "parquet_encode is not part of Benthos's open-source pure and io components " +
 				"(it ships with Redpanda Connect, under another licence)",
 			newCheck: func() check { return &parquetCheck{} },
+		}
+	case "d":
+		return &workload{
+			name: "d", title: fmt.Sprintf("JSON → Arrow IPC, declared columns (target ≥ %d MB per CPU-second)", arrowTarget),
+			sluice:         "d-arrow.sluice.yaml",
+			benthosMissing: "Benthos's open-source components have no Arrow IPC output",
+			targetMBPerCPU: arrowTarget,
+			newCheck:       func() check { return newArrowCheck() },
 		}
 	}
 	return nil

@@ -323,7 +323,7 @@ func (d *decoder) alert(n *yaml.Node, path string, depth int) Alert {
 	return a
 }
 
-var sinkCompressions = []string{"none", "gzip", "zstd", "snappy"}
+var sinkCompressions = []string{"none", "gzip", "zstd", "snappy", "lz4"}
 
 // sinkFormats are the formats some sink kind writes, in the order of the
 // kinds.
@@ -346,7 +346,7 @@ func (s *Sink) keys() []keyDef {
 		textKey("name", &s.Name, "lowercase letters, digits and -, unique among the sinks; output names and checkpoints use it").required(),
 		textKey("from", &s.From, "which records the sink receives: source (as decoded), or a step's or window's name").defaults("the last step"),
 		choiceKey("format", &s.Format, sinkFormats(), "the format of the outputs (docs/formats.md)").defaults("json"),
-		choiceKey("compression", &s.Compression, sinkCompressions, "how outputs are compressed").defaults("none (snappy for Parquet)"),
+		choiceKey("compression", &s.Compression, sinkCompressions, "how outputs are compressed; lz4 is for Arrow, whose buffers take none, lz4 or zstd").defaults("none (snappy for Parquet)"),
 		mappingKey("buffer", "when an output is sealed, whichever comes first, and caps on all open buffers",
 			sizeKey("size", &s.Buffer.Size, "seal at this many bytes of staged records").defaults("the kind's"),
 			durationKey("interval", &s.Buffer.Interval, "seal this long after the first record; 0s at once").defaults("300s"),
@@ -354,7 +354,7 @@ func (s *Sink) keys() []keyDef {
 			intKey("max_partitions", &s.Buffer.MaxPartitions, "open buffers at most; one more seals the oldest").defaults("500"),
 			sizeKey("max_bytes", &s.Buffer.MaxBytes, "bytes all open buffers hold at most; more seals the largest").defaults("1GiB"),
 		),
-		customKey("schema", tColumns, "{column: type}, or a nested mapping for a struct (docs/formats.md#types): the columns of Parquet outputs, or the types create_table gives a table sink's columns", func(d *decoder, v *yaml.Node, p string, depth int) {
+		customKey("schema", tColumns, "{column: type}, or a nested mapping for a struct (docs/formats.md#types): the columns of Parquet and Arrow outputs, or the types create_table gives a table sink's columns", func(d *decoder, v *yaml.Node, p string, depth int) {
 			s.Schema = d.schemaFields(v, p, depth)
 		}).defaults("inferred"),
 		mappingKey("parquet", "Parquet only: tuning",

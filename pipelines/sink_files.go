@@ -20,11 +20,11 @@ func (f *FilesSink) kind() keyDef {
 	keys := []keyDef{textKey("dir", &f.Dir, "the output directory, relative to the pipeline file").required()}
 	keys = append(keys, prefixKeys(&f.Prefix, &f.ErrorPrefix)...)
 	keys = append(keys, clockKeys(&f.Timestamp, &f.TimeZone)...)
-	return mappingKey("files", "writes JSON lines or Parquet files under a directory, effectively once", keys...)
+	return mappingKey("files", "writes JSON lines, Parquet or Arrow IPC files under a directory, effectively once", keys...)
 }
 
 func (f *FilesSink) traits() sinkTraits {
-	return sinkTraits{formats: []string{"json", "parquet"}, buffering: true}
+	return sinkTraits{formats: []string{"json", "parquet", "arrow"}, buffering: true}
 }
 
 func (f *FilesSink) check(c *checker, sk *Sink, path string, cs *compiledSink, rt runtime) {

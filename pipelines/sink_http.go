@@ -32,7 +32,7 @@ type HTTPTLS struct {
 func newHTTPSink() SinkConfig { return &HTTPSink{} }
 
 func (h *HTTPSink) kind() keyDef {
-	return mappingKey("http", "posts batches to an HTTP endpoint in Firehose's HTTP endpoint format, or as JSON; at least once, with a stable request id",
+	return mappingKey("http", "posts batches to an HTTP endpoint in Firehose's HTTP endpoint format, as JSON, or as Arrow IPC streams; at least once, with a stable request id",
 		textKey("url", &h.URL, "where batches are posted: an http:// or https:// URL").required(),
 		stringKey("access_key", &h.AccessKey, "sent as X-Amz-Firehose-Access-Key, at most 4096 bytes").secret(),
 		choiceKey("body", &h.Body, []string{"firehose", "json", "ndjson"}, "the request format: Firehose's, a JSON array, or one record per line").defaults("firehose"),
@@ -49,12 +49,12 @@ func (h *HTTPSink) kind() keyDef {
 }
 
 func (h *HTTPSink) traits() sinkTraits {
-	return sinkTraits{formats: []string{"json", "raw"}, network: true}
+	return sinkTraits{formats: []string{"json", "raw", "arrow"}, network: true}
 }
 
 // check refuses the sink keys the http sink does not take; its package
 // checks the rest.
-func (h *HTTPSink) check(c *checker, sk *Sink, path string, _ *compiledSink, rt runtime) {
+func (h *HTTPSink) check(c *checker, sk *Sink, path string, cs *compiledSink, rt runtime) {
 	if len(sk.PartitionKeys) > 0 {
 		c.atKey(path+".partition_keys", path, "partition_keys name parts of output keys; the http sink posts every record to one URL")
 	}
@@ -64,10 +64,10 @@ func (h *HTTPSink) check(c *checker, sk *Sink, path string, _ *compiledSink, rt 
 	if sk.Buffer.MaxBytes != 0 {
 		c.atKey(path+".buffer.max_bytes", path, "the http sink has one buffer; buffer.size bounds it")
 	}
-	c.placeSink(path, sk, h.config(c.s, sk, path, rt, nil).Check())
+	c.placeSink(path, sk, h.config(c.s, sk, *cs, path, rt, nil).Check())
 }
 
-func (h *HTTPSink) config(s *Spec, sk *Sink, path string, rt runtime, logger *slog.Logger) httpsink.Config {
+func (h *HTTPSink) config(s *Spec, sk *Sink, cs compiledSink, path string, rt runtime, logger *slog.Logger) httpsink.Config {
 	cfg := httpsink.Config{
 		Pipeline:         s.Name,
 		Name:             sk.Name,
@@ -76,6 +76,8 @@ func (h *HTTPSink) config(s *Spec, sk *Sink, path string, rt runtime, logger *sl
 		Redactor:         s.Redactor(),
 		Body:             h.Body,
 		Raw:              sk.Format == "raw",
+		Arrow:            sk.Format == "arrow",
+		Schema:           cs.schema,
 		Compression:      sk.Compression,
 		CommonAttributes: h.CommonAttributes,
 		Timeout:          h.Timeout,
@@ -107,8 +109,8 @@ func (h *HTTPSink) config(s *Spec, sk *Sink, path string, rt runtime, logger *sl
 	return cfg
 }
 
-func (h *HTTPSink) build(s *Spec, sk *Sink, _ compiledSink, rt runtime, opts BuildOptions) (engine.Sink, error) {
-	return httpsink.New(h.config(s, sk, sinkPath(s, sk), rt, opts.Logger))
+func (h *HTTPSink) build(s *Spec, sk *Sink, cs compiledSink, rt runtime, opts BuildOptions) (engine.Sink, error) {
+	return httpsink.New(h.config(s, sk, cs, sinkPath(s, sk), rt, opts.Logger))
 }
 
 // sinkPath is the path of sk in the file ("sinks[2]").

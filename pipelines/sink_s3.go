@@ -58,7 +58,7 @@ func (s *S3Sink) kind() keyDef {
 }
 
 func (s *S3Sink) traits() sinkTraits {
-	return sinkTraits{formats: []string{"json", "parquet"}, network: true, buffering: true}
+	return sinkTraits{formats: []string{"json", "parquet", "arrow"}, network: true, buffering: true}
 }
 
 func (s *S3Sink) check(c *checker, sk *Sink, path string, cs *compiledSink, rt runtime) {

@@ -162,6 +162,7 @@ func (c *checker) prefixTime(path, which string, schema operators.Schema) func(*
 // sinkSchema checks the schema and Parquet keys, and builds the schema.
 func (c *checker) sinkSchema(path string, sk *Sink, table bool) *encode.Type {
 	parquet := sk.Format == "parquet"
+	columnar := parquet || sk.Format == "arrow"
 	if sk.Parquet != (Parquet{}) && !parquet {
 		c.atKey(path+".parquet", path, "parquet tunes Parquet files; set format: parquet, or remove it")
 	}
@@ -174,8 +175,8 @@ func (c *checker) sinkSchema(path string, sk *Sink, table bool) *encode.Type {
 	if sk.Schema == nil {
 		return nil
 	}
-	if !parquet && !table {
-		c.atKey(path+".schema", path, "schema declares the columns of Parquet files; set format: parquet (JSON keeps every field as it is)")
+	if !columnar && !table {
+		c.atKey(path+".schema", path, "schema declares the columns of Parquet and Arrow outputs; set format: parquet or arrow (JSON keeps every field as it is)")
 		return nil
 	}
 	if len(sk.Schema) == 0 {

@@ -1,6 +1,7 @@
 package encode
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -8,8 +9,8 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 )
 
-// Format is an output format as buffering sinks use it: JSONLines or
-// Parquet.
+// Format is an output format as buffering sinks use it: JSONLines,
+// Parquet or Arrow.
 type Format interface {
 	// Ext is the output's file name extension.
 	Ext() string
@@ -24,13 +25,15 @@ type Format interface {
 
 // FormatOptions choose and configure a Format, as a sink's YAML does.
 type FormatOptions struct {
-	// Format is "json" (the default) or "parquet".
+	// Format is "json" (the default), "parquet" or "arrow".
 	Format string
 	// Compression is none, gzip, zstd or snappy; empty means none for
-	// JSON and snappy for Parquet (Firehose's default for Parquet).
+	// JSON and snappy for Parquet (Firehose's default for Parquet). Arrow
+	// takes none (the default), lz4 or zstd.
 	Compression string
-	// Schema, RowGroupBytes, PageBytes and NoDictionary configure
-	// Parquet (see ParquetOptions); a schema is refused for JSON.
+	// Schema configures Parquet and Arrow; RowGroupBytes, PageBytes and
+	// NoDictionary configure Parquet (see ParquetOptions). A schema is
+	// refused for JSON.
 	Schema        *Type
 	RowGroupBytes int64
 	PageBytes     int
@@ -45,7 +48,15 @@ type FormatOptions struct {
 // key at fault, compression or format, as a pipeline file does.
 func (o FormatOptions) Formats() (Format, JSONLines, error) {
 	var errs engine.ConfigErrors
-	if _, err := ParseCompression(o.Compression); err != nil {
+	if o.isArrow() {
+		if _, err := ParseArrowCompression(o.Compression); err != nil {
+			errs.Add("compression", "%v", err)
+			return nil, JSONLines{}, errs
+		}
+	} else if strings.EqualFold(o.Compression, "lz4") {
+		errs.Add("compression", "lz4 compresses the buffers of Arrow outputs (format: arrow); %s outputs take none, gzip, zstd or snappy", cmp.Or(o.Format, "json"))
+		return nil, JSONLines{}, errs
+	} else if _, err := ParseCompression(o.Compression); err != nil {
 		errs.Add("compression", "%v", err)
 		return nil, JSONLines{}, errs
 	}
@@ -66,6 +77,16 @@ func (o FormatOptions) Formats() (Format, JSONLines, error) {
 // NewFormat returns the format o describes, or an error that says what to
 // change.
 func NewFormat(o FormatOptions) (Format, error) {
+	if o.isArrow() {
+		comp, err := ParseArrowCompression(o.Compression)
+		if err != nil {
+			return nil, err
+		}
+		if o.RowGroupBytes != 0 || o.PageBytes != 0 || o.NoDictionary {
+			return nil, fmt.Errorf("row groups, pages and dictionaries apply to format parquet")
+		}
+		return NewArrow(ArrowOptions{Schema: o.Schema, Compression: comp})
+	}
 	comp, err := ParseCompression(o.Compression)
 	if err != nil {
 		return nil, err
@@ -73,7 +94,7 @@ func NewFormat(o FormatOptions) (Format, error) {
 	switch strings.ToLower(o.Format) {
 	case "", "json":
 		if o.Schema != nil {
-			return nil, fmt.Errorf("a schema applies to format parquet; JSON lines keep every field as it is")
+			return nil, fmt.Errorf("a schema applies to format parquet or arrow; JSON lines keep every field as it is")
 		}
 		if o.RowGroupBytes != 0 || o.PageBytes != 0 {
 			return nil, fmt.Errorf("row group and page sizes apply to format parquet")
@@ -85,12 +106,25 @@ func NewFormat(o FormatOptions) (Format, error) {
 		}
 		return NewParquet(ParquetOptions{Schema: o.Schema, Compression: comp, RowGroupBytes: o.RowGroupBytes, PageBytes: o.PageBytes, NoDictionary: o.NoDictionary})
 	}
-	return nil, fmt.Errorf("unknown format %q; use json or parquet", o.Format)
+	return nil, fmt.Errorf("unknown format %q; use json, parquet or arrow", o.Format)
 }
 
+func (o FormatOptions) isArrow() bool { return strings.EqualFold(o.Format, "arrow") }
+
 // ErrorFormat is the format of the error output of a sink configured by
-// o: JSON lines, compressed as the sink's records are.
+// o: JSON lines, compressed as the sink's records are (for Arrow: zstd
+// when its buffers are, else none, as JSON lines have no lz4).
 func (o FormatOptions) ErrorFormat() (JSONLines, error) {
+	if o.isArrow() {
+		comp, err := ParseArrowCompression(o.Compression)
+		if err != nil {
+			return JSONLines{}, err
+		}
+		if comp == ArrowZstd {
+			return JSONLines{Compression: Zstd}, nil
+		}
+		return JSONLines{Compression: None}, nil
+	}
 	comp, err := ParseCompression(o.Compression)
 	if err != nil {
 		return JSONLines{}, err
@@ -106,6 +140,20 @@ func (o FormatOptions) ErrorFormat() (JSONLines, error) {
 // compression, row group and page sizes). It lets a run seal what a run
 // with another format or schema staged before a crash.
 func (o FormatOptions) FormatForSpool(spoolFormat string) (Format, error) {
+	if strings.HasPrefix(spoolFormat, "arrow:") {
+		// This run's compression when it has one Arrow takes.
+		comp, _ := ParseArrowCompression(o.Compression)
+		a, _, err := ArrowFromSpoolFormat(spoolFormat, ArrowOptions{Compression: comp})
+		if err != nil {
+			return nil, err
+		}
+		return a, nil
+	}
+	if o.isArrow() && !strings.EqualFold(o.Compression, "zstd") {
+		// Arrow's lz4 is not one of JSON lines' or Parquet's: their
+		// defaults then.
+		o.Compression = ""
+	}
 	comp, err := ParseCompression(o.Compression)
 	if err != nil {
 		return nil, err

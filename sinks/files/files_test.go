@@ -1,9 +1,11 @@
 package files_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -459,4 +461,91 @@ func newProbe() func([]byte, map[string]any) []byte {
 		b, _ := json.Marshal(f)
 		return append(append(dst, b...), '\n')
 	}
+}
+
+// TestArrowRecordsThatDoNotFit: with a declared Arrow schema, each record
+// that does not fit goes to the error output as format-conversion-failed
+// with the reason and its data, the others into the Arrow file, as with
+// Parquet.
+func TestArrowRecordsThatDoNotFit(t *testing.T) {
+	schema, err := encode.ParseType("struct<i:int not null, at:timestamp(ms), tags:list<string>>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		rec  engine.Record
+		want string // in the error output's record; "" means it fits
+	}{
+		{rec(1, "at", "2024-05-06T07:08:09.123Z", "tags", []any{"a"}), ""},
+		{rec(2), ""},
+		{engine.Record{Fields: map[string]any{"i": "three"}}, `"error":"field i: string \"three\" is not an integer"`},
+		{engine.Record{Fields: map[string]any{"at": int64(1)}}, `"error":"field i: is null or missing, but the schema says not null"`},
+		{rec(4, "at", "yesterday"), `is not a time`},
+		{rec(5, "tags", "a,b"), `"error":"field tags: want list<string>, got string`},
+		{engine.Record{Data: []byte("raw line")}, `decode it, such as with decode: json, before an Arrow sink`},
+	}
+	for _, comp := range []string{"none", "lz4", "zstd"} {
+		t.Run(comp, func(t *testing.T) {
+			h := newHarness(t, func(c *files.Config) { c.Format, c.Compression, c.Schema = "arrow", comp, schema })
+			var recs []engine.Record
+			for _, tt := range tests {
+				recs = append(recs, tt.rec)
+			}
+			h.write(recs...)
+			h.checkpoint(true)
+			var rows []map[string]any
+			var errs []string
+			for _, p := range walk(t, h.fs, "/out") {
+				data, err := fsys.ReadFile(h.fs, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				name := strings.TrimPrefix(p, "/out/")
+				switch {
+				case strings.HasPrefix(name, "errors/format-conversion-failed/"):
+					errs = append(errs, strings.Split(strings.TrimSuffix(string(decompress(t, name, data)), "\n"), "\n")...)
+				case strings.HasPrefix(name, "data/") && strings.HasSuffix(name, ".arrow"):
+					rows = append(rows, readArrowIPC(t, name, data)...)
+				default:
+					t.Errorf("unexpected output %s", name)
+				}
+			}
+			if len(rows) != 2 || rows[0]["i"] != int64(1) || rows[1]["i"] != int64(2) || rows[1]["at"] != nil {
+				t.Errorf("Arrow rows %v, want the records 1 and 2", rows)
+			}
+			for _, tt := range tests {
+				if tt.want == "" {
+					continue
+				}
+				found := false
+				for _, e := range errs {
+					found = found || strings.Contains(e, tt.want) && strings.Contains(e, `"stage":"encode"`)
+				}
+				if !found {
+					t.Errorf("no format-conversion-failed record with %s in %q", tt.want, errs)
+				}
+			}
+			if len(errs) != 5 {
+				t.Errorf("%d records in the error output, want 5", len(errs))
+			}
+		})
+	}
+}
+
+// decompress undoes the compression a file name's extension says.
+func decompress(t *testing.T, name string, data []byte) []byte {
+	t.Helper()
+	comp := encode.None
+	if strings.HasSuffix(name, ".zst") {
+		comp = encode.Zstd
+	}
+	r, err := comp.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

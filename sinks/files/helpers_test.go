@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/parquet-go/parquet-go"
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/fsys"
@@ -136,8 +137,12 @@ func read(t *testing.T, sys fsys.FS, dir string) output {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.HasSuffix(p, ".parquet") {
-			for _, m := range readParquet(t, rel, data) {
+		if strings.HasSuffix(p, ".parquet") || strings.HasSuffix(p, ".arrow") {
+			rows := readArrowIPC
+			if strings.HasSuffix(p, ".parquet") {
+				rows = readParquet
+			}
+			for _, m := range rows(t, rel, data) {
 				shard, _ := m["shard"].(string)
 				i, _ := m["i"].(int64)
 				key := fmt.Sprintf("%s/%d", shard, i)
@@ -206,6 +211,35 @@ func readParquet(t *testing.T, name string, data []byte) []map[string]any {
 			t.Fatalf("%s: row %d: %v", name, len(rows), err)
 		}
 		rows = append(rows, m)
+	}
+	if len(rows) == 0 {
+		t.Fatalf("%s holds no rows", name)
+	}
+	return rows
+}
+
+// readArrowIPC reads a whole Arrow IPC file's rows, each value as Arrow
+// gives it (a string, an int64); a file that is not whole fails the test.
+func readArrowIPC(t *testing.T, name string, data []byte) []map[string]any {
+	t.Helper()
+	r, err := ipc.NewFileReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("%s is not a whole Arrow IPC file: %v", name, err)
+	}
+	defer r.Close()
+	var rows []map[string]any
+	for b := range r.NumRecords() {
+		rec, err := r.RecordBatch(b)
+		if err != nil {
+			t.Fatalf("%s: record batch %d: %v", name, b, err)
+		}
+		for i := range int(rec.NumRows()) {
+			m := map[string]any{}
+			for c, col := range rec.Columns() {
+				m[rec.Schema().Field(c).Name] = col.GetOneForMarshal(i)
+			}
+			rows = append(rows, m)
+		}
 	}
 	if len(rows) == 0 {
 		t.Fatalf("%s holds no rows", name)

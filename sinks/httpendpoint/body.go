@@ -8,7 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strconv"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/sinks/encode"
@@ -23,7 +27,23 @@ const (
 	BodyJSON = "json"
 	// BodyNDJSON is one record per line (newline-delimited JSON).
 	BodyNDJSON = "ndjson"
+	// BodyArrow is an Arrow IPC stream of the records (format: arrow),
+	// the sealed batch as it is.
+	BodyArrow = "arrow"
 )
+
+// bodyOf is the body mode a sealed batch was sealed for, by its name's
+// extension (sealer.Ext, encode.Arrow.Ext): a batch is sent as it was
+// sealed, whatever the run that delivers it stages.
+func bodyOf(key, def string) string {
+	switch path.Ext(key) {
+	case ".arrows":
+		return BodyArrow
+	case "." + BodyFirehose, "." + BodyJSON, "." + BodyNDJSON:
+		return path.Ext(key)[1:]
+	}
+	return def
+}
 
 // ParseBody reads a body mode name; empty means BodyFirehose.
 func ParseBody(s string) (string, error) {
@@ -162,6 +182,8 @@ func envelope(body, requestID string, timestampMs int64) (head, tail []byte) {
 func elements(body string, content []byte) ([][]byte, error) {
 	var out [][]byte
 	switch body {
+	case BodyArrow:
+		return arrowRows(content)
 	case BodyNDJSON:
 		for line := range bytes.Lines(content) {
 			out = append(out, bytes.TrimSuffix(line, []byte("\n")))
@@ -185,6 +207,31 @@ func elements(body string, content []byte) ([][]byte, error) {
 	}
 	for _, r := range recs {
 		out = append(out, r.Data)
+	}
+	return out, nil
+}
+
+// arrowRows are the rows of a sealed Arrow stream, each as one JSON
+// object, for the error output.
+func arrowRows(content []byte) ([][]byte, error) {
+	r, err := ipc.NewReader(bytes.NewReader(content))
+	if err != nil {
+		return nil, fmt.Errorf("sealed batch is not an Arrow stream: %w", err)
+	}
+	defer r.Release()
+	var out [][]byte
+	var buf bytes.Buffer
+	for r.Next() {
+		buf.Reset()
+		if err := array.RecordToJSON(r.RecordBatch(), &buf); err != nil {
+			return nil, fmt.Errorf("sealed batch: rows as JSON: %w", err)
+		}
+		for line := range bytes.Lines(buf.Bytes()) {
+			out = append(out, bytes.Clone(bytes.TrimSuffix(line, []byte("\n"))))
+		}
+	}
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("sealed batch is not a whole Arrow stream: %w", err)
 	}
 	return out, nil
 }

@@ -101,7 +101,8 @@ func (p publisher) Publish(ctx context.Context, sealed buffer.Sealed) error {
 	}
 	id := RequestID(s.cfg.Pipeline, s.cfg.Name, sealed.Key)
 	start := s.now()
-	head, tail := envelope(s.body, id, start.UnixMilli())
+	mode := bodyOf(sealed.Key, s.body)
+	head, tail := envelope(mode, id, start.UnixMilli())
 	body, err := s.compressBody(head, content, tail)
 	if err != nil {
 		return err
@@ -112,7 +113,7 @@ func (p publisher) Publish(ctx context.Context, sealed buffer.Sealed) error {
 	for {
 		attempts++
 		t0 := s.now()
-		last = s.attempt(ctx, id, body)
+		last = s.attempt(ctx, mode, id, body)
 		took := s.now().Sub(t0)
 		s.observe(sealed.Records, int64(len(content)), took, last)
 		if last == nil {
@@ -137,7 +138,7 @@ func (p publisher) Publish(ctx context.Context, sealed buffer.Sealed) error {
 	} else {
 		msg += fmt.Sprintf(" (gave up after %d attempts over %s, retry.duration %s)", attempts, s.now().Sub(start).Round(time.Millisecond), s.retry)
 	}
-	dst, err := s.writeFailedBatch(sealed, id, content, msg)
+	dst, err := s.writeFailedBatch(sealed, mode, id, content, msg)
 	if err != nil {
 		return err
 	}
@@ -178,8 +179,9 @@ func (s *Sink) compressBody(head, content, tail []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// attempt sends one request and judges its answer.
-func (s *Sink) attempt(ctx context.Context, id string, body []byte) *attemptError {
+// attempt sends one request with a body of the given mode and judges its
+// answer.
+func (s *Sink) attempt(ctx context.Context, mode, id string, body []byte) *attemptError {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	req, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodPost, s.cfg.URL, bytes.NewReader(body))
@@ -187,9 +189,12 @@ func (s *Sink) attempt(ctx context.Context, id string, body []byte) *attemptErro
 		return &attemptError{permanent: true, msg: fmt.Sprintf("make request: %v", err)}
 	}
 	h := req.Header
-	if s.body == BodyNDJSON {
+	switch mode {
+	case BodyNDJSON:
 		h.Set("Content-Type", "application/x-ndjson")
-	} else {
+	case BodyArrow:
+		h.Set("Content-Type", "application/vnd.apache.arrow.stream")
+	default:
 		h.Set("Content-Type", "application/json")
 	}
 	if s.comp == encode.Gzip {
@@ -216,12 +221,12 @@ func (s *Sink) attempt(ctx context.Context, id string, body []byte) *attemptErro
 	switch {
 	case resp.StatusCode == nethttp.StatusRequestEntityTooLarge:
 		return &attemptError{status: resp.StatusCode, permanent: true, msg: s.redact(fmt.Sprintf("HTTP %s: %s", resp.Status, snippet(answer)))}
-	case resp.StatusCode < 200 || resp.StatusCode > 299 || (s.body == BodyFirehose && resp.StatusCode != nethttp.StatusOK):
+	case resp.StatusCode < 200 || resp.StatusCode > 299 || (mode == BodyFirehose && resp.StatusCode != nethttp.StatusOK):
 		return &attemptError{status: resp.StatusCode, msg: s.redact(fmt.Sprintf("HTTP %s: %s", resp.Status, snippet(answer)))}
 	case rerr != nil:
 		return &attemptError{status: resp.StatusCode, msg: s.redact(fmt.Sprintf("HTTP %s, then reading the answer: %v", resp.Status, rerr))}
 	}
-	if s.body != BodyFirehose {
+	if mode != BodyFirehose {
 		return nil
 	}
 	var ack struct {
@@ -273,8 +278,8 @@ func (s *Sink) backoff(n int) time.Duration {
 
 // writeFailedBatch writes the records of an undelivered batch to the error
 // output (buffer.WriteUndelivered), and returns the file's path.
-func (s *Sink) writeFailedBatch(sealed buffer.Sealed, id string, content []byte, msg string) (string, error) {
-	els, err := elements(s.body, content)
+func (s *Sink) writeFailedBatch(sealed buffer.Sealed, mode, id string, content []byte, msg string) (string, error) {
+	els, err := elements(mode, content)
 	if err != nil {
 		return "", fmt.Errorf("error output of batch %s: %w", id, err)
 	}

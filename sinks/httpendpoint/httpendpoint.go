@@ -1,7 +1,8 @@
 // Package httpendpoint is the HTTP endpoint sink: it POSTs batches of records to a
 // URL in the request format of Amazon Data Firehose's HTTP endpoint
-// delivery, so that receivers written for Firehose keep working, or as a
-// plain JSON array or newline-delimited JSON for ordinary webhooks.
+// delivery, so that receivers written for Firehose keep working, as a
+// plain JSON array or newline-delimited JSON for ordinary webhooks, or as
+// an Apache Arrow IPC stream of typed columns (Config.Arrow).
 //
 // Records are staged and sealed into batches by package buffer, like every
 // buffering sink: a batch is sealed when the buffer's size, record count or
@@ -34,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,7 +83,14 @@ type Config struct {
 	// that rewrite bytes, such as rewrite), rather than its fields as
 	// JSON: the pipeline file's format: raw.
 	Raw bool
-	// Compression is none (the default) or gzip (Content-Encoding: gzip).
+	// Arrow posts each batch as an Arrow IPC stream of its records
+	// (Content-Type application/vnd.apache.arrow.stream) rather than a
+	// JSON body; Body must then be empty. Schema declares its columns;
+	// nil infers them from each batch's records, as Parquet files do.
+	Arrow  bool
+	Schema *encode.Type
+	// Compression is none (the default) or gzip (Content-Encoding: gzip);
+	// with Arrow also lz4 or zstd, which compress the stream's buffers.
 	Compression string
 	// CommonAttributes are sent with every request as
 	// X-Amz-Firehose-Common-Attributes.
@@ -143,6 +152,7 @@ type Sink struct {
 	errs      *buffer.ErrorOutput // stage.Output
 	errPrefix *keys.Template
 	elems     elementEncoder
+	arrow     *encode.Arrow // format: arrow
 	line      []byte
 
 	// pending holds, for each batch not yet delivered (sealed ones first,
@@ -203,9 +213,14 @@ func (cfg Config) check() (*keys.Template, error) {
 	}
 	if _, err := ParseBody(cfg.Body); err != nil {
 		errs.Add("body", "%v", err)
+	} else if cfg.Arrow && cfg.Body != "" {
+		errs.Add("body", "body chooses a JSON request format; format: arrow posts an Arrow IPC stream: remove body")
 	}
-	if comp, err := encode.ParseCompression(cfg.Compression); err != nil || (comp != encode.None && comp != encode.Gzip) {
-		errs.Add("compression", "an HTTP endpoint takes gzip or none (Content-Encoding)")
+	if !cfg.Arrow && cfg.Schema != nil {
+		errs.Add("schema", "a schema declares the columns of an Arrow stream; set format: arrow, or remove it")
+	}
+	if _, _, err := cfg.compressions(); err != nil {
+		errs.Add("compression", "%v", err)
 	}
 	if d := cfg.RetryDuration; d != nil && (*d < 0 || *d > MaxRetryDuration) {
 		errs.Add("retry.duration", "the retry duration is from 0s (no retries) to 2h")
@@ -239,6 +254,23 @@ func (cfg Config) check() (*keys.Template, error) {
 	return errPrefix, errs.Err()
 }
 
+// compressions reads Compression: the request body's Content-Encoding,
+// and with Arrow the compression of the stream's buffers.
+func (cfg Config) compressions() (encode.Compression, encode.ArrowCompression, error) {
+	if cfg.Arrow && !strings.EqualFold(cfg.Compression, "gzip") {
+		ac, err := encode.ParseArrowCompression(cfg.Compression)
+		if err != nil {
+			return encode.None, encode.ArrowNone, errors.New("an Arrow stream takes none, lz4 or zstd (its buffers), or gzip (Content-Encoding)")
+		}
+		return encode.None, ac, nil
+	}
+	comp, err := encode.ParseCompression(cfg.Compression)
+	if err != nil || (comp != encode.None && comp != encode.Gzip) {
+		return encode.None, encode.ArrowNone, errors.New("an HTTP endpoint takes gzip or none (Content-Encoding)")
+	}
+	return comp, encode.ArrowNone, nil
+}
+
 // newSink is New; without connect it makes no transport.
 func newSink(cfg Config, connect bool) (*Sink, error) {
 	name := cfg.Name
@@ -255,7 +287,17 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 	}
 	s := &Sink{cfg: cfg, log: cfg.Logger, redactor: red, now: cfg.Now, sleep: cfg.Sleep, rand: cfg.Rand, errPrefix: errPrefix}
 	s.body, _ = ParseBody(cfg.Body)
-	s.comp, _ = encode.ParseCompression(cfg.Compression)
+	var arrowComp encode.ArrowCompression
+	s.comp, arrowComp, _ = cfg.compressions()
+	var records buffer.Sealer = sealer{body: s.body}
+	spoolFormat := ""
+	if cfg.Arrow {
+		s.body = BodyArrow
+		if s.arrow, err = encode.NewArrow(encode.ArrowOptions{Schema: cfg.Schema, Compression: arrowComp, Stream: true}); err != nil {
+			return nil, errf("%v", err)
+		}
+		records, spoolFormat = s.arrow, s.arrow.SpoolFormat()
+	}
 	s.retry = DefaultRetryDuration
 	if cfg.RetryDuration != nil {
 		s.retry = *cfg.RetryDuration
@@ -307,12 +349,23 @@ func newSink(cfg Config, connect bool) (*Sink, error) {
 
 	staging := filepath.Join(cfg.Dir, StagingDir, cfg.Pipeline+"."+cfg.Name)
 	s.stage, err = buffer.NewStaged(buffer.StagedConfig{Config: buffer.Config{
-		Pipeline:   cfg.Pipeline,
-		Sink:       cfg.Name,
-		Staging:    staging,
-		FS:         cfg.FS,
-		Publisher:  publisher{s},
-		Records:    sealer{body: s.body},
+		Pipeline:  cfg.Pipeline,
+		Sink:      cfg.Name,
+		Staging:   staging,
+		FS:        cfg.FS,
+		Publisher: publisher{s},
+		Records:   records,
+		// Batches staged by a run with another format are sealed as that
+		// run would have: Arrow streams with their schema. JSON elements
+		// do not say which body they were staged for.
+		SpoolFormat: spoolFormat,
+		SealerFor: func(f string) (buffer.Sealer, error) {
+			a, ok, err := encode.ArrowFromSpoolFormat(f, encode.ArrowOptions{Compression: arrowComp, Stream: true})
+			if !ok {
+				return nil, errors.New("batches of JSON elements are sealed only by a run with their body")
+			}
+			return a, err
+		},
 		MaxBytes:   cfg.BufferBytes,
 		MaxRecords: cfg.BufferRecords,
 		MaxAge:     cfg.BufferInterval,
@@ -394,7 +447,11 @@ func (s *Sink) Write(_ context.Context, b *engine.Batch) error {
 	for i := range b.Records {
 		r := &b.Records[i]
 		var err error
-		s.line, err = s.elems.appendElement(s.line[:0], r)
+		if s.arrow != nil {
+			s.line, err = s.arrow.Encode(s.line[:0], r)
+		} else {
+			s.line, err = s.elems.appendElement(s.line[:0], r)
+		}
 		if err != nil {
 			if err := s.fail(r, engine.FormatConversionFailed, "encode", err.Error(), now); err != nil {
 				return err

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	httpsink "github.com/sluice-dev/sluice/sinks/httpendpoint"
 )
 
@@ -156,8 +158,11 @@ func (rv *receiver) serve(w nethttp.ResponseWriter, r *nethttp.Request) {
 		rv.errorf("X-Amz-Firehose-Request-Id %q is not a GUID", id)
 	}
 	wantType := "application/json"
-	if rv.body == httpsink.BodyNDJSON {
+	switch rv.body {
+	case httpsink.BodyNDJSON:
 		wantType = "application/x-ndjson"
+	case httpsink.BodyArrow:
+		wantType = "application/vnd.apache.arrow.stream"
 	}
 	check("Content-Type", h.Get("Content-Type"), wantType)
 	_, hasKey := h["X-Amz-Firehose-Access-Key"]
@@ -314,6 +319,8 @@ func (rv *receiver) parse(id string, raw []byte) [][]byte {
 		if len(raw) > 0 && raw[len(raw)-1] != '\n' {
 			rv.errorf("ndjson body does not end with a newline")
 		}
+	case httpsink.BodyArrow:
+		out = rv.parseArrow(id, raw)
 	}
 	return out
 }
@@ -367,4 +374,29 @@ func newTLSServer(t *testing.T, rv *receiver) *httptest.Server {
 	srv := httptest.NewTLSServer(nethttp.HandlerFunc(rv.serve))
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// parseArrow reads an Arrow IPC stream with arrow-go's ipc reader and
+// returns its rows, each as one JSON object.
+func (rv *receiver) parseArrow(id string, raw []byte) [][]byte {
+	r, err := ipc.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		rv.errorf("request %s: body is not an Arrow IPC stream: %v", id, err)
+		return nil
+	}
+	defer r.Release()
+	var out [][]byte
+	for r.Next() {
+		var buf bytes.Buffer
+		if err := array.RecordToJSON(r.RecordBatch(), &buf); err != nil {
+			rv.errorf("request %s: rows as JSON: %v", id, err)
+		}
+		for line := range bytes.Lines(buf.Bytes()) {
+			out = append(out, bytes.TrimSuffix(line, []byte("\n")))
+		}
+	}
+	if err := r.Err(); err != nil {
+		rv.errorf("request %s: the Arrow stream is not whole: %v", id, err)
+	}
+	return out
 }

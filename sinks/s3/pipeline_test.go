@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/parquet-go/parquet-go"
 	"github.com/sluice-dev/sluice/engine"
@@ -199,6 +201,23 @@ func delivered(t testing.TB, key string, data []byte, counts map[string]int) int
 				t.Fatalf("%s: %v", key, err)
 			}
 			see(m["shard"].(string), m["i"].(int64))
+		}
+	case strings.HasSuffix(key, ".arrow"):
+		r, err := ipc.NewFileReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("%s is not a whole Arrow IPC file: %v", key, err)
+		}
+		defer r.Close()
+		for b := range r.NumRecords() {
+			rec, err := r.RecordBatch(b)
+			if err != nil {
+				t.Fatalf("%s: record batch %d: %v", key, b, err)
+			}
+			shards := rec.Column(rec.Schema().FieldIndices("shard")[0]).(*array.String)
+			is := rec.Column(rec.Schema().FieldIndices("i")[0]).(*array.Int64)
+			for row := range int(rec.NumRows()) {
+				see(shards.Value(row), is.Value(row))
+			}
 		}
 	default:
 		comp := encode.CompressionOf(key)

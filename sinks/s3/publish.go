@@ -422,6 +422,8 @@ func contentType(key string) string {
 	switch {
 	case strings.HasSuffix(key, ".parquet"):
 		return "application/vnd.apache.parquet"
+	case strings.HasSuffix(key, ".arrow"):
+		return "application/vnd.apache.arrow.file"
 	case strings.HasSuffix(key, ".json"):
 		return "application/x-ndjson"
 	case strings.HasSuffix(key, ".gz"):

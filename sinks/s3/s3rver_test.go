@@ -102,7 +102,8 @@ var arrowTypes = map[string]string{
 // TestS3rverDelivery delivers 200,000 records into 16 dynamic partitions
 // of an S3-compatible server, as Parquet/zstd and as JSON lines/gzip, and
 // reads the bucket back: every record exactly once, in its partition, and
-// the Parquet columns of the declared types as Arrow reads them.
+// the Parquet columns of the declared types as Arrow reads them; and as
+// Arrow IPC files with lz4 buffers, read back with Arrow's ipc reader.
 func TestS3rverDelivery(t *testing.T) {
 	total := 200_000
 	switch {
@@ -113,12 +114,12 @@ func TestS3rverDelivery(t *testing.T) {
 		// the same.
 		total = 50_000
 	}
-	for _, tc := range []struct{ format, comp string }{{"parquet", "zstd"}, {"json", "gzip"}} {
+	for _, tc := range []struct{ format, comp string }{{"parquet", "zstd"}, {"json", "gzip"}, {"arrow", "lz4"}} {
 		t.Run(tc.format+"-"+tc.comp, func(t *testing.T) {
 			srv, client := startS3rver(t, "bucket")
 			src := &source{shards: []string{"s0", "s1", "s2", "s3"}, perShard: total / 4, batch: 500}
 			r := run{format: tc.format, comp: tc.comp, bufBytes: 512 << 10, retry: time.Minute}
-			if tc.format == "parquet" {
+			if tc.format != "json" {
 				r.schema = parquetSchema(t)
 			}
 			start := time.Now()
@@ -131,7 +132,7 @@ func TestS3rverDelivery(t *testing.T) {
 			parts := map[string]bool{}
 			var stored int
 			for key, data := range objects {
-				if !strings.HasPrefix(key, "data/part=p") || !strings.HasSuffix(key, map[string]string{"parquet": ".parquet", "json": ".json.gz"}[tc.format]) {
+				if !strings.HasPrefix(key, "data/part=p") || !strings.HasSuffix(key, map[string]string{"parquet": ".parquet", "json": ".json.gz", "arrow": ".arrow"}[tc.format]) {
 					t.Fatalf("object %s is not a %s output under the prefix", key, tc.format)
 				}
 				parts[strings.Split(key, "/")[1]] = true
