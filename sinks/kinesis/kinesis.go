@@ -201,10 +201,8 @@ type Sink struct {
 	keys   uint64
 	// keySalt is the writer's hash, which random keys start from.
 	keySalt uint64
-	// shards is the stream's shards as last listed (Aggregate); stale
-	// says a put landed elsewhere than predicted.
+	// shards is the stream's shards as last listed (Aggregate).
 	shards *shardMap
-	stale  bool
 
 	// scratch
 	enc    encode.JSON
