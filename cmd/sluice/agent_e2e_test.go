@@ -21,12 +21,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/sluice-dev/sluice/internal/kinesistest"
 	"github.com/sluice-dev/sluice/internal/testservers"
 	httpsink "github.com/sluice-dev/sluice/sinks/httpendpoint"
 )
 
 // TestAgentWalkthrough is the Kinesis Agent walkthrough end to end: sluice
-// serve with the stream sample (one shard); sluice agent running the
+// serve, and the stream sample (one shard) made with aws kinesis
+// create-stream; sluice agent running the
 // walkthrough's agent.json, with only kinesis.endpoint and filePattern
 // changed, while a writer appends "Hi, {i}\n" lines and rotates the file;
 // the agent is SIGKILLed 10 times and restarted, and answers to its puts
@@ -46,12 +48,22 @@ func TestAgentWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the walkthrough's consumer needs python3 and boto3: %v (the CI script installs them)", err)
 	}
+	if _, err := exec.LookPath("aws"); err != nil {
+		t.Fatalf("the walkthrough makes its stream with the AWS CLI: %v (the CI script installs it)", err)
+	}
 	bin, err := sluiceBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	endpoint, _ := serveProcess(t, bin, dir, "sample:1")
+	endpoint, kc := serveProcess(t, bin, dir, "")
+	// The walkthrough's stream, made as it makes it: with the AWS CLI.
+	awsCLI := exec.Command("aws", "--endpoint-url", endpoint, "kinesis", "create-stream", "--stream-name", "sample", "--shard-count", "1")
+	awsCLI.Env = append(os.Environ(), testservers.Env()...)
+	if out, err := awsCLI.CombinedOutput(); err != nil {
+		t.Fatalf("aws kinesis create-stream: %v\n%s", err, out)
+	}
+	kinesistest.WaitActive(t, kc, "sample")
 	logs := filepath.Join(dir, "app", "logs")
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		t.Fatal(err)

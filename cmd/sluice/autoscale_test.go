@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/sluice-dev/sluice/engine/streamstore"
 )
 
 // setupAutoscaledExample serves the stream examples/autoscaled-stream.yaml
@@ -109,5 +111,68 @@ func TestServeAutoscalesAndServesMetrics(t *testing.T) {
 	}
 	if sum != float64(put) {
 		t.Errorf("incoming records sum to %v, %d were written", sum, put)
+	}
+}
+
+// sluice serve --autoscale leaves a stream in ON_DEMAND mode alone, as
+// Kinesis refuses UpdateShardCount for it, and says so at start; a
+// provisioned stream with the same spec, under the same load, grows.
+func TestServeAutoscaleLeavesOnDemandStreams(t *testing.T) {
+	dir := t.TempDir()
+	st, err := streamstore.Open(dir, streamstore.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateStream("od", 0, streamstore.ModeOnDemand); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	spec := ",min=1,max=8,up=1%,down=0%,window=1s,cooldown=0s"
+	url, logs := startServeLogs(t, "--dir", dir, "--create", "clicks:1", "--autoscale", "stream=od"+spec, "--autoscale", "stream=clicks"+spec)
+	waitFor(t, "serve to say it does not scale the ON_DEMAND stream", logs.String, func() bool {
+		return strings.Contains(logs.String(), `not scaling it" stream=od`)
+	})
+	c := kinesisClient(url)
+	ctx := context.Background()
+	var entries []types.PutRecordsRequestEntry
+	for i := range 500 {
+		entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprint(i)), Data: []byte("0123456789")})
+	}
+	open := func(stream string) int32 {
+		d, err := c.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToInt32(d.StreamDescriptionSummary.OpenShardCount)
+	}
+	waitFor(t, "the provisioned stream to grow", logs.String, func() bool {
+		for _, stream := range []string{"od", "clicks"} {
+			if _, err := c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: entries}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return open("clicks") > 1
+	})
+	if n := open("od"); n != streamstore.OnDemandShards {
+		t.Fatalf("the ON_DEMAND stream has %d open shards, want %d", n, streamstore.OnDemandShards)
+	}
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`sluice_autoscale_scalings_total{direction="up",stream="od"} 0`,
+		`sluice_autoscale_failures_total{stream="od"} 0`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if n := strings.Count(logs.String(), "not scaling it"); n != 1 {
+		t.Errorf("serve said %d times that it does not scale the ON_DEMAND stream, want once:\n%s", n, logs.String())
 	}
 }

@@ -99,13 +99,17 @@ func serveInProcess(t *testing.T) string {
 }
 
 // serveProcess starts `sluice serve` as its own process on a free
-// loopback port, without fsync, creating the streams of create
-// (NAME:SHARDS), and returns its endpoint and a producer's client for it
-// once it answers. The process is killed when the test ends.
+// loopback port, without fsync, creating the stream of create
+// (NAME:SHARDS; none when empty), and returns its endpoint and a
+// producer's client for it once it answers. The process is killed when the test ends.
 func serveProcess(t *testing.T, bin, dir, create string) (string, *kinesis.Client) {
 	t.Helper()
 	port := freePort(t)
-	serve := exec.Command(bin, "serve", "--listen", "127.0.0.1:"+port, "--dir", filepath.Join(dir, "streams"), "--fsync=false", "--create", create)
+	args := []string{"serve", "--listen", "127.0.0.1:" + port, "--dir", filepath.Join(dir, "streams"), "--fsync=false"}
+	if create != "" {
+		args = append(args, "--create", create)
+	}
+	serve := exec.Command(bin, args...)
 	serveLog, _ := os.Create(filepath.Join(dir, "serve.log"))
 	serve.Stdout, serve.Stderr = serveLog, serveLog
 	if err := serve.Start(); err != nil {
@@ -116,6 +120,10 @@ func serveProcess(t *testing.T, bin, dir, create string) (string, *kinesis.Clien
 	kc := kinesisClient(endpoint)
 	name, _, _ := strings.Cut(create, ":")
 	waitFor(t, "sluice serve to answer", nil, func() bool {
+		if name == "" {
+			_, err := kc.ListStreams(context.Background(), &kinesis.ListStreamsInput{})
+			return err == nil
+		}
 		out, err := kc.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
 		return err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
 	})

@@ -231,6 +231,14 @@ func TestTailDeaggregates(t *testing.T) {
 // returns its URL.
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
+	url, _ := startServeLogs(t, args...)
+	return url
+}
+
+// startServeLogs is startServe that also returns what serve writes to
+// its standard error: its log. A --dir among args overrides the fresh one.
+func startServeLogs(t *testing.T, args ...string) (string, *lockedBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &lockedBuffer{}
 	done := make(chan int, 1)
@@ -244,7 +252,7 @@ func startServe(t *testing.T, args ...string) string {
 		url, _, _ = strings.Cut(rest, ",")
 		return ok && strings.Contains(rest, ",")
 	})
-	return url
+	return url, stderr
 }
 
 // rawCall sends one Kinesis call as a browser page could: unsigned, with

@@ -172,6 +172,16 @@ type PutOptions struct {
 	// index and the shard Kinesis put it in, from the goroutine that
 	// called PutWith.
 	Written func(i int, shard string)
+	// Hold, when set, is asked after each record written that has others
+	// after it in its sequence (after Written) whether those must wait:
+	// when it
+	// says so, PutWith sends none of them, and returns once the other
+	// sequences are done. The records held are those neither Written nor
+	// in an *Error; the caller puts them again as it sees fit. An
+	// aggregating producer holds a shard's sequence when an aggregate
+	// landed on another shard than predicted (the stream was resharded),
+	// to pack what follows by the new shards.
+	Hold func(i int, shard string) bool
 }
 
 // keyQueue holds, for one sequence (a partition key, or PutOptions.Order),
@@ -288,10 +298,14 @@ func (p *Producer) PutWith(ctx context.Context, recs []Record, opts PutOptions) 
 			q := sent[i]
 			switch {
 			case res.ErrorCode == nil:
+				i, shard := q.recs[0], aws.ToString(res.ShardId)
 				if opts.Written != nil {
-					opts.Written(q.recs[0], aws.ToString(res.ShardId))
+					opts.Written(i, shard)
 				}
 				q.recs, q.attempts = q.recs[1:], 0
+				if opts.Hold != nil && len(q.recs) > 0 && opts.Hold(i, shard) {
+					q.recs = nil
+				}
 			case p.giveUp(q, now):
 				failed = append(failed, Failed{Index: q.recs[0], Code: aws.ToString(res.ErrorCode), Message: aws.ToString(res.ErrorMessage)})
 				q.recs, q.attempts = q.recs[1:], 0

@@ -354,6 +354,36 @@ func TestPutWithOrder(t *testing.T) {
 	})
 }
 
+// TestPutWithHold: a sequence held after one of its records is written
+// sends nothing after it, while the other sequences go on to their end;
+// the held records are neither written nor reported failed.
+func TestPutWithHold(t *testing.T) {
+	api := &fakeAPI{}
+	p := newProducer(t, api)
+	recs := records(40, 4, 5) // keys k0..k3, ten records each
+	var written []int
+	err := p.PutWith(context.Background(), recs, producer.PutOptions{
+		Written: func(i int, _ string) { written = append(written, i) },
+		// k1 is held after its third record (1, 5, 9).
+		Hold: func(i int, _ string) bool { return i == 9 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k1 []int
+	for _, i := range written {
+		if recs[i].PartitionKey == "k1" {
+			k1 = append(k1, i)
+		}
+	}
+	if fmt.Sprint(k1) != "[1 5 9]" {
+		t.Fatalf("k1's records written: %v, want [1 5 9] and none after the hold", k1)
+	}
+	if len(written) != 30+3 || len(api.written) != len(written) {
+		t.Fatalf("%d records reported written, %d written; want 33 of each", len(written), len(api.written))
+	}
+}
+
 // TestRetryDurationOutlastsFailedCalls: with RetryDuration, calls that
 // fail as a whole for a passing reason are retried, and the records
 // written once each.

@@ -20,7 +20,7 @@ type metrics struct {
 	stepIn, stepOut, stepFailed                        *prometheus.Desc
 	sinkRecords, sinkFailed, sinkUndelivered           *prometheus.Desc
 	freshness                                          *prometheus.Desc
-	queued, buffered, lag                              *prometheus.Desc
+	queued, buffered, lag, outsideShard                *prometheus.Desc
 	checkpoints, checkpointAge, checkpointTime         *prometheus.Desc
 	alerts, alertSent                                  *prometheus.Desc
 	windowRows, lateRecords                            *prometheus.Desc
@@ -62,6 +62,7 @@ func newMetrics(s *Server) *metrics {
 		queued:          d("queued_bytes", "Input bytes read ahead of the steps.", "pipeline"),
 		buffered:        d("buffered_bytes", "Bytes sinks hold staged, not yet delivered.", "pipeline"),
 		lag:             d("source_lag_milliseconds", "How far behind the newest record of its shard the source reads (Kinesis MillisBehindLatest).", "pipeline", "shard"),
+		outsideShard:    d("source_records_outside_shard_total", "User records of KPL aggregates the source dropped because their hash key is outside the shard the aggregate was on: packed before a reshard, they are put again by their producer where they belong.", "pipeline"),
 		checkpoints:     d("checkpoints_total", "Checkpoints saved.", "pipeline"),
 		checkpointAge:   d("checkpoint_age_seconds", "Seconds since the last checkpoint (since the start before the first).", "pipeline"),
 		checkpointTime:  d("checkpoint_last_timestamp_seconds", "Unix time of the last checkpoint.", "pipeline"),
@@ -119,7 +120,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		m.up, m.sourceRecords, m.sourceBytes, m.recordsOut, m.errors, m.undelivered,
 		m.stepIn, m.stepOut, m.stepFailed, m.sinkRecords, m.sinkFailed, m.sinkUndelivered, m.freshness,
-		m.queued, m.buffered, m.lag, m.checkpoints, m.checkpointAge, m.checkpointTime,
+		m.queued, m.buffered, m.lag, m.outsideShard, m.checkpoints, m.checkpointAge, m.checkpointTime,
 		m.alerts, m.alertSent, m.windowRows, m.lateRecords, m.restarts, m.failing, m.reloads,
 	} {
 		ch <- d
@@ -198,6 +199,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			for shard, d := range l.Lag() {
 				gauge(m.lag, float64(d.Milliseconds()), name, shard)
 			}
+		}
+		if o, ok := p.p.Source.(outsideCounter); ok {
+			counter(m.outsideShard, o.RecordsOutsideShard(), name)
 		}
 		counter(m.checkpoints, st.Checkpoints.Load(), name)
 		since := st.Started.Load()

@@ -28,6 +28,10 @@ type (
 	}
 	// lateCounter is a step that counts late records (a window).
 	lateCounter interface{ LateRecords() int64 }
+	// outsideCounter is a source that drops the user records of
+	// aggregates found on a shard whose range does not hold them (the
+	// kinesis source).
+	outsideCounter interface{ RecordsOutsideShard() int64 }
 )
 
 // Pipeline states, as the API and /readyz name them.

@@ -16,6 +16,7 @@ const (
 	KindLimitExceeded                  // LimitExceededException
 	KindThroughputExceeded             // ProvisionedThroughputExceededException
 	KindReadOnly                       // the store was opened read-only
+	KindValidation                     // ValidationException: the call does not apply to the stream's mode
 )
 
 func (k Kind) String() string {
@@ -32,6 +33,8 @@ func (k Kind) String() string {
 		return "ProvisionedThroughputExceededException"
 	case KindReadOnly:
 		return "AccessDeniedException"
+	case KindValidation:
+		return "ValidationException"
 	default:
 		return "InternalFailure"
 	}

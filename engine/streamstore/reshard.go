@@ -21,7 +21,11 @@ type reshard struct {
 	opened []*shardMeta // shards it creates that stay open
 }
 
-func (s *Store) beginReshard(name string) (*reshard, func(), error) {
+// beginReshard plans a reshard of the stream by op (the API call's name,
+// for the error a stream in ON_DEMAND mode gets: Kinesis scales those
+// itself and refuses SplitShard, MergeShards and UpdateShardCount for
+// them with a ValidationException).
+func (s *Store) beginReshard(name, op string) (*reshard, func(), error) {
 	if err := s.writable(); err != nil {
 		return nil, nil, err
 	}
@@ -33,6 +37,10 @@ func (s *Store) beginReshard(name string) (*reshard, func(), error) {
 	if st.deleted {
 		st.mu.Unlock()
 		return nil, nil, s.notFound(name)
+	}
+	if st.meta.Mode == ModeOnDemand {
+		st.mu.Unlock()
+		return nil, nil, errorf(KindValidation, "%s of stream %s under account %s is refused: the stream is in the on-demand capacity mode (%s), which scales itself; this API is only supported for data streams with the provisioned capacity mode.", op, name, s.o.Account, ModeOnDemand)
 	}
 	m := st.meta.clone()
 	return &reshard{s: s, st: st, m: m, first: m.NextShard, nowMs: s.now().UnixMilli()}, st.mu.Unlock, nil
@@ -206,7 +214,7 @@ func (r *reshard) openShard(id string) (*shardMeta, error) {
 // SplitShard closes a shard and opens two children: one with the hash
 // keys below newStart, one with the rest.
 func (s *Store) SplitShard(name, shardID, newStart string) error {
-	r, unlock, err := s.beginReshard(name)
+	r, unlock, err := s.beginReshard(name, "SplitShard")
 	if err != nil {
 		return err
 	}
@@ -229,7 +237,7 @@ func (s *Store) SplitShard(name, shardID, newStart string) error {
 // MergeShards closes two adjacent shards and opens one child holding both
 // their hash key ranges.
 func (s *Store) MergeShards(name, shardID, adjacentID string) error {
-	r, unlock, err := s.beginReshard(name)
+	r, unlock, err := s.beginReshard(name, "MergeShards")
 	if err != nil {
 		return err
 	}
@@ -255,9 +263,10 @@ func (s *Store) MergeShards(name, shardID, adjacentID string) error {
 // Kinesis it gets there by splits and merges, so that every new shard has
 // at most two parents and lineage stays exact; the intermediate shards it
 // makes are closed and empty. target must be between half and double the
-// current count.
+// current count. A stream in ON_DEMAND mode refuses it, and SplitShard
+// and MergeShards, with a KindValidation error, as Kinesis does.
 func (s *Store) UpdateShardCount(name string, target int) (int, error) {
-	r, unlock, err := s.beginReshard(name)
+	r, unlock, err := s.beginReshard(name, "UpdateShardCount")
 	if err != nil {
 		return 0, err
 	}

@@ -125,6 +125,46 @@ func readStream(t testing.TB, endpoint, stream string) []stored {
 	return out
 }
 
+// shardRanges lists the hash key range of every shard of the stream.
+func shardRanges(t testing.TB, endpoint, stream string) map[string][2]streamstore.HashKey {
+	t.Helper()
+	shards, err := kinesistest.Client(endpoint).ListShards(context.Background(), &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranges := map[string][2]streamstore.HashKey{}
+	for _, sh := range shards.Shards {
+		lo, _ := streamstore.ParseHashKey(aws.ToString(sh.HashKeyRange.StartingHashKey))
+		hi, _ := streamstore.ParseHashKey(aws.ToString(sh.HashKeyRange.EndingHashKey))
+		ranges[aws.ToString(sh.ShardId)] = [2]streamstore.HashKey{lo, hi}
+	}
+	return ranges
+}
+
+// keptByReaders is the user records of recs (read shard by shard, parents
+// first) as the kinesis source and the KCL deliver them: without the user
+// records of an aggregate whose hash key is outside the range of the
+// shard it is on, which it returns the count of.
+func keptByReaders(recs []stored, ranges map[string][2]streamstore.HashKey) (kept []userRecord, dropped int) {
+	for _, r := range recs {
+		rng := ranges[r.shard]
+		for i, u := range r.users {
+			var ev event
+			json.Unmarshal(u.Data, &ev)
+			if h := streamstore.PartitionHash(u.PartitionKey); r.aggregated && (h.Cmp(rng[0]) < 0 || h.Cmp(rng[1]) > 0) {
+				dropped++
+				continue
+			}
+			ur := userRecord{ev: ev, key: u.PartitionKey, shard: r.shard}
+			if r.ids != nil {
+				ur.id = r.ids[i]
+			}
+			kept = append(kept, ur)
+		}
+	}
+	return kept, dropped
+}
+
 // event is what the test records hold: key k, number i, padding.
 type event struct {
 	K   key    `json:"k"`

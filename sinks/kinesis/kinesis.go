@@ -22,8 +22,12 @@
 // the partition key as a 128-bit number, or the explicit hash key), and
 // the records bound for one shard are packed into aggregated records of
 // at most 1 MiB, partition key included. A put that lands on another
-// shard than predicted (the stream was resharded) makes the sink list the
-// shards again.
+// shard than predicted (the stream was resharded) makes the sink hold the
+// rest of that shard's aggregates back and list the shards again; the
+// records of the aggregate whose hash keys the landed shard's range does
+// not hold, which readers drop (the kinesis source, the KCL), are put
+// again with the ones held back, packed by the new shards, so that each
+// record is read once and in its key's order (publish.go).
 //
 // Delivery is at least once: Kinesis has no idempotent put, and a crash
 // between a put and the checkpoint after it puts the batch again. An
@@ -201,10 +205,8 @@ type Sink struct {
 	keys   uint64
 	// keySalt is the writer's hash, which random keys start from.
 	keySalt uint64
-	// shards is the stream's shards as last listed (Aggregate); stale
-	// says a put landed elsewhere than predicted.
+	// shards is the stream's shards as last listed (Aggregate).
 	shards *shardMap
-	stale  bool
 
 	// scratch
 	enc    encode.JSON

@@ -20,14 +20,20 @@ import (
 // sorted by range, as ListShards last gave them: where Kinesis puts a
 // record whose hash key falls in a range. A record's hash key is the MD5
 // of its partition key read as a 128-bit number, or its explicit hash
-// key.
+// key. ranges holds the range of every shard listed, closed ones too: what
+// a reader of a shard that an aggregate landed on keeps of it.
 type shardMap struct {
 	shards []shardRange
+	ranges map[string]shardRange
 }
 
 type shardRange struct {
 	start, end streamstore.HashKey // inclusive
 	id         string
+}
+
+func (r shardRange) holds(h streamstore.HashKey) bool {
+	return r.start.Cmp(h) <= 0 && h.Cmp(r.end) <= 0
 }
 
 // unplaced names the lane of records whose hash key no listed shard
@@ -53,7 +59,7 @@ func (m *shardMap) find(h streamstore.HashKey) string {
 
 // listShards reads the open shards of the stream, following NextToken.
 func listShards(ctx context.Context, c API, stream string) (*shardMap, error) {
-	m := &shardMap{}
+	m := &shardMap{ranges: map[string]shardRange{}}
 	in := &kinesis.ListShardsInput{StreamName: aws.String(stream)}
 	for {
 		page, err := c.ListShards(ctx, in)
@@ -61,9 +67,6 @@ func listShards(ctx context.Context, c API, stream string) (*shardMap, error) {
 			return nil, err
 		}
 		for _, sh := range page.Shards {
-			if sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil {
-				continue // closed: no record goes there again
-			}
 			if sh.HashKeyRange == nil {
 				return nil, fmt.Errorf("shard %s has no hash key range", aws.ToString(sh.ShardId))
 			}
@@ -75,7 +78,12 @@ func listShards(ctx context.Context, c API, stream string) (*shardMap, error) {
 			if err != nil {
 				return nil, fmt.Errorf("shard %s: %w", aws.ToString(sh.ShardId), err)
 			}
-			m.shards = append(m.shards, shardRange{start: start, end: end, id: aws.ToString(sh.ShardId)})
+			r := shardRange{start: start, end: end, id: aws.ToString(sh.ShardId)}
+			m.ranges[r.id] = r
+			if sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil {
+				continue // closed: no record goes there again
+			}
+			m.shards = append(m.shards, r)
 		}
 		if aws.ToString(page.NextToken) == "" {
 			break

@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/kpl"
 	"github.com/sluice-dev/sluice/engine/leases"
+	"github.com/sluice-dev/sluice/engine/streamstore"
 
 	"github.com/sluice-dev/sluice/internal/wait"
 )
@@ -134,7 +135,8 @@ func (s *Source) readShard(ctx context.Context, shard string, from leases.Positi
 		failures = 0
 		s.setLag(shard, time.Duration(aws.ToInt64(out.MillisBehindLatest))*time.Millisecond, false)
 		s.align.page(shard, aws.ToInt64(out.MillisBehindLatest) > 0)
-		b, last := s.batch(shard, out.Records, skip)
+		rng, ranged := s.hashRange(shard)
+		b, last := s.batch(shard, out.Records, skip, rng, ranged)
 		if last.IsSequence() {
 			skip = leases.Position{} // past the resume point
 		}
@@ -270,7 +272,19 @@ func (s *Source) iterator(ctx context.Context, shard string, p leases.Position) 
 // batch turns a GetRecords page into a batch, expanding KPL aggregates and
 // dropping the user records at or before skip. It returns the position of
 // the last record kept (zero when none was).
-func (s *Source) batch(shard string, recs []types.Record, skip leases.Position) (*engine.Batch, leases.Position) {
+//
+// With the shard's hash key range (ranged), it also drops the user records
+// of an aggregate whose own hash key — their explicit hash key, or the MD5
+// of their partition key — is outside it, as the Kinesis Client Library
+// does. An aggregate goes where its own key sends it, and a producer packs
+// it for the shard it expects; an aggregate packed before a split can land
+// on one child with records whose keys now go to the other. The producer
+// (the KPL, sluice's kinesis sink) sees that it landed elsewhere than
+// predicted and puts those records again, where they belong, after the
+// ones of their key already there; delivering them from here too would
+// deliver them twice and out of their key's order. Plain records are
+// never dropped: Kinesis put each one where its key sends it.
+func (s *Source) batch(shard string, recs []types.Record, skip leases.Position, rng hashRange, ranged bool) (*engine.Batch, leases.Position) {
 	b := &engine.Batch{Shard: shard, Records: make([]engine.Record, 0, len(recs))}
 	var last leases.Position
 	var ids []kpl.ID
@@ -287,9 +301,17 @@ func (s *Source) batch(shard string, recs []types.Record, skip leases.Position) 
 				if tagged(users) {
 					ids = kpl.IDs(users, ids)
 				}
+				outside := 0
 				for i, u := range users {
 					p := leases.At(seq, int64(i))
 					if skip.IsSequence() && p.Compare(skip) <= 0 {
+						continue
+					}
+					if h, ok := userHash(&u); ranged && ok && !rng.holds(h) {
+						// Past it all the same: a checkpoint after it need
+						// not read it again.
+						outside++
+						last = p
 						continue
 					}
 					m := meta
@@ -302,6 +324,10 @@ func (s *Source) batch(shard string, recs []types.Record, skip leases.Position) 
 				}
 				if len(users) == 0 && (!skip.IsSequence() || leases.At(seq, 0).Compare(skip) > 0) {
 					last = leases.At(seq, 0)
+				}
+				if outside > 0 {
+					s.outside.Add(int64(outside))
+					s.log.Debug("kinesis source: dropped user records of an aggregate whose hash keys are outside the shard; its producer puts them again where they belong", "shard", shard, "sequence", seq, "dropped", outside, "of", len(users))
 				}
 				continue
 			}
@@ -330,4 +356,16 @@ func tagged(users []kpl.Record) bool {
 		}
 	}
 	return false
+}
+
+// userHash is the hash key that places a user record: its explicit hash
+// key, or the MD5 of its partition key. It is false for an explicit hash
+// key that is not a number Kinesis takes: no producer could have placed
+// the record by it, and it is kept rather than judged.
+func userHash(u *kpl.Record) (streamstore.HashKey, bool) {
+	if u.ExplicitHashKey == "" {
+		return streamstore.PartitionHash(u.PartitionKey), true
+	}
+	h, err := streamstore.ParseHashKey(u.ExplicitHashKey)
+	return h, err == nil
 }

@@ -40,6 +40,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -50,6 +51,7 @@ import (
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/awsconfig"
 	"github.com/sluice-dev/sluice/engine/leases"
+	"github.com/sluice-dev/sluice/engine/streamstore"
 )
 
 // API is the part of the Kinesis API the source uses; *kinesis.Client
@@ -126,11 +128,24 @@ type Source struct {
 	lagMu sync.Mutex
 	lag   map[string]time.Duration
 
-	// lineage is the parents of each shard as last listed; announced holds
-	// the shards announced to the pipeline (engine.Batch).
+	// lineage is the parents of each shard as last listed, ranges their
+	// hash key ranges; announced holds the shards announced to the
+	// pipeline (engine.Batch).
 	lineageMu sync.Mutex
 	lineage   map[string][]string
+	ranges    map[string]hashRange
 	announced map[string]bool
+
+	// outside counts the user records of aggregates dropped because their
+	// hash key is outside the shard they were read from.
+	outside atomic.Int64
+}
+
+// hashRange is a shard's hash key range, both ends included.
+type hashRange struct{ start, end streamstore.HashKey }
+
+func (r hashRange) holds(h streamstore.HashKey) bool {
+	return r.start.Cmp(h) <= 0 && h.Cmp(r.end) <= 0
 }
 
 var (
@@ -174,7 +189,7 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	}
 	start := cfg.startPosition()
 	s := &Source{cfg: cfg, start: start, log: cfg.Logger, lag: map[string]time.Duration{},
-		lineage: map[string][]string{}, announced: map[string]bool{}}
+		lineage: map[string][]string{}, ranges: map[string]hashRange{}, announced: map[string]bool{}}
 	drift := cfg.AlignDrift
 	if drift == 0 {
 		drift = DefaultAlignDrift
@@ -263,14 +278,30 @@ func (s *Source) announceShard(ctx context.Context, shard string, parents []stri
 	return emit(ctx, &engine.Batch{Shard: shard, Parents: slices.Clone(parents)})
 }
 
-// remember keeps the parents of the listed shards, for announcements.
-func (s *Source) remember(shards []leases.Shard) {
+// remember keeps the parents of the listed shards, for announcements,
+// and their hash key ranges, for deaggregating.
+func (s *Source) remember(shards []leases.Shard, ranges map[string]hashRange) {
 	s.lineageMu.Lock()
 	defer s.lineageMu.Unlock()
 	for _, sh := range shards {
 		s.lineage[sh.ID] = sh.Parents
 	}
+	// Replaced whole: a shard that left the stream has nothing to read.
+	s.ranges = ranges
 }
+
+// hashRange returns the hash key range of a shard as listed, if it was.
+func (s *Source) hashRange(shard string) (hashRange, bool) {
+	s.lineageMu.Lock()
+	defer s.lineageMu.Unlock()
+	r, ok := s.ranges[shard]
+	return r, ok
+}
+
+// RecordsOutsideShard is how many user records of KPL aggregates the
+// source dropped because their hash key is outside the range of the shard
+// the aggregate was read from (see batch). Safe from any goroutine.
+func (s *Source) RecordsOutsideShard() int64 { return s.outside.Load() }
 
 func (s *Source) setLag(shard string, d time.Duration, drop bool) {
 	s.lagMu.Lock()
@@ -417,6 +448,7 @@ func (s *Source) supervise(ctx context.Context, coord Coordinator, solo *soloCoo
 // listShards lists every shard of the stream, following NextToken.
 func (s *Source) listShards(ctx context.Context) ([]leases.Shard, error) {
 	var out []leases.Shard
+	ranges := map[string]hashRange{}
 	in := &kinesis.ListShardsInput{StreamName: aws.String(s.cfg.Stream)}
 	for {
 		page, err := s.cfg.Client.ListShards(ctx, in)
@@ -436,12 +468,29 @@ func (s *Source) listShards(ctx context.Context) ([]leases.Shard, error) {
 			}
 			ls.Closed = sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil
 			out = append(out, ls)
+			if r, ok := parseRange(sh.HashKeyRange); ok {
+				ranges[ls.ID] = r
+			}
 		}
 		if aws.ToString(page.NextToken) == "" {
-			s.remember(out)
+			s.remember(out, ranges)
 			return out, nil
 		}
 		// With a token, the stream name must not be repeated.
 		in = &kinesis.ListShardsInput{NextToken: page.NextToken}
 	}
+}
+
+// parseRange reads a listed shard's hash key range. A shard listed
+// without one, or with one that does not parse, is not filtered by range.
+func parseRange(r *types.HashKeyRange) (hashRange, bool) {
+	if r == nil {
+		return hashRange{}, false
+	}
+	start, err1 := streamstore.ParseHashKey(aws.ToString(r.StartingHashKey))
+	end, err2 := streamstore.ParseHashKey(aws.ToString(r.EndingHashKey))
+	if err1 != nil || err2 != nil {
+		return hashRange{}, false
+	}
+	return hashRange{start, end}, true
 }

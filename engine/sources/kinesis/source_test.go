@@ -3,10 +3,12 @@ package kinesis_test
 import (
 	"context"
 	"math/big"
+	"slices"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 )
 
 const total = 50_000
@@ -68,14 +70,15 @@ func TestReshardingMidRun(t *testing.T) {
 	}
 }
 
-// split splits the first shard in the middle of its hash key range.
+// split splits the first open shard in the middle of its hash key range.
 func split(t testing.TB, c *kinesis.Client, name string) {
 	t.Helper()
 	shards, err := c.ListShards(context.Background(), &kinesis.ListShardsInput{StreamName: aws.String(name)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := shards.Shards[0]
+	i := slices.IndexFunc(shards.Shards, func(s types.Shard) bool { return s.SequenceNumberRange.EndingSequenceNumber == nil })
+	s := shards.Shards[i]
 	lo, _ := new(big.Int).SetString(aws.ToString(s.HashKeyRange.StartingHashKey), 10)
 	hi, _ := new(big.Int).SetString(aws.ToString(s.HashKeyRange.EndingHashKey), 10)
 	mid := new(big.Int).Rsh(new(big.Int).Add(lo, hi), 1)

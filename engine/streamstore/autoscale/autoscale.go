@@ -17,6 +17,11 @@
 //   - outside Min..Max (a stream created with another count): move
 //     toward the bound, within the same limits.
 //
+// A stream in ON_DEMAND mode is not scaled: Kinesis scales it itself and
+// refuses UpdateShardCount for it (ValidationException). The autoscaler
+// says so when it first sees it, at its first look when the stream exists
+// at start.
+//
 // After a scaling (or a failed attempt) the stream waits Cooldown, and
 // its rate is measured afresh over a whole window of the new shards.
 // The rate is the stream's over all its open shards, not its hottest
@@ -36,6 +41,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/engine/streamstore"
 )
 
 // Per-shard write limits of Kinesis, the capacity a rate is measured
@@ -56,6 +63,9 @@ type Target interface {
 	// OpenShards returns the stream's open shard count, or an error
 	// (such as a missing stream).
 	OpenShards(stream string) (int, error)
+	// Mode returns the stream's capacity mode, streamstore.ModeProvisioned
+	// or streamstore.ModeOnDemand.
+	Mode(stream string) (string, error)
 	// UpdateShardCount reshards the stream to target shards of equal hash
 	// key ranges.
 	UpdateShardCount(stream string, target int) (before int, err error)
@@ -95,9 +105,12 @@ type stream struct {
 	util    float64
 	known   bool // util is of a whole window
 	missing bool // the stream was missing at the last look (logged once)
-	ups     int64
-	downs   int64
-	fails   int64
+	// onDemand: the stream was in ON_DEMAND mode at the last look (logged
+	// once), and is left alone.
+	onDemand bool
+	ups      int64
+	downs    int64
+	fails    int64
 }
 
 type sample struct {
@@ -182,6 +195,26 @@ func (a *Autoscaler) check(st *stream, now time.Time) {
 	if st.missing {
 		a.log.Info("autoscale: stream found", "stream", sp.Stream, "shards", n)
 		st.missing = false
+	}
+	mode, err := a.target.Mode(sp.Stream)
+	if err != nil {
+		st.samples, st.open, st.known = nil, 0, false
+		return // gone between the two looks: the next one says so
+	}
+	if mode == streamstore.ModeOnDemand {
+		// Kinesis scales such a stream itself and refuses UpdateShardCount
+		// for it; a stream cannot change mode in place here, but it may be
+		// deleted and made again in the other.
+		if !st.onDemand {
+			a.log.Warn("autoscale: the stream is in ON_DEMAND mode, which scales itself and refuses UpdateShardCount; not scaling it", "stream", sp.Stream, "shards", n)
+			st.onDemand = true
+		}
+		st.samples, st.open, st.known = nil, n, false
+		return
+	}
+	if st.onDemand {
+		a.log.Info("autoscale: the stream is provisioned now; scaling it", "stream", sp.Stream, "shards", n)
+		st.onDemand = false
 	}
 	recs, bytes := a.target.Written(sp.Stream)
 	cur := sample{now, recs, bytes}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/engine/streamstore"
 )
 
 // fakeStore is a stream store reduced to what the autoscaler sees: open
@@ -24,10 +27,24 @@ type fakeStore struct {
 	bytes  map[string]int64
 	calls  []string
 	fail   error
+	// onDemand holds the streams in ON_DEMAND mode.
+	onDemand map[string]bool
 }
 
 func newFake() *fakeStore {
-	return &fakeStore{shards: map[string]int{}, recs: map[string]int64{}, bytes: map[string]int64{}}
+	return &fakeStore{shards: map[string]int{}, recs: map[string]int64{}, bytes: map[string]int64{}, onDemand: map[string]bool{}}
+}
+
+func (f *fakeStore) Mode(s string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.shards[s]; !ok {
+		return "", fmt.Errorf("Stream %s not found", s)
+	}
+	if f.onDemand[s] {
+		return streamstore.ModeOnDemand, nil
+	}
+	return streamstore.ModeProvisioned, nil
 }
 
 func (f *fakeStore) Written(s string) (int64, int64) {
@@ -223,6 +240,48 @@ func TestFailureWaitsForTheCooldown(t *testing.T) {
 		f.fail = nil
 		f.mu.Unlock()
 		expectAt(t, f, start, 72*time.Second, "s", 2)
+	})
+}
+
+// A stream in ON_DEMAND mode is never scaled, however hot: the
+// autoscaler says so once, at its first look, and makes no call. Made
+// again as a provisioned stream, it is scaled.
+func TestOnDemandStreamIsLeftAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.shards["od"] = 4
+		f.onDemand["od"] = true
+		// The looks are the test's own (Check), so that the log is
+		// written from this goroutine only.
+		var logs strings.Builder
+		a, _ := New(Config{Specs: []Spec{mustSpec(t, "stream=od,max=8,window=10s,cooldown=0s")}, Target: f, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		l := &load{rate: 20000} // five times four shards' capacity
+		goAll(t, func(ctx context.Context) { l.run(ctx, f, "od", 10) })
+		look := func(d time.Duration) {
+			for end := time.Now().Add(d); time.Now().Before(end); {
+				time.Sleep(a.every)
+				a.Check()
+			}
+		}
+		a.Check()
+		const said = "the stream is in ON_DEMAND mode, which scales itself and refuses UpdateShardCount; not scaling it"
+		if !strings.Contains(logs.String(), said) {
+			t.Fatalf("at its first look the autoscaler did not say it leaves the stream alone: %s", logs.String())
+		}
+		look(2 * time.Minute)
+		if n := f.open("od"); n != 4 || len(f.calls) != 0 {
+			t.Fatalf("an ON_DEMAND stream under load: %d shards, calls %v; want 4 and none", n, f.calls)
+		}
+		if n := strings.Count(logs.String(), said); n != 1 {
+			t.Fatalf("said %d times that it leaves the stream alone, want once", n)
+		}
+		f.mu.Lock()
+		f.onDemand["od"] = false // deleted and made again, provisioned
+		f.mu.Unlock()
+		look(15 * time.Second)
+		if n := f.open("od"); n != 8 {
+			t.Fatalf("the provisioned stream under load has %d shards, want 8 (calls %v)", n, f.calls)
+		}
 	})
 }
 

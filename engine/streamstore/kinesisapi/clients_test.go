@@ -2,6 +2,7 @@ package kinesisapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/sluice-dev/sluice/engine/streamstore"
 	"github.com/sluice-dev/sluice/internal/kinesistest"
@@ -178,5 +180,68 @@ func TestGoSDKErrors(t *testing.T) {
 				t.Fatalf("got %v, want %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// A stream in ON_DEMAND mode refuses UpdateShardCount, SplitShard and
+// MergeShards as Kinesis does: a ValidationException (HTTP 400) that
+// says the calls are for provisioned streams, which the Go SDK decodes
+// as its ValidationException type. The stream keeps its shards, and a
+// provisioned stream beside it still reshards.
+func TestOnDemandStreamRefusesResharding(t *testing.T) {
+	url, _ := startServer(t, Config{Limits: true}, streamstore.Options{})
+	c := newClient(url, "", "")
+	ctx := context.Background()
+	if _, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("od"), StreamModeDetails: &types.StreamModeDetails{StreamMode: types.StreamModeOnDemand}}); err != nil {
+		t.Fatal(err)
+	}
+	waitActive(t, c, "od")
+	shards, err := c.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("od")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := shards.Shards[0], shards.Shards[1]
+	for name, call := range map[string]func() error{
+		"UpdateShardCount": func() error {
+			_, err := c.UpdateShardCount(ctx, &kinesis.UpdateShardCountInput{StreamName: aws.String("od"), TargetShardCount: aws.Int32(8), ScalingType: types.ScalingTypeUniformScaling})
+			return err
+		},
+		"SplitShard": func() error {
+			_, err := c.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String("od"), ShardToSplit: first.ShardId, NewStartingHashKey: aws.String("1000")})
+			return err
+		},
+		"MergeShards": func() error {
+			_, err := c.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String("od"), ShardToMerge: first.ShardId, AdjacentShardToMerge: second.ShardId})
+			return err
+		},
+	} {
+		err := call()
+		var ve *types.ValidationException
+		if !errors.As(err, &ve) {
+			t.Fatalf("%s of an ON_DEMAND stream: %v, want a ValidationException", name, err)
+		}
+		var re *smithyhttp.ResponseError
+		if !errors.As(err, &re) || re.HTTPStatusCode() != 400 {
+			t.Fatalf("%s of an ON_DEMAND stream: not answered 400: %v", name, err)
+		}
+		for _, want := range []string{name + " of stream od", "on-demand capacity mode", "only supported for data streams with the provisioned capacity mode"} {
+			if !strings.Contains(ve.ErrorMessage(), want) {
+				t.Fatalf("%s refused with %q, which lacks %q", name, ve.ErrorMessage(), want)
+			}
+		}
+	}
+	d, err := c.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("od")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := d.StreamDescriptionSummary; aws.ToInt32(s.OpenShardCount) != streamstore.OnDemandShards || s.StreamModeDetails.StreamMode != types.StreamModeOnDemand {
+		t.Fatalf("after the refusals: %d open shards in mode %s, want %d in ON_DEMAND", aws.ToInt32(s.OpenShardCount), s.StreamModeDetails.StreamMode, streamstore.OnDemandShards)
+	}
+	if _, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("prov"), ShardCount: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	waitActive(t, c, "prov")
+	if _, err := c.UpdateShardCount(ctx, &kinesis.UpdateShardCountInput{StreamName: aws.String("prov"), TargetShardCount: aws.Int32(2), ScalingType: types.ScalingTypeUniformScaling}); err != nil {
+		t.Fatalf("UpdateShardCount of a provisioned stream: %v", err)
 	}
 }

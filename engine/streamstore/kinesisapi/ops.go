@@ -560,6 +560,16 @@ func (h *Handler) UpdateShardCount(stream string, target int) (int, error) {
 	return h.store.UpdateShardCount(stream, target)
 }
 
+// Mode returns the capacity mode of a stream (streamstore.ModeProvisioned
+// or ModeOnDemand).
+func (h *Handler) Mode(stream string) (string, error) {
+	info, err := h.store.Describe(stream)
+	if err != nil {
+		return "", err
+	}
+	return info.Mode, nil
+}
+
 // OpenShards returns the number of open shards of a stream.
 func (h *Handler) OpenShards(stream string) (int, error) {
 	info, err := h.store.Describe(stream)
