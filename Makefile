@@ -3,6 +3,7 @@
 #   make run    the demo: examples/quickstart.yaml on embedded defaults
 #   make test   everything CI runs (installs the npm test servers first)
 #   make lint   gofmt, go vet, staticcheck and the go.mod tidy check
+#   make fuzz   every fuzz target for FUZZTIME each (the seeds run in make test)
 #   make bench  Go benchmarks (records/s, MB/s, allocations), then sluice
 #               against Benthos on the same input (bench/, writes bench/results.md)
 
@@ -14,8 +15,10 @@ PIPELINE ?= examples/quickstart.yaml
 BENCH      ?= .
 BENCHTIME  ?= 1s
 BENCHFLAGS ?=
+# FUZZTIME is how long make fuzz runs each fuzz target.
+FUZZTIME   ?= 30s
 
-.PHONY: build run test test-short bench bench-smoke lint deps clean
+.PHONY: build run test test-short fuzz bench bench-smoke lint deps clean
 
 # The first build compiles every library sluice uses (the AWS SDK, Arrow,
 # Parquet, …) and is silent for minutes; say so rather than look stuck.
@@ -60,6 +63,27 @@ test: deps lint
 
 test-short: lint
 	$(GO) test -short -count=1 ./...
+
+# fuzz runs each fuzz target of the module on its own (go test fuzzes
+# one target at a time) for FUZZTIME, goes on past a failure and names
+# the failed targets at the end. A failing input is written to its
+# package's testdata/fuzz/TARGET, where make test replays it from then
+# on: fix the code and commit the input.
+fuzz:
+	@targets=$$($(GO) test -list '^Fuzz' ./... | awk '/^Fuzz/ {n[++k]=$$1; next} /^ok/ {for (i=1; i<=k; i++) print $$2 "," n[i]; k=0}'); \
+	[ -n "$$targets" ] || { echo "make fuzz: no fuzz targets listed"; exit 1; }; \
+	total=0; \
+	for t in $$targets; do \
+		pkg=$${t%,*}; name=$${t#*,}; \
+		echo "== $$pkg $$name"; \
+		out=$$($(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg 2>&1); rc=$$?; \
+		if [ $$rc -ne 0 ]; then echo "$$out"; failed="$$failed $$pkg.$$name"; fi; \
+		n=$$(echo "$$out" | sed -n 's/.*fuzz: elapsed: .*execs: \([0-9]*\) .*/\1/p' | tail -n 1); \
+		echo "   $${n:-0} executions"; \
+		total=$$((total + $${n:-0})); \
+	done; \
+	echo "make fuzz: $$total executions in all"; \
+	if [ -n "$$failed" ]; then echo "make fuzz: failed:$$failed (each failing input is in its package's testdata/fuzz)"; exit 1; fi
 
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) ./...
