@@ -91,7 +91,7 @@ func TestErrorShapes(t *testing.T) {
 		typ                   string
 	}{
 		{"unknown operation", "Fly", `{}`, "", 400, "UnknownOperationException"},
-		{"body too large", "PutRecord", `{"Data":"` + strings.Repeat("A", 2000) + `"}`, "", 400, "ValidationException"},
+		{"body too large", "PutRecord", `{"Data":"` + strings.Repeat("A", 2000) + `"}`, "", 413, "ValidationException"},
 		{"not json", "ListStreams", `nope`, "", 400, "SerializationException"},
 		{"trailing data", "ListStreams", `{} {}`, "", 400, "SerializationException"},
 		{"wrong type", "DescribeStream", `{"StreamName":5}`, "", 400, "SerializationException"},
