@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +28,9 @@ import (
 func TestSignatureChecks(t *testing.T) {
 	clk := newTestClock()
 	h := handlerFor(t, Config{Now: clk.Now, Keys: map[string]string{"AKIDGOOD": "goodsecret"}}, streamstore.Options{Now: clk.Now, NoSync: true})
-	put := func(i int) []byte { return []byte(`{"StreamName":"s","PartitionKey":"k","Data":"` + []string{"MA==", "MQ==", "Mg==", "Mw==", "NA==", "NQ==", "Ng==", "Nw==", "OA=="}[i] + `"}`) }
+	put := func(i int) []byte {
+		return fmt.Appendf(nil, `{"StreamName":"s","PartitionKey":"k","Data":%q}`, base64.StdEncoding.EncodeToString([]byte(strconv.Itoa(i))))
+	}
 	type signing struct {
 		key, secret, service string
 		at                   time.Time
