@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -160,15 +161,19 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		if err != nil {
 			stopServer()
 			fmt.Fprintf(stderr, "sluice run: %v\n", red.Error(err))
+			var nt *server.NeedsTokenError
+			if errors.As(err, &nt) {
+				return exitUsage
+			}
 			return exitRuntime
 		}
 		defer stopServer()
 		scheme := servertls.Scheme(tlsConfig)
+		attrs := []any{"metrics", dashboardURL(scheme, addr) + "metrics"}
 		if token != "" {
-			logger.Info("dashboard at "+dashboardURL(scheme, addr)+" (open it once as /?token=TOKEN, the token of --token-file; API calls send Authorization: Bearer TOKEN)", "metrics", dashboardURL(scheme, addr)+"metrics")
-		} else {
-			logger.Info("dashboard at "+dashboardURL(scheme, addr), "metrics", dashboardURL(scheme, addr)+"metrics")
+			attrs = append(attrs, "token", "asked of every request but /healthz and /readyz: open the dashboard once as /?token=TOKEN (the content of --token-file); API clients send Authorization: Bearer TOKEN")
 		}
+		logger.Info("dashboard at "+dashboardURL(scheme, addr), attrs...)
 		for _, spec := range specs {
 			srv.FileLoaded(spec.File, spec.Name, false)
 		}

@@ -231,6 +231,14 @@ func TestTailDeaggregates(t *testing.T) {
 // returns its URL.
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
+	url, _ := startServeLog(t, args...)
+	return url
+}
+
+// startServeLog is startServe that also returns what serve writes to
+// stderr, its log.
+func startServeLog(t *testing.T, args ...string) (string, *lockedBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &lockedBuffer{}
 	done := make(chan int, 1)
@@ -244,7 +252,7 @@ func startServe(t *testing.T, args ...string) string {
 		url, _, _ = strings.Cut(rest, ",")
 		return ok && strings.Contains(rest, ",")
 	})
-	return url
+	return url, stderr
 }
 
 // rawCall sends one Kinesis call as a browser page could: unsigned, with

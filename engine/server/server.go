@@ -227,7 +227,7 @@ func (s *Server) Start(ctx context.Context) (string, error) {
 	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() && s.cfg.Token == "" {
 		if !s.cfg.Open {
 			ln.Close()
-			return "", fmt.Errorf("server: %s listens beyond loopback, where the dashboard, the API and the taps would answer anyone who reaches it; give them a token (sluice run --token-file FILE), listen on 127.0.0.1, or start with --insecure-no-token to serve them without one", s.cfg.Listen)
+			return "", &NeedsTokenError{Listen: s.cfg.Listen}
 		}
 		s.log.Warn("the server listens beyond loopback without a token (--insecure-no-token): anyone who reaches it sees the dashboard, the API and the taps' records", "listen", ln.Addr().String())
 	}
@@ -251,6 +251,14 @@ func (s *Server) Start(ctx context.Context) (string, error) {
 		s.Close()
 	}()
 	return ln.Addr().String(), nil
+}
+
+// NeedsTokenError is Start's refusal to listen beyond loopback with
+// neither Config.Token nor Config.Open.
+type NeedsTokenError struct{ Listen string }
+
+func (e *NeedsTokenError) Error() string {
+	return fmt.Sprintf("server: %s listens beyond loopback, where the dashboard, the API and the taps would answer anyone who reaches it; give them a token (sluice run --token-file FILE), listen on 127.0.0.1, or start with --insecure-no-token to serve them without one", e.Listen)
 }
 
 // Addr is the address Start listens on.
