@@ -30,6 +30,25 @@ func guarded(t *testing.T, cfg server.Config) *httptest.Server {
 	return hs
 }
 
+// listening starts a server of cfg with the test pipeline on a loopback
+// port until the test ends, and returns its address.
+func listening(t *testing.T, cfg server.Config) string {
+	t.Helper()
+	p, _ := testPipeline(&source{})
+	cfg.Pipelines, cfg.Listen = []*engine.Pipeline{p}, "127.0.0.1:0"
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); s.Close() })
+	addr, err := s.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
 func send(t *testing.T, c *http.Client, method, url string, body io.Reader, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
@@ -98,18 +117,7 @@ func TestTokenGuardsAllButProbes(t *testing.T) {
 // Bodies past the bound are refused with 413 and a message, declared or
 // not; headers past theirs with 431, by Go's server.
 func TestRequestLimits(t *testing.T) {
-	p, _ := testPipeline(&source{})
-	s, err := server.New(server.Config{Pipelines: []*engine.Pipeline{p}, Listen: "127.0.0.1:0", MaxBodyBytes: 1 << 10, MaxHeaderBytes: 4 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addr, err := s.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + addr
+	url := "http://" + listening(t, server.Config{MaxBodyBytes: 1 << 10, MaxHeaderBytes: 4 << 10})
 	for _, path := range []string{"/api/pipelines", "/healthz", "/metrics", "/"} {
 		for _, chunked := range []bool{false, true} {
 			var body io.Reader = strings.NewReader(strings.Repeat("x", 2<<10))
@@ -166,17 +174,7 @@ func TestServesTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := testPipeline(&source{})
-	s, err := server.New(server.Config{Pipelines: []*engine.Pipeline{p}, Listen: "127.0.0.1:0", TLS: tc, Token: testToken})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addr, err := s.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := listening(t, server.Config{TLS: tc, Token: testToken})
 	c := cert.Client()
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, body := send(t, c, http.MethodGet, "https://"+addr+"/api/pipelines", nil, map[string]string{"Authorization": "Bearer " + testToken})

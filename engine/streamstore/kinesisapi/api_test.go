@@ -34,7 +34,7 @@ func (c *testClock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
 func (c *testClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
 
 // handlerFor returns a handler over a fresh store, for direct requests.
-func handlerFor(t *testing.T, cfg Config, so streamstore.Options) *Handler {
+func handlerFor(t testing.TB, cfg Config, so streamstore.Options) *Handler {
 	t.Helper()
 	st, err := streamstore.Open(t.TempDir(), so)
 	if err != nil {

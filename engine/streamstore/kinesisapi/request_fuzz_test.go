@@ -16,15 +16,7 @@ import (
 // target (FuzzCBORRequest).
 func FuzzJSONRequest(f *testing.F) {
 	clk := newTestClock() // never moves: iterators and tokens stay valid
-	st, err := streamstore.Open(f.TempDir(), streamstore.Options{Now: clk.Now, NoSync: true})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { st.Close() })
-	h, err := New(Config{Store: st, Now: clk.Now, MaxBodyBytes: 1 << 20})
-	if err != nil {
-		f.Fatal(err)
-	}
+	h := handlerFor(f, Config{Now: clk.Now, MaxBodyBytes: 1 << 20}, streamstore.Options{Now: clk.Now, NoSync: true})
 	callJSON(f, h, "CreateStream", []byte(`{"StreamName":"s","ShardCount":2}`))
 	_, a := callJSON(f, h, "GetShardIterator", []byte(`{"StreamName":"s","ShardId":"shardId-000000000000","ShardIteratorType":"TRIM_HORIZON"}`))
 	iter, _ := a["ShardIterator"].(string)
@@ -97,15 +89,8 @@ func callJSON(t testing.TB, h http.Handler, op string, body []byte) (int, map[st
 // written, since only the secret can make a signature that passes.
 func FuzzAuthorization(f *testing.F) {
 	clk := newTestClock()
-	st, err := streamstore.Open(f.TempDir(), streamstore.Options{Now: clk.Now, NoSync: true})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { st.Close() })
-	h, err := New(Config{Store: st, Now: clk.Now, Keys: map[string]string{"AKIDGOOD": "goodsecret"}})
-	if err != nil {
-		f.Fatal(err)
-	}
+	h := handlerFor(f, Config{Now: clk.Now, Keys: map[string]string{"AKIDGOOD": "goodsecret"}}, streamstore.Options{Now: clk.Now, NoSync: true})
+	st := h.store
 	if err := st.CreateStream("s", 1, ""); err != nil {
 		f.Fatal(err)
 	}
