@@ -287,9 +287,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// tooLarge refuses a body over the bound with 413, before reading it.
-// Kinesis's own bound is 10 MiB; a PutRecords call within Kinesis's
-// limits takes under 7 MiB.
+// tooLarge refuses a body over the bound with 413 (the status says the
+// size is the problem, so no client retries it as it is). A PutRecords
+// call within Kinesis's limits takes under 7 MiB, base64 included.
 func (h *Handler) tooLarge() *apiError {
 	return &apiError{status: http.StatusRequestEntityTooLarge, typ: "ValidationException",
 		message: fmt.Sprintf("The request body is larger than %d bytes, the most this server reads (sluice serve --max-body); a PutRecords call takes at most 500 records and 5 MiB of data.", h.max)}
