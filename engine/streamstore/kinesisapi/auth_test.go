@@ -112,3 +112,51 @@ func TestSignatureChecks(t *testing.T) {
 		t.Fatalf("stream holds %v, want %v", got, want)
 	}
 }
+
+// Over the network a body past MaxBodyBytes is refused with 413 whether
+// its length is declared or not, and a header past 64 KiB with 431; the
+// store is untouched.
+func TestRequestSizeLimits(t *testing.T) {
+	url, st := startServer(t, Config{MaxBodyBytes: 1 << 10}, streamstore.Options{NoSync: true})
+	if err := st.CreateStream("s", 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"StreamName":"s","PartitionKey":"k","Data":"` + strings.Repeat("A", 4<<10) + `"}`
+	for _, chunked := range []bool{false, true} {
+		var r io.Reader = strings.NewReader(body)
+		if chunked {
+			r = io.MultiReader(r) // no length: sent chunked
+		}
+		req, _ := http.NewRequest(http.MethodPost, url, r)
+		req.Header.Set("X-Amz-Target", targetPrefix+"PutRecord")
+		req.Header.Set("Content-Type", jsonType)
+		req.Header.Set("Authorization", testAuthorization)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "larger than 1024 bytes") || !strings.Contains(string(b), "--max-body") {
+			t.Errorf("a 4 KiB body (chunked %v): %d %s", chunked, resp.StatusCode, b)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{}`))
+	req.Header.Set("X-Amz-Target", targetPrefix+"ListStreams")
+	req.Header.Set("X-Padding", strings.Repeat("p", 100<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 100 KiB header: %s", resp.Status)
+	}
+	c, err := st.Iterator("s", "shardId-000000000000", streamstore.TrimHorizon, "", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := st.Read(c, 10, 1<<20); err != nil || len(res.Records) != 0 {
+		t.Fatalf("refused calls wrote %d records (%v)", len(res.Records), err)
+	}
+}
