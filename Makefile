@@ -6,6 +6,7 @@
 #   make chaos  the chaos run: sluice serve and three pipelines SIGKILLed
 #               200 times, and 200 power losses of the stream store and a
 #               pipeline (docs/reliability.md)
+#   make fuzz   every fuzz target for FUZZTIME each (the seeds run in make test)
 #   make bench  Go benchmarks (records/s, MB/s, allocations), then sluice
 #               against Benthos on the same input (bench/, writes bench/results.md)
 
@@ -17,8 +18,10 @@ PIPELINE ?= examples/quickstart.yaml
 BENCH      ?= .
 BENCHTIME  ?= 1s
 BENCHFLAGS ?=
+# FUZZTIME is how long make fuzz runs each fuzz target.
+FUZZTIME   ?= 30s
 
-.PHONY: build run test test-short chaos bench bench-smoke lint deps clean
+.PHONY: build run test test-short chaos fuzz bench bench-smoke lint deps clean
 
 # The first build compiles every library sluice uses (the AWS SDK, Arrow,
 # Parquet, …) and is silent for minutes; say so rather than look stuck.
@@ -73,6 +76,26 @@ CHAOS_KILLS ?= 200
 chaos: deps
 	CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -race -count=1 -timeout 60m -v -run '^TestChaos$$' ./cmd/sluice/
 	CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -race -count=1 -timeout 20m -v -run '^TestPowerLossStoreAndPipeline$$' ./internal/chaos/
+# fuzz runs each fuzz target of the module on its own (go test fuzzes
+# one target at a time) for FUZZTIME, goes on past a failure and names
+# the failed targets at the end. A failing input is written to its
+# package's testdata/fuzz/TARGET, where make test replays it from then
+# on: fix the code and commit the input.
+fuzz:
+	@targets=$$($(GO) test -list '^Fuzz' ./... | awk '/^Fuzz/ {n[++k]=$$1; next} /^ok/ {for (i=1; i<=k; i++) print $$2 "," n[i]; k=0}'); \
+	[ -n "$$targets" ] || { echo "make fuzz: no fuzz targets listed"; exit 1; }; \
+	total=0; \
+	for t in $$targets; do \
+		pkg=$${t%,*}; name=$${t#*,}; \
+		echo "== $$pkg $$name"; \
+		out=$$($(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg 2>&1); rc=$$?; \
+		if [ $$rc -ne 0 ]; then echo "$$out"; failed="$$failed $$pkg.$$name"; fi; \
+		n=$$(echo "$$out" | sed -n 's/.*fuzz: elapsed: .*execs: \([0-9]*\) .*/\1/p' | tail -n 1); \
+		echo "   $${n:-0} executions"; \
+		total=$$((total + $${n:-0})); \
+	done; \
+	echo "make fuzz: $$total executions in all"; \
+	if [ -n "$$failed" ]; then echo "make fuzz: failed:$$failed (each failing input is in its package's testdata/fuzz)"; exit 1; fi
 
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) ./...

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,13 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/testcert"
 	"github.com/sluice-dev/sluice/internal/testwait"
 )
 
 // A token in an http sink's URL, taken from the environment, and an access
-// key: a receiver that refuses the batches and echoes both back. Neither
-// may appear in a log line, the error output, /metrics or the dashboard's
-// API, though the log says which variable the token came from.
+// key: a receiver that refuses the batches and echoes both back; and the
+// server's own token, the server on HTTPS. None may appear in a log line,
+// the error output, /metrics, the dashboard's API, its refusals or a tap,
+// though the log says which variable the sink's token came from.
 //
 // The generator is slower than the refusals: each batch of 20 takes about
 // a second to give up on (two attempts, a second apart), and the source
@@ -40,7 +43,14 @@ func TestSecretsAppearNowhere(t *testing.T) {
 	}))
 	defer rcv.Close()
 	dir := t.TempDir()
-	r := startServed(t, fmt.Sprintf(`name: leaky
+	const serverToken = "srv-tok-0a1b2c3d4e5f6a7b"
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(serverToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert := testcert.New(t)
+	file := filepath.Join(dir, "pipeline.yaml")
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(`name: leaky
 source:
   generate: {profile: clickstream, rate: 10, seed: 1}
 checkpoint: {store: %q, interval: 200ms}
@@ -52,7 +62,14 @@ sinks:
       dir: %q
     buffer: {records: 20}
     retry: {duration: 1500ms}
-`, filepath.Join(dir, "checkpoints"), rcv.URL, filepath.Join(dir, "http")))
+`, filepath.Join(dir, "checkpoints"), rcv.URL, filepath.Join(dir, "http"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := startRun(t, "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--tls-cert", cert.CertFile, "--tls-key", cert.KeyFile, file)
+	if !strings.HasPrefix(r.url, "https://") {
+		t.Fatalf("the dashboard is at %s, want https://", r.url)
+	}
+	client := cert.Client()
 
 	// Wait for a batch to reach the error output.
 	var errorFiles []string
@@ -70,18 +87,48 @@ sinks:
 		time.Sleep(20 * time.Millisecond)
 	}
 	places := map[string]string{}
-	for _, path := range []string{"metrics", "api/pipelines", "api/pipelines/leaky"} {
-		resp, err := http.Get(r.url + path)
+	get := func(path, token string) (int, string) {
+		req, err := http.NewRequest(http.MethodGet, r.url+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
-		}
-		places["/"+path] = string(body)
+		return resp.StatusCode, string(body)
 	}
+	for _, path := range []string{"metrics", "api/pipelines", "api/pipelines/leaky", "healthz"} {
+		code, body := get(path, serverToken)
+		if code != 200 && path != "healthz" {
+			t.Fatalf("%s: %d %s", path, code, body)
+		}
+		places["/"+path] = body
+		code, body = get(path, "wrong-token-0000000000")
+		if code != http.StatusUnauthorized && path != "healthz" {
+			t.Errorf("%s with a wrong token: %d, want 401", path, code)
+		}
+		places["/"+path+" refused"] = body
+	}
+	// sluice tap, given the token file and the certificate, reads the
+	// records handed to the sink.
+	var tapOut, tapErr strings.Builder
+	tctx, cancelTap := context.WithTimeout(context.Background(), testwait.Patience(t))
+	defer cancelTap()
+	if code := dispatch(tctx, []string{"tap", "--server", strings.TrimSuffix(r.url, "/"), "--token-file", tokenFile, "--ca-cert", cert.CertFile, "--limit", "3", "--format", "json", "sink:hook"}, nil, &tapOut, &tapErr); code != exitOK || strings.Count(tapOut.String(), "\n") != 3 {
+		t.Errorf("tap with the token: exit %d, %q\n%s", code, tapOut.String(), tapErr.String())
+	}
+	places["the tap"] = tapOut.String() + tapErr.String()
+	tapErr.Reset()
+	if code := dispatch(tctx, []string{"tap", "--server", strings.TrimSuffix(r.url, "/"), "--ca-cert", cert.CertFile, "--limit", "1", "sink:hook"}, nil, &tapOut, &tapErr); code == exitOK || !strings.Contains(tapErr.String(), "asks for its token") {
+		t.Errorf("tap without the token: exit %d\n%s", code, tapErr.String())
+	}
+	places["a refused tap"] = tapErr.String()
 	// The endpoint took nothing, so the run fails (--fail-on undelivered).
 	if code := r.stop(); code != exitRuntime {
 		t.Errorf("exit %d, want %d: records went undelivered", code, exitRuntime)
@@ -98,7 +145,7 @@ sinks:
 	places["the error output"] = errorOutput.String()
 
 	for where, text := range places {
-		for _, secret := range []string{token, key} {
+		for _, secret := range []string{token, key, serverToken} {
 			if strings.Contains(text, secret) {
 				i := strings.Index(text, secret)
 				t.Errorf("%s holds a secret: …%s…", where, text[max(0, i-200):min(len(text), i+100)])

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/sluice-dev/sluice/engine/checkpoint"
 	"github.com/sluice-dev/sluice/engine/redact"
 	"github.com/sluice-dev/sluice/engine/server"
+	"github.com/sluice-dev/sluice/engine/servertls"
 	"github.com/sluice-dev/sluice/engine/supervise"
 	"github.com/sluice-dev/sluice/pipelines"
 )
@@ -39,6 +41,10 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	restartMax := fs.Duration("restart-max-delay", supervise.DefaultMaxBackoff, "the longest wait before a restart")
 	watch := fs.Bool("watch", false, "reload a pipeline when its file changes, start one for a file added to a directory given, stop one whose file is removed")
 	watchEvery := fs.Duration("watch-interval", time.Second, "with --watch, how often the files are read again")
+	tlsCert := fs.String("tls-cert", "", "serve the dashboard and API over HTTPS with this PEM certificate `FILE` (intermediates after it); needs --tls-key")
+	tlsKey := fs.String("tls-key", "", "the PEM private key `FILE` of --tls-cert")
+	tokenFile := fs.String("token-file", "", "ask every request to the server but /healthz and /readyz for the token in this `FILE` (Authorization: Bearer TOKEN, or open the dashboard once as /?token=TOKEN); needed to listen beyond loopback")
+	noToken := fs.Bool("insecure-no-token", false, "let the server listen beyond loopback without --token-file, open to anyone who reaches it")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sluice run [flags] FILE|DIR…\n\nRuns pipelines until their input ends or SIGINT/SIGTERM stops them; either way every\nbuffer is sealed and the last checkpoint written. A directory stands for the *.yaml and\n*.yml files in it (not its subdirectories, nor *_test.yaml files). Each pipeline runs on\nits own: one that fails is restarted with backoff while the others run on (--fail-fast\nstops them all). The exit status is then 0, or 1 when a sink could not deliver records\n(see --fail-on) or a pipeline was failing at the stop.\n\nflags:")
 		fs.PrintDefaults()
@@ -59,6 +65,19 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if *restartDelay <= 0 || *restartMax < *restartDelay || *watchEvery <= 0 {
 		fmt.Fprintf(stderr, "sluice run: --restart-delay and --watch-interval must be positive, and --restart-max-delay at least --restart-delay\n")
 		return exitUsage
+	}
+
+	tlsConfig, err := servertls.Load(*tlsCert, *tlsKey)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice run: %v\n", err)
+		return exitUsage
+	}
+	var token string
+	if *tokenFile != "" {
+		if token, err = readToken(*tokenFile); err != nil {
+			fmt.Fprintf(stderr, "sluice run: --token-file: %v\n", err)
+			return exitUsage
+		}
 	}
 
 	con := &console{w: stderr}
@@ -85,7 +104,10 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	var specs []*pipelines.Spec
 	serverAt, serverFrom := *listen, "--listen"
 	hosts := splitList(allowedHosts)
-	var red *redact.Redactor // the secrets of every file
+	// The secrets of every file, and the server's token, which every line
+	// hides, a pipeline's too.
+	red := redact.New(redact.Secret{Value: token, Shown: "[token]"})
+	logger = red.Logger(logger)
 	for _, path := range files {
 		spec, err := pipelines.Load(path, nil)
 		if err != nil {
@@ -123,12 +145,13 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 
 	// Each pipeline's own lines are redacted by Build; the process's lines
-	// may name any pipeline's secrets.
+	// may name any pipeline's secrets, and the server's token.
 	logger = red.Logger(logger)
 
 	var srv *server.Server
 	if serverAt != "" {
-		srv, err = server.New(server.Config{Listen: serverAt, AllowedHosts: hosts, Pipelines: runs, Version: version, Logger: logger})
+		srv, err = server.New(server.Config{Listen: serverAt, AllowedHosts: hosts, Pipelines: runs, Version: version, Logger: logger,
+			TLS: tlsConfig, Token: token, Open: *noToken})
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice run: %v\n", err)
 			return exitUsage
@@ -138,10 +161,19 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		if err != nil {
 			stopServer()
 			fmt.Fprintf(stderr, "sluice run: %v\n", red.Error(err))
+			var nt *server.NeedsTokenError
+			if errors.As(err, &nt) {
+				return exitUsage
+			}
 			return exitRuntime
 		}
 		defer stopServer()
-		logger.Info("dashboard at "+dashboardURL(addr), "metrics", dashboardURL(addr)+"metrics")
+		scheme := servertls.Scheme(tlsConfig)
+		attrs := []any{"metrics", dashboardURL(scheme, addr) + "metrics"}
+		if token != "" {
+			attrs = append(attrs, "token", "asked of every request but /healthz and /readyz: open the dashboard once as /?token=TOKEN (the content of --token-file); API clients send Authorization: Bearer TOKEN")
+		}
+		logger.Info("dashboard at "+dashboardURL(scheme, addr), attrs...)
 		for _, spec := range specs {
 			srv.FileLoaded(spec.File, spec.Name, false)
 		}
@@ -360,15 +392,39 @@ func summarize(logger *slog.Logger, p *engine.Pipeline) {
 
 // dashboardURL is the URL to open for a listen address: a wildcard host
 // is reached on loopback.
-func dashboardURL(addr string) string {
+func dashboardURL(scheme, addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "http://" + addr + "/"
+		return scheme + "://" + addr + "/"
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/"
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
+}
+
+// minTokenLen is the shortest token taken: one a person could guess, or
+// try every value of, protects nothing.
+const minTokenLen = 16
+
+// readToken reads a --token-file: the token is the file's content
+// without the surrounding white space (the final newline of an editor or
+// of echo).
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < minTokenLen {
+		return "", fmt.Errorf("%s holds %d characters; a token needs at least %d, such as the output of openssl rand -hex 16", path, len(tok), minTokenLen)
+	}
+	for _, c := range tok {
+		if c < 0x21 || c > 0x7e || strings.ContainsRune(`;,"\`, c) {
+			return "", fmt.Errorf("%s: a token is one word of printable ASCII, without quotes, commas, semicolons or backslashes (it goes in a header and a cookie)", path)
+		}
+	}
+	return tok, nil
 }
 
 func cmpOr(v, def string) string {

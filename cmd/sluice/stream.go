@@ -34,6 +34,7 @@ import (
 	"github.com/sluice-dev/sluice/engine/hostcheck"
 	"github.com/sluice-dev/sluice/engine/kpl"
 	"github.com/sluice-dev/sluice/engine/producer"
+	"github.com/sluice-dev/sluice/engine/servertls"
 	"github.com/sluice-dev/sluice/engine/sources/generate"
 	kinesisclient "github.com/sluice-dev/sluice/engine/sources/kinesis"
 	"github.com/sluice-dev/sluice/engine/sources/local"
@@ -89,7 +90,9 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	dir := fs.String("dir", "./data", "directory of the stream store")
 	fsync := fs.Bool("fsync", true, "fsync every write batch before acknowledging it")
 	limits := fs.Bool("limits", false, "enforce Kinesis's per-shard limits (1 MiB/s or 1,000 records/s in; 2 MiB/s and 5 reads/s out)")
-	authFile := fs.String("auth", "", "`none` to accept unsigned requests, or a file of accepted access keys, one ACCESS_KEY[:SECRET] a line (with a secret the signature is checked too); default: any signature, and calls that change the store must be signed")
+	authFile := fs.String("auth", "any", "who may call: `FILE` of accepted access keys, one ACCESS_KEY:SECRET a line, whose SigV4 signatures are checked (a line of ACCESS_KEY alone accepts that key's any signature); any: any signature, for local use (calls that change the store must be signed, by any key); none: unsigned requests too")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate `FILE` (intermediates after it); needs --tls-key")
+	tlsKey := fs.String("tls-key", "", "the PEM private key `FILE` of --tls-cert")
 	var allowedHosts multiFlag
 	fs.Var(&allowedHosts, "allowed-hosts", "host `NAMES` (comma-separated, repeatable; .example.com for a domain, * for any) answered besides IP addresses and localhost; other Host headers are refused against DNS rebinding")
 	maxBody := fs.Int64("max-body", kinesisapi.DefaultMaxBodyBytes, "largest request body in bytes")
@@ -110,11 +113,16 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	}
 	var keys map[string]string
 	unsigned := *authFile == "none"
-	if *authFile != "" && !unsigned {
+	if *authFile != "any" && *authFile != "" && !unsigned {
 		if keys, err = readKeys(*authFile); err != nil {
 			fmt.Fprintf(stderr, "sluice serve: --auth: %v\n", err)
 			return exitUsage
 		}
+	}
+	tlsConfig, err := servertls.Load(*tlsCert, *tlsKey)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return exitUsage
 	}
 	hosts, err := hostcheck.New(*listen, splitList(allowedHosts))
 	if err != nil {
@@ -186,7 +194,10 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	if !addr.IP.IsLoopback() && keys == nil {
 		log.Warn("listening beyond loopback without --auth FILE: anyone who can reach this address can read and write every stream", "addr", addr.String())
 	}
-	fmt.Fprintf(stderr, "sluice serve: Kinesis API on http://%s, store %s; metrics on http://%s/metrics\n", addr, *dir, addr)
+	logAuth(log, keys, unsigned)
+	ln = servertls.Listen(ln, tlsConfig)
+	scheme := servertls.Scheme(tlsConfig)
+	fmt.Fprintf(stderr, "sluice serve: Kinesis API on %s://%s, store %s; metrics on %s://%s/metrics\n", scheme, addr, *dir, scheme, addr)
 	stopScaling := func() {}
 	if scaler != nil {
 		sctx, stop := context.WithCancel(ctx)
@@ -227,13 +238,37 @@ func splitList(vals []string) []string {
 	return out
 }
 
-// readKeys reads an --auth file: ACCESS_KEY[:SECRET] per line, blank lines
-// and # comments ignored.
+// logAuth says at start who may call the server, so that a mode meant
+// for local use is never taken for a checked one.
+func logAuth(log *slog.Logger, keys map[string]string, unsigned bool) {
+	switch {
+	case unsigned:
+		log.Warn("auth: none (--auth none): unsigned requests are accepted, for local use only; anyone who reaches the address can change every stream")
+	case keys == nil:
+		log.Info("auth: any signature is accepted, for local use (--auth any, the default): calls that change the store must be signed, by any key; to check signatures, start with --auth FILE of ACCESS_KEY:SECRET lines")
+	default:
+		checked := 0
+		for _, secret := range keys {
+			if secret != "" {
+				checked++
+			}
+		}
+		log.Info("auth: only the access keys of --auth are accepted, their SigV4 signatures checked", "keys", len(keys), "checked", checked, "by_name_only", len(keys)-checked)
+	}
+}
+
+// readKeys reads an --auth file (see parseKeys).
 func readKeys(path string) (map[string]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	return parseKeys(path, b)
+}
+
+// parseKeys reads the lines of an --auth file, named path in errors:
+// ACCESS_KEY[:SECRET] per line, blank lines and # comments ignored.
+func parseKeys(path string, b []byte) (map[string]string, error) {
 	keys := map[string]string{}
 	for i, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -33,6 +35,8 @@ func cmdTap(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	addr := fs.String("server", defServer, "address of the running pipeline's server (server.listen or run --listen); env SLUICE_SERVER")
 	pipeline := fs.String("pipeline", "", "pipeline name; needed when the server runs several")
 	limit := fs.Int("limit", 0, "stop after this many records (0: until interrupted or the pipeline stops)")
+	tokenFile := fs.String("token-file", "", "the server's token, when sluice run was given --token-file (the same `FILE`)")
+	caCert := fs.String("ca-cert", "", "trust the server's HTTPS certificate through this PEM `FILE` (its own certificate, or the authority's that signed it), besides the system's")
 	format := fs.String("format", "text", "output: text (time, point and fields, one record a line) or json (each record's fields as one JSON object a line)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sluice tap [flags] STEP|SINK\n\nPrints live records at a point of a running pipeline: a step's output (STEP or step:NAME),\nwhat a sink is handed (SINK or sink:NAME), or source for the records as read. Records are\ncopies; a tap that cannot keep up drops records (and says how many) instead of slowing the\npipeline.\n\nflags:")
@@ -58,7 +62,11 @@ func cmdTap(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		fmt.Fprintf(stderr, "sluice tap: --server %q: %v\n", *addr, err)
 		return exitUsage
 	}
-	client := &http.Client{}
+	client, err := tapClient(*tokenFile, *caCert)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice tap: %v\n", err)
+		return exitUsage
+	}
 	name := *pipeline
 	if name == "" {
 		names, code := pipelineNames(ctx, client, base, stderr)
@@ -201,6 +209,46 @@ func textValue(v any) string {
 		return fmt.Sprint(v)
 	}
 	return string(b)
+}
+
+// tapClient is the HTTP client of sluice tap: it sends the token of
+// tokenFile, and trusts the certificates of caFile too.
+func tapClient(tokenFile, caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-cert: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-cert: %s holds no PEM certificate", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	if tokenFile == "" {
+		return &http.Client{Transport: tr}, nil
+	}
+	token, err := readToken(tokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("--token-file: %w", err)
+	}
+	return &http.Client{Transport: bearer{token, tr}}, nil
+}
+
+// bearer sends a token with every request.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
 }
 
 // serverURL turns host:port or a URL into the server's base URL.

@@ -14,7 +14,12 @@
 //
 // Requests are answered only when their Host header is an IP address,
 // localhost, the listen address's host or an allowed name, so that a web
-// page cannot read the API or the taps through DNS rebinding.
+// page cannot read the API or the taps through DNS rebinding. With a
+// token (Config.Token) every request but the probes must carry it; the
+// server refuses to listen beyond loopback without one unless told
+// (Config.Open). It speaks HTTPS with Config.TLS. Bodies are refused past
+// Config.MaxBodyBytes with 413, headers past Config.MaxHeaderBytes with
+// 431.
 //
 // The server only reads: engine.Stats, the pipelines' taps, and what sinks
 // and sources report through small optional interfaces (delivery figures,
@@ -24,6 +29,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"embed"
 	"errors"
 	"fmt"
@@ -41,6 +47,7 @@ import (
 
 	"github.com/sluice-dev/sluice/engine"
 	"github.com/sluice-dev/sluice/engine/hostcheck"
+	"github.com/sluice-dev/sluice/engine/servertls"
 )
 
 // DefaultListen is where the server listens unless told otherwise:
@@ -76,6 +83,21 @@ type Config struct {
 	StatsEvery time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// TLS, when not nil, makes the server speak HTTPS only (package
+	// servertls loads it from the --tls-cert and --tls-key files).
+	TLS *tls.Config
+	// Token, when not empty, is asked of every request — as
+	// "Authorization: Bearer TOKEN", or the cookie a dashboard opened
+	// as /?token=TOKEN keeps — but /healthz and /readyz, which answer
+	// without it with their status line alone.
+	Token string
+	// Open lets Start listen beyond loopback without a Token, serving
+	// the dashboard, the API and the taps to anyone who can reach the
+	// address. Without it, Start refuses.
+	Open bool
+	// MaxBodyBytes and MaxHeaderBytes bound a request; 0 means
+	// DefaultMaxBodyBytes and DefaultMaxHeaderBytes.
+	MaxBodyBytes, MaxHeaderBytes int64
 }
 
 // Server serves the pipelines of one process.
@@ -118,6 +140,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.StatsEvery <= 0 {
 		cfg.StatsEvery = time.Second
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, byName: map[string]*slot{}, rejected: map[string]string{}, hub: newHub(), hosts: hosts}
 	if s.log == nil {
@@ -167,9 +195,10 @@ func (s *Server) routes() {
 }
 
 // Handler is the server's handler, for tests and for embedding. It
-// answers only requests whose Host it knows.
+// answers only requests whose Host it knows, within the body bound, and
+// with the token when one is set.
 func (s *Server) Handler() http.Handler {
-	return securityHeaders(s.hosts.Handler(s.mux, func(w http.ResponseWriter, r *http.Request) {
+	return securityHeaders(s.hosts.Handler(limitBody(s.cfg.MaxBodyBytes, s.guard(s.mux)), func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusForbidden, "%s", hostcheck.Refusal(r.Host, "server.allowed_hosts in the pipeline file or sluice run --allowed-hosts"))
 	}))
 }
@@ -180,6 +209,8 @@ func securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("X-Frame-Options", "DENY")
+		// A dashboard opened with ?token= must not hand it on.
+		w.Header().Set("Referrer-Policy", "no-referrer")
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:")
 		h.ServeHTTP(w, r)
 	})
@@ -193,9 +224,17 @@ func (s *Server) Start(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("server: listen on %s: %w (another process there? set server.listen or --listen to a free port)", s.cfg.Listen, err)
 	}
+	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() && s.cfg.Token == "" {
+		if !s.cfg.Open {
+			ln.Close()
+			return "", &NeedsTokenError{Listen: s.cfg.Listen}
+		}
+		s.log.Warn("the server listens beyond loopback without a token (--insecure-no-token): anyone who reaches it sees the dashboard, the API and the taps' records", "listen", ln.Addr().String())
+	}
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    int(s.cfg.MaxHeaderBytes),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
@@ -203,7 +242,7 @@ func (s *Server) Start(ctx context.Context) (string, error) {
 	s.srv, s.addr = srv, ln.Addr().String()
 	s.mu.Unlock()
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(servertls.Listen(ln, s.cfg.TLS)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("server stopped", "err", err)
 		}
 	}()
@@ -212,6 +251,14 @@ func (s *Server) Start(ctx context.Context) (string, error) {
 		s.Close()
 	}()
 	return ln.Addr().String(), nil
+}
+
+// NeedsTokenError is Start's refusal to listen beyond loopback with
+// neither Config.Token nor Config.Open.
+type NeedsTokenError struct{ Listen string }
+
+func (e *NeedsTokenError) Error() string {
+	return fmt.Sprintf("server: %s listens beyond loopback, where the dashboard, the API and the taps would answer anyone who reaches it; give them a token (sluice run --token-file FILE), listen on 127.0.0.1, or start with --insecure-no-token to serve them without one", e.Listen)
 }
 
 // Addr is the address Start listens on.
@@ -242,7 +289,7 @@ func (s *Server) Close() error {
 // healthz answers 200 while every pipeline works, and 503 naming each
 // one that is failing (restarted with backoff after a failed run), with
 // its last error; a failing pipeline does not stop the others.
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	var lines []string
 	for _, sl := range s.slots() {
@@ -252,6 +299,11 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	}
 	if len(lines) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
+		if !authorized(r) {
+			// Probes need the status; what failed is for those with the token.
+			fmt.Fprintf(w, "%d pipelines failing\n", len(lines))
+			return
+		}
 		fmt.Fprintln(w, strings.Join(lines, "\n"))
 		return
 	}
@@ -260,7 +312,7 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 
 // readyz answers 200 when every pipeline has restored its checkpoint and
 // runs.
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	var notReady []string
 	for _, sl := range s.slots() {
@@ -273,6 +325,10 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	}
 	if len(notReady) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
+		if !authorized(r) {
+			fmt.Fprintln(w, "not ready")
+			return
+		}
 		fmt.Fprintln(w, "not ready: "+strings.Join(notReady, ", "))
 		return
 	}

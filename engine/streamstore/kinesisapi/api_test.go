@@ -34,7 +34,7 @@ func (c *testClock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
 func (c *testClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
 
 // handlerFor returns a handler over a fresh store, for direct requests.
-func handlerFor(t *testing.T, cfg Config, so streamstore.Options) *Handler {
+func handlerFor(t testing.TB, cfg Config, so streamstore.Options) *Handler {
 	t.Helper()
 	st, err := streamstore.Open(t.TempDir(), so)
 	if err != nil {
@@ -91,7 +91,7 @@ func TestErrorShapes(t *testing.T) {
 		typ                   string
 	}{
 		{"unknown operation", "Fly", `{}`, "", 400, "UnknownOperationException"},
-		{"body too large", "PutRecord", `{"Data":"` + strings.Repeat("A", 2000) + `"}`, "", 400, "ValidationException"},
+		{"body too large", "PutRecord", `{"Data":"` + strings.Repeat("A", 2000) + `"}`, "", 413, "ValidationException"},
 		{"not json", "ListStreams", `nope`, "", 400, "SerializationException"},
 		{"trailing data", "ListStreams", `{} {}`, "", 400, "SerializationException"},
 		{"wrong type", "DescribeStream", `{"StreamName":5}`, "", 400, "SerializationException"},

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // credential is what the Authorization header (or a presigned URL) says
@@ -96,6 +97,9 @@ func (h *Handler) verifySignature(r *http.Request, body []byte) error {
 	if secret == "" {
 		return nil
 	}
+	if err := h.checkScope(r, c); err != nil {
+		return err
+	}
 	sum := sha256.Sum256(body)
 	want := signature(r, c, secret, hex.EncodeToString(sum[:]))
 	if !hmac.Equal([]byte(want), []byte(c.signature)) {
@@ -103,6 +107,38 @@ func (h *Handler) verifySignature(r *http.Request, body []byte) error {
 	}
 	return nil
 }
+
+// maxSkew is how far a request's X-Amz-Date may be from the server's
+// clock, as AWS allows: a captured request cannot be replayed later.
+const maxSkew = 15 * time.Minute
+
+// checkScope checks what a signature covers besides the canonical
+// request, with AWS's messages: the date (present, within maxSkew, the
+// credential scope's day), the service and the Host header.
+func (h *Handler) checkScope(r *http.Request, c credential) error {
+	at, err := time.Parse(amzDateFormat, c.amzDate)
+	if err != nil {
+		return newErr("IncompleteSignatureException", "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header, as YYYYMMDD'T'HHMMSS'Z'.")
+	}
+	now := h.now().UTC()
+	if d := now.Sub(at); d > maxSkew || d < -maxSkew {
+		return newErr("InvalidSignatureException", "Signature expired: %s is now earlier than %s (%s - 15 min.) or later than %s; check the client's clock.",
+			c.amzDate, now.Add(-maxSkew).Format(amzDateFormat), now.Format(amzDateFormat), now.Add(maxSkew).Format(amzDateFormat))
+	}
+	if c.date != c.amzDate[:8] {
+		return newErr("InvalidSignatureException", "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.", c.date, c.amzDate[:8], c.amzDate)
+	}
+	if c.service != "kinesis" {
+		return newErr("InvalidSignatureException", "Credential should be scoped to correct service: 'kinesis'.")
+	}
+	if !slices.Contains(c.signedHeaders, "host") {
+		return newErr("InvalidSignatureException", "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+	}
+	return nil
+}
+
+// amzDateFormat is SigV4's time stamp, X-Amz-Date.
+const amzDateFormat = "20060102T150405Z"
 
 func signature(r *http.Request, c credential, secret, payloadHash string) string {
 	var canon strings.Builder

@@ -15,9 +15,14 @@
 // the server is told (Config.Hosts) are answered, so that a web page
 // cannot reach the store through DNS rebinding (package hostcheck). A
 // call that changes the store must be signed (SigV4, as every AWS SDK and
-// the AWS CLI sign) unless Config.AllowUnsigned is set; the signature's
-// access key is checked against Config.Keys when set, and any is accepted
-// otherwise.
+// the AWS CLI sign) unless Config.AllowUnsigned is set. With Config.Keys,
+// every call must be signed by one of those access keys, and for a key
+// with a secret the signature is checked as AWS checks it (the canonical
+// request, the body's hash, the credential scope, a date within 15
+// minutes); a call refused there has no effect. Without Config.Keys any
+// signature is accepted, for local use. Bodies over Config.MaxBodyBytes
+// are refused with 413 before they are read, headers over 64 KiB with
+// 431 (by the HTTP server). Serve speaks TLS when given a TLS listener.
 //
 // GET /metrics answers, unsigned, the shard-level figures of CloudWatch's
 // enhanced monitoring in Prometheus's text format (metrics.go): incoming
@@ -224,11 +229,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if r.ContentLength > h.max {
+		h.fail(w, r, h.tooLarge())
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.max))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			h.fail(w, r, newErr("ValidationException", "The request body is larger than %d bytes.", h.max))
+			h.fail(w, r, h.tooLarge())
 			return
 		}
 		h.fail(w, r, newErr("SerializationException", "reading the request body: %v", err))
@@ -276,6 +285,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		w.Write(b)
 	}
+}
+
+// tooLarge refuses a body over the bound with 413 (the status says the
+// size is the problem, so no client retries it as it is). A PutRecords
+// call within Kinesis's limits takes under 7 MiB, base64 included.
+func (h *Handler) tooLarge() *apiError {
+	return &apiError{status: http.StatusRequestEntityTooLarge, typ: "ValidationException",
+		message: fmt.Sprintf("The request body is larger than %d bytes, the most this server reads (sluice serve --max-body); a PutRecords call takes at most 500 records and 5 MiB of data.", h.max)}
 }
 
 // regionKey keys the region a request was signed for in its context.
