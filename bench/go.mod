@@ -2,7 +2,10 @@ module github.com/sluice-dev/sluice/bench
 
 go 1.26.8
 
-require github.com/parquet-go/parquet-go v0.32.0
+require (
+	github.com/goccy/go-json v0.10.6
+	github.com/parquet-go/parquet-go v0.32.0
+)
 
 require (
 	github.com/andybalholm/brotli v1.2.3 // indirect
