@@ -64,15 +64,20 @@ type ParquetOptions struct {
 // schema when they are written (Encode): one that does not fit is an
 // error, which the sink turns into a "format-conversion-failed" record in
 // its error output, so a column is never silently null. The spool holds
-// records in a compact binary form (see coercer and the tagged encoding);
-// Seal converts a spool into a Parquet file, streaming row groups, so
-// memory stays within a row group whatever the file's size.
+// records in a compact binary form (see coercer and the tagged encoding).
+// A Parquet is a Building format: the buffer package gives each output a
+// ParquetBuilder, which builds the file's columns from the records as
+// they are staged (see ParquetBuilder for how that stays recoverable),
+// with the page writer of pqwrite.go. Seal converts a whole spool through
+// the same builder, for outputs without one (after a change of format, or
+// past the builders' memory budget).
 //
-// With an inferred schema, Seal reads the spool twice: once to infer the
-// columns from all its records (see inferred.merge for the rules), once
-// to write them.
+// With an inferred schema the builder widens the schema as records
+// arrive, and Finish reads the spool once to write the columns (see
+// inferred.merge for the rules).
 //
-// A Parquet keeps scratch space: use one per goroutine.
+// A Parquet keeps scratch space and the buffers of finished outputs: use
+// one per goroutine.
 type Parquet struct {
 	opts ParquetOptions
 	ps   *parquetSchema // the declared schema prepared for writing

@@ -143,7 +143,6 @@ type leafColumn struct {
 	idx      []int32
 	// chunk in progress
 	pages        []byte
-	dictPage     []byte
 	numValues    int64
 	uncompressed int64
 	nulls        int64
@@ -464,14 +463,13 @@ func (c *leafColumn) statistics() format.Statistics {
 
 // fileWriter writes a Parquet file of row groups built from leafColumns.
 type fileWriter struct {
-	schema    *fileSchema
-	w         io.Writer
-	offset    int64
-	groups    []format.RowGroup
-	rows      int64
-	pw        pageWriter
-	started   bool
-	pageBytes int
+	schema  *fileSchema
+	w       io.Writer
+	offset  int64
+	groups  []format.RowGroup
+	rows    int64
+	pw      pageWriter
+	started bool
 }
 
 func (f *fileWriter) write(b []byte) error {

@@ -384,9 +384,15 @@ func crashAtEveryOperation(t *testing.T, format string) {
 // well, at sampled pairs of operations, and finishes with a third run: a
 // recovery must itself be safe to interrupt.
 func TestCrashDuringRecovery(t *testing.T) {
+	for _, format := range []string{"json", declaredParquet} {
+		t.Run(format, func(t *testing.T) { crashDuringRecovery(t, format) })
+	}
+}
+
+func crashDuringRecovery(t *testing.T, format string) {
 	src := testSource()
 	src.perShard = 24
-	s := setup{dir: "/out", ckpt: "/ckpt", compression: "zstd"}
+	s := setup{dir: "/out", ckpt: "/ckpt", compression: "zstd", format: format}
 	probe := fsys.NewErrorFS(fsys.NewMem(), 0, false)
 	if err := s.run(probe, src); err != nil {
 		t.Fatal(err)
@@ -396,6 +402,9 @@ func TestCrashDuringRecovery(t *testing.T) {
 	pairs := 80
 	if testing.Short() || raceEnabled {
 		pairs = 20
+	}
+	if format == declaredParquet {
+		pairs /= 2
 	}
 	for range pairs {
 		first, second := 1+rng.IntN(total), 1+rng.IntN(total)
