@@ -151,7 +151,7 @@ func TestReportKeepsNotes(t *testing.T) {
 	}
 	got, _ := os.ReadFile(path)
 	s := string(got)
-	for _, want := range []string{"# Results\n\nintro\n\n" + beginMark, endMark + "\n\n## Profiles\n\nnotes\n", "| a: filter → map → JSON | sluice | 10 | 5 |", "**4.0×** records/s"} {
+	for _, want := range []string{"# Results\n\nintro\n\n" + beginMark, endMark + "\n\n## Profiles\n\nnotes\n", "| a: filter → map → JSON | sluice | 10 | 5 |", "**4.00×** records/s"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("results.md lacks %q:\n%s", want, s)
 		}

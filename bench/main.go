@@ -2,15 +2,20 @@
 // same generated input, one whole process against the other, and checks
 // that both wrote the same records.
 //
-//	go run . [-records 1000000] [-runs 3] [-workloads a,b,c,d] [-peer build|none|PATH]
+//	go run . [-records 1000000] [-runs 3] [-workloads a,b,c,c',d] [-peer build|none|PATH]
 //	go run . -smoke      # tiny input, sluice only, checks outputs: CI's guard against rot
 //
 // Workloads (the configurations are in workloads/):
 //
 //	a  JSON lines → filter → map two fields → JSON lines
 //	b  JSON lines → one-minute tumbling window by path: count, sum, p95 → JSON lines
-//	c  JSON lines → Parquet with zstd
+//	c  JSON lines → Parquet with zstd, a declared schema
+//	c' the same with the schema inferred from the records
 //	d  JSON lines → Arrow IPC files, declared columns (target: 200 MB of input per CPU-second)
+//
+// Workload c also runs refparquet/, a single-purpose reference writer of
+// the same Parquet (see its doc), in the same run, so that sluice is
+// compared with it under the same load.
 //
 // For each workload and system it runs the process several times and
 // reports the medians of wall time, CPU time and peak RSS (getrusage of
@@ -68,7 +73,7 @@ func run(ctx context.Context, args []string) error {
 	var workloads string
 	fl.IntVar(&o.records, "records", 1_000_000, "records in the generated input")
 	fl.IntVar(&o.runs, "runs", 3, "runs of each system on each workload; the median is reported")
-	fl.StringVar(&workloads, "workloads", "a,b,c,d", "workloads to run, comma-separated")
+	fl.StringVar(&workloads, "workloads", "a,b,c,c',d", "workloads to run, comma-separated (c' may be written c-inferred)")
 	fl.StringVar(&o.peer, "peer", "build", "Benthos: build (from benthos/), none, or the path of a binary")
 	fl.StringVar(&o.work, "work", filepath.Join(os.TempDir(), "sluice-bench"), "scratch directory for binaries, input and outputs")
 	fl.StringVar(&o.repo, "repo", "..", "the sluice repository, whose ./cmd/sluice is built")
@@ -87,7 +92,7 @@ func run(ctx context.Context, args []string) error {
 	o.workloads = strings.Split(workloads, ",")
 	for _, w := range o.workloads {
 		if workloadByName(w) == nil {
-			return fmt.Errorf("unknown workload %q: use a, b, c or d", w)
+			return fmt.Errorf("unknown workload %q: use a, b, c, c' or d", w)
 		}
 	}
 	var err error
@@ -116,6 +121,12 @@ func run(ctx context.Context, args []string) error {
 		benthos = o.peer
 	}
 
+	reference := filepath.Join(o.work, "bin", "refparquet")
+	fmt.Println("building the reference Parquet writer")
+	if err := goBuild(ctx, ".", reference, "./refparquet"); err != nil {
+		return err
+	}
+
 	var ws []*workload
 	for _, name := range o.workloads {
 		ws = append(ws, workloadByName(name))
@@ -140,10 +151,12 @@ func run(ctx context.Context, args []string) error {
 	rep := report{started: time.Now().UTC(), records: o.records, bytes: size, runs: o.runs}
 	failed := false
 	for _, w := range ws {
-		for _, sys := range []system{{name: "sluice", bin: sluice}, {name: "Benthos", bin: benthos}} {
+		for _, sys := range []system{{name: "sluice", bin: sluice}, {name: "Benthos", bin: benthos}, {name: "reference", bin: reference}} {
 			row := result{workload: w, system: sys.name}
 			switch {
 			case sys.bin == "":
+				continue
+			case sys.name == "reference" && !w.reference:
 				continue
 			case sys.name == "Benthos" && w.benthos == "":
 				row.skipped = w.benthosMissing
@@ -185,16 +198,17 @@ type inputInfo struct {
 // output of the first run. It returns a reason when the system cannot run
 // the workload in this version (sluice validate refuses it).
 func runWorkload(ctx context.Context, o options, w *workload, sys system, in inputInfo, row *result) (skipped string, err error) {
-	dir := filepath.Join(o.work, w.name+"-"+strings.ToLower(sys.name))
+	dir := filepath.Join(o.work, w.dir()+"-"+strings.ToLower(sys.name))
 	out, state := filepath.Join(dir, "out"), filepath.Join(dir, "state")
 	env := []string{"BENCH_INPUT=" + in.path, "BENCH_OUTPUT=" + out, "BENCH_STATE=" + state}
 	conf := w.sluice
 	if sys.name == "Benthos" {
 		conf = w.benthos
 	}
-	conf, err = filepath.Abs(filepath.Join("workloads", conf))
-	if err != nil {
-		return "", err
+	if sys.name != "reference" {
+		if conf, err = filepath.Abs(filepath.Join("workloads", conf)); err != nil {
+			return "", err
+		}
 	}
 	if sys.name == "sluice" {
 		cmd := exec.CommandContext(ctx, sys.bin, "validate", conf)
@@ -214,13 +228,14 @@ func runWorkload(ctx context.Context, o options, w *workload, sys system, in inp
 			return "", err
 		}
 		var args []string
-		if sys.name == "sluice" {
+		switch sys.name {
+		case "sluice":
 			args = []string{"run", conf}
-		} else {
+		case "Benthos":
 			args = []string{"-c", conf}
 		}
 		rctx, cancel := context.WithTimeout(ctx, o.timeout)
-		s, err := measure(rctx, filepath.Join(o.work, w.name+"-"+strings.ToLower(sys.name)+".log"), env, sys.bin, args...)
+		s, err := measure(rctx, filepath.Join(o.work, w.dir()+"-"+strings.ToLower(sys.name)+".log"), env, sys.bin, args...)
 		cancel()
 		if err != nil {
 			return "", err

@@ -99,39 +99,33 @@ func (rep *report) markdown() string {
 		if s.system != "sluice" {
 			continue
 		}
+		fs, ok := s.figures()
+		if !ok || s.err != nil {
+			continue
+		}
 		for j := range rep.rows {
 			p := &rep.rows[j]
-			if p.system != "Benthos" || p.workload.name != s.workload.name {
+			if p.system == "sluice" || p.workload.name != s.workload.name {
 				continue
 			}
-			fs, ok1 := s.figures()
-			fp, ok2 := p.figures()
-			if ok1 && ok2 && s.err == nil && p.err == nil {
-				ratios = append(ratios, fmt.Sprintf("- %s: sluice/Benthos **%.1f×** records/s, **%.1f×** records per CPU-second, %.2f× peak RSS",
-					s.workload.name+" ("+s.workload.title+")", fs.recPerSec/fp.recPerSec, fs.recPerCPU/fp.recPerCPU,
+			fp, ok := p.figures()
+			if ok && p.err == nil {
+				ratios = append(ratios, fmt.Sprintf("- %s: sluice/%s **%.2f×** records/s, **%.2f×** records per CPU-second, %.2f× peak RSS",
+					s.workload.name+" ("+s.workload.title+")", p.system, fs.recPerSec/fp.recPerSec, fs.recPerCPU/fp.recPerCPU,
 					float64(fs.med.peakRSS)/float64(fp.med.peakRSS)))
 			}
 		}
+		if t := s.workload.target; t > 0 {
+			met := "met"
+			if fs.mbPerCPU < t {
+				met = "not met"
+			}
+			ratios = append(ratios, fmt.Sprintf("- %s: sluice %.1f MB of input per CPU-second against a target of %.0f: %s",
+				s.workload.name, fs.mbPerCPU, t, met))
+		}
 	}
 	if len(ratios) > 0 {
-		b.WriteString("\nRatios:\n\n" + strings.Join(ratios, "\n") + "\n")
-	}
-	var targets []string
-	for i := range rep.rows {
-		r := &rep.rows[i]
-		f, ok := r.figures()
-		if want := r.workload.targetMBPerCPU; want == 0 || r.system != "sluice" || !ok || r.err != nil {
-			continue
-		}
-		verdict := "met"
-		if f.mbPerCPU < r.workload.targetMBPerCPU {
-			verdict = "not met"
-		}
-		targets = append(targets, fmt.Sprintf("- %s: %.1f MB per CPU-second against a target of %.0f: **%s**",
-			r.workload.name+" ("+r.workload.title+")", f.mbPerCPU, r.workload.targetMBPerCPU, verdict))
-	}
-	if len(targets) > 0 {
-		b.WriteString("\nTargets:\n\n" + strings.Join(targets, "\n") + "\n")
+		b.WriteString("\nRatios and targets:\n\n" + strings.Join(ratios, "\n") + "\n")
 	}
 	return b.String()
 }

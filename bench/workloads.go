@@ -1,6 +1,6 @@
 package main
 
-import "fmt"
+import "strings"
 
 // workload is one race: the pipeline file each system runs, and the check
 // of their outputs.
@@ -10,12 +10,18 @@ type workload struct {
 	benthos     string // file under workloads/, or empty
 	// benthosMissing says why Benthos does not run the workload.
 	benthosMissing string
-	// targetMBPerCPU, when set, is the MB of input per CPU-second sluice
-	// is to reach; the report says whether it did.
-	targetMBPerCPU float64
-	newCheck       func() check
-	check          check
+	// reference runs the single-purpose reference writer (refparquet/)
+	// in the same run, for sluice to be compared with.
+	reference bool
+	// target is sluice's target in MB of input per CPU-second (0: none
+	// stated here).
+	target   float64
+	newCheck func() check
+	check    check
 }
+
+// dir is the workload's name as it may appear in a file name.
+func (w *workload) dir() string { return strings.ReplaceAll(w.name, "'", "-inferred") }
 
 func workloadByName(name string) *workload {
 	switch name {
@@ -33,20 +39,29 @@ func workloadByName(name string) *workload {
 		}
 	case "c":
 		return &workload{
-			name: "c", title: "JSON → Parquet/zstd",
-			sluice: "c-parquet.sluice.yaml",
-			benthosMissing: "parquet_encode is not part of Benthos's open-source pure and io components " +
-				"(it ships with Redpanda Connect, under another licence)",
+			name: "c", title: "JSON → Parquet/zstd, declared schema",
+			sluice: "c-parquet.sluice.yaml", benthosMissing: parquetMissing,
+			reference: true, target: 150,
+			newCheck: func() check { return &parquetCheck{} },
+		}
+	case "c'", "c-inferred":
+		return &workload{
+			name: "c'", title: "JSON → Parquet/zstd, inferred schema",
+			sluice: "c-parquet-inferred.sluice.yaml", benthosMissing: parquetMissing,
+			target:   100,
 			newCheck: func() check { return &parquetCheck{} },
 		}
 	case "d":
 		return &workload{
-			name: "d", title: fmt.Sprintf("JSON → Arrow IPC, declared columns (target ≥ %d MB per CPU-second)", arrowTarget),
+			name: "d", title: "JSON → Arrow IPC, declared columns",
 			sluice:         "d-arrow.sluice.yaml",
 			benthosMissing: "Benthos's open-source components have no Arrow IPC output",
-			targetMBPerCPU: arrowTarget,
+			target:         arrowTarget,
 			newCheck:       func() check { return newArrowCheck() },
 		}
 	}
 	return nil
 }
+
+const parquetMissing = "parquet_encode is not part of Benthos's open-source pure and io components " +
+	"(it ships with Redpanda Connect, under another licence)"

@@ -29,6 +29,21 @@
 // same records to the same spools. docs/checkpoints.md walks through why
 // a crash at any point then gives the output of a run without one.
 //
+// A record format may also build its outputs as records arrive
+// (encode.Building: Parquet shreds records into columns, encodes and
+// compresses pages and closes row groups while staging). Such a builder
+// is derived state, kept in memory beside the spool: Append stages each
+// record in the spool first and then adds it to the spool's builder, so
+// the spool always holds at least what the builder has seen, and sealing
+// writes the builder's output instead of converting the spool. A builder
+// is never in a checkpoint. Recover, having cut a spool back to its
+// checkpointed length, rebuilds its builder by loading the spool's
+// records, which gives the builder a run without the crash would have had
+// at that point; replay then adds the same records after them. Builders
+// together hold at most MaxBuildBytes: past it the largest one is dropped,
+// and its spool is converted when it is sealed, as formats without
+// builders are.
+//
 // A checkpoint also names the spool format (Config.SpoolFormat), so that
 // spools staged under another format or schema, before a crash and a
 // change of the pipeline, are sealed with the format they were written in.
@@ -58,6 +73,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/engine/fsys"
+	"github.com/sluice-dev/sluice/sinks/encode"
 	"github.com/sluice-dev/sluice/sinks/keys"
 )
 
@@ -123,6 +139,10 @@ type Config struct {
 	// ChunkBytes is how much each open buffer gathers in memory before
 	// writing to its spool. Default 64 KiB.
 	ChunkBytes int
+	// MaxBuildBytes bounds the memory of the builders of open record
+	// buffers, when Records builds outputs as records arrive (see the
+	// package documentation). Default DefaultMaxBuildBytes.
+	MaxBuildBytes int64
 	// SpoolFormat names how Records encodes what it finds in a record
 	// spool ("" for JSON lines). Checkpoints keep it, so that spools
 	// staged by a run with another format (the pipeline's format or
@@ -133,8 +153,11 @@ type Config struct {
 	SealerFor   func(spoolFormat string) (Sealer, error)
 }
 
-// DefaultChunkBytes is the default of Config.ChunkBytes.
-const DefaultChunkBytes = 64 << 10
+// Defaults of Config.
+const (
+	DefaultChunkBytes    = 64 << 10
+	DefaultMaxBuildBytes = 256 << 20
+)
 
 // stateFormat versions the checkpoint state; newer states are refused.
 const stateFormat = 1
@@ -186,6 +209,10 @@ type spool struct {
 	// oldest is the earliest arrival or staging time of the spool's
 	// records, Unix nanoseconds, as also kept in Buffers.fresh.
 	oldest int64
+	// build, when not nil, has been given every record of the spool and
+	// writes its output at seal; buildSize is its last Size.
+	build     encode.Builder
+	buildSize int64
 }
 
 func (s *spool) size() int64 { return s.length + int64(len(s.pending)) }
@@ -201,6 +228,7 @@ type Buffers struct {
 	sealed    []sealedState
 	retired   []string // spools sealed but maybe still listed by the last checkpoint
 	total     int64
+	building  int64 // Size of all builders
 	dirDirty  bool
 	recovered bool
 	closed    bool
@@ -251,6 +279,9 @@ func New(cfg Config) (*Buffers, error) {
 	}
 	if cfg.ChunkBytes <= 0 {
 		cfg.ChunkBytes = DefaultChunkBytes
+	}
+	if cfg.MaxBuildBytes <= 0 {
+		cfg.MaxBuildBytes = DefaultMaxBuildBytes
 	}
 	return &Buffers{cfg: cfg, open: [2]map[string]*spool{{}, {}}, fresh: map[string]int64{}}, nil
 }
@@ -326,6 +357,12 @@ func (b *Buffers) append(kind int, partition, line []byte, now, arrival time.Tim
 	}
 	sp.records++
 	b.total += int64(len(line))
+	if sp.build != nil {
+		// After the spool, so that the spool holds all the builder has.
+		if err := b.addBuild(sp, line); err != nil {
+			return err
+		}
+	}
 	if kind == 0 && !arrival.IsZero() {
 		if t := arrival.UnixNano(); t < sp.oldest {
 			sp.oldest = t
@@ -403,8 +440,77 @@ func (b *Buffers) openSpool(kind int, partition string, now time.Time) (*spool, 
 	if kind == 0 {
 		sp.oldest = now.UnixNano()
 		b.setFresh(sp.file, sp.oldest)
+		if err := b.startBuild(sp, nil); err != nil {
+			return nil, err
+		}
 	}
 	return sp, nil
+}
+
+// startBuild gives a record spool a builder, when the format builds
+// outputs, loading it with the spool's first length bytes (after
+// recovery; nil for a new spool).
+func (b *Buffers) startBuild(sp *spool, existing io.Reader) error {
+	bf, ok := b.cfg.Records.(encode.Building)
+	if !ok || b.building >= b.cfg.MaxBuildBytes {
+		return nil
+	}
+	build, err := bf.NewBuilder()
+	if err != nil {
+		return b.fail(fmt.Errorf("buffer: start the output of %s: %w", sp.file, err))
+	}
+	if existing != nil {
+		if err := build.Load(existing); err != nil {
+			return b.fail(fmt.Errorf("buffer: rebuild the output of %s from its records: %w", sp.file, err))
+		}
+	}
+	sp.build = build
+	sp.buildSize = build.Size()
+	b.building += sp.buildSize
+	return b.keepBuildsInBudget()
+}
+
+// addBuild gives the spool's builder a record just staged.
+func (b *Buffers) addBuild(sp *spool, line []byte) error {
+	if err := sp.build.Add(line); err != nil {
+		// The spool has the record and the builder not: they are out of
+		// step, and only a recovery rebuilds the builder.
+		return b.fail(fmt.Errorf("buffer: build the output of %s: %w", sp.file, err))
+	}
+	size := sp.build.Size()
+	b.building += size - sp.buildSize
+	sp.buildSize = size
+	if b.building > b.cfg.MaxBuildBytes {
+		return b.keepBuildsInBudget()
+	}
+	return nil
+}
+
+// keepBuildsInBudget drops the largest builders until they fit in
+// MaxBuildBytes; their spools are converted when sealed.
+func (b *Buffers) keepBuildsInBudget() error {
+	for b.building > b.cfg.MaxBuildBytes {
+		var big *spool
+		for _, sp := range b.open[0] {
+			if sp.build != nil && (big == nil || sp.buildSize > big.buildSize) {
+				big = sp
+			}
+		}
+		if big == nil {
+			b.building = 0
+			return nil
+		}
+		b.dropBuild(big)
+	}
+	return nil
+}
+
+func (b *Buffers) dropBuild(sp *spool) {
+	if sp.build == nil {
+		return
+	}
+	b.building -= sp.buildSize
+	sp.build, sp.buildSize = nil, 0
 }
 
 // setFresh notes the oldest record of a record spool or sealed output.
@@ -486,6 +592,7 @@ func (b *Buffers) seal(sp *spool) error {
 	return b.sealWith(sp, sealer)
 }
 
+// sealWith seals sp's content with sealer, or has its builder write it.
 func (b *Buffers) sealWith(sp *spool, sealer Sealer) error {
 	if err := b.writeOut(sp); err != nil {
 		return err
@@ -500,7 +607,12 @@ func (b *Buffers) sealWith(sp *spool, sealer Sealer) error {
 	b.dirDirty = true
 	cw := &countingWriter{w: out}
 	bw := bufio.NewWriterSize(cw, 256<<10)
-	err = sealer.Seal(bw, io.NewSectionReader(sp.f, 0, sp.length))
+	if sp.build != nil {
+		err = sp.build.Finish(bw, io.NewSectionReader(sp.f, 0, sp.length))
+		b.dropBuild(sp)
+	} else {
+		err = sealer.Seal(bw, io.NewSectionReader(sp.f, 0, sp.length))
+	}
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -753,6 +865,16 @@ func (b *Buffers) Recover(ctx context.Context, raw json.RawMessage) error {
 	if err := b.sealForeign(st.SpoolFormat); err != nil {
 		return err
 	}
+	// The builders of the spools left open start again from the records
+	// the checkpoint kept.
+	for _, sp := range b.spools() {
+		if sp.errors {
+			continue
+		}
+		if err := b.startBuild(sp, io.NewSectionReader(sp.f, 0, sp.length)); err != nil {
+			return err
+		}
+	}
 	if err := b.commit(ctx, st); err != nil {
 		return err
 	}
@@ -839,6 +961,7 @@ func (b *Buffers) closeSpools() {
 	for _, m := range b.open {
 		for k, sp := range m {
 			_ = sp.f.Close()
+			b.dropBuild(sp)
 			delete(m, k)
 		}
 	}

@@ -23,6 +23,29 @@ type Format interface {
 	SpoolFormat() string
 }
 
+// Builder builds one output from its records as they are staged, so
+// that sealing need not read them back: Add takes each record as Encode
+// appended it. A builder holds derived state only: the staged records
+// (the spool) stay the durable record of the output, and a builder lost
+// in a crash is rebuilt by Load from them.
+type Builder interface {
+	// Add takes the next record, as Encode appended it.
+	Add(line []byte) error
+	// Load adds the records of spool, as staged one after the other.
+	Load(spool io.Reader) error
+	// Finish writes the output. spool, at its start, holds every record
+	// added, for a builder that needs a second pass.
+	Finish(dst io.Writer, spool io.Reader) error
+	// Size is about the memory the builder holds.
+	Size() int64
+}
+
+// Building is a Format that builds its outputs as records arrive
+// (Parquet).
+type Building interface {
+	NewBuilder() (Builder, error)
+}
+
 // FormatOptions choose and configure a Format, as a sink's YAML does.
 type FormatOptions struct {
 	// Format is "json" (the default), "parquet" or "arrow".

@@ -1,7 +1,9 @@
 // Package encode turns records into the bytes of output files: JSON lines
-// (one object per record, deterministic byte for byte), Parquet and Arrow
-// IPC (typed columns), the JSON shape of failed records for error outputs,
-// and the compressions of output files (none, gzip, zstd, snappy).
+// (one object per record, deterministic byte for byte), Parquet (typed
+// columns, built as records are staged: parquet.go, pqbuild.go and the
+// page writer in pqwrite.go) and Arrow IPC (typed columns, arrow.go), the
+// JSON shape of failed records for error outputs, and the compressions of
+// output files (none, gzip, zstd, snappy).
 //
 // JSON encoding rules, the same for every sink:
 //   - an object's keys are sorted (byte order), so equal records encode to

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -65,18 +64,28 @@ type ParquetOptions struct {
 // schema when they are written (Encode): one that does not fit is an
 // error, which the sink turns into a "format-conversion-failed" record in
 // its error output, so a column is never silently null. The spool holds
-// records in a compact binary form (see coercer and the tagged encoding);
-// Seal converts a spool into a Parquet file, streaming row groups, so
-// memory stays within a row group whatever the file's size.
+// records in a compact binary form (see coercer and the tagged encoding).
+// A Parquet is a Building format: the buffer package gives each output a
+// ParquetBuilder, which builds the file's columns from the records as
+// they are staged (see ParquetBuilder for how that stays recoverable),
+// with the page writer of pqwrite.go. Seal converts a whole spool through
+// the same builder, for outputs without one (after a change of format, or
+// past the builders' memory budget).
 //
-// With an inferred schema, Seal reads the spool twice: once to infer the
-// columns from all its records (see inferred.merge for the rules), once
-// to write them.
+// With an inferred schema the builder widens the schema as records
+// arrive, and Finish reads the spool once to write the columns (see
+// inferred.merge for the rules).
 //
-// A Parquet keeps scratch space: use one per goroutine.
+// A Parquet keeps scratch space and the buffers of finished outputs: use
+// one per goroutine.
 type Parquet struct {
 	opts ParquetOptions
-	co   coercer
+	ps   *parquetSchema // the declared schema prepared for writing
+	// codec compresses pages; free holds the buffers of finished
+	// outputs, for the next ones.
+	codec compress.Codec
+	free  []*columnSet
+	co    coercer
 	// scratch for Encode
 	buf, line []byte
 }
@@ -91,7 +100,7 @@ func NewParquet(o ParquetOptions) (*Parquet, error) {
 	case o.RowGroupBytes < 0 || o.PageBytes < 0:
 		return nil, errors.New("parquet: row group and page sizes cannot be negative")
 	}
-	if _, err := parquetCodec(o.Compression); err != nil {
+	if _, err := pageCodec(o.Compression); err != nil {
 		return nil, err
 	}
 	if o.RowGroupBytes == 0 {
@@ -103,7 +112,7 @@ func NewParquet(o ParquetOptions) (*Parquet, error) {
 	p := &Parquet{opts: o}
 	if o.Schema != nil {
 		// Build once to fail at load time rather than at the first seal.
-		if _, err := newParquetSchema(o.Schema, !o.NoDictionary); err != nil {
+		if _, err := p.schema(); err != nil {
 			return nil, err
 		}
 	}
@@ -221,140 +230,18 @@ func cutPrefix(s, prefix string) (string, bool) {
 	return s, false
 }
 
-func parquetCodec(c Compression) (parquet.WriterOption, error) {
+func pageCodec(c Compression) (compress.Codec, error) {
 	switch c {
 	case None:
-		return parquet.Compression(&pqnone.Codec{}), nil
+		return &pqnone.Codec{}, nil
 	case Snappy:
-		return parquet.Compression(&pqsnappy.Codec{}), nil
+		return &pqsnappy.Codec{}, nil
 	case Gzip:
-		return parquet.Compression(&pqgzip.Codec{Level: pqgzip.DefaultCompression}), nil
+		return &pqgzip.Codec{Level: pqgzip.DefaultCompression}, nil
 	case Zstd:
-		return parquet.Compression(&pqzstd.Codec{Level: pqzstd.DefaultLevel, Concurrency: 1}), nil
+		return &pqzstd.Codec{Level: pqzstd.DefaultLevel, Concurrency: 1}, nil
 	}
 	return nil, fmt.Errorf("parquet: compression %s is not available; use none, snappy, gzip or zstd", c)
-}
-
-// Seal writes the Parquet file of the records in spool. With an inferred
-// schema spool must also be an io.Seeker (the buffer package passes an
-// *io.SectionReader).
-func (p *Parquet) Seal(dst io.Writer, spool io.Reader) error {
-	schema, extra := p.opts.Schema, ""
-	lenient := schema == nil
-	if lenient {
-		rs, ok := spool.(io.ReadSeeker)
-		if !ok {
-			return errors.New("parquet: inferring a schema needs a seekable spool")
-		}
-		root := &inferred{kind: KindStruct}
-		if err := eachRecord(rs, func(rec []byte) error {
-			r := taggedReader{b: rec}
-			if err := root.merge(&r); err != nil {
-				return err
-			}
-			if len(r.b) != 0 {
-				return errors.New("parquet: spool record has trailing bytes")
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		schema, extra = root.schema()
-		if len(schema.Fields) == 0 {
-			// Records that were all empty objects still make rows.
-			extra = ExtraField
-			schema = &Type{Kind: KindStruct, Fields: []Field{{Name: extra, Type: &Type{Kind: KindJSON}}}}
-		}
-		if _, err := rs.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("parquet: rewind spool: %w", err)
-		}
-	}
-	ps, err := newParquetSchema(schema, !p.opts.NoDictionary)
-	if err != nil {
-		return err
-	}
-	codec, err := parquetCodec(p.opts.Compression)
-	if err != nil {
-		return err
-	}
-	page := max(4<<10, min(p.opts.PageBytes, pageMemory/max(1, ps.plan.ncols)))
-	opts := []parquet.WriterOption{ps.schema, codec, parquet.PageBufferSize(page)}
-	if !p.opts.NoDictionary {
-		opts = append(opts, parquet.DictionaryMaxBytes(DefaultDictionaryBytes))
-	}
-	w := parquet.NewWriter(dst, opts...)
-	sh := newShredder(ps.plan)
-	co := coercer{lenient: true, extra: extra}
-	var (
-		scratch    []byte
-		groupBytes int64
-	)
-	const batchRows = 512
-	flush := func() error {
-		if sh.rows == 0 {
-			return nil
-		}
-		if err := sh.writeTo(w.ColumnWriters()); err != nil {
-			return fmt.Errorf("parquet: write columns: %w", err)
-		}
-		return nil
-	}
-	err = eachRecord(spool, func(rec []byte) error {
-		data := rec
-		if lenient {
-			var err error
-			r := taggedReader{b: rec}
-			scratch, err = co.appendTaggedRecord(scratch[:0], schema, &r)
-			if errors.Is(err, errNoColumn) {
-				// Members in the extra column: the general way.
-				r = taggedReader{b: rec}
-				var v any
-				if v, err = r.value(); err == nil {
-					fields, _ := v.(map[string]any)
-					scratch, err = co.appendRecord(scratch[:0], schema, fields)
-				}
-			}
-			if err != nil {
-				// Inferred schemas fit their records by construction.
-				return fmt.Errorf("parquet: record does not fit its inferred schema: %w", err)
-			}
-			data = scratch
-		}
-		rest, err := sh.shred(ps.plan, data, 0, 0)
-		if err != nil {
-			return err
-		}
-		if len(rest) != 0 {
-			return errors.New("parquet: spool record has trailing bytes (staged under another schema?)")
-		}
-		sh.rows++
-		groupBytes += int64(len(rec))
-		if sh.rows >= batchRows || sh.held() >= 4<<20 {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		if groupBytes >= p.opts.RowGroupBytes {
-			if err := flush(); err != nil {
-				return err
-			}
-			groupBytes = 0
-			if err := w.Flush(); err != nil {
-				return fmt.Errorf("parquet: write row group: %w", err)
-			}
-		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
-	}
-	if err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("parquet: finish file: %w", err)
-	}
-	return nil
 }
 
 // eachRecord calls f with each length-prefixed record of spool. The slice
@@ -407,6 +294,7 @@ type pnode struct {
 type parquetSchema struct {
 	schema *parquet.Schema
 	plan   *pnode
+	file   *fileSchema
 }
 
 // newParquetSchema builds the Parquet schema of t and the plan to shred
@@ -430,7 +318,19 @@ func newParquetSchema(t *Type, dict bool) (*parquetSchema, error) {
 			return nil, fmt.Errorf("parquet: column %d is %v, planned %v", i, cols[i], paths[i])
 		}
 	}
-	return &parquetSchema{schema: s, plan: plan}, nil
+	fs, err := newFileSchema(s, dict)
+	if err != nil {
+		return nil, err
+	}
+	if len(fs.leaves) != len(paths) {
+		return nil, fmt.Errorf("parquet: schema %s has %d leaf columns in its footer, planned %d", t, len(fs.leaves), len(paths))
+	}
+	for i := range paths {
+		if !slices.Equal(fs.leaves[i].path, paths[i]) {
+			return nil, fmt.Errorf("parquet: footer column %d is %v, planned %v", i, fs.leaves[i].path, paths[i])
+		}
+	}
+	return &parquetSchema{schema: s, plan: plan, file: fs}, nil
 }
 
 func buildPlan(name string, t *Type, optional bool, col *int, rep int) *pnode {
@@ -623,182 +523,4 @@ func exportedName(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// shredder turns positional records into column values with repetition
-// and definition levels, gathering a batch of rows per column.
-type shredder struct {
-	cols [][]parquet.Value
-	rows int
-	// bytes of byte-array values held (they point into copies)
-	bytes int
-	arena []byte
-}
-
-func newShredder(plan *pnode) *shredder {
-	return &shredder{cols: make([][]parquet.Value, plan.ncols)}
-}
-
-func (s *shredder) held() int { return s.bytes }
-
-// writeTo hands each column its values and starts a new batch.
-func (s *shredder) writeTo(cols []*parquet.ColumnWriter) error {
-	for i, vals := range s.cols {
-		if _, err := cols[i].WriteRowValues(vals); err != nil {
-			return err
-		}
-		clear(vals)
-		s.cols[i] = vals[:0]
-	}
-	s.rows, s.bytes = 0, 0
-	s.arena = s.arena[:0]
-	return nil
-}
-
-func (s *shredder) put(col int, v parquet.Value) {
-	s.cols[col] = append(s.cols[col], v)
-}
-
-// nulls writes a null for every column under n.
-func (s *shredder) nulls(n *pnode, rep, def int) {
-	for c := n.col; c < n.col+n.ncols; c++ {
-		s.put(c, parquet.NullValue().Level(rep, def, c))
-	}
-}
-
-var errCorrupt = errors.New("parquet: spool record is corrupt")
-
-// shred reads one value of n (with its presence byte when optional) from
-// b, at repetition level rep and definition level def, and returns the
-// rest of b.
-func (s *shredder) shred(n *pnode, b []byte, rep, def int) ([]byte, error) {
-	if n.optional {
-		if len(b) == 0 {
-			return nil, errCorrupt
-		}
-		present := b[0]
-		b = b[1:]
-		if present == 0 {
-			s.nulls(n, rep, def)
-			return b, nil
-		}
-		def++
-	}
-	switch n.kind {
-	case KindStruct:
-		var err error
-		for _, k := range n.kids {
-			if b, err = s.shred(k, b, rep, def); err != nil {
-				return nil, err
-			}
-		}
-		return b, nil
-	case KindList, KindMap:
-		count, k := binary.Uvarint(b)
-		if k <= 0 || count > uint64(len(b)) {
-			return nil, errCorrupt
-		}
-		b = b[k:]
-		if count == 0 {
-			for _, kid := range n.kids {
-				s.nulls(kid, rep, def)
-			}
-			return b, nil
-		}
-		var err error
-		for i := range count {
-			r := rep
-			if i > 0 {
-				r = n.rep
-			}
-			for _, kid := range n.kids {
-				if b, err = s.shred(kid, b, r, def+1); err != nil {
-					return nil, err
-				}
-			}
-		}
-		return b, nil
-	}
-	return s.leaf(n, b, rep, def)
-}
-
-func (s *shredder) leaf(n *pnode, b []byte, rep, def int) ([]byte, error) {
-	var v parquet.Value
-	switch n.kind {
-	case KindBool:
-		if len(b) < 1 {
-			return nil, errCorrupt
-		}
-		v = parquet.BooleanValue(b[0] == 1)
-		b = b[1:]
-	case KindInt32, KindDate:
-		x, k := binary.Varint(b)
-		if k <= 0 || x < math.MinInt32 || x > math.MaxInt32 {
-			return nil, errCorrupt
-		}
-		v = parquet.Int32Value(int32(x))
-		b = b[k:]
-	case KindInt64, KindTimestamp:
-		x, k := binary.Varint(b)
-		if k <= 0 {
-			return nil, errCorrupt
-		}
-		v = parquet.Int64Value(x)
-		b = b[k:]
-	case KindDecimal:
-		if n.size > 0 {
-			if len(b) < n.size {
-				return nil, errCorrupt
-			}
-			v = parquet.FixedLenByteArrayValue(s.keep(b[:n.size]))
-			b = b[n.size:]
-			break
-		}
-		x, k := binary.Varint(b)
-		if k <= 0 {
-			return nil, errCorrupt
-		}
-		if n.precision <= 9 {
-			v = parquet.Int32Value(int32(x))
-		} else {
-			v = parquet.Int64Value(x)
-		}
-		b = b[k:]
-	case KindFloat32:
-		if len(b) < 4 {
-			return nil, errCorrupt
-		}
-		v = parquet.FloatValue(math.Float32frombits(binary.LittleEndian.Uint32(b)))
-		b = b[4:]
-	case KindFloat64:
-		if len(b) < 8 {
-			return nil, errCorrupt
-		}
-		v = parquet.DoubleValue(math.Float64frombits(binary.LittleEndian.Uint64(b)))
-		b = b[8:]
-	case KindString, KindBinary, KindJSON:
-		size, k := binary.Uvarint(b)
-		if k <= 0 || size > uint64(len(b)-k) {
-			return nil, errCorrupt
-		}
-		v = parquet.ByteArrayValue(s.keep(b[k : k+int(size)]))
-		b = b[k+int(size):]
-	default:
-		return nil, fmt.Errorf("parquet: unknown column kind %d", n.kind)
-	}
-	s.put(n.col, v.Level(rep, def, n.col))
-	return b, nil
-}
-
-// keep copies bytes that must outlive the record they were read from
-// until the batch is written. A full arena is replaced, not grown, so
-// that values already pointing into it stay valid.
-func (s *shredder) keep(b []byte) []byte {
-	s.bytes += len(b)
-	if len(s.arena)+len(b) > cap(s.arena) {
-		s.arena = make([]byte, 0, max(2*cap(s.arena), len(b), 64<<10))
-	}
-	start := len(s.arena)
-	s.arena = append(s.arena, b...)
-	return s.arena[start:len(s.arena):len(s.arena)]
 }
