@@ -154,12 +154,20 @@ func Firehose(data []byte, opts FirehoseOptions) (*Result, error) {
 			return nil, fmt.Errorf("DeliveryStreamDescription: %w", err)
 		}
 	}
+	var generic any
+	_ = json.Unmarshal(data, &generic) // decoded above already
+	if path := controlString(generic, ""); path != "" {
+		return nil, fmt.Errorf("%s holds a control character, which no setting of a delivery stream has", path)
+	}
 	var d firehoseDescription
 	if err := json.Unmarshal(data, &d); err != nil {
 		return nil, fmt.Errorf("DeliveryStreamDescription: %w", typeError(err))
 	}
 	if d.DeliveryStreamName == "" {
 		return nil, errors.New("the description has no DeliveryStreamName: give what `aws firehose describe-delivery-stream --delivery-stream-name NAME` prints")
+	}
+	if !streamName.MatchString(d.DeliveryStreamName) {
+		return nil, fmt.Errorf("DeliveryStreamName %q is not a delivery stream's name (1 to 64 letters, digits, _ . -)", d.DeliveryStreamName)
 	}
 	if len(d.Destinations) != 1 {
 		return nil, fmt.Errorf("the description has %d destinations; a delivery stream has one", len(d.Destinations))
@@ -383,6 +391,40 @@ func (c *firehoseConv) processing(dest *s3Destination) (*processing, error) {
 		}
 	}
 	return p, nil
+}
+
+// streamName is what a delivery stream's name may be.
+var streamName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// controlString returns the path of the first string in v (decoded JSON)
+// that holds a control character, or "".
+func controlString(v any, path string) string {
+	switch v := v.(type) {
+	case string:
+		if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return path
+		}
+	case []any:
+		for i, e := range v {
+			if p := controlString(e, fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p
+			}
+		}
+	case map[string]any:
+		for _, k := range sortedKeys(v) {
+			sub := k
+			if path != "" {
+				sub = path + "." + k
+			}
+			if p := controlString(k, sub); p != "" {
+				return p
+			}
+			if p := controlString(v[k], sub); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 // jqPath is what a MetadataExtractionQuery's values may be: a path of
@@ -790,8 +832,11 @@ func decodeJSON(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			line, col := position(data, se.Offset)
+			line, col := position(data, max(se.Offset-1, 0))
 			return fmt.Errorf("line %d column %d: not valid JSON: %v", line, col, se)
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return errors.New("the JSON ends early: not valid JSON (a description cut short?)")
 		}
 		if errors.Is(err, io.EOF) {
 			return errors.New("empty input: give the JSON that `aws firehose describe-delivery-stream` prints")

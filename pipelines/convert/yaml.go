@@ -30,7 +30,9 @@ type doc struct {
 }
 
 func newDoc(header string) *doc {
-	return &doc{root: &yaml.Node{Kind: yaml.MappingNode, HeadComment: header}}
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	comment(root, header)
+	return &doc{root: root}
 }
 
 // note attaches text as a comment above key and records it as a note.
@@ -43,10 +45,10 @@ func (d *doc) note(key *yaml.Node, format string, args ...any) {
 // comment attaches text above n without recording a note: an explanation
 // of something carried over.
 func comment(n *yaml.Node, text string) {
-	// A comment is one line per line of text; a line break inside a value
-	// taken from the input must not end the comment and start YAML.
+	// A comment is one line: a line break inside a value taken from the
+	// input must not end the comment and start YAML.
 	text = strings.Map(func(r rune) rune {
-		if r < 0x20 && r != '\n' || r == 0x7f {
+		if r < 0x20 || r == 0x7f {
 			return ' '
 		}
 		return r
