@@ -891,7 +891,9 @@ func (x *pumpCtx) sliding(from, base string) error {
 // slides.
 func slideFor(d time.Duration) time.Duration {
 	secs := int64(d / time.Second)
-	for s := max(int64(1), secs/10000); s <= secs; s++ {
+	// Every s below 2·secs/10000 + 1 is tried at most once: the loop ends
+	// well within that for any size a window takes.
+	for s := max(int64(1), secs/10000); s <= secs && s <= 2*secs/10000+86400; s++ {
 		if secs%s == 0 && secs/s <= 10000 {
 			return time.Duration(s) * time.Second
 		}
