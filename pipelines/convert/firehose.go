@@ -174,7 +174,7 @@ func Firehose(data []byte, opts FirehoseOptions) (*Result, error) {
 	}
 	var dests []map[string]json.RawMessage
 	if err := json.Unmarshal(top["Destinations"], &dests); err != nil {
-		return nil, fmt.Errorf("Destinations: %w", typeError(err))
+		return nil, fmt.Errorf("the Destinations: %w", typeError(err))
 	}
 	dest := d.Destinations[0].ExtendedS3DestinationDescription
 	destKey := "ExtendedS3DestinationDescription"
@@ -335,7 +335,7 @@ func (c *firehoseConv) processing(dest *s3Destination) (*processing, error) {
 			q := params["MetadataExtractionQuery"]
 			keys, notes, err := jqKeys(q)
 			if err != nil {
-				return nil, fmt.Errorf("Processors[%d] MetadataExtractionQuery %q: %w", i, q, err)
+				return nil, fmt.Errorf("the MetadataExtractionQuery of Processors[%d], %q: %w", i, q, err)
 			}
 			p.partitionKeys = append(p.partitionKeys, keys...)
 			p.sinkNotes = append(p.sinkNotes, notes...)
@@ -344,7 +344,7 @@ func (c *firehoseConv) processing(dest *s3Destination) (*processing, error) {
 			}
 		case "Lambda":
 			if p.transform != nil {
-				return nil, fmt.Errorf("Processors[%d]: a second Lambda processor; Firehose takes one", i)
+				return nil, fmt.Errorf("the Processors[%d]: a second Lambda processor; Firehose takes one", i)
 			}
 			p.lambda = true
 			t := mapping()

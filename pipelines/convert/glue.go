@@ -47,11 +47,11 @@ func glueSchema(data []byte) (*yaml.Node, []string, error) {
 	schema := flow(mapping())
 	for i, col := range t.Table.StorageDescriptor.Columns {
 		if !jqName.MatchString(col.Name) {
-			return nil, nil, fmt.Errorf("Columns[%d]: the name %q is not a field name", i, col.Name)
+			return nil, nil, fmt.Errorf("the Columns[%d]: the name %q is not a field name", i, col.Name)
 		}
 		typ, err := hiveType(col.Type)
 		if err != nil {
-			return nil, nil, fmt.Errorf("Columns[%d] %s: %w", i, col.Name, err)
+			return nil, nil, fmt.Errorf("the Columns[%d] %s: %w", i, col.Name, err)
 		}
 		set(schema, col.Name, str(typ))
 	}
