@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluice-dev/sluice/internal/golden"
@@ -180,24 +177,7 @@ func s3Objects(t *testing.T, srv testservers.S3, bucket string) map[string][]byt
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string][]byte{}
-	list, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range list.Contents {
-		got, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(got.Body)
-		got.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[aws.ToString(o.Key)] = data
-	}
-	return out
+	return testservers.BucketObjects(t, client, bucket)
 }
 
 // fileRows reads the JSON lines a files sink wrote under dir, the error

@@ -706,6 +706,18 @@ func (x *pumpCtx) having(w *windowPlan) (string, error) {
 	return x.expr(r)
 }
 
+// plan reads a windowed query's keys and select list into w and adds
+// the filter of its WHERE, returning the step the window reads.
+func (x *pumpCtx) plan(w *windowPlan, keys []expr, from, base string) (string, error) {
+	if err := x.groupKeys(w, keys); err != nil {
+		return "", err
+	}
+	if err := x.items(w); err != nil {
+		return "", err
+	}
+	return x.where(x.pu.sel, from, base)
+}
+
 // emitWindow writes the steps of a windowed query: the computed keys, the
 // window, and the renames after it.
 func (x *pumpCtx) emitWindow(from, base string, w *windowPlan, kindKey string, kind *yaml.Node, notes []string) error {
@@ -813,13 +825,7 @@ func (x *pumpCtx) tumbling(from, base string) error {
 		}
 		return false
 	}}
-	if err := x.groupKeys(w, rest); err != nil {
-		return err
-	}
-	if err := x.items(w); err != nil {
-		return err
-	}
-	from, err := x.where(sel, from, base)
+	from, err := x.plan(w, rest, from, base)
 	if err != nil {
 		return err
 	}
@@ -832,13 +838,7 @@ func (x *pumpCtx) windowed(from, base, kind string, partition []expr, size time.
 		return errAt(sel.pos, "GROUP BY beside WINDOWED BY STAGGER: the stagger window's PARTITION BY groups")
 	}
 	w := &windowPlan{isTimeKey: func(expr) bool { return false }}
-	if err := x.groupKeys(w, partition); err != nil {
-		return err
-	}
-	if err := x.items(w); err != nil {
-		return err
-	}
-	from, err := x.where(sel, from, base)
+	from, err := x.plan(w, partition, from, base)
 	if err != nil {
 		return err
 	}
@@ -871,13 +871,7 @@ func (x *pumpCtx) sliding(from, base string) error {
 		spec = s
 	}
 	w := &windowPlan{isTimeKey: func(expr) bool { return false }}
-	if err := x.groupKeys(w, spec.partitionBy); err != nil {
-		return err
-	}
-	if err := x.items(w); err != nil {
-		return err
-	}
-	from, err := x.where(sel, from, base)
+	from, err := x.plan(w, spec.partitionBy, from, base)
 	if err != nil {
 		return err
 	}
