@@ -181,7 +181,7 @@ func TestKDASmallForms(t *testing.T) {
 			[]string{"event_time: EVENT_TS", "tumbling: 1h", `(TICKER matches "^A(?s:.)(?s:.*)$")`, "(PRICE >= 1 and PRICE <= 10)", "(NOTE != nil)", "SYM: TICKER", "TICKER: null", "WIN: window_start", "N: count()"}},
 		{"plain projection", `CREATE STREAM OUT_S (T VARCHAR(4), P2 DOUBLE, U VARCHAR(8));
 			CREATE PUMP P AS INSERT INTO OUT_S SELECT STREAM "ticker", PRICE * 2, UPPER(SECTOR) || '!' FROM SOURCE_SQL_STREAM_001 WHERE CAST(PRICE AS INTEGER) <> 0;`,
-			[]string{"filter: (int(PRICE) != 0)", "T: ticker", "P2: (PRICE * 2)", `U: (string(upper(SECTOR)) + string("!"))`, "KDA's rows hold only the selected columns"}},
+			[]string{"filter: (int(PRICE) != 0)", "T: ticker", "P2: (PRICE * 2)", `U: (string(upper(SECTOR)) + string("!"))`, "KDA's rows of OUT_S hold only the selected columns"}},
 		{"inline over", dest + `CREATE PUMP P AS INSERT INTO "DESTINATION_SQL_STREAM" (SYM, N, WIN) SELECT STREAM T, COUNT(*) OVER (PARTITION BY T RANGE INTERVAL '5' HOUR PRECEDING), ROWTIME FROM SOURCE_SQL_STREAM_001;`,
 			[]string{"sliding: {size: 5h, every: 2s}", "WIN: window_end", "SYM: T"}},
 		{"pumps in any order", `CREATE STREAM A_S (X INT); CREATE STREAM B_S (X INT);

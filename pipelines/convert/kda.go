@@ -256,7 +256,7 @@ func (c *kdaConv) pump(pu *pump, from string) error {
 	case sel.table != nil:
 		err = x.tableFunc(from, base)
 	case sel.stagger != nil:
-		err = x.windowed(from, base, "stagger", sel.stagger.partitionBy, sel.stagger.rng, sel.stagger.pos)
+		err = x.windowed(from, base, "stagger", sel.stagger.partitionBy, sel.stagger.rng)
 	case slices.ContainsFunc(sel.items, func(it selectItem) bool { return it.over != nil || it.overName != "" }):
 		err = x.sliding(from, base)
 	case len(sel.groupBy) > 0:
@@ -832,7 +832,7 @@ func (x *pumpCtx) tumbling(from, base string) error {
 	return x.emitWindow(from, base, w, "tumbling", str(dur(size)), nil)
 }
 
-func (x *pumpCtx) windowed(from, base, kind string, partition []expr, size time.Duration, p pos) error {
+func (x *pumpCtx) windowed(from, base, kind string, partition []expr, size time.Duration) error {
 	sel := x.pu.sel
 	if len(sel.groupBy) > 0 {
 		return errAt(sel.pos, "GROUP BY beside WINDOWED BY STAGGER: the stagger window's PARTITION BY groups")
@@ -932,23 +932,34 @@ func (x *pumpCtx) plain(from, base string) error {
 			set(m, out, str(v))
 		}
 	}
-	name := x.c.stepName(base)
-	switch {
-	case len(m.Content) > 0:
-		k := x.c.addStep(name, from, "map", m)
-		comment(k, fmt.Sprintf("the pump %s into %s (%s)", x.pu.name, x.pu.into, x.pu.pos))
+	projection := fmt.Sprintf("KDA's rows of %s hold only the selected columns (%s); sluice's keep the record's other fields too (a map with field: null deletes one)", x.pu.into, strings.Join(kept, ", "))
+	if len(m.Content) == 0 {
+		// Nothing to compute: the stream's rows are what the WHERE (or
+		// the stream read) gives.
+		x.c.produced[x.pu.into] = from
 		if !sel.star {
-			x.c.doc.note(k, "KDA's rows hold only the selected columns (%s); sluice's keep the record's other fields too (a map with field: null deletes one)", strings.Join(kept, ", "))
+			x.c.noteLast(projection)
 		}
-		x.c.produced[x.pu.into] = name
-	case from != x.c.produced[x.c.input] || sel.where != nil:
-		x.c.produced[x.pu.into] = from
-		x.c.names[name] = false
-	default:
-		x.c.produced[x.pu.into] = from
-		x.c.names[name] = false
+		return nil
 	}
+	name := x.c.stepName(base)
+	k := x.c.addStep(name, from, "map", m)
+	comment(k, fmt.Sprintf("the pump %s into %s (%s)", x.pu.name, x.pu.into, x.pu.pos))
+	if !sel.star {
+		x.c.doc.note(k, "%s", projection)
+	}
+	x.c.produced[x.pu.into] = name
 	return nil
+}
+
+// noteLast attaches a note to the last step, or to the source when there
+// is none yet.
+func (c *kdaConv) noteLast(text string) {
+	if n := len(c.steps.Content); n > 0 {
+		c.doc.note(c.steps.Content[n-1].Content[0], "%s", text)
+		return
+	}
+	c.doc.note(c.doc.root.Content[2], "%s", text)
 }
 
 // tableFunc converts SELECT STREAM … FROM TABLE(FUNCTION(CURSOR(…), …)).
