@@ -179,6 +179,9 @@ func TestKDASmallForms(t *testing.T) {
 			WHERE TICKER LIKE 'A_%' AND PRICE BETWEEN 1 AND 10 AND NOTE IS NOT NULL
 			GROUP BY TICKER, STEP(S.EVENT_TS BY INTERVAL '1' HOUR);`,
 			[]string{"event_time: EVENT_TS", "tumbling: 1h", `(TICKER matches "^A(?s:.)(?s:.*)$")`, "(PRICE >= 1 and PRICE <= 10)", "(NOTE != nil)", "SYM: TICKER", "TICKER: null", "WIN: window_start", "N: count()"}},
+		{"floor rowtime", `CREATE STREAM O (T VARCHAR(4), MINUTE_START TIMESTAMP, C BIGINT);
+			CREATE PUMP P AS INSERT INTO O SELECT STREAM T, FLOOR(S.ROWTIME TO MINUTE), COUNT(*) FROM SOURCE_SQL_STREAM_001 AS S GROUP BY FLOOR(S.ROWTIME TO MINUTE), T;`,
+			[]string{"tumbling: 1m", "group_by: [T]", "MINUTE_START: window_start", "C: count()"}},
 		{"plain projection", `CREATE STREAM OUT_S (T VARCHAR(4), P2 DOUBLE, U VARCHAR(8));
 			CREATE PUMP P AS INSERT INTO OUT_S SELECT STREAM "ticker", PRICE * 2, UPPER(SECTOR) || '!' FROM SOURCE_SQL_STREAM_001 WHERE CAST(PRICE AS INTEGER) <> 0;`,
 			[]string{"filter: (int(PRICE) != 0)", "T: ticker", "P2: (PRICE * 2)", `U: (string(upper(SECTOR)) + string("!"))`, "KDA's rows of OUT_S hold only the selected columns"}},
