@@ -354,10 +354,18 @@ func (c *firehoseConv) processing(dest *s3Destination) (*processing, error) {
 			c.doc.note(k, "the Lambda function %s: sluice sends the same requests (Firehose's data-transformation contract) to the function's handler reachable as an HTTP endpoint (set TRANSFORM_URL) or as a local command (command: [python3, lambda_wrapper.py, handler.lambda_handler]); docs/steps/transform.md", arn)
 			buf := flow(mapping())
 			if v, ok := params["BufferSizeInMBs"]; ok {
-				set(buf, "size", str(v+"MB"))
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil || f < 0.2 || f > 3 {
+					return nil, fmt.Errorf("the Lambda processor's BufferSizeInMBs %q: Firehose takes 0.2 to 3", v)
+				}
+				set(buf, "size", str(strconv.FormatFloat(f, 'f', -1, 64)+"MB"))
 			}
 			if v, ok := params["BufferIntervalInSeconds"]; ok {
-				set(buf, "interval", str(v+"s"))
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil || n < 0 || n > 900 {
+					return nil, fmt.Errorf("the Lambda processor's BufferIntervalInSeconds %q: Firehose takes 0 to 900", v)
+				}
+				set(buf, "interval", seconds(n))
 			}
 			if len(buf.Content) > 0 {
 				set(t, "buffer", buf)
@@ -392,6 +400,9 @@ func (c *firehoseConv) processing(dest *s3Destination) (*processing, error) {
 	}
 	return p, nil
 }
+
+// bucketName is what an S3 bucket's name may be.
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,253}[a-z0-9]$`)
 
 // streamName is what a delivery stream's name may be.
 var streamName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
@@ -494,7 +505,7 @@ func (c *firehoseConv) s3Sink(name string, dest *s3Destination, destRaw map[stri
 	s3 := mapping()
 	s3Key := set(sink, "s3", s3)
 	bucket := strings.TrimPrefix(dest.BucketARN, "arn:aws:s3:::")
-	if bucket == dest.BucketARN || bucket == "" || strings.Contains(bucket, "/") {
+	if bucket == dest.BucketARN || !bucketName.MatchString(bucket) {
 		return nil, fmt.Errorf("BucketARN %q is not an S3 bucket ARN (arn:aws:s3:::BUCKET)", dest.BucketARN)
 	}
 	set(s3, "bucket", str(bucket))
@@ -538,6 +549,9 @@ func (c *firehoseConv) s3Sink(name string, dest *s3Destination, destRaw map[stri
 		set(s3, "time_zone", str(dest.CustomTimeZone))
 	}
 	if e := dest.EncryptionConfiguration; e != nil && e.KMSEncryptionConfig != nil {
+		if strings.TrimSpace(e.KMSEncryptionConfig.AWSKMSKeyARN) == "" {
+			return nil, errors.New("KMSEncryptionConfig has no AWSKMSKeyARN")
+		}
 		set(s3, "encryption", str("aws:kms"))
 		set(s3, "kms_key_id", str(e.KMSEncryptionConfig.AWSKMSKeyARN))
 	}
