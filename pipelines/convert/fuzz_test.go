@@ -36,7 +36,7 @@ func FuzzFirehose(f *testing.F) {
 		}
 		f.Add(data)
 	}
-	f.Add([]byte(`{"DeliveryStreamName":"a","Destinations":[{"S3DestinationDescription":{"BucketARN":"arn:aws:s3:::b","Prefix":"p/!{partitionKeyFromQuery:x}"}}]}`))
+	f.Add([]byte(`{"DeliveryStreamName":"a","Destinations":[{"S3DestinationDescription":{"BucketARN":"arn:aws:s3:::bkt","Prefix":"p/!{partitionKeyFromQuery:x}"}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		res, err := Firehose(data, FirehoseOptions{})
 		if err != nil {
