@@ -40,6 +40,7 @@ func commands() map[string]command {
 		"test":     {"run a pipeline's unit tests (given input records, expected outputs)", cmdTest, false},
 		"serve":    {"run the embedded stream store behind a Kinesis-compatible API", cmdServe, true},
 		"agent":    {"run a Kinesis Agent configuration (agent.json) as pipelines", cmdAgent, true},
+		"convert":  {"write the pipeline of a Firehose delivery stream description or KDA SQL", cmdConvert, false},
 		"put":      {"write lines from stdin to a stream as records", cmdPut, false},
 		"tail":     {"print records from a stream", cmdTail, false},
 		"tap":      {"print live records at a step or sink of a running pipeline", cmdTap, false},

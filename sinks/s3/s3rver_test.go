@@ -3,7 +3,6 @@ package s3_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"os"
 	"path"
@@ -42,33 +41,6 @@ func startS3rver(t *testing.T, bucket string) (*testservers.S3, *awss3.Client) {
 		t.Fatal(err)
 	}
 	return &srv, client
-}
-
-// bucketObjects returns every object of the bucket, key to content.
-func bucketObjects(t *testing.T, client *awss3.Client, bucket string) map[string][]byte {
-	t.Helper()
-	ctx := context.Background()
-	out := map[string][]byte{}
-	pages := awss3.NewListObjectsV2Paginator(client, &awss3.ListObjectsV2Input{Bucket: aws.String(bucket)})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range page.Contents {
-			got, err := client.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
-			if err != nil {
-				t.Fatal(err)
-			}
-			data, err := io.ReadAll(got.Body)
-			got.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[aws.ToString(o.Key)] = data
-		}
-	}
-	return out
 }
 
 // s3rverRun runs the pipeline of r against srv on the host's disk.
@@ -127,7 +99,7 @@ func TestS3rverDelivery(t *testing.T) {
 				t.Fatal(err)
 			}
 			elapsed := time.Since(start)
-			objects := bucketObjects(t, client, "bucket")
+			objects := testservers.BucketObjects(t, client, "bucket")
 			counts := map[string]int{}
 			parts := map[string]bool{}
 			var stored int
@@ -239,7 +211,7 @@ func TestS3rverOutage(t *testing.T) {
 		t.Fatal("the run ended before the outage did: the source was not held back")
 	}
 	counts := map[string]int{}
-	for key, data := range bucketObjects(t, client, "bucket") {
+	for key, data := range testservers.BucketObjects(t, client, "bucket") {
 		if !strings.HasPrefix(key, "data/part=p") {
 			t.Fatalf("object %s is outside the prefix (diverted to the error prefix?)", key)
 		}
@@ -286,7 +258,7 @@ func TestS3rverMultipart(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink.Close()
-	objects := bucketObjects(t, client, "bucket")
+	objects := testservers.BucketObjects(t, client, "bucket")
 	counts := map[string]int{}
 	largest := 0
 	for key, data := range objects {
@@ -339,7 +311,7 @@ func TestS3rverErrorPrefixThroughFaults(t *testing.T) {
 		}
 		sink.Close()
 		counts := map[string]int{}
-		objects := bucketObjects(t, client, "bucket")
+		objects := testservers.BucketObjects(t, client, "bucket")
 		for key, data := range objects {
 			if !strings.HasPrefix(key, "errors/delivery-failed/clicks-archive-") {
 				t.Fatalf("object %s is not under the error prefix", key)
@@ -376,7 +348,7 @@ func TestS3rverErrorPrefixThroughFaults(t *testing.T) {
 		if err == nil || strings.Count(err.Error(), "StatusCode: 500") != 2 || !strings.Contains(err.Error(), "; and to the error prefix as errors/delivery-failed/") {
 			t.Fatalf("run: %v; want both reasons", err)
 		}
-		if objects := bucketObjects(t, client, "bucket"); len(objects) != 0 {
+		if objects := testservers.BucketObjects(t, client, "bucket"); len(objects) != 0 {
 			t.Fatalf("bucket holds %d objects while every call failed", len(objects))
 		}
 		proxy.Fail(nil)
@@ -386,7 +358,7 @@ func TestS3rverErrorPrefixThroughFaults(t *testing.T) {
 		}
 		sink.Close()
 		counts := map[string]int{}
-		for key, data := range bucketObjects(t, client, "bucket") {
+		for key, data := range testservers.BucketObjects(t, client, "bucket") {
 			if !strings.HasPrefix(key, "data/part=p") {
 				t.Fatalf("object %s is outside the prefix", key)
 			}
@@ -445,7 +417,7 @@ func TestS3rverTornUpload(t *testing.T) {
 	if err := s.Commit(ctx, state); err != nil {
 		t.Fatalf("Commit over a torn upload: %v", err)
 	}
-	objects := bucketObjects(t, client, "bucket")
+	objects := testservers.BucketObjects(t, client, "bucket")
 	if len(objects) != 1 || strings.Count(string(objects[key]), "\n") != 3 || !strings.Contains(string(objects[key]), `{"i":2,"region":"eu"}`) {
 		t.Fatalf("the bucket holds %q; want the output's 3 records under %s", objects, key)
 	}
