@@ -188,8 +188,15 @@ func (d *decoder) merge(v *yaml.Node, path string, depth int) []pair {
 // key; a key without one is an error that suggests the closest known key.
 // It returns the keys present. hint, if set, explains an unknown key.
 func (d *decoder) mapping(n *yaml.Node, path string, depth int, fields []field, hint func(key string) string) map[string]*yaml.Node {
+	return d.mappingPairs(d.pairs(n, path, depth), path, depth, fields, hint)
+}
+
+// mappingPairs is mapping for the entries of a mapping that pairs has read
+// already, for a caller that looked at the keys (merged ones included)
+// to decide how to read it.
+func (d *decoder) mappingPairs(pairs []pair, path string, depth int, fields []field, hint func(key string) string) map[string]*yaml.Node {
 	present := map[string]*yaml.Node{}
-	for _, p := range d.pairs(n, path, depth) {
+	for _, p := range pairs {
 		i := slices.IndexFunc(fields, func(f field) bool { return f.name == p.key.Value })
 		if i < 0 {
 			names := make([]string, len(fields))

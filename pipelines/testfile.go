@@ -383,20 +383,42 @@ func (d *testDecoder) input(n *yaml.Node, path string, depth int) []TestRecord {
 
 // inputRecord reads one input record: a mapping is a JSON object, a
 // string its bytes as written, !!binary base64 bytes; a mapping with a
-// meta key is the long form {meta: {...}, record: ...}.
+// meta key is the long form {meta: {...}, record: ...}. Which form a
+// mapping is, is decided on its keys with merges (<<) resolved, so that
+// meta brought in by << makes the long form as meta written does.
 func (d *testDecoder) inputRecord(n *yaml.Node, path string, depth int) (TestRecord, bool) {
 	v := d.visit(n, depth)
 	if v == nil {
 		return TestRecord{}, false
 	}
 	r := TestRecord{At: pos(v)}
-	if v.Kind != yaml.MappingNode || !hasKey(v, "meta") {
+	if v.Kind != yaml.MappingNode {
 		data, ok := d.recordBytes(v, path, depth)
 		r.Data = data
 		return r, ok
 	}
+	ok := d.counted(v, path, func() bool {
+		pairs := d.pairs(v, path, depth)
+		i := slices.IndexFunc(pairs, func(p pair) bool { return p.key.Value == "meta" })
+		if i < 0 {
+			var good bool
+			_, good = d.jsonObject(pairs, path, depth, &r.Data)
+			return good
+		}
+		return d.longRecord(v, pairs, pairs[i].key, path, depth, &r)
+	})
+	return r, ok
+}
+
+// longRecord reads the record v written {meta: {...}, record: ...}, of
+// which pairs are the entries and metaKey the meta key, into r.
+func (d *testDecoder) longRecord(v *yaml.Node, pairs []pair, metaKey *yaml.Node, path string, depth int, r *TestRecord) bool {
 	ok := true
-	present := d.mapping(v, path, depth, []field{
+	hint := " (a record with meta is written {meta: {...}, record: ...}; meta cannot be a field, as expressions read it as the metadata)"
+	if !writtenKey(v, metaKey) {
+		hint = fmt.Sprintf(" (this record takes meta from the mapping that << merges at line %d, so it is written {meta: {...}, record: ...}: put the fields under record)", metaKey.Line)
+	}
+	present := d.mappingPairs(pairs, path, depth, []field{
 		{"meta", func(_, m *yaml.Node, p string) {
 			d.mapping(m, p, depth+1, []field{
 				{"partition_key", func(_, x *yaml.Node, p string) { r.PartitionKey, _ = d.literal(x, p, depth+2) }},
@@ -410,11 +432,20 @@ func (d *testDecoder) inputRecord(n *yaml.Node, path string, depth int) (TestRec
 				r.Data, ok = d.recordBytes(xv, p, depth+1)
 			}
 		}},
-	}, func(string) string {
-		return " (a record with meta is written {meta: {...}, record: ...}; meta cannot be a field, as expressions read it as the metadata)"
-	})
+	}, func(string) string { return hint })
 	d.required(v, path, present, "record")
-	return r, ok && present["record"] != nil
+	return ok && present["record"] != nil
+}
+
+// writtenKey reports whether key, as pairs returns it, is written in the
+// mapping n rather than merged into it.
+func writtenKey(n, key *yaml.Node) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k == key || k.Kind == yaml.AliasNode && k.Alias == key {
+			return true
+		}
+	}
+	return false
 }
 
 // hasKey reports whether a mapping has the key written in it.
@@ -428,12 +459,13 @@ func hasKey(n *yaml.Node, key string) bool {
 }
 
 // recordBytes returns the bytes of an input record written as a mapping
-// (its JSON), a string or !!binary.
+// (its JSON), a string or !!binary. The caller counts a mapping's nodes
+// against the budget for records.
 func (d *testDecoder) recordBytes(v *yaml.Node, path string, depth int) ([]byte, bool) {
 	switch {
 	case v.Kind == yaml.MappingNode:
 		var buf []byte
-		_, ok := d.valueOf(v, path, depth, &buf)
+		_, ok := d.jsonValue(v, path, depth, &buf)
 		return buf, ok
 	case v.Kind == yaml.ScalarNode && isNull(v):
 		d.errorf(pos(v), path, "an input record is a mapping (a JSON object) or a string (its bytes), not nothing")

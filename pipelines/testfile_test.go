@@ -62,6 +62,75 @@ func TestInputBytes(t *testing.T) {
 	}
 }
 
+// TestInputMergeKeys pins how merge keys (<<) work in input records:
+// the form is decided on the keys once merged, so meta brought in by <<
+// makes the long form, and the short form stays a JSON object.
+func TestInputMergeKeys(t *testing.T) {
+	type rec struct{ data, shard, key string }
+	tests := []struct {
+		name, input string
+		want        []rec
+		err         string // when not empty, the file is refused with it
+	}{
+		{"short form merging a short form",
+			"- &a {x: 1, y: 2}\n- {<<: *a, y: 3}",
+			[]rec{{`{"x":1,"y":2}`, "", ""}, {`{"y":3,"x":1}`, "", ""}}, ""},
+		{"long form merging a whole long form, record replaced",
+			"- &a {meta: {shard_id: s1, partition_key: k}, record: {x: 1}}\n- {<<: *a, record: {x: 2}}",
+			[]rec{{`{"x":1}`, "s1", "k"}, {`{"x":2}`, "s1", "k"}}, ""},
+		{"long form taking only meta from the merge",
+			"- &m {meta: {shard_id: s2}, record: x}\n- {<<: *m, record: {y: true}}\n- {<<: *m}",
+			[]rec{{`x`, "s2", ""}, {`{"y":true}`, "s2", ""}, {`x`, "s2", ""}}, ""},
+		{"long form merging a mapping that holds only meta",
+			"- {meta: &m {shard_id: s3}, record: a}\n- {<<: {meta: *m}, record: b}",
+			[]rec{{`a`, "s3", ""}, {`b`, "s3", ""}}, ""},
+		{"long form made of merges only",
+			"- {<<: [{meta: {partition_key: k}}, {record: r}]}",
+			[]rec{{`r`, "", "k"}}, ""},
+		{"meta written wins over merged meta",
+			"- &a {meta: {shard_id: s1}, record: r}\n- {<<: *a, meta: {shard_id: s9}}",
+			[]rec{{`r`, "s1", ""}, {`r`, "s9", ""}}, ""},
+		{"merges inside meta and record",
+			"- {meta: &m {shard_id: s1, partition_key: k}, record: &r {x: 1}}\n- {meta: {<<: *m, partition_key: j}, record: {<<: *r, z: 0}}",
+			[]rec{{`{"x":1}`, "s1", "k"}, {`{"z":0,"x":1}`, "s1", "j"}}, ""},
+		{"a list of merges, the first one bringing meta",
+			"- &a {meta: {shard_id: s1}, record: r}\n- &b {x: 1}\n- {<<: [*a, *b], record: q}",
+			nil, `t.yaml:7:13: tests[0].input[2]: unknown key "x" (this record takes meta from the mapping that << merges at line 6`},
+		{"short form fields next to a merged long form",
+			"- &a {meta: {shard_id: s1}, record: {x: 1}}\n- {<<: *a, x: 2}",
+			nil, `t.yaml:7:18: tests[0].input[1]: unknown key "x" (this record takes meta from the mapping that << merges at line 6, so it is written {meta: {...}, record: ...}: put the fields under record)`},
+		{"merged meta without a record",
+			"- &a {meta: {shard_id: s1}}\n- {x: 1}",
+			nil, `t.yaml:6:9: tests[0].input[0]: missing required key "record"`},
+		{"merging a string",
+			"- &a plain\n- {<<: *a}",
+			nil, `t.yaml:6:9: tests[0].input[1]: << merges a mapping or a list of mappings, not a string`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := "pipeline: p.yaml\ntests:\n  - name: t\n    expect: {out: []}\n    input:\n      " +
+				strings.ReplaceAll(tt.input, "\n", "\n      ") + "\n"
+			tf, err := ParseTestFile("t.yaml", ".", []byte(text))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("errors:\n%v\nwant one containing:\n%s\nfile:\n%s", err, tt.err, text)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseTestFile:\n%v\nfile:\n%s", err, text)
+			}
+			var got []rec
+			for _, r := range tf.Tests[0].Input {
+				got = append(got, rec{string(r.Data), r.ShardID, r.PartitionKey})
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("records %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestTestFileShape pins what a whole test file decodes to.
 func TestTestFileShape(t *testing.T) {
 	text := `pipeline: ../p.yaml
@@ -285,6 +354,8 @@ func FuzzParseTestFile(f *testing.F) {
 		"pipeline: p\ntests: [{name: t, input: [&a {x: [*a]}], expect: {}}]\n",
 		"a: &a [*a, *a]\n",
 		"{<<: [*x]}",
+		"pipeline: p\ntests: [{name: t, input: [&a {meta: {shard_id: s}, record: {x: 1}}, {<<: *a, record: y}, {<<: *a, x: 2}], expect: {o: []}}]\n",
+		"pipeline: p\ntests: [{name: t, input: [{<<: [{meta: &m {partition_key: k}}, {record: r}]}, {meta: {<<: *m}, record: {<<: {a: 1}}}], expect: {o: []}}]\n",
 		"pipeline: p\ntests: [{name: t, input: [{x: 0x_1}, {y: 1__0.e5}, {z: -.inf}], expect: {o: {records: [], partial: true}}}]\n",
 		"\xff\xfe",
 		"---\n---\n",

@@ -23,21 +23,34 @@ import (
 // buf, keys in the order written. It counts the nodes, aliases expanded,
 // against the test file's budget for records.
 func (d *testDecoder) valueOf(n *yaml.Node, path string, depth int, buf *[]byte) (any, bool) {
+	var v any
+	ok := d.counted(n, path, func() bool {
+		var good bool
+		v, good = d.jsonValue(n, path, depth, buf)
+		return good
+	})
+	return v, ok
+}
+
+// counted runs read with the nodes it visits counted against the test
+// file's budget for records instead of the file's own, and reports
+// whether read succeeded within the budget. read must not call counted.
+func (d *testDecoder) counted(n *yaml.Node, path string, read func() bool) bool {
 	if d.valueNodes > maxTestValueNodes {
-		return nil, false // reported once already
+		return false // reported once already
 	}
 	// The pipeline decoder's node count guards each value on its own;
 	// the budget adds them up.
 	saved := d.nodes
 	d.nodes = 0
-	v, ok := d.jsonValue(n, path, depth, buf)
+	ok := read()
 	d.valueNodes += d.nodes
 	d.nodes = saved
 	if d.valueNodes > maxTestValueNodes {
 		d.errorf(pos(n), path, "the records of this file are too large: more than %d values once aliases are expanded; split the tests over several files", maxTestValueNodes)
-		return nil, false
+		return false
 	}
-	return v, ok
+	return ok
 }
 
 func (d *testDecoder) jsonValue(n *yaml.Node, path string, depth int, buf *[]byte) (any, bool) {
@@ -46,22 +59,7 @@ func (d *testDecoder) jsonValue(n *yaml.Node, path string, depth int, buf *[]byt
 	}
 	switch n.Kind {
 	case yaml.MappingNode:
-		pairs := d.pairs(n, path, depth)
-		m := make(map[string]any, len(pairs))
-		ok := true
-		*buf = append(*buf, '{')
-		for i, p := range pairs {
-			if i > 0 {
-				*buf = append(*buf, ',')
-			}
-			*buf = appendJSONString(*buf, p.key.Value)
-			*buf = append(*buf, ':')
-			v, good := d.jsonValue(p.val, join(path, p.key.Value), depth+1, buf)
-			m[p.key.Value] = v
-			ok = ok && good
-		}
-		*buf = append(*buf, '}')
-		return m, ok
+		return d.jsonObject(d.pairs(n, path, depth), path, depth, buf)
 	case yaml.SequenceNode:
 		l := make([]any, len(n.Content))
 		ok := true
@@ -97,6 +95,25 @@ func (d *testDecoder) jsonValue(n *yaml.Node, path string, depth int, buf *[]byt
 	}
 	d.errorf(pos(n), path, "must be a JSON value, not %s", describe(n))
 	return nil, false
+}
+
+// jsonObject is jsonValue for a mapping whose entries pairs has read.
+func (d *testDecoder) jsonObject(pairs []pair, path string, depth int, buf *[]byte) (any, bool) {
+	m := make(map[string]any, len(pairs))
+	ok := true
+	*buf = append(*buf, '{')
+	for i, p := range pairs {
+		if i > 0 {
+			*buf = append(*buf, ',')
+		}
+		*buf = appendJSONString(*buf, p.key.Value)
+		*buf = append(*buf, ':')
+		v, good := d.jsonValue(p.val, join(path, p.key.Value), depth+1, buf)
+		m[p.key.Value] = v
+		ok = ok && good
+	}
+	*buf = append(*buf, '}')
+	return m, ok
 }
 
 // scalarJSON converts a scalar as YAML resolves it: null, a boolean, a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -588,6 +589,96 @@ func TestTopKExactWhenFewValues(t *testing.T) {
 	}
 	if got := run(t, a, in).Result(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("top_k = %v, want %v", got, want)
+	}
+}
+
+// TestTopKTies pins the order of values with equal counts: the natural
+// order of the values (Compare's), the same whatever the order of the
+// records and however partial states are merged.
+func TestTopKTies(t *testing.T) {
+	day := time.Date(2026, 5, 6, 0, 0, 0, 0, time.UTC)
+	type row struct {
+		v any
+		c int64
+	}
+	tests := []struct {
+		name string
+		k    int
+		in   []any
+		want []row
+	}{
+		{"strings lexically, not shorter first", 5, []any{"b", "ccc", "aa", "ab"},
+			[]row{{"aa", 1}, {"ab", 1}, {"b", 1}, {"ccc", 1}}},
+		{"strings bytewise: upper case before lower", 5, []any{"b", "B", "a", "é"},
+			[]row{{"B", 1}, {"a", 1}, {"b", 1}, {"é", 1}}},
+		{"ints numerically", 6, []any{int64(200), int64(100), int64(-100), int64(50), int64(7), int64(-1)},
+			[]row{{int64(-100), 1}, {int64(-1), 1}, {int64(7), 1}, {int64(50), 1}, {int64(100), 1}, {int64(200), 1}}},
+		{"ints and floats by value", 5, []any{2.5, int64(3), int64(2), -0.5, 1e10},
+			[]row{{-0.5, 1}, {int64(2), 1}, {2.5, 1}, {int64(3), 1}, {1e10, 1}}},
+		{"timestamps by time", 5, []any{day.Add(time.Hour), day, day.Add(-time.Second)},
+			[]row{{day.Add(-time.Second), 1}, {day, 1}, {day.Add(time.Hour), 1}}},
+		{"mixed types: booleans, numbers, timestamps, strings, lists, objects", 10,
+			[]any{map[string]any{"a": int64(1)}, "10", []any{int64(1)}, day, int64(10), true, false},
+			[]row{{false, 1}, {true, 1}, {int64(10), 1}, {day, 1}, {"10", 1}, {[]any{int64(1)}, 1}, {map[string]any{"a": int64(1)}, 1}}},
+		{"counts first, ties after", 5, []any{"z", "b", "z", "a", "y", "y"},
+			[]row{{"y", 2}, {"z", 2}, {"a", 1}, {"b", 1}}},
+		{"k keeps the first of the tied values", 2, []any{"c", "b", "d", "a"},
+			[]row{{"a", 1}, {"b", 1}}},
+	}
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := bind(t, "top_k", 2, float64(tt.k))
+			want := make([]any, len(tt.want))
+			for i, r := range tt.want {
+				want[i] = map[string]any{"value": r.v, "count": r.c}
+			}
+			in := make([]input, len(tt.in))
+			for i, v := range tt.in {
+				in[i] = input{args: []any{v}}
+			}
+			for try := range 20 {
+				rng.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
+				for how, s := range map[string]State{"whole": run(t, a, in), "merged": mergedRun(t, rng, a, in)} {
+					if got := s.Result(); !reflect.DeepEqual(got, want) {
+						t.Fatalf("order %d, %s: top_k = %v, want %v", try, how, got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestTopKReadsStateWrittenBefore decodes a state that a version ordering
+// ties by the values' encoding wrote (it reported 9, 200, 100 for the
+// three values seen once): the format is the same, and the restored state
+// reports ties in the values' order and goes on counting.
+func TestTopKReadsStateWrittenBefore(t *testing.T) {
+	// top_k(x, 5) over "c", "aa", 10, 9, 2.5, "c", 10, 200, 100.
+	old, err := hex.DecodeString("09070100031201000400000000000004400100039003010005026161020003140200050163010003c801")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := bind(t, "top_k", 2, 5)
+	s := a.New()
+	if rest, err := s.Decode(old); err != nil || len(rest) != 0 {
+		t.Fatalf("Decode: %v, %d bytes left", err, len(rest))
+	}
+	rows := func(rs ...any) []any {
+		var out []any
+		for i := 0; i < len(rs); i += 2 {
+			out = append(out, map[string]any{"value": rs[i], "count": int64(rs[i+1].(int))})
+		}
+		return out
+	}
+	if got, want := s.Result(), rows(int64(10), 2, "c", 2, 2.5, 1, int64(9), 1, int64(100), 1); !reflect.DeepEqual(got, want) {
+		t.Fatalf("restored top_k = %v, want %v", got, want)
+	}
+	s = roundTrip(t, a, s)
+	s.Add(0, []any{"aa"})
+	s.Add(0, []any{int64(200)})
+	if got, want := s.Result(), rows(int64(10), 2, int64(200), 2, "aa", 2, "c", 2, 2.5, 1); !reflect.DeepEqual(got, want) {
+		t.Fatalf("top_k after more records = %v, want %v", got, want)
 	}
 }
 

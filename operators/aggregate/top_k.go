@@ -51,18 +51,16 @@ type ssEntry struct {
 	err   uint64 // how much count may exceed the true count
 }
 
-// ssHeap is a min-heap of counters by count, then key, so that the
-// counter replaced is the same in every run with the same input order.
+// ssHeap is a min-heap of counters in the reverse of the result's order
+// (rankEntries): the counter replaced is the one that would be reported
+// last, the same in every run with the same input order.
 type ssHeap struct {
 	e     []ssEntry
 	index map[string]int
 }
 
-func (h *ssHeap) Len() int { return len(h.e) }
-func (h *ssHeap) Less(i, j int) bool {
-	a, b := &h.e[i], &h.e[j]
-	return a.count < b.count || (a.count == b.count && a.key < b.key)
-}
+func (h *ssHeap) Len() int           { return len(h.e) }
+func (h *ssHeap) Less(i, j int) bool { return rankEntries(&h.e[j], &h.e[i]) < 0 }
 func (h *ssHeap) Swap(i, j int) {
 	h.e[i], h.e[j] = h.e[j], h.e[i]
 	h.index[h.e[i].key] = i
@@ -160,11 +158,21 @@ func (s *topKState) rebuild(entries []ssEntry) {
 	heap.Init(&s.h)
 }
 
-// sortEntries orders counters by count, largest first, then by key.
+// sortEntries orders counters as the result lists them.
 func sortEntries(e []ssEntry) {
-	slices.SortFunc(e, func(a, b ssEntry) int {
-		return cmp.Or(cmp.Compare(b.count, a.count), strings.Compare(a.key, b.key))
-	})
+	slices.SortFunc(e, func(a, b ssEntry) int { return rankEntries(&a, &b) })
+}
+
+// rankEntries orders counters by count, largest first, and equal counts
+// by value in Compare's order (numbers by value, strings bytewise, across
+// types by rank), which is what a reader of the result expects. Values
+// that Compare calls equal but that are distinct counters (NaNs of other
+// bits) fall back on the key, so the order stays total.
+func rankEntries(a, b *ssEntry) int {
+	if c := cmp.Compare(b.count, a.count); c != 0 {
+		return c
+	}
+	return cmp.Or(Compare(a.value, b.value), strings.Compare(a.key, b.key))
 }
 
 func (s *topKState) Result() any {
