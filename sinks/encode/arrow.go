@@ -1,9 +1,7 @@
 package encode
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -94,10 +92,9 @@ type ArrowOptions struct {
 //
 // An Arrow keeps scratch space: use one per goroutine.
 type Arrow struct {
-	opts ArrowOptions
-	co   coercer
-	// scratch for Encode
-	buf, line []byte
+	opts  ArrowOptions
+	co    coercer
+	spool spooler // Encode's
 	// sizes of the last record batch sealed, to reserve room for the
 	// next: its rows, and the bytes of each top-level text column
 	lastRows  int
@@ -194,52 +191,10 @@ func ArrowFromSpoolFormat(name string, o ArrowOptions) (a *Arrow, ok bool, err e
 	return a, true, err
 }
 
-// Encode appends r to dst in the spool encoding Parquet stages: a
-// uvarint length and the record, positional against the declared schema,
-// or tagged when the schema is inferred. An error says why r does not
-// fit; dst is then unchanged.
+// Encode appends r to dst in the spool encoding of the columnar formats
+// (spooler). An error says why r does not fit; dst is then unchanged.
 func (a *Arrow) Encode(dst []byte, r *engine.Record) ([]byte, error) {
-	if r.Fields == nil {
-		return dst, errors.New("the record has no fields to put in columns (raw input); decode it, such as with decode: json, before an Arrow sink")
-	}
-	fields := r.Fields
-	if r.Projection != nil {
-		// A lazily decoded record: its other members are still in its
-		// bytes, and are columns as much as the decoded ones.
-		var err error
-		if fields, err = a.whole(r); err != nil {
-			return dst, err
-		}
-	}
-	var err error
-	if a.opts.Schema != nil {
-		a.buf, err = a.co.appendRecord(a.buf[:0], a.opts.Schema, fields)
-	} else {
-		a.buf, err = appendTagged(a.buf[:0], fields, 0)
-	}
-	if err != nil {
-		return dst, err
-	}
-	if len(a.buf) > MaxRecordBytes {
-		return dst, fmt.Errorf("record is %d bytes encoded, more than the %d an Arrow row may take", len(a.buf), MaxRecordBytes)
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(a.buf)))
-	return append(dst, a.buf...), nil
-}
-
-// whole returns all fields of a lazily decoded record.
-func (a *Arrow) whole(r *engine.Record) (map[string]any, error) {
-	var err error
-	if a.line, err = a.co.json.AppendWhole(a.line[:0], r); err != nil {
-		return nil, err
-	}
-	d := json.NewDecoder(bytes.NewReader(a.line))
-	d.UseNumber()
-	var m map[string]any
-	if err := d.Decode(&m); err != nil {
-		return nil, fmt.Errorf("decode the record whole: %w", err)
-	}
-	return fromJSONNumbers(m).(map[string]any), nil
+	return a.spool.encode(dst, r, &a.co, a.opts.Schema, "an Arrow")
 }
 
 // inferSpool infers the schema of the tagged records in rs, as Parquet
@@ -417,18 +372,7 @@ func (a *Arrow) Seal(dst io.Writer, spool io.Reader) error {
 		data := rec
 		if lenient {
 			var err error
-			r := taggedReader{b: rec}
-			scratch, err = co.appendTaggedRecord(scratch[:0], schema, &r)
-			if errors.Is(err, errNoColumn) {
-				// Members in the extra column: the general way.
-				r = taggedReader{b: rec}
-				var v any
-				if v, err = r.value(); err == nil {
-					fields, _ := v.(map[string]any)
-					scratch, err = co.appendRecord(scratch[:0], schema, fields)
-				}
-			}
-			if err != nil {
+			if scratch, err = co.retag(scratch[:0], schema, rec); err != nil {
 				// Inferred schemas fit their records by construction.
 				return fmt.Errorf("arrow: record does not fit its inferred schema: %w", err)
 			}

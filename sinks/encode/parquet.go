@@ -2,7 +2,6 @@ package encode
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -86,8 +85,7 @@ type Parquet struct {
 	codec compress.Codec
 	free  []*columnSet
 	co    coercer
-	// scratch for Encode
-	buf, line []byte
+	spool spooler // Encode's
 }
 
 // NewParquet validates o and returns the format.
@@ -134,53 +132,10 @@ func (p *Parquet) SpoolFormat() string {
 	return "parquet:" + p.opts.Schema.String()
 }
 
-// Encode appends r to dst in the spool encoding: a uvarint length and the
-// record, positional against the schema, or tagged when the schema is
-// inferred. An error says why r does not fit; dst is then unchanged.
+// Encode appends r to dst in the spool encoding of the columnar formats
+// (spooler). An error says why r does not fit; dst is then unchanged.
 func (p *Parquet) Encode(dst []byte, r *engine.Record) ([]byte, error) {
-	if r.Fields == nil {
-		return dst, errors.New("the record has no fields to put in columns (raw input); decode it, such as with decode: json, before a Parquet sink")
-	}
-	fields := r.Fields
-	if r.Projection != nil {
-		// A lazily decoded record: its other members are still in its
-		// bytes. Pipelines do not send such records to Parquet sinks;
-		// should one come, it is decoded whole rather than written with
-		// columns missing.
-		var err error
-		if fields, err = p.whole(r); err != nil {
-			return dst, err
-		}
-	}
-	var err error
-	if p.opts.Schema != nil {
-		p.buf, err = p.co.appendRecord(p.buf[:0], p.opts.Schema, fields)
-	} else {
-		p.buf, err = appendTagged(p.buf[:0], fields, 0)
-	}
-	if err != nil {
-		return dst, err
-	}
-	if len(p.buf) > MaxRecordBytes {
-		return dst, fmt.Errorf("record is %d bytes encoded, more than the %d a Parquet row may take", len(p.buf), MaxRecordBytes)
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(p.buf)))
-	return append(dst, p.buf...), nil
-}
-
-// whole returns all fields of a lazily decoded record.
-func (p *Parquet) whole(r *engine.Record) (map[string]any, error) {
-	var err error
-	if p.line, err = p.co.json.AppendWhole(p.line[:0], r); err != nil {
-		return nil, err
-	}
-	d := json.NewDecoder(bytes.NewReader(p.line))
-	d.UseNumber()
-	var m map[string]any
-	if err := d.Decode(&m); err != nil {
-		return nil, fmt.Errorf("decode the record whole: %w", err)
-	}
-	return fromJSONNumbers(m).(map[string]any), nil
+	return p.spool.encode(dst, r, &p.co, p.opts.Schema, "a Parquet")
 }
 
 // fromJSONNumbers turns encoding/json's numbers into a record's: int64

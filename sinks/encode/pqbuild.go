@@ -108,19 +108,8 @@ func (b *ParquetBuilder) Finish(dst io.Writer, spool io.Reader) error {
 	co := coercer{lenient: true, extra: extra}
 	var scratch []byte
 	err = eachRecord(spool, func(rec []byte) error {
-		r := taggedReader{b: rec}
 		var err error
-		scratch, err = co.appendTaggedRecord(scratch[:0], schema, &r)
-		if errors.Is(err, errNoColumn) {
-			// Members in the extra column: the general way.
-			r = taggedReader{b: rec}
-			var v any
-			if v, err = r.value(); err == nil {
-				fields, _ := v.(map[string]any)
-				scratch, err = co.appendRecord(scratch[:0], schema, fields)
-			}
-		}
-		if err != nil {
+		if scratch, err = co.retag(scratch[:0], schema, rec); err != nil {
 			// Inferred schemas fit their records by construction.
 			return fmt.Errorf("parquet: record does not fit its inferred schema: %w", err)
 		}
