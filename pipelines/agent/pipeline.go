@@ -1,14 +1,14 @@
 package agent
 
 import (
-	"bytes"
 	"fmt"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sluice-dev/sluice/pipelines/yamlout"
 )
 
 // Options are the choices a translation makes that an agent.json does not.
@@ -47,15 +47,8 @@ func (cfg *Config) Pipelines(opts Options) []File {
 			name = fmt.Sprintf("%s-%d", name, i+1)
 		}
 		doc := cfg.flowPipeline(i, f, name, opts)
-		var b bytes.Buffer
-		fmt.Fprintf(&b, "# flows[%d] of the agent configuration: %s into the %s %s.\n", i, f.FilePattern, destKind(f), dest)
-		enc := yaml.NewEncoder(&b)
-		enc.SetIndent(2)
-		if err := enc.Encode(doc); err != nil {
-			panic(fmt.Sprintf("agent: encoding a pipeline: %v", err)) // nodes of scalars and mappings always encode
-		}
-		enc.Close()
-		files = append(files, File{Name: name, YAML: b.Bytes()})
+		yamlout.Comment(doc, fmt.Sprintf("flows[%d] of the agent configuration: %s into the %s %s.", i, f.FilePattern, destKind(f), dest))
+		files = append(files, File{Name: name, YAML: yamlout.Encode(doc)})
 	}
 	return files
 }
@@ -67,38 +60,24 @@ func destKind(f Flow) string {
 	return "delivery stream"
 }
 
-// pipelineName is agent-DEST in the letters a pipeline name takes.
-func pipelineName(dest string) string {
-	var b strings.Builder
-	b.WriteString("agent-")
-	for _, c := range strings.ToLower(dest) {
-		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
-			b.WriteRune(c)
-		} else if !strings.HasSuffix(b.String(), "-") {
-			b.WriteByte('-')
-		}
-	}
-	name := strings.TrimSuffix(b.String(), "-")
-	if len(name) > 60 {
-		name = strings.TrimSuffix(name[:60], "-")
-	}
-	return name
-}
+// pipelineName is agent-DEST in the letters a pipeline name takes, short
+// enough for the -N that tells apart two flows into one destination.
+func pipelineName(dest string) string { return yamlout.Name("agent-"+dest, 60) }
 
 func (cfg *Config) flowPipeline(i int, f Flow, name string, opts Options) *yaml.Node {
-	files := mapping(
-		"paths", seq(cfg.path(f.FilePattern, opts)),
-		"start", str(map[bool]string{true: "beginning", false: "end"}[f.StartOfFile]),
-		"newline", str("keep"),
+	files := yamlout.Mapping(
+		"paths", quotedList(cfg.path(f.FilePattern, opts)),
+		"start", yamlout.Str(map[bool]string{true: "beginning", false: "end"}[f.StartOfFile]),
+		"newline", yamlout.Str("keep"),
 	)
 	if f.MinTimeBetweenFilePolls > 0 {
-		add(files, "poll_interval", str(f.MinTimeBetweenFilePolls.String()))
+		yamlout.Set(files, "poll_interval", yamlout.Str(f.MinTimeBetweenFilePolls.String()))
 	}
 	if f.MultiLineStartPattern != "" {
-		add(files, "multiline", mapping("start", quoted(f.MultiLineStartPattern)))
+		yamlout.Set(files, "multiline", yamlout.Mapping("start", yamlout.Quoted(f.MultiLineStartPattern)))
 	}
 	if f.SkipHeaderLines > 0 {
-		add(files, "skip_header_lines", str(strconv.Itoa(f.SkipHeaderLines)))
+		yamlout.Set(files, "skip_header_lines", yamlout.Int(int64(f.SkipHeaderLines)))
 	}
 	// The Agent cuts a record longer than a record may be and ends it
 	// with the terminator ("\n" unless told).
@@ -118,29 +97,28 @@ func (cfg *Config) flowPipeline(i int, f Flow, name string, opts Options) *yaml.
 	if f.KinesisStream != "" && f.PartitionKey == "DETERMINISTIC" {
 		maxLine -= 32
 	}
-	add(files, "max_line", str(strconv.Itoa(maxLine)))
-	add(files, "long_lines", str("truncate"))
+	yamlout.Set(files, "max_line", yamlout.Int(int64(maxLine)))
+	yamlout.Set(files, "long_lines", yamlout.Str("truncate"))
 	if term != "" {
-		add(files, "truncate_terminator", quoted(term))
+		yamlout.Set(files, "truncate_terminator", yamlout.Quoted(term))
 	}
 
-	doc := mapping(
-		"name", str(name),
-		"source", mapping("files", files, "decode", str("raw")),
-		"checkpoint", mapping("store", str(cfg.checkpoints(opts))),
+	doc := yamlout.Mapping(
+		"name", yamlout.Str(name),
+		"source", yamlout.Mapping("files", files, "decode", yamlout.Str("raw")),
+		"checkpoint", yamlout.Mapping("store", yamlout.Str(cfg.checkpoints(opts))),
 	)
 	if len(f.DataProcessingOptions) > 0 {
-		list := &yaml.Node{Kind: yaml.SequenceNode}
+		list := yamlout.List()
 		for _, o := range f.DataProcessingOptions {
-			settings := mapping()
-			settings.Style = yaml.FlowStyle
+			settings := yamlout.Flow(yamlout.Mapping())
 			for _, s := range o.Settings {
-				add(settings, s.Key, value(s.Value))
+				yamlout.Set(settings, s.Key, value(s.Value))
 			}
-			item := mapping(o.Key, settings)
+			item := yamlout.Mapping(o.Key, settings)
 			list.Content = append(list.Content, item)
 		}
-		add(doc, "steps", &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{mapping("rewrite", list)}})
+		yamlout.Set(doc, "steps", yamlout.List(yamlout.Mapping("rewrite", list)))
 	}
 
 	records := maxBufferRecords
@@ -161,37 +139,34 @@ func (cfg *Config) flowPipeline(i int, f Flow, name string, opts Options) *yaml.
 	if age == 0 {
 		age = defaultBufferAge
 	}
-	buffer := mapping("records", str(strconv.Itoa(records)), "size", str(strconv.Itoa(size)+"B"), "interval", str(age.String()))
-	buffer.Style = yaml.FlowStyle
+	buffer := yamlout.Flow(yamlout.Mapping("records", yamlout.Int(int64(records)), "size", yamlout.Str(strconv.Itoa(size)+"B"), "interval", yamlout.Str(age.String())))
 
 	var sink *yaml.Node
 	if f.KinesisStream != "" {
-		k := mapping("stream", quoted(f.KinesisStream))
+		k := yamlout.Mapping("stream", yamlout.Quoted(f.KinesisStream))
 		if cfg.KinesisEndpoint != "" {
-			add(k, "endpoint", quoted(endpointURL(cfg.KinesisEndpoint)))
+			yamlout.Set(k, "endpoint", yamlout.Quoted(endpointURL(cfg.KinesisEndpoint)))
 		}
 		cfg.addAWS(k)
 		key := "random"
 		if f.PartitionKey == "DETERMINISTIC" {
 			key = "md5(data)"
 		}
-		add(k, "partition_key", str(key))
-		sink = mapping("name", str("to-stream"), "kinesis", k, "format", str("raw"))
+		yamlout.Set(k, "partition_key", yamlout.Str(key))
+		sink = yamlout.Mapping("name", yamlout.Str("to-stream"), "kinesis", k, "format", yamlout.Str("raw"))
 	} else {
-		h := mapping("url", quoted(cfg.FirehoseEndpoint))
-		attrs := mapping("deliveryStream", quoted(f.DeliveryStream))
-		attrs.Style = yaml.FlowStyle
-		add(h, "common_attributes", attrs)
-		sink = mapping("name", str("to-delivery-stream"), "http", h, "format", str("raw"))
+		h := yamlout.Mapping("url", yamlout.Quoted(cfg.FirehoseEndpoint))
+		yamlout.Set(h, "common_attributes", yamlout.Flow(yamlout.Mapping("deliveryStream", yamlout.Quoted(f.DeliveryStream))))
+		sink = yamlout.Mapping("name", yamlout.Str("to-delivery-stream"), "http", h, "format", yamlout.Str("raw"))
 	}
-	add(sink, "buffer", buffer)
-	add(doc, "sinks", &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{sink}})
+	yamlout.Set(sink, "buffer", buffer)
+	yamlout.Set(doc, "sinks", yamlout.List(sink))
 	if cfg.EmitMetrics {
 		listen := opts.Listen
 		if listen == "" {
 			listen = "127.0.0.1:8080"
 		}
-		add(doc, "server", mapping("listen", str(listen)))
+		yamlout.Set(doc, "server", yamlout.Mapping("listen", yamlout.Str(listen)))
 	}
 	return doc
 }
@@ -200,14 +175,14 @@ func (cfg *Config) flowPipeline(i int, f Flow, name string, opts Options) *yaml.
 // sink's keys.
 func (cfg *Config) addAWS(k *yaml.Node) {
 	if cfg.Region != "" {
-		add(k, "region", str(cfg.Region))
+		yamlout.Set(k, "region", yamlout.Str(cfg.Region))
 	}
 	if cfg.AccessKeyID != "" {
-		add(k, "access_key_id", quoted(cfg.AccessKeyID))
-		add(k, "secret_access_key", quoted(cfg.SecretAccessKey))
+		yamlout.Set(k, "access_key_id", yamlout.Quoted(cfg.AccessKeyID))
+		yamlout.Set(k, "secret_access_key", yamlout.Quoted(cfg.SecretAccessKey))
 	}
 	if cfg.RoleARN != "" {
-		add(k, "role_arn", quoted(cfg.RoleARN))
+		yamlout.Set(k, "role_arn", yamlout.Quoted(cfg.RoleARN))
 	}
 }
 
@@ -239,65 +214,45 @@ func (cfg *Config) path(p string, opts Options) string {
 	return filepath.Join(opts.Dir, p)
 }
 
-// The YAML node makers. Strings from the agent.json are written quoted
-// (a stream named "true" stays a string) and with ${ escaped, so that
-// the pipeline loader's interpolation leaves them as they are.
+// Strings from the agent.json are written quoted (a stream named "true"
+// reads as a string at a glance) and with ${ escaped, so that the pipeline
+// loader's interpolation leaves them as they are.
 
-func mapping(kv ...any) *yaml.Node {
-	n := &yaml.Node{Kind: yaml.MappingNode}
-	for i := 0; i < len(kv); i += 2 {
-		add(n, kv[i].(string), kv[i+1].(*yaml.Node))
-	}
-	return n
-}
-
-func add(m *yaml.Node, key string, v *yaml.Node) {
-	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, v)
-}
-
-func str(s string) *yaml.Node {
-	return &yaml.Node{Kind: yaml.ScalarNode, Value: escapeInterpolation(s)}
-}
-
-func quoted(s string) *yaml.Node {
-	return &yaml.Node{Kind: yaml.ScalarNode, Value: escapeInterpolation(s), Style: yaml.DoubleQuotedStyle}
-}
-
-func seq(items ...string) *yaml.Node {
-	n := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
+// quotedList is a one-line sequence of quoted strings.
+func quotedList(items ...string) *yaml.Node {
+	n := yamlout.Flow(yamlout.List())
 	for _, s := range items {
-		n.Content = append(n.Content, quoted(s))
+		n.Content = append(n.Content, yamlout.Quoted(s))
 	}
 	return n
 }
-
-func escapeInterpolation(s string) string { return strings.ReplaceAll(s, "${", "$${") }
 
 // value is a setting's value as YAML.
 func value(v any) *yaml.Node {
 	switch v := v.(type) {
 	case nil:
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}
+		return yamlout.Null()
 	case bool:
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v)}
+		return yamlout.Bool(v)
 	case string:
-		return quoted(v)
+		return yamlout.Quoted(v)
 	case []string:
-		return seq(v...)
+		return quotedList(v...)
 	case []any:
-		n := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
+		n := yamlout.Flow(yamlout.List())
 		for _, item := range v {
 			n.Content = append(n.Content, value(item))
 		}
 		return n
 	case Object:
-		n := &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}
+		n := yamlout.Flow(yamlout.Mapping())
 		for _, m := range v {
-			add(n, m.Key, value(m.Value))
+			yamlout.Set(n, m.Key, value(m.Value))
 		}
 		return n
 	case fmt.Stringer: // json.Number
+		// Untagged and plain: YAML reads it as the number it was.
 		return &yaml.Node{Kind: yaml.ScalarNode, Value: v.String()}
 	}
-	return quoted(fmt.Sprint(v))
+	return yamlout.Quoted(fmt.Sprint(v))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/testservers"
 	"github.com/sluice-dev/sluice/internal/testwait"
 	"github.com/sluice-dev/sluice/pipelines"
+	"github.com/sluice-dev/sluice/pipelines/yamlout"
 	s3sink "github.com/sluice-dev/sluice/sinks/s3"
 )
 
@@ -119,12 +120,12 @@ func run(t *testing.T, dir string, res *Result, input string, env map[string]str
 		t.Fatal(err)
 	}
 	root := doc.Content[0]
-	src := lookup(root, "source")
+	src := yamlout.Lookup(root, "source")
 	if src == nil {
 		t.Fatal("no source")
 	}
-	*src = *mapping("files", mapping("paths", strs(input), "follow", boolean(false)), "decode", str("json"))
-	set(root, "checkpoint", mapping("store", str(filepath.Join(dir, "state")), "interval", str("1s")))
+	*src = *yamlout.Mapping("files", yamlout.Mapping("paths", yamlout.Strings(input), "follow", yamlout.Bool(false)), "decode", yamlout.Str("json"))
+	yamlout.Set(root, "checkpoint", yamlout.Mapping("store", yamlout.Str(filepath.Join(dir, "state")), "interval", yamlout.Str("1s")))
 	if edit != nil {
 		edit(root)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sluice-dev/sluice/pipelines/yamlout"
 	"github.com/sluice-dev/sluice/sinks/keys"
 )
 
@@ -201,7 +202,7 @@ func Firehose(data []byte, opts FirehoseOptions) (*Result, error) {
 		name = pipelineName(d.DeliveryStreamName, "firehose")
 	}
 	c.doc = newDoc(fmt.Sprintf("Converted from the Firehose delivery stream %s by sluice convert.", d.DeliveryStreamName))
-	set(c.doc.root, "name", str(name))
+	yamlout.Set(c.doc.root, "name", yamlout.Str(name))
 	if err := c.convert(dest, destRaw, top); err != nil {
 		return nil, err
 	}
@@ -217,7 +218,7 @@ type firehoseConv struct {
 func (c *firehoseConv) convert(dest *s3Destination, destRaw, top map[string]json.RawMessage) error {
 	region := arnField(c.d.DeliveryStreamARN, 3)
 	src := c.source(region)
-	srcKey := set(c.doc.root, "source", src)
+	srcKey := yamlout.Set(c.doc.root, "source", src)
 	for _, k := range unknownKeys(top, append(streamKeys, streamInfoKeys...)) {
 		c.doc.note(srcKey, "not converted: the delivery stream's %s (%s)", k, compact(top[k]))
 	}
@@ -231,17 +232,17 @@ func (c *firehoseConv) convert(dest *s3Destination, destRaw, top map[string]json
 	}
 	var steps *yaml.Node
 	if proc.transform != nil {
-		steps = list(proc.transform)
+		steps = yamlout.List(proc.transform)
 	}
 	if steps != nil {
-		k := set(c.doc.root, "steps", steps)
+		k := yamlout.Set(c.doc.root, "steps", steps)
 		for _, n := range proc.stepNotes {
 			c.doc.note(k, "%s", n)
 		}
 	}
 
-	sinks := list()
-	sinksKey := set(c.doc.root, "sinks", sinks)
+	sinks := yamlout.List()
+	sinksKey := yamlout.Set(c.doc.root, "sinks", sinks)
 	for _, n := range proc.sinkNotes {
 		c.doc.note(sinksKey, "%s", n)
 	}
@@ -261,7 +262,7 @@ func (c *firehoseConv) convert(dest *s3Destination, destRaw, top map[string]json
 			return fmt.Errorf("S3BackupDescription: %w", err)
 		}
 		k := &yaml.Node{Kind: yaml.ScalarNode, Value: "from"}
-		backup.Content = append(backup.Content[:2:2], append([]*yaml.Node{k, str("source")}, backup.Content[2:]...)...)
+		backup.Content = append(backup.Content[:2:2], append([]*yaml.Node{k, yamlout.Str("source")}, backup.Content[2:]...)...)
 		c.doc.note(k, "S3BackupMode Enabled: Firehose kept the source records as they came in; this sink keeps them as decoded (JSON lines), before the transform step")
 		sinks.Content = append(sinks.Content, backup)
 	}
@@ -270,8 +271,8 @@ func (c *firehoseConv) convert(dest *s3Destination, destRaw, top map[string]json
 
 func (c *firehoseConv) source(region string) *yaml.Node {
 	d := c.d
-	kin := mapping()
-	src := mapping("kinesis", kin, "decode", str("json"))
+	kin := yamlout.Mapping()
+	src := yamlout.Mapping("kinesis", kin, "decode", yamlout.Str("json"))
 	switch {
 	case d.Source != nil && d.Source.KinesisStreamSourceDescription != nil:
 		ks := d.Source.KinesisStreamSourceDescription
@@ -280,25 +281,25 @@ func (c *firehoseConv) source(region string) *yaml.Node {
 			stream = "source-stream"
 			c.doc.note(src.Content[0], "the KinesisStreamARN %q names no stream: set kinesis.stream", ks.KinesisStreamARN)
 		}
-		set(kin, "stream", str(stream))
+		yamlout.Set(kin, "stream", yamlout.Str(stream))
 		if r := arnField(ks.KinesisStreamARN, 3); r != "" {
-			set(kin, "region", str(r))
+			yamlout.Set(kin, "region", yamlout.Str(r))
 		}
 		if t, ok := timestamp(ks.DeliveryStartTimestamp); ok {
-			k := set(kin, "start", str("at_timestamp"))
-			set(kin, "start_timestamp", str(t.UTC().Format(time.RFC3339Nano)))
-			comment(k, "Firehose began reading the stream at DeliveryStartTimestamp")
+			k := yamlout.Set(kin, "start", yamlout.Str("at_timestamp"))
+			yamlout.Set(kin, "start_timestamp", yamlout.Str(t.UTC().Format(time.RFC3339Nano)))
+			yamlout.Comment(k, "Firehose began reading the stream at DeliveryStartTimestamp")
 		}
 		if ks.RoleARN != "" {
 			c.doc.note(src.Content[0], "Firehose read the stream with the role %s, which only the Firehose service may assume; sluice reads it with the AWS credential chain (or role_arn: a role it may assume)", ks.RoleARN)
 		}
 	case d.Source != nil && d.Source.MSKSourceDescription != nil:
-		set(kin, "stream", str(d.DeliveryStreamName))
+		yamlout.Set(kin, "stream", yamlout.Str(d.DeliveryStreamName))
 		c.doc.note(src.Content[0], "the delivery stream read an Amazon MSK topic; sluice has no Kafka source: put the records into this Kinesis stream (or a sluice serve stream) instead")
 	default:
-		set(kin, "stream", str(d.DeliveryStreamName))
+		yamlout.Set(kin, "stream", yamlout.Str(d.DeliveryStreamName))
 		if region != "" {
-			set(kin, "region", str(region))
+			yamlout.Set(kin, "region", yamlout.Str(region))
 		}
 		c.doc.note(src.Content[0], "a Direct PUT delivery stream: producers called PutRecord(Batch) on Firehose. Here they write to a Kinesis stream of this name instead (or to `sluice serve`, with kinesis.endpoint)")
 	}
@@ -347,38 +348,38 @@ func (c *firehoseConv) processing(dest *s3Destination) (*processing, error) {
 				return nil, fmt.Errorf("the Processors[%d]: a second Lambda processor; Firehose takes one", i)
 			}
 			p.lambda = true
-			t := mapping()
-			u := mapping("url", raw("${TRANSFORM_URL:-http://127.0.0.1:9000/}"))
-			k := set(t, "http", u)
+			t := yamlout.Mapping()
+			u := yamlout.Mapping("url", yamlout.Raw("${TRANSFORM_URL:-http://127.0.0.1:9000/}"))
+			k := yamlout.Set(t, "http", u)
 			arn := params["LambdaArn"]
 			c.doc.note(k, "the Lambda function %s: sluice sends the same requests (Firehose's data-transformation contract) to the function's handler reachable as an HTTP endpoint (set TRANSFORM_URL) or as a local command (command: [python3, lambda_wrapper.py, handler.lambda_handler]); docs/steps/transform.md", arn)
-			buf := flow(mapping())
+			buf := yamlout.Flow(yamlout.Mapping())
 			if v, ok := params["BufferSizeInMBs"]; ok {
 				f, err := strconv.ParseFloat(v, 64)
 				if err != nil || f < 0.2 || f > 3 {
 					return nil, fmt.Errorf("the Lambda processor's BufferSizeInMBs %q: Firehose takes 0.2 to 3", v)
 				}
-				set(buf, "size", str(strconv.FormatFloat(f, 'f', -1, 64)+"MB"))
+				yamlout.Set(buf, "size", yamlout.Str(strconv.FormatFloat(f, 'f', -1, 64)+"MB"))
 			}
 			if v, ok := params["BufferIntervalInSeconds"]; ok {
 				n, err := strconv.ParseInt(v, 10, 64)
 				if err != nil || n < 0 || n > 900 {
 					return nil, fmt.Errorf("the Lambda processor's BufferIntervalInSeconds %q: Firehose takes 0 to 900", v)
 				}
-				set(buf, "interval", seconds(n))
+				yamlout.Set(buf, "interval", seconds(n))
 			}
 			if len(buf.Content) > 0 {
-				set(t, "buffer", buf)
+				yamlout.Set(t, "buffer", buf)
 			}
 			if v, ok := params["NumberOfRetries"]; ok {
-				rk := set(t, "retry", flow(mapping("duration", str("60s"))))
+				rk := yamlout.Set(t, "retry", yamlout.Flow(yamlout.Mapping("duration", yamlout.Str("60s"))))
 				c.doc.note(rk, "Firehose retried a failed invocation %s times; sluice retries for a duration", v)
 			}
 			if c.d.DeliveryStreamARN != "" {
-				set(t, "delivery_stream_arn", str(c.d.DeliveryStreamARN))
+				yamlout.Set(t, "delivery_stream_arn", yamlout.Str(c.d.DeliveryStreamARN))
 			}
 			if r := arnField(arn, 3); r != "" {
-				set(t, "region", str(r))
+				yamlout.Set(t, "region", yamlout.Str(r))
 			}
 			if v := params["RoleArn"]; v != "" {
 				c.doc.note(k, "Firehose invoked the function with the role %s; not needed here", v)
@@ -388,7 +389,7 @@ func (c *firehoseConv) processing(dest *s3Destination) (*processing, error) {
 					c.doc.note(k, "not converted: the Lambda processor's %s %q", name, params[name])
 				}
 			}
-			p.transform = mapping("name", str("lambda"), "transform", t)
+			p.transform = yamlout.Mapping("name", yamlout.Str("lambda"), "transform", t)
 		case "AppendDelimiterToRecord":
 			p.delimiter = true
 		case "RecordDeAggregation":
@@ -501,16 +502,16 @@ func splitTop(s string, sep byte) []string {
 }
 
 func (c *firehoseConv) s3Sink(name string, dest *s3Destination, destRaw map[string]json.RawMessage, region string, proc *processing) (*yaml.Node, error) {
-	sink := mapping("name", str(name))
-	s3 := mapping()
-	s3Key := set(sink, "s3", s3)
+	sink := yamlout.Mapping("name", yamlout.Str(name))
+	s3 := yamlout.Mapping()
+	s3Key := yamlout.Set(sink, "s3", s3)
 	bucket := strings.TrimPrefix(dest.BucketARN, "arn:aws:s3:::")
 	if bucket == dest.BucketARN || !bucketName.MatchString(bucket) {
 		return nil, fmt.Errorf("BucketARN %q is not an S3 bucket ARN (arn:aws:s3:::BUCKET)", dest.BucketARN)
 	}
-	set(s3, "bucket", str(bucket))
+	yamlout.Set(s3, "bucket", yamlout.Str(bucket))
 	if region != "" {
-		set(s3, "region", str(region))
+		yamlout.Set(s3, "region", yamlout.Str(region))
 	}
 	for _, k := range unknownKeys(destRaw, s3Keys) {
 		c.doc.note(s3Key, "not converted: %s (%s)", k, compact(destRaw[k]))
@@ -528,32 +529,32 @@ func (c *firehoseConv) s3Sink(name string, dest *s3Destination, destRaw map[stri
 		loc = l
 	}
 	prefix, keyNames, prefixNotes := firehosePrefix(dest.Prefix, false, proc)
-	pk := set(s3, "prefix", str(prefix))
+	pk := yamlout.Set(s3, "prefix", yamlout.Str(prefix))
 	for _, n := range prefixNotes {
 		c.doc.note(pk, "%s", n)
 	}
 	if dest.Prefix == "" {
-		comment(pk, "Firehose's default prefix")
+		yamlout.Comment(pk, "Firehose's default prefix")
 	} else if !strings.Contains(dest.Prefix, "!{") {
-		comment(pk, "a prefix without expressions: Firehose adds its yyyy/MM/dd/HH/ to it")
+		yamlout.Comment(pk, "a prefix without expressions: Firehose adds its yyyy/MM/dd/HH/ to it")
 	}
 	errPrefix, _, errNotes := firehosePrefix(dest.ErrorOutputPrefix, true, proc)
-	ek := set(s3, "error_prefix", str(errPrefix))
+	ek := yamlout.Set(s3, "error_prefix", yamlout.Str(errPrefix))
 	for _, n := range errNotes {
 		c.doc.note(ek, "%s", n)
 	}
 	if dest.ErrorOutputPrefix == "" {
-		comment(ek, "Firehose's default: the error type, then yyyy/MM/dd/HH/")
+		yamlout.Comment(ek, "Firehose's default: the error type, then yyyy/MM/dd/HH/")
 	}
 	if loc != nil {
-		set(s3, "time_zone", str(dest.CustomTimeZone))
+		yamlout.Set(s3, "time_zone", yamlout.Str(dest.CustomTimeZone))
 	}
 	if e := dest.EncryptionConfiguration; e != nil && e.KMSEncryptionConfig != nil {
 		if strings.TrimSpace(e.KMSEncryptionConfig.AWSKMSKeyARN) == "" {
 			return nil, errors.New("KMSEncryptionConfig has no AWSKMSKeyARN")
 		}
-		set(s3, "encryption", str("aws:kms"))
-		set(s3, "kms_key_id", str(e.KMSEncryptionConfig.AWSKMSKeyARN))
+		yamlout.Set(s3, "encryption", yamlout.Str("aws:kms"))
+		yamlout.Set(s3, "kms_key_id", yamlout.Str(e.KMSEncryptionConfig.AWSKMSKeyARN))
 	}
 	if dest.RoleARN != "" {
 		c.doc.note(s3Key, "Firehose wrote with the role %s, which only the Firehose service may assume; sluice writes with the AWS credential chain (or role_arn)", dest.RoleARN)
@@ -568,7 +569,7 @@ func (c *firehoseConv) s3Sink(name string, dest *s3Destination, destRaw map[stri
 	// Partition keys: defined by the MetadataExtraction query, used by
 	// the prefix. sluice refuses a key the prefix does not use.
 	if len(keyNames) > 0 || len(proc.partitionKeys) > 0 {
-		pks := mapping()
+		pks := yamlout.Mapping()
 		defined := map[string]bool{}
 		for _, kv := range proc.partitionKeys {
 			defined[kv[0]] = true
@@ -576,16 +577,16 @@ func (c *firehoseConv) s3Sink(name string, dest *s3Destination, destRaw map[stri
 				c.doc.note(pk, "the MetadataExtractionQuery's key %s is not used by the prefix, so it is left out", kv[0])
 				continue
 			}
-			set(pks, kv[0], str(kv[1]))
+			yamlout.Set(pks, kv[0], yamlout.Str(kv[1]))
 		}
 		for _, n := range keyNames {
 			if !defined[n] {
-				k := set(pks, n, str("nil"))
+				k := yamlout.Set(pks, n, yamlout.Str("nil"))
 				c.doc.note(k, "the prefix names the partition key %s, which no MetadataExtractionQuery defines: write its expression (until then its records go to the error output)", n)
 			}
 		}
 		if len(pks.Content) > 0 {
-			k := set(sink, "partition_keys", flow(pks))
+			k := yamlout.Set(sink, "partition_keys", yamlout.Flow(pks))
 			if !dynamic {
 				c.doc.note(k, "dynamic partitioning is not enabled in the description, but the prefix uses partition keys")
 			}
@@ -614,7 +615,7 @@ func (c *firehoseConv) s3Sink(name string, dest *s3Destination, destRaw map[stri
 	if fc := dest.DataFormatConversionConfiguration; fc != nil && (fc.Enabled == nil || *fc.Enabled) {
 		format = "parquet"
 		compression = "snappy"
-		parquetTuning = flow(mapping())
+		parquetTuning = yamlout.Flow(yamlout.Mapping())
 		if out := fc.OutputFormatConfiguration; out != nil && out.Serializer != nil {
 			switch s := out.Serializer; {
 			case s.ParquetSerDe != nil:
@@ -629,13 +630,13 @@ func (c *firehoseConv) s3Sink(name string, dest *s3Destination, destRaw map[stri
 					return nil, fmt.Errorf("ParquetSerDe Compression %q: Firehose's are SNAPPY, GZIP, UNCOMPRESSED", pq.Compression)
 				}
 				if pq.BlockSizeBytes != nil {
-					set(parquetTuning, "row_group_size", str(strconv.FormatInt(max(*pq.BlockSizeBytes, 64<<10), 10)+"B"))
+					yamlout.Set(parquetTuning, "row_group_size", yamlout.Str(strconv.FormatInt(max(*pq.BlockSizeBytes, 64<<10), 10)+"B"))
 				}
 				if pq.PageSizeBytes != nil {
-					set(parquetTuning, "page_size", str(strconv.FormatInt(min(max(*pq.PageSizeBytes, 4<<10), 1<<30), 10)+"B"))
+					yamlout.Set(parquetTuning, "page_size", yamlout.Str(strconv.FormatInt(min(max(*pq.PageSizeBytes, 4<<10), 1<<30), 10)+"B"))
 				}
 				if pq.EnableDictionaryCompression != nil {
-					set(parquetTuning, "dictionary", boolean(*pq.EnableDictionaryCompression))
+					yamlout.Set(parquetTuning, "dictionary", yamlout.Bool(*pq.EnableDictionaryCompression))
 				}
 				if pq.MaxPaddingBytes != nil {
 					formatNotes = append(formatNotes, fmt.Sprintf("not converted: ParquetSerDe MaxPaddingBytes %d (sluice pads no row groups)", *pq.MaxPaddingBytes))
@@ -670,25 +671,25 @@ func (c *firehoseConv) s3Sink(name string, dest *s3Destination, destRaw map[stri
 			formatNotes = append(formatNotes, "CompressionFormat "+dest.CompressionFormat+" does not apply to converted records (the ParquetSerDe's Compression does)")
 		}
 	}
-	fk := set(sink, "format", str(format))
+	fk := yamlout.Set(sink, "format", yamlout.Str(format))
 	for _, n := range formatNotes {
 		c.doc.note(fk, "%s", n)
 	}
 	if format == "json" {
 		if proc.delimiter {
-			comment(fk, "AppendDelimiterToRecord: JSON lines end each record with a newline")
+			yamlout.Comment(fk, "AppendDelimiterToRecord: JSON lines end each record with a newline")
 		} else {
 			c.doc.note(fk, "Firehose wrote the records back to back; sluice writes JSON lines, a newline after each record")
 		}
 	}
 	if compression != "" {
-		set(sink, "compression", str(compression))
+		yamlout.Set(sink, "compression", yamlout.Str(compression))
 	}
 	if schema != nil {
-		set(sink, "schema", schema)
+		yamlout.Set(sink, "schema", schema)
 	}
 	if parquetTuning != nil && len(parquetTuning.Content) > 0 {
-		set(sink, "parquet", parquetTuning)
+		yamlout.Set(sink, "parquet", parquetTuning)
 	}
 
 	size, interval := int64(5), int64(300)
@@ -706,10 +707,10 @@ func (c *firehoseConv) s3Sink(name string, dest *s3Destination, destRaw map[stri
 	if size < 1 || size > 128 || interval < 0 || interval > 900 {
 		return nil, fmt.Errorf("BufferingHints SizeInMBs %d, IntervalInSeconds %d: Firehose takes 1 to 128 MiB and 0 to 900 s", size, interval)
 	}
-	set(sink, "buffer", flow(mapping("size", str(strconv.FormatInt(size, 10)+"MiB"), "interval", seconds(interval))))
+	yamlout.Set(sink, "buffer", yamlout.Flow(yamlout.Mapping("size", yamlout.Str(strconv.FormatInt(size, 10)+"MiB"), "interval", seconds(interval))))
 	if dp := dest.DynamicPartitioningConfiguration; dynamic && dp.RetryOptions != nil && dp.RetryOptions.DurationInSeconds != nil {
-		rk := set(sink, "retry", flow(mapping("duration", seconds(*dp.RetryOptions.DurationInSeconds))))
-		comment(rk, "DynamicPartitioningConfiguration RetryOptions")
+		rk := yamlout.Set(sink, "retry", yamlout.Flow(yamlout.Mapping("duration", seconds(*dp.RetryOptions.DurationInSeconds))))
+		yamlout.Comment(rk, "DynamicPartitioningConfiguration RetryOptions")
 	}
 	return sink, nil
 }

@@ -21,16 +21,17 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluice-dev/sluice/internal/testservers"
+	"github.com/sluice-dev/sluice/pipelines/yamlout"
 )
 
 // s3Edit points every s3 sink of a converted pipeline at srv.
 func s3Edit(srv testservers.S3) func(root *yaml.Node) {
 	return func(root *yaml.Node) {
-		for _, sink := range lookup(root, "sinks").Content {
-			s := lookup(sink, "s3")
-			set(s, "endpoint", str(srv.URL))
-			set(s, "access_key_id", str(testservers.AccessKeyID))
-			set(s, "secret_access_key", str(testservers.SecretAccessKey))
+		for _, sink := range yamlout.Lookup(root, "sinks").Content {
+			s := yamlout.Lookup(sink, "s3")
+			yamlout.Set(s, "endpoint", yamlout.Str(srv.URL))
+			yamlout.Set(s, "access_key_id", yamlout.Str(testservers.AccessKeyID))
+			yamlout.Set(s, "secret_access_key", yamlout.Str(testservers.SecretAccessKey))
 		}
 	}
 }
@@ -267,9 +268,9 @@ func TestRunAppLogsLambda(t *testing.T) {
 	start := time.Now().UTC()
 	run(t, dir, res, input, map[string]string{"TRANSFORM_URL": fn.URL}, func(root *yaml.Node) {
 		s3Edit(srv)(root)
-		for _, sink := range lookup(root, "sinks").Content {
+		for _, sink := range yamlout.Lookup(root, "sinks").Content {
 			// s3rver refuses SSE-KMS, which it cannot do.
-			s := lookup(sink, "s3")
+			s := yamlout.Lookup(sink, "s3")
 			var kept []*yaml.Node
 			for i := 0; i+1 < len(s.Content); i += 2 {
 				if k := s.Content[i].Value; k != "encryption" && k != "kms_key_id" {

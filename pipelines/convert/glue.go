@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/sluice-dev/sluice/pipelines/yamlout"
 	"gopkg.in/yaml.v3"
 )
 
@@ -44,7 +45,7 @@ func glueSchema(data []byte) (*yaml.Node, []string, error) {
 	if t.Table == nil || t.Table.StorageDescriptor == nil || len(t.Table.StorageDescriptor.Columns) == 0 {
 		return nil, nil, fmt.Errorf("no Table.StorageDescriptor.Columns: give what `aws glue get-table --database-name DB --name TABLE` prints")
 	}
-	schema := flow(mapping())
+	schema := yamlout.Flow(yamlout.Mapping())
 	for i, col := range t.Table.StorageDescriptor.Columns {
 		if !jqName.MatchString(col.Name) {
 			return nil, nil, fmt.Errorf("the Columns[%d]: the name %q is not a field name", i, col.Name)
@@ -53,7 +54,7 @@ func glueSchema(data []byte) (*yaml.Node, []string, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("the Columns[%d] %s: %w", i, col.Name, err)
 		}
-		set(schema, col.Name, str(typ))
+		yamlout.Set(schema, col.Name, yamlout.Str(typ))
 	}
 	var notes []string
 	for _, pk := range t.Table.PartitionKeys {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-dev/sluice/pipelines/yamlout"
 	"gopkg.in/yaml.v3"
 )
 
@@ -76,7 +77,7 @@ type kdaConv struct {
 }
 
 func (c *kdaConv) convert(name string) error {
-	set(c.doc.root, "name", str(name))
+	yamlout.Set(c.doc.root, "name", yamlout.Str(name))
 	for _, cs := range c.s.streams {
 		if _, dup := c.created[cs.name]; dup {
 			return &SQLError{cs.pos.line, cs.pos.col, fmt.Sprintf("the stream %s is created twice", cs.name)}
@@ -106,25 +107,25 @@ func (c *kdaConv) convert(name string) error {
 		return errors.New("no pump reads the application's input stream (SOURCE_SQL_STREAM_001)")
 	}
 
-	kin := mapping()
+	kin := yamlout.Mapping()
 	stream := c.opts.Stream
 	if stream == "" {
 		stream = "source-stream"
 	}
-	set(kin, "stream", str(stream))
+	yamlout.Set(kin, "stream", yamlout.Str(stream))
 	if c.opts.Region != "" {
-		set(kin, "region", str(c.opts.Region))
+		yamlout.Set(kin, "region", yamlout.Str(c.opts.Region))
 	}
-	src := mapping("kinesis", kin, "decode", str("json"))
-	sk := set(c.doc.root, "source", src)
-	comment(sk, fmt.Sprintf("%s, the application's input.", c.input))
+	src := yamlout.Mapping("kinesis", kin, "decode", yamlout.Str("json"))
+	sk := yamlout.Set(c.doc.root, "source", src)
+	yamlout.Comment(sk, fmt.Sprintf("%s, the application's input.", c.input))
 	if c.opts.Stream == "" {
 		c.doc.note(sk, "the Kinesis stream the application read is configured outside its SQL: set source.kinesis.stream (sluice convert --stream)")
 	}
 	c.doc.note(sk, "KDA mapped each record to columns with the input schema; sluice reads the record's JSON fields by the columns' names, unquoted names upper-cased as KDA folds them (TICKER_SYMBOL). Rename fields with a map step first if the JSON spells them otherwise")
 	c.produced[c.input] = "source"
 
-	c.steps = list()
+	c.steps = yamlout.List()
 	stepsKey := &yaml.Node{Kind: yaml.ScalarNode, Value: "steps"}
 	// Pumps may be written in any order: convert each once the stream it
 	// reads has been made.
@@ -158,19 +159,19 @@ func (c *kdaConv) convert(name string) error {
 		}
 	}
 	if c.eventTime != "" {
-		k := set(c.doc.root, "event_time", str(c.eventTime))
+		k := yamlout.Set(c.doc.root, "event_time", yamlout.Str(c.eventTime))
 		if c.opts.Rowtime != "" {
-			comment(k, "ROWTIME, KDA's arrival time, is this expression (sluice convert --rowtime)")
+			yamlout.Comment(k, "ROWTIME, KDA's arrival time, is this expression (sluice convert --rowtime)")
 		} else {
-			comment(k, fmt.Sprintf("the windows of the SQL measure this column (%s)", c.eventPos))
+			yamlout.Comment(k, fmt.Sprintf("the windows of the SQL measure this column (%s)", c.eventPos))
 		}
 	}
 	if len(c.steps.Content) > 0 {
 		c.doc.root.Content = append(c.doc.root.Content, stepsKey, c.steps)
 	}
 
-	sinks := list()
-	sinksKey := set(c.doc.root, "sinks", sinks)
+	sinks := yamlout.List()
+	sinksKey := yamlout.Set(c.doc.root, "sinks", sinks)
 	c.doc.note(sinksKey, "where the application's output streams went (a Kinesis stream, a Firehose delivery stream, a Lambda function) is configured outside its SQL: each in-application stream that no pump reads is written to a files sink here; replace it with a kinesis, s3 or http sink (docs/sinks)")
 	for _, cs := range c.s.streams {
 		step, ok := c.produced[cs.name]
@@ -182,11 +183,11 @@ func (c *kdaConv) convert(name string) error {
 			continue
 		}
 		name := pipelineName(cs.name, "out")
-		sink := mapping("name", str(name), "from", str(step),
-			"files", flow(mapping("dir", str("./out/"+name))),
-			"format", str("json"),
-			"buffer", flow(mapping("interval", str("10s"))))
-		comment(sink.Content[0], fmt.Sprintf("the in-application stream %s", cs.name))
+		sink := yamlout.Mapping("name", yamlout.Str(name), "from", yamlout.Str(step),
+			"files", yamlout.Flow(yamlout.Mapping("dir", yamlout.Str("./out/"+name))),
+			"format", yamlout.Str("json"),
+			"buffer", yamlout.Flow(yamlout.Mapping("interval", yamlout.Str("10s"))))
+		yamlout.Comment(sink.Content[0], fmt.Sprintf("the in-application stream %s", cs.name))
 		sinks.Content = append(sinks.Content, sink)
 	}
 	return nil
@@ -217,13 +218,13 @@ func (c *kdaConv) stepName(base string) string {
 // addStep appends a step reading from (empty: the step before) and
 // returns the node of its kind's key, for comments.
 func (c *kdaConv) addStep(name, from, kind string, v *yaml.Node) *yaml.Node {
-	st := mapping("name", str(name))
+	st := yamlout.Mapping("name", yamlout.Str(name))
 	if from != "" && from != c.last {
-		set(st, "from", str(from))
+		yamlout.Set(st, "from", yamlout.Str(from))
 	} else if from == "source" && c.last == "" {
-		set(st, "from", str(from))
+		yamlout.Set(st, "from", yamlout.Str(from))
 	}
-	k := set(st, kind, v)
+	k := yamlout.Set(st, kind, v)
 	c.steps.Content = append(c.steps.Content, st)
 	c.last = name
 	return k
@@ -484,7 +485,7 @@ func (x *pumpCtx) where(sel *selectStmt, from, base string) (string, error) {
 		return "", err
 	}
 	name := x.c.stepName(base + "_where")
-	x.c.addStep(name, from, "filter", str(cond))
+	x.c.addStep(name, from, "filter", yamlout.Str(cond))
 	return name, nil
 }
 
@@ -729,9 +730,9 @@ func (x *pumpCtx) emitWindow(from, base string, w *windowPlan, kindKey string, k
 		return errAt(x.pu.sel.pos, "the query computes no aggregate (COUNT, SUM, AVG, MIN, MAX)")
 	}
 	if len(w.premap) > 0 {
-		m := flow(mapping())
+		m := yamlout.Flow(yamlout.Mapping())
 		for _, pm := range w.premap {
-			set(m, pm[0], str(pm[1]))
+			yamlout.Set(m, pm[0], yamlout.Str(pm[1]))
 		}
 		name := x.c.stepName(base + "_keys")
 		x.c.addStep(name, from, "map", m)
@@ -741,43 +742,43 @@ func (x *pumpCtx) emitWindow(from, base string, w *windowPlan, kindKey string, k
 	if len(w.renames) > 0 {
 		winName = base + "_window"
 	}
-	win := mapping()
+	win := yamlout.Mapping()
 	stepName := x.c.stepName(winName)
-	set(win, "name", str(stepName))
-	set(win, kindKey, kind)
+	yamlout.Set(win, "name", yamlout.Str(stepName))
+	yamlout.Set(win, kindKey, kind)
 	if len(w.keys) > 0 {
-		set(win, "group_by", strs(w.keys...))
+		yamlout.Set(win, "group_by", yamlout.Strings(w.keys...))
 	}
-	aggs := mapping()
+	aggs := yamlout.Mapping()
 	for _, a := range w.aggs {
-		set(aggs, a[0], str(a[1]))
+		yamlout.Set(aggs, a[0], yamlout.Str(a[1]))
 	}
-	set(win, "aggregate", aggs)
+	yamlout.Set(win, "aggregate", aggs)
 	if having != "" {
-		set(win, "having", str(having))
+		yamlout.Set(win, "having", yamlout.Str(having))
 	}
 	// The step's name is the window's.
-	st := mapping()
-	k := set(st, "window", win)
+	st := yamlout.Mapping()
+	k := yamlout.Set(st, "window", win)
 	if from != x.c.last || from == "source" && x.c.last == "" {
-		st.Content = append([]*yaml.Node{{Kind: yaml.ScalarNode, Value: "from"}, str(from)}, st.Content...)
+		st.Content = append([]*yaml.Node{{Kind: yaml.ScalarNode, Value: "from"}, yamlout.Str(from)}, st.Content...)
 	}
 	x.c.steps.Content = append(x.c.steps.Content, st)
 	x.c.last = stepName
-	comment(st.Content[0], fmt.Sprintf("the pump %s into %s (%s)", x.pu.name, x.pu.into, x.pu.pos))
+	yamlout.Comment(st.Content[0], fmt.Sprintf("the pump %s into %s (%s)", x.pu.name, x.pu.into, x.pu.pos))
 	for _, n := range append(notes, w.notes...) {
 		x.c.doc.note(k, "%s", n)
 	}
-	comment(k, "a window's row also holds window_start and window_end; KDA's ROWTIME of the row is window_end")
+	yamlout.Comment(k, "a window's row also holds window_start and window_end; KDA's ROWTIME of the row is window_end")
 	out := stepName
 	if len(w.renames) > 0 {
-		m := flow(mapping())
+		m := yamlout.Flow(yamlout.Mapping())
 		for _, r := range w.renames {
-			set(m, r[0], str(r[1]))
+			yamlout.Set(m, r[0], yamlout.Str(r[1]))
 		}
 		for _, r := range w.renames {
 			if r[1] != "window_start" && r[1] != "window_end" && !slices.ContainsFunc(w.renames, func(o [2]string) bool { return o[0] == r[1] }) {
-				set(m, r[1], null())
+				yamlout.Set(m, r[1], yamlout.Null())
 			}
 		}
 		out = x.c.stepName(base)
@@ -829,7 +830,7 @@ func (x *pumpCtx) tumbling(from, base string) error {
 	if err != nil {
 		return err
 	}
-	return x.emitWindow(from, base, w, "tumbling", str(dur(size)), nil)
+	return x.emitWindow(from, base, w, "tumbling", yamlout.Str(dur(size)), nil)
 }
 
 func (x *pumpCtx) windowed(from, base, kind string, partition []expr, size time.Duration) error {
@@ -846,7 +847,7 @@ func (x *pumpCtx) windowed(from, base, kind string, partition []expr, size time.
 	if x.c.opts.Rowtime == "" {
 		notes = append(notes, "KDA measures a stagger window on ROWTIME, the arrival time, as sluice does without event_time")
 	}
-	return x.emitWindow(from, base, w, kind, flow(mapping("size", str(dur(size)))), notes)
+	return x.emitWindow(from, base, w, kind, yamlout.Flow(yamlout.Mapping("size", yamlout.Str(dur(size)))), notes)
 }
 
 func (x *pumpCtx) sliding(from, base string) error {
@@ -877,7 +878,7 @@ func (x *pumpCtx) sliding(from, base string) error {
 	}
 	every := slideFor(spec.rng)
 	notes := []string{fmt.Sprintf("KDA's sliding window gives a row for every input row, over the %s before it; sluice's gives a row per group every %s, over the %s before its window_end: the same aggregates, at the slide's granularity rather than per row. Set every: to trade rows for precision", spec.rng, every, spec.rng)}
-	return x.emitWindow(from, base, w, "sliding", flow(mapping("size", str(dur(spec.rng)), "every", str(dur(every)))), notes)
+	return x.emitWindow(from, base, w, "sliding", yamlout.Flow(yamlout.Mapping("size", yamlout.Str(dur(spec.rng)), "every", yamlout.Str(dur(every)))), notes)
 }
 
 // slideFor is the slide of a sliding window of size d: a second, or the
@@ -913,7 +914,7 @@ func (x *pumpCtx) plain(from, base string) error {
 	if err != nil {
 		return err
 	}
-	m := flow(mapping())
+	m := yamlout.Flow(yamlout.Mapping())
 	var kept []string
 	for i, it := range sel.items {
 		if _, ok, _ := x.aggregate(it.e); ok {
@@ -929,7 +930,7 @@ func (x *pumpCtx) plain(from, base string) error {
 		}
 		kept = append(kept, out)
 		if v != out {
-			set(m, out, str(v))
+			yamlout.Set(m, out, yamlout.Str(v))
 		}
 	}
 	projection := fmt.Sprintf("KDA's rows of %s hold only the selected columns (%s); sluice's keep the record's other fields too (a map with field: null deletes one)", x.pu.into, strings.Join(kept, ", "))
@@ -944,7 +945,7 @@ func (x *pumpCtx) plain(from, base string) error {
 	}
 	name := x.c.stepName(base)
 	k := x.c.addStep(name, from, "map", m)
-	comment(k, fmt.Sprintf("the pump %s into %s (%s)", x.pu.name, x.pu.into, x.pu.pos))
+	yamlout.Comment(k, fmt.Sprintf("the pump %s into %s (%s)", x.pu.name, x.pu.into, x.pu.pos))
 	if !sel.star {
 		x.c.doc.note(k, "%s", projection)
 	}
@@ -1046,7 +1047,7 @@ func (x *pumpCtx) tableFunc(from, base string) error {
 		if !ok || secs < 1 || secs > 86400 {
 			return errAt(tf.pos, "%s: the window's size in seconds (1 to 86400) is argument %d", tf.name, secsArg+2)
 		}
-		if err := x.emitWindow(from, base, w, "tumbling", str(dur(time.Duration(secs)*time.Second)), notes); err != nil {
+		if err := x.emitWindow(from, base, w, "tumbling", yamlout.Str(dur(time.Duration(secs)*time.Second)), notes); err != nil {
 			return err
 		}
 		return x.outerWhere(base)
@@ -1055,34 +1056,34 @@ func (x *pumpCtx) tableFunc(from, base string) error {
 		if err != nil {
 			return err
 		}
-		a := mapping("fields", strs(fields...))
+		a := yamlout.Mapping("fields", yamlout.Strings(fields...))
 		for i, key := range []string{"number_of_trees", "sub_sample_size", "time_decay", "shingle_size"} {
 			n, given, err := intArg(i, key, 0)
 			if err != nil {
 				return err
 			}
 			if given {
-				set(a, key, integer(n))
+				yamlout.Set(a, key, yamlout.Int(n))
 			}
 		}
 		explain := tf.name == "RANDOM_CUT_FOREST_WITH_EXPLANATION"
 		if explain {
-			set(a, "explain", boolean(true))
+			yamlout.Set(a, "explain", yamlout.Bool(true))
 			if len(tf.args) > 4 {
 				notes = append(notes, "withDirectionality: sluice always gives each field's direction")
 			}
 		}
 		name := x.c.stepName(base + "_forest")
-		k := x.c.addStep(name, from, "anomaly", flow(a))
-		comment(k, fmt.Sprintf("the pump %s into %s (%s): %s", x.pu.name, x.pu.into, x.pu.pos, tf.name))
+		k := x.c.addStep(name, from, "anomaly", yamlout.Flow(a))
+		yamlout.Comment(k, fmt.Sprintf("the pump %s into %s (%s): %s", x.pu.name, x.pu.into, x.pu.pos, tf.name))
 		for _, n := range notes {
 			x.c.doc.note(k, "%s", n)
 		}
-		comment(k, fmt.Sprintf("the forest scores the columns %s, the numeric columns KDA's function reads", strings.Join(fields, ", ")))
-		m := flow(mapping("ANOMALY_SCORE", str("anomaly_score"), "anomaly_score", null()))
+		yamlout.Comment(k, fmt.Sprintf("the forest scores the columns %s, the numeric columns KDA's function reads", strings.Join(fields, ", ")))
+		m := yamlout.Flow(yamlout.Mapping("ANOMALY_SCORE", yamlout.Str("anomaly_score"), "anomaly_score", yamlout.Null()))
 		if explain {
-			set(m, "ANOMALY_EXPLANATION", str("anomaly_explanation"))
-			set(m, "anomaly_explanation", null())
+			yamlout.Set(m, "ANOMALY_EXPLANATION", yamlout.Str("anomaly_explanation"))
+			yamlout.Set(m, "anomaly_explanation", yamlout.Null())
 			x.c.doc.note(k, "KDA's ANOMALY_EXPLANATION is a JSON string of {column: {DIRECTION, STRENGTH, ATTRIBUTION_SCORE}}; sluice's is an object of {field: {attribution_score, direction}}")
 		}
 		out := x.c.stepName(base)
@@ -1114,7 +1115,7 @@ func (x *pumpCtx) outerWhere(base string) error {
 		return err
 	}
 	filt := x.c.stepName(base + "_where")
-	x.c.addStep(filt, x.c.produced[x.pu.into], "filter", str(cond))
+	x.c.addStep(filt, x.c.produced[x.pu.into], "filter", yamlout.Str(cond))
 	x.c.produced[x.pu.into] = filt
 	return nil
 }

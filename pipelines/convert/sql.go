@@ -216,6 +216,10 @@ func lex(src string) ([]token, error) {
 			}
 			adv(end + 4)
 		case c == '"':
+			// A quoted name, "" a quote: the rule of the timestamp
+			// patterns' '' in sinks/keys too, kept apart because each
+			// reports its own error at its own position (line and
+			// column of the SQL here, an offset in a pattern there).
 			j := i + 1
 			var b strings.Builder
 			for {
