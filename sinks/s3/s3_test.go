@@ -473,7 +473,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"part size", func(c *s3sink.Config) { c.PartSize = 1 << 20 }, "part_size must be from 5MiB to 5GiB"},
 		{"many problems", func(c *s3sink.Config) { c.Bucket, c.PartSize = "a/b", 1 }, "part_size must be from 5MiB to 5GiB"},
 		{"retry", func(c *s3sink.Config) { c.Retry = -time.Second }, "cannot be negative"},
-		{"format", func(c *s3sink.Config) { c.Format = "avro" }, `unknown format "avro"; use json or parquet`},
+		{"format", func(c *s3sink.Config) { c.Format = "avro" }, `unknown format "avro"; use json, parquet or arrow`},
 		{"prefix", func(c *s3sink.Config) { c.Prefix = "/abs/" }, "remove the leading '/'"},
 		{"unused key", func(c *s3sink.Config) { c.Prefix = "x/" }, "not used by the prefix"},
 		{"half credentials", func(c *s3sink.Config) { c.Client = nil; c.AccessKeyID = "AKIA" }, "access_key_id needs secret_access_key"},
