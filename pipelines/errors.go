@@ -52,7 +52,9 @@ func (e Error) Error() string {
 // is invalid; errors.As gets it back.
 type ErrorList []Error
 
-// Error returns one problem per line.
+// Error returns one problem per line, as engine.ConfigErrors does for a
+// component's: the two lists hold different problems (file positions
+// here, configuration keys there) and only the joining is alike.
 func (l ErrorList) Error() string {
 	lines := make([]string, len(l))
 	for i, e := range l {

@@ -343,6 +343,9 @@ func (r *stateReader) fail(what string) {
 	r.b = nil
 }
 
+// uvarint and varint read the two integer encodings of the state; they
+// look alike, but a shared reader taking the decoder would cost a call
+// per field of every group restored, and name its failure less well.
 func (r *stateReader) uvarint() uint64 {
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
