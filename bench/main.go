@@ -2,7 +2,7 @@
 // same generated input, one whole process against the other, and checks
 // that both wrote the same records.
 //
-//	go run . [-records 1000000] [-runs 3] [-workloads a,b,c,c',d] [-peer build|none|PATH]
+//	go run . [-records 1000000] [-runs 3] [-workloads a,b,c,c',d,e,f] [-peer build|none|PATH]
 //	go run . -smoke      # tiny input, sluice only, checks outputs: CI's guard against rot
 //
 // Workloads (the configurations are in workloads/):
@@ -12,6 +12,10 @@
 //	c  JSON lines → Parquet with zstd, a declared schema
 //	c' the same with the schema inferred from the records
 //	d  JSON lines → Arrow IPC files, declared columns (target: 200 MB of input per CPU-second)
+//	e  the whole path: the input put into sluice serve (4 shards), a pipeline
+//	   reading it with the kinesis source, b's window, the rows to S3 on s3rver
+//	f  latency: records put one by one, and how long after its end each
+//	   1 s window's row is on the pipeline's API (target: p99 under 1 s)
 //
 // Workload c also runs refparquet/, a single-purpose reference writer of
 // the same Parquet (see its doc), in the same run, so that sluice is
@@ -73,7 +77,7 @@ func run(ctx context.Context, args []string) error {
 	var workloads string
 	fl.IntVar(&o.records, "records", 1_000_000, "records in the generated input")
 	fl.IntVar(&o.runs, "runs", 3, "runs of each system on each workload; the median is reported")
-	fl.StringVar(&workloads, "workloads", "a,b,c,c',d", "workloads to run, comma-separated (c' may be written c-inferred)")
+	fl.StringVar(&workloads, "workloads", "a,b,c,c',d,e,f", "workloads to run, comma-separated (c' may be written c-inferred)")
 	fl.StringVar(&o.peer, "peer", "build", "Benthos: build (from benthos/), none, or the path of a binary")
 	fl.StringVar(&o.work, "work", filepath.Join(os.TempDir(), "sluice-bench"), "scratch directory for binaries, input and outputs")
 	fl.StringVar(&o.repo, "repo", "..", "the sluice repository, whose ./cmd/sluice is built")
@@ -92,7 +96,7 @@ func run(ctx context.Context, args []string) error {
 	o.workloads = strings.Split(workloads, ",")
 	for _, w := range o.workloads {
 		if workloadByName(w) == nil {
-			return fmt.Errorf("unknown workload %q: use a, b, c, c' or d", w)
+			return fmt.Errorf("unknown workload %q: use a, b, c, c', d, e or f", w)
 		}
 	}
 	var err error
@@ -158,6 +162,14 @@ func run(ctx context.Context, args []string) error {
 				continue
 			case sys.name == "reference" && !w.reference:
 				continue
+			case w.run != nil && sys.name != "sluice":
+				continue
+			case w.run != nil:
+				row.skipped, err = w.run(ctx, o, w, sys.bin, in, &row)
+				if err != nil {
+					row.err = err
+					failed = true
+				}
 			case sys.name == "Benthos" && w.benthos == "":
 				row.skipped = w.benthosMissing
 			default:

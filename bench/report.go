@@ -20,6 +20,8 @@ type result struct {
 	loadAfter  float64
 	skipped    string
 	err        error
+	// live holds what workloads e and f measure; samples is empty then.
+	live *liveResult
 }
 
 // figures are the medians turned into rates.
@@ -52,6 +54,9 @@ func (r *result) line() string {
 		return head + " FAILED: " + r.err.Error()
 	case r.skipped != "":
 		return head + " skipped: " + r.skipped
+	}
+	if r.live != nil {
+		return head + " " + r.liveSummary()
 	}
 	f, _ := r.figures()
 	return fmt.Sprintf("%s %12s rec/s %12s rec/CPU-s %7.1f MB/s  cpu %.2fs  wall %.2fs  rss %d MiB  out %d records  load %.2f→%.2f",
@@ -88,6 +93,10 @@ func (rep *report) markdown() string {
 			fmt.Fprintf(&b, "| %s | %s | not run: %s |||||||||\n", name, r.system, oneLine(r.skipped))
 			continue
 		}
+		if r.live != nil {
+			fmt.Fprintf(&b, "| %s | %s | %s |||||||| %s | %.2f → %.2f |\n", name, r.system, r.liveSummary(), thousands(float64(r.outRecords)), r.loadBefore, r.loadAfter)
+			continue
+		}
 		f, _ := r.figures()
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %.1f | %.2f | %.2f | %d MiB | %s | %.2f → %.2f |\n",
 			name, r.system, thousands(f.recPerSec), thousands(f.recPerCPU), f.mbPerSec, f.mbPerCPU,
@@ -98,6 +107,14 @@ func (rep *report) markdown() string {
 		s := &rep.rows[i]
 		if s.system != "sluice" {
 			continue
+		}
+		if l := s.live; l != nil && s.err == nil && l.windows > 0 {
+			met := "met"
+			if l.p99 >= latencyTarget {
+				met = "not met"
+			}
+			ratios = append(ratios, fmt.Sprintf("- %s: p99 %s beyond the window's end against a target of under %s: %s",
+				s.workload.name, l.p99.Round(time.Millisecond), latencyTarget, met))
 		}
 		fs, ok := s.figures()
 		if !ok || s.err != nil {
@@ -188,4 +205,15 @@ func thousands(n float64) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// liveSummary is the figures of workload e or f in one cell.
+func (r *result) liveSummary() string {
+	l := r.live
+	if l.windows > 0 {
+		return fmt.Sprintf("p50 %s, p99 %s beyond the window's end over %d windows (%d records one by one); %s",
+			l.p50.Round(time.Millisecond), l.p99.Round(time.Millisecond), l.windows, r.input.records, l.cpuShares())
+	}
+	return fmt.Sprintf("%s records/s end to end (%s records in %.2fs); CPU: %s",
+		thousands(float64(r.input.records)/l.wall.Seconds()), thousands(float64(r.input.records)), l.wall.Seconds(), l.cpuShares())
 }

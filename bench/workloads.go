@@ -1,6 +1,9 @@
 package main
 
-import "strings"
+import (
+	"context"
+	"strings"
+)
 
 // workload is one race: the pipeline file each system runs, and the check
 // of their outputs.
@@ -15,7 +18,10 @@ type workload struct {
 	reference bool
 	// target is sluice's target in MB of input per CPU-second (0: none
 	// stated here).
-	target   float64
+	target float64
+	// run, when set, runs sluice on the workload in place of one
+	// process on the input file; Benthos and the reference do not.
+	run      func(ctx context.Context, o options, w *workload, sluice string, in inputInfo, row *result) (skipped string, err error)
 	newCheck func() check
 	check    check
 }
@@ -59,9 +65,32 @@ func workloadByName(name string) *workload {
 			target:         arrowTarget,
 			newCheck:       func() check { return newArrowCheck() },
 		}
+	case "e":
+		return &workload{
+			name: "e", title: "whole path: sluice serve (4 shards) → kinesis source → 1-minute window → S3 (s3rver)",
+			sluice: "e-path.sluice.yaml", benthosMissing: "not raced: the path is sluice's own servers",
+			run:      runPath,
+			newCheck: func() check { return &windowCheck{} },
+		}
+	case "f":
+		return &workload{
+			name: "f", title: "latency: PutRecord → its 1 s window's row on the pipeline's API",
+			sluice: "f-latency.sluice.yaml", benthosMissing: "not raced: the path is sluice's own servers",
+			run: func(ctx context.Context, o options, w *workload, sluice string, _ inputInfo, row *result) (string, error) {
+				return runLatency(ctx, o, w, sluice, row)
+			},
+			// The records are made as they are put; the check is in runLatency.
+			newCheck: func() check { return noCheck{} },
+		}
 	}
 	return nil
 }
+
+// noCheck is the check of a workload that does not read the input file.
+type noCheck struct{}
+
+func (noCheck) see(event, []byte)          {}
+func (noCheck) verify(string) (int, error) { return 0, nil }
 
 const parquetMissing = "parquet_encode is not part of Benthos's open-source pure and io components " +
 	"(it ships with Redpanda Connect, under another licence)"
