@@ -305,7 +305,7 @@ func TestS3rverErrorPrefixThroughFaults(t *testing.T) {
 		proxy := testservers.NewFaultProxy(t, srv.URL)
 		proxy.Fail(ownKey)
 		src := &source{shards: []string{"s0", "s1"}, perShard: 50, batch: 10}
-		p, sink := faultRun(t, proxy, t.TempDir(), src)
+		p, sink := faultRun(t, proxy, t.TempDir(), src, 300*time.Millisecond)
 		if err := p.Run(context.Background()); err != nil {
 			t.Fatalf("run: %v", err)
 		}
@@ -342,7 +342,7 @@ func TestS3rverErrorPrefixThroughFaults(t *testing.T) {
 		proxy.Fail(every)
 		src := &source{shards: []string{"s0", "s1"}, perShard: 50, batch: 10}
 		dir := t.TempDir()
-		p, sink := faultRun(t, proxy, dir, src)
+		p, sink := faultRun(t, proxy, dir, src, 300*time.Millisecond)
 		err := p.Run(context.Background())
 		sink.Close()
 		if err == nil || strings.Count(err.Error(), "StatusCode: 500") != 2 || !strings.Contains(err.Error(), "; and to the error prefix as errors/delivery-failed/") {
@@ -352,28 +352,70 @@ func TestS3rverErrorPrefixThroughFaults(t *testing.T) {
 			t.Fatalf("bucket holds %d objects while every call failed", len(objects))
 		}
 		proxy.Fail(nil)
-		p, sink = faultRun(t, proxy, dir, src)
-		if err := p.Run(context.Background()); err != nil {
-			t.Fatalf("run after the faults: %v", err)
-		}
-		sink.Close()
-		counts := map[string]int{}
-		for key, data := range testservers.BucketObjects(t, client, "bucket") {
-			if !strings.HasPrefix(key, "data/part=p") {
-				t.Fatalf("object %s is outside the prefix", key)
-			}
-			delivered(t, key, data, counts)
-		}
-		checkOnce(t, src, counts, "after the faults")
-		if n, _ := sink.Undelivered(); n != 0 || p.Stats.Errors.Load() != 0 {
-			t.Errorf("run after the faults counts %d undelivered, %d errors; want none", n, p.Stats.Errors.Load())
-		}
+		deliversOnce(t, proxy, client, dir, src, 300*time.Millisecond, "after the faults")
 	})
 }
 
-// faultRun makes a pipeline that delivers src through proxy, with a
-// short retry duration, staging and checkpointing under dir.
-func faultRun(t *testing.T, proxy *testservers.FaultProxy, dir string, src *source) (*engine.Pipeline, *s3sink.Sink) {
+// deliversOnce runs src through proxy to the end and checks that the
+// bucket then holds every record once under its own key, with nothing
+// counted undelivered.
+func deliversOnce(t *testing.T, proxy *testservers.FaultProxy, client *awss3.Client, dir string, src *source, retry time.Duration, what string) {
+	t.Helper()
+	p, sink := faultRun(t, proxy, dir, src, retry)
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatalf("run %s: %v", what, err)
+	}
+	sink.Close()
+	counts := map[string]int{}
+	for key, data := range testservers.BucketObjects(t, client, "bucket") {
+		if !strings.HasPrefix(key, "data/part=p") {
+			t.Fatalf("object %s is outside the prefix", key)
+		}
+		delivered(t, key, data, counts)
+	}
+	checkOnce(t, src, counts, what)
+	if n, last := sink.Undelivered(); n != 0 || p.Stats.Errors.Load() != 0 {
+		t.Errorf("run %s counts %d undelivered (last %q), %d errors; want none", what, n, last, p.Stats.Errors.Load())
+	}
+}
+
+// TestS3rverThroughSlowDownBurstsAndResets puts a scripted proxy between
+// the sink and s3rver: s3rver down (connections reset) for the first 4
+// requests, then every second PutObject of an output answered 503
+// SlowDown (a burst of 6), every fourth HeadObject 500 InternalError, every fifth
+// PutObject's connection reset and every second one held 20 ms (the 600
+// records make about 16 objects).
+//
+// Expected: the run ends without error, nothing goes under the error
+// prefix, no record counts as undelivered, and reading the bucket back
+// gives every record exactly once under its own key; the proxy counts
+// each kind of fault it injected.
+func TestS3rverThroughSlowDownBurstsAndResets(t *testing.T) {
+	srv, client := startS3rver(t, "bucket")
+	proxy := testservers.NewFaultProxy(t, srv.URL)
+	proxy.Fail(testservers.Script(
+		testservers.Rule{Op: "*", Times: 4, Fault: testservers.Fault{Reset: true}},
+		testservers.Rule{Op: "PUT /bucket/data/*", Every: 2, Times: 6, Fault: testservers.S3Error(http.StatusServiceUnavailable, "SlowDown")},
+		testservers.Rule{Op: "HEAD /bucket/data/*", Every: 4, Fault: testservers.S3Error(http.StatusInternalServerError, "InternalError")},
+		testservers.Rule{Op: "PUT /bucket/data/*", Every: 5, Fault: testservers.Fault{Reset: true}},
+		testservers.Rule{Op: "PUT /bucket/data/*", Every: 2, Fault: testservers.Fault{Delay: 20 * time.Millisecond}},
+	))
+	src := &source{shards: []string{"s0", "s1", "s2"}, perShard: 200, batch: 10}
+	deliversOnce(t, proxy, client, t.TempDir(), src, time.Minute, "through the faults")
+	for _, label := range []string{"SlowDown", "InternalError", "reset", "delay"} {
+		if proxy.InjectedOf(label) == 0 {
+			t.Errorf("the proxy injected no %s: %v", label, proxy.Injected())
+		}
+	}
+	if n := proxy.InjectedOf("SlowDown"); n != 6 {
+		t.Errorf("%d SlowDown answers, want the burst of 6: %v", n, proxy.Injected())
+	}
+	t.Logf("injected: %v", proxy.Injected())
+}
+
+// faultRun makes a pipeline that delivers src through proxy, with the
+// retry duration retry, staging and checkpointing under dir.
+func faultRun(t *testing.T, proxy *testservers.FaultProxy, dir string, src *source, retry time.Duration) (*engine.Pipeline, *s3sink.Sink) {
 	t.Helper()
 	api, err := s3sink.NewClient(context.Background(), s3sink.ClientConfig{
 		Endpoint: proxy.URL, PathStyle: true, AccessKeyID: testservers.AccessKeyID, SecretAccessKey: testservers.SecretAccessKey,
@@ -381,7 +423,7 @@ func faultRun(t *testing.T, proxy *testservers.FaultProxy, dir string, src *sour
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := run{api: api, sys: fsys.OS{}, format: "json", bufRecs: 40, retry: 300 * time.Millisecond}
+	r := run{api: api, sys: fsys.OS{}, format: "json", bufRecs: 40, retry: retry}
 	p, sink, err := r.pipeline(t, src, filepath.Join(dir, "staging"), filepath.Join(dir, "ckpt"))
 	if err != nil {
 		t.Fatal(err)
